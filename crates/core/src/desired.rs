@@ -1,0 +1,708 @@
+//! The desired state: what the manifests ask for, validated and with every
+//! reference checked. The manifest loader builds it; the planner reads it.
+
+use crate::cron::Cron;
+use crate::ids::{ImageId, Kind, ResourceKey, ResourceName, SnapshotId, Zone};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Tags as a sorted map, so that output is deterministic.
+pub type Tags = BTreeMap<String, String>;
+
+/// A whole stack as the manifests declare it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    /// The stack's name (the `Stack` document's name).
+    pub stack: ResourceName,
+    /// The region it lives in.
+    pub region: String,
+    /// Tags added to every resource.
+    pub tags: Tags,
+    /// Key pairs by name.
+    pub key_pairs: BTreeMap<ResourceName, KeyPairSpec>,
+    /// Security groups by name.
+    pub security_groups: BTreeMap<ResourceName, SecurityGroupSpec>,
+    /// Fleets by name.
+    pub fleets: BTreeMap<ResourceName, FleetSpec>,
+    /// Volumes by name.
+    pub volumes: BTreeMap<ResourceName, VolumeSpec>,
+    /// Balancers by name.
+    pub balancers: BTreeMap<ResourceName, BalancerSpec>,
+    /// Buckets by name (the name is the bucket's name).
+    pub buckets: BTreeMap<ResourceName, BucketSpec>,
+    /// CDN distributions by name.
+    pub cdns: BTreeMap<ResourceName, CdnSpec>,
+}
+
+impl Desired {
+    /// An empty stack: what `destroy` converges to.
+    pub fn empty(stack: ResourceName, region: String) -> Self {
+        Self {
+            stack,
+            region,
+            tags: Tags::new(),
+            key_pairs: BTreeMap::new(),
+            security_groups: BTreeMap::new(),
+            fleets: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            balancers: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            cdns: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the stack declares a resource with this kind and name.
+    pub fn contains(&self, key: &ResourceKey) -> bool {
+        let n = &key.name;
+        match key.kind {
+            Kind::Stack => *n == self.stack,
+            Kind::KeyPair => self.key_pairs.contains_key(n),
+            Kind::SecurityGroup => self.security_groups.contains_key(n),
+            Kind::Fleet => self.fleets.contains_key(n),
+            Kind::Volume => self.volumes.contains_key(n),
+            Kind::Balancer => self.balancers.contains_key(n),
+            Kind::Bucket => self.buckets.contains_key(n),
+            Kind::Cdn => self.cdns.contains_key(n),
+        }
+    }
+
+    /// The volume attached to a fleet, if any.
+    pub fn volume_attached_to(&self, fleet: &ResourceName) -> Option<(&ResourceName, &VolumeSpec)> {
+        self.volumes
+            .iter()
+            .find(|(_, v)| v.attach.as_ref().is_some_and(|a| &a.fleet == fleet))
+    }
+}
+
+/// An SSH key pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyPairSpec {
+    /// The OpenSSH public key text (`ssh-ed25519 AAAA… comment`).
+    pub public_key: String,
+    /// Tags of this resource (the stack's tags are added by the planner).
+    pub tags: Tags,
+}
+
+/// A security group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupSpec {
+    /// The group's description (immutable in AWS: a change replaces the group).
+    pub description: String,
+    /// Inbound rules.
+    pub ingress: Vec<IngressRule>,
+    /// Tags of this resource.
+    pub tags: Tags,
+}
+
+/// The IP protocol of a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP, with a port or range.
+    Tcp,
+    /// UDP, with a port or range.
+    Udp,
+    /// ICMP, all types.
+    Icmp,
+    /// Every protocol and port.
+    All,
+}
+
+impl Protocol {
+    /// The protocol as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+            Protocol::All => "all",
+        }
+    }
+}
+
+/// An inclusive port range; a single port has `from == to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortRange {
+    /// First port.
+    pub from: u16,
+    /// Last port (inclusive).
+    pub to: u16,
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+/// Where traffic allowed by a rule may come from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Source {
+    /// An IPv4 CIDR block, normalised (`203.0.113.7/32`).
+    Cidr(String),
+    /// Another security group of the stack, by manifest name.
+    Group(ResourceName),
+}
+
+/// One inbound rule. Ports are `None` for `icmp` and `all`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IngressRule {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The port range (`None` for icmp and all).
+    pub ports: Option<PortRange>,
+    /// The source.
+    pub source: Source,
+}
+
+impl fmt::Display for IngressRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.protocol.as_str())?;
+        if let Some(p) = self.ports {
+            write!(f, " {p}")?;
+        }
+        match &self.source {
+            Source::Cidr(c) => write!(f, " from {c}"),
+            Source::Group(g) => write!(f, " from SecurityGroup/{g}"),
+        }
+    }
+}
+
+/// A fleet of identical instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetSpec {
+    /// The machine image.
+    pub image: ImageId,
+    /// The instance type (`m1.small`).
+    pub instance_type: String,
+    /// Zones to spread instances over, in the manifest's order.
+    pub zones: Vec<Zone>,
+    /// The replica count when no schedule rule or autoscaler says otherwise.
+    pub replicas: u32,
+    /// The key pair (manifest name), if any.
+    pub key_pair: Option<ResourceName>,
+    /// Security groups (manifest names).
+    pub security_groups: Vec<ResourceName>,
+    /// User data, with references resolved at plan or apply time.
+    pub user_data: Template,
+    /// Tags of this fleet's instances.
+    pub tags: Tags,
+    /// Scheduled replica counts.
+    pub schedule: Option<Schedule>,
+    /// Metric-driven scaling bounds and rules.
+    pub autoscale: Option<Autoscale>,
+    /// How health is judged.
+    pub health: Health,
+    /// How replacements roll.
+    pub update: UpdatePolicy,
+}
+
+/// Replica counts that follow cron rules in a time zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The IANA time zone the rules are read in.
+    pub timezone: String,
+    /// The rules; the one that fired most recently is in effect.
+    pub rules: Vec<ScheduleRule>,
+}
+
+/// One scheduled replica count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRule {
+    /// When the rule takes effect.
+    pub cron: Cron,
+    /// The replica count from then on.
+    pub replicas: u32,
+}
+
+/// Metric-driven scaling, acted on by the reconcile loop. `plan` and
+/// `apply` keep the fleet's current count within `[min, max]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Autoscale {
+    /// Where the metric is read: a plain number in the response body.
+    pub metric_url: String,
+    /// How often the metric is read.
+    pub every: Duration,
+    /// Add instances while the metric is above a threshold.
+    pub scale_out: ScaleOut,
+    /// Remove instances while the metric is below a threshold.
+    pub scale_in: ScaleIn,
+    /// The fewest instances.
+    pub min: u32,
+    /// The most instances.
+    pub max: u32,
+    /// The least time between two scaling actions.
+    pub cooldown: Duration,
+}
+
+/// The scale-out rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleOut {
+    /// Threshold the metric must exceed.
+    pub above: f64,
+    /// Instances added per action.
+    pub step: u32,
+}
+
+/// The scale-in rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleIn {
+    /// Threshold the metric must fall under.
+    pub below: f64,
+    /// Instances removed per action.
+    pub step: u32,
+    /// Only instances that have run this long are removed.
+    pub min_uptime: Duration,
+}
+
+/// How a fleet's health is judged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// How long a new instance may be unhealthy before it counts.
+    pub grace: Duration,
+    /// An HTTP probe, if any.
+    pub http: Option<HttpCheck>,
+}
+
+/// An HTTP health probe: `GET http://ADDRESS:PORT/PATH` must answer 2xx and
+/// contain `expect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpCheck {
+    /// Port.
+    pub port: u16,
+    /// Path, starting with `/`.
+    pub path: String,
+    /// Text the body must contain, if any.
+    pub expect: Option<String>,
+}
+
+/// The rolling-replacement budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    /// Extra instances allowed above the target while replacing.
+    pub max_surge: u32,
+    /// Instances allowed below the target while replacing.
+    pub max_unavailable: u32,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        Self {
+            max_surge: 1,
+            max_unavailable: 0,
+        }
+    }
+}
+
+/// The EBS volume type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    /// General purpose SSD (previous generation).
+    Gp2,
+    /// General purpose SSD.
+    Gp3,
+    /// Provisioned IOPS SSD.
+    Io1,
+    /// Provisioned IOPS SSD.
+    Io2,
+    /// Throughput-optimised HDD.
+    St1,
+    /// Cold HDD.
+    Sc1,
+    /// Magnetic.
+    Standard,
+}
+
+impl VolumeType {
+    /// Every type, as written in manifests.
+    pub const ALL: [VolumeType; 7] = [
+        VolumeType::Gp2,
+        VolumeType::Gp3,
+        VolumeType::Io1,
+        VolumeType::Io2,
+        VolumeType::St1,
+        VolumeType::Sc1,
+        VolumeType::Standard,
+    ];
+
+    /// The type as written in manifests and the EC2 API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeType::Gp2 => "gp2",
+            VolumeType::Gp3 => "gp3",
+            VolumeType::Io1 => "io1",
+            VolumeType::Io2 => "io2",
+            VolumeType::St1 => "st1",
+            VolumeType::Sc1 => "sc1",
+            VolumeType::Standard => "standard",
+        }
+    }
+
+    /// Parses a type as written in manifests.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What happens to a volume or bucket removed from the manifests (or the
+/// stack destroyed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionPolicy {
+    /// Keep it: the delete is shown as blocked and never done.
+    Retain,
+    /// Delete it.
+    Delete,
+    /// Take a final snapshot, then delete it (volumes only).
+    Snapshot,
+}
+
+impl DeletionPolicy {
+    /// The policy as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "retain",
+            DeletionPolicy::Delete => "delete",
+            DeletionPolicy::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// An EBS volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// Size in GiB.
+    pub size_gib: u32,
+    /// Its zone: it can only attach to instances there.
+    pub zone: Zone,
+    /// The volume type.
+    pub volume_type: VolumeType,
+    /// Restore from this snapshot when created (ignored afterwards).
+    pub from_snapshot: Option<SnapshotId>,
+    /// Where it is attached.
+    pub attach: Option<Attachment>,
+    /// Scheduled snapshots, taken by the reconcile loop.
+    pub snapshots: Option<SnapshotPolicy>,
+    /// What happens when it is removed.
+    pub deletion_policy: DeletionPolicy,
+    /// Tags of this resource.
+    pub tags: Tags,
+}
+
+/// A volume's attachment to a one-replica fleet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The fleet (manifest name).
+    pub fleet: ResourceName,
+    /// The device name (`/dev/sdj`).
+    pub device: String,
+}
+
+/// Scheduled snapshots of a volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotPolicy {
+    /// When to take one.
+    pub schedule: Cron,
+    /// The time zone the schedule is read in.
+    pub timezone: String,
+    /// How many of converge's snapshots of this volume to keep.
+    pub keep: u32,
+}
+
+/// The protocol of a balancer listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ListenerProtocol {
+    /// HTTP.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTPS.
+    #[serde(rename = "HTTPS")]
+    Https,
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// SSL.
+    #[serde(rename = "SSL")]
+    Ssl,
+}
+
+impl ListenerProtocol {
+    /// The protocol as written in manifests and the ELB API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Http => "HTTP",
+            ListenerProtocol::Https => "HTTPS",
+            ListenerProtocol::Tcp => "TCP",
+            ListenerProtocol::Ssl => "SSL",
+        }
+    }
+
+    /// Parses a protocol as written in manifests.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Http, Self::Https, Self::Tcp, Self::Ssl]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// A balancer listener: traffic on `port` goes to `instance_port`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Listener {
+    /// The balancer's port.
+    pub port: u16,
+    /// The instances' port.
+    pub instance_port: u16,
+    /// The protocol.
+    pub protocol: ListenerProtocol,
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}→{}",
+            self.protocol.as_str(),
+            self.port,
+            self.instance_port
+        )
+    }
+}
+
+/// A balancer's health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// `HTTP:80/` or `TCP:5432`.
+    pub target: String,
+    /// Seconds between checks.
+    pub interval_secs: u32,
+    /// Seconds before a check fails (below the interval).
+    pub timeout_secs: u32,
+    /// Consecutive successes to become InService (2–10).
+    pub healthy_threshold: u32,
+    /// Consecutive failures to become OutOfService (2–10).
+    pub unhealthy_threshold: u32,
+}
+
+impl fmt::Display for HealthCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} every {}s, timeout {}s, healthy {}, unhealthy {}",
+            self.target,
+            self.interval_secs,
+            self.timeout_secs,
+            self.healthy_threshold,
+            self.unhealthy_threshold
+        )
+    }
+}
+
+/// A classic load balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BalancerSpec {
+    /// Zones it serves.
+    pub zones: Vec<Zone>,
+    /// Its listeners.
+    pub listeners: Vec<Listener>,
+    /// Its health check.
+    pub health_check: HealthCheck,
+    /// Fleets whose instances are its members.
+    pub fleets: Vec<ResourceName>,
+    /// Tags of this resource.
+    pub tags: Tags,
+}
+
+/// An S3 bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BucketSpec {
+    /// Whether anyone may read its objects.
+    pub public_read: bool,
+    /// What happens when it is removed (`retain` or `delete`).
+    pub deletion_policy: DeletionPolicy,
+    /// Tags of this resource.
+    pub tags: Tags,
+}
+
+/// Where a distribution writes its access logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdnLogging {
+    /// The bucket (manifest name).
+    pub bucket: ResourceName,
+    /// Key prefix.
+    pub prefix: String,
+}
+
+/// A CloudFront distribution in front of a bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CdnSpec {
+    /// The origin bucket (manifest name).
+    pub origin_bucket: ResourceName,
+    /// Alternate domain names (CNAMEs), sorted.
+    pub aliases: Vec<String>,
+    /// Whether it serves traffic.
+    pub enabled: bool,
+    /// Access logging, if on.
+    pub logging: Option<CdnLogging>,
+    /// A free-text comment.
+    pub comment: String,
+    /// The object served for `/`.
+    pub default_root_object: Option<String>,
+    /// Tags of this resource.
+    pub tags: Tags,
+}
+
+/// A text with references, such as user data:
+/// `role=app;db=${Fleet/db.privateIp}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// The literal and referenced parts, in order.
+    pub parts: Vec<TemplatePart>,
+}
+
+impl Template {
+    /// A template with no references.
+    pub fn literal(text: impl Into<String>) -> Self {
+        let text = text.into();
+        if text.is_empty() {
+            Self::default()
+        } else {
+            Self {
+                parts: vec![TemplatePart::Text(text)],
+            }
+        }
+    }
+
+    /// The resource references it holds (not the environment ones).
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.parts.iter().filter_map(|p| match p {
+            TemplatePart::Ref(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Whether any part comes from the environment, which makes the whole
+    /// value sensitive in every output.
+    pub fn is_sensitive(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, TemplatePart::Env { .. }))
+    }
+
+    /// Whether the template is empty.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+}
+
+/// A piece of a template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TemplatePart {
+    /// Literal text.
+    Text(String),
+    /// `${Kind/name.attr}`.
+    Ref(Reference),
+    /// `${env:NAME}`, read when the manifests are loaded.
+    Env {
+        /// The variable's name.
+        name: String,
+        /// Its value; never serialized, printed or logged.
+        #[serde(skip)]
+        value: Secret,
+    },
+}
+
+/// A value read from the environment. Its `Debug` and `Display` print
+/// `(sensitive)`, and it is never serialized.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a sensitive value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the one place that must send it to the cloud.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+/// A reference to another resource's attribute.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Reference {
+    /// The resource referred to.
+    pub target: ResourceKey,
+    /// Which of its attributes.
+    pub attr: Attr,
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${{{}.{}}}", self.target, self.attr.as_str())
+    }
+}
+
+/// Attributes a reference may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Attr {
+    /// `Fleet/x.privateIp`: the one instance's private address.
+    PrivateIp,
+    /// `Fleet/x.privateIps`: every instance's address, comma-separated.
+    PrivateIps,
+    /// `Balancer/x.dnsName`.
+    DnsName,
+    /// `Cdn/x.domainName`.
+    DomainName,
+    /// `Volume/x.id`.
+    Id,
+}
+
+impl Attr {
+    /// The attribute as written in references.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attr::PrivateIp => "privateIp",
+            Attr::PrivateIps => "privateIps",
+            Attr::DnsName => "dnsName",
+            Attr::DomainName => "domainName",
+            Attr::Id => "id",
+        }
+    }
+
+    /// The attributes a kind offers.
+    pub fn of_kind(kind: Kind) -> &'static [Attr] {
+        match kind {
+            Kind::Fleet => &[Attr::PrivateIp, Attr::PrivateIps],
+            Kind::Balancer => &[Attr::DnsName],
+            Kind::Cdn => &[Attr::DomainName],
+            Kind::Volume => &[Attr::Id],
+            _ => &[],
+        }
+    }
+
+    /// Parses an attribute name for a kind; `None` if the kind has no such
+    /// attribute.
+    pub fn parse(kind: Kind, s: &str) -> Option<Attr> {
+        Self::of_kind(kind).iter().copied().find(|a| a.as_str() == s)
+    }
+}

@@ -1,0 +1,386 @@
+//! The observed state: what the cloud holds that carries the stack's tags,
+//! as one snapshot in time. A cloud backend builds it; the planner reads it.
+
+use crate::desired::{HealthCheck, Listener, Protocol, Tags, VolumeType};
+use crate::ids::{
+    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceName, SnapshotId,
+    VolumeId, Zone, tags,
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Who owns a cloud resource, read from its `converge:*` tags.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// The stack.
+    pub stack: ResourceName,
+    /// The manifest kind.
+    pub kind: Kind,
+    /// The manifest name.
+    pub name: ResourceName,
+}
+
+impl Owner {
+    /// Reads ownership from tags; `None` unless all three tags are present
+    /// and the kind is known.
+    pub fn from_tags(t: &Tags) -> Option<Owner> {
+        Some(Owner {
+            stack: ResourceName(t.get(tags::STACK)?.clone()),
+            kind: Kind::parse(t.get(tags::KIND)?)?,
+            name: ResourceName(t.get(tags::NAME)?.clone()),
+        })
+    }
+
+    /// The three ownership tags.
+    pub fn to_tags(&self) -> Tags {
+        Tags::from([
+            (tags::STACK.to_owned(), self.stack.0.clone()),
+            (tags::KIND.to_owned(), self.kind.as_str().to_owned()),
+            (tags::NAME.to_owned(), self.name.0.clone()),
+        ])
+    }
+}
+
+/// Everything of one stack the cloud holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Key pairs.
+    pub key_pairs: Vec<ObservedKeyPair>,
+    /// Security groups.
+    pub security_groups: Vec<ObservedGroup>,
+    /// Instances, including terminated ones the cloud still lists.
+    pub instances: Vec<ObservedInstance>,
+    /// Volumes.
+    pub volumes: Vec<ObservedVolume>,
+    /// Snapshots taken by converge.
+    pub snapshots: Vec<ObservedSnapshot>,
+    /// Balancers.
+    pub balancers: Vec<ObservedBalancer>,
+    /// Buckets.
+    pub buckets: Vec<ObservedBucket>,
+    /// Distributions.
+    pub distributions: Vec<ObservedDistribution>,
+}
+
+impl Observed {
+    /// Whether the stack holds nothing at all (terminated instances and
+    /// snapshots aside).
+    pub fn is_empty(&self) -> bool {
+        self.key_pairs.is_empty()
+            && self.security_groups.is_empty()
+            && self.instances.iter().all(|i| !i.state.is_live())
+            && self.volumes.is_empty()
+            && self.balancers.is_empty()
+            && self.buckets.is_empty()
+            && self.distributions.is_empty()
+    }
+}
+
+/// A key pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedKeyPair {
+    /// Its ID.
+    pub id: KeyPairId,
+    /// Its name in the cloud.
+    pub cloud_name: String,
+    /// Its owner.
+    pub owner: Owner,
+    /// The public key, when the cloud returns it.
+    pub public_key: Option<String>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// Where a rule's traffic comes from, as the cloud says.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CloudSource {
+    /// An IPv4 CIDR block.
+    Cidr(String),
+    /// A security group by ID.
+    Group(GroupId),
+}
+
+/// An inbound rule as the cloud holds it. Ports are `None` for icmp/all.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CloudRule {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// First and last port.
+    pub ports: Option<(u16, u16)>,
+    /// The source.
+    pub source: CloudSource,
+}
+
+/// A security group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedGroup {
+    /// Its ID.
+    pub id: GroupId,
+    /// Its name in the cloud.
+    pub cloud_name: String,
+    /// Its owner.
+    pub owner: Owner,
+    /// Its description.
+    pub description: String,
+    /// Its inbound rules.
+    pub ingress: Vec<CloudRule>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// An instance's lifecycle state, with the data each state carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Booting.
+    Pending,
+    /// Running.
+    Running,
+    /// Being terminated.
+    ShuttingDown,
+    /// Gone (still listed for a while).
+    Terminated,
+    /// Stopping or stopped: converge treats it as lost.
+    Stopped,
+}
+
+impl InstanceState {
+    /// Whether the instance is (or will be) serving: pending or running.
+    pub fn is_live(self) -> bool {
+        matches!(self, InstanceState::Pending | InstanceState::Running)
+    }
+
+    /// The state as the EC2 API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+}
+
+/// An instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedInstance {
+    /// Its ID.
+    pub id: InstanceId,
+    /// Its owner (the fleet).
+    pub owner: Owner,
+    /// Its zone.
+    pub zone: Zone,
+    /// Its state.
+    pub state: InstanceState,
+    /// Its private address, once it has one.
+    pub private_ip: Option<Ipv4Addr>,
+    /// When it was launched.
+    pub launched_at: Timestamp,
+    /// Its image.
+    pub image: ImageId,
+    /// Its instance type.
+    pub instance_type: String,
+    /// Its key pair's cloud name.
+    pub key_name: Option<String>,
+    /// Its security groups.
+    pub groups: Vec<GroupId>,
+    /// The launch-spec hash it was started with (from its tag).
+    pub spec_hash: Option<String>,
+    /// Its user data, where the backend can read it cheaply (the local
+    /// cloud always; AWS only when a replacement is shown).
+    pub user_data: Option<String>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A volume's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeState {
+    /// Being created.
+    Creating,
+    /// Ready, not attached.
+    Available,
+    /// Attached.
+    InUse,
+    /// Being deleted.
+    Deleting,
+    /// Failed.
+    Error,
+}
+
+impl VolumeState {
+    /// The state as the EC2 API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeState::Creating => "creating",
+            VolumeState::Available => "available",
+            VolumeState::InUse => "in-use",
+            VolumeState::Deleting => "deleting",
+            VolumeState::Error => "error",
+        }
+    }
+}
+
+/// A volume's attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedAttachment {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The device name.
+    pub device: String,
+}
+
+/// A volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedVolume {
+    /// Its ID.
+    pub id: VolumeId,
+    /// Its owner.
+    pub owner: Owner,
+    /// Its zone.
+    pub zone: Zone,
+    /// Its size.
+    pub size_gib: u32,
+    /// Its type.
+    pub volume_type: VolumeType,
+    /// Its state.
+    pub state: VolumeState,
+    /// Its attachment, if any.
+    pub attachment: Option<ObservedAttachment>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A snapshot's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotState {
+    /// Being taken.
+    Pending,
+    /// Done.
+    Completed,
+    /// Failed.
+    Error,
+}
+
+/// A snapshot converge took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedSnapshot {
+    /// Its ID.
+    pub id: SnapshotId,
+    /// The volume (manifest name) it was taken for, from its tags.
+    pub volume: ResourceName,
+    /// The volume's ID at the time.
+    pub volume_id: VolumeId,
+    /// Its state.
+    pub state: SnapshotState,
+    /// When it was started.
+    pub started_at: Timestamp,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A balancer member's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberState {
+    /// Passing its health check.
+    InService,
+    /// Not (yet) passing.
+    OutOfService,
+}
+
+/// A balancer member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Its health.
+    pub state: MemberState,
+}
+
+/// A classic load balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedBalancer {
+    /// Its name (the manifest name).
+    pub name: String,
+    /// Its owner.
+    pub owner: Owner,
+    /// Its DNS name.
+    pub dns_name: String,
+    /// Its zones.
+    pub zones: Vec<Zone>,
+    /// Its listeners.
+    pub listeners: Vec<Listener>,
+    /// Its health check.
+    pub health_check: Option<HealthCheck>,
+    /// Its registered instances.
+    pub members: Vec<Member>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedBucket {
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner: Owner,
+    /// Whether anyone may read it.
+    pub public_read: bool,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A distribution's deployment status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DistributionStatus {
+    /// A change is propagating.
+    InProgress,
+    /// Settled.
+    Deployed,
+}
+
+/// A distribution's settings, as converge sets and reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistributionConfig {
+    /// The origin's domain name (the bucket's S3 endpoint).
+    pub origin_domain: String,
+    /// Alternate domain names, sorted.
+    pub aliases: Vec<String>,
+    /// Whether it serves.
+    pub enabled: bool,
+    /// Logging bucket domain and prefix, if on.
+    pub logging: Option<(String, String)>,
+    /// Comment.
+    pub comment: String,
+    /// Default root object.
+    pub default_root_object: Option<String>,
+}
+
+/// A distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedDistribution {
+    /// Its ID.
+    pub id: DistributionId,
+    /// Its owner.
+    pub owner: Owner,
+    /// Its domain name (`d111111abcdef8.cloudfront.net`).
+    pub domain_name: String,
+    /// Its deployment status.
+    pub status: DistributionStatus,
+    /// Its settings.
+    pub config: DistributionConfig,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// The S3 endpoint a distribution uses for a bucket as its origin.
+pub fn bucket_domain(bucket: &str) -> String {
+    format!("{bucket}.s3.amazonaws.com")
+}

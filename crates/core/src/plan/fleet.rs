@@ -1,0 +1,906 @@
+//! Planning a fleet: how many instances, in which zones, which ones go,
+//! and how outdated ones are replaced in waves within the update budget
+//! (each successor launched, registered and healthy before its
+//! predecessor is deregistered and terminated).
+
+use super::*;
+use crate::desired::{Attr, FleetSpec, TemplatePart};
+use crate::ids::Zone;
+use crate::observed::{ObservedAttachment, ObservedInstance};
+use crate::spec_hash::launch_spec_hash;
+use jiff::tz::TimeZone;
+use std::net::Ipv4Addr;
+
+/// What the planner knows about a declared volume while planning fleets.
+#[derive(Clone, Debug)]
+pub(crate) struct VolumeState {
+    /// The volume.
+    pub volume: VolumeRef,
+    /// The step creating it, if it is new.
+    pub create_step: Option<StepId>,
+    /// Where it is attached now.
+    pub attached_to: Option<ObservedAttachment>,
+}
+
+/// What a planned fleet leaves behind, for references and membership.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FleetOutcome {
+    /// Instances that stay, sorted.
+    pub staying: Vec<InstanceId>,
+    /// Their addresses, sorted.
+    pub staying_ips: Vec<Ipv4Addr>,
+    /// Launch steps whose instances join.
+    pub launches: Vec<StepId>,
+}
+
+/// Fleets in an order where every fleet comes after the fleets its user
+/// data references; ties by name.
+pub(crate) fn reference_order(d: &Desired) -> Result<Vec<ResourceName>, PlanError> {
+    let deps: BTreeMap<&ResourceName, BTreeSet<&ResourceName>> = d
+        .fleets
+        .iter()
+        .map(|(name, spec)| {
+            let targets = spec
+                .user_data
+                .references()
+                .filter(|r| r.target.kind == Kind::Fleet && d.fleets.contains_key(&r.target.name))
+                .map(|r| &r.target.name)
+                .collect();
+            (name, targets)
+        })
+        .collect();
+    let mut done: BTreeSet<&ResourceName> = BTreeSet::new();
+    let mut order = Vec::new();
+    while order.len() < deps.len() {
+        let ready: Vec<&ResourceName> = deps
+            .iter()
+            .filter(|(n, ds)| !done.contains(*n) && ds.iter().all(|x| done.contains(x)))
+            .map(|(n, _)| *n)
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<String> = deps
+                .keys()
+                .filter(|n| !done.contains(*n))
+                .map(|n| format!("Fleet/{n}"))
+                .collect();
+            return Err(PlanError::ReferenceCycle(stuck.join(", ")));
+        }
+        for n in ready {
+            done.insert(n);
+            order.push(n.clone());
+        }
+    }
+    Ok(order)
+}
+
+/// Spreads `count` instances evenly over `zones`, the remainder going to
+/// the zones listed first.
+pub fn spread(count: u32, zones: &[Zone]) -> Vec<(Zone, u32)> {
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let n = zones.len() as u32;
+    zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (z.clone(), count / n + u32::from((i as u32) < count % n)))
+        .collect()
+}
+
+/// User data as the executor assembles it, the fully resolved text when
+/// every part is known, what to show in a plan, and the steps it waits for.
+struct ResolvedUserData {
+    parts: Vec<UserDataPart>,
+    text: Option<String>,
+    display: Value,
+    deps: BTreeSet<StepId>,
+}
+
+/// An instance that goes, and why.
+#[derive(Clone, Copy)]
+struct Retiring<'o> {
+    instance: &'o ObservedInstance,
+    reason: TerminateReason,
+}
+
+impl<'a> Planner<'a> {
+    fn target_replicas(
+        &self,
+        name: &ResourceName,
+        spec: &FleetSpec,
+        live: u32,
+    ) -> Result<(u32, Vec<Note>), PlanError> {
+        if let Some(a) = &spec.autoscale {
+            let base = self.input.scale.get(name).copied().unwrap_or(live);
+            return Ok((
+                base.clamp(a.min, a.max),
+                vec![Note::Autoscaled {
+                    min: a.min,
+                    max: a.max,
+                }],
+            ));
+        }
+        if let Some(n) = self.input.scale.get(name) {
+            return Ok((*n, Vec::new()));
+        }
+        if let Some(s) = &spec.schedule {
+            let tz = TimeZone::get(&s.timezone).map_err(|_| PlanError::UnknownTimeZone {
+                fleet: name.clone(),
+                zone: s.timezone.clone(),
+            })?;
+            let in_effect = s
+                .rules
+                .iter()
+                .filter_map(|r| r.cron.latest_at_or_before(self.input.at, &tz).map(|t| (t, r)))
+                // The latest firing wins; on a tie, the rule listed last.
+                .max_by_key(|(t, _)| *t);
+            if let Some((_, rule)) = in_effect {
+                return Ok((
+                    rule.replicas,
+                    vec![Note::Scheduled {
+                        cron: rule.cron.to_string(),
+                        replicas: rule.replicas,
+                    }],
+                ));
+            }
+        }
+        Ok((spec.replicas, Vec::new()))
+    }
+
+    fn resolve_user_data(&self, t: &crate::desired::Template) -> ResolvedUserData {
+        let mut parts = Vec::new();
+        let mut text = Some(String::new());
+        let mut display = String::new();
+        let mut deps = BTreeSet::new();
+        let push_known = |parts: &mut Vec<UserDataPart>,
+                              text: &mut Option<String>,
+                              display: &mut String,
+                              s: &str| {
+            parts.push(UserDataPart::Text(s.to_owned()));
+            if let Some(t) = text.as_mut() {
+                t.push_str(s);
+            }
+            display.push_str(s);
+        };
+        for part in &t.parts {
+            match part {
+                TemplatePart::Text(s) => push_known(&mut parts, &mut text, &mut display, s),
+                TemplatePart::Env { value, .. } => {
+                    parts.push(UserDataPart::Secret(value.clone()));
+                    if let Some(t) = text.as_mut() {
+                        t.push_str(value.expose());
+                    }
+                    display.push_str("(sensitive)");
+                }
+                TemplatePart::Ref(r) => {
+                    let name = &r.target.name;
+                    let pending: Option<UserDataPart> = match r.target.kind {
+                        Kind::Fleet => {
+                            let o = self.fleets.get(name).cloned().unwrap_or_default();
+                            if o.launches.is_empty() {
+                                let ips: Vec<String> =
+                                    o.staying_ips.iter().map(|ip| ip.to_string()).collect();
+                                let v = if r.attr == Attr::PrivateIp {
+                                    ips.first().cloned().unwrap_or_default()
+                                } else {
+                                    ips.join(",")
+                                };
+                                push_known(&mut parts, &mut text, &mut display, &v);
+                                None
+                            } else {
+                                deps.extend(o.launches.iter().copied());
+                                Some(UserDataPart::FleetIps {
+                                    known: o.staying_ips.clone(),
+                                    launches: o.launches.clone(),
+                                    single: r.attr == Attr::PrivateIp,
+                                })
+                            }
+                        }
+                        Kind::Balancer | Kind::Cdn => {
+                            let entry = if r.target.kind == Kind::Balancer {
+                                self.balancers.get(name)
+                            } else {
+                                self.cdns.get(name)
+                            };
+                            match entry {
+                                Some((Some(v), _)) => {
+                                    push_known(&mut parts, &mut text, &mut display, v);
+                                    None
+                                }
+                                Some((None, Produced { step: Some(s) })) => {
+                                    deps.insert(*s);
+                                    Some(UserDataPart::StepOutput {
+                                        step: *s,
+                                        attr: r.attr,
+                                    })
+                                }
+                                _ => {
+                                    push_known(&mut parts, &mut text, &mut display, "");
+                                    None
+                                }
+                            }
+                        }
+                        Kind::Volume => match self.volumes.get(name).map(|v| &v.volume) {
+                            Some(VolumeRef::Known(id)) => {
+                                push_known(&mut parts, &mut text, &mut display, id.as_str());
+                                None
+                            }
+                            Some(VolumeRef::Created(s)) => {
+                                deps.insert(*s);
+                                Some(UserDataPart::StepOutput {
+                                    step: *s,
+                                    attr: Attr::Id,
+                                })
+                            }
+                            None => {
+                                push_known(&mut parts, &mut text, &mut display, "");
+                                None
+                            }
+                        },
+                        _ => None,
+                    };
+                    if let Some(p) = pending {
+                        parts.push(p);
+                        text = None;
+                        display.push_str(&format!("{r} (known after apply)"));
+                    }
+                }
+            }
+        }
+        let display = if t.is_sensitive() {
+            Value::Sensitive
+        } else {
+            Value::Multiline(display)
+        };
+        ResolvedUserData {
+            parts,
+            text,
+            display,
+            deps,
+        }
+    }
+
+    /// Deregisters, detaches and terminates one instance after `deps`;
+    /// returns the terminate step and the detach step, if a volume was
+    /// attached.
+    fn retire(
+        &mut self,
+        fleet: &ResourceName,
+        r: Retiring<'_>,
+        deps: &[StepId],
+    ) -> (StepId, Option<StepId>) {
+        let id = &r.instance.id;
+        let mut before: Vec<StepId> = deps.to_vec();
+        let mut after_dereg = Vec::new();
+        for b in &self.observed().balancers {
+            if b.members.iter().any(|m| m.instance == *id) {
+                let name = b.owner.name.clone();
+                let s = self.add(
+                    Step::Deregister {
+                        balancer: name.clone(),
+                        instances: vec![id.clone()],
+                    },
+                    before.iter().copied(),
+                );
+                self.deregistered.insert((name, id.clone()));
+                after_dereg.push(s);
+            }
+        }
+        before.extend(after_dereg);
+        let mut detach = None;
+        if let Some(v) = self
+            .observed()
+            .volumes
+            .iter()
+            .find(|v| v.attachment.as_ref().is_some_and(|a| a.instance == *id))
+            && self.desired().volumes.contains_key(&v.owner.name)
+        {
+            let s = self.add(
+                Step::DetachVolume {
+                    name: v.owner.name.clone(),
+                    volume: v.id.clone(),
+                    instance: id.clone(),
+                },
+                before.iter().copied(),
+            );
+            before.push(s);
+            detach = Some(s);
+        }
+        let term = self.add(
+            Step::Terminate {
+                fleet: fleet.clone(),
+                instances: vec![id.clone()],
+                reason: r.reason,
+            },
+            before,
+        );
+        self.terminating.insert(id.clone(), term);
+        for g in &r.instance.groups {
+            self.group_user(g, term);
+        }
+        (term, detach)
+    }
+
+    fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
+        self.desired()
+            .balancers
+            .iter()
+            .filter(|(_, b)| b.fleets.contains(fleet))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Launches `count` instances in `zone` and registers them with the
+    /// fleet's balancers; returns the launch step and the register steps.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &mut self,
+        fleet: &ResourceName,
+        zone: &Zone,
+        count: u32,
+        spec: &LaunchSpec,
+        deps: &BTreeSet<StepId>,
+        token_seed: &str,
+        wave: usize,
+    ) -> (StepId, Vec<StepId>) {
+        let token = short_digest(&[
+            self.desired().stack.as_str(),
+            fleet.as_str(),
+            zone.as_str(),
+            &count.to_string(),
+            &wave.to_string(),
+            token_seed,
+        ]);
+        let step = self.add(
+            Step::Launch {
+                fleet: fleet.clone(),
+                zone: zone.clone(),
+                count,
+                spec: spec.clone(),
+                token,
+            },
+            deps.iter().copied(),
+        );
+        let mut regs = Vec::new();
+        for b in self.balancers_of(fleet) {
+            let create = self.balancers.get(&b).and_then(|(_, p)| p.step);
+            let r = self.add(
+                Step::Register {
+                    balancer: b,
+                    instances: vec![InstanceRef::Launched(step)],
+                },
+                std::iter::once(step).chain(create),
+            );
+            regs.push(r);
+        }
+        (step, regs)
+    }
+
+    pub(crate) fn fleet(&mut self, name: &ResourceName) -> Result<(), PlanError> {
+        let d = self.desired();
+        let spec = &d.fleets[name];
+        let key = ResourceKey::new(Kind::Fleet, name.clone());
+        let all: Vec<&ObservedInstance> = self
+            .observed()
+            .instances
+            .iter()
+            .filter(|i| i.owner.kind == Kind::Fleet && i.owner.name == *name)
+            .collect();
+        let live: Vec<&ObservedInstance> =
+            all.iter().copied().filter(|i| is_live(i.state)).collect();
+        let (target, mut notes) = self.target_replicas(name, spec, live.len() as u32)?;
+        let volume = d.volume_attached_to(name).map(|(n, v)| (n.clone(), v.clone()));
+        let zones: Vec<Zone> = match &volume {
+            Some((_, v)) => vec![v.zone.clone()],
+            None => spec.zones.clone(),
+        };
+
+        // The launch spec, and the hash it should carry.
+        let key_name = spec
+            .key_pair
+            .as_ref()
+            .and_then(|k| self.key_pairs.get(k))
+            .map(|(cloud, _)| cloud.clone());
+        let mut base_deps: BTreeSet<StepId> = BTreeSet::new();
+        if let Some(k) = &spec.key_pair
+            && let Some((_, Produced { step: Some(s) })) = self.key_pairs.get(k)
+        {
+            base_deps.insert(*s);
+        }
+        let groups: Vec<GroupRef> = spec
+            .security_groups
+            .iter()
+            .filter_map(|g| self.groups.get(g).cloned())
+            .collect();
+        for g in &groups {
+            if let GroupRef::Created(s) = g {
+                base_deps.insert(*s);
+            }
+        }
+        let ud = self.resolve_user_data(&spec.user_data);
+        base_deps.extend(ud.deps.iter().copied());
+        let desired_hash = ud.text.as_deref().map(|t| {
+            launch_spec_hash(spec.image.as_str(), &spec.instance_type, key_name.as_deref(), t)
+        });
+        let tags = self.tags_for(Kind::Fleet, name, &spec.tags);
+        let launch_spec = LaunchSpec {
+            image: spec.image.clone(),
+            instance_type: spec.instance_type.clone(),
+            key_name: key_name.clone(),
+            groups: groups.clone(),
+            user_data: ud.parts.clone(),
+            tags: tags.clone(),
+        };
+
+        // Classify what runs.
+        let is_outdated = |i: &ObservedInstance| match &desired_hash {
+            Some(h) => i.spec_hash.as_ref() != Some(h),
+            None => true,
+        };
+        let mut retire_now: Vec<Retiring> = Vec::new();
+        for i in all.iter().filter(|i| i.state == InstanceState::Stopped) {
+            retire_now.push(Retiring {
+                instance: i,
+                reason: TerminateReason::Stopped,
+            });
+        }
+        let mut current_by_zone: BTreeMap<&Zone, Vec<&ObservedInstance>> = BTreeMap::new();
+        let mut old: Vec<Retiring> = Vec::new();
+        for i in &live {
+            if !zones.contains(&i.zone) {
+                old.push(Retiring {
+                    instance: i,
+                    reason: TerminateReason::WrongZone,
+                });
+            } else if is_outdated(i) {
+                old.push(Retiring {
+                    instance: i,
+                    reason: TerminateReason::Outdated,
+                });
+            } else {
+                current_by_zone.entry(&i.zone).or_default().push(i);
+            }
+        }
+        let by_age = |a: &&ObservedInstance, b: &&ObservedInstance| {
+            (a.launched_at, &a.id).cmp(&(b.launched_at, &b.id))
+        };
+        // Surplus current instances go, newest first; deficits are zones
+        // to launch in, one entry per instance, in the zones' order.
+        let mut staying: Vec<&ObservedInstance> = Vec::new();
+        let mut deficits: Vec<Zone> = Vec::new();
+        for (zone, want) in spread(target, &zones) {
+            let mut cur = current_by_zone.remove(&zone).unwrap_or_default();
+            cur.sort_by(by_age);
+            let want = want as usize;
+            if cur.len() > want {
+                for i in cur.drain(want..) {
+                    retire_now.push(Retiring {
+                        instance: i,
+                        reason: TerminateReason::Scale,
+                    });
+                }
+            } else {
+                deficits.extend(std::iter::repeat_n(zone.clone(), want - cur.len()));
+            }
+            staying.extend(cur);
+        }
+        // Outdated instances are paired with deficits; those left over go
+        // now (the fleet shrinks), newest first.
+        old.sort_by(|a, b| by_age(&a.instance, &b.instance));
+        let pairs = old.len().min(deficits.len());
+        for r in old.drain(pairs..) {
+            retire_now.push(Retiring {
+                instance: r.instance,
+                reason: r.reason,
+            });
+        }
+        let extra_zones: Vec<Zone> = deficits.split_off(pairs);
+
+        let token_seed = {
+            let mut ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+            ids.sort_unstable();
+            format!("{}|{}", desired_hash.as_deref().unwrap_or("?"), ids.join(","))
+        };
+        let mut instance_changes: Vec<InstanceChange> = Vec::new();
+        let mut launches: Vec<StepId> = Vec::new();
+        let mut detaches: Vec<StepId> = Vec::new();
+
+        // What goes without a successor: stopped, surplus, leftovers.
+        for r in &retire_now {
+            let (_, det) = self.retire(name, *r, &[]);
+            detaches.extend(det);
+            instance_changes.push(InstanceChange::Terminate {
+                instance: r.instance.id.clone(),
+                zone: r.instance.zone.clone(),
+                reason: r.reason,
+            });
+        }
+        // Growth: launched at once.
+        for (zone, count) in group_zones(&extra_zones) {
+            let (step, _) = self.launch(name, &zone, count, &launch_spec, &base_deps, &token_seed, 0);
+            launches.push(step);
+            instance_changes.push(InstanceChange::Launch {
+                zone,
+                count,
+                reason: LaunchReason::Scale,
+            });
+        }
+        // Replacement waves.
+        let budget = spec.update;
+        let per_wave = (budget.max_surge + budget.max_unavailable).max(1) as usize;
+        let balancers = self.balancers_of(name);
+        let mut prev_wave: Vec<StepId> = Vec::new();
+        let replaced: Vec<(Zone, Retiring)> = deficits.into_iter().zip(old).collect();
+        let waves = replaced.len().div_ceil(per_wave);
+        for (w, chunk) in replaced.chunks(per_wave).enumerate() {
+            let first = (budget.max_unavailable as usize).min(chunk.len());
+            let mut wave_end: Vec<StepId> = Vec::new();
+            for (_, r) in &chunk[..first] {
+                let (t, det) = self.retire(name, *r, &prev_wave);
+                detaches.extend(det);
+                wave_end.push(t);
+            }
+            let mut deps = base_deps.clone();
+            deps.extend(prev_wave.iter().copied());
+            deps.extend(wave_end.iter().copied());
+            let zones_here: Vec<Zone> = chunk.iter().map(|(z, _)| z.clone()).collect();
+            let mut wave_launches = Vec::new();
+            let mut wave_regs = Vec::new();
+            for (zone, count) in group_zones(&zones_here) {
+                let (step, regs) =
+                    self.launch(name, &zone, count, &launch_spec, &deps, &token_seed, w + 1);
+                wave_launches.push(step);
+                wave_regs.extend(regs);
+                instance_changes.push(InstanceChange::Launch {
+                    zone,
+                    count,
+                    reason: LaunchReason::Replace,
+                });
+            }
+            let wait = if balancers.is_empty() {
+                wave_launches.clone()
+            } else {
+                vec![self.add(
+                    Step::WaitHealthy {
+                        fleet: name.clone(),
+                        instances: wave_launches.iter().map(|s| InstanceRef::Launched(*s)).collect(),
+                        balancers: balancers.iter().map(|b| b.to_string()).collect(),
+                    },
+                    wave_launches.iter().chain(&wave_regs).copied(),
+                )]
+            };
+            for (_, r) in &chunk[first..] {
+                let (t, det) = self.retire(name, *r, &wait);
+                detaches.extend(det);
+                wave_end.push(t);
+            }
+            for (_, r) in chunk {
+                instance_changes.push(InstanceChange::Terminate {
+                    instance: r.instance.id.clone(),
+                    zone: r.instance.zone.clone(),
+                    reason: r.reason,
+                });
+            }
+            launches.extend(wave_launches);
+            prev_wave = wave_end;
+        }
+        if waves > 1 || (waves == 1 && replaced.len() > 1) {
+            notes.push(Note::Rolling {
+                per_wave: per_wave as u32,
+                waves: waves as u32,
+            });
+        }
+
+        // In-place drift on instances that stay.
+        let want_groups: BTreeSet<&GroupId> = groups
+            .iter()
+            .filter_map(|g| match g {
+                GroupRef::Known(id) => Some(id),
+                GroupRef::Created(_) => None,
+            })
+            .collect();
+        let groups_pending = groups.iter().any(|g| matches!(g, GroupRef::Created(_)));
+        staying.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut drifted = false;
+        for i in &staying {
+            let have: BTreeSet<&GroupId> = i.groups.iter().collect();
+            if groups_pending || have != want_groups {
+                let deps: Vec<StepId> = groups
+                    .iter()
+                    .filter_map(|g| match g {
+                        GroupRef::Created(s) => Some(*s),
+                        GroupRef::Known(_) => None,
+                    })
+                    .collect();
+                let s = self.add(
+                    Step::SetInstanceGroups {
+                        fleet: name.clone(),
+                        instance: i.id.clone(),
+                        groups: groups.clone(),
+                    },
+                    deps,
+                );
+                for g in &i.groups {
+                    self.group_user(g, s);
+                }
+                instance_changes.push(InstanceChange::SetGroups {
+                    instance: i.id.clone(),
+                });
+                drifted = true;
+            }
+            let mut want_tags = tags.clone();
+            if let Some(h) = &i.spec_hash {
+                want_tags.insert(tags::SPEC_HASH.to_owned(), h.clone());
+            }
+            if self
+                .tag_drift(
+                    &key,
+                    TagTarget::Instance(i.id.clone()),
+                    &want_tags,
+                    &i.tags,
+                    &[tags::SPEC_HASH],
+                )
+                .is_some()
+            {
+                instance_changes.push(InstanceChange::SetTags {
+                    instance: i.id.clone(),
+                });
+                drifted = true;
+            }
+        }
+
+        // The attached volume follows the fleet's one instance.
+        let mut volume_moved = false;
+        if let Some((vname, vspec)) = &volume
+            && let Some(attach) = &vspec.attach
+            && let Some(vs) = self.volumes.get(vname).cloned()
+        {
+            let holder: Option<InstanceRef> = staying
+                .first()
+                .map(|i| InstanceRef::Known(i.id.clone()))
+                .or_else(|| launches.first().map(|s| InstanceRef::Launched(*s)));
+            let already = match (&holder, &vs.attached_to) {
+                (Some(InstanceRef::Known(id)), Some(a)) => a.instance == *id && a.device == attach.device,
+                _ => false,
+            };
+            if let Some(holder) = holder
+                && !already
+            {
+                let mut deps: Vec<StepId> = vs.create_step.into_iter().collect();
+                if let InstanceRef::Launched(s) = &holder {
+                    deps.push(*s);
+                }
+                if let Some(a) = &vs.attached_to
+                    && let VolumeRef::Known(vid) = &vs.volume
+                {
+                    // Detached by a retire above, or detach it here.
+                    match self.terminating.get(&a.instance) {
+                        Some(_) => deps.extend(detaches.iter().copied()),
+                        None => {
+                            let s = self.add(
+                                Step::DetachVolume {
+                                    name: vname.clone(),
+                                    volume: vid.clone(),
+                                    instance: a.instance.clone(),
+                                },
+                                [],
+                            );
+                            deps.push(s);
+                        }
+                    }
+                }
+                self.add(
+                    Step::AttachVolume {
+                        name: vname.clone(),
+                        volume: vs.volume.clone(),
+                        instance: holder,
+                        device: attach.device.clone(),
+                    },
+                    deps,
+                );
+                volume_moved = vs.attached_to.is_some();
+                if let Some(c) = self
+                    .changes
+                    .iter_mut()
+                    .find(|c| c.key.kind == Kind::Volume && c.key.name == *vname)
+                {
+                    if c.action == ChangeAction::NoChange {
+                        c.action = ChangeAction::Update;
+                    }
+                    c.fields.push(FieldDiff {
+                        field: "spec.attach".into(),
+                        before: vs
+                            .attached_to
+                            .as_ref()
+                            .map(|a| Value::Text(format!("{} at {}", a.instance, a.device))),
+                        after: Some(Value::Text(format!("Fleet/{name} at {}", attach.device))),
+                        forces_replacement: false,
+                    });
+                }
+            }
+        }
+        if volume_moved && !replaced.is_empty() {
+            if let Some((vname, _)) = &volume {
+                notes.push(Note::VolumeMoves {
+                    volume: vname.clone(),
+                });
+            }
+        }
+
+        // What the plan shows.
+        let mut fields = Vec::new();
+        let outdated: Vec<&ObservedInstance> = replaced
+            .iter()
+            .map(|(_, r)| r.instance)
+            .chain(retire_now.iter().filter(|r| r.reason == TerminateReason::Outdated).map(|r| r.instance))
+            .collect();
+        let mut because = Vec::new();
+        if let Some(sample) = outdated.first() {
+            let mut diff = |field: &str, before: Option<Value>, after: Value, changed: bool| {
+                if changed {
+                    because.push(field.to_owned());
+                    fields.push(FieldDiff {
+                        field: field.into(),
+                        before,
+                        after: Some(after),
+                        forces_replacement: true,
+                    });
+                }
+            };
+            diff(
+                "spec.image",
+                Some(Value::Text(sample.image.to_string())),
+                Value::Text(spec.image.to_string()),
+                sample.image != spec.image,
+            );
+            diff(
+                "spec.instanceType",
+                Some(Value::Text(sample.instance_type.clone())),
+                Value::Text(spec.instance_type.clone()),
+                sample.instance_type != spec.instance_type,
+            );
+            diff(
+                "spec.keyPair",
+                Some(Value::Text(sample.key_name.clone().unwrap_or_default())),
+                Value::Text(key_name.clone().unwrap_or_default()),
+                sample.key_name != key_name,
+            );
+            let ud_changed = sample.image == spec.image
+                && sample.instance_type == spec.instance_type
+                && sample.key_name == key_name
+                || ud.text.is_none();
+            let before = match (&ud.display, &sample.user_data) {
+                (Value::Sensitive, _) => Some(Value::Sensitive),
+                (_, Some(u)) => Some(Value::Multiline(u.clone())),
+                (_, None) => None,
+            };
+            let ud_really = match (&sample.user_data, &ud.text) {
+                (Some(before), Some(after)) => before != after,
+                _ => ud_changed,
+            };
+            diff("spec.userData", before, ud.display.clone(), ud_really);
+            if because.is_empty() {
+                because.push("launch spec".to_owned());
+            }
+        }
+        let live_n = live.len() as u32;
+        let created = all.is_empty() && target > 0;
+        if created {
+            fields.push(FieldDiff {
+                field: "spec.image".into(),
+                before: None,
+                after: Some(Value::Text(spec.image.to_string())),
+                forces_replacement: false,
+            });
+            fields.push(FieldDiff {
+                field: "spec.instanceType".into(),
+                before: None,
+                after: Some(Value::Text(spec.instance_type.clone())),
+                forces_replacement: false,
+            });
+            if !spec.user_data.is_empty() {
+                fields.push(FieldDiff {
+                    field: "spec.userData".into(),
+                    before: None,
+                    after: Some(ud.display.clone()),
+                    forces_replacement: false,
+                });
+            }
+        }
+        if live_n != target || created {
+            fields.push(FieldDiff {
+                field: "replicas".into(),
+                before: (!created).then(|| Value::Text(live_n.to_string())),
+                after: Some(Value::Text(target.to_string())),
+                forces_replacement: false,
+            });
+        }
+        let action = if created {
+            ChangeAction::Create
+        } else if !because.is_empty() {
+            ChangeAction::Replace { because }
+        } else if !instance_changes.is_empty() || drifted {
+            ChangeAction::Update
+        } else {
+            ChangeAction::NoChange
+        };
+        let c = self.change(key, action);
+        c.fields = fields;
+        c.instances = instance_changes;
+        c.notes = notes;
+
+        let mut staying_ips: Vec<Ipv4Addr> = staying.iter().filter_map(|i| i.private_ip).collect();
+        staying_ips.sort();
+        self.fleets.insert(
+            name.clone(),
+            FleetOutcome {
+                staying: staying.iter().map(|i| i.id.clone()).collect(),
+                staying_ips,
+                launches,
+            },
+        );
+        Ok(())
+    }
+
+    /// Instances of fleets the manifests no longer declare.
+    pub(crate) fn removed_fleets(&mut self) {
+        let d = self.desired();
+        let mut gone: BTreeMap<ResourceName, Vec<&ObservedInstance>> = BTreeMap::new();
+        for i in &self.observed().instances {
+            if i.owner.kind == Kind::Fleet
+                && !d.fleets.contains_key(&i.owner.name)
+                && (is_live(i.state) || i.state == InstanceState::Stopped)
+            {
+                gone.entry(i.owner.name.clone()).or_default().push(i);
+            }
+        }
+        for (name, instances) in gone {
+            let mut changes = Vec::new();
+            for i in instances {
+                self.retire(
+                    &name,
+                    Retiring {
+                        instance: i,
+                        reason: TerminateReason::Removed,
+                    },
+                    &[],
+                );
+                changes.push(InstanceChange::Terminate {
+                    instance: i.id.clone(),
+                    zone: i.zone.clone(),
+                    reason: TerminateReason::Removed,
+                });
+            }
+            let c = self.change(ResourceKey::new(Kind::Fleet, name), ChangeAction::Delete);
+            c.instances = changes;
+        }
+    }
+}
+
+/// Groups a list of zones (one entry per instance) into counts, keeping the
+/// order zones first appear in.
+fn group_zones(zones: &[Zone]) -> Vec<(Zone, u32)> {
+    let mut out: Vec<(Zone, u32)> = Vec::new();
+    for z in zones {
+        match out.iter_mut().find(|(x, _)| x == z) {
+            Some((_, n)) => *n += 1,
+            None => out.push((z.clone(), 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_gives_the_remainder_to_the_first_zones() {
+        let z = |s: &str| Zone::from(s);
+        let zones = [z("a"), z("b")];
+        assert_eq!(spread(3, &zones), vec![(z("a"), 2), (z("b"), 1)]);
+        assert_eq!(spread(0, &zones), vec![(z("a"), 0), (z("b"), 0)]);
+        assert_eq!(spread(4, &zones), vec![(z("a"), 2), (z("b"), 2)]);
+        assert!(spread(4, &[]).is_empty());
+    }
+}

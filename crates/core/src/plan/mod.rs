@@ -1,0 +1,1447 @@
+//! The planner: `plan(desired, observed, at, scale) -> Plan`, a pure
+//! function. It decides everything (zones, counts, which instance goes,
+//! the order of steps) so that the executor only carries the plan out.
+//!
+//! Resources are planned kind by kind in dependency order: key pairs,
+//! security groups, buckets, distributions, volumes, balancers, fleets (in
+//! reference order), balancer membership, then what the manifests no
+//! longer declare.
+
+mod fleet;
+mod types;
+
+pub use types::*;
+
+use crate::desired::{
+    DeletionPolicy, Desired, IngressRule, Protocol, Source, Tags,
+};
+use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, tags};
+use crate::observed::{
+    CloudRule, CloudSource, DistributionConfig, InstanceState, Observed, ObservedVolume, Owner,
+    bucket_domain,
+};
+use crate::spec_hash::short_digest;
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Everything the planner reads.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    /// What the manifests declare.
+    pub desired: &'a Desired,
+    /// What the cloud holds.
+    pub observed: &'a Observed,
+    /// The moment to plan for: schedules are read at this time.
+    pub at: Timestamp,
+    /// Replica counts decided outside the planner (the reconcile loop's
+    /// autoscaler), by fleet. They win over schedules and `replicas`, and
+    /// are clamped to the fleet's autoscale bounds.
+    pub scale: &'a BTreeMap<ResourceName, u32>,
+}
+
+/// Why a plan could not be made. Validation catches these first; the
+/// planner still refuses rather than guess.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A schedule names a time zone the time-zone database does not know.
+    #[error("Fleet/{fleet}: spec.schedule.timezone: unknown time zone \"{zone}\"")]
+    UnknownTimeZone {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The zone name.
+        zone: String,
+    },
+    /// Fleets reference each other in a cycle.
+    #[error("fleets reference each other in a cycle: {0}")]
+    ReferenceCycle(String),
+}
+
+/// Makes a plan. Pure: the same input always gives the same plan.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let mut p = Planner::new(input);
+    p.key_pairs();
+    p.security_groups();
+    p.buckets();
+    p.cdns();
+    p.volumes();
+    p.balancers();
+    for name in fleet::reference_order(input.desired)? {
+        p.fleet(&name)?;
+    }
+    p.removed_fleets();
+    p.balancer_membership();
+    p.finish_group_deletes();
+    p.finish_volume_deletes();
+    p.finish_bucket_deletes();
+    let Planner {
+        steps,
+        edges,
+        mut changes,
+        ..
+    } = p;
+    changes.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        stack: input.desired.stack.clone(),
+        region: input.desired.region.clone(),
+        at: input.at,
+        changes,
+        steps,
+        edges: edges.into_iter().collect(),
+    })
+}
+
+/// What the planner knows about a resource another one depends on.
+#[derive(Clone, Debug, Default)]
+struct Produced {
+    /// The step that creates (or last changes) it, if any.
+    step: Option<StepId>,
+}
+
+pub(crate) struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    steps: Vec<Step>,
+    edges: BTreeSet<(StepId, StepId)>,
+    changes: Vec<ResourceChange>,
+    /// Key pair cloud names and their creating step.
+    key_pairs: BTreeMap<ResourceName, (String, Produced)>,
+    /// The group each manifest name resolves to.
+    groups: BTreeMap<ResourceName, GroupRef>,
+    /// Group IDs that go away, with the steps that must finish first.
+    doomed_groups: BTreeMap<GroupId, (ResourceName, Vec<StepId>)>,
+    /// Observed group ID → manifest name, for current groups.
+    group_names: BTreeMap<GroupId, ResourceName>,
+    buckets: BTreeMap<ResourceName, Produced>,
+    /// Bucket name → steps that must finish before it is deleted.
+    bucket_users: BTreeMap<ResourceName, Vec<StepId>>,
+    doomed_buckets: BTreeMap<ResourceName, ()>,
+    cdns: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    volumes: BTreeMap<ResourceName, fleet::VolumeState>,
+    /// Volumes that go, with the steps that must finish before.
+    doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
+    balancers: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    /// Per fleet: what stays and what is launched, for references and
+    /// balancer membership.
+    fleets: BTreeMap<ResourceName, fleet::FleetOutcome>,
+    /// Instances being terminated, with the terminating step.
+    terminating: BTreeMap<InstanceId, StepId>,
+    /// Instances deregistered from a balancer by a fleet step.
+    deregistered: BTreeSet<(ResourceName, InstanceId)>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        Self {
+            input,
+            steps: Vec::new(),
+            edges: BTreeSet::new(),
+            changes: Vec::new(),
+            key_pairs: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            doomed_groups: BTreeMap::new(),
+            group_names: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            bucket_users: BTreeMap::new(),
+            doomed_buckets: BTreeMap::new(),
+            cdns: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            doomed_volumes: Vec::new(),
+            balancers: BTreeMap::new(),
+            fleets: BTreeMap::new(),
+            terminating: BTreeMap::new(),
+            deregistered: BTreeSet::new(),
+        }
+    }
+
+    fn desired(&self) -> &'a Desired {
+        self.input.desired
+    }
+
+    fn observed(&self) -> &'a Observed {
+        self.input.observed
+    }
+
+    /// Adds a step that runs after `deps`.
+    fn add(&mut self, step: Step, deps: impl IntoIterator<Item = StepId>) -> StepId {
+        let id = self.steps.len();
+        self.steps.push(step);
+        for d in deps {
+            self.edges.insert((d, id));
+        }
+        id
+    }
+
+    fn change(&mut self, key: ResourceKey, action: ChangeAction) -> &mut ResourceChange {
+        self.changes.push(ResourceChange {
+            key,
+            action,
+            fields: Vec::new(),
+            instances: Vec::new(),
+            notes: Vec::new(),
+        });
+        self.changes.last_mut().expect("just pushed")
+    }
+
+    fn owner(&self, kind: Kind, name: &ResourceName) -> Owner {
+        Owner {
+            stack: self.desired().stack.clone(),
+            kind,
+            name: name.clone(),
+        }
+    }
+
+    /// The tags a resource should carry: the stack's, its own, and the
+    /// ownership tags (which win).
+    fn tags_for(&self, kind: Kind, name: &ResourceName, own: &Tags) -> Tags {
+        let mut t = self.desired().tags.clone();
+        t.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        t.extend(self.owner(kind, name).to_tags());
+        t
+    }
+
+    /// A `SetTags` step if observed tags differ from desired ones. Keys
+    /// AWS reserves (`aws:`) and those in `keep` are never removed.
+    fn tag_drift(
+        &mut self,
+        key: &ResourceKey,
+        target: TagTarget,
+        desired: &Tags,
+        observed: &Tags,
+        keep: &[&str],
+    ) -> Option<StepId> {
+        let set: Tags = desired
+            .iter()
+            .filter(|(k, v)| observed.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let remove: Vec<String> = observed
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:") && !keep.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if set.is_empty() && remove.is_empty() {
+            return None;
+        }
+        Some(self.add(
+            Step::SetTags {
+                key: key.clone(),
+                target,
+                set,
+                remove,
+            },
+            [],
+        ))
+    }
+
+    fn tag_field(change: &mut ResourceChange, desired: &Tags, observed: &Tags) {
+        let show = |t: &Tags| {
+            t.iter()
+                .filter(|(k, _)| !k.starts_with("converge:"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        let (before, after) = (show(observed), show(desired));
+        if before != after {
+            change.fields.push(FieldDiff {
+                field: "tags".into(),
+                before: Some(Value::List(before)),
+                after: Some(Value::List(after)),
+                forces_replacement: false,
+            });
+        }
+    }
+
+    // ---- key pairs ------------------------------------------------------
+
+    fn key_pairs(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().key_pairs;
+        for (name, spec) in &d.key_pairs {
+            let key = ResourceKey::new(Kind::KeyPair, name.clone());
+            let cloud_name = format!("{}-{}", d.stack, name);
+            let tags = self.tags_for(Kind::KeyPair, name, &spec.tags);
+            let mine: Vec<_> = obs.iter().filter(|k| k.owner.name == *name).collect();
+            let current = mine.iter().find(|k| k.cloud_name == cloud_name).copied();
+            let mut produced = Produced::default();
+            let mut deletes = Vec::new();
+            for extra in mine.iter().filter(|k| Some(**k) != current) {
+                deletes.push(self.add(
+                    Step::DeleteKeyPair {
+                        name: name.clone(),
+                        cloud_name: extra.cloud_name.clone(),
+                    },
+                    [],
+                ));
+            }
+            match current {
+                None => {
+                    let step = self.add(
+                        Step::CreateKeyPair {
+                            name: name.clone(),
+                            cloud_name: cloud_name.clone(),
+                            public_key: spec.public_key.clone(),
+                            tags,
+                        },
+                        [],
+                    );
+                    produced.step = Some(step);
+                    let c = self.change(key, ChangeAction::Create);
+                    c.fields.push(FieldDiff {
+                        field: "spec.publicKey".into(),
+                        before: None,
+                        after: Some(Value::Text(key_summary(&spec.public_key))),
+                        forces_replacement: false,
+                    });
+                }
+                Some(kp) => {
+                    let differs = kp
+                        .public_key
+                        .as_deref()
+                        .is_some_and(|pk| key_material(pk) != key_material(&spec.public_key));
+                    if differs {
+                        let del = self.add(
+                            Step::DeleteKeyPair {
+                                name: name.clone(),
+                                cloud_name: kp.cloud_name.clone(),
+                            },
+                            [],
+                        );
+                        let step = self.add(
+                            Step::CreateKeyPair {
+                                name: name.clone(),
+                                cloud_name: cloud_name.clone(),
+                                public_key: spec.public_key.clone(),
+                                tags,
+                            },
+                            [del],
+                        );
+                        produced.step = Some(step);
+                        let c = self.change(
+                            key,
+                            ChangeAction::Replace {
+                                because: vec!["spec.publicKey".into()],
+                            },
+                        );
+                        c.fields.push(FieldDiff {
+                            field: "spec.publicKey".into(),
+                            before: kp.public_key.as_deref().map(|k| Value::Text(key_summary(k))),
+                            after: Some(Value::Text(key_summary(&spec.public_key))),
+                            forces_replacement: true,
+                        });
+                    } else {
+                        let drift = self.tag_drift(
+                            &key,
+                            TagTarget::KeyPair(kp.cloud_name.clone()),
+                            &tags,
+                            &kp.tags,
+                            &[],
+                        );
+                        let action = if drift.is_some() || !deletes.is_empty() {
+                            ChangeAction::Update
+                        } else {
+                            ChangeAction::NoChange
+                        };
+                        let c = self.change(key, action);
+                        Self::tag_field(c, &tags, &kp.tags);
+                    }
+                }
+            }
+            self.key_pairs.insert(name.clone(), (cloud_name, produced));
+        }
+        for kp in obs.iter().filter(|k| !d.key_pairs.contains_key(&k.owner.name)) {
+            let name = kp.owner.name.clone();
+            self.add(
+                Step::DeleteKeyPair {
+                    name: name.clone(),
+                    cloud_name: kp.cloud_name.clone(),
+                },
+                [],
+            );
+            if !self.changes.iter().any(|c| c.key.kind == Kind::KeyPair && c.key.name == name) {
+                self.change(ResourceKey::new(Kind::KeyPair, name), ChangeAction::Delete);
+            }
+        }
+    }
+
+    // ---- security groups -----------------------------------------------
+
+    fn group_cloud_name(&self, name: &ResourceName, description: &str) -> String {
+        format!(
+            "{}-{}-{}",
+            self.desired().stack,
+            name,
+            &short_digest(&[description])[..6]
+        )
+    }
+
+    fn security_groups(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().security_groups;
+        // First pass: decide which observed group is current for each name,
+        // so that rules can name their sources.
+        let mut creates: BTreeMap<ResourceName, StepId> = BTreeMap::new();
+        for (name, spec) in &d.security_groups {
+            let cloud_name = self.group_cloud_name(name, &spec.description);
+            let current = obs
+                .iter()
+                .find(|g| g.owner.name == *name && g.cloud_name == cloud_name);
+            match current {
+                Some(g) => {
+                    self.groups.insert(name.clone(), GroupRef::Known(g.id.clone()));
+                    self.group_names.insert(g.id.clone(), name.clone());
+                }
+                None => {
+                    let tags = self.tags_for(Kind::SecurityGroup, name, &spec.tags);
+                    let step = self.add(
+                        Step::CreateGroup {
+                            name: name.clone(),
+                            cloud_name,
+                            description: spec.description.clone(),
+                            tags,
+                        },
+                        [],
+                    );
+                    creates.insert(name.clone(), step);
+                    self.groups.insert(name.clone(), GroupRef::Created(step));
+                }
+            }
+        }
+        // Groups that go: not declared, or an old description.
+        for g in obs {
+            if !self.group_names.contains_key(&g.id) {
+                self.doomed_groups
+                    .insert(g.id.clone(), (g.owner.name.clone(), Vec::new()));
+            }
+        }
+        // Second pass: rules and tags.
+        for (name, spec) in &d.security_groups {
+            let key = ResourceKey::new(Kind::SecurityGroup, name.clone());
+            let tags = self.tags_for(Kind::SecurityGroup, name, &spec.tags);
+            let desired_rules: Vec<String> = sorted_strings(spec.ingress.iter());
+            match creates.get(name).copied() {
+                Some(create) => {
+                    if !spec.ingress.is_empty() {
+                        let rules = self.planned_rules(&spec.ingress);
+                        let deps = self.rule_deps(&rules, create);
+                        self.add(
+                            Step::AuthorizeIngress {
+                                name: name.clone(),
+                                group: GroupRef::Created(create),
+                                rules,
+                            },
+                            deps,
+                        );
+                    }
+                    let replaced = obs.iter().find(|g| g.owner.name == *name);
+                    let action = match replaced {
+                        Some(_) => ChangeAction::Replace {
+                            because: vec!["spec.description".into()],
+                        },
+                        None => ChangeAction::Create,
+                    };
+                    let c = self.change(key, action);
+                    c.fields.push(FieldDiff {
+                        field: "spec.description".into(),
+                        before: replaced.map(|g| Value::Text(g.description.clone())),
+                        after: Some(Value::Text(spec.description.clone())),
+                        forces_replacement: replaced.is_some(),
+                    });
+                    if !desired_rules.is_empty() {
+                        c.fields.push(FieldDiff {
+                            field: "spec.ingress".into(),
+                            before: None,
+                            after: Some(Value::List(desired_rules)),
+                            forces_replacement: false,
+                        });
+                    }
+                }
+                None => {
+                    let GroupRef::Known(gid) = self.groups[name].clone() else {
+                        continue;
+                    };
+                    let g = obs.iter().find(|g| g.id == gid).expect("current group observed");
+                    // Desired rules whose sources exist, as the cloud would hold them.
+                    let mut want: BTreeSet<CloudRule> = BTreeSet::new();
+                    let mut to_add: Vec<IngressRule> = Vec::new();
+                    for r in &spec.ingress {
+                        match self.cloud_rule(r) {
+                            Some(cr) => {
+                                if !g.ingress.contains(&cr) {
+                                    to_add.push(r.clone());
+                                }
+                                want.insert(cr);
+                            }
+                            None => to_add.push(r.clone()),
+                        }
+                    }
+                    let to_remove: Vec<CloudRule> =
+                        g.ingress.iter().filter(|r| !want.contains(r)).cloned().collect();
+                    let mut changed = false;
+                    if !to_add.is_empty() {
+                        let rules = self.planned_rules(&to_add);
+                        let deps = self.rule_deps(&rules, usize::MAX);
+                        self.add(
+                            Step::AuthorizeIngress {
+                                name: name.clone(),
+                                group: GroupRef::Known(gid.clone()),
+                                rules,
+                            },
+                            deps,
+                        );
+                        changed = true;
+                    }
+                    if !to_remove.is_empty() {
+                        let step = self.add(
+                            Step::RevokeIngress {
+                                name: name.clone(),
+                                group: gid.clone(),
+                                rules: to_remove.clone(),
+                            },
+                            [],
+                        );
+                        for r in &to_remove {
+                            if let CloudSource::Group(src) = &r.source
+                                && let Some((_, users)) = self.doomed_groups.get_mut(src)
+                            {
+                                users.push(step);
+                            }
+                        }
+                        changed = true;
+                    }
+                    let drift = self.tag_drift(
+                        &key,
+                        TagTarget::Group(gid.clone()),
+                        &tags,
+                        &g.tags,
+                        &[],
+                    );
+                    let observed_rules: Vec<String> = {
+                        let mut v: Vec<String> =
+                            g.ingress.iter().map(|r| self.show_cloud_rule(r)).collect();
+                        v.sort();
+                        v
+                    };
+                    let action = if changed || drift.is_some() {
+                        ChangeAction::Update
+                    } else {
+                        ChangeAction::NoChange
+                    };
+                    let c = self.change(key, action);
+                    if changed {
+                        c.fields.push(FieldDiff {
+                            field: "spec.ingress".into(),
+                            before: Some(Value::List(observed_rules)),
+                            after: Some(Value::List(desired_rules)),
+                            forces_replacement: false,
+                        });
+                    }
+                    Self::tag_field(c, &tags, &g.tags);
+                }
+            }
+        }
+    }
+
+    /// A declared rule as the cloud would hold it; `None` when its source
+    /// group does not exist yet.
+    fn cloud_rule(&self, r: &IngressRule) -> Option<CloudRule> {
+        let source = match &r.source {
+            Source::Cidr(c) => CloudSource::Cidr(c.clone()),
+            Source::Group(g) => match self.groups.get(g)? {
+                GroupRef::Known(id) => CloudSource::Group(id.clone()),
+                GroupRef::Created(_) => return None,
+            },
+        };
+        Some(CloudRule {
+            protocol: r.protocol,
+            ports: rule_ports(r),
+            source,
+        })
+    }
+
+    fn planned_rules(&self, rules: &[IngressRule]) -> Vec<PlannedRule> {
+        rules
+            .iter()
+            .map(|r| PlannedRule {
+                rule: r.clone(),
+                source_group: match &r.source {
+                    Source::Group(g) => self.groups.get(g).cloned(),
+                    Source::Cidr(_) => None,
+                },
+            })
+            .collect()
+    }
+
+    /// The steps a rule authorization waits for: its own group's creation
+    /// and its sources' creation.
+    fn rule_deps(&self, rules: &[PlannedRule], own: StepId) -> Vec<StepId> {
+        let mut deps: BTreeSet<StepId> = rules
+            .iter()
+            .filter_map(|r| match &r.source_group {
+                Some(GroupRef::Created(s)) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        if own != usize::MAX {
+            deps.insert(own);
+        }
+        deps.into_iter().collect()
+    }
+
+    fn show_cloud_rule(&self, r: &CloudRule) -> String {
+        let mut s = r.protocol.as_str().to_owned();
+        if let Some((from, to)) = r.ports {
+            if from == to {
+                s.push_str(&format!(" {from}"));
+            } else {
+                s.push_str(&format!(" {from}-{to}"));
+            }
+        }
+        match &r.source {
+            CloudSource::Cidr(c) => s.push_str(&format!(" from {c}")),
+            CloudSource::Group(id) => match self
+                .observed()
+                .security_groups
+                .iter()
+                .find(|g| g.id == *id)
+            {
+                Some(g) => s.push_str(&format!(" from SecurityGroup/{}", g.owner.name)),
+                None => s.push_str(&format!(" from {id}")),
+            },
+        }
+        s
+    }
+
+    /// Records that `step` must finish before a doomed group goes.
+    fn group_user(&mut self, group: &GroupId, step: StepId) {
+        if let Some((_, users)) = self.doomed_groups.get_mut(group) {
+            users.push(step);
+        }
+    }
+
+    fn finish_group_deletes(&mut self) {
+        let doomed = std::mem::take(&mut self.doomed_groups);
+        for (id, (name, users)) in doomed {
+            let step = self.add(
+                Step::DeleteGroup {
+                    name: name.clone(),
+                    group: id.clone(),
+                },
+                users,
+            );
+            // Every rule in the stack that names it must be gone first:
+            // revokes were recorded as users; instances too.
+            let _ = step;
+            if !self.desired().security_groups.contains_key(&name)
+                && !self
+                    .changes
+                    .iter()
+                    .any(|c| c.key.kind == Kind::SecurityGroup && c.key.name == name)
+            {
+                self.change(
+                    ResourceKey::new(Kind::SecurityGroup, name),
+                    ChangeAction::Delete,
+                );
+            }
+        }
+    }
+
+    // ---- buckets and distributions -------------------------------------
+
+    fn buckets(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().buckets;
+        for (name, spec) in &d.buckets {
+            let key = ResourceKey::new(Kind::Bucket, name.clone());
+            let mut tags = self.tags_for(Kind::Bucket, name, &spec.tags);
+            tags.insert(
+                tags::DELETION_POLICY.to_owned(),
+                spec.deletion_policy.as_str().to_owned(),
+            );
+            let mut produced = Produced::default();
+            match obs.iter().find(|b| b.name == name.as_str()) {
+                None => {
+                    produced.step = Some(self.add(
+                        Step::CreateBucket {
+                            name: name.clone(),
+                            public_read: spec.public_read,
+                            tags,
+                        },
+                        [],
+                    ));
+                    let c = self.change(key, ChangeAction::Create);
+                    c.fields.push(FieldDiff {
+                        field: "spec.publicRead".into(),
+                        before: None,
+                        after: Some(Value::Text(spec.public_read.to_string())),
+                        forces_replacement: false,
+                    });
+                }
+                Some(b) => {
+                    let mut changed = false;
+                    let mut fields = Vec::new();
+                    if b.public_read != spec.public_read {
+                        self.add(
+                            Step::SetBucketPublicRead {
+                                name: name.clone(),
+                                public_read: spec.public_read,
+                            },
+                            [],
+                        );
+                        changed = true;
+                        fields.push(FieldDiff {
+                            field: "spec.publicRead".into(),
+                            before: Some(Value::Text(b.public_read.to_string())),
+                            after: Some(Value::Text(spec.public_read.to_string())),
+                            forces_replacement: false,
+                        });
+                    }
+                    let drift = self.tag_drift(
+                        &key,
+                        TagTarget::Bucket(b.name.clone()),
+                        &tags,
+                        &b.tags,
+                        &[],
+                    );
+                    let action = if changed || drift.is_some() {
+                        ChangeAction::Update
+                    } else {
+                        ChangeAction::NoChange
+                    };
+                    let c = self.change(key, action);
+                    c.fields = fields;
+                    Self::tag_field(c, &tags, &b.tags);
+                }
+            }
+            self.buckets.insert(name.clone(), produced);
+        }
+        for b in obs.iter().filter(|b| !d.buckets.contains_key(&b.owner.name)) {
+            self.doomed_buckets.insert(b.owner.name.clone(), ());
+        }
+    }
+
+    fn cdn_config(&self, spec: &crate::desired::CdnSpec) -> DistributionConfig {
+        DistributionConfig {
+            origin_domain: bucket_domain(spec.origin_bucket.as_str()),
+            aliases: spec.aliases.clone(),
+            enabled: spec.enabled,
+            logging: spec
+                .logging
+                .as_ref()
+                .map(|l| (bucket_domain(l.bucket.as_str()), l.prefix.clone())),
+            comment: spec.comment.clone(),
+            default_root_object: spec.default_root_object.clone(),
+        }
+    }
+
+    fn cdns(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().distributions;
+        for (name, spec) in &d.cdns {
+            let key = ResourceKey::new(Kind::Cdn, name.clone());
+            let tags = self.tags_for(Kind::Cdn, name, &spec.tags);
+            let config = self.cdn_config(spec);
+            let mut bucket_deps: Vec<StepId> = Vec::new();
+            for b in std::iter::once(&spec.origin_bucket).chain(spec.logging.as_ref().map(|l| &l.bucket)) {
+                if let Some(Produced { step: Some(s) }) = self.buckets.get(b) {
+                    bucket_deps.push(*s);
+                }
+            }
+            match obs.iter().find(|x| x.owner.name == *name) {
+                None => {
+                    let caller_reference = format!(
+                        "converge:{}:{}:{}",
+                        d.stack,
+                        name,
+                        short_digest(&[&format!("{config:?}")])
+                    );
+                    let step = self.add(
+                        Step::CreateDistribution {
+                            name: name.clone(),
+                            caller_reference,
+                            config: config.clone(),
+                            tags,
+                        },
+                        bucket_deps,
+                    );
+                    self.cdns.insert(name.clone(), (None, Produced { step: Some(step) }));
+                    let c = self.change(key, ChangeAction::Create);
+                    c.fields = cdn_fields(None, &config);
+                }
+                Some(x) => {
+                    let mut changed = false;
+                    if x.config != config {
+                        let step = self.add(
+                            Step::UpdateDistribution {
+                                name: name.clone(),
+                                id: x.id.clone(),
+                                config: config.clone(),
+                            },
+                            bucket_deps,
+                        );
+                        let _ = step;
+                        changed = true;
+                    }
+                    let drift = self.tag_drift(
+                        &key,
+                        TagTarget::Distribution(x.id.clone()),
+                        &tags,
+                        &x.tags,
+                        &[],
+                    );
+                    self.cdns
+                        .insert(name.clone(), (Some(x.domain_name.clone()), Produced::default()));
+                    let action = if changed || drift.is_some() {
+                        ChangeAction::Update
+                    } else {
+                        ChangeAction::NoChange
+                    };
+                    let c = self.change(key, action);
+                    if changed {
+                        c.fields = cdn_fields(Some(&x.config), &config);
+                    }
+                    Self::tag_field(c, &tags, &x.tags);
+                }
+            }
+        }
+        for x in obs.iter().filter(|x| !d.cdns.contains_key(&x.owner.name)) {
+            let name = x.owner.name.clone();
+            let disable = self.add(
+                Step::DisableDistribution {
+                    name: name.clone(),
+                    id: x.id.clone(),
+                },
+                [],
+            );
+            let delete = self.add(
+                Step::DeleteDistribution {
+                    name: name.clone(),
+                    id: x.id.clone(),
+                },
+                [disable],
+            );
+            for b in self.observed().buckets.iter() {
+                if x.config.origin_domain == bucket_domain(&b.name)
+                    || x.config.logging.as_ref().is_some_and(|(l, _)| *l == bucket_domain(&b.name))
+                {
+                    self.bucket_users
+                        .entry(b.owner.name.clone())
+                        .or_default()
+                        .push(delete);
+                }
+            }
+            let c = self.change(ResourceKey::new(Kind::Cdn, name), ChangeAction::Delete);
+            c.notes.push(Note::DisableBeforeDelete);
+        }
+    }
+
+    fn finish_bucket_deletes(&mut self) {
+        let doomed = std::mem::take(&mut self.doomed_buckets);
+        for name in doomed.into_keys() {
+            let key = ResourceKey::new(Kind::Bucket, name.clone());
+            // A removed bucket's policy is unknown from the manifests: it
+            // was declared in a document that is gone, so converge keeps
+            // the bucket unless its tag says delete.
+            let policy = self
+                .observed()
+                .buckets
+                .iter()
+                .find(|b| b.owner.name == name)
+                .map(|b| policy_from_tags(&b.tags))
+                .unwrap_or(DeletionPolicy::Retain);
+            match policy {
+                DeletionPolicy::Delete => {
+                    let users = self.bucket_users.remove(&name).unwrap_or_default();
+                    self.add(Step::DeleteBucket { name }, users);
+                    self.change(key, ChangeAction::Delete);
+                }
+                p => {
+                    self.change(key, ChangeAction::DeleteBlocked { policy: p });
+                }
+            }
+        }
+    }
+
+    // ---- volumes --------------------------------------------------------
+
+    fn volumes(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().volumes;
+        for (name, spec) in &d.volumes {
+            let key = ResourceKey::new(Kind::Volume, name.clone());
+            let tags = {
+                let mut t = self.tags_for(Kind::Volume, name, &spec.tags);
+                t.insert(
+                    tags::DELETION_POLICY.to_owned(),
+                    spec.deletion_policy.as_str().to_owned(),
+                );
+                t
+            };
+            let mine: Vec<&ObservedVolume> =
+                obs.iter().filter(|v| v.owner.name == *name).collect();
+            // The current volume: in the declared zone, attached ones first.
+            let current = mine
+                .iter()
+                .filter(|v| v.zone == spec.zone)
+                .min_by_key(|v| (v.attachment.is_none(), v.created_at, v.id.clone()))
+                .copied();
+            for extra in mine.iter().filter(|v| Some(**v) != current) {
+                self.doomed_volumes
+                    .push(((*extra).clone(), spec.deletion_policy, Vec::new()));
+            }
+            match current {
+                None => {
+                    let token = short_digest(&[
+                        d.stack.as_str(),
+                        name.as_str(),
+                        spec.zone.as_str(),
+                        &spec.size_gib.to_string(),
+                        spec.volume_type.as_str(),
+                        spec.from_snapshot.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                    ]);
+                    let step = self.add(
+                        Step::CreateVolume {
+                            name: name.clone(),
+                            zone: spec.zone.clone(),
+                            size_gib: spec.size_gib,
+                            volume_type: spec.volume_type,
+                            from_snapshot: spec.from_snapshot.clone(),
+                            tags,
+                            token,
+                        },
+                        [],
+                    );
+                    self.volumes.insert(
+                        name.clone(),
+                        fleet::VolumeState {
+                            volume: VolumeRef::Created(step),
+                            create_step: Some(step),
+                            attached_to: None,
+                        },
+                    );
+                    let replaced = !mine.is_empty();
+                    let action = if replaced {
+                        ChangeAction::Replace {
+                            because: vec!["spec.zone".into()],
+                        }
+                    } else {
+                        ChangeAction::Create
+                    };
+                    let c = self.change(key, action);
+                    c.fields.push(FieldDiff {
+                        field: "spec.zone".into(),
+                        before: mine.first().map(|v| Value::Text(v.zone.to_string())),
+                        after: Some(Value::Text(spec.zone.to_string())),
+                        forces_replacement: replaced,
+                    });
+                    c.fields.push(FieldDiff {
+                        field: "spec.sizeGiB".into(),
+                        before: None,
+                        after: Some(Value::Text(spec.size_gib.to_string())),
+                        forces_replacement: false,
+                    });
+                    c.fields.push(FieldDiff {
+                        field: "spec.type".into(),
+                        before: None,
+                        after: Some(Value::Text(spec.volume_type.as_str().into())),
+                        forces_replacement: false,
+                    });
+                    if let Some(s) = &spec.from_snapshot {
+                        c.fields.push(FieldDiff {
+                            field: "spec.fromSnapshot".into(),
+                            before: None,
+                            after: Some(Value::Text(s.to_string())),
+                            forces_replacement: false,
+                        });
+                    }
+                }
+                Some(v) => {
+                    let mut fields = Vec::new();
+                    let mut notes = Vec::new();
+                    let grow = spec.size_gib > v.size_gib;
+                    if spec.size_gib < v.size_gib {
+                        notes.push(Note::Unsupported {
+                            reason: format!(
+                                "spec.sizeGiB {} is below the volume's {} GiB: EBS volumes cannot shrink",
+                                spec.size_gib, v.size_gib
+                            ),
+                        });
+                    }
+                    let retype = spec.volume_type != v.volume_type;
+                    if grow || retype {
+                        self.add(
+                            Step::ModifyVolume {
+                                name: name.clone(),
+                                volume: v.id.clone(),
+                                size_gib: spec.size_gib.max(v.size_gib),
+                                volume_type: spec.volume_type,
+                            },
+                            [],
+                        );
+                        if grow {
+                            fields.push(FieldDiff {
+                                field: "spec.sizeGiB".into(),
+                                before: Some(Value::Text(v.size_gib.to_string())),
+                                after: Some(Value::Text(spec.size_gib.to_string())),
+                                forces_replacement: false,
+                            });
+                        }
+                        if retype {
+                            fields.push(FieldDiff {
+                                field: "spec.type".into(),
+                                before: Some(Value::Text(v.volume_type.as_str().into())),
+                                after: Some(Value::Text(spec.volume_type.as_str().into())),
+                                forces_replacement: false,
+                            });
+                        }
+                    }
+                    let drift = self.tag_drift(
+                        &key,
+                        TagTarget::Volume(v.id.clone()),
+                        &tags,
+                        &v.tags,
+                        &[],
+                    );
+                    self.volumes.insert(
+                        name.clone(),
+                        fleet::VolumeState {
+                            volume: VolumeRef::Known(v.id.clone()),
+                            create_step: None,
+                            attached_to: v.attachment.clone(),
+                        },
+                    );
+                    let action = if grow || retype || drift.is_some() {
+                        ChangeAction::Update
+                    } else {
+                        ChangeAction::NoChange
+                    };
+                    let c = self.change(key, action);
+                    c.fields = fields;
+                    c.notes = notes;
+                    Self::tag_field(c, &tags, &v.tags);
+                }
+            }
+            // An attachment on a volume that no fleet claims any more is
+            // undone; the fleet pass handles declared attachments.
+            if spec.attach.is_none()
+                && let Some(v) = current
+                && let Some(a) = &v.attachment
+            {
+                let step = self.add(
+                    Step::DetachVolume {
+                        name: name.clone(),
+                        volume: v.id.clone(),
+                        instance: a.instance.clone(),
+                    },
+                    [],
+                );
+                let _ = step;
+                if let Some(c) = self.changes.last_mut() {
+                    if c.action == ChangeAction::NoChange {
+                        c.action = ChangeAction::Update;
+                    }
+                    c.fields.push(FieldDiff {
+                        field: "spec.attach".into(),
+                        before: Some(Value::Text(format!("{} at {}", a.instance, a.device))),
+                        after: None,
+                        forces_replacement: false,
+                    });
+                }
+            }
+        }
+        for v in obs.iter().filter(|v| !d.volumes.contains_key(&v.owner.name)) {
+            let policy = policy_from_tags(&v.tags);
+            self.doomed_volumes.push((v.clone(), policy, Vec::new()));
+        }
+    }
+
+    fn finish_volume_deletes(&mut self) {
+        let doomed = std::mem::take(&mut self.doomed_volumes);
+        for (v, policy, mut deps) in doomed {
+            let name = v.owner.name.clone();
+            let key = ResourceKey::new(Kind::Volume, name.clone());
+            let declared = self.desired().volumes.contains_key(&name);
+            if policy == DeletionPolicy::Retain {
+                if !declared {
+                    let c = self.change(key, ChangeAction::DeleteBlocked { policy });
+                    c.fields.push(FieldDiff {
+                        field: "id".into(),
+                        before: Some(Value::Text(v.id.to_string())),
+                        after: None,
+                        forces_replacement: false,
+                    });
+                } else if let Some(c) = self.changes.iter_mut().find(|c| c.key == key) {
+                    c.notes.push(Note::Unsupported {
+                        reason: format!(
+                            "the old volume {} in {} is kept by deletionPolicy retain",
+                            v.id, v.zone
+                        ),
+                    });
+                }
+                continue;
+            }
+            if let Some(a) = &v.attachment {
+                match self.terminating.get(&a.instance) {
+                    Some(t) => deps.push(*t),
+                    None => deps.push(self.add(
+                        Step::DetachVolume {
+                            name: name.clone(),
+                            volume: v.id.clone(),
+                            instance: a.instance.clone(),
+                        },
+                        [],
+                    )),
+                }
+            }
+            let mut notes = Vec::new();
+            if policy == DeletionPolicy::Snapshot {
+                let tags = {
+                    let mut t = self.tags_for(Kind::Volume, &name, &Tags::new());
+                    t.remove(tags::KIND);
+                    t.remove(tags::NAME);
+                    t.insert(tags::VOLUME.into(), name.to_string());
+                    t.insert(tags::PURPOSE.into(), SnapshotPurpose::Final.as_str().into());
+                    t
+                };
+                let snap = self.add(
+                    Step::Snapshot {
+                        name: name.clone(),
+                        volume: v.id.clone(),
+                        purpose: SnapshotPurpose::Final,
+                        tags,
+                    },
+                    deps.clone(),
+                );
+                deps = vec![snap];
+                notes.push(Note::FinalSnapshot);
+            }
+            self.add(
+                Step::DeleteVolume {
+                    name: name.clone(),
+                    volume: v.id.clone(),
+                },
+                deps,
+            );
+            if !declared {
+                let c = self.change(key, ChangeAction::Delete);
+                c.notes = notes;
+            }
+        }
+    }
+
+    // ---- balancers ------------------------------------------------------
+
+    fn balancers(&mut self) {
+        let d = self.desired();
+        let obs = &self.observed().balancers;
+        for (name, spec) in &d.balancers {
+            let key = ResourceKey::new(Kind::Balancer, name.clone());
+            let tags = self.tags_for(Kind::Balancer, name, &spec.tags);
+            match obs.iter().find(|b| b.name == name.as_str()) {
+                None => {
+                    let step = self.add(
+                        Step::CreateBalancer {
+                            name: name.clone(),
+                            zones: spec.zones.clone(),
+                            listeners: spec.listeners.clone(),
+                            health_check: spec.health_check.clone(),
+                            tags,
+                        },
+                        [],
+                    );
+                    self.balancers
+                        .insert(name.clone(), (None, Produced { step: Some(step) }));
+                    let c = self.change(key, ChangeAction::Create);
+                    c.fields.push(FieldDiff {
+                        field: "spec.listeners".into(),
+                        before: None,
+                        after: Some(Value::List(sorted_strings(spec.listeners.iter()))),
+                        forces_replacement: false,
+                    });
+                    c.fields.push(FieldDiff {
+                        field: "spec.healthCheck".into(),
+                        before: None,
+                        after: Some(Value::Text(spec.health_check.to_string())),
+                        forces_replacement: false,
+                    });
+                    c.fields.push(FieldDiff {
+                        field: "spec.zones".into(),
+                        before: None,
+                        after: Some(Value::List(sorted_strings(spec.zones.iter()))),
+                        forces_replacement: false,
+                    });
+                }
+                Some(b) => {
+                    let mut fields = Vec::new();
+                    let want: BTreeSet<_> = spec.listeners.iter().cloned().collect();
+                    let have: BTreeSet<_> = b.listeners.iter().cloned().collect();
+                    let add: Vec<_> = want.difference(&have).cloned().collect();
+                    let remove: Vec<u16> = have
+                        .difference(&want)
+                        .map(|l| l.port)
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let mut changed = false;
+                    if !add.is_empty() || !remove.is_empty() {
+                        self.add(
+                            Step::SetListeners {
+                                name: name.clone(),
+                                add,
+                                remove,
+                            },
+                            [],
+                        );
+                        changed = true;
+                        fields.push(FieldDiff {
+                            field: "spec.listeners".into(),
+                            before: Some(Value::List(sorted_strings(b.listeners.iter()))),
+                            after: Some(Value::List(sorted_strings(spec.listeners.iter()))),
+                            forces_replacement: false,
+                        });
+                    }
+                    if b.health_check.as_ref() != Some(&spec.health_check) {
+                        self.add(
+                            Step::ConfigureHealthCheck {
+                                name: name.clone(),
+                                health_check: spec.health_check.clone(),
+                            },
+                            [],
+                        );
+                        changed = true;
+                        fields.push(FieldDiff {
+                            field: "spec.healthCheck".into(),
+                            before: b.health_check.as_ref().map(|h| Value::Text(h.to_string())),
+                            after: Some(Value::Text(spec.health_check.to_string())),
+                            forces_replacement: false,
+                        });
+                    }
+                    let want_z: BTreeSet<_> = spec.zones.iter().cloned().collect();
+                    let have_z: BTreeSet<_> = b.zones.iter().cloned().collect();
+                    if want_z != have_z {
+                        self.add(
+                            Step::SetBalancerZones {
+                                name: name.clone(),
+                                enable: want_z.difference(&have_z).cloned().collect(),
+                                disable: have_z.difference(&want_z).cloned().collect(),
+                            },
+                            [],
+                        );
+                        changed = true;
+                        fields.push(FieldDiff {
+                            field: "spec.zones".into(),
+                            before: Some(Value::List(sorted_strings(have_z.iter()))),
+                            after: Some(Value::List(sorted_strings(want_z.iter()))),
+                            forces_replacement: false,
+                        });
+                    }
+                    let drift = self.tag_drift(
+                        &key,
+                        TagTarget::Balancer(b.name.clone()),
+                        &tags,
+                        &b.tags,
+                        &[],
+                    );
+                    self.balancers
+                        .insert(name.clone(), (Some(b.dns_name.clone()), Produced::default()));
+                    let action = if changed || drift.is_some() {
+                        ChangeAction::Update
+                    } else {
+                        ChangeAction::NoChange
+                    };
+                    let c = self.change(key, action);
+                    c.fields = fields;
+                    Self::tag_field(c, &tags, &b.tags);
+                }
+            }
+        }
+        for b in obs.iter().filter(|b| !d.balancers.contains_key(&b.owner.name)) {
+            self.add(
+                Step::DeleteBalancer {
+                    name: b.owner.name.clone(),
+                },
+                [],
+            );
+            self.change(
+                ResourceKey::new(Kind::Balancer, b.owner.name.clone()),
+                ChangeAction::Delete,
+            );
+        }
+    }
+
+    /// Registers instances that stay but are not members, and deregisters
+    /// members that are not the fleets' instances.
+    fn balancer_membership(&mut self) {
+        let d = self.desired();
+        for (name, spec) in &d.balancers {
+            let observed = self
+                .observed()
+                .balancers
+                .iter()
+                .find(|b| b.name == name.as_str());
+            let members: BTreeSet<InstanceId> = observed
+                .map(|b| b.members.iter().map(|m| m.instance.clone()).collect())
+                .unwrap_or_default();
+            let mut keep: BTreeSet<InstanceId> = BTreeSet::new();
+            for f in &spec.fleets {
+                if let Some(o) = self.fleets.get(f) {
+                    keep.extend(o.staying.iter().cloned());
+                }
+            }
+            let register: Vec<InstanceRef> = keep
+                .iter()
+                .filter(|i| !members.contains(*i))
+                .map(|i| InstanceRef::Known(i.clone()))
+                .collect();
+            let deregister: Vec<InstanceId> = members
+                .iter()
+                .filter(|i| {
+                    !keep.contains(*i)
+                        && !self.deregistered.contains(&(name.clone(), (*i).clone()))
+                        && !self.launched_elsewhere(i)
+                })
+                .cloned()
+                .collect();
+            let create = self.balancers.get(name).and_then(|(_, p)| p.step);
+            let mut changed = false;
+            if !register.is_empty() {
+                let n = register.len();
+                self.add(
+                    Step::Register {
+                        balancer: name.clone(),
+                        instances: register,
+                    },
+                    create,
+                );
+                changed = true;
+                let _ = n;
+            }
+            if !deregister.is_empty() {
+                self.add(
+                    Step::Deregister {
+                        balancer: name.clone(),
+                        instances: deregister.clone(),
+                    },
+                    [],
+                );
+                changed = true;
+            }
+            if changed {
+                let key = ResourceKey::new(Kind::Balancer, name.clone());
+                let before: Vec<String> = members.iter().map(|i| i.to_string()).collect();
+                let after: Vec<String> = keep.iter().map(|i| i.to_string()).collect();
+                if let Some(c) = self.changes.iter_mut().find(|c| c.key == key) {
+                    if c.action == ChangeAction::NoChange {
+                        c.action = ChangeAction::Update;
+                    }
+                    if observed.is_some() {
+                        c.fields.push(FieldDiff {
+                            field: "members".into(),
+                            before: Some(Value::List(before)),
+                            after: Some(Value::List(after)),
+                            forces_replacement: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether an instance is one the fleet pass already handles (being
+    /// replaced or scaled in, deregistered there).
+    fn launched_elsewhere(&self, i: &InstanceId) -> bool {
+        self.terminating.contains_key(i)
+    }
+}
+
+fn sorted_strings<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> Vec<String> {
+    let mut v: Vec<String> = items.map(|i| i.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// The ports a rule is held with in the cloud.
+pub fn rule_ports(r: &IngressRule) -> Option<(u16, u16)> {
+    match r.protocol {
+        Protocol::Icmp | Protocol::All => None,
+        Protocol::Tcp | Protocol::Udp => r.ports.map(|p| (p.from, p.to)),
+    }
+}
+
+/// The deletion policy recorded on a resource's tag, for resources whose
+/// manifest is gone. Missing or unreadable means retain: data is never lost
+/// by default.
+fn policy_from_tags(t: &Tags) -> DeletionPolicy {
+    match t.get(tags::DELETION_POLICY).map(String::as_str) {
+        Some("delete") => DeletionPolicy::Delete,
+        Some("snapshot") => DeletionPolicy::Snapshot,
+        _ => DeletionPolicy::Retain,
+    }
+}
+
+/// The key type and material of an OpenSSH public key, without its comment.
+fn key_material(k: &str) -> String {
+    k.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// A short form of a public key for plans: type, start of the material and
+/// comment.
+fn key_summary(k: &str) -> String {
+    let mut parts = k.split_whitespace();
+    let ty = parts.next().unwrap_or("");
+    let material = parts.next().unwrap_or("");
+    let comment = parts.collect::<Vec<_>>().join(" ");
+    let short: String = material.chars().take(12).collect();
+    let mut s = format!("{ty} {short}…");
+    if !comment.is_empty() {
+        s.push(' ');
+        s.push_str(&comment);
+    }
+    s
+}
+
+fn cdn_fields(before: Option<&DistributionConfig>, after: &DistributionConfig) -> Vec<FieldDiff> {
+    let mut out = Vec::new();
+    let mut push = |field: &str, b: Option<Value>, a: Value| {
+        if b.as_ref() != Some(&a) {
+            out.push(FieldDiff {
+                field: field.into(),
+                before: b,
+                after: Some(a),
+                forces_replacement: false,
+            });
+        }
+    };
+    let logging = |c: &DistributionConfig| match &c.logging {
+        None => Value::Text("off".into()),
+        Some((b, p)) => Value::Text(format!("{b}/{p}")),
+    };
+    push(
+        "spec.origin",
+        before.map(|b| Value::Text(b.origin_domain.clone())),
+        Value::Text(after.origin_domain.clone()),
+    );
+    push(
+        "spec.aliases",
+        before.map(|b| Value::List(b.aliases.clone())),
+        Value::List(after.aliases.clone()),
+    );
+    push(
+        "spec.enabled",
+        before.map(|b| Value::Text(b.enabled.to_string())),
+        Value::Text(after.enabled.to_string()),
+    );
+    push("spec.logging", before.map(logging), logging(after));
+    push(
+        "spec.comment",
+        before.map(|b| Value::Text(b.comment.clone())),
+        Value::Text(after.comment.clone()),
+    );
+    let root = |c: &DistributionConfig| Value::Text(c.default_root_object.clone().unwrap_or_default());
+    push("spec.defaultRootObject", before.map(root), root(after));
+    out
+}
+
+/// Whether an instance counts towards its fleet.
+pub(crate) fn is_live(state: InstanceState) -> bool {
+    state.is_live()
+}

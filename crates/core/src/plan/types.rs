@@ -1,0 +1,851 @@
+//! The plan: what would change (a typed diff per resource, for people) and
+//! the steps that make it so (a dependency graph, for the executor).
+
+use crate::desired::{
+    Attr, DeletionPolicy, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
+};
+use crate::ids::{
+    DistributionId, GroupId, ImageId, InstanceId, ResourceKey, ResourceName, SnapshotId,
+    VolumeId, Zone,
+};
+use crate::observed::{CloudRule, DistributionConfig};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// The version of the plan's JSON shape; bumped on incompatible changes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// A plan: the diff to show and the steps to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The JSON shape's version ([`PLAN_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The stack.
+    pub stack: ResourceName,
+    /// The region.
+    pub region: String,
+    /// The moment the plan was made for (schedules are read at this time).
+    pub at: Timestamp,
+    /// One entry per resource, sorted by kind and name; unchanged resources
+    /// are included with [`ChangeAction::NoChange`].
+    pub changes: Vec<ResourceChange>,
+    /// The steps; a step's index is its [`StepId`].
+    pub steps: Vec<Step>,
+    /// Dependency edges: `(before, after)`.
+    pub edges: Vec<(StepId, StepId)>,
+}
+
+impl Plan {
+    /// Whether applying the plan would change anything. Blocked deletions
+    /// are not changes.
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Counts of changes by action, for the summary line.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match &c.action {
+                ChangeAction::Create => s.create += 1,
+                ChangeAction::Update => s.update += 1,
+                ChangeAction::Replace { .. } => s.replace += 1,
+                ChangeAction::Delete => s.delete += 1,
+                ChangeAction::DeleteBlocked { .. } => s.blocked += 1,
+                ChangeAction::NoChange => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    /// The steps that must finish before `step` may start.
+    pub fn dependencies(&self, step: StepId) -> impl Iterator<Item = StepId> + '_ {
+        self.edges
+            .iter()
+            .filter(move |(_, after)| *after == step)
+            .map(|(before, _)| *before)
+    }
+}
+
+/// Counts of resource changes by action.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Resources to create.
+    pub create: usize,
+    /// Resources changed in place (fleets scaled included).
+    pub update: usize,
+    /// Resources (or a fleet's instances) to replace.
+    pub replace: usize,
+    /// Resources to delete.
+    pub delete: usize,
+    /// Deletions a deletion policy blocks.
+    pub blocked: usize,
+    /// Resources already as declared.
+    pub unchanged: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} to create, {} to update, {} to replace, {} to delete",
+            self.create, self.update, self.replace, self.delete
+        )?;
+        if self.blocked > 0 {
+            write!(f, ", {} retained", self.blocked)?;
+        }
+        Ok(())
+    }
+}
+
+/// What happens to one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// The resource.
+    pub key: ResourceKey,
+    /// What happens to it.
+    pub action: ChangeAction,
+    /// Field-by-field differences (for creates: the values set).
+    pub fields: Vec<FieldDiff>,
+    /// For fleets: the instance-level changes.
+    pub instances: Vec<InstanceChange>,
+    /// Why something waits or is held back.
+    pub notes: Vec<Note>,
+}
+
+/// The kind of change to a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ChangeAction {
+    /// Nothing to do.
+    NoChange,
+    /// It does not exist yet.
+    Create,
+    /// Changed in place.
+    Update,
+    /// Replaced, because these immutable fields changed.
+    Replace {
+        /// The fields that force the replacement.
+        because: Vec<String>,
+    },
+    /// Deleted.
+    Delete,
+    /// Would be deleted, but its deletion policy keeps it.
+    DeleteBlocked {
+        /// The policy that keeps it.
+        policy: DeletionPolicy,
+    },
+}
+
+impl ChangeAction {
+    /// The symbol shown before the resource in text plans.
+    pub fn symbol(&self) -> &'static str {
+        match self {
+            ChangeAction::NoChange => " ",
+            ChangeAction::Create => "+",
+            ChangeAction::Update => "~",
+            ChangeAction::Replace { .. } => "-/+",
+            ChangeAction::Delete => "-",
+            ChangeAction::DeleteBlocked { .. } => "!",
+        }
+    }
+}
+
+/// One field's difference. `before`/`after` are `None` when the field is
+/// absent on that side (created or deleted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDiff {
+    /// The field's path in manifest terms (`spec.ingress`, `spec.userData`).
+    pub field: String,
+    /// The value before.
+    pub before: Option<Value>,
+    /// The value after.
+    pub after: Option<Value>,
+    /// Whether this field's change forces a replacement.
+    pub forces_replacement: bool,
+}
+
+/// A value shown in a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "kebab-case")]
+pub enum Value {
+    /// A single-line value.
+    Text(String),
+    /// A value that may span lines (shown as a line diff).
+    Multiline(String),
+    /// A list, shown as added and removed items.
+    List(Vec<String>),
+    /// A value that comes from the environment: never shown.
+    Sensitive,
+    /// A value not known until apply (`(known after apply)`).
+    Unknown,
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Text(t) | Value::Multiline(t) => f.write_str(t),
+            Value::List(items) => write!(f, "[{}]", items.join(", ")),
+            Value::Sensitive => f.write_str("(sensitive)"),
+            Value::Unknown => f.write_str("(known after apply)"),
+        }
+    }
+}
+
+/// An instance-level change within a fleet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum InstanceChange {
+    /// New instances in a zone.
+    Launch {
+        /// The zone.
+        zone: Zone,
+        /// How many.
+        count: u32,
+        /// Why (`scale`, `replace`, `lost`).
+        reason: LaunchReason,
+    },
+    /// An instance goes.
+    Terminate {
+        /// The instance.
+        instance: InstanceId,
+        /// Its zone.
+        zone: Zone,
+        /// Why.
+        reason: TerminateReason,
+    },
+    /// An instance's security groups change in place.
+    SetGroups {
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// An instance's tags change in place.
+    SetTags {
+        /// The instance.
+        instance: InstanceId,
+    },
+}
+
+/// Why instances are launched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchReason {
+    /// The fleet grows (or starts).
+    Scale,
+    /// To replace outdated instances.
+    Replace,
+}
+
+/// Why an instance is terminated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TerminateReason {
+    /// The fleet shrinks.
+    Scale,
+    /// Its launch spec is outdated; a successor replaces it.
+    Outdated,
+    /// It is in a zone the fleet no longer uses.
+    WrongZone,
+    /// It is stopped: converge treats it as lost.
+    Stopped,
+    /// The fleet was removed from the manifests.
+    Removed,
+}
+
+impl TerminateReason {
+    /// The reason as shown in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminateReason::Scale => "scale in",
+            TerminateReason::Outdated => "outdated launch spec",
+            TerminateReason::WrongZone => "zone not in spec.zones",
+            TerminateReason::Stopped => "stopped",
+            TerminateReason::Removed => "fleet removed",
+        }
+    }
+}
+
+/// Why something waits or is held back: a typed reason that shows in the
+/// plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Note {
+    /// Fleet replicas come from a schedule rule.
+    Scheduled {
+        /// The rule's cron expression.
+        cron: String,
+        /// Its replica count.
+        replicas: u32,
+    },
+    /// An autoscaled fleet keeps its current count within bounds.
+    Autoscaled {
+        /// The lower bound.
+        min: u32,
+        /// The upper bound.
+        max: u32,
+    },
+    /// Replacements roll in waves within the update budget.
+    Rolling {
+        /// Instances replaced per wave.
+        per_wave: u32,
+        /// Number of waves.
+        waves: u32,
+    },
+    /// The volume moves from the old instance to its successor.
+    VolumeMoves {
+        /// The volume.
+        volume: ResourceName,
+    },
+    /// A field that is only read at creation changed, and is ignored.
+    IgnoredAfterCreate {
+        /// The field.
+        field: String,
+    },
+    /// A distribution is disabled and must deploy before it is deleted.
+    DisableBeforeDelete,
+    /// A final snapshot is taken before the delete.
+    FinalSnapshot,
+    /// The resource waits for something in the cloud.
+    Waiting {
+        /// What it waits for.
+        reason: String,
+    },
+    /// A change converge cannot make, shown and left alone.
+    Unsupported {
+        /// What and why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::Scheduled { cron, replicas } => {
+                write!(f, "replicas {replicas} from schedule rule \"{cron}\"")
+            }
+            Note::Autoscaled { min, max } => {
+                write!(f, "autoscaled: current count kept within [{min}, {max}]")
+            }
+            Note::Rolling { per_wave, waves } => write!(
+                f,
+                "rolling replacement: {waves} wave(s) of {per_wave}, each successor healthy before its predecessor goes"
+            ),
+            Note::VolumeMoves { volume } => write!(
+                f,
+                "Volume/{volume} is detached from the old instance and attached to its successor"
+            ),
+            Note::IgnoredAfterCreate { field } => {
+                write!(f, "{field} changed, but is only used at creation: ignored")
+            }
+            Note::DisableBeforeDelete => {
+                f.write_str("disabled and deployed first, then deleted")
+            }
+            Note::FinalSnapshot => f.write_str("a final snapshot is taken before the delete"),
+            Note::Waiting { reason } => write!(f, "waiting: {reason}"),
+            Note::Unsupported { reason } => write!(f, "not done: {reason}"),
+        }
+    }
+}
+
+/// A step's index in [`Plan::steps`].
+pub type StepId = usize;
+
+/// A security group that exists or is created by a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupRef {
+    /// Exists already.
+    Known(GroupId),
+    /// Created by this step.
+    Created(StepId),
+}
+
+/// Instances that exist, or all instances a launch step starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceRef {
+    /// Exists already.
+    Known(InstanceId),
+    /// Every instance launched by this step.
+    Launched(StepId),
+}
+
+/// A volume that exists or is created by a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeRef {
+    /// Exists already.
+    Known(VolumeId),
+    /// Created by this step.
+    Created(StepId),
+}
+
+/// A rule to authorize, whose source group may not exist yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRule {
+    /// The rule as declared (for display).
+    pub rule: IngressRule,
+    /// The source group, for group rules.
+    pub source_group: Option<GroupRef>,
+}
+
+/// A part of user data as the executor assembles it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum UserDataPart {
+    /// Literal text, or a value known at plan time.
+    Text(String),
+    /// A value from the environment (never serialized).
+    Secret(#[serde(skip)] Secret),
+    /// An attribute produced by a step (a balancer's DNS name, a volume's
+    /// ID, a distribution's domain name).
+    StepOutput {
+        /// The step.
+        step: StepId,
+        /// The attribute.
+        attr: Attr,
+    },
+    /// A fleet's addresses: those of instances that stay, plus those of
+    /// instances launched by these steps, sorted.
+    FleetIps {
+        /// Addresses of instances that stay.
+        known: Vec<Ipv4Addr>,
+        /// Launch steps whose instances join.
+        launches: Vec<StepId>,
+        /// `privateIp` (exactly one) rather than `privateIps`.
+        single: bool,
+    },
+}
+
+/// Everything needed to launch a fleet's instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// Image.
+    pub image: ImageId,
+    /// Instance type.
+    pub instance_type: String,
+    /// Key pair cloud name.
+    pub key_name: Option<String>,
+    /// Security groups.
+    pub groups: Vec<GroupRef>,
+    /// User data parts.
+    pub user_data: Vec<UserDataPart>,
+    /// Tags, ownership included; the executor adds the spec hash.
+    pub tags: Tags,
+}
+
+/// Something a step acts on that can carry tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TagTarget {
+    /// An instance.
+    Instance(InstanceId),
+    /// A volume.
+    Volume(VolumeId),
+    /// A security group.
+    Group(GroupId),
+    /// A key pair.
+    KeyPair(String),
+    /// A balancer by name.
+    Balancer(String),
+    /// A bucket by name.
+    Bucket(String),
+    /// A distribution.
+    Distribution(DistributionId),
+}
+
+/// Why a snapshot is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotPurpose {
+    /// By the volume's schedule.
+    Scheduled,
+    /// Before the volume is deleted.
+    Final,
+}
+
+impl SnapshotPurpose {
+    /// The purpose as written in the snapshot's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotPurpose::Scheduled => "scheduled",
+            SnapshotPurpose::Final => "final",
+        }
+    }
+}
+
+/// One action for the executor, with every choice made: zones, counts,
+/// which instance goes. References to things created earlier in the same
+/// plan are [`StepId`]s, resolved when the step runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Import a key pair.
+    CreateKeyPair {
+        /// Manifest name.
+        name: ResourceName,
+        /// Cloud name.
+        cloud_name: String,
+        /// Public key text.
+        public_key: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a key pair.
+    DeleteKeyPair {
+        /// Manifest name.
+        name: ResourceName,
+        /// Cloud name.
+        cloud_name: String,
+    },
+    /// Create a security group (no rules).
+    CreateGroup {
+        /// Manifest name.
+        name: ResourceName,
+        /// Cloud name.
+        cloud_name: String,
+        /// Description.
+        description: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Add inbound rules.
+    AuthorizeIngress {
+        /// Manifest name.
+        name: ResourceName,
+        /// The group.
+        group: GroupRef,
+        /// The rules.
+        rules: Vec<PlannedRule>,
+    },
+    /// Remove inbound rules.
+    RevokeIngress {
+        /// Manifest name.
+        name: ResourceName,
+        /// The group.
+        group: GroupId,
+        /// The rules, as the cloud holds them.
+        rules: Vec<CloudRule>,
+    },
+    /// Delete a security group.
+    DeleteGroup {
+        /// Manifest name.
+        name: ResourceName,
+        /// The group.
+        group: GroupId,
+    },
+    /// Add or change tags, and remove tag keys.
+    SetTags {
+        /// The resource.
+        key: ResourceKey,
+        /// What to tag.
+        target: TagTarget,
+        /// Tags to set.
+        set: Tags,
+        /// Tag keys to remove.
+        remove: Vec<String>,
+    },
+    /// Launch instances in one zone, with one idempotency token, and wait
+    /// until they run.
+    Launch {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The zone.
+        zone: Zone,
+        /// How many.
+        count: u32,
+        /// What to launch.
+        spec: LaunchSpec,
+        /// The idempotency (client) token.
+        token: String,
+    },
+    /// Change a running instance's security groups.
+    SetInstanceGroups {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instance.
+        instance: InstanceId,
+        /// The groups.
+        groups: Vec<GroupRef>,
+    },
+    /// Wait until instances run and are InService on the fleet's balancers.
+    WaitHealthy {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instances.
+        instances: Vec<InstanceRef>,
+        /// Balancers they must be InService on.
+        balancers: Vec<String>,
+    },
+    /// Terminate instances.
+    Terminate {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instances.
+        instances: Vec<InstanceId>,
+        /// Why.
+        reason: TerminateReason,
+    },
+    /// Create a volume and wait until it is available.
+    CreateVolume {
+        /// Manifest name.
+        name: ResourceName,
+        /// Zone.
+        zone: Zone,
+        /// Size.
+        size_gib: u32,
+        /// Type.
+        volume_type: VolumeType,
+        /// Restore from this snapshot.
+        from_snapshot: Option<SnapshotId>,
+        /// Tags.
+        tags: Tags,
+        /// Idempotency token.
+        token: String,
+    },
+    /// Grow a volume or change its type.
+    ModifyVolume {
+        /// Manifest name.
+        name: ResourceName,
+        /// The volume.
+        volume: VolumeId,
+        /// New size.
+        size_gib: u32,
+        /// New type.
+        volume_type: VolumeType,
+    },
+    /// Attach a volume and wait until it is in use.
+    AttachVolume {
+        /// Manifest name.
+        name: ResourceName,
+        /// The volume.
+        volume: VolumeRef,
+        /// The instance (exactly one).
+        instance: InstanceRef,
+        /// Device name.
+        device: String,
+    },
+    /// Detach a volume from an instance and wait until it is available.
+    DetachVolume {
+        /// Manifest name.
+        name: ResourceName,
+        /// The volume.
+        volume: VolumeId,
+        /// The instance it is attached to.
+        instance: InstanceId,
+    },
+    /// Take a snapshot and wait until it completes.
+    Snapshot {
+        /// Manifest name.
+        name: ResourceName,
+        /// The volume.
+        volume: VolumeId,
+        /// Why.
+        purpose: SnapshotPurpose,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a snapshot.
+    DeleteSnapshot {
+        /// The volume's manifest name.
+        name: ResourceName,
+        /// The snapshot.
+        snapshot: SnapshotId,
+    },
+    /// Delete a volume.
+    DeleteVolume {
+        /// Manifest name.
+        name: ResourceName,
+        /// The volume.
+        volume: VolumeId,
+    },
+    /// Create a balancer with its listeners and health check.
+    CreateBalancer {
+        /// Name.
+        name: ResourceName,
+        /// Zones.
+        zones: Vec<Zone>,
+        /// Listeners.
+        listeners: Vec<Listener>,
+        /// Health check.
+        health_check: HealthCheck,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Add and remove listeners.
+    SetListeners {
+        /// Name.
+        name: ResourceName,
+        /// Listeners to add.
+        add: Vec<Listener>,
+        /// Balancer ports whose listeners go.
+        remove: Vec<u16>,
+    },
+    /// Set the health check.
+    ConfigureHealthCheck {
+        /// Name.
+        name: ResourceName,
+        /// Health check.
+        health_check: HealthCheck,
+    },
+    /// Enable and disable zones.
+    SetBalancerZones {
+        /// Name.
+        name: ResourceName,
+        /// Zones to enable.
+        enable: Vec<Zone>,
+        /// Zones to disable.
+        disable: Vec<Zone>,
+    },
+    /// Register instances (once they run).
+    Register {
+        /// Balancer.
+        balancer: ResourceName,
+        /// Instances.
+        instances: Vec<InstanceRef>,
+    },
+    /// Deregister instances.
+    Deregister {
+        /// Balancer.
+        balancer: ResourceName,
+        /// Instances.
+        instances: Vec<InstanceId>,
+    },
+    /// Delete a balancer.
+    DeleteBalancer {
+        /// Name.
+        name: ResourceName,
+    },
+    /// Create a bucket.
+    CreateBucket {
+        /// Name.
+        name: ResourceName,
+        /// Public read.
+        public_read: bool,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set a bucket's public read access.
+    SetBucketPublicRead {
+        /// Name.
+        name: ResourceName,
+        /// Public read.
+        public_read: bool,
+    },
+    /// Delete a bucket.
+    DeleteBucket {
+        /// Name.
+        name: ResourceName,
+    },
+    /// Create a distribution (idempotent by caller reference).
+    CreateDistribution {
+        /// Manifest name.
+        name: ResourceName,
+        /// The caller reference.
+        caller_reference: String,
+        /// Settings.
+        config: DistributionConfig,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change a distribution's settings.
+    UpdateDistribution {
+        /// Manifest name.
+        name: ResourceName,
+        /// The distribution.
+        id: DistributionId,
+        /// Settings.
+        config: DistributionConfig,
+    },
+    /// Disable a distribution and wait until it is deployed.
+    DisableDistribution {
+        /// Manifest name.
+        name: ResourceName,
+        /// The distribution.
+        id: DistributionId,
+    },
+    /// Delete a (disabled, deployed) distribution.
+    DeleteDistribution {
+        /// Manifest name.
+        name: ResourceName,
+        /// The distribution.
+        id: DistributionId,
+    },
+}
+
+impl Step {
+    /// A short description for progress lines and errors
+    /// (`launch 2 Fleet/app instances in us-east-1a`).
+    pub fn describe(&self) -> String {
+        match self {
+            Step::CreateKeyPair { name, .. } => format!("create KeyPair/{name}"),
+            Step::DeleteKeyPair { name, .. } => format!("delete KeyPair/{name}"),
+            Step::CreateGroup { name, .. } => format!("create SecurityGroup/{name}"),
+            Step::AuthorizeIngress { name, rules, .. } => {
+                format!("authorize {} rule(s) on SecurityGroup/{name}", rules.len())
+            }
+            Step::RevokeIngress { name, rules, .. } => {
+                format!("revoke {} rule(s) on SecurityGroup/{name}", rules.len())
+            }
+            Step::DeleteGroup { name, .. } => format!("delete SecurityGroup/{name}"),
+            Step::SetTags { key, .. } => format!("set tags on {key}"),
+            Step::Launch {
+                fleet, zone, count, ..
+            } => format!("launch {count} Fleet/{fleet} instance(s) in {zone}"),
+            Step::SetInstanceGroups {
+                fleet, instance, ..
+            } => format!("set security groups of Fleet/{fleet} instance {instance}"),
+            Step::WaitHealthy { fleet, .. } => format!("wait for new Fleet/{fleet} instances to be healthy"),
+            Step::Terminate {
+                fleet, instances, ..
+            } => format!(
+                "terminate Fleet/{fleet} instance(s) {}",
+                join_ids(instances.iter().map(|i| i.as_str()))
+            ),
+            Step::CreateVolume { name, .. } => format!("create Volume/{name}"),
+            Step::ModifyVolume { name, .. } => format!("modify Volume/{name}"),
+            Step::AttachVolume { name, device, .. } => {
+                format!("attach Volume/{name} at {device}")
+            }
+            Step::DetachVolume { name, instance, .. } => {
+                format!("detach Volume/{name} from {instance}")
+            }
+            Step::Snapshot { name, purpose, .. } => {
+                format!("take a {} snapshot of Volume/{name}", purpose.as_str())
+            }
+            Step::DeleteSnapshot { name, snapshot } => {
+                format!("delete snapshot {snapshot} of Volume/{name}")
+            }
+            Step::DeleteVolume { name, .. } => format!("delete Volume/{name}"),
+            Step::CreateBalancer { name, .. } => format!("create Balancer/{name}"),
+            Step::SetListeners { name, .. } => format!("set listeners of Balancer/{name}"),
+            Step::ConfigureHealthCheck { name, .. } => {
+                format!("configure health check of Balancer/{name}")
+            }
+            Step::SetBalancerZones { name, .. } => format!("set zones of Balancer/{name}"),
+            Step::Register {
+                balancer,
+                instances,
+            } => format!(
+                "register {} instance group(s) with Balancer/{balancer}",
+                instances.len()
+            ),
+            Step::Deregister {
+                balancer,
+                instances,
+            } => format!(
+                "deregister {} from Balancer/{balancer}",
+                join_ids(instances.iter().map(|i| i.as_str()))
+            ),
+            Step::DeleteBalancer { name } => format!("delete Balancer/{name}"),
+            Step::CreateBucket { name, .. } => format!("create Bucket/{name}"),
+            Step::SetBucketPublicRead { name, .. } => format!("set access of Bucket/{name}"),
+            Step::DeleteBucket { name } => format!("delete Bucket/{name}"),
+            Step::CreateDistribution { name, .. } => format!("create Cdn/{name}"),
+            Step::UpdateDistribution { name, .. } => format!("update Cdn/{name}"),
+            Step::DisableDistribution { name, .. } => format!("disable Cdn/{name}"),
+            Step::DeleteDistribution { name, .. } => format!("delete Cdn/{name}"),
+        }
+    }
+}
+
+fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    ids.collect::<Vec<_>>().join(", ")
+}

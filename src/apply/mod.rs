@@ -1,0 +1,1 @@
+//! The executor: walks a plan's step graph against a cloud.

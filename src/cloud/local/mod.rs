@@ -1,0 +1,1 @@
+//! The embedded local cloud: a simulated region kept in a file.

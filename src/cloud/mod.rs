@@ -1,0 +1,505 @@
+//! The cloud: one trait that the embedded local cloud and AWS both
+//! implement. `observe` reads a stack (batched, by tags); `act` carries out
+//! one operation; a few narrow reads serve the executor's waits.
+
+pub mod local;
+
+use async_trait::async_trait;
+use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::ids::{DistributionId, GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone};
+use converge_core::observed::{
+    CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
+    ObservedSnapshot, ObservedVolume,
+};
+use converge_core::plan::TagTarget;
+use jiff::Timestamp;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// One operation on the cloud, with every ID resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Import a public key.
+    CreateKeyPair {
+        /// Cloud name.
+        name: String,
+        /// OpenSSH public key.
+        public_key: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a key pair by name.
+    DeleteKeyPair {
+        /// Cloud name.
+        name: String,
+    },
+    /// Create a security group; answers [`Outcome::Group`].
+    CreateGroup {
+        /// Cloud name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Add inbound rules.
+    AuthorizeIngress {
+        /// The group.
+        group: GroupId,
+        /// Rules.
+        rules: Vec<CloudRule>,
+    },
+    /// Remove inbound rules.
+    RevokeIngress {
+        /// The group.
+        group: GroupId,
+        /// Rules.
+        rules: Vec<CloudRule>,
+    },
+    /// Delete a security group.
+    DeleteGroup {
+        /// The group.
+        group: GroupId,
+    },
+    /// Set tags on a resource.
+    CreateTags {
+        /// The resource.
+        target: TagTarget,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Remove tag keys from a resource.
+    DeleteTags {
+        /// The resource.
+        target: TagTarget,
+        /// Keys.
+        keys: Vec<String>,
+    },
+    /// Launch instances; answers [`Outcome::Instances`]. The same client
+    /// token returns the same instances instead of launching again.
+    RunInstances {
+        /// Image.
+        image: String,
+        /// Instance type.
+        instance_type: String,
+        /// Key pair cloud name.
+        key_name: Option<String>,
+        /// Security groups.
+        groups: Vec<GroupId>,
+        /// User data (plain text; backends encode as needed).
+        user_data: String,
+        /// Zone.
+        zone: Zone,
+        /// How many.
+        count: u32,
+        /// Tags.
+        tags: Tags,
+        /// Idempotency token.
+        client_token: String,
+    },
+    /// Terminate instances.
+    TerminateInstances {
+        /// Instances.
+        ids: Vec<InstanceId>,
+    },
+    /// Replace an instance's security groups.
+    SetInstanceGroups {
+        /// The instance.
+        instance: InstanceId,
+        /// Groups.
+        groups: Vec<GroupId>,
+    },
+    /// Create a volume; answers [`Outcome::Volume`].
+    CreateVolume {
+        /// Zone.
+        zone: Zone,
+        /// Size.
+        size_gib: u32,
+        /// Type.
+        volume_type: VolumeType,
+        /// Restore from.
+        snapshot: Option<SnapshotId>,
+        /// Tags.
+        tags: Tags,
+        /// Idempotency token.
+        client_token: String,
+    },
+    /// Grow a volume or change its type.
+    ModifyVolume {
+        /// The volume.
+        volume: VolumeId,
+        /// Size.
+        size_gib: u32,
+        /// Type.
+        volume_type: VolumeType,
+    },
+    /// Attach a volume.
+    AttachVolume {
+        /// The volume.
+        volume: VolumeId,
+        /// The instance.
+        instance: InstanceId,
+        /// Device name.
+        device: String,
+    },
+    /// Detach a volume from an instance.
+    DetachVolume {
+        /// The volume.
+        volume: VolumeId,
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// Delete a volume.
+    DeleteVolume {
+        /// The volume.
+        volume: VolumeId,
+    },
+    /// Take a snapshot; answers [`Outcome::Snapshot`].
+    CreateSnapshot {
+        /// The volume.
+        volume: VolumeId,
+        /// Description.
+        description: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a snapshot.
+    DeleteSnapshot {
+        /// The snapshot.
+        snapshot: SnapshotId,
+    },
+    /// Create a balancer; answers [`Outcome::Balancer`].
+    CreateBalancer {
+        /// Name.
+        name: String,
+        /// Zones.
+        zones: Vec<Zone>,
+        /// Listeners.
+        listeners: Vec<Listener>,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set the health check.
+    ConfigureHealthCheck {
+        /// Name.
+        name: String,
+        /// Health check.
+        health_check: HealthCheck,
+    },
+    /// Add listeners.
+    CreateListeners {
+        /// Name.
+        name: String,
+        /// Listeners.
+        listeners: Vec<Listener>,
+    },
+    /// Remove listeners by balancer port.
+    DeleteListeners {
+        /// Name.
+        name: String,
+        /// Ports.
+        ports: Vec<u16>,
+    },
+    /// Enable zones.
+    EnableZones {
+        /// Name.
+        name: String,
+        /// Zones.
+        zones: Vec<Zone>,
+    },
+    /// Disable zones.
+    DisableZones {
+        /// Name.
+        name: String,
+        /// Zones.
+        zones: Vec<Zone>,
+    },
+    /// Register instances.
+    RegisterInstances {
+        /// Name.
+        name: String,
+        /// Instances.
+        ids: Vec<InstanceId>,
+    },
+    /// Deregister instances.
+    DeregisterInstances {
+        /// Name.
+        name: String,
+        /// Instances.
+        ids: Vec<InstanceId>,
+    },
+    /// Delete a balancer.
+    DeleteBalancer {
+        /// Name.
+        name: String,
+    },
+    /// Create a bucket.
+    CreateBucket {
+        /// Name.
+        name: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set public read access.
+    SetBucketPublicRead {
+        /// Name.
+        name: String,
+        /// Public read.
+        public_read: bool,
+    },
+    /// Delete an (empty) bucket.
+    DeleteBucket {
+        /// Name.
+        name: String,
+    },
+    /// Create a distribution; answers [`Outcome::Distribution`]. The same
+    /// caller reference returns the same distribution.
+    CreateDistribution {
+        /// Caller reference.
+        caller_reference: String,
+        /// Settings.
+        config: DistributionConfig,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change a distribution's settings.
+    UpdateDistribution {
+        /// The distribution.
+        id: DistributionId,
+        /// Settings.
+        config: DistributionConfig,
+    },
+    /// Delete a disabled, deployed distribution.
+    DeleteDistribution {
+        /// The distribution.
+        id: DistributionId,
+    },
+}
+
+impl Op {
+    /// The operation's name as the AWS API calls it, for errors and stats.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CreateKeyPair { .. } => "ImportKeyPair",
+            Op::DeleteKeyPair { .. } => "DeleteKeyPair",
+            Op::CreateGroup { .. } => "CreateSecurityGroup",
+            Op::AuthorizeIngress { .. } => "AuthorizeSecurityGroupIngress",
+            Op::RevokeIngress { .. } => "RevokeSecurityGroupIngress",
+            Op::DeleteGroup { .. } => "DeleteSecurityGroup",
+            Op::CreateTags { .. } => "CreateTags",
+            Op::DeleteTags { .. } => "DeleteTags",
+            Op::RunInstances { .. } => "RunInstances",
+            Op::TerminateInstances { .. } => "TerminateInstances",
+            Op::SetInstanceGroups { .. } => "ModifyInstanceAttribute",
+            Op::CreateVolume { .. } => "CreateVolume",
+            Op::ModifyVolume { .. } => "ModifyVolume",
+            Op::AttachVolume { .. } => "AttachVolume",
+            Op::DetachVolume { .. } => "DetachVolume",
+            Op::DeleteVolume { .. } => "DeleteVolume",
+            Op::CreateSnapshot { .. } => "CreateSnapshot",
+            Op::DeleteSnapshot { .. } => "DeleteSnapshot",
+            Op::CreateBalancer { .. } => "CreateLoadBalancer",
+            Op::ConfigureHealthCheck { .. } => "ConfigureHealthCheck",
+            Op::CreateListeners { .. } => "CreateLoadBalancerListeners",
+            Op::DeleteListeners { .. } => "DeleteLoadBalancerListeners",
+            Op::EnableZones { .. } => "EnableAvailabilityZonesForLoadBalancer",
+            Op::DisableZones { .. } => "DisableAvailabilityZonesForLoadBalancer",
+            Op::RegisterInstances { .. } => "RegisterInstancesWithLoadBalancer",
+            Op::DeregisterInstances { .. } => "DeregisterInstancesFromLoadBalancer",
+            Op::DeleteBalancer { .. } => "DeleteLoadBalancer",
+            Op::CreateBucket { .. } => "CreateBucket",
+            Op::SetBucketPublicRead { .. } => "PutBucketPolicy",
+            Op::DeleteBucket { .. } => "DeleteBucket",
+            Op::CreateDistribution { .. } => "CreateDistributionWithTags",
+            Op::UpdateDistribution { .. } => "UpdateDistribution",
+            Op::DeleteDistribution { .. } => "DeleteDistribution",
+        }
+    }
+
+    /// Whether this operation removes something, so that "not found" means
+    /// it is already done.
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Op::DeleteKeyPair { .. }
+                | Op::DeleteGroup { .. }
+                | Op::TerminateInstances { .. }
+                | Op::DeleteVolume { .. }
+                | Op::DeleteSnapshot { .. }
+                | Op::DeleteBalancer { .. }
+                | Op::DeleteBucket { .. }
+                | Op::DeleteDistribution { .. }
+        )
+    }
+}
+
+/// What an operation produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; nothing to report.
+    Done,
+    /// A security group was created.
+    Group(GroupId),
+    /// Instances were launched (or found by their client token).
+    Instances(Vec<InstanceId>),
+    /// A volume was created.
+    Volume(VolumeId),
+    /// A snapshot was started.
+    Snapshot(SnapshotId),
+    /// A balancer was created.
+    Balancer {
+        /// Its DNS name.
+        dns_name: String,
+    },
+    /// A distribution was created.
+    Distribution {
+        /// Its ID.
+        id: DistributionId,
+        /// Its domain name.
+        domain_name: String,
+    },
+}
+
+/// What kind of failure a cloud error is, which decides whether retrying
+/// can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Too many requests: retry with backoff.
+    Throttled,
+    /// The resource does not exist (or is not visible yet).
+    NotFound,
+    /// It exists already (a create that raced or was retried).
+    AlreadyExists,
+    /// The resource is not in a state that allows this yet (in use,
+    /// attaching, not deployed): retry later.
+    InvalidState,
+    /// The request is wrong (bad parameter, unknown image): retrying
+    /// cannot fix it.
+    Invalid,
+    /// Not allowed: retrying cannot fix it.
+    AccessDenied,
+    /// A transient service or network failure: retry.
+    Unavailable,
+}
+
+/// An error from the cloud, naming the operation and carrying the
+/// service's code and message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct CloudError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The operation that failed (`RunInstances`).
+    pub operation: &'static str,
+    /// The service's error code (`InvalidAMIID.NotFound`).
+    pub code: String,
+    /// The service's message.
+    pub message: String,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}: {}", self.operation, self.code, self.message)
+    }
+}
+
+impl CloudError {
+    /// Builds an error.
+    pub fn new(
+        kind: ErrorKind,
+        operation: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            operation,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::InvalidState | ErrorKind::Unavailable
+        )
+    }
+}
+
+/// A source of the current time, so that tests can control it.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that only moves when told to, for deterministic tests.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    /// A clock stopped at `at`.
+    pub fn new(at: Timestamp) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let span = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+        *t = t.checked_add(span).unwrap_or(*t);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, at: Timestamp) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The operations every backend offers.
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    /// The backend's name (`local`, `aws`).
+    fn name(&self) -> &'static str;
+
+    /// Everything the stack owns, found by its tags.
+    async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError>;
+
+    /// Carries out one operation.
+    async fn act(&self, op: &Op) -> Result<Outcome, CloudError>;
+
+    /// The given instances, in one call (for waits). Unknown IDs are left
+    /// out.
+    async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError>;
+
+    /// The given volumes, in one call. Unknown IDs are left out.
+    async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError>;
+
+    /// One snapshot, if it exists.
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError>;
+
+    /// A balancer's members and their health.
+    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError>;
+
+    /// One distribution, if it exists.
+    async fn distribution(
+        &self,
+        id: &DistributionId,
+    ) -> Result<Option<ObservedDistribution>, CloudError>;
+}

@@ -1,0 +1,5 @@
+//! The `converge` command line.
+
+fn main() {
+    println!("converge");
+}

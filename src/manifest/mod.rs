@@ -1,0 +1,2 @@
+//! Manifests: YAML documents loaded, validated and resolved into the
+//! desired state.
