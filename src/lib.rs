@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod cloud;
+pub mod commands;
 pub mod manifest;
 
 pub use converge_core as core;

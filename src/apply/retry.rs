@@ -1,0 +1,90 @@
+//! Retrying cloud calls: exponential backoff with full jitter for what
+//! the cloud throttles or is not ready for yet, and a bounded window in
+//! which "not found" right after a create means "not visible yet".
+
+use crate::cloud::{CloudError, ErrorKind};
+use std::time::Duration;
+
+/// How calls are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// The first backoff.
+    pub base: Duration,
+    /// The longest single backoff.
+    pub cap: Duration,
+    /// How long a retryable error may keep failing before it is final.
+    pub max_elapsed: Duration,
+    /// How long "not found" is taken as "not visible yet" for a resource
+    /// this apply created or references.
+    pub visibility: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(20),
+            max_elapsed: Duration::from_secs(300),
+            visibility: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy for tests: tiny backoffs, short windows.
+    pub fn fast() -> Self {
+        Self {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(20),
+            max_elapsed: Duration::from_secs(30),
+            visibility: Duration::from_secs(5),
+        }
+    }
+
+    /// The backoff before attempt `attempt` (1-based), with full jitter:
+    /// a random duration between zero and the exponential bound.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
+        let bound = exp.min(self.cap);
+        let nanos = bound.as_nanos().min(u64::MAX as u128) as u64;
+        Duration::from_nanos(fastrand::u64(0..=nanos.max(1)))
+    }
+
+    /// Whether an error seen after `elapsed` should be retried.
+    pub fn should_retry(&self, err: &CloudError, elapsed: Duration, not_found_is_lag: bool) -> bool {
+        match err.kind {
+            ErrorKind::NotFound => not_found_is_lag && elapsed < self.visibility,
+            _ => err.is_retryable() && elapsed < self.max_elapsed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_by_the_cap() {
+        let p = RetryPolicy::default();
+        for attempt in 1..40 {
+            assert!(p.backoff(attempt) <= p.cap);
+        }
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        let p = RetryPolicy::default();
+        let e = |k| CloudError::new(k, "RunInstances", "X", "y");
+        let short = Duration::from_secs(1);
+        assert!(p.should_retry(&e(ErrorKind::Throttled), short, false));
+        assert!(p.should_retry(&e(ErrorKind::InvalidState), short, false));
+        assert!(!p.should_retry(&e(ErrorKind::Invalid), short, false));
+        assert!(!p.should_retry(&e(ErrorKind::AccessDenied), short, false));
+        assert!(!p.should_retry(&e(ErrorKind::NotFound), short, false));
+        assert!(p.should_retry(&e(ErrorKind::NotFound), short, true));
+        assert!(!p.should_retry(&e(ErrorKind::NotFound), Duration::from_secs(61), true));
+        assert!(!p.should_retry(&e(ErrorKind::Throttled), Duration::from_secs(301), false));
+    }
+}

@@ -1,0 +1,496 @@
+//! Argument parsing and command dispatch.
+
+mod output;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use converge::apply::{self, ApplyOptions};
+use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
+use converge::cloud::{Cloud, SystemClock};
+use converge::commands::planfile::PlanFile;
+use converge::commands::{observe_and_plan, outputs};
+use converge::core::desired::Desired;
+use converge::core::render;
+use converge::manifest;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// converge: declare AWS resources in YAML, see the plan, apply it.
+#[derive(Debug, Parser)]
+#[command(name = "converge", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Which cloud to talk to.
+    #[arg(long, global = true, value_enum, env = "CONVERGE_CLOUD", default_value = "local")]
+    cloud: CloudKind,
+    /// Where the local cloud keeps its state.
+    #[arg(long, global = true, env = "CONVERGE_STATE_DIR", default_value = ".converge")]
+    state_dir: PathBuf,
+    /// Local cloud faults, e.g. `throttle=0.2,lag=3s,seed=7` (see docs/local-cloud.md).
+    #[arg(long, global = true, env = "CONVERGE_LOCAL_FAULTS")]
+    local_faults: Option<String>,
+    /// Local cloud delays, e.g. `zero` or `boot=1s,volume=0s` (see docs/local-cloud.md).
+    #[arg(long, global = true, env = "CONVERGE_LOCAL_DELAYS")]
+    local_delays: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// More logs (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CloudKind {
+    /// The embedded local cloud (default; no AWS account needed).
+    Local,
+    /// Amazon Web Services.
+    Aws,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a stack's manifests without touching the cloud.
+    Validate {
+        /// The stack directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Show what would change.
+    Plan(PlanArgs),
+    /// Make the cloud match the manifests.
+    Apply(ApplyArgs),
+    /// Remove the stack, keeping what deletion policies retain.
+    Destroy(DestroyArgs),
+    /// Write the JSON Schemas of the manifest kinds.
+    Schema {
+        /// Directory to write `<Kind>.schema.json` files to; without it,
+        /// all schemas are printed as one JSON object.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Inspect and disturb the local cloud.
+    Local {
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The stack directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Save the plan to this file, for `apply --plan`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Plan for this moment (RFC 3339 with an offset, e.g.
+    /// 2026-03-09T08:30:00-04:00) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// The stack directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Apply a plan saved with `plan --out` (refused if the world changed).
+    #[arg(long, conflicts_with = "dir")]
+    plan: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+    /// Apply for this moment's schedules (RFC 3339 with an offset).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DestroyArgs {
+    /// The stack directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum LocalCommand {
+    /// List what the local cloud holds.
+    Ls,
+    /// Lose an instance, as a crash would.
+    Terminate {
+        /// The instance ID.
+        id: String,
+    },
+}
+
+/// The exit code for "changes present" with `--detailed-exitcode`.
+const EXIT_CHANGES: u8 = 2;
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(1),
+            };
+        }
+    };
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(g: &Global) {
+    let level = match g.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVERGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match g.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.without_time().try_init(),
+    };
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Validate { dir } => {
+            let desired = load(&dir)?;
+            println!(
+                "{}: stack {} is valid ({} resources)",
+                dir.display(),
+                desired.stack,
+                count_resources(&desired)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { out } => schema(out.as_deref()),
+        Command::Plan(args) => plan(g, args).await,
+        Command::Apply(args) => apply_cmd(g, args).await,
+        Command::Destroy(args) => destroy(g, args).await,
+        Command::Local { command } => local(g, command).await,
+    }
+}
+
+fn count_resources(d: &Desired) -> usize {
+    d.key_pairs.len()
+        + d.security_groups.len()
+        + d.fleets.len()
+        + d.volumes.len()
+        + d.balancers.len()
+        + d.buckets.len()
+        + d.cdns.len()
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load(dir: &Path) -> Result<Desired> {
+    match manifest::load(dir, &env_var) {
+        Ok(l) => Ok(l.desired),
+        Err(diags) => Err(anyhow!("{diags}")),
+    }
+}
+
+fn parse_at(at: Option<&str>) -> Result<Timestamp> {
+    match at {
+        None => Ok(Timestamp::now()),
+        Some(s) => s.parse::<Timestamp>().with_context(|| {
+            format!("--at: expected RFC 3339 with an offset, like 2026-03-09T08:30:00-04:00, found {s:?}")
+        }),
+    }
+}
+
+fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
+    match g.cloud {
+        CloudKind::Local => {
+            let faults = match &g.local_faults {
+                Some(s) => Faults::parse(s).map_err(|e| anyhow!("--local-faults: {e}"))?,
+                None => Faults::default(),
+            };
+            let delays = match &g.local_delays {
+                Some(s) => Delays::parse(s).map_err(|e| anyhow!("--local-delays: {e}"))?,
+                None => Delays::default(),
+            };
+            let config = LocalConfig {
+                region: region.to_owned(),
+                delays,
+                faults,
+            };
+            let cloud = LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
+                .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
+            Ok(Arc::new(cloud))
+        }
+        CloudKind::Aws => bail!(
+            "--cloud aws: the AWS backend is not part of this build yet; use --cloud local"
+        ),
+    }
+}
+
+fn color_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn render(plan: &converge::core::Plan, format: Format) -> String {
+    match format {
+        Format::Text => render::text(
+            plan,
+            &render::TextOptions {
+                color: color_stdout(),
+            },
+        ),
+        Format::Markdown => render::markdown(plan),
+        Format::Json => render::json(plan),
+    }
+}
+
+async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
+    let desired = load(&args.dir)?;
+    let at = parse_at(args.at.as_deref())?;
+    let cloud = open_cloud(g, &desired.region)?;
+    let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+    print!("{}", render(&plan, args.format));
+    if let Some(out) = &args.out {
+        let file = PlanFile::new(&desired, &plan);
+        let text = serde_json::to_string_pretty(&file)?;
+        write_atomic(out, text.as_bytes())
+            .with_context(|| format!("saving the plan to {}", out.display()))?;
+        eprintln!("Saved the plan to {}; apply it with: converge apply --plan {}", out.display(), out.display());
+    }
+    if args.detailed_exitcode && plan.has_changes() {
+        return Ok(ExitCode::from(EXIT_CHANGES));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("plan")
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
+    let (desired, at, saved) = match &args.plan {
+        Some(path) => {
+            let file = PlanFile::load(path, &env_var)?;
+            let at = file.plan.at;
+            (file.desired.clone(), at, Some((path.clone(), file)))
+        }
+        None => (load(&args.dir)?, parse_at(args.at.as_deref())?, None),
+    };
+    let cloud = open_cloud(g, &desired.region)?;
+    let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+    if let Some((path, file)) = &saved
+        && !file.matches(&plan)
+    {
+        bail!(
+            "the world changed since {} was made: its steps no longer match a fresh plan; run plan again",
+            path.display()
+        );
+    }
+    print!("{}", render(&plan, Format::Text));
+    if !plan.has_changes() {
+        print_outputs(cloud.as_ref(), &desired).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
+        println!("Apply cancelled.");
+        return Ok(ExitCode::from(1));
+    }
+    let ok = execute(cloud.clone(), &plan, args.parallelism).await;
+    print_outputs(cloud.as_ref(), &desired).await?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
+    let declared = load(&args.dir)?;
+    let empty = Desired::empty(declared.stack.clone(), declared.region.clone());
+    let cloud = open_cloud(g, &declared.region)?;
+    let (_, plan) =
+        observe_and_plan(cloud.as_ref(), &empty, Timestamp::now(), &BTreeMap::new()).await?;
+    print!("{}", render(&plan, Format::Text));
+    if !plan.has_changes() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !confirm(args.yes, &format!("Destroy stack {}?", declared.stack))? {
+        println!("Destroy cancelled.");
+        return Ok(ExitCode::from(1));
+    }
+    let ok = execute(cloud, &plan, args.parallelism).await;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Asks on a terminal; elsewhere `--yes` is required.
+fn confirm(yes: bool, question: &str) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to change the cloud without confirmation: stdin is not a terminal; pass --yes");
+    }
+    print!("\n{question} Only 'yes' is accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn execute(cloud: Arc<dyn Cloud>, plan: &converge::core::Plan, parallelism: usize) -> bool {
+    let opts = ApplyOptions {
+        parallelism,
+        ..ApplyOptions::default()
+    };
+    let stop = opts.stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted: finishing the steps in flight, starting no new ones (Ctrl-C again to quit at once).");
+            stop.store(true, Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let progress = Arc::new(output::Progress::new());
+    let report = apply::execute(cloud, plan, opts, progress).await;
+    output::print_report(&report);
+    report.is_success()
+}
+
+async fn print_outputs(cloud: &dyn Cloud, desired: &Desired) -> Result<()> {
+    let observed = cloud
+        .observe(&desired.stack)
+        .await
+        .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
+    let outs = outputs(desired, &observed);
+    if !outs.is_empty() {
+        println!("\nOutputs:");
+        let width = outs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in outs {
+            println!("  {k:width$} = {v}");
+        }
+    }
+    Ok(())
+}
+
+fn schema(out: Option<&Path>) -> Result<ExitCode> {
+    let schemas = manifest::schemas();
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (file, schema) in schemas {
+                let path = dir.join(&file);
+                let text = serde_json::to_string_pretty(&schema)? + "\n";
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let all: serde_json::Map<String, serde_json::Value> = schemas.into_iter().collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
+    if g.cloud != CloudKind::Local {
+        bail!("`converge local` works on the local cloud only (--cloud local)");
+    }
+    let config = LocalConfig {
+        region: "us-east-1".into(),
+        delays: match &g.local_delays {
+            Some(s) => Delays::parse(s).map_err(|e| anyhow!("--local-delays: {e}"))?,
+            None => Delays::default(),
+        },
+        faults: Faults::default(),
+    };
+    let cloud = LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
+        .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
+    match command {
+        LocalCommand::Ls => {
+            let rows = cloud.list()?;
+            print!("{}", converge::cloud::local::format_table(&rows));
+        }
+        LocalCommand::Terminate { id } => {
+            cloud.lose_instance(&id.as_str().into())?;
+            println!("{id} lost (terminated as a crash would)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+//! What the CLI's commands share: observing and planning a stack, and the
+//! stack's outputs (addresses and names people need after an apply).
+
+pub mod planfile;
+
+use crate::cloud::{Cloud, CloudError};
+use converge_core::desired::Desired;
+use converge_core::ids::{Kind, ResourceName};
+use converge_core::observed::Observed;
+use converge_core::plan::{Plan, PlanError, PlanInput};
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanningError {
+    /// Observing the cloud failed.
+    #[error("observing stack {stack}: {source}")]
+    Observe {
+        /// The stack.
+        stack: ResourceName,
+        /// Why.
+        source: CloudError,
+    },
+    /// The planner refused.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// Observes the stack and plans it for `at`.
+pub async fn observe_and_plan(
+    cloud: &dyn Cloud,
+    desired: &Desired,
+    at: Timestamp,
+    scale: &BTreeMap<ResourceName, u32>,
+) -> Result<(Observed, Plan), PlanningError> {
+    let observed = cloud
+        .observe(&desired.stack)
+        .await
+        .map_err(|source| PlanningError::Observe {
+            stack: desired.stack.clone(),
+            source,
+        })?;
+    let plan = converge_core::plan(&PlanInput {
+        desired,
+        observed: &observed,
+        at,
+        scale,
+    })?;
+    Ok((observed, plan))
+}
+
+/// The stack's outputs, as `(name, value)` pairs sorted by name:
+/// `Balancer/web.dnsName`, `Cdn/assets.domainName`,
+/// `Fleet/app.privateIps`, `Fleet/db.privateIp`, `Volume/pgdata.id`.
+pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> {
+    let mut out = BTreeMap::new();
+    for b in &observed.balancers {
+        if desired.balancers.contains_key(&b.owner.name) {
+            out.insert(format!("Balancer/{}.dnsName", b.owner.name), b.dns_name.clone());
+        }
+    }
+    for d in &observed.distributions {
+        if desired.cdns.contains_key(&d.owner.name) {
+            out.insert(format!("Cdn/{}.domainName", d.owner.name), d.domain_name.clone());
+        }
+    }
+    for (name, fleet) in &desired.fleets {
+        let mut ips: Vec<_> = observed
+            .instances
+            .iter()
+            .filter(|i| i.owner.kind == Kind::Fleet && i.owner.name == *name && i.state.is_live())
+            .filter_map(|i| i.private_ip)
+            .collect();
+        ips.sort();
+        let ips: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+        let single = fleet.replicas == 1 && fleet.schedule.is_none() && fleet.autoscale.is_none();
+        if single {
+            out.insert(format!("Fleet/{name}.privateIp"), ips.join(","));
+        } else {
+            out.insert(format!("Fleet/{name}.privateIps"), ips.join(","));
+        }
+    }
+    for v in &observed.volumes {
+        if desired.volumes.get(&v.owner.name).is_some_and(|d| d.zone == v.zone) {
+            out.insert(format!("Volume/{}.id", v.owner.name), v.id.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
