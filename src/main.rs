@@ -4,12 +4,10 @@
 //! codes documented in the README: 0 success (or no changes), 1 error,
 //! 2 changes present (`plan --detailed-exitcode`).
 
-// The CLI module is wired in once the manifest loader, local cloud and
-// renderers it calls have landed.
-// mod cli;
+mod cli;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    cli::main()
 }

@@ -242,10 +242,12 @@ pub async fn execute(
         }
     }
     for id in 0..n {
-        report
-            .steps
-            .entry(id)
-            .or_insert_with(|| (plan.steps[id].describe(), StepResult::Skipped { because: None }));
+        report.steps.entry(id).or_insert_with(|| {
+            (
+                plan.steps[id].describe(),
+                StepResult::Skipped { because: None },
+            )
+        });
     }
     report
 }
@@ -416,24 +418,31 @@ impl Ctx {
         ids: &[InstanceId],
     ) -> Result<Vec<ObservedInstance>, StepError> {
         let found: Mutex<Vec<ObservedInstance>> = Mutex::new(Vec::new());
-        self.wait_until(step, &format!("{} instance(s) to run", ids.len()), || async {
-            let seen = self.read(|| self.cloud.instances(ids)).await?;
-            for i in &seen {
-                if matches!(i.state, InstanceState::Terminated | InstanceState::ShuttingDown) {
-                    return Err(StepError::Unexpected(format!(
-                        "instance {} is {} before it ran",
-                        i.id,
-                        i.state.as_str()
-                    )));
+        self.wait_until(
+            step,
+            &format!("{} instance(s) to run", ids.len()),
+            || async {
+                let seen = self.read(|| self.cloud.instances(ids)).await?;
+                for i in &seen {
+                    if matches!(
+                        i.state,
+                        InstanceState::Terminated | InstanceState::ShuttingDown
+                    ) {
+                        return Err(StepError::Unexpected(format!(
+                            "instance {} is {} before it ran",
+                            i.id,
+                            i.state.as_str()
+                        )));
+                    }
                 }
-            }
-            let all_running = seen.len() == ids.len()
-                && seen.iter().all(|i| i.state == InstanceState::Running);
-            if all_running {
-                *lock(&found) = seen;
-            }
-            Ok(all_running)
-        })
+                let all_running = seen.len() == ids.len()
+                    && seen.iter().all(|i| i.state == InstanceState::Running);
+                if all_running {
+                    *lock(&found) = seen;
+                }
+                Ok(all_running)
+            },
+        )
         .await?;
         let mut v = found.into_inner().unwrap_or_else(|e| e.into_inner());
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -447,16 +456,22 @@ impl Ctx {
         want: VolumeState,
         gone_ok: bool,
     ) -> Result<(), StepError> {
-        self.wait_until(step, &format!("volume {id} to be {}", want.as_str()), || async {
-            let seen = self.read(|| self.cloud.volumes(std::slice::from_ref(id))).await?;
-            match seen.first() {
-                Some(v) if v.state == VolumeState::Error => Err(StepError::Unexpected(format!(
-                    "volume {id} is in state error"
-                ))),
-                Some(v) => Ok(v.state == want),
-                None => Ok(gone_ok),
-            }
-        })
+        self.wait_until(
+            step,
+            &format!("volume {id} to be {}", want.as_str()),
+            || async {
+                let seen = self
+                    .read(|| self.cloud.volumes(std::slice::from_ref(id)))
+                    .await?;
+                match seen.first() {
+                    Some(v) if v.state == VolumeState::Error => Err(StepError::Unexpected(
+                        format!("volume {id} is in state error"),
+                    )),
+                    Some(v) => Ok(v.state == want),
+                    None => Ok(gone_ok),
+                }
+            },
+        )
         .await
     }
 }
@@ -580,12 +595,20 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             Ok(Output::None)
         }
         Step::DeleteGroup { group, .. } => {
-            ctx.call(&Op::DeleteGroup { group: group.clone() }, false)
-                .await?;
+            ctx.call(
+                &Op::DeleteGroup {
+                    group: group.clone(),
+                },
+                false,
+            )
+            .await?;
             Ok(Output::None)
         }
         Step::SetTags {
-            target, set, remove, ..
+            target,
+            set,
+            remove,
+            ..
         } => {
             if !set.is_empty() {
                 ctx.call(
@@ -683,14 +706,18 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         } => {
             let ids = ctx.instances(instances)?;
             for b in balancers {
-                ctx.wait_until(id, &format!("instances to be InService on Balancer/{b}"), || async {
-                    let members = ctx.read(|| ctx.cloud.balancer_members(b)).await?;
-                    Ok(ids.iter().all(|i| {
-                        members
-                            .iter()
-                            .any(|m| m.instance == *i && m.state == MemberState::InService)
-                    }))
-                })
+                ctx.wait_until(
+                    id,
+                    &format!("instances to be InService on Balancer/{b}"),
+                    || async {
+                        let members = ctx.read(|| ctx.cloud.balancer_members(b)).await?;
+                        Ok(ids.iter().all(|i| {
+                            members
+                                .iter()
+                                .any(|m| m.instance == *i && m.state == MemberState::InService)
+                        }))
+                    },
+                )
                 .await?;
             }
             Ok(Output::None)
@@ -825,9 +852,9 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             };
             ctx.wait_until(id, &format!("snapshot {snap} to complete"), || async {
                 match ctx.read(|| ctx.cloud.snapshot(&snap)).await? {
-                    Some(s) if s.state == SnapshotState::Error => Err(StepError::Unexpected(
-                        format!("snapshot {snap} failed"),
-                    )),
+                    Some(s) if s.state == SnapshotState::Error => {
+                        Err(StepError::Unexpected(format!("snapshot {snap} failed")))
+                    }
                     Some(s) => Ok(s.state == SnapshotState::Completed),
                     None => Ok(false),
                 }
@@ -1070,7 +1097,9 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
                 ))),
             }
         }
-        Step::UpdateDistribution { id: dist, config, .. } => {
+        Step::UpdateDistribution {
+            id: dist, config, ..
+        } => {
             ctx.call(
                 &Op::UpdateDistribution {
                     id: dist.clone(),
@@ -1095,7 +1124,11 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
 
 /// Disables a distribution (if it is not already) and waits until the
 /// change is deployed, as CloudFront requires before a delete.
-async fn disable_distribution(ctx: &Ctx, step: StepId, id: &DistributionId) -> Result<(), StepError> {
+async fn disable_distribution(
+    ctx: &Ctx,
+    step: StepId,
+    id: &DistributionId,
+) -> Result<(), StepError> {
     let Some(d) = ctx.read(|| ctx.cloud.distribution(id)).await? else {
         return Ok(());
     };

@@ -53,7 +53,12 @@ impl RetryPolicy {
     }
 
     /// Whether an error seen after `elapsed` should be retried.
-    pub fn should_retry(&self, err: &CloudError, elapsed: Duration, not_found_is_lag: bool) -> bool {
+    pub fn should_retry(
+        &self,
+        err: &CloudError,
+        elapsed: Duration,
+        not_found_is_lag: bool,
+    ) -> bool {
         match err.kind {
             ErrorKind::NotFound => not_found_is_lag && elapsed < self.visibility,
             _ => err.is_retryable() && elapsed < self.max_elapsed,

@@ -33,10 +33,21 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Global {
     /// Which cloud to talk to.
-    #[arg(long, global = true, value_enum, env = "CONVERGE_CLOUD", default_value = "local")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CONVERGE_CLOUD",
+        default_value = "local"
+    )]
     cloud: CloudKind,
     /// Where the local cloud keeps its state.
-    #[arg(long, global = true, env = "CONVERGE_STATE_DIR", default_value = ".converge")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONVERGE_STATE_DIR",
+        default_value = ".converge"
+    )]
     state_dir: PathBuf,
     /// Local cloud faults, e.g. `throttle=0.2,lag=3s,seed=7` (see docs/local-cloud.md).
     #[arg(long, global = true, env = "CONVERGE_LOCAL_FAULTS")]
@@ -289,9 +300,9 @@ fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
                 .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
             Ok(Arc::new(cloud))
         }
-        CloudKind::Aws => bail!(
-            "--cloud aws: the AWS backend is not part of this build yet; use --cloud local"
-        ),
+        CloudKind::Aws => {
+            bail!("--cloud aws: the AWS backend is not part of this build yet; use --cloud local")
+        }
     }
 }
 
@@ -323,7 +334,11 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         let text = serde_json::to_string_pretty(&file)?;
         write_atomic(out, text.as_bytes())
             .with_context(|| format!("saving the plan to {}", out.display()))?;
-        eprintln!("Saved the plan to {}; apply it with: converge apply --plan {}", out.display(), out.display());
+        eprintln!(
+            "Saved the plan to {}; apply it with: converge apply --plan {}",
+            out.display(),
+            out.display()
+        );
     }
     if args.detailed_exitcode && plan.has_changes() {
         return Ok(ExitCode::from(EXIT_CHANGES));
@@ -332,7 +347,10 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("plan")
@@ -375,7 +393,11 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     }
     let ok = execute(cloud.clone(), &plan, args.parallelism).await;
     print_outputs(cloud.as_ref(), &desired).await?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
@@ -393,7 +415,11 @@ async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let ok = execute(cloud, &plan, args.parallelism).await;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Asks on a terminal; elsewhere `--yes` is required.
@@ -402,7 +428,9 @@ fn confirm(yes: bool, question: &str) -> Result<bool> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        bail!("refusing to change the cloud without confirmation: stdin is not a terminal; pass --yes");
+        bail!(
+            "refusing to change the cloud without confirmation: stdin is not a terminal; pass --yes"
+        );
     }
     print!("\n{question} Only 'yes' is accepted: ");
     std::io::stdout().flush()?;
@@ -419,7 +447,9 @@ async fn execute(cloud: Arc<dyn Cloud>, plan: &converge::core::Plan, parallelism
     let stop = opts.stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupted: finishing the steps in flight, starting no new ones (Ctrl-C again to quit at once).");
+            eprintln!(
+                "\nInterrupted: finishing the steps in flight, starting no new ones (Ctrl-C again to quit at once)."
+            );
             stop.store(true, Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -433,8 +463,7 @@ async fn execute(cloud: Arc<dyn Cloud>, plan: &converge::core::Plan, parallelism
 }
 
 async fn print_outputs(cloud: &dyn Cloud, desired: &Desired) -> Result<()> {
-    let observed = cloud
-        .observe(&desired.stack)
+    let observed = converge::commands::observe(cloud, &desired.stack)
         .await
         .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
     let outs = outputs(desired, &observed);
@@ -456,7 +485,8 @@ fn schema(out: Option<&Path>) -> Result<ExitCode> {
             for (file, schema) in schemas {
                 let path = dir.join(&file);
                 let text = serde_json::to_string_pretty(&schema)? + "\n";
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
         }

@@ -2,11 +2,14 @@
 //! implement. `observe` reads a stack (batched, by tags); `act` carries out
 //! one operation; a few narrow reads serve the executor's waits.
 
+pub mod aws;
 pub mod local;
 
 use async_trait::async_trait;
 use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
-use converge_core::ids::{DistributionId, GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone};
+use converge_core::ids::{
+    DistributionId, GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone,
+};
 use converge_core::observed::{
     CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
     ObservedSnapshot, ObservedVolume,
@@ -398,7 +401,11 @@ pub struct CloudError {
 
 impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: {}: {}", self.operation, self.code, self.message)
+        write!(
+            f,
+            "{} failed: {}: {}",
+            self.operation, self.code, self.message
+        )
     }
 }
 
@@ -502,4 +509,22 @@ pub trait Cloud: Send + Sync {
         &self,
         id: &DistributionId,
     ) -> Result<Option<ObservedDistribution>, CloudError>;
+
+    /// Requests sent to the cloud's API so far, by service and operation
+    /// (for `--stats` and benchmarks). Backends that do not count answer
+    /// nothing.
+    fn api_calls(&self) -> Vec<ApiCall> {
+        Vec::new()
+    }
+}
+
+/// How many requests one API operation took.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiCall {
+    /// The service (`EC2`, `ELB`, `S3`, `CloudFront`).
+    pub service: String,
+    /// The operation (`DescribeInstances`).
+    pub operation: String,
+    /// Requests sent, retries included.
+    pub calls: u64,
 }

@@ -3,6 +3,7 @@
 
 pub mod planfile;
 
+use crate::apply::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
 use converge_core::desired::Desired;
 use converge_core::ids::{Kind, ResourceName};
@@ -10,6 +11,7 @@ use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -27,20 +29,47 @@ pub enum PlanningError {
     Plan(#[from] PlanError),
 }
 
-/// Observes the stack and plans it for `at`.
+/// Observes the stack, retrying what the cloud throttles with the default
+/// [`RetryPolicy`] (backoff with jitter, bounded in time).
+pub async fn observe(cloud: &dyn Cloud, stack: &ResourceName) -> Result<Observed, CloudError> {
+    observe_with(cloud, stack, &RetryPolicy::default()).await
+}
+
+/// Observes the stack, retrying transient errors under `policy`.
+pub async fn observe_with(
+    cloud: &dyn Cloud,
+    stack: &ResourceName,
+    policy: &RetryPolicy,
+) -> Result<Observed, CloudError> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match cloud.observe(stack).await {
+            Ok(o) => return Ok(o),
+            Err(e) if policy.should_retry(&e, started.elapsed(), false) => {
+                attempt += 1;
+                tracing::debug!(%stack, attempt, error = %e, "observe failed; retrying");
+                tokio::time::sleep(policy.backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Observes the stack (with retries) and plans it for `at`.
 pub async fn observe_and_plan(
     cloud: &dyn Cloud,
     desired: &Desired,
     at: Timestamp,
     scale: &BTreeMap<ResourceName, u32>,
 ) -> Result<(Observed, Plan), PlanningError> {
-    let observed = cloud
-        .observe(&desired.stack)
-        .await
-        .map_err(|source| PlanningError::Observe {
-            stack: desired.stack.clone(),
-            source,
-        })?;
+    let observed =
+        observe(cloud, &desired.stack)
+            .await
+            .map_err(|source| PlanningError::Observe {
+                stack: desired.stack.clone(),
+                source,
+            })?;
     let plan = converge_core::plan(&PlanInput {
         desired,
         observed: &observed,
@@ -57,12 +86,18 @@ pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> 
     let mut out = BTreeMap::new();
     for b in &observed.balancers {
         if desired.balancers.contains_key(&b.owner.name) {
-            out.insert(format!("Balancer/{}.dnsName", b.owner.name), b.dns_name.clone());
+            out.insert(
+                format!("Balancer/{}.dnsName", b.owner.name),
+                b.dns_name.clone(),
+            );
         }
     }
     for d in &observed.distributions {
         if desired.cdns.contains_key(&d.owner.name) {
-            out.insert(format!("Cdn/{}.domainName", d.owner.name), d.domain_name.clone());
+            out.insert(
+                format!("Cdn/{}.domainName", d.owner.name),
+                d.domain_name.clone(),
+            );
         }
     }
     for (name, fleet) in &desired.fleets {
@@ -82,7 +117,11 @@ pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> 
         }
     }
     for v in &observed.volumes {
-        if desired.volumes.get(&v.owner.name).is_some_and(|d| d.zone == v.zone) {
+        if desired
+            .volumes
+            .get(&v.owner.name)
+            .is_some_and(|d| d.zone == v.zone)
+        {
             out.insert(format!("Volume/{}.id", v.owner.name), v.id.to_string());
         }
     }

@@ -56,7 +56,9 @@ pub enum PlanFileError {
         name: String,
     },
     /// Environment values differ from when the plan was made.
-    #[error("plan file {path}: environment values used by the manifests changed since the plan was made; run plan again")]
+    #[error(
+        "plan file {path}: environment values used by the manifests changed since the plan was made; run plan again"
+    )]
     EnvChanged {
         /// The file.
         path: String,

@@ -85,13 +85,16 @@ impl Field {
         let restricted = s != "*";
         for item in s.split(',') {
             if item.is_empty() {
-                return Err(err(format!("{} field: empty list item in \"{s}\"", self.name)));
+                return Err(err(format!(
+                    "{} field: empty list item in \"{s}\"",
+                    self.name
+                )));
             }
             let (range, step) = match item.split_once('/') {
                 Some((r, st)) => {
-                    let step: u32 = st.parse().map_err(|_| {
-                        err(format!("{} field: bad step \"{st}\"", self.name))
-                    })?;
+                    let step: u32 = st
+                        .parse()
+                        .map_err(|_| err(format!("{} field: bad step \"{st}\"", self.name)))?;
                     if step == 0 {
                         return Err(err(format!("{} field: step must be at least 1", self.name)));
                     }
@@ -135,11 +138,36 @@ impl Cron {
                 fields.len()
             )));
         }
-        let minute = Field { name: "minute", min: 0, max: 59, names: &[] };
-        let hour = Field { name: "hour", min: 0, max: 23, names: &[] };
-        let dom = Field { name: "day-of-month", min: 1, max: 31, names: &[] };
-        let month = Field { name: "month", min: 1, max: 12, names: &MONTHS };
-        let dow = Field { name: "day-of-week", min: 0, max: 7, names: &DAYS };
+        let minute = Field {
+            name: "minute",
+            min: 0,
+            max: 59,
+            names: &[],
+        };
+        let hour = Field {
+            name: "hour",
+            min: 0,
+            max: 23,
+            names: &[],
+        };
+        let dom = Field {
+            name: "day-of-month",
+            min: 1,
+            max: 31,
+            names: &[],
+        };
+        let month = Field {
+            name: "month",
+            min: 1,
+            max: 12,
+            names: &MONTHS,
+        };
+        let dow = Field {
+            name: "day-of-week",
+            min: 0,
+            max: 7,
+            names: &DAYS,
+        };
         let (minutes, _) = minute.parse(fields[0])?;
         let (hours, _) = hour.parse(fields[1])?;
         let (days, dom_restricted) = dom.parse(fields[2])?;
@@ -284,8 +312,17 @@ mod tests {
     #[test]
     fn rejects_bad_expressions() {
         for bad in [
-            "", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *",
-            "* * * * 8", "5-1 * * * *", "*/0 * * * *", "a * * * *", "1,,2 * * * *",
+            "",
+            "* * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "* * * * 8",
+            "5-1 * * * *",
+            "*/0 * * * *",
+            "a * * * *",
+            "1,,2 * * * *",
             "* * * * * *",
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad:?} should be rejected");
@@ -299,7 +336,10 @@ mod tests {
         // Monday 2026-03-09 10:00 local: fired at 08:00 the same day.
         let at = ts("2026-03-09T14:00:00Z");
         let got = c.latest_at_or_before(at, &tz).expect("fired");
-        assert_eq!(zoned(got, &tz).to_string(), "2026-03-09T08:00:00-04:00[America/Toronto]");
+        assert_eq!(
+            zoned(got, &tz).to_string(),
+            "2026-03-09T08:00:00-04:00[America/Toronto]"
+        );
         // Sunday: last fired Friday.
         let at = ts("2026-03-08T18:00:00Z");
         let got = c.latest_at_or_before(at, &tz).expect("fired");
@@ -312,7 +352,10 @@ mod tests {
         let c = Cron::parse("30 2 * * *").expect("parse");
         let tz = toronto();
         let next = c.next_after(ts("2026-03-08T05:00:00Z"), &tz).expect("next");
-        assert_eq!(zoned(next, &tz).to_string(), "2026-03-08T03:30:00-04:00[America/Toronto]");
+        assert_eq!(
+            zoned(next, &tz).to_string(),
+            "2026-03-08T03:30:00-04:00[America/Toronto]"
+        );
     }
 
     #[test]

@@ -703,6 +703,9 @@ impl Attr {
     /// Parses an attribute name for a kind; `None` if the kind has no such
     /// attribute.
     pub fn parse(kind: Kind, s: &str) -> Option<Attr> {
-        Self::of_kind(kind).iter().copied().find(|a| a.as_str() == s)
+        Self::of_kind(kind)
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
     }
 }

@@ -43,8 +43,12 @@ mod tests {
             launch_spec_hash("ami-1", "m1.smalla", None, "b")
         );
         assert_ne!(
-            launch_spec_hash("ami-1", "t", Some(""), "x"),
-            launch_spec_hash("ami-1", "t", None, "x").replace('0', "1")
+            launch_spec_hash("ami-1", "t", Some("a"), "x"),
+            launch_spec_hash("ami-1", "t", Some("b"), "x")
+        );
+        assert_ne!(
+            launch_spec_hash("ami-1", "t", Some("k"), "x"),
+            launch_spec_hash("ami-1", "t", None, "kx")
         );
     }
 

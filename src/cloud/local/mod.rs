@@ -1,1 +1,598 @@
-//! The embedded local cloud: a simulated region kept in a file.
+//! The embedded local cloud: a simulated AWS region kept in a file, the
+//! default target of every command.
+//!
+//! # What it simulates
+//!
+//! Key pairs, security groups, instances, volumes, snapshots, classic load
+//! balancers, buckets and distributions, with the rules of the real region
+//! that matter to converge: instances go pending → running after a boot
+//! delay and get an ID, a private address in 10.0.0.0/16 and a launch
+//! time; volumes go creating → available → in-use, attach only in their
+//! own zone, to a running instance, one at a time, and detach when their
+//! instance terminates; snapshots go pending → completed; a distribution
+//! goes InProgress → Deployed after each change and can only be deleted
+//! once disabled and deployed; balancer members become InService only
+//! `interval × healthyThreshold` after they run; security groups cannot be
+//! deleted while used; client tokens and caller references make creates
+//! idempotent. Errors carry AWS's codes. The details, with every code, are
+//! in `docs/local-cloud.md`.
+//!
+//! # Time
+//!
+//! All time comes from the injected [`Clock`] (tests use
+//! [`crate::cloud::ManualClock`]). The world stores when each transition
+//! happens and derives states when it is read; see [`Delays`].
+//!
+//! # Faults
+//!
+//! [`Faults`] inject throttling, lagging describes and a crash after N
+//! calls. The CLI reads them from `--local-faults` or
+//! `CONVERGE_LOCAL_FAULTS` (`throttle=0.2,lag=3s,seed=7,crash_after=5`),
+//! and delays from `--local-delays` or `CONVERGE_LOCAL_DELAYS` (`zero`,
+//! `boot=1s,volume=0s`). `converge local terminate ID`
+//! ([`LocalCloud::lose_instance`]) loses an instance as a crash would.
+//!
+//! # The file
+//!
+//! The world is one JSON file, [`STATE_FILE`] in the state directory
+//! (`.converge/` by default), created by the first change. Every call
+//! takes an OS lock on [`LOCK_FILE`] for its own duration (shared to read,
+//! exclusive to change), reads the file (the parsed world is cached while
+//! the file's bytes are unchanged), and a change writes a temporary file
+//! in the same directory, syncs it and renames it over the old one. A
+//! crash at any point leaves either the old world or the new one, and
+//! separate processes share one world without losing updates.
+
+mod config;
+mod ls;
+mod ops;
+mod view;
+mod world;
+
+pub use config::{Delays, Faults, LocalConfig, ParseError};
+pub use ls::{LsRow, ResourceType, Table, format_table};
+
+use crate::cloud::{Clock, Cloud, CloudError, ErrorKind, Op, Outcome};
+use async_trait::async_trait;
+use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
+use converge_core::observed::{
+    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
+};
+use ops::{Ctx, Errs};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use world::{Termination, World};
+
+/// The world file's name in the state directory.
+pub const STATE_FILE: &str = "local-cloud.json";
+/// The lock file's name in the state directory.
+pub const LOCK_FILE: &str = "local-cloud.lock";
+/// The temporary file a change is written to before it is renamed.
+const TEMP_FILE: &str = "local-cloud.json.tmp";
+
+/// The local cloud: a simulated region, shared through a file by every
+/// process that opens the same state directory. Cheap to clone; clones
+/// share everything.
+#[derive(Clone, Debug)]
+pub struct LocalCloud {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Option<Store>,
+    config: LocalConfig,
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+/// The files of a world kept on disk.
+#[derive(Debug)]
+struct Store {
+    dir: PathBuf,
+    path: PathBuf,
+    temp: PathBuf,
+    lock: File,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The world as last read or written, and the file bytes it came from
+    /// (`None`: there was no file). For an in-memory cloud, the world.
+    cache: Option<(Option<Vec<u8>>, World)>,
+    /// This process's random choices (throttling).
+    rng: fastrand::Rng,
+    /// Successful mutating calls so far, for `crash_after`.
+    mutations: u64,
+}
+
+/// An error of the local cloud itself (its file), as opposed to a refusal
+/// of the simulated region, which is a [`CloudError`].
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Reading, writing or locking a file failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done (`read`, `lock`, …).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The state file is not valid JSON of the expected shape.
+    #[error("{} is not a valid local cloud state file (move it away to start a new world)", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The state file was written by an incompatible version of converge.
+    #[error(
+        "{} has local cloud format {found:?}, this converge reads {expected:?}",
+        path.display()
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// What it holds (`converge-local-cloud v2`).
+        found: String,
+        /// What this build reads.
+        expected: String,
+    },
+    /// No such instance (for `converge local terminate`).
+    #[error("the local cloud holds no instance {0}")]
+    NoSuchInstance(InstanceId),
+    /// The instance is terminated already.
+    #[error("instance {0} is already terminated")]
+    AlreadyTerminated(InstanceId),
+}
+
+impl LocalError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LocalError {
+        let path = path.to_owned();
+        move |source| LocalError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// As a cloud error naming `operation`: file trouble is `Unavailable`
+    /// (retrying may help), a bad file `Invalid`.
+    fn into_cloud(self, operation: &'static str) -> CloudError {
+        let kind = match self {
+            LocalError::Io { .. } => ErrorKind::Unavailable,
+            LocalError::NoSuchInstance(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Invalid,
+        };
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(&self);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        CloudError::new(kind, operation, "LocalStateError", message)
+    }
+}
+
+impl LocalCloud {
+    /// Opens (or prepares) the world kept in `state_dir`, creating the
+    /// directory if needed. The state file itself is created by the first
+    /// change; an existing one is checked now, so a damaged file is
+    /// reported before anything else happens.
+    pub fn open(
+        state_dir: &Path,
+        config: LocalConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<LocalCloud, LocalError> {
+        let existed = state_dir.is_dir();
+        fs::create_dir_all(state_dir).map_err(LocalError::io("create", state_dir))?;
+        if !existed {
+            // Like `.terraform/`, the world is local and not for version
+            // control. Best effort: the directory works without it.
+            let _ = fs::write(state_dir.join(".gitignore"), "*\n");
+        }
+        let lock_path = state_dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(LocalError::io("open", &lock_path))?;
+        let store = Store {
+            dir: state_dir.to_owned(),
+            path: state_dir.join(STATE_FILE),
+            temp: state_dir.join(TEMP_FILE),
+            lock,
+        };
+        let cloud = Self::build(Some(store), config, clock);
+        cloud.shared.read(|_, _| ())?;
+        Ok(cloud)
+    }
+
+    /// A world that lives only in this value (and its clones): no file, no
+    /// lock. For tests that need speed rather than persistence.
+    pub fn in_memory(config: LocalConfig, clock: Arc<dyn Clock>) -> LocalCloud {
+        Self::build(None, config, clock)
+    }
+
+    fn build(store: Option<Store>, config: LocalConfig, clock: Arc<dyn Clock>) -> LocalCloud {
+        let rng = match config.faults.seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
+        };
+        LocalCloud {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                clock,
+                inner: Mutex::new(Inner {
+                    cache: None,
+                    rng,
+                    mutations: 0,
+                }),
+            }),
+        }
+    }
+
+    /// The settings this value was opened with.
+    pub fn config(&self) -> &LocalConfig {
+        &self.shared.config
+    }
+
+    /// The state file, unless the world is in memory.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.shared.store.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// Every resource in the world, in every region and stack, one row
+    /// each, sorted by type and ID. Faults do not apply.
+    pub fn list(&self) -> Result<Vec<LsRow>, LocalError> {
+        let now = self.shared.clock.now();
+        self.shared.read(|w, _| ls::rows(w, now))
+    }
+
+    /// Loses an instance as a crash would: it is terminated at once, its
+    /// volumes are detached and balancers drop it. Works in any region;
+    /// faults do not apply.
+    pub fn lose_instance(&self, id: &InstanceId) -> Result<(), LocalError> {
+        let r = self.shared.write(|w, cx| {
+            let Some(i) = w.instances.get_mut(id).filter(|i| !i.purged(cx.now)) else {
+                return Err(Lose::NoSuch);
+            };
+            if i.is_gone(cx.now) {
+                return Err(Lose::Gone);
+            }
+            i.termination = Some(Termination {
+                requested_at: cx.now,
+                terminated_at: cx.now,
+            });
+            Ok(())
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Lose::NoSuch)) => Err(LocalError::NoSuchInstance(id.clone())),
+            Ok(Err(Lose::Gone)) => Err(LocalError::AlreadyTerminated(id.clone())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a synchronous call of the shared state on the blocking pool,
+    /// so that file I/O and lock waits never stall the async runtime.
+    async fn blocking<T, F>(&self, operation: &'static str, f: F) -> Result<T, CloudError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T, CloudError> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        match tokio::task::spawn_blocking(move || f(&shared)).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(CloudError::new(
+                ErrorKind::Unavailable,
+                operation,
+                "LocalStateError",
+                format!("the local cloud call was cancelled: {e}"),
+            )),
+        }
+    }
+}
+
+/// Why `lose_instance` refused.
+enum Lose {
+    NoSuch,
+    Gone,
+}
+
+/// Releases a file lock when dropped.
+struct FileLock<'a>(&'a File);
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Shared {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            now: self.clock.now(),
+            region: &self.config.region,
+            delays: &self.config.delays,
+            lag: self.config.faults.lag,
+        }
+    }
+
+    /// Fails the call with `RequestLimitExceeded` at the throttling rate.
+    fn throttle(&self, inner: &mut Inner, operation: &'static str) -> Result<(), CloudError> {
+        let p = self.config.faults.throttle;
+        if p > 0.0 && inner.rng.f64() < p {
+            return Err(Errs(operation).make(
+                ErrorKind::Throttled,
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A read under a shared lock.
+    fn read<T>(&self, f: impl FnOnce(&World, &Ctx<'_>) -> T) -> Result<T, LocalError> {
+        let mut inner = self.inner();
+        let cx = self.ctx();
+        match &self.store {
+            None => {
+                let (_, world) = inner
+                    .cache
+                    .get_or_insert_with(|| (None, World::new(self.seed())));
+                Ok(f(world, &cx))
+            }
+            Some(store) => {
+                store
+                    .lock
+                    .lock_shared()
+                    .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
+                let _guard = FileLock(&store.lock);
+                let world = self.load(store, &mut inner)?;
+                Ok(f(world, &cx))
+            }
+        }
+    }
+
+    /// A change under an exclusive lock: the world is settled to now,
+    /// changed by `f` and, if `f` succeeds and changed anything, saved.
+    fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut World, &Ctx<'_>) -> Result<T, E>,
+    ) -> Result<Result<T, E>, LocalError> {
+        let mut inner = self.inner();
+        let cx = self.ctx();
+        match &self.store {
+            None => {
+                let (_, world) = inner
+                    .cache
+                    .get_or_insert_with(|| (None, World::new(self.seed())));
+                let mut next = world.clone();
+                next.settle(cx.now);
+                let r = f(&mut next, &cx);
+                if r.is_ok() {
+                    *world = next;
+                }
+                Ok(r)
+            }
+            Some(store) => {
+                store
+                    .lock
+                    .lock()
+                    .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
+                let _guard = FileLock(&store.lock);
+                let world = self.load(store, &mut inner)?;
+                let mut next = world.clone();
+                next.settle(cx.now);
+                let r = f(&mut next, &cx);
+                if r.is_ok() && next != *world {
+                    let bytes = serde_json::to_vec_pretty(&next).map_err(|e| LocalError::Io {
+                        action: "encode",
+                        path: store.path.clone(),
+                        source: io::Error::other(e),
+                    })?;
+                    store.save(&bytes)?;
+                    inner.cache = Some((Some(bytes), next));
+                }
+                Ok(r)
+            }
+        }
+    }
+
+    /// One cloud operation: throttled, carried out, saved, counted.
+    fn act(&self, op: &Op) -> Result<Outcome, CloudError> {
+        self.throttle(&mut self.inner(), op.name())?;
+        let r = self
+            .write(|w, cx| ops::act(w, op, cx))
+            .map_err(|e| e.into_cloud(op.name()))?;
+        let outcome = r?;
+        let n = {
+            let mut inner = self.inner();
+            inner.mutations += 1;
+            inner.mutations
+        };
+        if self.config.faults.crash_after == Some(n) {
+            // The fault asked for: die like a killed process, after the
+            // change is saved and before anyone hears of it.
+            eprintln!(
+                "converge local cloud: crash_after={n}: aborting after {}",
+                op.name()
+            );
+            std::process::abort();
+        }
+        Ok(outcome)
+    }
+
+    /// A read for a trait method: throttled, file errors as cloud errors.
+    fn describe<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&World, &Ctx<'_>) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        self.throttle(&mut self.inner(), operation)?;
+        self.read(f).map_err(|e| e.into_cloud(operation))?
+    }
+
+    fn seed(&self) -> u64 {
+        self.config.faults.seed.unwrap_or(0)
+    }
+
+    /// The world in the file, parsed again only if the file changed since
+    /// this process last read or wrote it.
+    fn load<'a>(&self, store: &Store, inner: &'a mut Inner) -> Result<&'a World, LocalError> {
+        let bytes = match fs::read(&store.path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(LocalError::io("read", &store.path)(e)),
+        };
+        let fresh = matches!(&inner.cache, Some((cached, _)) if *cached == bytes);
+        if !fresh {
+            let world = match &bytes {
+                None => World::new(self.seed()),
+                Some(b) => parse(&store.path, b)?,
+            };
+            inner.cache = Some((bytes, world));
+        }
+        // Filled above when it was not fresh.
+        let seed = self.seed();
+        Ok(&inner
+            .cache
+            .get_or_insert_with(|| (None, World::new(seed)))
+            .1)
+    }
+}
+
+/// Parses a world file, checking its format and version first so that an
+/// incompatible file gets a clear message.
+fn parse(path: &Path, bytes: &[u8]) -> Result<World, LocalError> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format: String,
+        version: u32,
+    }
+    let corrupt = |source| LocalError::Corrupt {
+        path: path.to_owned(),
+        source,
+    };
+    let h: Header = serde_json::from_slice(bytes).map_err(corrupt)?;
+    if h.format != world::FORMAT || h.version != world::VERSION {
+        return Err(LocalError::Version {
+            path: path.to_owned(),
+            found: format!("{} v{}", h.format, h.version),
+            expected: format!("{} v{}", world::FORMAT, world::VERSION),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+impl Store {
+    /// Replaces the state file atomically: write a temporary file in the
+    /// same directory, sync it, rename it over the old one, sync the
+    /// directory. Runs under the exclusive lock, so one temporary name is
+    /// enough; a leftover from a crash is simply overwritten.
+    fn save(&self, bytes: &[u8]) -> Result<(), LocalError> {
+        let mut f = File::create(&self.temp).map_err(LocalError::io("create", &self.temp))?;
+        f.write_all(bytes)
+            .and_then(|()| f.write_all(b"\n"))
+            .and_then(|()| f.sync_all())
+            .map_err(LocalError::io("write", &self.temp))?;
+        drop(f);
+        fs::rename(&self.temp, &self.path).map_err(LocalError::io("replace", &self.path))?;
+        // Make the rename itself durable. Not every platform can open a
+        // directory; the rename is atomic either way.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Cloud for LocalCloud {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
+        let stack = stack.clone();
+        self.blocking("Observe", move |s| {
+            s.describe("Observe", |w, cx| Ok(view::observe(w, &stack, cx)))
+        })
+        .await
+    }
+
+    async fn act(&self, op: &Op) -> Result<Outcome, CloudError> {
+        let op = op.clone();
+        self.blocking(op.name(), move |s| s.act(&op)).await
+    }
+
+    async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError> {
+        let ids = ids.to_vec();
+        self.blocking("DescribeInstances", move |s| {
+            s.describe("DescribeInstances", |w, cx| {
+                Ok(view::instances(w, &ids, cx))
+            })
+        })
+        .await
+    }
+
+    async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError> {
+        let ids = ids.to_vec();
+        self.blocking("DescribeVolumes", move |s| {
+            s.describe("DescribeVolumes", |w, cx| Ok(view::volumes(w, &ids, cx)))
+        })
+        .await
+    }
+
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError> {
+        let id = id.clone();
+        self.blocking("DescribeSnapshots", move |s| {
+            s.describe("DescribeSnapshots", |w, cx| {
+                Ok(view::snapshot_by_id(w, &id, cx))
+            })
+        })
+        .await
+    }
+
+    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError> {
+        const OP: &str = "DescribeInstanceHealth";
+        let name = name.to_owned();
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, cx| {
+                let b = ops::find_balancer(w, cx, &Errs(OP), &name)?;
+                Ok(view::balancer_members(w, b, cx))
+            })
+        })
+        .await
+    }
+
+    async fn distribution(
+        &self,
+        id: &DistributionId,
+    ) -> Result<Option<ObservedDistribution>, CloudError> {
+        let id = id.clone();
+        self.blocking("GetDistribution", move |s| {
+            s.describe("GetDistribution", |w, cx| {
+                Ok(view::distribution(w, &id, cx))
+            })
+        })
+        .await
+    }
+}

@@ -11,6 +11,11 @@ use crate::spec_hash::launch_spec_hash;
 use jiff::tz::TimeZone;
 use std::net::Ipv4Addr;
 
+/// On instances: present when their user data holds values from the
+/// environment (`${env:…}`), so that a later plan never shows that user
+/// data, even once the manifests no longer mark it sensitive.
+pub const SENSITIVE_TAG: &str = "converge:sensitive";
+
 /// What the planner knows about a declared volume while planning fleets.
 #[derive(Clone, Debug)]
 pub(crate) struct VolumeState {
@@ -131,7 +136,11 @@ impl<'a> Planner<'a> {
             let in_effect = s
                 .rules
                 .iter()
-                .filter_map(|r| r.cron.latest_at_or_before(self.input.at, &tz).map(|t| (t, r)))
+                .filter_map(|r| {
+                    r.cron
+                        .latest_at_or_before(self.input.at, &tz)
+                        .map(|t| (t, r))
+                })
                 // The latest firing wins; on a tie, the rule listed last.
                 .max_by_key(|(t, _)| *t);
             if let Some((_, rule)) = in_effect {
@@ -153,9 +162,9 @@ impl<'a> Planner<'a> {
         let mut display = String::new();
         let mut deps = BTreeSet::new();
         let push_known = |parts: &mut Vec<UserDataPart>,
-                              text: &mut Option<String>,
-                              display: &mut String,
-                              s: &str| {
+                          text: &mut Option<String>,
+                          display: &mut String,
+                          s: &str| {
             parts.push(UserDataPart::Text(s.to_owned()));
             if let Some(t) = text.as_mut() {
                 t.push_str(s);
@@ -272,27 +281,33 @@ impl<'a> Planner<'a> {
         let id = &r.instance.id;
         let mut before: Vec<StepId> = deps.to_vec();
         let mut after_dereg = Vec::new();
-        for b in &self.observed().balancers {
-            if b.members.iter().any(|m| m.instance == *id) {
-                let name = b.owner.name.clone();
-                let s = self.add(
-                    Step::Deregister {
-                        balancer: name.clone(),
-                        instances: vec![id.clone()],
-                    },
-                    before.iter().copied(),
-                );
-                self.deregistered.insert((name, id.clone()));
-                after_dereg.push(s);
+        let memberships = self.index.memberships.get(id).cloned().unwrap_or_default();
+        for b in memberships {
+            let name = b.owner.name.clone();
+            let s = self.add(
+                Step::Deregister {
+                    balancer: name.clone(),
+                    instances: vec![id.clone()],
+                },
+                before.iter().copied(),
+            );
+            // A deregistration from a balancer that is being deleted must
+            // not race its delete.
+            if let Some(&delete) = self.doomed_balancers.get(&name) {
+                self.edges.insert((s, delete));
             }
+            self.deregistered.insert((name, id.clone()));
+            after_dereg.push(s);
         }
         before.extend(after_dereg);
         let mut detach = None;
-        if let Some(v) = self
-            .observed()
-            .volumes
-            .iter()
-            .find(|v| v.attachment.as_ref().is_some_and(|a| a.instance == *id))
+        if let Some(v) = self.index.attached_volume.get(id).copied()
+            && let Some(&s) = self.detaching.get(&v.id)
+        {
+            // Already detached by the volume pass: terminate after it.
+            before.push(s);
+            detach = Some(s);
+        } else if let Some(v) = self.index.attached_volume.get(id).copied()
             && self.desired().volumes.contains_key(&v.owner.name)
         {
             let s = self.add(
@@ -322,12 +337,11 @@ impl<'a> Planner<'a> {
     }
 
     fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
-        self.desired()
-            .balancers
-            .iter()
-            .filter(|(_, b)| b.fleets.contains(fleet))
-            .map(|(n, _)| n.clone())
-            .collect()
+        self.index
+            .balancers_of
+            .get(fleet)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Launches `count` instances in `zone` and registers them with the
@@ -381,15 +395,17 @@ impl<'a> Planner<'a> {
         let spec = &d.fleets[name];
         let key = ResourceKey::new(Kind::Fleet, name.clone());
         let all: Vec<&ObservedInstance> = self
-            .observed()
-            .instances
-            .iter()
-            .filter(|i| i.owner.kind == Kind::Fleet && i.owner.name == *name)
-            .collect();
+            .index
+            .instances_by_fleet
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let live: Vec<&ObservedInstance> =
             all.iter().copied().filter(|i| is_live(i.state)).collect();
         let (target, mut notes) = self.target_replicas(name, spec, live.len() as u32)?;
-        let volume = d.volume_attached_to(name).map(|(n, v)| (n.clone(), v.clone()));
+        let volume = d
+            .volume_attached_to(name)
+            .map(|(n, v)| (n.clone(), v.clone()));
         let zones: Vec<Zone> = match &volume {
             Some((_, v)) => vec![v.zone.clone()],
             None => spec.zones.clone(),
@@ -415,14 +431,23 @@ impl<'a> Planner<'a> {
         for g in &groups {
             if let GroupRef::Created(s) = g {
                 base_deps.insert(*s);
+                base_deps.extend(self.group_rules.get(s).copied());
             }
         }
         let ud = self.resolve_user_data(&spec.user_data);
         base_deps.extend(ud.deps.iter().copied());
         let desired_hash = ud.text.as_deref().map(|t| {
-            launch_spec_hash(spec.image.as_str(), &spec.instance_type, key_name.as_deref(), t)
+            launch_spec_hash(
+                spec.image.as_str(),
+                &spec.instance_type,
+                key_name.as_deref(),
+                t,
+            )
         });
-        let tags = self.tags_for(Kind::Fleet, name, &spec.tags);
+        let mut tags = self.tags_for(Kind::Fleet, name, &spec.tags);
+        if spec.user_data.is_sensitive() {
+            tags.insert(SENSITIVE_TAG.to_owned(), "true".to_owned());
+        }
         let launch_spec = LaunchSpec {
             image: spec.image.clone(),
             instance_type: spec.instance_type.clone(),
@@ -499,7 +524,11 @@ impl<'a> Planner<'a> {
         let token_seed = {
             let mut ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
             ids.sort_unstable();
-            format!("{}|{}", desired_hash.as_deref().unwrap_or("?"), ids.join(","))
+            format!(
+                "{}|{}",
+                desired_hash.as_deref().unwrap_or("?"),
+                ids.join(",")
+            )
         };
         let mut instance_changes: Vec<InstanceChange> = Vec::new();
         let mut launches: Vec<StepId> = Vec::new();
@@ -517,7 +546,8 @@ impl<'a> Planner<'a> {
         }
         // Growth: launched at once.
         for (zone, count) in group_zones(&extra_zones) {
-            let (step, _) = self.launch(name, &zone, count, &launch_spec, &base_deps, &token_seed, 0);
+            let (step, _) =
+                self.launch(name, &zone, count, &launch_spec, &base_deps, &token_seed, 0);
             launches.push(step);
             instance_changes.push(InstanceChange::Launch {
                 zone,
@@ -560,14 +590,19 @@ impl<'a> Planner<'a> {
             let wait = if balancers.is_empty() {
                 wave_launches.clone()
             } else {
-                vec![self.add(
-                    Step::WaitHealthy {
-                        fleet: name.clone(),
-                        instances: wave_launches.iter().map(|s| InstanceRef::Launched(*s)).collect(),
-                        balancers: balancers.iter().map(|b| b.to_string()).collect(),
-                    },
-                    wave_launches.iter().chain(&wave_regs).copied(),
-                )]
+                vec![
+                    self.add(
+                        Step::WaitHealthy {
+                            fleet: name.clone(),
+                            instances: wave_launches
+                                .iter()
+                                .map(|s| InstanceRef::Launched(*s))
+                                .collect(),
+                            balancers: balancers.iter().map(|b| b.to_string()).collect(),
+                        },
+                        wave_launches.iter().chain(&wave_regs).copied(),
+                    ),
+                ]
             };
             for (_, r) in &chunk[first..] {
                 let (t, det) = self.retire(name, *r, &wait);
@@ -582,12 +617,18 @@ impl<'a> Planner<'a> {
                 });
             }
             launches.extend(wave_launches);
+            // The next wave starts once this wave's successors are up
+            // (healthy behind the balancers, or running): with
+            // maxUnavailable > 0 the wave's own terminations come before
+            // its launches, so they alone do not say that.
+            wave_end.extend(wait);
             prev_wave = wave_end;
         }
         if waves > 1 || (waves == 1 && replaced.len() > 1) {
             notes.push(Note::Rolling {
                 per_wave: per_wave as u32,
                 waves: waves as u32,
+                max_unavailable: budget.max_unavailable.min(per_wave as u32),
             });
         }
 
@@ -605,12 +646,15 @@ impl<'a> Planner<'a> {
         for i in &staying {
             let have: BTreeSet<&GroupId> = i.groups.iter().collect();
             if groups_pending || have != want_groups {
+                // A new group is joined once it exists and its rules are
+                // in, so that the instance's traffic is never cut off.
                 let deps: Vec<StepId> = groups
                     .iter()
                     .filter_map(|g| match g {
                         GroupRef::Created(s) => Some(*s),
                         GroupRef::Known(_) => None,
                     })
+                    .flat_map(|s| std::iter::once(s).chain(self.group_rules.get(&s).copied()))
                     .collect();
                 let s = self.add(
                     Step::SetInstanceGroups {
@@ -660,7 +704,9 @@ impl<'a> Planner<'a> {
                 .map(|i| InstanceRef::Known(i.id.clone()))
                 .or_else(|| launches.first().map(|s| InstanceRef::Launched(*s)));
             let already = match (&holder, &vs.attached_to) {
-                (Some(InstanceRef::Known(id)), Some(a)) => a.instance == *id && a.device == attach.device,
+                (Some(InstanceRef::Known(id)), Some(a)) => {
+                    a.instance == *id && a.device == attach.device
+                }
                 _ => false,
             };
             if let Some(holder) = holder
@@ -719,22 +765,35 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        if volume_moved && !replaced.is_empty() {
-            if let Some((vname, _)) = &volume {
-                notes.push(Note::VolumeMoves {
-                    volume: vname.clone(),
-                });
-            }
+        if volume_moved
+            && !replaced.is_empty()
+            && let Some((vname, _)) = &volume
+        {
+            notes.push(Note::VolumeMoves {
+                volume: vname.clone(),
+            });
         }
 
         // What the plan shows.
         let mut fields = Vec::new();
-        let outdated: Vec<&ObservedInstance> = replaced
-            .iter()
-            .map(|(_, r)| r.instance)
-            .chain(retire_now.iter().filter(|r| r.reason == TerminateReason::Outdated).map(|r| r.instance))
+        // Instances in a zone the fleet left are replaced for that, not for
+        // their launch spec: only outdated ones say what changed in it.
+        let going = || replaced.iter().map(|(_, r)| r).chain(retire_now.iter());
+        let outdated: Vec<&ObservedInstance> = going()
+            .filter(|r| r.reason == TerminateReason::Outdated)
+            .map(|r| r.instance)
             .collect();
         let mut because = Vec::new();
+        if going().any(|r| r.reason == TerminateReason::WrongZone) {
+            let have: BTreeSet<&Zone> = live.iter().map(|i| &i.zone).collect();
+            because.push("spec.zones".to_owned());
+            fields.push(FieldDiff {
+                field: "spec.zones".into(),
+                before: Some(Value::List(have.iter().map(|z| z.to_string()).collect())),
+                after: Some(Value::List(zones.iter().map(|z| z.to_string()).collect())),
+                forces_replacement: true,
+            });
+        }
         if let Some(sample) = outdated.first() {
             let mut diff = |field: &str, before: Option<Value>, after: Value, changed: bool| {
                 if changed {
@@ -771,6 +830,9 @@ impl<'a> Planner<'a> {
                 || ud.text.is_none();
             let before = match (&ud.display, &sample.user_data) {
                 (Value::Sensitive, _) => Some(Value::Sensitive),
+                // The old user data held values from the environment: it
+                // is as secret as the new one would be.
+                _ if sample.tags.contains_key(SENSITIVE_TAG) => Some(Value::Sensitive),
                 (_, Some(u)) => Some(Value::Multiline(u.clone())),
                 (_, None) => None,
             };

@@ -10,15 +10,14 @@
 mod fleet;
 mod types;
 
+pub use fleet::SENSITIVE_TAG;
 pub use types::*;
 
-use crate::desired::{
-    DeletionPolicy, Desired, IngressRule, Protocol, Source, Tags,
-};
-use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, tags};
+use crate::desired::{DeletionPolicy, Desired, IngressRule, Protocol, Source, Tags};
+use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, VolumeId, tags};
 use crate::observed::{
-    CloudRule, CloudSource, DistributionConfig, InstanceState, Observed, ObservedVolume, Owner,
-    bucket_domain,
+    CloudRule, CloudSource, DistributionConfig, InstanceState, Observed, ObservedBalancer,
+    ObservedInstance, ObservedVolume, Owner, bucket_domain,
 };
 use crate::spec_hash::short_digest;
 use jiff::Timestamp;
@@ -127,6 +126,71 @@ pub(crate) struct Planner<'a> {
     terminating: BTreeMap<InstanceId, StepId>,
     /// Instances deregistered from a balancer by a fleet step.
     deregistered: BTreeSet<(ResourceName, InstanceId)>,
+    /// Balancers that go, with their delete step: members deregistered
+    /// from them must be deregistered before the balancer is deleted.
+    doomed_balancers: BTreeMap<ResourceName, StepId>,
+    /// For a group this plan creates (by its create step), the step that
+    /// authorizes its rules: instances join the group only once it lets
+    /// their traffic in.
+    group_rules: BTreeMap<StepId, StepId>,
+    /// Volumes detached because no fleet claims them any more, with the
+    /// detach step: an instance that goes reuses it rather than detach the
+    /// volume a second time.
+    detaching: BTreeMap<VolumeId, StepId>,
+    /// Indexes of the observed state, built once so that planning stays
+    /// linear in the number of instances (a scan of every instance per
+    /// fleet, or of every member per retired instance, is quadratic).
+    index: ObservedIndex<'a>,
+}
+
+/// Lookups into the observed (and desired) state, each in the order a scan
+/// would have found them.
+struct ObservedIndex<'a> {
+    /// Instances by the fleet that owns them.
+    instances_by_fleet: BTreeMap<&'a ResourceName, Vec<&'a ObservedInstance>>,
+    /// For each instance, the balancers it is a member of (once each).
+    memberships: BTreeMap<&'a InstanceId, Vec<&'a ObservedBalancer>>,
+    /// For each instance, the first volume attached to it.
+    attached_volume: BTreeMap<&'a InstanceId, &'a ObservedVolume>,
+    /// For each declared fleet, the declared balancers it is behind, by
+    /// name.
+    balancers_of: BTreeMap<&'a ResourceName, Vec<ResourceName>>,
+}
+
+impl<'a> ObservedIndex<'a> {
+    fn new(d: &'a Desired, o: &'a Observed) -> Self {
+        let mut instances_by_fleet: BTreeMap<&ResourceName, Vec<&ObservedInstance>> =
+            BTreeMap::new();
+        for i in o.instances.iter().filter(|i| i.owner.kind == Kind::Fleet) {
+            instances_by_fleet.entry(&i.owner.name).or_default().push(i);
+        }
+        let mut memberships: BTreeMap<&InstanceId, Vec<&ObservedBalancer>> = BTreeMap::new();
+        for b in &o.balancers {
+            let members: BTreeSet<&InstanceId> = b.members.iter().map(|m| &m.instance).collect();
+            for m in members {
+                memberships.entry(m).or_default().push(b);
+            }
+        }
+        let mut attached_volume: BTreeMap<&InstanceId, &ObservedVolume> = BTreeMap::new();
+        for v in &o.volumes {
+            if let Some(a) = &v.attachment {
+                attached_volume.entry(&a.instance).or_insert(v);
+            }
+        }
+        let mut balancers_of: BTreeMap<&ResourceName, Vec<ResourceName>> = BTreeMap::new();
+        for (name, b) in &d.balancers {
+            let fleets: BTreeSet<&ResourceName> = b.fleets.iter().collect();
+            for f in fleets {
+                balancers_of.entry(f).or_default().push(name.clone());
+            }
+        }
+        Self {
+            instances_by_fleet,
+            memberships,
+            attached_volume,
+            balancers_of,
+        }
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -150,6 +214,10 @@ impl<'a> Planner<'a> {
             fleets: BTreeMap::new(),
             terminating: BTreeMap::new(),
             deregistered: BTreeSet::new(),
+            doomed_balancers: BTreeMap::new(),
+            detaching: BTreeMap::new(),
+            group_rules: BTreeMap::new(),
+            index: ObservedIndex::new(input.desired, input.observed),
         }
     }
 
@@ -216,7 +284,9 @@ impl<'a> Planner<'a> {
             .collect();
         let remove: Vec<String> = observed
             .keys()
-            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:") && !keep.contains(&k.as_str()))
+            .filter(|k| {
+                !desired.contains_key(*k) && !k.starts_with("aws:") && !keep.contains(&k.as_str())
+            })
             .cloned()
             .collect();
         if set.is_empty() && remove.is_empty() {
@@ -236,7 +306,9 @@ impl<'a> Planner<'a> {
     fn tag_field(change: &mut ResourceChange, desired: &Tags, observed: &Tags) {
         let show = |t: &Tags| {
             t.iter()
-                .filter(|(k, _)| !k.starts_with("converge:"))
+                // Ownership tags are converge's own, and `aws:` tags are
+                // AWS's: neither is set nor removed, so neither is shown.
+                .filter(|(k, _)| !k.starts_with("converge:") && !k.starts_with("aws:"))
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
         };
@@ -324,7 +396,10 @@ impl<'a> Planner<'a> {
                         );
                         c.fields.push(FieldDiff {
                             field: "spec.publicKey".into(),
-                            before: kp.public_key.as_deref().map(|k| Value::Text(key_summary(k))),
+                            before: kp
+                                .public_key
+                                .as_deref()
+                                .map(|k| Value::Text(key_summary(k))),
                             after: Some(Value::Text(key_summary(&spec.public_key))),
                             forces_replacement: true,
                         });
@@ -348,7 +423,10 @@ impl<'a> Planner<'a> {
             }
             self.key_pairs.insert(name.clone(), (cloud_name, produced));
         }
-        for kp in obs.iter().filter(|k| !d.key_pairs.contains_key(&k.owner.name)) {
+        for kp in obs
+            .iter()
+            .filter(|k| !d.key_pairs.contains_key(&k.owner.name))
+        {
             let name = kp.owner.name.clone();
             self.add(
                 Step::DeleteKeyPair {
@@ -357,7 +435,11 @@ impl<'a> Planner<'a> {
                 },
                 [],
             );
-            if !self.changes.iter().any(|c| c.key.kind == Kind::KeyPair && c.key.name == name) {
+            if !self
+                .changes
+                .iter()
+                .any(|c| c.key.kind == Kind::KeyPair && c.key.name == name)
+            {
                 self.change(ResourceKey::new(Kind::KeyPair, name), ChangeAction::Delete);
             }
         }
@@ -387,7 +469,8 @@ impl<'a> Planner<'a> {
                 .find(|g| g.owner.name == *name && g.cloud_name == cloud_name);
             match current {
                 Some(g) => {
-                    self.groups.insert(name.clone(), GroupRef::Known(g.id.clone()));
+                    self.groups
+                        .insert(name.clone(), GroupRef::Known(g.id.clone()));
                     self.group_names.insert(g.id.clone(), name.clone());
                 }
                 None => {
@@ -423,7 +506,7 @@ impl<'a> Planner<'a> {
                     if !spec.ingress.is_empty() {
                         let rules = self.planned_rules(&spec.ingress);
                         let deps = self.rule_deps(&rules, create);
-                        self.add(
+                        let authorize = self.add(
                             Step::AuthorizeIngress {
                                 name: name.clone(),
                                 group: GroupRef::Created(create),
@@ -431,6 +514,7 @@ impl<'a> Planner<'a> {
                             },
                             deps,
                         );
+                        self.group_rules.insert(create, authorize);
                     }
                     let replaced = obs.iter().find(|g| g.owner.name == *name);
                     let action = match replaced {
@@ -459,7 +543,10 @@ impl<'a> Planner<'a> {
                     let GroupRef::Known(gid) = self.groups[name].clone() else {
                         continue;
                     };
-                    let g = obs.iter().find(|g| g.id == gid).expect("current group observed");
+                    let g = obs
+                        .iter()
+                        .find(|g| g.id == gid)
+                        .expect("current group observed");
                     // Desired rules whose sources exist, as the cloud would hold them.
                     let mut want: BTreeSet<CloudRule> = BTreeSet::new();
                     let mut to_add: Vec<IngressRule> = Vec::new();
@@ -474,8 +561,12 @@ impl<'a> Planner<'a> {
                             None => to_add.push(r.clone()),
                         }
                     }
-                    let to_remove: Vec<CloudRule> =
-                        g.ingress.iter().filter(|r| !want.contains(r)).cloned().collect();
+                    let to_remove: Vec<CloudRule> = g
+                        .ingress
+                        .iter()
+                        .filter(|r| !want.contains(r))
+                        .cloned()
+                        .collect();
                     let mut changed = false;
                     if !to_add.is_empty() {
                         let rules = self.planned_rules(&to_add);
@@ -508,13 +599,8 @@ impl<'a> Planner<'a> {
                         }
                         changed = true;
                     }
-                    let drift = self.tag_drift(
-                        &key,
-                        TagTarget::Group(gid.clone()),
-                        &tags,
-                        &g.tags,
-                        &[],
-                    );
+                    let drift =
+                        self.tag_drift(&key, TagTarget::Group(gid.clone()), &tags, &g.tags, &[]);
                     let observed_rules: Vec<String> = {
                         let mut v: Vec<String> =
                             g.ingress.iter().map(|r| self.show_cloud_rule(r)).collect();
@@ -598,15 +684,21 @@ impl<'a> Planner<'a> {
         }
         match &r.source {
             CloudSource::Cidr(c) => s.push_str(&format!(" from {c}")),
-            CloudSource::Group(id) => match self
-                .observed()
-                .security_groups
-                .iter()
-                .find(|g| g.id == *id)
-            {
-                Some(g) => s.push_str(&format!(" from SecurityGroup/{}", g.owner.name)),
-                None => s.push_str(&format!(" from {id}")),
-            },
+            CloudSource::Group(id) => {
+                match self.observed().security_groups.iter().find(|g| g.id == *id) {
+                    Some(g) if self.group_names.contains_key(id) => {
+                        s.push_str(&format!(" from SecurityGroup/{}", g.owner.name))
+                    }
+                    // A group this plan deletes (undeclared, or replaced for a
+                    // new description): name its ID, or a rule re-pointed to
+                    // the replacement would read as unchanged.
+                    Some(g) => s.push_str(&format!(
+                        " from SecurityGroup/{} (old group {id})",
+                        g.owner.name
+                    )),
+                    None => s.push_str(&format!(" from {id}")),
+                }
+            }
         }
         s
     }
@@ -714,7 +806,10 @@ impl<'a> Planner<'a> {
             }
             self.buckets.insert(name.clone(), produced);
         }
-        for b in obs.iter().filter(|b| !d.buckets.contains_key(&b.owner.name)) {
+        for b in obs
+            .iter()
+            .filter(|b| !d.buckets.contains_key(&b.owner.name))
+        {
             self.doomed_buckets.insert(b.owner.name.clone(), ());
         }
     }
@@ -741,7 +836,9 @@ impl<'a> Planner<'a> {
             let tags = self.tags_for(Kind::Cdn, name, &spec.tags);
             let config = self.cdn_config(spec);
             let mut bucket_deps: Vec<StepId> = Vec::new();
-            for b in std::iter::once(&spec.origin_bucket).chain(spec.logging.as_ref().map(|l| &l.bucket)) {
+            for b in
+                std::iter::once(&spec.origin_bucket).chain(spec.logging.as_ref().map(|l| &l.bucket))
+            {
                 if let Some(Produced { step: Some(s) }) = self.buckets.get(b) {
                     bucket_deps.push(*s);
                 }
@@ -763,7 +860,8 @@ impl<'a> Planner<'a> {
                         },
                         bucket_deps,
                     );
-                    self.cdns.insert(name.clone(), (None, Produced { step: Some(step) }));
+                    self.cdns
+                        .insert(name.clone(), (None, Produced { step: Some(step) }));
                     let c = self.change(key, ChangeAction::Create);
                     c.fields = cdn_fields(None, &config);
                 }
@@ -788,8 +886,10 @@ impl<'a> Planner<'a> {
                         &x.tags,
                         &[],
                     );
-                    self.cdns
-                        .insert(name.clone(), (Some(x.domain_name.clone()), Produced::default()));
+                    self.cdns.insert(
+                        name.clone(),
+                        (Some(x.domain_name.clone()), Produced::default()),
+                    );
                     let action = if changed || drift.is_some() {
                         ChangeAction::Update
                     } else {
@@ -821,7 +921,10 @@ impl<'a> Planner<'a> {
             );
             for b in self.observed().buckets.iter() {
                 if x.config.origin_domain == bucket_domain(&b.name)
-                    || x.config.logging.as_ref().is_some_and(|(l, _)| *l == bucket_domain(&b.name))
+                    || x.config
+                        .logging
+                        .as_ref()
+                        .is_some_and(|(l, _)| *l == bucket_domain(&b.name))
                 {
                     self.bucket_users
                         .entry(b.owner.name.clone())
@@ -876,8 +979,7 @@ impl<'a> Planner<'a> {
                 );
                 t
             };
-            let mine: Vec<&ObservedVolume> =
-                obs.iter().filter(|v| v.owner.name == *name).collect();
+            let mine: Vec<&ObservedVolume> = obs.iter().filter(|v| v.owner.name == *name).collect();
             // The current volume: in the declared zone, attached ones first.
             let current = mine
                 .iter()
@@ -896,7 +998,10 @@ impl<'a> Planner<'a> {
                         spec.zone.as_str(),
                         &spec.size_gib.to_string(),
                         spec.volume_type.as_str(),
-                        spec.from_snapshot.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                        spec.from_snapshot
+                            .as_ref()
+                            .map(|s| s.as_str())
+                            .unwrap_or(""),
                     ]);
                     let step = self.add(
                         Step::CreateVolume {
@@ -994,13 +1099,8 @@ impl<'a> Planner<'a> {
                             });
                         }
                     }
-                    let drift = self.tag_drift(
-                        &key,
-                        TagTarget::Volume(v.id.clone()),
-                        &tags,
-                        &v.tags,
-                        &[],
-                    );
+                    let drift =
+                        self.tag_drift(&key, TagTarget::Volume(v.id.clone()), &tags, &v.tags, &[]);
                     self.volumes.insert(
                         name.clone(),
                         fleet::VolumeState {
@@ -1034,7 +1134,7 @@ impl<'a> Planner<'a> {
                     },
                     [],
                 );
-                let _ = step;
+                self.detaching.insert(v.id.clone(), step);
                 if let Some(c) = self.changes.last_mut() {
                     if c.action == ChangeAction::NoChange {
                         c.action = ChangeAction::Update;
@@ -1048,34 +1148,48 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        for v in obs.iter().filter(|v| !d.volumes.contains_key(&v.owner.name)) {
+        for v in obs
+            .iter()
+            .filter(|v| !d.volumes.contains_key(&v.owner.name))
+        {
             let policy = policy_from_tags(&v.tags);
             self.doomed_volumes.push((v.clone(), policy, Vec::new()));
         }
     }
 
     fn finish_volume_deletes(&mut self) {
-        let doomed = std::mem::take(&mut self.doomed_volumes);
+        let mut doomed = std::mem::take(&mut self.doomed_volumes);
+        // Several cloud volumes can carry one name (an old copy left in
+        // another zone). They share one change entry: deleted copies first,
+        // so that the entry is a delete if any copy is deleted, and the
+        // copies kept are noted on it.
+        doomed.sort_by_key(|(_, policy, _)| *policy == DeletionPolicy::Retain);
         for (v, policy, mut deps) in doomed {
             let name = v.owner.name.clone();
             let key = ResourceKey::new(Kind::Volume, name.clone());
             let declared = self.desired().volumes.contains_key(&name);
+            let id_field = FieldDiff {
+                field: "id".into(),
+                before: Some(Value::Text(v.id.to_string())),
+                after: None,
+                forces_replacement: false,
+            };
             if policy == DeletionPolicy::Retain {
-                if !declared {
-                    let c = self.change(key, ChangeAction::DeleteBlocked { policy });
-                    c.fields.push(FieldDiff {
-                        field: "id".into(),
-                        before: Some(Value::Text(v.id.to_string())),
-                        after: None,
-                        forces_replacement: false,
-                    });
-                } else if let Some(c) = self.changes.iter_mut().find(|c| c.key == key) {
-                    c.notes.push(Note::Unsupported {
+                match self.changes.iter_mut().find(|c| c.key == key) {
+                    Some(c) if matches!(c.action, ChangeAction::DeleteBlocked { .. }) => {
+                        c.fields.push(id_field)
+                    }
+                    Some(c) => c.notes.push(Note::Unsupported {
                         reason: format!(
                             "the old volume {} in {} is kept by deletionPolicy retain",
                             v.id, v.zone
                         ),
-                    });
+                    }),
+                    None if !declared => {
+                        let c = self.change(key, ChangeAction::DeleteBlocked { policy });
+                        c.fields.push(id_field);
+                    }
+                    None => {}
                 }
                 continue;
             }
@@ -1121,9 +1235,26 @@ impl<'a> Planner<'a> {
                 },
                 deps,
             );
-            if !declared {
-                let c = self.change(key, ChangeAction::Delete);
-                c.notes = notes;
+            // The entry shows which volume goes: the resource's own for a
+            // removed volume, or an old copy of a declared one (its zone
+            // changed, or a stray duplicate), which is data going too.
+            let c = match self.changes.iter().position(|c| c.key == key) {
+                Some(i) => &mut self.changes[i],
+                None => self.change(key, ChangeAction::Delete),
+            };
+            let mut id_field = id_field;
+            match c.action {
+                ChangeAction::NoChange => c.action = ChangeAction::Update,
+                ChangeAction::Create | ChangeAction::Replace { .. } => {
+                    id_field.after = Some(Value::Unknown)
+                }
+                _ => {}
+            }
+            c.fields.push(id_field);
+            for n in notes {
+                if !c.notes.contains(&n) {
+                    c.notes.push(n);
+                }
             }
         }
     }
@@ -1241,8 +1372,10 @@ impl<'a> Planner<'a> {
                         &b.tags,
                         &[],
                     );
-                    self.balancers
-                        .insert(name.clone(), (Some(b.dns_name.clone()), Produced::default()));
+                    self.balancers.insert(
+                        name.clone(),
+                        (Some(b.dns_name.clone()), Produced::default()),
+                    );
                     let action = if changed || drift.is_some() {
                         ChangeAction::Update
                     } else {
@@ -1254,13 +1387,17 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        for b in obs.iter().filter(|b| !d.balancers.contains_key(&b.owner.name)) {
-            self.add(
+        for b in obs
+            .iter()
+            .filter(|b| !d.balancers.contains_key(&b.owner.name))
+        {
+            let delete = self.add(
                 Step::DeleteBalancer {
                     name: b.owner.name.clone(),
                 },
                 [],
             );
+            self.doomed_balancers.insert(b.owner.name.clone(), delete);
             self.change(
                 ResourceKey::new(Kind::Balancer, b.owner.name.clone()),
                 ChangeAction::Delete,
@@ -1436,7 +1573,8 @@ fn cdn_fields(before: Option<&DistributionConfig>, after: &DistributionConfig) -
         before.map(|b| Value::Text(b.comment.clone())),
         Value::Text(after.comment.clone()),
     );
-    let root = |c: &DistributionConfig| Value::Text(c.default_root_object.clone().unwrap_or_default());
+    let root =
+        |c: &DistributionConfig| Value::Text(c.default_root_object.clone().unwrap_or_default());
     push("spec.defaultRootObject", before.map(root), root(after));
     out
 }

@@ -5,8 +5,8 @@ use crate::desired::{
     Attr, DeletionPolicy, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
 };
 use crate::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, ResourceKey, ResourceName, SnapshotId,
-    VolumeId, Zone,
+    DistributionId, GroupId, ImageId, InstanceId, ResourceKey, ResourceName, SnapshotId, VolumeId,
+    Zone,
 };
 use crate::observed::{CloudRule, DistributionConfig};
 use jiff::Timestamp;
@@ -292,6 +292,10 @@ pub enum Note {
         per_wave: u32,
         /// Number of waves.
         waves: u32,
+        /// Instances of each wave taken out before their successors run
+        /// (`update.maxUnavailable`); 0 means every successor is healthy
+        /// before its predecessor goes.
+        max_unavailable: u32,
     },
     /// The volume moves from the old instance to its successor.
     VolumeMoves {
@@ -328,9 +332,21 @@ impl fmt::Display for Note {
             Note::Autoscaled { min, max } => {
                 write!(f, "autoscaled: current count kept within [{min}, {max}]")
             }
-            Note::Rolling { per_wave, waves } => write!(
+            Note::Rolling {
+                per_wave,
+                waves,
+                max_unavailable: 0,
+            } => write!(
                 f,
                 "rolling replacement: {waves} wave(s) of {per_wave}, each successor healthy before its predecessor goes"
+            ),
+            Note::Rolling {
+                per_wave,
+                waves,
+                max_unavailable,
+            } => write!(
+                f,
+                "rolling replacement: {waves} wave(s) of {per_wave}, up to {max_unavailable} instance(s) per wave out before their successors run, each wave up before the next starts"
             ),
             Note::VolumeMoves { volume } => write!(
                 f,
@@ -339,9 +355,7 @@ impl fmt::Display for Note {
             Note::IgnoredAfterCreate { field } => {
                 write!(f, "{field} changed, but is only used at creation: ignored")
             }
-            Note::DisableBeforeDelete => {
-                f.write_str("disabled and deployed first, then deleted")
-            }
+            Note::DisableBeforeDelete => f.write_str("disabled and deployed first, then deleted"),
             Note::FinalSnapshot => f.write_str("a final snapshot is taken before the delete"),
             Note::Waiting { reason } => write!(f, "waiting: {reason}"),
             Note::Unsupported { reason } => write!(f, "not done: {reason}"),
@@ -792,7 +806,9 @@ impl Step {
             Step::SetInstanceGroups {
                 fleet, instance, ..
             } => format!("set security groups of Fleet/{fleet} instance {instance}"),
-            Step::WaitHealthy { fleet, .. } => format!("wait for new Fleet/{fleet} instances to be healthy"),
+            Step::WaitHealthy { fleet, .. } => {
+                format!("wait for new Fleet/{fleet} instances to be healthy")
+            }
             Step::Terminate {
                 fleet, instances, ..
             } => format!(

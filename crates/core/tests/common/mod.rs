@@ -1,0 +1,734 @@
+//! Test support for planner scenarios: a SmallPayroll-like desired stack
+//! built in code, observed worlds built by hand (empty, or everything in
+//! place exactly as an apply would have left it), a runner that plans,
+//! checks the graph invariants and determinism, and the invariants
+//! checker itself ([`invariants`]).
+
+// Each test crate uses some of these helpers; a panic is how a test fails.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod invariants;
+
+use converge_core::cron::Cron;
+use converge_core::desired::{
+    Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
+    FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
+    ListenerProtocol, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule,
+    Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
+    VolumeSpec, VolumeType,
+};
+use converge_core::ids::{
+    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceKey, ResourceName,
+    VolumeId, Zone, tags,
+};
+use converge_core::observed::{
+    CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, Member,
+    MemberState, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket,
+    ObservedDistribution, ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedVolume, Owner,
+    VolumeState, bucket_domain,
+};
+use converge_core::plan::{Plan, PlanInput, SENSITIVE_TAG, rule_ports};
+use converge_core::render::{self, TextOptions};
+use converge_core::spec_hash::{launch_spec_hash, short_digest};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// A Saturday, noon in Toronto (EST): the app fleet's schedule says 2.
+pub const SATURDAY_NOON: &str = "2026-03-07T17:00:00Z";
+/// A Wednesday, 10:00 in Toronto (EST): the app fleet's schedule says 3.
+pub const WEEKDAY_TEN: &str = "2026-03-04T15:00:00Z";
+/// The secret a `${env:DB_PASSWORD}` reference resolves to in tests. It
+/// must never appear in any rendered output.
+pub const SECRET: &str = "hunter2-S3CRET-db-password";
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+pub fn name(s: &str) -> ResourceName {
+    ResourceName::from(s)
+}
+
+pub fn zone(s: &str) -> Zone {
+    Zone::from(s)
+}
+
+pub fn cron(s: &str) -> Cron {
+    Cron::parse(s).unwrap()
+}
+
+/// Parses a template as the manifest loader would: `${Kind/name.attr}`
+/// references and `${env:NAME}` values (taken from `env`).
+pub fn template(s: &str, env: &[(&str, &str)]) -> Template {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        if i > 0 {
+            parts.push(TemplatePart::Text(rest[..i].to_owned()));
+        }
+        let end = rest[i..].find('}').unwrap() + i;
+        let inner = &rest[i + 2..end];
+        if let Some(var) = inner.strip_prefix("env:") {
+            let value = env.iter().find(|(k, _)| *k == var).unwrap().1;
+            parts.push(TemplatePart::Env {
+                name: var.to_owned(),
+                value: Secret::new(value.to_owned()),
+            });
+        } else {
+            let (target, attr) = inner.split_once('.').unwrap();
+            let (kind, n) = target.split_once('/').unwrap();
+            let kind = Kind::parse(kind).unwrap();
+            parts.push(TemplatePart::Ref(Reference {
+                target: ResourceKey::new(kind, n),
+                attr: Attr::parse(kind, attr).unwrap(),
+            }));
+        }
+        rest = &rest[end + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Text(rest.to_owned()));
+    }
+    Template { parts }
+}
+
+fn tcp(port: u16, source: Source) -> IngressRule {
+    IngressRule {
+        protocol: Protocol::Tcp,
+        ports: Some(PortRange {
+            from: port,
+            to: port,
+        }),
+        source,
+    }
+}
+
+pub fn cidr_rule(port: u16, cidr: &str) -> IngressRule {
+    tcp(port, Source::Cidr(cidr.to_owned()))
+}
+
+pub fn group_rule(port: u16, group: &str) -> IngressRule {
+    tcp(port, Source::Group(name(group)))
+}
+
+pub const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH23A8DpTfNAtNaPrDUGmxnEYdRZCJpsiUN2WzaV4KCZ ops@smallpayroll.example";
+
+/// A fleet with the SmallPayroll defaults: one replica of `ami-147f977d`
+/// on `m1.small` in us-east-1a, key pair `main`, the `web` group.
+pub fn fleet(user_data: &str) -> FleetSpec {
+    FleetSpec {
+        image: ImageId::from("ami-147f977d"),
+        instance_type: "m1.small".into(),
+        zones: vec![zone("us-east-1a")],
+        replicas: 1,
+        key_pair: Some(name("main")),
+        security_groups: vec![name("web")],
+        user_data: template(user_data, &[]),
+        tags: Tags::new(),
+        schedule: None,
+        autoscale: None,
+        health: Health {
+            grace: Duration::from_secs(300),
+            http: None,
+        },
+        update: UpdatePolicy::default(),
+    }
+}
+
+/// The SmallPayroll stack of the design document, as the manifests in
+/// `manifests/smallpayroll/` declare it.
+pub fn smallpayroll() -> Desired {
+    let mut d = Desired::empty(name("smallpayroll"), "us-east-1".into());
+    d.tags = Tags::from([
+        ("app".into(), "smallpayroll".into()),
+        ("team".into(), "payroll".into()),
+    ]);
+    d.key_pairs.insert(
+        name("main"),
+        KeyPairSpec {
+            public_key: PUBLIC_KEY.into(),
+            tags: Tags::new(),
+        },
+    );
+    d.security_groups.insert(
+        name("web"),
+        SecurityGroupSpec {
+            description: "SmallPayroll web and job servers".into(),
+            ingress: vec![cidr_rule(80, "0.0.0.0/0"), cidr_rule(22, "203.0.113.7/32")],
+            tags: Tags::new(),
+        },
+    );
+    d.security_groups.insert(
+        name("db"),
+        SecurityGroupSpec {
+            description: "SmallPayroll database".into(),
+            ingress: vec![group_rule(5432, "web"), cidr_rule(22, "203.0.113.7/32")],
+            tags: Tags::new(),
+        },
+    );
+    let mut db = fleet("role=db");
+    db.security_groups = vec![name("db")];
+    db.health.grace = Duration::from_secs(600);
+    d.fleets.insert(name("db"), db);
+    d.volumes.insert(
+        name("pgdata"),
+        VolumeSpec {
+            size_gib: 20,
+            zone: zone("us-east-1a"),
+            volume_type: VolumeType::Gp3,
+            from_snapshot: None,
+            attach: Some(Attachment {
+                fleet: name("db"),
+                device: "/dev/sdj".into(),
+            }),
+            snapshots: Some(SnapshotPolicy {
+                schedule: cron("0 3 * * *"),
+                timezone: "America/Toronto".into(),
+                keep: 7,
+            }),
+            deletion_policy: DeletionPolicy::Snapshot,
+            tags: Tags::new(),
+        },
+    );
+    let mut app = fleet("role=app;db=${Fleet/db.privateIp}");
+    app.zones = vec![zone("us-east-1a"), zone("us-east-1b")];
+    app.replicas = 2;
+    app.schedule = Some(Schedule {
+        timezone: "America/Toronto".into(),
+        rules: vec![
+            ScheduleRule {
+                cron: cron("0 8 * * 1-5"),
+                replicas: 3,
+            },
+            ScheduleRule {
+                cron: cron("0 21 * * 1-5"),
+                replicas: 2,
+            },
+        ],
+    });
+    app.health.http = Some(HttpCheck {
+        port: 80,
+        path: "/".into(),
+        expect: Some("welcome".into()),
+    });
+    d.fleets.insert(name("app"), app);
+    let mut job = fleet("role=job;db=${Fleet/db.privateIp}");
+    job.zones = vec![zone("us-east-1a"), zone("us-east-1b")];
+    job.autoscale = Some(Autoscale {
+        metric_url: "http://127.0.0.1:9100/queue/length".into(),
+        every: Duration::from_secs(60),
+        scale_out: ScaleOut {
+            above: 20.0,
+            step: 1,
+        },
+        scale_in: ScaleIn {
+            below: 5.0,
+            step: 1,
+            min_uptime: Duration::from_secs(45 * 60),
+        },
+        min: 0,
+        max: 2,
+        cooldown: Duration::from_secs(300),
+    });
+    d.fleets.insert(name("job"), job);
+    d.balancers.insert(
+        name("web"),
+        BalancerSpec {
+            zones: vec![zone("us-east-1a"), zone("us-east-1b")],
+            listeners: vec![Listener {
+                port: 80,
+                instance_port: 80,
+                protocol: ListenerProtocol::Http,
+            }],
+            health_check: HealthCheck {
+                target: "HTTP:80/".into(),
+                interval_secs: 30,
+                timeout_secs: 3,
+                healthy_threshold: 2,
+                unhealthy_threshold: 2,
+            },
+            fleets: vec![name("app")],
+            tags: Tags::new(),
+        },
+    );
+    d.buckets.insert(
+        name("smallpayroll-assets"),
+        BucketSpec {
+            public_read: false,
+            deletion_policy: DeletionPolicy::Retain,
+            tags: Tags::new(),
+        },
+    );
+    d.cdns.insert(
+        name("assets"),
+        CdnSpec {
+            origin_bucket: name("smallpayroll-assets"),
+            aliases: (0..4)
+                .map(|i| format!("cdn{i}.smallpayroll.example"))
+                .collect(),
+            enabled: true,
+            logging: None,
+            comment: "SmallPayroll static assets".into(),
+            default_root_object: Some("index.html".into()),
+            tags: Tags::new(),
+        },
+    );
+    d
+}
+
+// ---- observed worlds -------------------------------------------------------
+
+/// The cloud name converge gives a security group (the description is
+/// immutable, so a digest of it is part of the name).
+pub fn group_cloud_name(stack: &ResourceName, group: &ResourceName, description: &str) -> String {
+    format!("{stack}-{group}-{}", &short_digest(&[description])[..6])
+}
+
+/// The tags converge puts on a resource: the stack's, its own, ownership.
+pub fn tags_for(d: &Desired, kind: Kind, n: &ResourceName, own: &Tags) -> Tags {
+    let mut t = d.tags.clone();
+    t.extend(own.clone());
+    t.extend(owner(d, kind, n).to_tags());
+    t
+}
+
+pub fn owner(d: &Desired, kind: Kind, n: &ResourceName) -> Owner {
+    Owner {
+        stack: d.stack.clone(),
+        kind,
+        name: n.clone(),
+    }
+}
+
+/// The replica count a fleet should have at `at`: its schedule's rule in
+/// effect, its autoscale bounds applied to `replicas`, or `replicas`.
+pub fn replicas_at(f: &FleetSpec, at: Timestamp) -> u32 {
+    if let Some(a) = &f.autoscale {
+        return f.replicas.clamp(a.min, a.max);
+    }
+    if let Some(s) = &f.schedule {
+        let tz = TimeZone::get(&s.timezone).unwrap();
+        if let Some((_, r)) = s
+            .rules
+            .iter()
+            .filter_map(|r| r.cron.latest_at_or_before(at, &tz).map(|t| (t, r)))
+            .max_by_key(|(t, _)| *t)
+        {
+            return r.replicas;
+        }
+    }
+    f.replicas
+}
+
+/// The address of a fleet's `seq`th instance: `10.0.N.(10+seq)` for the
+/// small stacks of the scenarios; unique for up to 65,536 fleets of 245.
+fn address(fleet: u32, seq: u32) -> Ipv4Addr {
+    assert!(
+        seq <= 245,
+        "too many instances in one fleet for test addresses"
+    );
+    Ipv4Addr::new(10, (fleet >> 8) as u8, fleet as u8, (10 + seq) as u8)
+}
+
+/// The world exactly as an apply of `d` would have left it at `at`: every
+/// resource present with the right settings, tags and launch-spec hashes.
+/// IDs are readable (`i-app-1`, `sg-web`, `vol-pgdata`); addresses are
+/// `10.0.N.x` with N the fleet's position by name.
+pub fn in_place(d: &Desired, at: Timestamp) -> Observed {
+    in_place_with(d, at, &BTreeMap::new())
+}
+
+/// [`in_place`], with some fleets' instance counts given.
+pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -> Observed {
+    let mut o = Observed::default();
+    let stack = &d.stack;
+    for (n, k) in &d.key_pairs {
+        o.key_pairs.push(ObservedKeyPair {
+            id: KeyPairId(format!("key-{n}")),
+            cloud_name: format!("{stack}-{n}"),
+            owner: owner(d, Kind::KeyPair, n),
+            public_key: Some(k.public_key.clone()),
+            tags: tags_for(d, Kind::KeyPair, n, &k.tags),
+        });
+    }
+    let gid = |g: &ResourceName| GroupId(format!("sg-{g}"));
+    for (n, g) in &d.security_groups {
+        o.security_groups.push(ObservedGroup {
+            id: gid(n),
+            cloud_name: group_cloud_name(stack, n, &g.description),
+            owner: owner(d, Kind::SecurityGroup, n),
+            description: g.description.clone(),
+            ingress: g
+                .ingress
+                .iter()
+                .map(|r| CloudRule {
+                    protocol: r.protocol,
+                    ports: rule_ports(r),
+                    source: match &r.source {
+                        Source::Cidr(c) => CloudSource::Cidr(c.clone()),
+                        Source::Group(s) => CloudSource::Group(gid(s)),
+                    },
+                })
+                .collect(),
+            tags: tags_for(d, Kind::SecurityGroup, n, &g.tags),
+        });
+    }
+    for (n, b) in &d.buckets {
+        let mut t = tags_for(d, Kind::Bucket, n, &b.tags);
+        t.insert(
+            tags::DELETION_POLICY.into(),
+            b.deletion_policy.as_str().into(),
+        );
+        o.buckets.push(ObservedBucket {
+            name: n.to_string(),
+            owner: owner(d, Kind::Bucket, n),
+            public_read: b.public_read,
+            tags: t,
+        });
+    }
+    for (n, c) in &d.cdns {
+        o.distributions.push(ObservedDistribution {
+            id: DistributionId(format!("E{}", n.as_str().to_uppercase())),
+            owner: owner(d, Kind::Cdn, n),
+            domain_name: format!("d-{n}.cloudfront.net"),
+            status: DistributionStatus::Deployed,
+            config: cdn_config(c),
+            tags: tags_for(d, Kind::Cdn, n, &c.tags),
+        });
+    }
+    for (n, v) in &d.volumes {
+        let mut t = tags_for(d, Kind::Volume, n, &v.tags);
+        t.insert(
+            tags::DELETION_POLICY.into(),
+            v.deletion_policy.as_str().into(),
+        );
+        o.volumes.push(ObservedVolume {
+            id: VolumeId(format!("vol-{n}")),
+            owner: owner(d, Kind::Volume, n),
+            zone: v.zone.clone(),
+            size_gib: v.size_gib,
+            volume_type: v.volume_type,
+            state: VolumeState::Available,
+            attachment: None,
+            created_at: ts("2026-01-05T11:00:00Z"),
+            tags: t,
+        });
+    }
+    for (n, b) in &d.balancers {
+        o.balancers.push(ObservedBalancer {
+            name: n.to_string(),
+            owner: owner(d, Kind::Balancer, n),
+            dns_name: dns_name(n),
+            zones: b.zones.clone(),
+            listeners: b.listeners.clone(),
+            health_check: Some(b.health_check.clone()),
+            members: Vec::new(),
+            tags: tags_for(d, Kind::Balancer, n, &b.tags),
+        });
+    }
+    // Fleets in reference order, so user data can be resolved from the
+    // instances already placed.
+    let order = reference_order(d);
+    for n in &order {
+        let f = &d.fleets[n];
+        let count = counts
+            .get(n.as_str())
+            .copied()
+            .unwrap_or_else(|| replicas_at(f, at));
+        let idx = d.fleets.keys().position(|k| k == n).unwrap() as u32 + 1;
+        let zones = match d.volume_attached_to(n) {
+            Some((_, v)) => vec![v.zone.clone()],
+            None => f.zones.clone(),
+        };
+        let user_data = resolve(d, &o, &f.user_data);
+        let key_name = f.key_pair.as_ref().map(|k| format!("{stack}-{k}"));
+        let hash = launch_spec_hash(
+            f.image.as_str(),
+            &f.instance_type,
+            key_name.as_deref(),
+            &user_data,
+        );
+        let mut t = tags_for(d, Kind::Fleet, n, &f.tags);
+        t.insert(tags::SPEC_HASH.into(), hash.clone());
+        if f.user_data.is_sensitive() {
+            t.insert(SENSITIVE_TAG.into(), "true".into());
+        }
+        let mut seq = 0u32;
+        for (z, c) in spread(count, &zones) {
+            for _ in 0..c {
+                seq += 1;
+                o.instances.push(ObservedInstance {
+                    id: InstanceId(format!("i-{n}-{seq}")),
+                    owner: owner(d, Kind::Fleet, n),
+                    zone: z.clone(),
+                    state: InstanceState::Running,
+                    private_ip: Some(address(idx, seq)),
+                    launched_at: ts("2026-01-05T12:00:00Z")
+                        + jiff::SignedDuration::from_mins(seq as i64),
+                    image: f.image.clone(),
+                    instance_type: f.instance_type.clone(),
+                    key_name: key_name.clone(),
+                    groups: f.security_groups.iter().map(gid).collect(),
+                    spec_hash: Some(hash.clone()),
+                    user_data: Some(user_data.clone()),
+                    tags: t.clone(),
+                });
+            }
+        }
+    }
+    // Attachments and balancer members follow the instances.
+    for (n, v) in &d.volumes {
+        if let Some(a) = &v.attach
+            && let Some(i) = o
+                .instances
+                .iter()
+                .find(|i| i.owner.name == a.fleet && i.state.is_live())
+        {
+            let id = i.id.clone();
+            let vol = o.volumes.iter_mut().find(|x| x.owner.name == *n).unwrap();
+            vol.state = VolumeState::InUse;
+            vol.attachment = Some(ObservedAttachment {
+                instance: id,
+                device: a.device.clone(),
+            });
+        }
+    }
+    let mut by_fleet: BTreeMap<&ResourceName, Vec<&ObservedInstance>> = BTreeMap::new();
+    for i in &o.instances {
+        by_fleet.entry(&i.owner.name).or_default().push(i);
+    }
+    let mut members_of: BTreeMap<ResourceName, Vec<Member>> = BTreeMap::new();
+    for (n, b) in &d.balancers {
+        let mut members: Vec<Member> = Vec::new();
+        for i in b
+            .fleets
+            .iter()
+            .flat_map(|f| by_fleet.get(f).into_iter().flatten())
+        {
+            members.push(Member {
+                instance: i.id.clone(),
+                state: MemberState::InService,
+            });
+        }
+        members.sort_by(|a, b| a.instance.cmp(&b.instance));
+        members_of.insert(n.clone(), members);
+    }
+    for (n, members) in members_of {
+        o.balancers
+            .iter_mut()
+            .find(|x| x.name == n.as_str())
+            .unwrap()
+            .members = members;
+    }
+    o
+}
+
+pub fn dns_name(balancer: &ResourceName) -> String {
+    format!("{balancer}-1234567890.us-east-1.elb.amazonaws.com")
+}
+
+pub fn cdn_config(c: &CdnSpec) -> DistributionConfig {
+    DistributionConfig {
+        origin_domain: bucket_domain(c.origin_bucket.as_str()),
+        aliases: c.aliases.clone(),
+        enabled: c.enabled,
+        logging: c
+            .logging
+            .as_ref()
+            .map(|l| (bucket_domain(l.bucket.as_str()), l.prefix.clone())),
+        comment: c.comment.clone(),
+        default_root_object: c.default_root_object.clone(),
+    }
+}
+
+/// Spreads instances over zones as the planner does: evenly, the
+/// remainder to the zones listed first.
+pub fn spread(count: u32, zones: &[Zone]) -> Vec<(Zone, u32)> {
+    let n = zones.len() as u32;
+    zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (z.clone(), count / n + u32::from((i as u32) < count % n)))
+        .collect()
+}
+
+/// Fleets after the fleets their user data references.
+fn reference_order(d: &Desired) -> Vec<ResourceName> {
+    let mut order: Vec<ResourceName> = Vec::new();
+    while order.len() < d.fleets.len() {
+        let before = order.len();
+        for (n, f) in &d.fleets {
+            if order.contains(n) {
+                continue;
+            }
+            let ready = f.user_data.references().all(|r| {
+                r.target.kind != Kind::Fleet
+                    || !d.fleets.contains_key(&r.target.name)
+                    || order.contains(&r.target.name)
+            });
+            if ready {
+                order.push(n.clone());
+            }
+        }
+        assert!(order.len() > before, "reference cycle");
+    }
+    order
+}
+
+/// User data as the executor resolves it against the world.
+fn resolve(d: &Desired, o: &Observed, t: &Template) -> String {
+    let mut s = String::new();
+    for p in &t.parts {
+        match p {
+            TemplatePart::Text(x) => s.push_str(x),
+            TemplatePart::Env { value, .. } => s.push_str(value.expose()),
+            TemplatePart::Ref(r) => {
+                let n = &r.target.name;
+                match r.target.kind {
+                    Kind::Fleet => {
+                        let mut ips: Vec<Ipv4Addr> = o
+                            .instances
+                            .iter()
+                            .filter(|i| i.owner.name == *n && i.state.is_live())
+                            .filter_map(|i| i.private_ip)
+                            .collect();
+                        ips.sort();
+                        let ips: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+                        if r.attr == Attr::PrivateIp {
+                            s.push_str(ips.first().map(String::as_str).unwrap_or(""));
+                        } else {
+                            s.push_str(&ips.join(","));
+                        }
+                    }
+                    Kind::Balancer => s.push_str(&dns_name(n)),
+                    Kind::Cdn => s.push_str(&format!("d-{n}.cloudfront.net")),
+                    Kind::Volume => s.push_str(&format!("vol-{n}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let _ = d;
+    s
+}
+
+// ---- finding things in a world ---------------------------------------------
+
+pub fn instance<'a>(o: &'a mut Observed, id: &str) -> &'a mut ObservedInstance {
+    o.instances
+        .iter_mut()
+        .find(|i| i.id.as_str() == id)
+        .unwrap()
+}
+
+pub fn group<'a>(o: &'a mut Observed, n: &str) -> &'a mut ObservedGroup {
+    o.security_groups
+        .iter_mut()
+        .find(|g| g.owner.name.as_str() == n)
+        .unwrap()
+}
+
+pub fn volume<'a>(o: &'a mut Observed, n: &str) -> &'a mut ObservedVolume {
+    o.volumes
+        .iter_mut()
+        .find(|v| v.owner.name.as_str() == n)
+        .unwrap()
+}
+
+pub fn balancer<'a>(o: &'a mut Observed, n: &str) -> &'a mut ObservedBalancer {
+    o.balancers.iter_mut().find(|b| b.name == n).unwrap()
+}
+
+pub fn bucket<'a>(o: &'a mut Observed, n: &str) -> &'a mut ObservedBucket {
+    o.buckets.iter_mut().find(|b| b.name == n).unwrap()
+}
+
+pub fn distribution<'a>(o: &'a mut Observed, n: &str) -> &'a mut ObservedDistribution {
+    o.distributions
+        .iter_mut()
+        .find(|x| x.owner.name.as_str() == n)
+        .unwrap()
+}
+
+pub fn fleet_mut<'a>(d: &'a mut Desired, n: &str) -> &'a mut FleetSpec {
+    d.fleets.get_mut(&name(n)).unwrap()
+}
+
+// ---- running a scenario ----------------------------------------------------
+
+/// Plans, checks every invariant, checks that planning and rendering are
+/// deterministic, and returns the plan.
+pub fn run(d: &Desired, o: &Observed, at: &str) -> Plan {
+    run_scaled(d, o, at, &BTreeMap::new())
+}
+
+/// [`run`] with replica counts decided outside the planner.
+pub fn run_scaled(
+    d: &Desired,
+    o: &Observed,
+    at: &str,
+    scale: &BTreeMap<ResourceName, u32>,
+) -> Plan {
+    let input = PlanInput {
+        desired: d,
+        observed: o,
+        at: ts(at),
+        scale,
+    };
+    let plan = converge_core::plan(&input).unwrap();
+    invariants::assert_ok(&plan, &input);
+    let again = converge_core::plan(&input).unwrap();
+    assert_eq!(plan, again, "planning is not deterministic");
+    assert_eq!(text(&plan), text(&again), "rendering is not deterministic");
+    for out in [text(&plan), render::markdown(&plan), render::json(&plan)] {
+        assert!(
+            !out.contains(SECRET),
+            "a secret leaked into the output:\n{out}"
+        );
+    }
+    plan
+}
+
+/// The plain text rendering (no colour).
+pub fn text(p: &Plan) -> String {
+    render::text(p, &TextOptions { color: false })
+}
+
+/// The steps' descriptions in index order, for assertions on the graph.
+pub fn describe(p: &Plan) -> Vec<String> {
+    p.steps.iter().map(|s| s.describe()).collect()
+}
+
+/// Whether step `a` must finish before step `b` (a path of edges).
+pub fn precedes(p: &Plan, a: usize, b: usize) -> bool {
+    invariants::ancestors(p)[b].contains(&a)
+}
+
+/// The index of the only step whose description contains `needle`.
+pub fn step(p: &Plan, needle: &str) -> usize {
+    let found: Vec<usize> = describe(p)
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.contains(needle))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one step matching {needle:?}, found {found:?} in {:#?}",
+        describe(p)
+    );
+    found[0]
+}
+
+/// Indices of every step whose description contains `needle`.
+pub fn steps(p: &Plan, needle: &str) -> Vec<usize> {
+    describe(p)
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.contains(needle))
+        .map(|(i, _)| i)
+        .collect()
+}

@@ -1,0 +1,1112 @@
+//! EC2: instances, volumes, snapshots, security groups and key pairs.
+//! Observation is one tag-filtered, paginated describe per kind (the
+//! largest page size each call allows), run concurrently.
+
+use super::error::{refuse, sdk_error};
+use super::{AwsCloud, tags_from, timestamp};
+use crate::cloud::{CloudError, ErrorKind, Outcome};
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Placement, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+};
+use aws_smithy_types::Blob;
+use converge_core::desired::{Protocol, Tags, VolumeType};
+use converge_core::ids::{
+    GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
+};
+use converge_core::observed::{
+    CloudRule, CloudSource, InstanceState, ObservedAttachment, ObservedGroup, ObservedInstance,
+    ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner, SnapshotState, VolumeState,
+};
+use converge_core::plan::TagTarget;
+
+/// The EC2 part of a stack.
+pub(super) struct Ec2Observed {
+    pub(super) key_pairs: Vec<ObservedKeyPair>,
+    pub(super) security_groups: Vec<ObservedGroup>,
+    pub(super) instances: Vec<ObservedInstance>,
+    pub(super) volumes: Vec<ObservedVolume>,
+    pub(super) snapshots: Vec<ObservedSnapshot>,
+}
+
+/// What a launch needs (the fields of `Op::RunInstances`).
+pub(super) struct Launch<'a> {
+    pub(super) image: &'a str,
+    pub(super) instance_type: &'a str,
+    pub(super) key_name: Option<&'a str>,
+    pub(super) groups: &'a [GroupId],
+    pub(super) user_data: &'a str,
+    pub(super) zone: &'a Zone,
+    pub(super) count: u32,
+    pub(super) tags: &'a Tags,
+    pub(super) client_token: &'a str,
+}
+
+/// The most values one EC2 filter takes.
+const FILTER_VALUES: usize = 200;
+
+fn stack_filter(stack: &ResourceName) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{}", tags::STACK))
+        .values(stack.as_str())
+        .build()
+}
+
+fn filter(name: &str, values: impl IntoIterator<Item = String>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().collect()))
+        .build()
+}
+
+fn ec2_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_spec(kind: ResourceType, tags: &Tags) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+fn read_tags(t: &[Tag]) -> Tags {
+    tags_from(t.iter().map(|t| (t.key(), t.value())))
+}
+
+/// The owner of a resource of `kind` in `stack`, or `None` when its tags
+/// say it is not one.
+fn owned(t: &Tags, stack: &ResourceName, kind: Kind) -> Option<Owner> {
+    Owner::from_tags(t).filter(|o| o.stack == *stack && o.kind == kind)
+}
+
+pub(super) fn instance_state(s: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
+    use aws_sdk_ec2::types::InstanceStateName as S;
+    match s {
+        Some(S::Pending) => InstanceState::Pending,
+        Some(S::Running) => InstanceState::Running,
+        Some(S::ShuttingDown) => InstanceState::ShuttingDown,
+        Some(S::Terminated) => InstanceState::Terminated,
+        // Stopping, stopped, and anything new: not serving.
+        _ => InstanceState::Stopped,
+    }
+}
+
+fn instance(
+    i: &aws_sdk_ec2::types::Instance,
+    stack: Option<&ResourceName>,
+) -> Option<ObservedInstance> {
+    let t = read_tags(i.tags());
+    let owner = Owner::from_tags(&t)
+        .filter(|o| o.kind == Kind::Fleet && stack.is_none_or(|s| o.stack == *s))?;
+    Some(ObservedInstance {
+        id: InstanceId(i.instance_id()?.to_owned()),
+        owner,
+        zone: Zone(
+            i.placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        state: instance_state(i.state().and_then(|s| s.name())),
+        private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
+        launched_at: timestamp(i.launch_time()),
+        image: ImageId(i.image_id().unwrap_or_default().to_owned()),
+        instance_type: i
+            .instance_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        key_name: i.key_name().map(str::to_owned),
+        groups: i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(|id| GroupId(id.to_owned())))
+            .collect(),
+        spec_hash: t.get(tags::SPEC_HASH).cloned(),
+        // Reading user data is one call per instance: left out.
+        user_data: None,
+        tags: t,
+    })
+}
+
+fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeState> {
+    use aws_sdk_ec2::types::VolumeState as S;
+    Some(match s? {
+        S::Creating => VolumeState::Creating,
+        S::Available => VolumeState::Available,
+        S::InUse => VolumeState::InUse,
+        S::Deleting => VolumeState::Deleting,
+        // Gone: not listed.
+        S::Deleted => return None,
+        _ => VolumeState::Error,
+    })
+}
+
+fn volume(v: &aws_sdk_ec2::types::Volume, stack: Option<&ResourceName>) -> Option<ObservedVolume> {
+    use aws_sdk_ec2::types::VolumeAttachmentState as A;
+    let t = read_tags(v.tags());
+    let owner = Owner::from_tags(&t)
+        .filter(|o| o.kind == Kind::Volume && stack.is_none_or(|s| o.stack == *s))?;
+    let attachment = v
+        .attachments()
+        .iter()
+        .find(|a| matches!(a.state(), Some(A::Attaching | A::Attached | A::Busy)))
+        .and_then(|a| {
+            Some(ObservedAttachment {
+                instance: InstanceId(a.instance_id()?.to_owned()),
+                device: a.device().unwrap_or_default().to_owned(),
+            })
+        });
+    Some(ObservedVolume {
+        id: VolumeId(v.volume_id()?.to_owned()),
+        owner,
+        zone: Zone(v.availability_zone().unwrap_or_default().to_owned()),
+        size_gib: v.size().unwrap_or(0).max(0) as u32,
+        volume_type: v
+            .volume_type()
+            .and_then(|t| VolumeType::parse(t.as_str()))
+            .unwrap_or(VolumeType::Gp3),
+        state: volume_state(v.state())?,
+        attachment,
+        created_at: timestamp(v.create_time()),
+        tags: t,
+    })
+}
+
+fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Option<ObservedSnapshot> {
+    use aws_sdk_ec2::types::SnapshotState as S;
+    let t = read_tags(s.tags());
+    Some(ObservedSnapshot {
+        id: SnapshotId(s.snapshot_id()?.to_owned()),
+        volume: ResourceName(t.get(tags::VOLUME)?.clone()),
+        volume_id: VolumeId(s.volume_id().unwrap_or_default().to_owned()),
+        state: match s.state() {
+            Some(S::Completed) => SnapshotState::Completed,
+            Some(S::Error) => SnapshotState::Error,
+            _ => SnapshotState::Pending,
+        },
+        started_at: timestamp(s.start_time()),
+        tags: t,
+    })
+}
+
+/// A protocol as the EC2 API names it (`-1` for all).
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Icmp => "icmp",
+        Protocol::All => "-1",
+    }
+}
+
+fn parse_protocol(s: &str) -> Option<Protocol> {
+    match s {
+        "tcp" | "6" => Some(Protocol::Tcp),
+        "udp" | "17" => Some(Protocol::Udp),
+        "icmp" | "1" => Some(Protocol::Icmp),
+        "-1" | "all" => Some(Protocol::All),
+        _ => None,
+    }
+}
+
+/// An inbound permission as converge's rules: one per CIDR and source
+/// group. IPv6 ranges and prefix lists are not converge's and are left out.
+pub(super) fn rules_of(p: &IpPermission) -> Vec<CloudRule> {
+    let Some(protocol) = p.ip_protocol().and_then(parse_protocol) else {
+        return Vec::new();
+    };
+    let ports = match protocol {
+        Protocol::Tcp | Protocol::Udp => match (p.from_port(), p.to_port()) {
+            (Some(from), Some(to)) => {
+                Some((from.clamp(0, 65535) as u16, to.clamp(0, 65535) as u16))
+            }
+            _ => None,
+        },
+        Protocol::Icmp | Protocol::All => None,
+    };
+    let mut out = Vec::new();
+    for r in p.ip_ranges() {
+        if let Some(c) = r.cidr_ip() {
+            out.push(CloudRule {
+                protocol,
+                ports,
+                source: CloudSource::Cidr(c.to_owned()),
+            });
+        }
+    }
+    for g in p.user_id_group_pairs() {
+        if let Some(id) = g.group_id() {
+            out.push(CloudRule {
+                protocol,
+                ports,
+                source: CloudSource::Group(GroupId(id.to_owned())),
+            });
+        }
+    }
+    out
+}
+
+/// A rule as an EC2 permission.
+pub(super) fn permission(r: &CloudRule) -> IpPermission {
+    let mut b = IpPermission::builder().ip_protocol(protocol_name(r.protocol));
+    match (r.protocol, r.ports) {
+        (Protocol::Tcp | Protocol::Udp, Some((from, to))) => {
+            b = b.from_port(i32::from(from)).to_port(i32::from(to));
+        }
+        (Protocol::Tcp | Protocol::Udp, None) => b = b.from_port(0).to_port(65535),
+        (Protocol::Icmp, _) => b = b.from_port(-1).to_port(-1),
+        (Protocol::All, _) => {}
+    }
+    match &r.source {
+        CloudSource::Cidr(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).build()),
+        CloudSource::Group(g) => {
+            b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g.as_str()).build())
+        }
+    }
+    .build()
+}
+
+/// AWS's rule, checked by converge because the emulator does not: a
+/// volume attaches only to an instance in its own zone.
+pub(super) fn check_same_zone(
+    volume: &VolumeId,
+    volume_zone: &Zone,
+    instance: &InstanceId,
+    instance_zone: &Zone,
+) -> Result<(), CloudError> {
+    if volume_zone == instance_zone {
+        Ok(())
+    } else {
+        Err(refuse(
+            "AttachVolume",
+            "InvalidVolume.ZoneMismatch",
+            format!(
+                "volume {volume} is in {volume_zone} and cannot attach to instance {instance} in {instance_zone}"
+            ),
+        ))
+    }
+}
+
+impl AwsCloud {
+    pub(super) async fn observe_ec2(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Ec2Observed, CloudError> {
+        let (instances, volumes, snapshots, security_groups, key_pairs) = tokio::try_join!(
+            self.observe_instances(stack),
+            self.observe_volumes(stack),
+            self.observe_snapshots(stack),
+            self.observe_groups(stack),
+            self.observe_key_pairs(stack),
+        )?;
+        Ok(Ec2Observed {
+            key_pairs,
+            security_groups,
+            instances,
+            volumes,
+            snapshots,
+        })
+    }
+
+    async fn observe_instances(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
+        // Terminated instances stay listed for about an hour and the
+        // planner has no use for them: not fetched, so that churn does not
+        // grow the pages.
+        let states = filter(
+            "instance-state-name",
+            ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned),
+        );
+        self.describe_instances(vec![stack_filter(stack), states], Some(stack))
+            .await
+    }
+
+    async fn describe_instances(
+        &self,
+        filters: Vec<Filter>,
+        stack: Option<&ResourceName>,
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeInstances", e))?;
+            for r in page.reservations() {
+                out.extend(r.instances().iter().filter_map(|i| instance(i, stack)));
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub(super) async fn describe_instances_by_id(
+        &self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A filter rather than InstanceIds: unknown IDs are left out
+        // instead of failing the whole call.
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let f = filter("instance-id", chunk.iter().map(|i| i.to_string()));
+            out.extend(self.describe_instances(vec![f], None).await?);
+        }
+        Ok(out)
+    }
+
+    async fn observe_volumes(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Vec<ObservedVolume>, CloudError> {
+        self.describe_volumes(vec![stack_filter(stack)], Some(stack))
+            .await
+    }
+
+    async fn describe_volumes(
+        &self,
+        filters: Vec<Filter>,
+        stack: Option<&ResourceName>,
+    ) -> Result<Vec<ObservedVolume>, CloudError> {
+        let mut pages = self
+            .ec2
+            .describe_volumes()
+            .set_filters(Some(filters))
+            .max_results(500)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeVolumes", e))?;
+            out.extend(page.volumes().iter().filter_map(|v| volume(v, stack)));
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub(super) async fn describe_volumes_by_id(
+        &self,
+        ids: &[VolumeId],
+    ) -> Result<Vec<ObservedVolume>, CloudError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let f = filter("volume-id", chunk.iter().map(|i| i.to_string()));
+            out.extend(self.describe_volumes(vec![f], None).await?);
+        }
+        Ok(out)
+    }
+
+    async fn observe_snapshots(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Vec<ObservedSnapshot>, CloudError> {
+        self.describe_snapshots(vec![stack_filter(stack)]).await
+    }
+
+    async fn describe_snapshots(
+        &self,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<ObservedSnapshot>, CloudError> {
+        let mut pages = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeSnapshots", e))?;
+            out.extend(page.snapshots().iter().filter_map(snapshot));
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub(super) async fn describe_snapshot(
+        &self,
+        id: &SnapshotId,
+    ) -> Result<Option<ObservedSnapshot>, CloudError> {
+        let f = filter("snapshot-id", [id.to_string()]);
+        Ok(self.describe_snapshots(vec![f]).await?.into_iter().next())
+    }
+
+    async fn observe_groups(&self, stack: &ResourceName) -> Result<Vec<ObservedGroup>, CloudError> {
+        let mut pages = self
+            .ec2
+            .describe_security_groups()
+            .filters(stack_filter(stack))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeSecurityGroups", e))?;
+            for g in page.security_groups() {
+                let t = read_tags(g.tags());
+                let Some(owner) = owned(&t, stack, Kind::SecurityGroup) else {
+                    continue;
+                };
+                let Some(id) = g.group_id() else { continue };
+                let mut ingress: Vec<CloudRule> =
+                    g.ip_permissions().iter().flat_map(rules_of).collect();
+                ingress.sort();
+                ingress.dedup();
+                out.push(ObservedGroup {
+                    id: GroupId(id.to_owned()),
+                    cloud_name: g.group_name().unwrap_or_default().to_owned(),
+                    owner,
+                    description: g.description().unwrap_or_default().to_owned(),
+                    ingress,
+                    tags: t,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn observe_key_pairs(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Vec<ObservedKeyPair>, CloudError> {
+        // DescribeKeyPairs is not paginated.
+        let out = self
+            .ec2
+            .describe_key_pairs()
+            .filters(stack_filter(stack))
+            .include_public_key(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeKeyPairs", e))?;
+        let mut v: Vec<ObservedKeyPair> = out
+            .key_pairs()
+            .iter()
+            .filter_map(|k| {
+                let t = read_tags(k.tags());
+                let owner = owned(&t, stack, Kind::KeyPair)?;
+                Some(ObservedKeyPair {
+                    id: KeyPairId(k.key_pair_id()?.to_owned()),
+                    cloud_name: k.key_name()?.to_owned(),
+                    owner,
+                    public_key: k.public_key().map(|p| p.trim().to_owned()),
+                    tags: t,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.cloud_name.cmp(&b.cloud_name));
+        Ok(v)
+    }
+
+    /// A key pair by name: its ID and tags, if it exists.
+    async fn key_pair(&self, name: &str) -> Result<Option<(String, Tags)>, CloudError> {
+        let out = self
+            .ec2
+            .describe_key_pairs()
+            .filters(filter("key-name", [name.to_owned()]))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeKeyPairs", e))?;
+        Ok(out
+            .key_pairs()
+            .first()
+            .and_then(|k| Some((k.key_pair_id()?.to_owned(), read_tags(k.tags())))))
+    }
+
+    pub(super) async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "ImportKeyPair";
+        let r = self
+            .ec2
+            .import_key_pair()
+            .key_name(name)
+            .public_key_material(Blob::new(public_key.trim().as_bytes()))
+            .tag_specifications(tag_spec(ResourceType::KeyPair, tags))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.kind != ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+                // A key pair of that name exists: done if it is this one
+                // (an interrupted apply), refused if it is not converge's.
+                match self.key_pair(name).await? {
+                    Some((_, t))
+                        if Owner::from_tags(&t).is_some()
+                            && Owner::from_tags(&t) == Owner::from_tags(tags) =>
+                    {
+                        Err(e)
+                    }
+                    _ => Err(refuse(
+                        OP,
+                        &e.code,
+                        format!(
+                            "key pair {name} exists and is not this stack's (no matching converge tags)"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    pub(super) async fn delete_key_pair(&self, name: &str) -> Result<Outcome, CloudError> {
+        self.ec2
+            .delete_key_pair()
+            .key_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteKeyPair", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn create_group(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        let out = self
+            .ec2
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateSecurityGroup", e))?;
+        let id = out.group_id().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Unavailable,
+                "CreateSecurityGroup",
+                "MissingGroupId",
+                "the response carried no group ID",
+            )
+        })?;
+        Ok(Outcome::Group(GroupId(id.to_owned())))
+    }
+
+    pub(super) async fn authorize(
+        &self,
+        group: &GroupId,
+        rules: &[CloudRule],
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "AuthorizeSecurityGroupIngress";
+        let call = |rules: Vec<IpPermission>| {
+            self.ec2
+                .authorize_security_group_ingress()
+                .group_id(group.as_str())
+                .set_ip_permissions(Some(rules))
+                .send()
+        };
+        match call(rules.iter().map(permission).collect()).await {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.kind != ErrorKind::AlreadyExists || rules.len() < 2 {
+                    return Err(e);
+                }
+                // The call is all or nothing: one rule that exists already
+                // refuses the others. Add them one by one.
+                for r in rules {
+                    match call(vec![permission(r)]).await {
+                        Ok(_) => {}
+                        Err(e) => {
+                            let e = sdk_error(OP, e);
+                            if e.kind != ErrorKind::AlreadyExists {
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    pub(super) async fn revoke(
+        &self,
+        group: &GroupId,
+        rules: &[CloudRule],
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "RevokeSecurityGroupIngress";
+        let call = |rules: Vec<IpPermission>| {
+            self.ec2
+                .revoke_security_group_ingress()
+                .group_id(group.as_str())
+                .set_ip_permissions(Some(rules))
+                .send()
+        };
+        match call(rules.iter().map(permission).collect()).await {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.code != "InvalidPermission.NotFound" {
+                    return Err(e);
+                }
+                // Some are gone already: revoke the rest one by one.
+                for r in rules {
+                    if let Err(e) = call(vec![permission(r)]).await {
+                        let e = sdk_error(OP, e);
+                        if e.code != "InvalidPermission.NotFound" {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    pub(super) async fn delete_group(&self, group: &GroupId) -> Result<Outcome, CloudError> {
+        self.ec2
+            .delete_security_group()
+            .group_id(group.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteSecurityGroup", e))?;
+        Ok(Outcome::Done)
+    }
+
+    /// The EC2 resource ID a tag target names (a key pair by its name
+    /// needs one describe).
+    async fn ec2_resource(
+        &self,
+        target: &TagTarget,
+        op: &'static str,
+    ) -> Result<String, CloudError> {
+        Ok(match target {
+            TagTarget::Instance(i) => i.to_string(),
+            TagTarget::Volume(v) => v.to_string(),
+            TagTarget::Group(g) => g.to_string(),
+            TagTarget::KeyPair(name) => match self.key_pair(name).await? {
+                Some((id, _)) => id,
+                None => {
+                    return Err(CloudError::new(
+                        ErrorKind::NotFound,
+                        op,
+                        "InvalidKeyPair.NotFound",
+                        format!("key pair {name} does not exist"),
+                    ));
+                }
+            },
+            other => {
+                return Err(refuse(
+                    op,
+                    "InvalidTarget",
+                    format!("{other:?} is not an EC2 resource"),
+                ));
+            }
+        })
+    }
+
+    pub(super) async fn ec2_tag(
+        &self,
+        target: &TagTarget,
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        let id = self.ec2_resource(target, "CreateTags").await?;
+        self.ec2
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(ec2_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateTags", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn ec2_untag(
+        &self,
+        target: &TagTarget,
+        keys: &[String],
+    ) -> Result<Outcome, CloudError> {
+        let id = self.ec2_resource(target, "DeleteTags").await?;
+        self.ec2
+            .delete_tags()
+            .resources(id)
+            .set_tags(Some(
+                keys.iter().map(|k| Tag::builder().key(k).build()).collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteTags", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn run_instances(&self, l: Launch<'_>) -> Result<Outcome, CloudError> {
+        let count = i32::try_from(l.count).unwrap_or(i32::MAX);
+        let out = self
+            .ec2
+            .run_instances()
+            .image_id(l.image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::from(l.instance_type))
+            .set_key_name(l.key_name.map(str::to_owned))
+            .set_security_group_ids(Some(l.groups.iter().map(|g| g.to_string()).collect()))
+            .set_user_data(
+                (!l.user_data.is_empty())
+                    .then(|| aws_smithy_types::base64::encode(l.user_data.as_bytes())),
+            )
+            .placement(
+                Placement::builder()
+                    .availability_zone(l.zone.as_str())
+                    .build(),
+            )
+            .min_count(count)
+            .max_count(count)
+            .client_token(l.client_token)
+            .tag_specifications(tag_spec(ResourceType::Instance, l.tags))
+            .send()
+            .await
+            .map_err(|e| sdk_error("RunInstances", e))?;
+        let mut ids: Vec<InstanceId> = out
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(|id| InstanceId(id.to_owned())))
+            .collect();
+        ids.sort();
+        Ok(Outcome::Instances(ids))
+    }
+
+    pub(super) async fn terminate(&self, ids: &[InstanceId]) -> Result<Outcome, CloudError> {
+        const OP: &str = "TerminateInstances";
+        if ids.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let call = |ids: Vec<String>| {
+            self.ec2
+                .terminate_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+        };
+        match call(ids.iter().map(|i| i.to_string()).collect()).await {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.kind != ErrorKind::NotFound || ids.len() < 2 {
+                    return Err(e);
+                }
+                // One unknown ID fails the whole call (and the executor
+                // takes "not found" on a delete as done): terminate the
+                // ones that still exist.
+                let left: Vec<String> = self
+                    .describe_instances_by_id(ids)
+                    .await?
+                    .into_iter()
+                    .filter(|i| i.state != InstanceState::Terminated)
+                    .map(|i| i.id.to_string())
+                    .collect();
+                if left.is_empty() {
+                    return Ok(Outcome::Done);
+                }
+                call(left).await.map_err(|e| sdk_error(OP, e))?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    pub(super) async fn set_instance_groups(
+        &self,
+        instance: &InstanceId,
+        groups: &[GroupId],
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .modify_instance_attribute()
+            .instance_id(instance.as_str())
+            .set_groups(Some(groups.iter().map(|g| g.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ModifyInstanceAttribute", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn create_volume(
+        &self,
+        zone: &Zone,
+        size_gib: u32,
+        volume_type: VolumeType,
+        snapshot: Option<&SnapshotId>,
+        tags: &Tags,
+        client_token: &str,
+    ) -> Result<Outcome, CloudError> {
+        let out = self
+            .ec2
+            .create_volume()
+            .availability_zone(zone.as_str())
+            .size(i32::try_from(size_gib).unwrap_or(i32::MAX))
+            .volume_type(aws_sdk_ec2::types::VolumeType::from(volume_type.as_str()))
+            .set_snapshot_id(snapshot.map(|s| s.to_string()))
+            .client_token(client_token)
+            .tag_specifications(tag_spec(ResourceType::Volume, tags))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateVolume", e))?;
+        let id = out.volume_id().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Unavailable,
+                "CreateVolume",
+                "MissingVolumeId",
+                "the response carried no volume ID",
+            )
+        })?;
+        Ok(Outcome::Volume(VolumeId(id.to_owned())))
+    }
+
+    pub(super) async fn modify_volume(
+        &self,
+        volume: &VolumeId,
+        size_gib: u32,
+        volume_type: VolumeType,
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .modify_volume()
+            .volume_id(volume.as_str())
+            .size(i32::try_from(size_gib).unwrap_or(i32::MAX))
+            .volume_type(aws_sdk_ec2::types::VolumeType::from(volume_type.as_str()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ModifyVolume", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn attach_volume(
+        &self,
+        volume: &VolumeId,
+        instance: &InstanceId,
+        device: &str,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "AttachVolume";
+        // Read both (two calls, concurrently): AWS refuses a volume in
+        // another zone, moto does not, so converge checks; and an earlier,
+        // interrupted apply may have attached it already.
+        let (vols, insts) = tokio::try_join!(
+            self.describe_volumes_by_id(std::slice::from_ref(volume)),
+            self.describe_instances_by_id(std::slice::from_ref(instance)),
+        )?;
+        let (Some(v), Some(i)) = (vols.first(), insts.first()) else {
+            let what = if vols.is_empty() {
+                volume.to_string()
+            } else {
+                instance.to_string()
+            };
+            return Err(CloudError::new(
+                ErrorKind::NotFound,
+                OP,
+                if vols.is_empty() {
+                    "InvalidVolume.NotFound"
+                } else {
+                    "InvalidInstanceID.NotFound"
+                },
+                format!("{what} does not exist (or is not visible yet)"),
+            ));
+        };
+        check_same_zone(volume, &v.zone, instance, &i.zone)?;
+        if let Some(a) = &v.attachment {
+            if a.instance == *instance {
+                return Ok(Outcome::Done);
+            }
+            return Err(CloudError::new(
+                ErrorKind::InvalidState,
+                OP,
+                "VolumeInUse",
+                format!("volume {volume} is attached to {}", a.instance),
+            ));
+        }
+        self.ec2
+            .attach_volume()
+            .volume_id(volume.as_str())
+            .instance_id(instance.as_str())
+            .device(device)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn detach_volume(
+        &self,
+        volume: &VolumeId,
+        instance: &InstanceId,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "DetachVolume";
+        match self
+            .ec2
+            .detach_volume()
+            .volume_id(volume.as_str())
+            // Always named: never detach it from some other instance.
+            .instance_id(instance.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.kind != ErrorKind::InvalidState {
+                    return Err(e);
+                }
+                // "IncorrectState": done if it is no longer attached there.
+                let v = self
+                    .describe_volumes_by_id(std::slice::from_ref(volume))
+                    .await?;
+                match v.first() {
+                    Some(v)
+                        if v.attachment
+                            .as_ref()
+                            .is_some_and(|a| a.instance == *instance) =>
+                    {
+                        Err(e)
+                    }
+                    _ => Ok(Outcome::Done),
+                }
+            }
+        }
+    }
+
+    pub(super) async fn delete_volume(&self, volume: &VolumeId) -> Result<Outcome, CloudError> {
+        self.ec2
+            .delete_volume()
+            .volume_id(volume.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteVolume", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn create_snapshot(
+        &self,
+        volume: &VolumeId,
+        description: &str,
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        let out = self
+            .ec2
+            .create_snapshot()
+            .volume_id(volume.as_str())
+            .description(description)
+            .tag_specifications(tag_spec(ResourceType::Snapshot, tags))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateSnapshot", e))?;
+        let id = out.snapshot_id().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Unavailable,
+                "CreateSnapshot",
+                "MissingSnapshotId",
+                "the response carried no snapshot ID",
+            )
+        })?;
+        Ok(Outcome::Snapshot(SnapshotId(id.to_owned())))
+    }
+
+    pub(super) async fn delete_snapshot(
+        &self,
+        snapshot: &SnapshotId,
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .delete_snapshot()
+            .snapshot_id(snapshot.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteSnapshot", e))?;
+        Ok(Outcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_attaches_only_in_its_zone() {
+        let v = VolumeId("vol-1".into());
+        let i = InstanceId("i-1".into());
+        let a = Zone("us-east-1a".into());
+        let b = Zone("us-east-1b".into());
+        assert!(check_same_zone(&v, &a, &i, &a).is_ok());
+        let e = check_same_zone(&v, &a, &i, &b).expect_err("zone mismatch");
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert_eq!(e.operation, "AttachVolume");
+        assert_eq!(e.code, "InvalidVolume.ZoneMismatch");
+        assert!(e.message.contains("us-east-1a") && e.message.contains("us-east-1b"));
+    }
+
+    #[test]
+    fn rules_round_trip_through_permissions() {
+        let rules = [
+            CloudRule {
+                protocol: Protocol::Tcp,
+                ports: Some((80, 80)),
+                source: CloudSource::Cidr("0.0.0.0/0".into()),
+            },
+            CloudRule {
+                protocol: Protocol::Udp,
+                ports: Some((8100, 8101)),
+                source: CloudSource::Group(GroupId("sg-1".into())),
+            },
+            CloudRule {
+                protocol: Protocol::Icmp,
+                ports: None,
+                source: CloudSource::Cidr("10.0.0.0/8".into()),
+            },
+            CloudRule {
+                protocol: Protocol::All,
+                ports: None,
+                source: CloudSource::Group(GroupId("sg-2".into())),
+            },
+        ];
+        for r in rules {
+            assert_eq!(rules_of(&permission(&r)), vec![r.clone()], "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_permission_with_many_sources_is_many_rules() {
+        let p = IpPermission::builder()
+            .ip_protocol("6")
+            .from_port(22)
+            .to_port(22)
+            .ip_ranges(IpRange::builder().cidr_ip("203.0.113.7/32").build())
+            .ip_ranges(IpRange::builder().cidr_ip("198.51.100.0/24").build())
+            .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-9").build())
+            .build();
+        let rules = rules_of(&p);
+        assert_eq!(rules.len(), 3);
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.protocol == Protocol::Tcp && r.ports == Some((22, 22)))
+        );
+    }
+
+    #[test]
+    fn states_map_from_the_api() {
+        use aws_sdk_ec2::types::InstanceStateName as S;
+        assert_eq!(instance_state(Some(&S::Pending)), InstanceState::Pending);
+        assert_eq!(instance_state(Some(&S::Running)), InstanceState::Running);
+        assert_eq!(instance_state(Some(&S::Stopping)), InstanceState::Stopped);
+        assert_eq!(
+            instance_state(Some(&S::Terminated)),
+            InstanceState::Terminated
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! Classic Elastic Load Balancing. Observation: one paginated
+//! DescribeLoadBalancers for the account (400 per page), DescribeTags for
+//! 20 names per call to find the stack's, and DescribeInstanceHealth for
+//! each of the stack's balancers that has members.
+
+use super::error::{refuse, sdk_error};
+use super::{AwsCloud, bounded, tags_from};
+use crate::cloud::{CloudError, ErrorKind, Outcome};
+use aws_sdk_elasticloadbalancing::types::{
+    HealthCheck as ElbHealthCheck, Instance, Listener as ElbListener, LoadBalancerDescription, Tag,
+    TagKeyOnly,
+};
+use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
+use converge_core::ids::{InstanceId, Kind, ResourceName, Zone};
+use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The most names one DescribeTags takes.
+const TAG_NAMES: usize = 20;
+
+fn listener(l: &Listener) -> Result<ElbListener, CloudError> {
+    ElbListener::builder()
+        .protocol(l.protocol.as_str())
+        .load_balancer_port(i32::from(l.port))
+        .instance_protocol(l.protocol.as_str())
+        .instance_port(i32::from(l.instance_port))
+        .build()
+        .map_err(|e| refuse("CreateLoadBalancer", "InvalidListener", e.to_string()))
+}
+
+fn read_listener(l: &ElbListener) -> Option<Listener> {
+    Some(Listener {
+        port: u16::try_from(l.load_balancer_port()).ok()?,
+        instance_port: u16::try_from(l.instance_port()).ok()?,
+        protocol: ListenerProtocol::parse(&l.protocol().to_ascii_uppercase())?,
+    })
+}
+
+fn read_health_check(h: &ElbHealthCheck) -> HealthCheck {
+    let n = |v: i32| u32::try_from(v).unwrap_or(0);
+    HealthCheck {
+        target: h.target().to_owned(),
+        interval_secs: n(h.interval()),
+        timeout_secs: n(h.timeout()),
+        healthy_threshold: n(h.healthy_threshold()),
+        unhealthy_threshold: n(h.unhealthy_threshold()),
+    }
+}
+
+fn elb_tags(tags: &Tags) -> Result<Vec<Tag>, CloudError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| refuse("AddTags", "InvalidTag", e.to_string()))
+        })
+        .collect()
+}
+
+fn balancer(
+    d: &LoadBalancerDescription,
+    owner: Owner,
+    tags: Tags,
+    members: Vec<Member>,
+) -> ObservedBalancer {
+    let mut zones: Vec<Zone> = d
+        .availability_zones()
+        .iter()
+        .map(|z| Zone(z.clone()))
+        .collect();
+    zones.sort();
+    let mut listeners: Vec<Listener> = d
+        .listener_descriptions()
+        .iter()
+        .filter_map(|l| l.listener().and_then(read_listener))
+        .collect();
+    listeners.sort();
+    ObservedBalancer {
+        name: d.load_balancer_name().unwrap_or_default().to_owned(),
+        owner,
+        dns_name: d.dns_name().unwrap_or_default().to_owned(),
+        zones,
+        listeners,
+        health_check: d.health_check().map(read_health_check),
+        members,
+        tags,
+    }
+}
+
+/// Members from DescribeInstanceHealth; registered instances it does not
+/// report are out of service.
+fn members(registered: &[InstanceId], health: &[(InstanceId, String)]) -> Vec<Member> {
+    let states: BTreeMap<&InstanceId, &str> = health.iter().map(|(i, s)| (i, s.as_str())).collect();
+    let mut ids: BTreeSet<&InstanceId> = registered.iter().collect();
+    ids.extend(
+        health
+            .iter()
+            .filter(|(_, s)| s != "Unknown")
+            .map(|(i, _)| i),
+    );
+    ids.into_iter()
+        .map(|i| Member {
+            instance: i.clone(),
+            state: match states.get(i) {
+                Some(&"InService") => MemberState::InService,
+                _ => MemberState::OutOfService,
+            },
+        })
+        .collect()
+}
+
+impl AwsCloud {
+    pub(super) async fn observe_balancers(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<Vec<ObservedBalancer>, CloudError> {
+        let mut pages = self
+            .elb
+            .describe_load_balancers()
+            .page_size(400)
+            .into_paginator()
+            .send();
+        let mut all = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeLoadBalancers", e))?;
+            all.extend(page.load_balancer_descriptions().iter().cloned());
+        }
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = all
+            .iter()
+            .filter_map(|d| d.load_balancer_name().map(str::to_owned))
+            .collect();
+        let chunks: Vec<Vec<String>> = names.chunks(TAG_NAMES).map(<[String]>::to_vec).collect();
+        let elb = self.elb.clone();
+        let tag_pages = bounded(chunks, 4, move |chunk| {
+            let elb = elb.clone();
+            async move {
+                let out = elb
+                    .describe_tags()
+                    .set_load_balancer_names(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DescribeTags", e))?;
+                Ok(out
+                    .tag_descriptions()
+                    .iter()
+                    .filter_map(|d| {
+                        Some((
+                            d.load_balancer_name()?.to_owned(),
+                            tags_from(d.tags().iter().map(|t| (Some(t.key()), t.value()))),
+                        ))
+                    })
+                    .collect::<Vec<_>>())
+            }
+        })
+        .await?;
+        let tags: BTreeMap<String, Tags> = tag_pages.into_iter().flatten().collect();
+        let mine: Vec<(LoadBalancerDescription, Owner, Tags)> = all
+            .into_iter()
+            .filter_map(|d| {
+                let t = tags.get(d.load_balancer_name()?)?.clone();
+                let owner = Owner::from_tags(&t)
+                    .filter(|o| o.stack == *stack && o.kind == Kind::Balancer)?;
+                Some((d, owner, t))
+            })
+            .collect();
+        let elb = self.elb.clone();
+        let out = bounded(mine, 8, move |(d, owner, t)| {
+            let elb = elb.clone();
+            async move {
+                let registered: Vec<InstanceId> = d
+                    .instances()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(|id| InstanceId(id.to_owned())))
+                    .collect();
+                // No members, no health to ask for.
+                let health = if registered.is_empty() {
+                    Vec::new()
+                } else {
+                    health_of(&elb, d.load_balancer_name().unwrap_or_default()).await?
+                };
+                Ok(balancer(&d, owner, t, members(&registered, &health)))
+            }
+        })
+        .await?;
+        let mut out = out;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub(super) async fn instance_health(&self, name: &str) -> Result<Vec<Member>, CloudError> {
+        let health = health_of(&self.elb, name).await?;
+        Ok(members(&[], &health))
+    }
+
+    /// A balancer's tags, or `None` if it does not exist.
+    async fn balancer_tags(&self, name: &str) -> Result<Option<Tags>, CloudError> {
+        match self
+            .elb
+            .describe_tags()
+            .load_balancer_names(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.tag_descriptions()
+                    .first()
+                    .map(|d| tags_from(d.tags().iter().map(|t| (Some(t.key()), t.value()))))
+                    .unwrap_or_default(),
+            )),
+            Err(e) => {
+                let e = sdk_error("DescribeTags", e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub(super) async fn create_balancer(
+        &self,
+        name: &str,
+        zones: &[Zone],
+        listeners: &[Listener],
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "CreateLoadBalancer";
+        // The name is the only key: CreateLoadBalancer on an existing name
+        // succeeds, so look first and never adopt someone else's balancer.
+        if let Some(existing) = self.balancer_tags(name).await? {
+            let mine = Owner::from_tags(&existing).is_some()
+                && Owner::from_tags(&existing) == Owner::from_tags(tags);
+            if !mine {
+                return Err(refuse(
+                    OP,
+                    "DuplicateLoadBalancerName",
+                    format!(
+                        "load balancer {name} exists and is not this stack's (no matching converge tags)"
+                    ),
+                ));
+            }
+        }
+        let out = self
+            .elb
+            .create_load_balancer()
+            .load_balancer_name(name)
+            .set_listeners(Some(
+                listeners.iter().map(listener).collect::<Result<_, _>>()?,
+            ))
+            .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
+            .set_tags(Some(elb_tags(tags)?))
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(Outcome::Balancer {
+            dns_name: out.dns_name().unwrap_or_default().to_owned(),
+        })
+    }
+
+    pub(super) async fn configure_health_check(
+        &self,
+        name: &str,
+        h: &HealthCheck,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "ConfigureHealthCheck";
+        let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        let check = ElbHealthCheck::builder()
+            .target(&h.target)
+            .interval(n(h.interval_secs))
+            .timeout(n(h.timeout_secs))
+            .healthy_threshold(n(h.healthy_threshold))
+            .unhealthy_threshold(n(h.unhealthy_threshold))
+            .build()
+            .map_err(|e| refuse(OP, "InvalidHealthCheck", e.to_string()))?;
+        self.elb
+            .configure_health_check()
+            .load_balancer_name(name)
+            .health_check(check)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn create_listeners(
+        &self,
+        name: &str,
+        listeners: &[Listener],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .create_load_balancer_listeners()
+            .load_balancer_name(name)
+            .set_listeners(Some(
+                listeners.iter().map(listener).collect::<Result<_, _>>()?,
+            ))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateLoadBalancerListeners", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn delete_listeners(
+        &self,
+        name: &str,
+        ports: &[u16],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .delete_load_balancer_listeners()
+            .load_balancer_name(name)
+            .set_load_balancer_ports(Some(ports.iter().map(|p| i32::from(*p)).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteLoadBalancerListeners", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn enable_zones(
+        &self,
+        name: &str,
+        zones: &[Zone],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .enable_availability_zones_for_load_balancer()
+            .load_balancer_name(name)
+            .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("EnableAvailabilityZonesForLoadBalancer", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn disable_zones(
+        &self,
+        name: &str,
+        zones: &[Zone],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .disable_availability_zones_for_load_balancer()
+            .load_balancer_name(name)
+            .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DisableAvailabilityZonesForLoadBalancer", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn register(
+        &self,
+        name: &str,
+        ids: &[InstanceId],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .register_instances_with_load_balancer()
+            .load_balancer_name(name)
+            .set_instances(Some(instances(ids)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("RegisterInstancesWithLoadBalancer", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn deregister(
+        &self,
+        name: &str,
+        ids: &[InstanceId],
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "DeregisterInstancesFromLoadBalancer";
+        let call = |ids: &[InstanceId]| {
+            self.elb
+                .deregister_instances_from_load_balancer()
+                .load_balancer_name(name)
+                .set_instances(Some(instances(ids)))
+                .send()
+        };
+        match call(ids).await {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) => {
+                let e = sdk_error(OP, e);
+                if e.kind == ErrorKind::Unavailable && self.balancer_tags(name).await?.is_none() {
+                    // The balancer is gone, and its members with it. (AWS
+                    // says LoadBalancerNotFound; moto 5 fails with a 500.)
+                    return Err(CloudError::new(
+                        ErrorKind::NotFound,
+                        OP,
+                        "LoadBalancerNotFound",
+                        format!("load balancer {name} does not exist"),
+                    ));
+                }
+                if e.code != "InvalidInstance" || ids.len() < 2 {
+                    return Err(e);
+                }
+                // One instance that is gone fails the whole call:
+                // deregister those still registered.
+                let registered: BTreeSet<InstanceId> = health_of(&self.elb, name)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, s)| s != "Unknown")
+                    .map(|(i, _)| i)
+                    .collect();
+                let left: Vec<InstanceId> = ids
+                    .iter()
+                    .filter(|i| registered.contains(*i))
+                    .cloned()
+                    .collect();
+                if left.is_empty() {
+                    return Ok(Outcome::Done);
+                }
+                call(&left).await.map_err(|e| sdk_error(OP, e))?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    pub(super) async fn delete_balancer(&self, name: &str) -> Result<Outcome, CloudError> {
+        self.elb
+            .delete_load_balancer()
+            .load_balancer_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteLoadBalancer", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn tag_balancer(
+        &self,
+        name: &str,
+        tags: &Tags,
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .add_tags()
+            .load_balancer_names(name)
+            .set_tags(Some(elb_tags(tags)?))
+            .send()
+            .await
+            .map_err(|e| sdk_error("AddTags", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn untag_balancer(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .remove_tags()
+            .load_balancer_names(name)
+            .set_tags(Some(
+                keys.iter()
+                    .map(|k| TagKeyOnly::builder().key(k).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| sdk_error("RemoveTags", e))?;
+        Ok(Outcome::Done)
+    }
+}
+
+fn instances(ids: &[InstanceId]) -> Vec<Instance> {
+    ids.iter()
+        .map(|i| Instance::builder().instance_id(i.as_str()).build())
+        .collect()
+}
+
+/// Every registered instance's state (`InService`, `OutOfService`,
+/// `Unknown` for one that is not registered).
+async fn health_of(
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    name: &str,
+) -> Result<Vec<(InstanceId, String)>, CloudError> {
+    let out = elb
+        .describe_instance_health()
+        .load_balancer_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeInstanceHealth", e))?;
+    Ok(out
+        .instance_states()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                InstanceId(s.instance_id()?.to_owned()),
+                s.state().unwrap_or("OutOfService").to_owned(),
+            ))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_in_service_only_when_the_balancer_says_so() {
+        let a = InstanceId("i-a".into());
+        let b = InstanceId("i-b".into());
+        let c = InstanceId("i-c".into());
+        let m = members(
+            &[a.clone(), b.clone(), c.clone()],
+            &[
+                (a.clone(), "InService".into()),
+                (b.clone(), "OutOfService".into()),
+            ],
+        );
+        assert_eq!(
+            m,
+            vec![
+                Member {
+                    instance: a,
+                    state: MemberState::InService
+                },
+                Member {
+                    instance: b,
+                    state: MemberState::OutOfService
+                },
+                Member {
+                    instance: c,
+                    state: MemberState::OutOfService
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn listeners_round_trip() {
+        let l = Listener {
+            port: 80,
+            instance_port: 8080,
+            protocol: ListenerProtocol::Http,
+        };
+        assert_eq!(read_listener(&listener(&l).expect("valid")), Some(l));
+    }
+}

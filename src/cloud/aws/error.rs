@@ -1,0 +1,232 @@
+//! AWS errors as [`CloudError`]s: the failing operation, the AWS error code
+//! and message, and a [`ErrorKind`] that tells the executor whether
+//! retrying can help.
+
+use crate::cloud::{CloudError, ErrorKind};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Turns an SDK error into a [`CloudError`] for `operation`.
+pub(crate) fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("Unknown").to_owned();
+            let message = e
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| DisplayErrorContext(e).to_string());
+            let status = se.raw().status().as_u16();
+            CloudError::new(classify(&code, Some(status)), operation, code, message)
+        }
+        SdkError::TimeoutError(_) => CloudError::new(
+            ErrorKind::Unavailable,
+            operation,
+            "Timeout",
+            DisplayErrorContext(&err).to_string(),
+        ),
+        SdkError::DispatchFailure(d) => {
+            let message = DisplayErrorContext(&err).to_string();
+            // Credentials that cannot be found or loaded surface here (or as
+            // construction failures): retrying cannot fix them.
+            if message.contains("credentials") || message.contains("Credentials") {
+                CloudError::new(ErrorKind::AccessDenied, operation, "NoCredentials", message)
+            } else if d.is_user() {
+                CloudError::new(ErrorKind::Invalid, operation, "DispatchFailure", message)
+            } else {
+                CloudError::new(
+                    ErrorKind::Unavailable,
+                    operation,
+                    "DispatchFailure",
+                    message,
+                )
+            }
+        }
+        SdkError::ResponseError(_) => CloudError::new(
+            ErrorKind::Unavailable,
+            operation,
+            "ResponseError",
+            DisplayErrorContext(&err).to_string(),
+        ),
+        SdkError::ConstructionFailure(_) => {
+            let message = DisplayErrorContext(&err).to_string();
+            if message.contains("credentials") || message.contains("Credentials") {
+                CloudError::new(ErrorKind::AccessDenied, operation, "NoCredentials", message)
+            } else {
+                CloudError::new(
+                    ErrorKind::Invalid,
+                    operation,
+                    "ConstructionFailure",
+                    message,
+                )
+            }
+        }
+        _ => CloudError::new(
+            ErrorKind::Unavailable,
+            operation,
+            "Unknown",
+            DisplayErrorContext(&err).to_string(),
+        ),
+    }
+}
+
+/// What kind of failure an AWS error code (and, where the code says
+/// little, an HTTP status) is.
+pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
+    const THROTTLED: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "EC2ThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "PriorRequestNotComplete",
+        "VolumeModificationRateExceeded",
+    ];
+    const NOT_FOUND: &[&str] = &[
+        "LoadBalancerNotFound",
+        "AccessPointNotFound",
+        "ListenerNotFound",
+        "InvalidInstance",
+        "NotFound",
+        "ResourceNotFoundException",
+    ];
+    const ALREADY_EXISTS: &[&str] = &[
+        "BucketAlreadyOwnedByYou",
+        "BucketAlreadyExists",
+        "DistributionAlreadyExists",
+        "DuplicateLoadBalancerName",
+        "DuplicateAccessPointName",
+        "DuplicateListener",
+    ];
+    const INVALID_STATE: &[&str] = &[
+        "DependencyViolation",
+        "IncorrectState",
+        "IncorrectInstanceState",
+        "IncorrectModificationState",
+        "VolumeInUse",
+        "InvalidSnapshot.InUse",
+        "DistributionNotDisabled",
+        "InvalidIfMatchVersion",
+        "PreconditionFailed",
+        "OperationAborted",
+        "ConcurrentModification",
+        "ResourceInUse",
+        "InvalidState",
+    ];
+    const ACCESS_DENIED: &[&str] = &[
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "Blocked",
+        "OptInRequired",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+    ];
+    const UNAVAILABLE: &[&str] = &[
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "InsufficientInstanceCapacity",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    ];
+    if THROTTLED.contains(&code) || status == Some(429) {
+        ErrorKind::Throttled
+    } else if NOT_FOUND.contains(&code) || code.ends_with(".NotFound") || code.starts_with("NoSuch")
+    {
+        ErrorKind::NotFound
+    } else if ALREADY_EXISTS.contains(&code) || code.ends_with(".Duplicate") {
+        ErrorKind::AlreadyExists
+    } else if INVALID_STATE.contains(&code) {
+        ErrorKind::InvalidState
+    } else if ACCESS_DENIED.contains(&code) || status == Some(403) {
+        ErrorKind::AccessDenied
+    } else if UNAVAILABLE.contains(&code) || status.is_some_and(|s| s >= 500) {
+        ErrorKind::Unavailable
+    } else if status == Some(404) && code == "Unknown" {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Invalid
+    }
+}
+
+/// An error converge raises itself, before or instead of a call AWS would
+/// accept (where the emulator is laxer than AWS, or a rule is converge's).
+pub(crate) fn refuse(
+    operation: &'static str,
+    code: &str,
+    message: impl Into<String>,
+) -> CloudError {
+    CloudError::new(ErrorKind::Invalid, operation, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        let cases = [
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("Throttling", ErrorKind::Throttled),
+            ("ThrottlingException", ErrorKind::Throttled),
+            ("SlowDown", ErrorKind::Throttled),
+            ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
+            ("InvalidAMIID.NotFound", ErrorKind::NotFound),
+            ("InvalidGroup.NotFound", ErrorKind::NotFound),
+            ("NoSuchBucket", ErrorKind::NotFound),
+            ("NoSuchDistribution", ErrorKind::NotFound),
+            ("LoadBalancerNotFound", ErrorKind::NotFound),
+            ("InvalidKeyPair.Duplicate", ErrorKind::AlreadyExists),
+            ("InvalidGroup.Duplicate", ErrorKind::AlreadyExists),
+            ("InvalidPermission.Duplicate", ErrorKind::AlreadyExists),
+            ("BucketAlreadyOwnedByYou", ErrorKind::AlreadyExists),
+            ("DistributionAlreadyExists", ErrorKind::AlreadyExists),
+            ("DependencyViolation", ErrorKind::InvalidState),
+            ("IncorrectState", ErrorKind::InvalidState),
+            ("VolumeInUse", ErrorKind::InvalidState),
+            ("DistributionNotDisabled", ErrorKind::InvalidState),
+            ("InvalidIfMatchVersion", ErrorKind::InvalidState),
+            ("PreconditionFailed", ErrorKind::InvalidState),
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("UnauthorizedOperation", ErrorKind::AccessDenied),
+            ("InternalError", ErrorKind::Unavailable),
+            ("InsufficientInstanceCapacity", ErrorKind::Unavailable),
+            ("InvalidParameterValue", ErrorKind::Invalid),
+            ("InvalidVolume.ZoneMismatch", ErrorKind::Invalid),
+            ("IdempotentParameterMismatch", ErrorKind::Invalid),
+            ("CNAMEAlreadyExists", ErrorKind::Invalid),
+            ("BucketNotEmpty", ErrorKind::Invalid),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(classify(code, None), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn status_decides_when_the_code_says_little() {
+        assert_eq!(classify("Unknown", Some(503)), ErrorKind::Unavailable);
+        assert_eq!(classify("Unknown", Some(429)), ErrorKind::Throttled);
+        assert_eq!(classify("Unknown", Some(403)), ErrorKind::AccessDenied);
+        assert_eq!(classify("Unknown", Some(404)), ErrorKind::NotFound);
+        assert_eq!(classify("Unknown", Some(400)), ErrorKind::Invalid);
+        // S3 throttles with a 503: the code wins over the status.
+        assert_eq!(classify("SlowDown", Some(503)), ErrorKind::Throttled);
+    }
+}

@@ -1,0 +1,515 @@
+//! The AWS backend: [`Cloud`] over the official AWS SDK for Rust (EC2,
+//! classic Elastic Load Balancing, S3, CloudFront).
+//!
+//! Ownership is read from tags only (`converge:stack`, `converge:kind`,
+//! `converge:name`): nothing without them is ever changed. Observing a
+//! stack is a constant number of batched, tag-filtered, paginated calls
+//! per kind (see `docs/aws.md` for the exact cost), run concurrently.
+//! Every mutating call is safe to retry: client tokens where AWS has them
+//! (RunInstances, CreateVolume, CloudFront's caller reference), ownership
+//! checks before creates where a name is the only key (key pairs,
+//! balancers, buckets). Where the emulator used in tests (moto) is laxer
+//! than AWS, converge checks AWS's rule itself: a volume attaches only in
+//! its own zone, a distribution is deleted only once disabled and deployed.
+
+mod cloudfront;
+mod ec2;
+mod elb;
+mod error;
+mod hooks;
+mod s3;
+
+use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome};
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
+use converge_core::observed::{
+    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
+};
+use converge_core::plan::TagTarget;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How to reach AWS. Everything is optional: the standard chain decides
+/// what is not given (environment, shared config and credentials files,
+/// SSO, container and instance metadata).
+#[derive(Clone, Debug, Default)]
+pub struct AwsOptions {
+    /// The region (`--region`); else the stack's region.
+    pub region: Option<String>,
+    /// The shared-config profile (`--profile`); else `AWS_PROFILE` or
+    /// `default`.
+    pub profile: Option<String>,
+    /// A custom endpoint for every service (`--endpoint-url`), e.g. a moto
+    /// server or LocalStack; else `AWS_ENDPOINT_URL` if set. S3 then uses
+    /// path-style addressing.
+    pub endpoint_url: Option<String>,
+    /// Attempts per call by the SDK's adaptive retry (default 3); converge
+    /// retries what is still throttled on top, with its own backoff.
+    pub max_attempts: Option<u32>,
+    /// The SDK's first retry backoff (default 1 s); also the first backoff
+    /// of converge's retries of a whole observation.
+    pub initial_backoff: Option<Duration>,
+    /// The SDK's retry mode: adaptive (the default) also slows the client
+    /// down after throttling, with a rate limiter that starts cold.
+    pub retry_mode: RetryMode,
+    /// For tests against a moto server: send `x-moto-account-id` with every
+    /// request, so that each test has an account of its own, and sign with
+    /// the dummy credentials `testing`/`testing` instead of the standard
+    /// chain (moto does not check them), so that a test can never pick up
+    /// real ones.
+    pub moto_account: Option<String>,
+    /// Fault injection for tests: this share of requests (0.0–1.0) is
+    /// answered with the service's throttling error without being sent.
+    pub inject_throttling: Option<f64>,
+}
+
+/// How the SDK retries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Retries with backoff, and a client-side rate limiter that engages
+    /// on throttling (the right choice against AWS).
+    #[default]
+    Adaptive,
+    /// Retries with backoff only (for tests that inject throttling, where
+    /// the rate limiter would only slow the run down).
+    Standard,
+}
+
+/// The AWS cloud: one client per service, sharing credentials, region,
+/// retry settings and a call counter.
+#[derive(Debug)]
+pub struct AwsCloud {
+    region: String,
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancing::Client,
+    s3: aws_sdk_s3::Client,
+    cloudfront: aws_sdk_cloudfront::Client,
+    counter: hooks::CallCounter,
+    injected: Option<hooks::InjectedCount>,
+    /// The first backoff of converge's own retries of whole observations.
+    backoff: Duration,
+    /// Buckets known not to be converge's, with their creation time, so
+    /// that a long-running process asks for their tags only once.
+    foreign_buckets: Mutex<BTreeMap<String, Option<i64>>>,
+    /// Distribution ARNs (needed to tag) by ID, learned while observing.
+    distribution_arns: Mutex<BTreeMap<DistributionId, String>>,
+}
+
+impl AwsCloud {
+    /// Builds the clients. `default_region` is the stack's region, used
+    /// when `options.region` is not set. Fails when no credentials can be
+    /// found, before any plan is made.
+    pub async fn connect(
+        options: AwsOptions,
+        default_region: &str,
+    ) -> Result<AwsCloud, CloudError> {
+        let region = options
+            .region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| default_region.to_owned());
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let (http, injected) = match options.inject_throttling {
+            Some(rate) if rate > 0.0 => {
+                let t = hooks::Throttler::new(https, rate, 0x00c0_ffee);
+                let injected = t.injected();
+                (SharedHttpClient::new(t), Some(injected))
+            }
+            _ => (https, None),
+        };
+        let mut retry = match options.retry_mode {
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+            RetryMode::Standard => RetryConfig::standard(),
+        }
+        .with_max_attempts(options.max_attempts.unwrap_or(3).max(1));
+        if let Some(b) = options.initial_backoff {
+            retry = retry.with_initial_backoff(b);
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.clone()))
+            .http_client(http)
+            .retry_config(retry)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(p) = options.profile.as_deref().filter(|p| !p.is_empty()) {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = options.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
+            loader = loader.endpoint_url(u);
+        }
+        if options.moto_account.is_some() {
+            loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ));
+        }
+        let sdk = loader.load().await;
+        check_credentials(&sdk).await?;
+        let custom_endpoint = sdk.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
+        let counter = hooks::CallCounter::default();
+        let moto = options.moto_account.clone().map(hooks::MotoAccount);
+
+        macro_rules! client {
+            ($krate:ident $(, $extra:ident)?) => {{
+                let mut b = $krate::config::Builder::from(&sdk).interceptor(counter.clone());
+                if let Some(m) = &moto {
+                    b = b.interceptor(m.clone());
+                }
+                $( b = b.$extra(custom_endpoint); )?
+                $krate::Client::from_conf(b.build())
+            }};
+        }
+        Ok(AwsCloud {
+            region,
+            ec2: client!(aws_sdk_ec2),
+            elb: client!(aws_sdk_elasticloadbalancing),
+            s3: client!(aws_sdk_s3, force_path_style),
+            cloudfront: client!(aws_sdk_cloudfront),
+            counter,
+            injected,
+            backoff: options.initial_backoff.unwrap_or(Duration::from_secs(1)),
+            foreign_buckets: Mutex::new(BTreeMap::new()),
+            distribution_arns: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The region the clients talk to.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Requests sent so far (every attempt, retries included), by service
+    /// and operation, sorted.
+    pub fn stats(&self) -> Vec<ApiCall> {
+        self.counter.snapshot()
+    }
+
+    /// Forgets the counts (e.g. between the apply and the plan a benchmark
+    /// measures).
+    pub fn reset_stats(&self) {
+        self.counter.reset();
+    }
+
+    /// Requests answered with an injected throttling error (see
+    /// [`AwsOptions::inject_throttling`]).
+    pub fn injected_throttles(&self) -> u64 {
+        self.injected.as_ref().map(|i| i.get()).unwrap_or(0)
+    }
+}
+
+/// Resolves credentials once, so that a missing or broken configuration is
+/// one clear error rather than a failure of the first call.
+async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError> {
+    use aws_sdk_ec2::config::ProvideCredentials;
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(CloudError::new(
+            ErrorKind::AccessDenied,
+            "LoadCredentials",
+            "NoCredentials",
+            "no AWS credentials provider is configured",
+        ));
+    };
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            CloudError::new(
+                ErrorKind::AccessDenied,
+                "LoadCredentials",
+                "NoCredentials",
+                format!(
+                    "no AWS credentials found (environment, profile, SSO, instance metadata): {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ),
+            )
+        })
+}
+
+/// Whole observations tried before a retryable error is final.
+const OBSERVE_ATTEMPTS: u32 = 6;
+
+impl AwsCloud {
+    async fn observe_retried(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
+        // The SDK retried each call already; a plan should still not fail
+        // on a burst of throttling, so the whole read is retried a few
+        // times with backoff and full jitter.
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.observe_once(stack).await {
+                Err(e) if e.is_retryable() && attempt < OBSERVE_ATTEMPTS => {
+                    let bound = self.backoff.saturating_mul(1 << attempt.min(6));
+                    let jitter = fastrand::u64(0..=bound.as_millis().min(u64::MAX as u128) as u64);
+                    tracing::debug!(code = %e.code, attempt, "observe retried");
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+impl AwsCloud {
+    async fn observe_once(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
+        let (ec2, balancers, buckets, distributions) = tokio::try_join!(
+            self.observe_ec2(stack),
+            self.observe_balancers(stack),
+            self.observe_buckets(stack),
+            self.observe_distributions(stack),
+        )?;
+        let ec2::Ec2Observed {
+            key_pairs,
+            security_groups,
+            instances,
+            volumes,
+            snapshots,
+        } = ec2;
+        Ok(Observed {
+            key_pairs,
+            security_groups,
+            instances,
+            volumes,
+            snapshots,
+            balancers,
+            buckets,
+            distributions,
+        })
+    }
+
+    async fn act_once(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
+            Op::CreateKeyPair {
+                name,
+                public_key,
+                tags,
+            } => self.import_key_pair(name, public_key, tags).await,
+            Op::DeleteKeyPair { name } => self.delete_key_pair(name).await,
+            Op::CreateGroup {
+                name,
+                description,
+                tags,
+            } => self.create_group(name, description, tags).await,
+            Op::AuthorizeIngress { group, rules } => self.authorize(group, rules).await,
+            Op::RevokeIngress { group, rules } => self.revoke(group, rules).await,
+            Op::DeleteGroup { group } => self.delete_group(group).await,
+            Op::CreateTags { target, tags } => match target {
+                TagTarget::Balancer(name) => self.tag_balancer(name, tags).await,
+                TagTarget::Bucket(name) => self.tag_bucket(name, tags).await,
+                TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
+                _ => self.ec2_tag(target, tags).await,
+            },
+            Op::DeleteTags { target, keys } => match target {
+                TagTarget::Balancer(name) => self.untag_balancer(name, keys).await,
+                TagTarget::Bucket(name) => self.untag_bucket(name, keys).await,
+                TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
+                _ => self.ec2_untag(target, keys).await,
+            },
+            Op::RunInstances {
+                image,
+                instance_type,
+                key_name,
+                groups,
+                user_data,
+                zone,
+                count,
+                tags,
+                client_token,
+            } => {
+                self.run_instances(ec2::Launch {
+                    image,
+                    instance_type,
+                    key_name: key_name.as_deref(),
+                    groups,
+                    user_data,
+                    zone,
+                    count: *count,
+                    tags,
+                    client_token,
+                })
+                .await
+            }
+            Op::TerminateInstances { ids } => self.terminate(ids).await,
+            Op::SetInstanceGroups { instance, groups } => {
+                self.set_instance_groups(instance, groups).await
+            }
+            Op::CreateVolume {
+                zone,
+                size_gib,
+                volume_type,
+                snapshot,
+                tags,
+                client_token,
+            } => {
+                self.create_volume(
+                    zone,
+                    *size_gib,
+                    *volume_type,
+                    snapshot.as_ref(),
+                    tags,
+                    client_token,
+                )
+                .await
+            }
+            Op::ModifyVolume {
+                volume,
+                size_gib,
+                volume_type,
+            } => self.modify_volume(volume, *size_gib, *volume_type).await,
+            Op::AttachVolume {
+                volume,
+                instance,
+                device,
+            } => self.attach_volume(volume, instance, device).await,
+            Op::DetachVolume { volume, instance } => self.detach_volume(volume, instance).await,
+            Op::DeleteVolume { volume } => self.delete_volume(volume).await,
+            Op::CreateSnapshot {
+                volume,
+                description,
+                tags,
+            } => self.create_snapshot(volume, description, tags).await,
+            Op::DeleteSnapshot { snapshot } => self.delete_snapshot(snapshot).await,
+            Op::CreateBalancer {
+                name,
+                zones,
+                listeners,
+                tags,
+            } => self.create_balancer(name, zones, listeners, tags).await,
+            Op::ConfigureHealthCheck { name, health_check } => {
+                self.configure_health_check(name, health_check).await
+            }
+            Op::CreateListeners { name, listeners } => self.create_listeners(name, listeners).await,
+            Op::DeleteListeners { name, ports } => self.delete_listeners(name, ports).await,
+            Op::EnableZones { name, zones } => self.enable_zones(name, zones).await,
+            Op::DisableZones { name, zones } => self.disable_zones(name, zones).await,
+            Op::RegisterInstances { name, ids } => self.register(name, ids).await,
+            Op::DeregisterInstances { name, ids } => self.deregister(name, ids).await,
+            Op::DeleteBalancer { name } => self.delete_balancer(name).await,
+            Op::CreateBucket { name, tags } => self.create_bucket(name, tags).await,
+            Op::SetBucketPublicRead { name, public_read } => {
+                self.set_public_read(name, *public_read).await
+            }
+            Op::DeleteBucket { name } => self.delete_bucket(name).await,
+            Op::CreateDistribution {
+                caller_reference,
+                config,
+                tags,
+            } => {
+                self.create_distribution(caller_reference, config, tags)
+                    .await
+            }
+            Op::UpdateDistribution { id, config } => self.update_distribution(id, config).await,
+            Op::DeleteDistribution { id } => self.delete_distribution(id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Cloud for AwsCloud {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
+        self.observe_retried(stack).await
+    }
+
+    async fn act(&self, op: &Op) -> Result<Outcome, CloudError> {
+        self.act_once(op).await
+    }
+
+    async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError> {
+        self.describe_instances_by_id(ids).await
+    }
+
+    async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError> {
+        self.describe_volumes_by_id(ids).await
+    }
+
+    async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError> {
+        self.describe_snapshot(id).await
+    }
+
+    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError> {
+        self.instance_health(name).await
+    }
+
+    async fn distribution(
+        &self,
+        id: &DistributionId,
+    ) -> Result<Option<ObservedDistribution>, CloudError> {
+        self.get_distribution(id).await
+    }
+
+    fn api_calls(&self) -> Vec<ApiCall> {
+        self.stats()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tags from the SDK's key/value pairs.
+fn tags_from<'a>(
+    pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> converge_core::desired::Tags {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k?.to_owned(), v.unwrap_or_default().to_owned())))
+        .collect()
+}
+
+/// An SDK timestamp as a [`jiff::Timestamp`].
+fn timestamp(t: Option<&aws_smithy_types::DateTime>) -> jiff::Timestamp {
+    t.and_then(|t| jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// Runs `f` over `items` with at most `limit` at once, keeping the order
+/// of results; the first error wins.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Result<Vec<R>, CloudError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, CloudError>> + Send + 'static,
+{
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, r) = joined.map_err(|e| {
+            CloudError::new(
+                ErrorKind::Unavailable,
+                "Observe",
+                "TaskFailed",
+                e.to_string(),
+            )
+        })?;
+        out[i] = Some(r?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}

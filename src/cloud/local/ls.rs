@@ -1,0 +1,280 @@
+//! `converge local ls`: one row per resource the local cloud holds, in
+//! every region and stack, whether converge owns it or not, and whatever
+//! the `lag` fault hides.
+
+use super::world::World;
+use converge_core::ids::tags;
+use converge_core::observed::{DistributionStatus, MemberState, Owner};
+use jiff::Timestamp;
+use std::fmt;
+
+/// One resource in the local cloud.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LsRow {
+    /// What type of cloud resource (`instance`, `volume`, …); rows are
+    /// sorted by it first, in dependency order.
+    pub kind: ResourceType,
+    /// Its ID (`i-…`, `vol-…`), or its name for balancers and buckets.
+    pub id: String,
+    /// The stack that owns it (`-` when it has no converge tags).
+    pub stack: String,
+    /// The manifest resource it belongs to: `Fleet/app` for an instance,
+    /// `Volume/pgdata` for a volume and its snapshots, `-` when unowned.
+    pub resource: String,
+    /// Its zone, a balancer's zones, or `-`.
+    pub zone: String,
+    /// Its state (`running`, `in-use by i-… at /dev/sdj`, `Deployed,
+    /// enabled`, …).
+    pub state: String,
+}
+
+/// The type of a cloud resource, in the order `ls` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceType {
+    /// A key pair.
+    KeyPair,
+    /// A security group.
+    SecurityGroup,
+    /// An instance.
+    Instance,
+    /// A volume.
+    Volume,
+    /// A snapshot.
+    Snapshot,
+    /// A load balancer.
+    Balancer,
+    /// A bucket.
+    Bucket,
+    /// A distribution.
+    Distribution,
+}
+
+impl ResourceType {
+    /// The type's name as `ls` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::KeyPair => "key-pair",
+            ResourceType::SecurityGroup => "security-group",
+            ResourceType::Instance => "instance",
+            ResourceType::Volume => "volume",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Balancer => "balancer",
+            ResourceType::Bucket => "bucket",
+            ResourceType::Distribution => "distribution",
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn owner_cols(t: &converge_core::desired::Tags) -> (String, String) {
+    match Owner::from_tags(t) {
+        Some(o) => (o.stack.to_string(), format!("{}/{}", o.kind, o.name)),
+        None => (
+            t.get(tags::STACK)
+                .cloned()
+                .unwrap_or_else(|| "-".to_owned()),
+            "-".to_owned(),
+        ),
+    }
+}
+
+/// Every resource in the world at `now`, sorted by type, then ID.
+pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
+    let mut out = Vec::new();
+    for k in w.key_pairs.values() {
+        let (stack, resource) = owner_cols(&k.tags);
+        out.push(LsRow {
+            kind: ResourceType::KeyPair,
+            id: k.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("available ({}, {})", k.name, k.region),
+        });
+    }
+    for g in w.groups.values() {
+        let (stack, resource) = owner_cols(&g.tags);
+        out.push(LsRow {
+            kind: ResourceType::SecurityGroup,
+            id: g.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("available ({}, {} rule(s))", g.name, g.rules.len()),
+        });
+    }
+    for i in w.instances.values().filter(|i| !i.purged(now)) {
+        let (stack, resource) = owner_cols(&i.tags);
+        let state = i.state(now);
+        let state = match state {
+            converge_core::observed::InstanceState::Terminated => state.as_str().to_owned(),
+            _ => format!("{} {}", state.as_str(), i.private_ip),
+        };
+        out.push(LsRow {
+            kind: ResourceType::Instance,
+            id: i.id.to_string(),
+            stack,
+            resource,
+            zone: i.zone.to_string(),
+            state,
+        });
+    }
+    for v in w.volumes.values() {
+        let (stack, resource) = owner_cols(&v.tags);
+        let state = match w.attachment(v, now) {
+            Some(a) => format!("in-use by {} at {}", a.instance, a.device),
+            _ => w.volume_state(v, now).as_str().to_owned(),
+        };
+        out.push(LsRow {
+            kind: ResourceType::Volume,
+            id: v.id.to_string(),
+            stack,
+            resource,
+            zone: v.zone.to_string(),
+            state: format!("{state} ({} GiB {})", v.size_gib, v.volume_type.as_str()),
+        });
+    }
+    for s in w.snapshots.values() {
+        let stack = s
+            .tags
+            .get(tags::STACK)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let resource = s
+            .tags
+            .get(tags::VOLUME)
+            .map(|v| format!("Volume/{v}"))
+            .unwrap_or_else(|| "-".to_owned());
+        let state = match s.state(now) {
+            converge_core::observed::SnapshotState::Pending => "pending",
+            converge_core::observed::SnapshotState::Completed => "completed",
+            converge_core::observed::SnapshotState::Error => "error",
+        };
+        out.push(LsRow {
+            kind: ResourceType::Snapshot,
+            id: s.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("{state} (of {})", s.volume_id),
+        });
+    }
+    for b in &w.balancers {
+        let (stack, resource) = owner_cols(&b.tags);
+        let states: Vec<MemberState> = b
+            .members
+            .iter()
+            .filter_map(|(id, reg)| w.member_state(b, id, reg, now))
+            .collect();
+        let healthy = states
+            .iter()
+            .filter(|s| **s == MemberState::InService)
+            .count();
+        let zones: Vec<&str> = b.zones.iter().map(|z| z.as_str()).collect();
+        out.push(LsRow {
+            kind: ResourceType::Balancer,
+            id: b.name.clone(),
+            stack,
+            resource,
+            zone: zones.join(","),
+            state: format!("active, {healthy}/{} InService", states.len()),
+        });
+    }
+    for b in w.buckets.values() {
+        let (stack, resource) = owner_cols(&b.tags);
+        out.push(LsRow {
+            kind: ResourceType::Bucket,
+            id: b.name.clone(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: if b.public_read {
+                "public-read"
+            } else {
+                "private"
+            }
+            .to_owned(),
+        });
+    }
+    for d in w.distributions.values() {
+        let (stack, resource) = owner_cols(&d.tags);
+        let status = match d.status(now) {
+            DistributionStatus::InProgress => "InProgress",
+            DistributionStatus::Deployed => "Deployed",
+        };
+        let enabled = if d.config.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        out.push(LsRow {
+            kind: ResourceType::Distribution,
+            id: d.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("{status}, {enabled} ({})", d.domain_name),
+        });
+    }
+    out.sort();
+    out
+}
+
+/// The rows as an aligned table with a header, one line per resource and
+/// a final newline; a short sentence when there are none.
+pub fn format_table(rows: &[LsRow]) -> String {
+    Table(rows).to_string()
+}
+
+/// Displays rows as an aligned table (see [`format_table`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Table<'a>(pub &'a [LsRow]);
+
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(f, "the local cloud holds nothing");
+        }
+        let header = ["TYPE", "ID", "STACK", "RESOURCE", "ZONE", "STATE"];
+        let cells: Vec<[String; 6]> = self
+            .0
+            .iter()
+            .map(|r| {
+                [
+                    r.kind.to_string(),
+                    r.id.clone(),
+                    r.stack.clone(),
+                    r.resource.clone(),
+                    r.zone.clone(),
+                    r.state.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, row: [&str; 6]| -> fmt::Result {
+            for (i, c) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    writeln!(f, "{c}")?;
+                } else {
+                    write!(f, "{c:<w$}  ", w = widths[i])?;
+                }
+            }
+            Ok(())
+        };
+        line(f, header)?;
+        for row in &cells {
+            line(f, row.each_ref().map(String::as_str))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Reading the world: what `observe` and the narrow describes return, and
+//! the rows of `converge local ls`. Every state here is derived from the
+//! stored timestamps and the moment of the read.
+
+use super::ops::Ctx;
+use super::world::{Balancer, Instance, Snapshot, Volume, World};
+use converge_core::desired::Tags;
+use converge_core::ids::{InstanceId, ResourceName, VolumeId, tags};
+use converge_core::observed::InstanceState;
+use converge_core::observed::{
+    Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
+    ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner,
+};
+
+/// The owner of a resource, if its tags say it belongs to `stack`.
+fn owned(t: &Tags, stack: &ResourceName) -> Option<Owner> {
+    Owner::from_tags(t).filter(|o| o.stack == *stack)
+}
+
+/// Everything of `stack` visible from the caller's region.
+pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed {
+    let now = cx.now;
+    let mut o = Observed::default();
+    for k in w.key_pairs.values() {
+        if k.region != cx.region || !cx.sees(k.created_at) {
+            continue;
+        }
+        if let Some(owner) = owned(&k.tags, stack) {
+            o.key_pairs.push(ObservedKeyPair {
+                id: k.id.clone(),
+                cloud_name: k.name.clone(),
+                owner,
+                public_key: Some(k.public_key.clone()),
+                tags: k.tags.clone(),
+            });
+        }
+    }
+    for g in w.groups.values() {
+        if g.region != cx.region || !cx.sees(g.created_at) {
+            continue;
+        }
+        if let Some(owner) = owned(&g.tags, stack) {
+            o.security_groups.push(ObservedGroup {
+                id: g.id.clone(),
+                cloud_name: g.name.clone(),
+                owner,
+                description: g.description.clone(),
+                ingress: g.rules.clone(),
+                tags: g.tags.clone(),
+            });
+        }
+    }
+    for i in w.instances.values() {
+        if visible_instance(i, cx)
+            && let Some(owner) = owned(&i.tags, stack)
+        {
+            o.instances.push(instance(i, owner, cx));
+        }
+    }
+    for v in w.volumes.values() {
+        if visible_volume(v, cx)
+            && let Some(owner) = owned(&v.tags, stack)
+        {
+            o.volumes.push(volume(w, v, owner, cx));
+        }
+    }
+    for s in w.snapshots.values() {
+        if s.region != cx.region || !cx.sees(s.started_at) {
+            continue;
+        }
+        if s.tags.get(tags::STACK).map(String::as_str) == Some(stack.as_str())
+            && let Some(obs) = snapshot(s, cx)
+        {
+            o.snapshots.push(obs);
+        }
+    }
+    let mut balancers: Vec<&Balancer> = w
+        .balancers
+        .iter()
+        .filter(|b| b.region == cx.region && cx.sees(b.created_at))
+        .collect();
+    balancers.sort_by(|a, b| a.name.cmp(&b.name));
+    for b in balancers {
+        if let Some(owner) = owned(&b.tags, stack) {
+            o.balancers.push(ObservedBalancer {
+                name: b.name.clone(),
+                owner,
+                dns_name: b.dns_name.clone(),
+                zones: b.zones.clone(),
+                listeners: b.listeners.clone(),
+                health_check: b.health_check.clone(),
+                members: members(w, b, cx),
+                tags: b.tags.clone(),
+            });
+        }
+    }
+    // Buckets and distributions are global, and strongly consistent.
+    for b in w.buckets.values() {
+        if let Some(owner) = owned(&b.tags, stack) {
+            o.buckets.push(ObservedBucket {
+                name: b.name.clone(),
+                owner,
+                public_read: b.public_read,
+                tags: b.tags.clone(),
+            });
+        }
+    }
+    for d in w.distributions.values() {
+        if let Some(owner) = owned(&d.tags, stack) {
+            o.distributions.push(ObservedDistribution {
+                id: d.id.clone(),
+                owner,
+                domain_name: d.domain_name.clone(),
+                status: d.status(now),
+                config: d.config.clone(),
+                tags: d.tags.clone(),
+            });
+        }
+    }
+    o
+}
+
+fn visible_instance(i: &Instance, cx: &Ctx<'_>) -> bool {
+    !i.purged(cx.now) && i.region() == cx.region && cx.sees(i.launched_at)
+}
+
+fn visible_volume(v: &Volume, cx: &Ctx<'_>) -> bool {
+    v.region() == cx.region && cx.sees(v.created_at)
+}
+
+fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> ObservedInstance {
+    let state = i.state(cx.now);
+    ObservedInstance {
+        id: i.id.clone(),
+        owner,
+        zone: i.zone.clone(),
+        state,
+        // EC2 releases a terminated instance's address.
+        private_ip: (state != InstanceState::Terminated).then_some(i.private_ip),
+        launched_at: i.launched_at,
+        image: i.image.clone(),
+        instance_type: i.instance_type.clone(),
+        key_name: i.key_name.clone(),
+        groups: i.groups.clone(),
+        spec_hash: i.tags.get(tags::SPEC_HASH).cloned(),
+        user_data: Some(i.user_data.clone()),
+        tags: i.tags.clone(),
+    }
+}
+
+fn volume(w: &World, v: &Volume, owner: Owner, cx: &Ctx<'_>) -> ObservedVolume {
+    ObservedVolume {
+        id: v.id.clone(),
+        owner,
+        zone: v.zone.clone(),
+        size_gib: v.size_gib,
+        volume_type: v.volume_type,
+        state: w.volume_state(v, cx.now),
+        attachment: w.attachment(v, cx.now).map(|a| ObservedAttachment {
+            instance: a.instance.clone(),
+            device: a.device.clone(),
+        }),
+        created_at: v.created_at,
+        tags: v.tags.clone(),
+    }
+}
+
+/// A snapshot converge took: it carries the stack and volume tags.
+fn snapshot(s: &Snapshot, cx: &Ctx<'_>) -> Option<ObservedSnapshot> {
+    let volume = s.tags.get(tags::VOLUME)?;
+    s.tags.get(tags::STACK)?;
+    Some(ObservedSnapshot {
+        id: s.id.clone(),
+        volume: ResourceName(volume.clone()),
+        volume_id: s.volume_id.clone(),
+        state: s.state(cx.now),
+        started_at: s.started_at,
+        tags: s.tags.clone(),
+    })
+}
+
+fn members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
+    b.members
+        .iter()
+        .filter_map(|(id, reg)| {
+            w.member_state(b, id, reg, cx.now).map(|state| Member {
+                instance: id.clone(),
+                state,
+            })
+        })
+        .collect()
+}
+
+/// The given instances that are visible and carry converge's tags, in the
+/// order asked, each once.
+pub(crate) fn instances(w: &World, ids: &[InstanceId], cx: &Ctx<'_>) -> Vec<ObservedInstance> {
+    let mut out: Vec<ObservedInstance> = Vec::new();
+    for id in ids {
+        if out.iter().any(|o| o.id == *id) {
+            continue;
+        }
+        if let Some(i) = w.instances.get(id).filter(|i| visible_instance(i, cx))
+            && let Some(owner) = Owner::from_tags(&i.tags)
+        {
+            out.push(instance(i, owner, cx));
+        }
+    }
+    out
+}
+
+/// The given volumes that are visible and carry converge's tags.
+pub(crate) fn volumes(w: &World, ids: &[VolumeId], cx: &Ctx<'_>) -> Vec<ObservedVolume> {
+    let mut out: Vec<ObservedVolume> = Vec::new();
+    for id in ids {
+        if out.iter().any(|o| o.id == *id) {
+            continue;
+        }
+        if let Some(v) = w.volumes.get(id).filter(|v| visible_volume(v, cx))
+            && let Some(owner) = Owner::from_tags(&v.tags)
+        {
+            out.push(volume(w, v, owner, cx));
+        }
+    }
+    out
+}
+
+/// One snapshot, if visible and converge's.
+pub(crate) fn snapshot_by_id(
+    w: &World,
+    id: &converge_core::ids::SnapshotId,
+    cx: &Ctx<'_>,
+) -> Option<ObservedSnapshot> {
+    w.snapshots
+        .get(id)
+        .filter(|s| s.region == cx.region && cx.sees(s.started_at))
+        .and_then(|s| snapshot(s, cx))
+}
+
+/// A balancer's members.
+pub(crate) fn balancer_members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
+    members(w, b, cx)
+}
+
+/// One distribution, if it is converge's.
+pub(crate) fn distribution(
+    w: &World,
+    id: &converge_core::ids::DistributionId,
+    cx: &Ctx<'_>,
+) -> Option<ObservedDistribution> {
+    let d = w.distributions.get(id)?;
+    let owner = Owner::from_tags(&d.tags)?;
+    Some(ObservedDistribution {
+        id: d.id.clone(),
+        owner,
+        domain_name: d.domain_name.clone(),
+        status: d.status(cx.now),
+        config: d.config.clone(),
+        tags: d.tags.clone(),
+    })
+}

@@ -1,0 +1,463 @@
+//! The world: everything the local cloud holds, exactly as it is stored in
+//! its file, and the states derived from it at a given moment.
+//!
+//! Time is lazy. A record keeps the moments its transitions happen
+//! (`running_at`, `available_at`, `deployed_at`, …), fixed when the change
+//! was made; a state is computed from them and the clock whenever it is
+//! read. Nothing has to run in the background, and a world left alone for
+//! an hour is an hour older when it is next opened.
+
+use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::ids::{
+    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, SnapshotId, VolumeId, Zone,
+};
+use converge_core::observed::{
+    CloudRule, DistributionConfig, DistributionStatus, InstanceState, MemberState, SnapshotState,
+    VolumeState,
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// The `format` field of every world file.
+pub(crate) const FORMAT: &str = "converge-local-cloud";
+/// The version of the world file's shape; bumped on incompatible changes.
+pub(crate) const VERSION: u32 = 1;
+/// How long a terminated instance stays listed.
+pub(crate) const TERMINATED_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Everything the local cloud holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct World {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The seed of generated IDs.
+    pub seed: u64,
+    /// How many IDs have been generated.
+    pub counter: u64,
+    /// Key pairs by ID.
+    pub key_pairs: BTreeMap<KeyPairId, KeyPair>,
+    /// Security groups by ID.
+    pub groups: BTreeMap<GroupId, Group>,
+    /// Instances by ID, terminated ones included until they are purged.
+    pub instances: BTreeMap<InstanceId, Instance>,
+    /// Volumes by ID.
+    pub volumes: BTreeMap<VolumeId, Volume>,
+    /// Snapshots by ID.
+    pub snapshots: BTreeMap<SnapshotId, Snapshot>,
+    /// Balancers, in creation order (their key is region and name).
+    pub balancers: Vec<Balancer>,
+    /// Buckets by name (global, as in S3).
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Distributions by ID (global, as in CloudFront).
+    pub distributions: BTreeMap<DistributionId, Distribution>,
+    /// RunInstances client tokens, by `region/token`.
+    pub run_tokens: BTreeMap<String, RunToken>,
+    /// CreateVolume client tokens, by `region/token`.
+    pub volume_tokens: BTreeMap<String, VolumeToken>,
+}
+
+/// An imported key pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KeyPair {
+    pub id: KeyPairId,
+    pub region: String,
+    pub name: String,
+    pub public_key: String,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// A security group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Group {
+    pub id: GroupId,
+    pub region: String,
+    pub name: String,
+    pub description: String,
+    pub rules: Vec<CloudRule>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// An instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Instance {
+    pub id: InstanceId,
+    pub zone: Zone,
+    pub image: ImageId,
+    pub instance_type: String,
+    pub key_name: Option<String>,
+    pub groups: Vec<GroupId>,
+    pub user_data: String,
+    pub tags: Tags,
+    pub private_ip: Ipv4Addr,
+    pub launched_at: Timestamp,
+    /// When it leaves `pending`.
+    pub running_at: Timestamp,
+    /// When it was told to terminate (or lost), and when it is gone.
+    pub termination: Option<Termination>,
+}
+
+/// When an instance was terminated.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Termination {
+    /// Shutting down from here.
+    pub requested_at: Timestamp,
+    /// Terminated from here.
+    pub terminated_at: Timestamp,
+}
+
+impl Instance {
+    /// The state at `now`.
+    pub fn state(&self, now: Timestamp) -> InstanceState {
+        match self.termination {
+            Some(t) if now >= t.terminated_at => InstanceState::Terminated,
+            Some(t) if now >= t.requested_at => InstanceState::ShuttingDown,
+            _ if now >= self.running_at => InstanceState::Running,
+            _ => InstanceState::Pending,
+        }
+    }
+
+    /// Whether it no longer exists at all at `now` (terminated long ago).
+    pub fn purged(&self, now: Timestamp) -> bool {
+        self.termination
+            .is_some_and(|t| now >= after(t.terminated_at, TERMINATED_RETENTION))
+    }
+
+    /// Whether it is terminated (or purged) at `now`.
+    pub fn is_gone(&self, now: Timestamp) -> bool {
+        self.state(now) == InstanceState::Terminated
+    }
+
+    /// The region, from the zone.
+    pub fn region(&self) -> &str {
+        region_of(self.zone.as_str())
+    }
+}
+
+/// A volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Volume {
+    pub id: VolumeId,
+    pub zone: Zone,
+    pub size_gib: u32,
+    pub volume_type: VolumeType,
+    pub snapshot: Option<SnapshotId>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+    /// When it leaves `creating`.
+    pub available_at: Timestamp,
+    /// Its attachment, as last set. It no longer holds once the instance
+    /// is terminated ([`World::attachment`]).
+    pub attachment: Option<Attachment>,
+}
+
+impl Volume {
+    /// The region, from the zone.
+    pub fn region(&self) -> &str {
+        region_of(self.zone.as_str())
+    }
+}
+
+/// A volume's attachment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Attachment {
+    pub instance: InstanceId,
+    pub device: String,
+    pub attached_at: Timestamp,
+}
+
+/// A snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub id: SnapshotId,
+    pub region: String,
+    pub volume_id: VolumeId,
+    pub volume_size: u32,
+    pub description: String,
+    pub tags: Tags,
+    pub started_at: Timestamp,
+    pub completed_at: Timestamp,
+}
+
+impl Snapshot {
+    /// The state at `now`.
+    pub fn state(&self, now: Timestamp) -> SnapshotState {
+        if now >= self.completed_at {
+            SnapshotState::Completed
+        } else {
+            SnapshotState::Pending
+        }
+    }
+}
+
+/// A classic load balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Balancer {
+    pub name: String,
+    pub region: String,
+    pub dns_name: String,
+    pub zones: Vec<Zone>,
+    pub listeners: Vec<Listener>,
+    pub health_check: Option<HealthCheck>,
+    /// Registered instances.
+    pub members: BTreeMap<InstanceId, Registration>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// An instance's registration with a balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Registration {
+    pub registered_at: Timestamp,
+    /// How long after it is both registered and running it passes
+    /// `healthyThreshold` checks (fixed at registration).
+    pub healthy_after_ms: u64,
+}
+
+/// A bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub name: String,
+    pub region: String,
+    pub public_read: bool,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// A distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Distribution {
+    pub id: DistributionId,
+    pub domain_name: String,
+    pub caller_reference: String,
+    /// The settings it was created with, to answer a repeated create.
+    pub original: DistributionConfig,
+    pub config: DistributionConfig,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+    /// When the last change has propagated.
+    pub deployed_at: Timestamp,
+}
+
+impl Distribution {
+    /// The status at `now`.
+    pub fn status(&self, now: Timestamp) -> DistributionStatus {
+        if now >= self.deployed_at {
+            DistributionStatus::Deployed
+        } else {
+            DistributionStatus::InProgress
+        }
+    }
+}
+
+/// What a RunInstances client token launched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunToken {
+    /// The request's parameters, to refuse a different request with the
+    /// same token (`IdempotentParameterMismatch`).
+    pub request: String,
+    pub ids: Vec<InstanceId>,
+}
+
+/// What a CreateVolume client token created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct VolumeToken {
+    pub request: String,
+    pub id: VolumeId,
+}
+
+impl World {
+    /// An empty world whose IDs derive from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            seed,
+            counter: 0,
+            key_pairs: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            balancers: Vec::new(),
+            buckets: BTreeMap::new(),
+            distributions: BTreeMap::new(),
+            run_tokens: BTreeMap::new(),
+            volume_tokens: BTreeMap::new(),
+        }
+    }
+
+    /// The next 64 pseudo-random bits: a pure function of the seed and the
+    /// counter, so a world replays the same IDs.
+    pub fn next_u64(&mut self) -> u64 {
+        self.counter += 1;
+        splitmix64(self.seed ^ splitmix64(self.counter))
+    }
+
+    /// `n` lowercase hex digits.
+    pub fn next_hex(&mut self, n: usize) -> String {
+        self.next_chars(n, b"0123456789abcdef")
+    }
+
+    /// `n` characters drawn from `alphabet`.
+    pub fn next_chars(&mut self, n: usize, alphabet: &[u8]) -> String {
+        let mut s = String::with_capacity(n);
+        let mut bits = self.next_u64();
+        let mut left = 64 / 6;
+        for _ in 0..n {
+            if left == 0 {
+                bits = self.next_u64();
+                left = 64 / 6;
+            }
+            let i = (bits % alphabet.len() as u64) as usize;
+            bits /= alphabet.len() as u64;
+            left -= 1;
+            s.push(char::from(alphabet[i]));
+        }
+        s
+    }
+
+    /// An instance that exists at `now` (not purged), regardless of
+    /// visibility.
+    pub fn instance(&self, id: &InstanceId, now: Timestamp) -> Option<&Instance> {
+        self.instances.get(id).filter(|i| !i.purged(now))
+    }
+
+    /// A volume's attachment, if it still holds at `now`: attachments end
+    /// when their instance is terminated.
+    pub fn attachment<'a>(&self, v: &'a Volume, now: Timestamp) -> Option<&'a Attachment> {
+        v.attachment.as_ref().filter(|a| {
+            self.instance(&a.instance, now)
+                .is_some_and(|i| !i.is_gone(now))
+        })
+    }
+
+    /// A volume's state at `now`.
+    pub fn volume_state(&self, v: &Volume, now: Timestamp) -> VolumeState {
+        if now < v.available_at {
+            VolumeState::Creating
+        } else if self.attachment(v, now).is_some() {
+            VolumeState::InUse
+        } else {
+            VolumeState::Available
+        }
+    }
+
+    /// A balancer member's health at `now`, or `None` once the instance is
+    /// terminated (the balancer drops it).
+    pub fn member_state(
+        &self,
+        b: &Balancer,
+        id: &InstanceId,
+        reg: &Registration,
+        now: Timestamp,
+    ) -> Option<MemberState> {
+        let i = self.instance(id, now)?;
+        match i.state(now) {
+            InstanceState::Terminated => None,
+            InstanceState::Running if b.zones.contains(&i.zone) => {
+                let since = reg.registered_at.max(i.running_at);
+                let healthy_at = after(since, Duration::from_millis(reg.healthy_after_ms));
+                Some(if now >= healthy_at {
+                    MemberState::InService
+                } else {
+                    MemberState::OutOfService
+                })
+            }
+            _ => Some(MemberState::OutOfService),
+        }
+    }
+
+    /// A balancer by region and name.
+    pub fn balancer(&self, region: &str, name: &str) -> Option<&Balancer> {
+        self.balancers
+            .iter()
+            .find(|b| b.region == region && b.name == name)
+    }
+
+    /// A balancer by region and name, to change it.
+    pub fn balancer_mut(&mut self, region: &str, name: &str) -> Option<&mut Balancer> {
+        self.balancers
+            .iter_mut()
+            .find(|b| b.region == region && b.name == name)
+    }
+
+    /// Makes what time has done permanent before a change is saved:
+    /// terminated instances leave their volumes and balancers, and are
+    /// purged an hour later with the client tokens that named them. Reads
+    /// derive the same states without this.
+    pub fn settle(&mut self, now: Timestamp) {
+        let gone: Vec<InstanceId> = self
+            .instances
+            .values()
+            .filter(|i| i.is_gone(now))
+            .map(|i| i.id.clone())
+            .collect();
+        for v in self.volumes.values_mut() {
+            if v.attachment.as_ref().is_some_and(|a| {
+                gone.contains(&a.instance) || !self.instances.contains_key(&a.instance)
+            }) {
+                v.attachment = None;
+            }
+        }
+        for b in &mut self.balancers {
+            b.members
+                .retain(|id, _| self.instances.contains_key(id) && !gone.contains(id));
+        }
+        self.instances.retain(|_, i| !i.purged(now));
+        let instances = &self.instances;
+        self.run_tokens
+            .retain(|_, t| t.ids.iter().any(|id| instances.contains_key(id)));
+        let volumes = &self.volumes;
+        self.volume_tokens
+            .retain(|_, t| volumes.contains_key(&t.id));
+    }
+}
+
+/// The region a zone belongs to: `us-east-1a` → `us-east-1`.
+pub(crate) fn region_of(zone: &str) -> &str {
+    zone.trim_end_matches(|c: char| c.is_ascii_lowercase())
+}
+
+/// `t + d`, saturating.
+pub(crate) fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_replay_from_seed_and_counter() {
+        let mut a = World::new(7);
+        let mut b = World::new(7);
+        let mut c = World::new(8);
+        let (x, y, z) = (a.next_hex(17), b.next_hex(17), c.next_hex(17));
+        assert_eq!(x, y);
+        assert_ne!(x, z);
+        assert_eq!(x.len(), 17);
+        assert!(x.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.next_hex(17), x);
+    }
+
+    #[test]
+    fn regions_come_from_zones() {
+        assert_eq!(region_of("us-east-1a"), "us-east-1");
+        assert_eq!(region_of("eu-west-3c"), "eu-west-3");
+    }
+}

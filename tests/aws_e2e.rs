@@ -1,0 +1,617 @@
+//! The AWS backend end to end, through the real SDK over HTTP against a
+//! moto server (`source scripts/moto.sh start` sets
+//! `CONVERGE_TEST_AWS_ENDPOINT`; without it every test here says it was
+//! skipped and passes). Each test runs in an AWS account of its own on the
+//! shared server (moto's `x-moto-account-id` header) with a stack and
+//! bucket name of its own, so tests run in parallel without seeing each
+//! other.
+//!
+//! Where moto is simply incomplete the assertions follow the real API's
+//! semantics and say so: instances are `running` at once, balancer health
+//! is `InService` for every running instance, distributions deploy on the
+//! next read, and client tokens are not enforced (converge's idempotency
+//! on re-runs rests on ownership tags set at creation, which moto keeps).
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
+use converge::cloud::aws::{AwsCloud, AwsOptions, RetryMode};
+use converge::cloud::{Cloud, ErrorKind, Op};
+use converge::commands::observe_and_plan;
+use converge::core::desired::{DeletionPolicy, Desired, Tags};
+use converge::core::ids::{GroupId, InstanceId, Kind, ResourceName, tags};
+use converge::core::observed::{InstanceState, Observed, Owner, VolumeState};
+use converge::core::plan::{ChangeAction, Plan, Step};
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Monday 10:00 in Toronto: the app fleet's weekday schedule gives 3.
+const AT: &str = "2026-03-09T14:00:00Z";
+
+fn at() -> Timestamp {
+    AT.parse().unwrap()
+}
+
+fn endpoint() -> Option<String> {
+    std::env::var("CONVERGE_TEST_AWS_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+}
+
+/// Returns from the test, saying why, when no moto server is configured.
+macro_rules! moto_or_skip {
+    () => {
+        match endpoint() {
+            Some(e) => e,
+            None => {
+                eprintln!(
+                    "skipped: CONVERGE_TEST_AWS_ENDPOINT is not set; run `source scripts/moto.sh start` (scripts/test.sh does)"
+                );
+                return;
+            }
+        }
+    };
+}
+
+struct Env {
+    cloud: Arc<AwsCloud>,
+    desired: Desired,
+}
+
+/// A fresh account on the moto server and the SmallPayroll stack renamed
+/// for this test.
+async fn env(endpoint: String, test: &str, throttle: Option<f64>) -> Env {
+    let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
+    let cloud = AwsCloud::connect(
+        AwsOptions {
+            region: None,
+            endpoint_url: Some(endpoint),
+            moto_account: Some(account),
+            inject_throttling: throttle,
+            // With 30% of requests throttled, about 3% of calls still fail
+            // after the SDK's 3 attempts and are left to converge's own
+            // retries (the executor's, and whole observations).
+            max_attempts: Some(3),
+            // The adaptive rate limiter starts cold and would crawl here.
+            retry_mode: if throttle.is_some() {
+                RetryMode::Standard
+            } else {
+                RetryMode::Adaptive
+            },
+            initial_backoff: Some(Duration::from_millis(5)),
+            ..AwsOptions::default()
+        },
+        "us-east-1",
+    )
+    .await
+    .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+    let mut desired = converge::manifest::load(&dir, &|_| None).unwrap().desired;
+    let suffix = fastrand::u32(..).to_string();
+    desired.stack = ResourceName(format!("{test}-{suffix}"));
+    // Bucket names are global on the server, across accounts.
+    let old = ResourceName::from("smallpayroll-assets");
+    let new = ResourceName(format!("sp-assets-{test}-{suffix}"));
+    let bucket = desired.buckets.remove(&old).unwrap();
+    desired.buckets.insert(new.clone(), bucket);
+    for cdn in desired.cdns.values_mut() {
+        if cdn.origin_bucket == old {
+            cdn.origin_bucket = new.clone();
+        }
+    }
+    Env {
+        cloud: Arc::new(cloud),
+        desired,
+    }
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        parallelism: 10,
+        retry: RetryPolicy::fast(),
+        wait_timeout: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(50),
+        ..ApplyOptions::default()
+    }
+}
+
+async fn plan_for(env: &Env, desired: &Desired) -> (Observed, Plan) {
+    observe_and_plan(&*env.cloud, desired, at(), &BTreeMap::new())
+        .await
+        .unwrap()
+}
+
+fn failures(r: &Report) -> String {
+    r.steps
+        .values()
+        .filter(|(_, res)| !matches!(res, StepResult::Done))
+        .map(|(what, res)| format!("{what}: {res:?}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn apply(env: &Env, plan: &Plan) -> Report {
+    let r = execute(env.cloud.clone(), plan, options(), Arc::new(Quiet)).await;
+    assert!(r.is_success(), "apply failed:\n{}", failures(&r));
+    r
+}
+
+fn steps(plan: &Plan) -> String {
+    plan.steps
+        .iter()
+        .map(|s| s.describe())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Plans and applies until the plan is empty (once, normally), and checks
+/// that a second plan has nothing to do.
+async fn converge(env: &Env, desired: &Desired) -> Observed {
+    let (_, plan) = plan_for(env, desired).await;
+    apply(env, &plan).await;
+    let (observed, again) = plan_for(env, desired).await;
+    assert!(
+        !again.has_changes(),
+        "a plan right after apply still has steps:\n{}",
+        steps(&again)
+    );
+    observed
+}
+
+fn live(o: &Observed, fleet: &str) -> Vec<InstanceId> {
+    o.instances
+        .iter()
+        .filter(|i| i.owner.name.as_str() == fleet && i.state.is_live())
+        .map(|i| i.id.clone())
+        .collect()
+}
+
+/// The whole SmallPayroll stack is there, once.
+fn assert_smallpayroll(o: &Observed) {
+    assert_eq!(o.key_pairs.len(), 1, "{:?}", o.key_pairs);
+    assert_eq!(o.security_groups.len(), 2);
+    assert_eq!(live(o, "db").len(), 1);
+    assert_eq!(live(o, "app").len(), 3);
+    assert_eq!(live(o, "job").len(), 0);
+    assert_eq!(o.volumes.len(), 1);
+    let db = &live(o, "db")[0];
+    let v = &o.volumes[0];
+    assert_eq!(v.state, VolumeState::InUse);
+    let a = v.attachment.as_ref().unwrap();
+    assert_eq!((&a.instance, a.device.as_str()), (db, "/dev/sdj"));
+    assert_eq!(o.balancers.len(), 1);
+    let mut members: Vec<InstanceId> = o.balancers[0]
+        .members
+        .iter()
+        .map(|m| m.instance.clone())
+        .collect();
+    members.sort();
+    let mut app = live(o, "app");
+    app.sort();
+    assert_eq!(members, app, "balancer members are the app instances");
+    assert_eq!(o.buckets.len(), 1);
+    assert_eq!(o.distributions.len(), 1);
+    let d = &o.distributions[0];
+    assert_eq!(d.config.aliases.len(), 4);
+    assert_eq!(d.config.comment, "SmallPayroll static assets");
+}
+
+fn total_calls(cloud: &AwsCloud) -> u64 {
+    cloud.stats().iter().map(|c| c.calls).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smallpayroll_applies_and_a_second_plan_has_no_changes() {
+    let e = env(moto_or_skip!(), "apply", None).await;
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    assert!(plan.has_changes());
+    // Launches are batched per fleet and zone.
+    let launches: Vec<_> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Launch {
+                fleet, zone, count, ..
+            } => Some((fleet.to_string(), zone.to_string(), *count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        launches.len(),
+        3,
+        "db in one zone, app in two: {launches:?}"
+    );
+    e.cloud.reset_stats();
+    apply(&e, &plan).await;
+    let runs: u64 = e
+        .cloud
+        .stats()
+        .iter()
+        .filter(|c| c.operation == "RunInstances")
+        .map(|c| c.calls)
+        .sum();
+    assert_eq!(runs, 3, "one RunInstances per fleet and zone");
+
+    e.cloud.reset_stats();
+    let (observed, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert!(
+        again
+            .changes
+            .iter()
+            .all(|c| c.action == ChangeAction::NoChange)
+    );
+    let calls = e.cloud.stats();
+    eprintln!(
+        "no-change plan of SmallPayroll: {} calls: {calls:?}",
+        total_calls(&e.cloud)
+    );
+    // Constant per kind: 5 EC2 describes, ELB list + tags + health, S3
+    // list + tags + policy, CloudFront list + get + tags.
+    assert!(total_calls(&e.cloud) <= 14, "{calls:?}");
+    assert_smallpayroll(&observed);
+    // Every instance carries the ownership tags and the launch-spec hash.
+    for i in &observed.instances {
+        assert!(i.spec_hash.is_some());
+        assert_eq!(i.owner.stack, e.desired.stack);
+    }
+    let outputs = converge::commands::outputs(&e.desired, &observed);
+    let names: Vec<&str> = outputs.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(names.contains(&"Balancer/web.dnsName"), "{names:?}");
+    assert!(names.contains(&"Cdn/assets.domainName"), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_instances_are_replaced_and_registered() {
+    let e = env(moto_or_skip!(), "lost", None).await;
+    let before = converge(&e, &e.desired).await;
+    let app = live(&before, "app");
+    let db = live(&before, "db");
+    // Lost out of band: an app server and the database server.
+    e.cloud
+        .act(&Op::TerminateInstances {
+            ids: vec![app[0].clone(), db[0].clone()],
+        })
+        .await
+        .unwrap();
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    let launches = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Launch { .. }))
+        .count();
+    assert!(launches >= 2, "replacements planned:\n{}", steps(&plan));
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert_smallpayroll(&after);
+    assert!(!live(&after, "app").contains(&app[0]));
+    let new_db = &live(&after, "db")[0];
+    assert_ne!(new_db, &db[0]);
+    // The volume followed the database to its new server.
+    assert_eq!(
+        &after.volumes[0].attachment.as_ref().unwrap().instance,
+        new_db
+    );
+    assert!(
+        !after.balancers[0]
+            .members
+            .iter()
+            .any(|m| m.instance == app[0]),
+        "the lost instance is no longer a member"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_removed_from_the_manifests_is_kept() {
+    let mut e = env(moto_or_skip!(), "keep", None).await;
+    let pgdata = ResourceName::from("pgdata");
+    e.desired.volumes.get_mut(&pgdata).unwrap().deletion_policy = DeletionPolicy::Retain;
+    let before = converge(&e, &e.desired).await;
+    let volume = before.volumes[0].id.clone();
+    let mut without = e.desired.clone();
+    without.volumes.remove(&pgdata);
+    let (_, plan) = plan_for(&e, &without).await;
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.key.kind == Kind::Volume)
+        .unwrap();
+    assert!(
+        matches!(change.action, ChangeAction::DeleteBlocked { .. }),
+        "{:?}",
+        change.action
+    );
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::DeleteVolume { .. })),
+        "{}",
+        steps(&plan)
+    );
+    apply(&e, &plan).await;
+    let (after, _) = plan_for(&e, &without).await;
+    assert!(
+        after.volumes.iter().any(|v| v.id == volume),
+        "the volume is kept"
+    );
+    e.desired = without;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_everything_but_what_is_retained() {
+    let e = env(moto_or_skip!(), "destroy", None).await;
+    let before = converge(&e, &e.desired).await;
+    let empty = Desired::empty(e.desired.stack.clone(), e.desired.region.clone());
+    let (_, plan) = plan_for(&e, &empty).await;
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &empty).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert!(after.key_pairs.is_empty());
+    assert!(after.security_groups.is_empty());
+    assert!(
+        after
+            .instances
+            .iter()
+            .all(|i| i.state == InstanceState::Terminated)
+    );
+    assert!(after.balancers.is_empty());
+    assert!(after.distributions.is_empty());
+    // pgdata says `snapshot`: a final snapshot, then the volume goes.
+    assert!(after.volumes.is_empty());
+    assert!(
+        after
+            .snapshots
+            .iter()
+            .any(|s| s.volume.as_str() == "pgdata" && s.volume_id == before.volumes[0].id),
+        "{:?}",
+        after.snapshots
+    );
+    // The bucket says `retain`.
+    assert_eq!(after.buckets.len(), 1);
+    assert!(
+        again.changes.iter().any(|c| c.key.kind == Kind::Bucket
+            && matches!(c.action, ChangeAction::DeleteBlocked { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_apply_run_again_creates_no_duplicates() {
+    let e = env(moto_or_skip!(), "killed", None).await;
+    // First run: killed after half of the steps.
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    let k = plan.steps.len() / 2;
+    let mut prefix = plan.clone();
+    prefix.steps.truncate(k);
+    prefix.edges.retain(|(a, b)| *a < k && *b < k);
+    apply(&e, &prefix).await;
+    // Second run: aborted mid-flight, wherever it is.
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    let cloud: Arc<dyn Cloud> = e.cloud.clone();
+    let _ = tokio::time::timeout(
+        Duration::from_millis(300),
+        execute(cloud, &plan, options(), Arc::new(Quiet)),
+    )
+    .await;
+    // Third run: to the end.
+    let observed = converge(&e, &e.desired).await;
+    assert_smallpayroll(&observed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_survived() {
+    let e = env(moto_or_skip!(), "throttle", Some(0.3)).await;
+    let observed = converge(&e, &e.desired).await;
+    assert_smallpayroll(&observed);
+    assert!(e.cloud.injected_throttles() > 0, "throttling was injected");
+    eprintln!(
+        "{} of {} requests answered with a throttling error",
+        e.cloud.injected_throttles(),
+        total_calls(&e.cloud)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_operation_and_carry_the_aws_code() {
+    let e = env(moto_or_skip!(), "errors", None).await;
+    let err = e
+        .cloud
+        .act(&Op::DeleteGroup {
+            group: GroupId::from("sg-00000000000000000"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.operation, "DeleteSecurityGroup");
+    assert_eq!(err.code, "InvalidGroup.NotFound");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(
+        err.to_string()
+            .starts_with("DeleteSecurityGroup failed: InvalidGroup.NotFound: ")
+    );
+}
+
+fn owner_tags(stack: &ResourceName, kind: Kind, name: &str) -> Tags {
+    Owner {
+        stack: stack.clone(),
+        kind,
+        name: ResourceName::from(name),
+    }
+    .to_tags()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_without_converges_tags_are_never_adopted() {
+    let e = env(moto_or_skip!(), "foreign", None).await;
+    let stack = e.desired.stack.clone();
+    let bucket = format!("foreign-{}", fastrand::u32(..));
+    let mut team = Tags::new();
+    team.insert("team".into(), "other".into());
+    // Someone else's bucket and key pair, with the names converge would use.
+    e.cloud
+        .act(&Op::CreateBucket {
+            name: bucket.clone(),
+            tags: team.clone(),
+        })
+        .await
+        .unwrap();
+    let key = format!("{stack}-main");
+    let public_key = e
+        .desired
+        .key_pairs
+        .values()
+        .next()
+        .unwrap()
+        .public_key
+        .clone();
+    e.cloud
+        .act(&Op::CreateKeyPair {
+            name: key.clone(),
+            public_key: public_key.clone(),
+            tags: team,
+        })
+        .await
+        .unwrap();
+    let err = e
+        .cloud
+        .act(&Op::CreateBucket {
+            name: bucket.clone(),
+            tags: owner_tags(&stack, Kind::Bucket, &bucket),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    let err = e
+        .cloud
+        .act(&Op::CreateKeyPair {
+            name: key,
+            public_key,
+            tags: owner_tags(&stack, Kind::KeyPair, "main"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    let observed = e.cloud.observe(&stack).await.unwrap();
+    assert!(observed.buckets.is_empty() && observed.key_pairs.is_empty());
+    // Tags were not touched either.
+    let _ = tags::STACK;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_instance_type_replaces_instances_in_a_rolling_way() {
+    let mut e = env(moto_or_skip!(), "rolling", None).await;
+    let before = converge(&e, &e.desired).await;
+    let old = live(&before, "app");
+    let app = ResourceName::from("app");
+    e.desired.fleets.get_mut(&app).unwrap().instance_type = "m1.medium".into();
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.key.kind == Kind::Fleet && c.key.name == app)
+        .unwrap();
+    assert!(
+        matches!(change.action, ChangeAction::Replace { .. }),
+        "{:?}",
+        change.action
+    );
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert_smallpayroll(&after);
+    for i in after
+        .instances
+        .iter()
+        .filter(|i| i.owner.name == app && i.state.is_live())
+    {
+        assert_eq!(i.instance_type, "m1.medium");
+        assert!(!old.contains(&i.id), "{} should have been replaced", i.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_security_groups_are_applied_in_place() {
+    let mut e = env(moto_or_skip!(), "groups", None).await;
+    let before = converge(&e, &e.desired).await;
+    let app = ResourceName::from("app");
+    e.desired
+        .fleets
+        .get_mut(&app)
+        .unwrap()
+        .security_groups
+        .push(ResourceName::from("db"));
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Launch { .. } | Step::Terminate { .. })),
+        "{}",
+        steps(&plan)
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, Step::SetInstanceGroups { .. }))
+    );
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert_eq!(
+        live(&after, "app"),
+        live(&before, "app"),
+        "the same instances"
+    );
+    for i in after
+        .instances
+        .iter()
+        .filter(|i| i.owner.name == app && i.state.is_live())
+    {
+        assert_eq!(i.groups.len(), 2, "{:?}", i.groups);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_access_and_distribution_settings_change_in_place() {
+    let mut e = env(moto_or_skip!(), "inplace", None).await;
+    let before = converge(&e, &e.desired).await;
+    let bucket = e.desired.buckets.keys().next().unwrap().clone();
+    e.desired.buckets.get_mut(&bucket).unwrap().public_read = true;
+    let cdn = e
+        .desired
+        .cdns
+        .get_mut(&ResourceName::from("assets"))
+        .unwrap();
+    cdn.aliases.truncate(2);
+    cdn.comment = "assets, fewer names".into();
+    cdn.default_root_object = None;
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    assert!(plan.steps.iter().any(|s| matches!(
+        s,
+        Step::SetBucketPublicRead {
+            public_read: true,
+            ..
+        }
+    )));
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, Step::UpdateDistribution { .. }))
+    );
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert!(after.buckets[0].public_read);
+    let d = &after.distributions[0];
+    assert_eq!(d.id, before.distributions[0].id, "updated, not replaced");
+    assert_eq!(d.config.aliases.len(), 2);
+    assert_eq!(d.config.comment, "assets, fewer names");
+    assert_eq!(d.config.default_root_object, None);
+    // And back: the policy statement goes again.
+    e.desired.buckets.get_mut(&bucket).unwrap().public_read = false;
+    let after = converge(&e, &e.desired).await;
+    assert!(!after.buckets[0].public_read);
+}

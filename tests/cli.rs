@@ -1,0 +1,392 @@
+//! The real `converge` binary, run in a temporary directory against the
+//! embedded local cloud (delays set to zero): what a user types, what they
+//! see, and the exit codes the README promises.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Monday 10:00 in Toronto: the app fleet's weekday rule gives 3.
+const WEEKDAY: &str = "2026-03-09T10:00:00-04:00";
+/// Sunday noon in Toronto: the weekend gives 2.
+const WEEKEND: &str = "2026-03-08T12:00:00-04:00";
+
+/// A scratch working directory holding a copy of the SmallPayroll stack.
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = dir.path().join("stack");
+        std::fs::create_dir(&stack).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), stack.join(entry.file_name())).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn stack(&self) -> PathBuf {
+        self.dir.path().join("stack")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.stack().join(name)
+    }
+
+    /// Runs converge here with zero local-cloud delays and no colour.
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_converge"));
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("CONVERGE_LOCAL_DELAYS", "zero")
+            .env_remove("CONVERGE_LOCAL_FAULTS")
+            .env_remove("CONVERGE_CLOUD")
+            .env_remove("CONVERGE_STATE_DIR")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run(cmd.output().unwrap())
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.file(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `converge local ls`, as lines.
+    fn ls(&self) -> Vec<String> {
+        let r = self.run(&["local", "ls"]);
+        r.ok();
+        r.stdout().lines().map(str::to_owned).collect()
+    }
+
+    /// IDs of the live instances of `fleet` in `converge local ls`.
+    fn instances(&self, fleet: &str) -> Vec<String> {
+        self.ls()
+            .iter()
+            .filter(|l| l.starts_with("instance"))
+            .filter(|l| {
+                l.contains(&format!("Fleet/{fleet} ")) || l.contains(&format!("Fleet/{fleet}\t"))
+            })
+            .filter(|l| l.contains("running") || l.contains("pending"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+            .collect()
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    #[track_caller]
+    fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    fn ok(&self) -> &Self {
+        self.expect(0)
+    }
+}
+
+#[test]
+fn validate_accepts_the_example_stack() {
+    let w = Workdir::new();
+    let r = w.run(&["validate", "stack"]);
+    r.ok();
+    assert!(
+        r.stdout().contains("stack smallpayroll is valid"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        !w.dir.path().join(".converge").exists(),
+        "validate touched the cloud"
+    );
+}
+
+#[test]
+fn validate_names_file_resource_and_field_and_exits_1() {
+    let w = Workdir::new();
+    w.edit(
+        "30-app.yaml",
+        "instanceType: m1.small",
+        "instanceTyp: m1.small",
+    );
+    w.edit("10-network.yaml", "port: 5432", "port: 70000");
+    let r = w.run(&["validate", "stack"]);
+    r.expect(1);
+    let err = r.stderr();
+    assert!(err.contains("30-app.yaml"), "{err}");
+    assert!(err.contains("Fleet/app"), "{err}");
+    assert!(err.contains("instanceTyp"), "{err}");
+    // Every error is reported, not only the first.
+    assert!(err.contains("10-network.yaml"), "{err}");
+    assert!(err.contains("70000"), "{err}");
+    // Planning refuses the same way, and touches nothing.
+    w.run(&["plan", "stack"]).expect(1);
+    assert!(!w.dir.path().join(".converge/local-cloud.json").exists());
+}
+
+#[test]
+fn plan_is_deterministic_and_detailed_exitcode_says_changes() {
+    let w = Workdir::new();
+    let a = w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"]);
+    a.expect(2);
+    let b = w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"]);
+    assert_eq!(
+        a.stdout(),
+        b.stdout(),
+        "the same inputs gave different output"
+    );
+    let out = a.stdout();
+    assert!(out.contains("Fleet/app"), "{out}");
+    assert!(out.contains("(known after apply)"), "{out}");
+    assert!(!out.contains("\u{1b}["), "colour on a pipe: {out}");
+    for format in ["json", "markdown"] {
+        let x = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", format]);
+        x.ok();
+        let y = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", format]);
+        assert_eq!(x.stdout(), y.stdout());
+    }
+    let json = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert!(v["format_version"].is_number(), "{v}");
+}
+
+#[test]
+fn plan_at_reads_the_schedule_at_that_moment() {
+    let w = Workdir::new();
+    let weekday = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", "json"]);
+    let weekend = w.run(&["plan", "stack", "--at", WEEKEND, "--format", "json"]);
+    let count = |r: &Run| {
+        let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| &s["op"])
+            .filter(|op| op["step"] == "launch" && op["fleet"] == "app")
+            .map(|op| op["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(count(&weekday), 3, "{}", weekday.stdout());
+    assert_eq!(count(&weekend), 2, "{}", weekend.stdout());
+}
+
+#[test]
+fn a_bad_at_is_a_clear_error() {
+    let w = Workdir::new();
+    let r = w.run(&["plan", "stack", "--at", "2026-03-09 08:30"]);
+    r.expect(1);
+    assert!(r.stderr().contains("--at"), "{}", r.stderr());
+    assert!(r.stderr().contains("RFC 3339"), "{}", r.stderr());
+}
+
+#[test]
+fn apply_without_a_terminal_needs_yes() {
+    let w = Workdir::new();
+    let r = w.run(&["apply", "stack", "--at", WEEKDAY]);
+    r.expect(1);
+    assert!(r.stderr().contains("--yes"), "{}", r.stderr());
+    assert!(w.instances("app").is_empty());
+}
+
+#[test]
+fn apply_converges_then_plan_shows_no_changes_and_apply_again_does_nothing() {
+    let w = Workdir::new();
+    let r = w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]);
+    r.ok();
+    let out = r.stdout();
+    assert!(out.contains("Outputs:"), "{out}");
+    assert!(out.contains("Balancer/web.dnsName"), "{out}");
+    assert!(out.contains("Cdn/assets.domainName"), "{out}");
+    assert!(out.contains("Fleet/db.privateIp"), "{out}");
+    assert_eq!(w.instances("app").len(), 3);
+    assert_eq!(w.instances("db").len(), 1);
+    assert!(w.instances("job").is_empty(), "autoscale min is 0");
+
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    let before = w.ls();
+    let again = w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]);
+    again.ok();
+    assert_eq!(before, w.ls(), "a second apply changed the cloud");
+
+    // The weekend gives 2 app servers.
+    w.run(&["apply", "stack", "--yes", "--at", WEEKEND]).ok();
+    assert_eq!(w.instances("app").len(), 2);
+}
+
+#[test]
+fn a_lost_instance_shows_as_a_change_and_apply_heals_it() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let db = w.instances("db");
+    assert_eq!(db.len(), 1);
+    let r = w.run(&["local", "terminate", &db[0]]);
+    r.ok();
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"]);
+    plan.expect(2);
+    assert!(plan.stdout().contains("Fleet/db"), "{}", plan.stdout());
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let healed = w.instances("db");
+    assert_eq!(healed.len(), 1);
+    assert_ne!(healed, db);
+    // The volume follows the database server.
+    let ls = w.ls();
+    let volume = ls.iter().find(|l| l.contains("Volume/pgdata")).unwrap();
+    assert!(volume.contains("in-use"), "{volume}");
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+}
+
+#[test]
+fn a_saved_plan_is_applied_and_refused_once_the_world_changed() {
+    let w = Workdir::new();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--out", "plan.json"])
+        .ok();
+    // Applying a saved plan asks nothing more: it was reviewed.
+    w.run(&["apply", "--plan", "plan.json"]).ok();
+    assert_eq!(w.instances("app").len(), 3);
+
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--out", "stale.json"])
+        .ok();
+    let app = w.instances("app");
+    w.run(&["local", "terminate", &app[0]]).ok();
+    let r = w.run(&["apply", "--plan", "stale.json"]);
+    r.expect(1);
+    assert!(r.stderr().contains("changed"), "{}", r.stderr());
+    assert_eq!(w.instances("app").len(), 2, "a refused plan acted");
+}
+
+#[test]
+fn destroy_keeps_what_deletion_policies_retain() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["destroy", "stack"]).expect(1);
+    let r = w.run(&["destroy", "stack", "--yes"]);
+    r.ok();
+    let ls = w.ls();
+    assert!(
+        w.instances("app").is_empty() && w.instances("db").is_empty(),
+        "{ls:?}"
+    );
+    // The bucket is retained; the volume (deletionPolicy: snapshot) leaves
+    // a final snapshot behind.
+    assert!(
+        ls.iter().any(|l| l.contains("smallpayroll-assets")),
+        "{ls:?}"
+    );
+    assert!(ls.iter().any(|l| l.starts_with("snapshot")), "{ls:?}");
+    assert!(
+        !ls.iter()
+            .any(|l| l.contains("Cdn/assets") && !l.contains("deleted")),
+        "{ls:?}"
+    );
+}
+
+#[test]
+fn an_apply_killed_mid_way_and_run_again_creates_no_duplicates() {
+    let w = Workdir::new();
+    // The local cloud dies (the process exits) after a few mutating calls.
+    let killed = w.run_env(
+        &["apply", "stack", "--yes", "--at", WEEKDAY],
+        &[("CONVERGE_LOCAL_FAULTS", "crash_after=6")],
+    );
+    assert_ne!(killed.code(), 0, "{}", killed.stdout());
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    assert_eq!(w.instances("app").len(), 3);
+    assert_eq!(w.instances("db").len(), 1);
+    let ls = w.ls();
+    let volumes = ls.iter().filter(|l| l.contains("Volume/pgdata")).count();
+    assert_eq!(volumes, 1, "{ls:?}");
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+}
+
+#[test]
+fn throttling_and_lagging_describes_are_survived() {
+    let w = Workdir::new();
+    let faults = [("CONVERGE_LOCAL_FAULTS", "throttle=0.3,lag=200ms,seed=11")];
+    w.run_env(&["apply", "stack", "--yes", "--at", WEEKDAY], &faults)
+        .ok();
+    w.run_env(
+        &["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"],
+        &faults,
+    )
+    .ok();
+    assert_eq!(w.instances("app").len(), 3);
+}
+
+#[test]
+fn local_ls_shows_one_line_per_resource() {
+    let w = Workdir::new();
+    let empty = w.run(&["local", "ls"]);
+    empty.ok();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let ls = w.ls();
+    assert!(ls[0].contains("ID") && ls[0].contains("STATE"), "{ls:?}");
+    for needle in [
+        "Fleet/app",
+        "Fleet/db",
+        "Volume/pgdata",
+        "SecurityGroup/web",
+        "SecurityGroup/db",
+        "KeyPair/main",
+        "Balancer/web",
+        "smallpayroll-assets",
+        "Cdn/assets",
+    ] {
+        assert!(
+            ls.iter().any(|l| l.contains(needle)),
+            "{needle} missing: {ls:?}"
+        );
+    }
+    let r = w.run(&["local", "terminate", "i-0000000000000dead"]);
+    r.expect(1);
+}
+
+#[test]
+fn schema_prints_every_kind() {
+    let w = Workdir::new();
+    let r = w.run(&["schema"]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    let kinds = v.as_object().unwrap().len();
+    assert_eq!(kinds, 8, "{v}");
+}
+
+#[test]
+fn the_aws_cloud_needs_no_local_state() {
+    let w = Workdir::new();
+    let r = w.run(&["local", "ls", "--cloud", "aws"]);
+    r.expect(1);
+    assert!(r.stderr().contains("local cloud"), "{}", r.stderr());
+}
