@@ -1,7 +1,8 @@
 //! The AWS backend end to end, through the real SDK over HTTP against a
 //! moto server (`source scripts/moto.sh start` sets
 //! `CONVERGE_TEST_AWS_ENDPOINT`; without it every test here says it was
-//! skipped and passes). Each test runs in an AWS account of its own on the
+//! skipped and passes, unless `CONVERGE_REQUIRE_MOTO` is set, as
+//! `scripts/test.sh` does, and then it fails). Each test runs in an AWS account of its own on the
 //! shared server (moto's `x-moto-account-id` header) with a stack and
 //! bucket name of its own, so tests run in parallel without seeing each
 //! other.
@@ -47,6 +48,10 @@ macro_rules! moto_or_skip {
         match endpoint() {
             Some(e) => e,
             None => {
+                assert!(
+                    std::env::var_os("CONVERGE_REQUIRE_MOTO").is_none(),
+                    "CONVERGE_REQUIRE_MOTO is set but CONVERGE_TEST_AWS_ENDPOINT is not: the moto server did not start"
+                );
                 eprintln!(
                     "skipped: CONVERGE_TEST_AWS_ENDPOINT is not set; run `source scripts/moto.sh start` (scripts/test.sh does)"
                 );

@@ -1,0 +1,307 @@
+//! The engine's fixed point, end to end on the local cloud: from random
+//! observed states (what an earlier version of the manifests left, then
+//! disturbed: instances lost, a stray version still running), applying the
+//! plan for the target manifests and planning again leaves no changes, and
+//! applying twice equals applying once.
+//!
+//! Manifests are generated as YAML text and read by the real loader, the
+//! cloud is an in-memory local cloud with zero delays, and the plan is
+//! carried out by the real executor.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
+use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, ResourceType};
+use converge::cloud::{Cloud, SystemClock};
+use converge::commands::observe_and_plan;
+use converge::core::desired::Desired;
+use converge::manifest;
+use jiff::Timestamp;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Monday 10:00 in Toronto.
+const AT: &str = "2026-03-09T14:00:00Z";
+
+/// One version of a small stack's manifests.
+#[derive(Clone, Debug)]
+struct Shape {
+    app_replicas: u32,
+    app_two_zones: bool,
+    app_type: u8,
+    app_user_data: u8,
+    app_schedule: bool,
+    db: bool,
+    volume: bool,
+    balancer: bool,
+    health_interval: u32,
+    web_port: u16,
+    ssh_from: u8,
+    bucket: bool,
+    bucket_public: bool,
+    cdn: bool,
+    cdn_enabled: bool,
+    team: u8,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        (0u32..4, any::<bool>(), 0u8..2, 0u8..3, any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), 0u32..2),
+        (prop_oneof![Just(80u16), Just(8080)], 0u8..2),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            0u8..2,
+        ),
+    )
+        .prop_map(
+            |(
+                (app_replicas, app_two_zones, app_type, app_user_data, app_schedule),
+                (db, volume, balancer, health_interval),
+                (web_port, ssh_from),
+                (bucket, bucket_public, cdn, cdn_enabled, team),
+            )| Shape {
+                app_replicas,
+                app_two_zones,
+                app_type,
+                app_user_data,
+                app_schedule,
+                db,
+                volume: volume && db,
+                balancer,
+                health_interval: 10 + health_interval * 20,
+                web_port,
+                ssh_from,
+                bucket,
+                bucket_public,
+                cdn: cdn && bucket,
+                cdn_enabled,
+                team,
+            },
+        )
+}
+
+impl Shape {
+    /// The manifests of this version, as one YAML file.
+    fn yaml(&self) -> String {
+        let mut y = String::new();
+        let team = ["payroll", "platform"][self.team as usize];
+        writeln!(
+            y,
+            "kind: Stack\nname: prop\nspec:\n  region: us-east-1\n  tags: {{ team: {team} }}"
+        )
+        .unwrap();
+        y.push_str(
+            "---\nkind: KeyPair\nname: main\nspec:\n  publicKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH23A8DpTfNAtNaPrDUGmxnEYdRZCJpsiUN2WzaV4KCZ ops@example\n",
+        );
+        let ssh = ["203.0.113.7/32", "198.51.100.0/24"][self.ssh_from as usize];
+        writeln!(
+            y,
+            "---\nkind: SecurityGroup\nname: web\nspec:\n  description: web\n  ingress:\n    - {{ port: {}, cidr: 0.0.0.0/0 }}\n    - {{ port: 22, cidr: {ssh} }}",
+            self.web_port
+        )
+        .unwrap();
+        let zones = if self.app_two_zones {
+            "[us-east-1a, us-east-1b]"
+        } else {
+            "[us-east-1a]"
+        };
+        let itype = ["m1.small", "t3.micro"][self.app_type as usize];
+        let user_data = match (self.app_user_data, self.db) {
+            (0, _) => "role=app".to_owned(),
+            (1, _) => "role=app\nversion=2".to_owned(),
+            (_, true) => "role=app;db=${Fleet/db.privateIp}".to_owned(),
+            (_, false) => "role=app;db=none".to_owned(),
+        };
+        writeln!(
+            y,
+            "---\nkind: Fleet\nname: app\nspec:\n  image: ami-147f977d\n  instanceType: {itype}\n  zones: {zones}\n  replicas: {}\n  keyPair: main\n  securityGroups: [web]\n  userData: {}",
+            self.app_replicas,
+            serde_json::to_string(&user_data).unwrap()
+        )
+        .unwrap();
+        if self.app_schedule {
+            y.push_str("  schedule:\n    timezone: America/Toronto\n    rules:\n      - { cron: \"0 8 * * 1-5\", replicas: 3 }\n      - { cron: \"0 21 * * 1-5\", replicas: 1 }\n");
+        }
+        y.push_str("  update: { maxSurge: 1, maxUnavailable: 0 }\n");
+        if self.db {
+            y.push_str("---\nkind: SecurityGroup\nname: db\nspec:\n  description: db\n  ingress:\n    - { port: 5432, group: web }\n");
+            y.push_str("---\nkind: Fleet\nname: db\nspec:\n  image: ami-147f977d\n  instanceType: m1.small\n  zones: [us-east-1a]\n  keyPair: main\n  securityGroups: [db]\n");
+        }
+        if self.volume {
+            y.push_str("---\nkind: Volume\nname: pgdata\nspec:\n  sizeGiB: 20\n  zone: us-east-1a\n  attach: { fleet: db, device: /dev/sdj }\n  deletionPolicy: delete\n");
+        }
+        if self.balancer {
+            writeln!(
+                y,
+                "---\nkind: Balancer\nname: web\nspec:\n  zones: [us-east-1a, us-east-1b]\n  listeners:\n    - {{ port: 80, instancePort: {}, protocol: HTTP }}\n  healthCheck: {{ target: \"HTTP:{}/\", interval: {}s, timeout: 3s, healthyThreshold: 2, unhealthyThreshold: 2 }}\n  fleets: [app]",
+                self.web_port, self.web_port, self.health_interval
+            )
+            .unwrap();
+        }
+        if self.bucket {
+            writeln!(
+                y,
+                "---\nkind: Bucket\nname: prop-assets\nspec:\n  publicRead: {}\n  deletionPolicy: delete",
+                self.bucket_public
+            )
+            .unwrap();
+        }
+        if self.cdn {
+            writeln!(
+                y,
+                "---\nkind: Cdn\nname: assets\nspec:\n  origin: {{ bucket: prop-assets }}\n  aliases: [cdn0.example.com]\n  enabled: {}",
+                self.cdn_enabled
+            )
+            .unwrap();
+        }
+        y
+    }
+
+    fn desired(&self) -> Desired {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yaml"), self.yaml()).unwrap();
+        match manifest::load(dir.path(), &|_| None) {
+            Ok(l) => l.desired,
+            Err(d) => panic!("generated manifests are invalid: {d}\n{}", self.yaml()),
+        }
+    }
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        parallelism: 4,
+        retry: RetryPolicy::fast(),
+        wait_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(1),
+        ..ApplyOptions::default()
+    }
+}
+
+/// Plans `desired` and applies it; returns whether the plan had changes.
+async fn apply(cloud: &Arc<LocalCloud>, desired: &Desired) -> bool {
+    let at: Timestamp = AT.parse().unwrap();
+    let (_, plan) = observe_and_plan(cloud.as_ref(), desired, at, &BTreeMap::new())
+        .await
+        .unwrap();
+    let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
+    let report = execute(dyn_cloud, &plan, options(), Arc::new(Quiet)).await;
+    assert!(
+        report.is_success(),
+        "apply failed: {:?}\nplan steps: {:#?}",
+        report.steps,
+        plan.steps
+    );
+    plan.has_changes()
+}
+
+fn run(start: Shape, lose: Vec<usize>, target: Shape) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = LocalConfig {
+            region: "us-east-1".into(),
+            delays: Delays::zero(),
+            faults: Faults::default(),
+        };
+        let cloud = Arc::new(LocalCloud::in_memory(config, Arc::new(SystemClock)));
+        // The earlier version, then disturbed.
+        apply(&cloud, &start.desired()).await;
+        let instances: Vec<String> = cloud
+            .list()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind == ResourceType::Instance)
+            .map(|r| r.id)
+            .collect();
+        for i in lose {
+            if let Some(id) = instances.get(i % instances.len().max(1)) {
+                let _ = cloud.lose_instance(&id.as_str().into());
+            }
+        }
+        // The target version: once converged, nothing left to do.
+        let target = target.desired();
+        apply(&cloud, &target).await;
+        let at: Timestamp = AT.parse().unwrap();
+        let (_, again) = observe_and_plan(cloud.as_ref(), &target, at, &BTreeMap::new())
+            .await
+            .unwrap();
+        assert!(
+            !again.has_changes(),
+            "changes left after apply:\n{}",
+            converge::core::render::text(&again, &Default::default())
+        );
+        // Applying twice equals applying once.
+        let before = cloud.list().unwrap();
+        let changed = apply(&cloud, &target).await;
+        assert!(!changed);
+        assert_eq!(before, cloud.list().unwrap());
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn apply_reaches_a_fixed_point(
+        start in shape(),
+        lose in proptest::collection::vec(0usize..8, 0..3),
+        target in shape(),
+    ) {
+        run(start, lose, target);
+    }
+}
+
+#[test]
+fn the_richest_shape_converges_from_nothing_and_back() {
+    let rich = Shape {
+        app_replicas: 3,
+        app_two_zones: true,
+        app_type: 0,
+        app_user_data: 2,
+        app_schedule: true,
+        db: true,
+        volume: true,
+        balancer: true,
+        health_interval: 30,
+        web_port: 80,
+        ssh_from: 0,
+        bucket: true,
+        bucket_public: true,
+        cdn: true,
+        cdn_enabled: true,
+        team: 0,
+    };
+    let bare = Shape {
+        app_replicas: 0,
+        app_two_zones: false,
+        app_type: 1,
+        app_user_data: 0,
+        app_schedule: false,
+        db: false,
+        volume: false,
+        balancer: false,
+        health_interval: 10,
+        web_port: 8080,
+        ssh_from: 1,
+        bucket: false,
+        bucket_public: false,
+        cdn: false,
+        cdn_enabled: false,
+        team: 1,
+    };
+    run(bare.clone(), vec![], rich.clone());
+    run(rich, vec![0, 1], bare);
+}
