@@ -620,3 +620,59 @@ async fn bucket_access_and_distribution_settings_change_in_place() {
     let after = converge(&e, &e.desired).await;
     assert!(!after.buckets[0].public_read);
 }
+
+/// The real binary with `--cloud aws`: apply, a no-change plan whose
+/// `--stats` show batched describes, and destroy.
+#[test]
+fn the_cli_applies_plans_and_destroys_on_aws() {
+    let endpoint = moto_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("stack");
+    std::fs::create_dir(&stack).unwrap();
+    let suffix = fastrand::u32(..);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let text = text
+            .replace("name: smallpayroll\n", &format!("name: cli-{suffix}\n"))
+            .replace("smallpayroll-assets", &format!("cli-assets-{suffix}"));
+        std::fs::write(stack.join(entry.file_name()), text).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+            .current_dir(dir.path())
+            .args(["--cloud", "aws", "--endpoint-url", &endpoint])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, out) = run(&["apply", "stack", "--yes", "--at", AT]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Balancer/web.dnsName"), "{out}");
+    let (code, out) = run(&[
+        "plan",
+        "stack",
+        "--at",
+        AT,
+        "--detailed-exitcode",
+        "--stats",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("API calls ("), "{out}");
+    assert!(out.contains("DescribeInstances"), "{out}");
+    let (code, out) = run(&["destroy", "stack", "--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["plan", "stack", "--at", AT, "--format", "json"]);
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -384,7 +384,7 @@ fn schema_prints_every_kind() {
 }
 
 #[test]
-fn the_aws_cloud_needs_no_local_state() {
+fn local_commands_refuse_the_aws_cloud() {
     let w = Workdir::new();
     let r = w.run(&["local", "ls", "--cloud", "aws"]);
     r.expect(1);

@@ -284,7 +284,67 @@ fn the_richest_shape_converges_from_nothing_and_back() {
         cdn_enabled: true,
         team: 0,
     };
-    let bare = Shape {
+    let bare = bare_shape();
+    run(bare.clone(), vec![], rich.clone());
+    run(rich, vec![0, 1], bare);
+}
+
+/// A Terminate step naming an instance the cloud no longer knows still
+/// terminates the others (AWS fails a whole TerminateInstances on one
+/// unknown ID; the executor must not take that as done for all).
+#[test]
+fn terminating_a_batch_with_an_unknown_instance_terminates_the_rest() {
+    use converge::core::ids::{InstanceId, ResourceName};
+    use converge::core::plan::{PLAN_FORMAT_VERSION, Plan, Step, TerminateReason};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = LocalConfig {
+            region: "us-east-1".into(),
+            delays: Delays::zero(),
+            faults: Faults::default(),
+        };
+        let cloud = Arc::new(LocalCloud::in_memory(config, Arc::new(SystemClock)));
+        let mut shape = bare_shape();
+        shape.app_replicas = 2;
+        apply(&cloud, &shape.desired()).await;
+        let live = |cloud: &LocalCloud| -> Vec<String> {
+            cloud
+                .list()
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.kind == ResourceType::Instance && r.state.starts_with("running"))
+                .map(|r| r.id)
+                .collect()
+        };
+        let ids = live(&cloud);
+        assert_eq!(ids.len(), 2);
+        let mut instances: Vec<InstanceId> = ids.iter().map(|i| i.as_str().into()).collect();
+        instances.insert(1, "i-00000000000000bad".into());
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            stack: ResourceName::from("prop"),
+            region: "us-east-1".into(),
+            at: AT.parse().unwrap(),
+            changes: Vec::new(),
+            steps: vec![Step::Terminate {
+                fleet: ResourceName::from("app"),
+                instances,
+                reason: TerminateReason::Scale,
+            }],
+            edges: Vec::new(),
+        };
+        let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
+        let report = execute(dyn_cloud, &plan, options(), Arc::new(Quiet)).await;
+        assert!(report.is_success(), "{:?}", report.steps);
+        assert!(live(&cloud).is_empty(), "{:?}", cloud.list().unwrap());
+    });
+}
+
+fn bare_shape() -> Shape {
+    Shape {
         app_replicas: 0,
         app_two_zones: false,
         app_type: 1,
@@ -301,7 +361,5 @@ fn the_richest_shape_converges_from_nothing_and_back() {
         cdn: false,
         cdn_enabled: false,
         team: 1,
-    };
-    run(bare.clone(), vec![], rich.clone());
-    run(rich, vec![0, 1], bare);
+    }
 }

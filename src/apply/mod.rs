@@ -723,13 +723,20 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             Ok(Output::None)
         }
         Step::Terminate { instances, .. } => {
-            ctx.call(
-                &Op::TerminateInstances {
-                    ids: instances.clone(),
-                },
-                false,
-            )
-            .await?;
+            // AWS fails a whole TerminateInstances when one ID is unknown,
+            // and the executor takes NotFound on a delete as done: so only
+            // the IDs the cloud still shows are sent (one batched read).
+            let visible: Vec<InstanceId> = ctx
+                .read(|| ctx.cloud.instances(instances))
+                .await?
+                .into_iter()
+                .filter(|i| i.state != InstanceState::Terminated)
+                .map(|i| i.id)
+                .collect();
+            if !visible.is_empty() {
+                ctx.call(&Op::TerminateInstances { ids: visible }, false)
+                    .await?;
+            }
             ctx.wait_until(id, "instances to terminate", || async {
                 let seen = ctx.read(|| ctx.cloud.instances(instances)).await?;
                 Ok(seen.iter().all(|i| i.state == InstanceState::Terminated))

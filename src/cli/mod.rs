@@ -5,6 +5,7 @@ mod output;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::apply::{self, ApplyOptions};
+use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
 use converge::cloud::{Cloud, SystemClock};
 use converge::commands::planfile::PlanFile;
@@ -55,6 +56,19 @@ struct Global {
     /// Local cloud delays, e.g. `zero` or `boot=1s,volume=0s` (see docs/local-cloud.md).
     #[arg(long, global = true, env = "CONVERGE_LOCAL_DELAYS")]
     local_delays: Option<String>,
+    /// AWS region (--cloud aws); else the Stack's `spec.region`.
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// AWS shared-config profile (--cloud aws); else `AWS_PROFILE` or `default`.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// A custom AWS endpoint for every service (--cloud aws), e.g. a moto
+    /// server or LocalStack.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// Print the API calls made, by service and operation, on stderr.
+    #[arg(long, global = true)]
+    stats: bool,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -280,7 +294,7 @@ fn parse_at(at: Option<&str>) -> Result<Timestamp> {
     }
 }
 
-fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
+async fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
     match g.cloud {
         CloudKind::Local => {
             let faults = match &g.local_faults {
@@ -301,8 +315,35 @@ fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
             Ok(Arc::new(cloud))
         }
         CloudKind::Aws => {
-            bail!("--cloud aws: the AWS backend is not part of this build yet; use --cloud local")
+            let options = AwsOptions {
+                region: g.region.clone(),
+                profile: g.profile.clone(),
+                endpoint_url: g.endpoint_url.clone(),
+                ..AwsOptions::default()
+            };
+            let cloud = AwsCloud::connect(options, region)
+                .await
+                .context("connecting to AWS")?;
+            Ok(Arc::new(cloud))
         }
+    }
+}
+
+/// With `--stats`, prints the API calls the cloud was sent, by service and
+/// operation, and their total, on stderr.
+fn print_stats(g: &Global, cloud: &dyn Cloud) {
+    if !g.stats {
+        return;
+    }
+    let calls = cloud.api_calls();
+    if calls.is_empty() {
+        eprintln!("\nAPI calls: not counted by the {} cloud", cloud.name());
+        return;
+    }
+    let total: u64 = calls.iter().map(|c| c.calls).sum();
+    eprintln!("\nAPI calls ({total} in all):");
+    for c in &calls {
+        eprintln!("  {:<12} {:<40} {}", c.service, c.operation, c.calls);
     }
 }
 
@@ -326,7 +367,7 @@ fn render(plan: &converge::core::Plan, format: Format) -> String {
 async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
     let desired = load(&args.dir)?;
     let at = parse_at(args.at.as_deref())?;
-    let cloud = open_cloud(g, &desired.region)?;
+    let cloud = open_cloud(g, &desired.region).await?;
     let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
     print!("{}", render(&plan, args.format));
     if let Some(out) = &args.out {
@@ -340,6 +381,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
             out.display()
         );
     }
+    print_stats(g, cloud.as_ref());
     if args.detailed_exitcode && plan.has_changes() {
         return Ok(ExitCode::from(EXIT_CHANGES));
     }
@@ -372,7 +414,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
         }
         None => (load(&args.dir)?, parse_at(args.at.as_deref())?, None),
     };
-    let cloud = open_cloud(g, &desired.region)?;
+    let cloud = open_cloud(g, &desired.region).await?;
     let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
     if let Some((path, file)) = &saved
         && !file.matches(&plan)
@@ -385,6 +427,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     print!("{}", render(&plan, Format::Text));
     if !plan.has_changes() {
         print_outputs(cloud.as_ref(), &desired).await?;
+        print_stats(g, cloud.as_ref());
         return Ok(ExitCode::SUCCESS);
     }
     if saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
@@ -393,6 +436,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     }
     let ok = execute(cloud.clone(), &plan, args.parallelism).await;
     print_outputs(cloud.as_ref(), &desired).await?;
+    print_stats(g, cloud.as_ref());
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -403,18 +447,20 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
 async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
     let declared = load(&args.dir)?;
     let empty = Desired::empty(declared.stack.clone(), declared.region.clone());
-    let cloud = open_cloud(g, &declared.region)?;
+    let cloud = open_cloud(g, &declared.region).await?;
     let (_, plan) =
         observe_and_plan(cloud.as_ref(), &empty, Timestamp::now(), &BTreeMap::new()).await?;
     print!("{}", render(&plan, Format::Text));
     if !plan.has_changes() {
+        print_stats(g, cloud.as_ref());
         return Ok(ExitCode::SUCCESS);
     }
     if !confirm(args.yes, &format!("Destroy stack {}?", declared.stack))? {
         println!("Destroy cancelled.");
         return Ok(ExitCode::from(1));
     }
-    let ok = execute(cloud, &plan, args.parallelism).await;
+    let ok = execute(cloud.clone(), &plan, args.parallelism).await;
+    print_stats(g, cloud.as_ref());
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
