@@ -109,6 +109,11 @@ pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> 
             .collect();
         ips.sort();
         let ips: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+        let ips = if ips.is_empty() {
+            vec!["(none)".to_owned()]
+        } else {
+            ips
+        };
         let single = fleet.replicas == 1 && fleet.schedule.is_none() && fleet.autoscale.is_none();
         if single {
             out.insert(format!("Fleet/{name}.privateIp"), ips.join(","));
