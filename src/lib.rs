@@ -6,6 +6,8 @@
 pub mod apply;
 pub mod cloud;
 pub mod commands;
+pub mod lease;
 pub mod manifest;
+pub mod reconcile;
 
 pub use converge_core as core;

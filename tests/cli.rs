@@ -390,3 +390,96 @@ fn local_commands_refuse_the_aws_cloud() {
     r.expect(1);
     assert!(r.stderr().contains("local cloud"), "{}", r.stderr());
 }
+
+/// One writer per stack: while a reconciler runs, a second reconciler and
+/// an apply are refused with a message naming the holder; SIGTERM stops
+/// the reconciler gracefully (exit 0) and frees the stack.
+#[test]
+fn a_running_reconciler_holds_the_stack_until_sigterm() {
+    let w = Workdir::new();
+    // The job fleet's metric URL is not served here: the loop reports it
+    // and carries on.
+    let loop_ = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(w.dir.path())
+        .args(["reconcile", "stack", "--interval", "1h"])
+        .env("CONVERGE_LOCAL_DELAYS", "zero")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for its first pass to have converged the stack.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.instances("db").len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop did not converge"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = w.run(&["reconcile", "stack", "--once"]);
+    second.expect(1);
+    assert!(
+        second.stderr().contains("is being changed by"),
+        "{}",
+        second.stderr()
+    );
+    let apply = w.run(&["apply", "stack", "--yes"]);
+    apply.expect(1);
+    assert!(
+        apply.stderr().contains("is being changed by"),
+        "{}",
+        apply.stderr()
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &loop_.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = loop_.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Stopped after 1 pass"), "{stderr}");
+    // The stack is free again, and already converged.
+    w.run(&["reconcile", "stack", "--once"]).ok();
+}
+
+#[test]
+fn reconcile_once_heals_a_lost_instance() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes"]).ok();
+    let app = w.instances("app");
+    w.run(&["local", "terminate", &app[0]]).ok();
+    let r = w.run(&["reconcile", "stack", "--once"]);
+    r.ok();
+    assert!(r.stdout().contains("MetricUnreadable"), "{}", r.stdout());
+    let healed = w.instances("app");
+    assert_eq!(healed.len(), app.len());
+    assert!(!healed.contains(&app[0]));
+}
+
+#[test]
+fn reconcile_refuses_bad_flags_and_an_aws_stack_without_a_lease_bucket() {
+    let w = Workdir::new();
+    let r = w.run(&["reconcile", "stack", "--interval", "soon"]);
+    r.expect(1);
+    assert!(r.stderr().contains("--interval"), "{}", r.stderr());
+    let r = w.run_env(
+        &[
+            "--cloud",
+            "aws",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "reconcile",
+            "stack",
+            "--once",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    r.expect(1);
+    assert!(r.stderr().contains("--lease-bucket"), "{}", r.stderr());
+}

@@ -16,7 +16,7 @@ use converge_core::observed::{
     SnapshotState, VolumeState,
 };
 use converge_core::plan::{
-    GroupRef, InstanceRef, Plan, Step, StepId, UserDataPart, VolumeRef, rule_ports,
+    GroupRef, InstanceRef, Plan, SnapshotPurpose, Step, StepId, UserDataPart, VolumeRef, rule_ports,
 };
 use converge_core::spec_hash::launch_spec_hash;
 pub use retry::RetryPolicy;
@@ -857,6 +857,12 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
                     )));
                 }
             };
+            // A scheduled snapshot is not waited for: a pending one
+            // counts as taken, and one can take hours. A final snapshot
+            // must complete before its volume is deleted.
+            if *purpose == SnapshotPurpose::Scheduled {
+                return Ok(Output::None);
+            }
             ctx.wait_until(id, &format!("snapshot {snap} to complete"), || async {
                 match ctx.read(|| ctx.cloud.snapshot(&snap)).await? {
                     Some(s) if s.state == SnapshotState::Error => {

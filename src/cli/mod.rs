@@ -5,21 +5,29 @@ mod output;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::apply::{self, ApplyOptions};
+use converge::cloud::aws::lease::S3Lease;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
-use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
+use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, parse_duration};
 use converge::cloud::{Cloud, SystemClock};
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
+use converge::core::ids::ResourceName;
 use converge::core::render;
+use converge::lease::{Holding, Lease, LocalLease};
 use converge::manifest;
+use converge::reconcile::{
+    Manifests, ReconcileOptions, Reconciler,
+    metrics::{self, Metrics},
+};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// converge: declare AWS resources in YAML, see the plan, apply it.
 #[derive(Debug, Parser)]
@@ -66,6 +74,14 @@ struct Global {
     /// server or LocalStack.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
+    /// The S3 bucket holding the stack's lease on AWS (one writer per
+    /// stack); created if missing. Without it, `--cloud aws` takes no lease.
+    #[arg(long, global = true, env = "CONVERGE_LEASE_BUCKET")]
+    lease_bucket: Option<String>,
+    /// How long to wait for the stack's lease when another apply or
+    /// reconciler holds it (e.g. 5m); by default, exit at once.
+    #[arg(long, global = true, default_value = "0", value_parser = parse_duration_arg)]
+    lease_wait: Duration,
     /// Print the API calls made, by service and operation, on stderr.
     #[arg(long, global = true)]
     stats: bool,
@@ -112,6 +128,10 @@ enum Command {
     Apply(ApplyArgs),
     /// Remove the stack, keeping what deletion policies retain.
     Destroy(DestroyArgs),
+    /// Keep the stack converged: observe, plan and apply every interval,
+    /// following schedules, the autoscaler, health checks and snapshot
+    /// schedules.
+    Reconcile(ReconcileArgs),
     /// Write the JSON Schemas of the manifest kinds.
     Schema {
         /// Directory to write `<Kind>.schema.json` files to; without it,
@@ -178,6 +198,26 @@ struct DestroyArgs {
     parallelism: usize,
 }
 
+#[derive(Debug, Args)]
+struct ReconcileArgs {
+    /// The stack directory (read again every pass).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Time between passes (with ±10% jitter), e.g. 30s, 5m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    interval: Duration,
+    /// Run one pass and exit (1 if it failed).
+    #[arg(long)]
+    once: bool,
+    /// Serve /healthz and Prometheus /metrics on this address, e.g.
+    /// 127.0.0.1:9464.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum LocalCommand {
     /// List what the local cloud holds.
@@ -206,7 +246,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&cli.global);
+    init_logging(&cli.global, matches!(cli.command, Command::Reconcile(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,16 +266,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(g: &Global) {
-    let level = match g.verbose {
-        0 => "warn",
-        1 => "info",
+/// Logs go to stderr: warnings by default, `-v` info, `-vv` debug;
+/// `reconcile` also shows its own events (target `reconcile`) at info.
+fn init_logging(g: &Global, reconciling: bool) {
+    let level = match (g.verbose, reconciling) {
+        (0, false) => "warn",
+        (0, true) => "warn,reconcile=info",
+        (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVERGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -260,6 +306,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan(args) => plan(g, args).await,
         Command::Apply(args) => apply_cmd(g, args).await,
         Command::Destroy(args) => destroy(g, args).await,
+        Command::Reconcile(args) => reconcile(g, args).await,
         Command::Local { command } => local(g, command).await,
     }
 }
@@ -285,6 +332,11 @@ fn load(dir: &Path) -> Result<Desired> {
     }
 }
 
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+        .ok_or_else(|| format!("expected a duration such as 30s, 5m or 1h, found {s:?}"))
+}
+
 fn parse_at(at: Option<&str>) -> Result<Timestamp> {
     match at {
         None => Ok(Timestamp::now()),
@@ -294,7 +346,52 @@ fn parse_at(at: Option<&str>) -> Result<Timestamp> {
     }
 }
 
-async fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
+/// An opened cloud, and how its stacks are leased.
+struct Opened {
+    cloud: Arc<dyn Cloud>,
+    aws: Option<Arc<AwsCloud>>,
+}
+
+impl Opened {
+    /// The stack's lease: a file in the state directory on the local
+    /// cloud; an S3 object with `--lease-bucket` on AWS (none without).
+    async fn lease(&self, g: &Global, stack: &ResourceName) -> Result<Option<Arc<dyn Lease>>> {
+        let clock = Arc::new(SystemClock);
+        match (&self.aws, &g.lease_bucket) {
+            (None, _) => {
+                let lease = LocalLease::new(&g.state_dir, stack, clock)?;
+                Ok(Some(Arc::new(lease)))
+            }
+            (Some(aws), Some(bucket)) => {
+                let lease = S3Lease::new(aws, bucket.clone(), stack, clock)?;
+                lease.ensure_bucket().await?;
+                Ok(Some(Arc::new(lease)))
+            }
+            (Some(_), None) => Ok(None),
+        }
+    }
+
+    /// Takes the stack's lease for one command, or explains who holds it.
+    async fn hold(&self, g: &Global, stack: &ResourceName) -> Result<Option<Holding>> {
+        let Some(lease) = self.lease(g, stack).await? else {
+            tracing::warn!(%stack, "no --lease-bucket: acting without a lease; run only one writer per stack");
+            return Ok(None);
+        };
+        Ok(Some(Holding::take(lease, g.lease_wait).await?))
+    }
+}
+
+/// Gives a held lease back, warning (not failing) when that goes wrong.
+async fn release(holding: Option<Holding>) {
+    if let Some(h) = holding
+        && let Err(e) = h.release().await
+    {
+        tracing::warn!(error = %e, "releasing the stack's lease failed; it expires on its own");
+    }
+}
+
+async fn open_cloud(g: &Global, region: &str) -> Result<Opened> {
+    let region = g.region.as_deref().unwrap_or(region);
     match g.cloud {
         CloudKind::Local => {
             let faults = match &g.local_faults {
@@ -312,7 +409,10 @@ async fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
             };
             let cloud = LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
                 .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
-            Ok(Arc::new(cloud))
+            Ok(Opened {
+                cloud: Arc::new(cloud),
+                aws: None,
+            })
         }
         CloudKind::Aws => {
             let options = AwsOptions {
@@ -321,10 +421,15 @@ async fn open_cloud(g: &Global, region: &str) -> Result<Arc<dyn Cloud>> {
                 endpoint_url: g.endpoint_url.clone(),
                 ..AwsOptions::default()
             };
-            let cloud = AwsCloud::connect(options, region)
-                .await
-                .context("connecting to AWS")?;
-            Ok(Arc::new(cloud))
+            let cloud = Arc::new(
+                AwsCloud::connect(options, region)
+                    .await
+                    .context("connecting to AWS")?,
+            );
+            Ok(Opened {
+                cloud: cloud.clone(),
+                aws: Some(cloud),
+            })
         }
     }
 }
@@ -368,7 +473,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
     let desired = load(&args.dir)?;
     let at = parse_at(args.at.as_deref())?;
     let cloud = open_cloud(g, &desired.region).await?;
-    let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+    let (_, plan) = observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
     print!("{}", render(&plan, args.format));
     if let Some(out) = &args.out {
         let file = PlanFile::new(&desired, &plan);
@@ -381,7 +486,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
             out.display()
         );
     }
-    print_stats(g, cloud.as_ref());
+    print_stats(g, cloud.cloud.as_ref());
     if args.detailed_exitcode && plan.has_changes() {
         return Ok(ExitCode::from(EXIT_CHANGES));
     }
@@ -415,57 +520,215 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
         None => (load(&args.dir)?, parse_at(args.at.as_deref())?, None),
     };
     let cloud = open_cloud(g, &desired.region).await?;
-    let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
-    if let Some((path, file)) = &saved
-        && !file.matches(&plan)
-    {
-        bail!(
-            "the world changed since {} was made: its steps no longer match a fresh plan; run plan again",
-            path.display()
-        );
+    // The lease is taken before observing, so that the plan shown is the
+    // one carried out: no other writer acts on the stack in between.
+    let holding = cloud.hold(g, &desired.stack).await?;
+    let lost = holding.as_ref().map(Holding::lost_flag);
+    let result = async {
+        let (_, plan) =
+            observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+        if let Some((path, file)) = &saved
+            && !file.matches(&plan)
+        {
+            bail!(
+                "the world changed since {} was made: its steps no longer match a fresh plan; run plan again",
+                path.display()
+            );
+        }
+        print!("{}", render(&plan, Format::Text));
+        if !plan.has_changes() {
+            print_outputs(cloud.cloud.as_ref(), &desired).await?;
+            print_stats(g, cloud.cloud.as_ref());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
+            println!("Apply cancelled.");
+            return Ok(ExitCode::from(1));
+        }
+        let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
+        print_outputs(cloud.cloud.as_ref(), &desired).await?;
+        print_stats(g, cloud.cloud.as_ref());
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     }
-    print!("{}", render(&plan, Format::Text));
-    if !plan.has_changes() {
-        print_outputs(cloud.as_ref(), &desired).await?;
-        print_stats(g, cloud.as_ref());
-        return Ok(ExitCode::SUCCESS);
-    }
-    if saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
-        println!("Apply cancelled.");
-        return Ok(ExitCode::from(1));
-    }
-    let ok = execute(cloud.clone(), &plan, args.parallelism).await;
-    print_outputs(cloud.as_ref(), &desired).await?;
-    print_stats(g, cloud.as_ref());
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    .await;
+    release(holding).await;
+    result
 }
 
 async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
     let declared = load(&args.dir)?;
     let empty = Desired::empty(declared.stack.clone(), declared.region.clone());
     let cloud = open_cloud(g, &declared.region).await?;
-    let (_, plan) =
-        observe_and_plan(cloud.as_ref(), &empty, Timestamp::now(), &BTreeMap::new()).await?;
-    print!("{}", render(&plan, Format::Text));
-    if !plan.has_changes() {
-        print_stats(g, cloud.as_ref());
-        return Ok(ExitCode::SUCCESS);
+    let holding = cloud.hold(g, &declared.stack).await?;
+    let lost = holding.as_ref().map(Holding::lost_flag);
+    let result = async {
+        let (_, plan) = observe_and_plan(
+            cloud.cloud.as_ref(),
+            &empty,
+            Timestamp::now(),
+            &BTreeMap::new(),
+        )
+        .await?;
+        print!("{}", render(&plan, Format::Text));
+        if !plan.has_changes() {
+            print_stats(g, cloud.cloud.as_ref());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !confirm(args.yes, &format!("Destroy stack {}?", declared.stack))? {
+            println!("Destroy cancelled.");
+            return Ok(ExitCode::from(1));
+        }
+        let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
+        print_stats(g, cloud.cloud.as_ref());
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     }
-    if !confirm(args.yes, &format!("Destroy stack {}?", declared.stack))? {
-        println!("Destroy cancelled.");
-        return Ok(ExitCode::from(1));
+    .await;
+    release(holding).await;
+    result
+}
+
+async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
+    // Invalid manifests are an error before anything runs; later edits
+    // are read every pass (an invalid one keeps the last good version).
+    let desired = load(&args.dir)?;
+    let cloud = open_cloud(g, &desired.region).await?;
+    let lease = cloud.lease(g, &desired.stack).await?;
+    if lease.is_none() {
+        bail!(
+            "reconcile on AWS needs --lease-bucket (or CONVERGE_LEASE_BUCKET): the S3 bucket holding the stack's lease, so that two reconcilers never act at once"
+        );
     }
-    let ok = execute(cloud.clone(), &plan, args.parallelism).await;
-    print_stats(g, cloud.as_ref());
-    Ok(if ok {
-        ExitCode::SUCCESS
+    let holding = match lease {
+        Some(lease) => Some(Holding::take(lease, g.lease_wait).await?),
+        None => None,
+    };
+    let lost = holding.as_ref().map(Holding::lost_flag).unwrap_or_default();
+    let opts = ReconcileOptions {
+        interval: args.interval,
+        parallelism: args.parallelism.max(1),
+        ..ReconcileOptions::default()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let mut reconciler = Reconciler::new(
+        cloud.cloud.clone(),
+        Manifests::Directory(args.dir.clone()),
+        Arc::new(SystemClock),
+        opts,
+    )
+    .with_metrics(metrics.clone());
+    let stop = reconciler.stop_handle();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = match &args.listen {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            eprintln!("Serving /healthz and /metrics on http://{addr}");
+            let lost = lost.clone();
+            let healthy = move || !lost.load(Ordering::SeqCst);
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                healthy,
+                stop_rx,
+            )))
+        }
+        None => None,
+    };
+
+    // SIGTERM and SIGINT stop the loop gracefully: running steps finish,
+    // no new ones start; a second signal quits at once.
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("Stopping: finishing the steps in flight (signal again to quit at once).");
+            stop.stop();
+            wait_for_signal().await;
+            std::process::exit(130);
+        });
+    }
+    // Losing the lease (another writer took it over after this process
+    // stalled past its TTL) stops the loop too.
+    {
+        let stop = stop.clone();
+        let lost = lost.clone();
+        tokio::spawn(async move {
+            while !lost.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            stop.stop();
+        });
+    }
+
+    let code = if args.once {
+        let report = reconciler.run_once().await;
+        println!(
+            "Pass at {}: {} step(s) planned, {} done, {} failed, {} held back; {}",
+            report.at,
+            report.planned,
+            report.done(),
+            report.failed(),
+            report.held,
+            if report.ok { "ok" } else { "failed" }
+        );
+        for event in &report.events {
+            println!("  {event:?}");
+        }
+        if report.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
     } else {
-        ExitCode::from(1)
-    })
+        let summary = reconciler.run().await;
+        eprintln!(
+            "Stopped after {} pass(es), {} failed.",
+            summary.passes, summary.failed_passes
+        );
+        if lost.load(Ordering::SeqCst) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
+    let _ = stop_tx.send(true);
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    print_stats(g, cloud.cloud.as_ref());
+    release(holding).await;
+    Ok(code)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Asks on a terminal; elsewhere `--yes` is required.
@@ -485,11 +748,28 @@ fn confirm(yes: bool, question: &str) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-async fn execute(cloud: Arc<dyn Cloud>, plan: &converge::core::Plan, parallelism: usize) -> bool {
+/// Carries out `plan`, stopping (no new steps) on Ctrl-C or when the
+/// stack's lease is `lost`.
+async fn execute(
+    cloud: Arc<dyn Cloud>,
+    plan: &converge::core::Plan,
+    parallelism: usize,
+    lost: Option<Arc<AtomicBool>>,
+) -> bool {
     let opts = ApplyOptions {
         parallelism,
         ..ApplyOptions::default()
     };
+    if let Some(lost) = lost {
+        let stop = opts.stop.clone();
+        tokio::spawn(async move {
+            while !lost.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            eprintln!("\nThe stack's lease was lost: starting no new steps.");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
     let stop = opts.stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -10,7 +10,7 @@ use converge_core::ids::{Kind, ResourceName};
 use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 /// Why a plan could not be made.
@@ -75,6 +75,8 @@ pub async fn observe_and_plan(
         observed: &observed,
         at,
         scale,
+        replace: &BTreeSet::new(),
+        retire: &BTreeSet::new(),
     })?;
     Ok((observed, plan))
 }

@@ -25,7 +25,7 @@ use common::{fleet, in_place, name, smallpayroll, ts, zone};
 use converge_core::desired::{BalancerSpec, Desired, SecurityGroupSpec, Tags};
 use converge_core::observed::Observed;
 use converge_core::plan::PlanInput;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,8 @@ fn run_case(case: &Case) -> Result<(), String> {
         observed: &observed,
         at: ts(AT),
         scale: &scale,
+        replace: &BTreeSet::new(),
+        retire: &BTreeSet::new(),
     };
     let inputs_kib = proc_status("VmRSS").unwrap_or(0);
     let reset = reset_peak();

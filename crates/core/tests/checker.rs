@@ -10,7 +10,7 @@ use common::invariants::check;
 use common::*;
 use converge_core::plan::{PlanInput, Step};
 use converge_core::{Desired, Observed, Plan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn rolling() -> (Desired, Observed) {
     let mut d = smallpayroll();
@@ -26,6 +26,8 @@ fn problems(d: &Desired, o: &Observed, corrupt: impl FnOnce(&mut Plan)) -> Vec<S
         observed: o,
         at: ts(SATURDAY_NOON),
         scale: &scale,
+        replace: &BTreeSet::new(),
+        retire: &BTreeSet::new(),
     };
     let mut plan = converge_core::plan(&input).unwrap();
     assert!(

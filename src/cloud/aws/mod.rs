@@ -17,6 +17,7 @@ mod ec2;
 mod elb;
 mod error;
 mod hooks;
+pub mod lease;
 mod s3;
 
 use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome};

@@ -331,7 +331,7 @@ fn duration(key: &str, v: &str) -> Result<Duration, ParseError> {
 }
 
 /// Parses `0`, `500ms`, `3s`, `1.5s`, `2m`, `1h`.
-pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
+pub fn parse_duration(v: &str) -> Option<Duration> {
     if v == "0" {
         return Some(Duration::ZERO);
     }

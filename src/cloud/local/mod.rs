@@ -49,7 +49,7 @@ mod ops;
 mod view;
 mod world;
 
-pub use config::{Delays, Faults, LocalConfig, ParseError};
+pub use config::{Delays, Faults, LocalConfig, ParseError, parse_duration};
 pub use ls::{LsRow, ResourceType, Table, format_table};
 
 use crate::cloud::{Clock, Cloud, CloudError, ErrorKind, Op, Outcome};

@@ -92,6 +92,73 @@ pub fn spread(count: u32, zones: &[Zone]) -> Vec<(Zone, u32)> {
         .collect()
 }
 
+/// Per zone, how many instances a fleet keeps when it moves from `have`
+/// (one count per zone, in the zones' order) to `target` without moving
+/// any instance: growth goes to the zones with the fewest (the first
+/// listed on a tie), shrinking takes from the zones with the most (the
+/// last listed on a tie), so the zones stay as even as they can.
+pub(crate) fn fill(target: u32, zones: &[Zone], have: &[u32]) -> Vec<(Zone, u32)> {
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let mut counts: Vec<u32> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, _)| have.get(i).copied().unwrap_or(0))
+        .collect();
+    // Level the lowest zones up (or the highest down) a step at a time:
+    // a handful of rounds per zone, whatever the counts.
+    let mut total: u64 = counts.iter().map(|c| u64::from(*c)).sum();
+    let target = u64::from(target);
+    while total < target {
+        let low = counts.iter().copied().min().unwrap_or(0);
+        let at_low: Vec<usize> = (0..counts.len()).filter(|i| counts[*i] == low).collect();
+        let next = counts.iter().copied().filter(|c| *c > low).min();
+        let k = at_low.len() as u64;
+        let left = target - total;
+        let room = next.map_or(u64::MAX, |n| u64::from(n - low).saturating_mul(k));
+        if left >= room {
+            for i in &at_low {
+                counts[*i] = next.unwrap_or(low);
+            }
+            total += room;
+        } else {
+            for (j, i) in at_low.iter().enumerate() {
+                let add = left / k + u64::from((j as u64) < left % k);
+                counts[*i] += add as u32;
+            }
+            total = target;
+        }
+    }
+    while total > target {
+        let high = counts.iter().copied().max().unwrap_or(0);
+        let at_high: Vec<usize> = (0..counts.len()).filter(|i| counts[*i] == high).collect();
+        let next = counts
+            .iter()
+            .copied()
+            .filter(|c| *c < high)
+            .max()
+            .unwrap_or(0);
+        let k = at_high.len() as u64;
+        let left = total - target;
+        let room = u64::from(high - next).saturating_mul(k);
+        if left >= room {
+            for i in &at_high {
+                counts[*i] = next;
+            }
+            total -= room;
+        } else {
+            // The last listed give first, mirroring `spread`.
+            for (j, i) in at_high.iter().rev().enumerate() {
+                let take = left / k + u64::from((j as u64) < left % k);
+                counts[*i] -= take as u32;
+            }
+            total = target;
+        }
+    }
+    zones.iter().cloned().zip(counts).collect()
+}
+
 /// User data as the executor assembles it, the fully resolved text when
 /// every part is known, what to show in a plan, and the steps it waits for.
 struct ResolvedUserData {
@@ -108,6 +175,55 @@ struct Retiring<'o> {
     reason: TerminateReason,
 }
 
+/// A fleet's target replica count at `at`, and the notes that explain
+/// it: an autoscaled fleet's count decided outside the planner (`scale`,
+/// else its live count), clamped to its bounds; else a count decided
+/// outside the planner; else the schedule rule in effect (the latest
+/// firing wins; on a tie, the rule listed last); else `replicas`.
+pub fn fleet_target(
+    name: &ResourceName,
+    spec: &FleetSpec,
+    at: Timestamp,
+    scale: Option<u32>,
+    live: u32,
+) -> Result<(u32, Vec<Note>), PlanError> {
+    if let Some(a) = &spec.autoscale {
+        let base = scale.unwrap_or(live);
+        return Ok((
+            base.clamp(a.min, a.max.max(a.min)),
+            vec![Note::Autoscaled {
+                min: a.min,
+                max: a.max,
+            }],
+        ));
+    }
+    if let Some(n) = scale {
+        return Ok((n, Vec::new()));
+    }
+    if let Some(s) = &spec.schedule {
+        let tz = TimeZone::get(&s.timezone).map_err(|_| PlanError::UnknownTimeZone {
+            fleet: name.clone(),
+            zone: s.timezone.clone(),
+        })?;
+        let in_effect = s
+            .rules
+            .iter()
+            .filter_map(|r| r.cron.latest_at_or_before(at, &tz).map(|t| (t, r)))
+            // The latest firing wins; on a tie, the rule listed last.
+            .max_by_key(|(t, _)| *t);
+        if let Some((_, rule)) = in_effect {
+            return Ok((
+                rule.replicas,
+                vec![Note::Scheduled {
+                    cron: rule.cron.to_string(),
+                    replicas: rule.replicas,
+                }],
+            ));
+        }
+    }
+    Ok((spec.replicas, Vec::new()))
+}
+
 impl<'a> Planner<'a> {
     fn target_replicas(
         &self,
@@ -115,45 +231,13 @@ impl<'a> Planner<'a> {
         spec: &FleetSpec,
         live: u32,
     ) -> Result<(u32, Vec<Note>), PlanError> {
-        if let Some(a) = &spec.autoscale {
-            let base = self.input.scale.get(name).copied().unwrap_or(live);
-            return Ok((
-                base.clamp(a.min, a.max),
-                vec![Note::Autoscaled {
-                    min: a.min,
-                    max: a.max,
-                }],
-            ));
-        }
-        if let Some(n) = self.input.scale.get(name) {
-            return Ok((*n, Vec::new()));
-        }
-        if let Some(s) = &spec.schedule {
-            let tz = TimeZone::get(&s.timezone).map_err(|_| PlanError::UnknownTimeZone {
-                fleet: name.clone(),
-                zone: s.timezone.clone(),
-            })?;
-            let in_effect = s
-                .rules
-                .iter()
-                .filter_map(|r| {
-                    r.cron
-                        .latest_at_or_before(self.input.at, &tz)
-                        .map(|t| (t, r))
-                })
-                // The latest firing wins; on a tie, the rule listed last.
-                .max_by_key(|(t, _)| *t);
-            if let Some((_, rule)) = in_effect {
-                return Ok((
-                    rule.replicas,
-                    vec![Note::Scheduled {
-                        cron: rule.cron.to_string(),
-                        replicas: rule.replicas,
-                    }],
-                ));
-            }
-        }
-        Ok((spec.replicas, Vec::new()))
+        fleet_target(
+            name,
+            spec,
+            self.input.at,
+            self.input.scale.get(name).copied(),
+            live,
+        )
     }
 
     fn resolve_user_data(&self, t: &crate::desired::Template) -> ResolvedUserData {
@@ -472,7 +556,13 @@ impl<'a> Planner<'a> {
         let mut current_by_zone: BTreeMap<&Zone, Vec<&ObservedInstance>> = BTreeMap::new();
         let mut old: Vec<Retiring> = Vec::new();
         for i in &live {
-            if !zones.contains(&i.zone) {
+            if self.input.retire.contains(&i.id) {
+                // The autoscaler chose it to go when the fleet scales in.
+                retire_now.push(Retiring {
+                    instance: i,
+                    reason: TerminateReason::Scale,
+                });
+            } else if !zones.contains(&i.zone) {
                 old.push(Retiring {
                     instance: i,
                     reason: TerminateReason::WrongZone,
@@ -481,6 +571,11 @@ impl<'a> Planner<'a> {
                 old.push(Retiring {
                     instance: i,
                     reason: TerminateReason::Outdated,
+                });
+            } else if self.input.replace.contains(&i.id) {
+                old.push(Retiring {
+                    instance: i,
+                    reason: TerminateReason::Unhealthy,
                 });
             } else {
                 current_by_zone.entry(&i.zone).or_default().push(i);
@@ -493,7 +588,19 @@ impl<'a> Planner<'a> {
         // to launch in, one entry per instance, in the zones' order.
         let mut staying: Vec<&ObservedInstance> = Vec::new();
         let mut deficits: Vec<Zone> = Vec::new();
-        for (zone, want) in spread(target, &zones) {
+        // An autoscaled fleet grows and shrinks where it stands: moving a
+        // running instance to even out zones would defeat the autoscaler's
+        // choice of which instances go (those that have run long enough).
+        let wants = if spec.autoscale.is_some() {
+            let have: Vec<u32> = zones
+                .iter()
+                .map(|z| current_by_zone.get(z).map_or(0, |v| v.len() as u32))
+                .collect();
+            fill(target, &zones, &have)
+        } else {
+            spread(target, &zones)
+        };
+        for (zone, want) in wants {
             let mut cur = current_by_zone.remove(&zone).unwrap_or_default();
             cur.sort_by(by_age);
             let want = want as usize;
@@ -964,5 +1071,18 @@ mod tests {
         assert_eq!(spread(0, &zones), vec![(z("a"), 0), (z("b"), 0)]);
         assert_eq!(spread(4, &zones), vec![(z("a"), 2), (z("b"), 2)]);
         assert!(spread(4, &[]).is_empty());
+    }
+
+    #[test]
+    fn fill_grows_the_emptiest_zones_and_shrinks_the_fullest() {
+        let z = |s: &str| Zone::from(s);
+        let zones = [z("a"), z("b")];
+        // Nothing moves: b keeps its two when the target is already met.
+        assert_eq!(fill(2, &zones, &[0, 2]), vec![(z("a"), 0), (z("b"), 2)]);
+        assert_eq!(fill(3, &zones, &[0, 2]), vec![(z("a"), 1), (z("b"), 2)]);
+        assert_eq!(fill(1, &zones, &[1, 1]), vec![(z("a"), 1), (z("b"), 0)]);
+        assert_eq!(fill(0, &zones, &[1, 2]), vec![(z("a"), 0), (z("b"), 0)]);
+        assert_eq!(fill(3, &zones, &[0, 0]), spread(3, &zones));
+        assert!(fill(4, &[], &[]).is_empty());
     }
 }

@@ -10,7 +10,7 @@
 mod fleet;
 mod types;
 
-pub use fleet::SENSITIVE_TAG;
+pub use fleet::{SENSITIVE_TAG, fleet_target};
 pub use types::*;
 
 use crate::desired::{DeletionPolicy, Desired, IngressRule, Protocol, Source, Tags};
@@ -36,7 +36,34 @@ pub struct PlanInput<'a> {
     /// autoscaler), by fleet. They win over schedules and `replicas`, and
     /// are clamped to the fleet's autoscale bounds.
     pub scale: &'a BTreeMap<ResourceName, u32>,
+    /// Instances to replace because they are unhealthy (the reconcile
+    /// loop's health decision): each gets a successor, create-before-destroy
+    /// within its fleet's `update` budget, like an outdated instance.
+    pub replace: &'a BTreeSet<InstanceId>,
+    /// Instances to remove when their fleet scales in (the autoscaler's
+    /// choice: those that have run long enough, newest first). They go
+    /// without a successor; the fleet's other instances stay where they
+    /// are.
+    pub retire: &'a BTreeSet<InstanceId>,
 }
+
+impl<'a> PlanInput<'a> {
+    /// An input with no decisions from the reconcile loop: no counts
+    /// decided outside the planner, nothing to replace or retire.
+    pub fn new(desired: &'a Desired, observed: &'a Observed, at: Timestamp) -> Self {
+        Self {
+            desired,
+            observed,
+            at,
+            scale: &NO_SCALE,
+            replace: &NO_INSTANCES,
+            retire: &NO_INSTANCES,
+        }
+    }
+}
+
+static NO_SCALE: BTreeMap<ResourceName, u32> = BTreeMap::new();
+static NO_INSTANCES: BTreeSet<InstanceId> = BTreeSet::new();
 
 /// Why a plan could not be made. Validation catches these first; the
 /// planner still refuses rather than guess.
@@ -53,6 +80,15 @@ pub enum PlanError {
     /// Fleets reference each other in a cycle.
     #[error("fleets reference each other in a cycle: {0}")]
     ReferenceCycle(String),
+    /// A volume's snapshot schedule names a time zone the time-zone
+    /// database does not know.
+    #[error("Volume/{volume}: spec.snapshots.timezone: unknown time zone \"{zone}\"")]
+    UnknownSnapshotTimeZone {
+        /// The volume.
+        volume: ResourceName,
+        /// The zone name.
+        zone: String,
+    },
 }
 
 /// Makes a plan. Pure: the same input always gives the same plan.
@@ -1208,14 +1244,7 @@ impl<'a> Planner<'a> {
             }
             let mut notes = Vec::new();
             if policy == DeletionPolicy::Snapshot {
-                let tags = {
-                    let mut t = self.tags_for(Kind::Volume, &name, &Tags::new());
-                    t.remove(tags::KIND);
-                    t.remove(tags::NAME);
-                    t.insert(tags::VOLUME.into(), name.to_string());
-                    t.insert(tags::PURPOSE.into(), SnapshotPurpose::Final.as_str().into());
-                    t
-                };
+                let tags = snapshot_tags(self.desired(), &name, SnapshotPurpose::Final);
                 let snap = self.add(
                     Step::Snapshot {
                         name: name.clone(),
@@ -1494,6 +1523,17 @@ fn sorted_strings<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> Vec<S
     let mut v: Vec<String> = items.map(|i| i.to_string()).collect();
     v.sort();
     v
+}
+
+/// The tags of a snapshot converge takes of a volume: the stack's tags,
+/// the stack's ownership tag, the volume's manifest name and why it was
+/// taken. Snapshots without them are never converge's, and never touched.
+pub fn snapshot_tags(desired: &Desired, volume: &ResourceName, purpose: SnapshotPurpose) -> Tags {
+    let mut t = desired.tags.clone();
+    t.insert(tags::STACK.into(), desired.stack.to_string());
+    t.insert(tags::VOLUME.into(), volume.to_string());
+    t.insert(tags::PURPOSE.into(), purpose.as_str().into());
+    t
 }
 
 /// The ports a rule is held with in the cloud.

@@ -252,6 +252,8 @@ pub enum TerminateReason {
     Stopped,
     /// The fleet was removed from the manifests.
     Removed,
+    /// It stayed unhealthy past its fleet's grace; a successor replaces it.
+    Unhealthy,
 }
 
 impl TerminateReason {
@@ -263,6 +265,7 @@ impl TerminateReason {
             TerminateReason::WrongZone => "zone not in spec.zones",
             TerminateReason::Stopped => "stopped",
             TerminateReason::Removed => "fleet removed",
+            TerminateReason::Unhealthy => "unhealthy",
         }
     }
 }
@@ -858,6 +861,91 @@ impl Step {
             Step::UpdateDistribution { name, .. } => format!("update Cdn/{name}"),
             Step::DisableDistribution { name, .. } => format!("disable Cdn/{name}"),
             Step::DeleteDistribution { name, .. } => format!("delete Cdn/{name}"),
+        }
+    }
+}
+
+impl Step {
+    /// The step's kind, as its JSON `step` tag names it (`launch`,
+    /// `attach-volume`): a short label for counting actions by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::CreateKeyPair { .. } => "create-key-pair",
+            Step::DeleteKeyPair { .. } => "delete-key-pair",
+            Step::CreateGroup { .. } => "create-group",
+            Step::AuthorizeIngress { .. } => "authorize-ingress",
+            Step::RevokeIngress { .. } => "revoke-ingress",
+            Step::DeleteGroup { .. } => "delete-group",
+            Step::SetTags { .. } => "set-tags",
+            Step::Launch { .. } => "launch",
+            Step::SetInstanceGroups { .. } => "set-instance-groups",
+            Step::WaitHealthy { .. } => "wait-healthy",
+            Step::Terminate { .. } => "terminate",
+            Step::CreateVolume { .. } => "create-volume",
+            Step::ModifyVolume { .. } => "modify-volume",
+            Step::AttachVolume { .. } => "attach-volume",
+            Step::DetachVolume { .. } => "detach-volume",
+            Step::Snapshot { .. } => "snapshot",
+            Step::DeleteSnapshot { .. } => "delete-snapshot",
+            Step::DeleteVolume { .. } => "delete-volume",
+            Step::CreateBalancer { .. } => "create-balancer",
+            Step::SetListeners { .. } => "set-listeners",
+            Step::ConfigureHealthCheck { .. } => "configure-health-check",
+            Step::SetBalancerZones { .. } => "set-balancer-zones",
+            Step::Register { .. } => "register",
+            Step::Deregister { .. } => "deregister",
+            Step::DeleteBalancer { .. } => "delete-balancer",
+            Step::CreateBucket { .. } => "create-bucket",
+            Step::SetBucketPublicRead { .. } => "set-bucket-public-read",
+            Step::DeleteBucket { .. } => "delete-bucket",
+            Step::CreateDistribution { .. } => "create-distribution",
+            Step::UpdateDistribution { .. } => "update-distribution",
+            Step::DisableDistribution { .. } => "disable-distribution",
+            Step::DeleteDistribution { .. } => "delete-distribution",
+        }
+    }
+
+    /// The resource the step acts for (`Fleet/app` for a launch, the
+    /// balancer for a registration, the volume for a snapshot), for
+    /// per-resource bookkeeping such as the reconcile loop's backoff.
+    pub fn resource(&self) -> ResourceKey {
+        use crate::ids::Kind;
+        let key = |kind, name: &ResourceName| ResourceKey::new(kind, name.clone());
+        match self {
+            Step::CreateKeyPair { name, .. } | Step::DeleteKeyPair { name, .. } => {
+                key(Kind::KeyPair, name)
+            }
+            Step::CreateGroup { name, .. }
+            | Step::AuthorizeIngress { name, .. }
+            | Step::RevokeIngress { name, .. }
+            | Step::DeleteGroup { name, .. } => key(Kind::SecurityGroup, name),
+            Step::SetTags { key: k, .. } => k.clone(),
+            Step::Launch { fleet, .. }
+            | Step::SetInstanceGroups { fleet, .. }
+            | Step::WaitHealthy { fleet, .. }
+            | Step::Terminate { fleet, .. } => key(Kind::Fleet, fleet),
+            Step::CreateVolume { name, .. }
+            | Step::ModifyVolume { name, .. }
+            | Step::AttachVolume { name, .. }
+            | Step::DetachVolume { name, .. }
+            | Step::Snapshot { name, .. }
+            | Step::DeleteSnapshot { name, .. }
+            | Step::DeleteVolume { name, .. } => key(Kind::Volume, name),
+            Step::CreateBalancer { name, .. }
+            | Step::SetListeners { name, .. }
+            | Step::ConfigureHealthCheck { name, .. }
+            | Step::SetBalancerZones { name, .. }
+            | Step::DeleteBalancer { name } => key(Kind::Balancer, name),
+            Step::Register { balancer, .. } | Step::Deregister { balancer, .. } => {
+                key(Kind::Balancer, balancer)
+            }
+            Step::CreateBucket { name, .. }
+            | Step::SetBucketPublicRead { name, .. }
+            | Step::DeleteBucket { name } => key(Kind::Bucket, name),
+            Step::CreateDistribution { name, .. }
+            | Step::UpdateDistribution { name, .. }
+            | Step::DisableDistribution { name, .. }
+            | Step::DeleteDistribution { name, .. } => key(Kind::Cdn, name),
         }
     }
 }

@@ -445,7 +445,8 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
             if let Step::Terminate {
                 fleet,
                 instances,
-                reason: TerminateReason::Outdated | TerminateReason::WrongZone,
+                reason:
+                    TerminateReason::Outdated | TerminateReason::WrongZone | TerminateReason::Unhealthy,
             } = s
                 && fleet == fname
             {

@@ -32,7 +32,7 @@ use converge_core::render::{self, TextOptions};
 use converge_core::spec_hash::{launch_spec_hash, short_digest};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -671,11 +671,26 @@ pub fn run_scaled(
     at: &str,
     scale: &BTreeMap<ResourceName, u32>,
 ) -> Plan {
+    run_decided(d, o, at, scale, &BTreeSet::new(), &BTreeSet::new())
+}
+
+/// [`run`] with every decision of the reconcile loop: counts, instances
+/// to replace as unhealthy, instances to retire on scale-in.
+pub fn run_decided(
+    d: &Desired,
+    o: &Observed,
+    at: &str,
+    scale: &BTreeMap<ResourceName, u32>,
+    replace: &BTreeSet<InstanceId>,
+    retire: &BTreeSet<InstanceId>,
+) -> Plan {
     let input = PlanInput {
         desired: d,
         observed: o,
         at: ts(at),
         scale,
+        replace,
+        retire,
     };
     let plan = converge_core::plan(&input).unwrap();
     invariants::assert_ok(&plan, &input);
