@@ -453,7 +453,7 @@ fn reconcile_once_heals_a_lost_instance() {
     w.run(&["local", "terminate", &app[0]]).ok();
     let r = w.run(&["reconcile", "stack", "--once"]);
     r.ok();
-    assert!(r.stdout().contains("MetricUnreadable"), "{}", r.stdout());
+    assert!(r.stdout().contains("metric unreadable"), "{}", r.stdout());
     let healed = w.instances("app");
     assert_eq!(healed.len(), app.len());
     assert!(!healed.contains(&app[0]));

@@ -680,7 +680,7 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
             if report.ok { "ok" } else { "failed" }
         );
         for event in &report.events {
-            println!("  {event:?}");
+            println!("  {event}");
         }
         if report.ok {
             ExitCode::SUCCESS

@@ -890,6 +890,87 @@ impl Pass {
     }
 }
 
+impl std::fmt::Display for Event {
+    /// One line for people (`reconcile --once` prints these).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::ManifestsInvalid { error, kept_last } => {
+                let kept = if *kept_last {
+                    " (kept the last good version)"
+                } else {
+                    ""
+                };
+                write!(f, "manifests do not load{kept}: {error}")
+            }
+            Event::ObserveFailed { error } => write!(f, "observing the stack failed: {error}"),
+            Event::PlanFailed { error } => write!(f, "planning failed: {error}"),
+            Event::MetricUnreadable { fleet, error } => {
+                write!(
+                    f,
+                    "Fleet/{fleet}: metric unreadable, count unchanged: {error}"
+                )
+            }
+            Event::Scaled {
+                fleet,
+                value,
+                from,
+                to,
+                removed,
+            } => {
+                write!(f, "Fleet/{fleet}: metric {value}: scaled {from} → {to}")?;
+                if !removed.is_empty() {
+                    let ids: Vec<&str> = removed.iter().map(InstanceId::as_str).collect();
+                    write!(f, " (removing {})", ids.join(", "))?;
+                }
+                Ok(())
+            }
+            Event::ScaleHeld {
+                fleet,
+                value,
+                count,
+                reason,
+            } => write!(
+                f,
+                "Fleet/{fleet}: metric {value}: count kept at {count}: {reason}"
+            ),
+            Event::Replacing {
+                fleet,
+                instance,
+                failure,
+            } => write!(
+                f,
+                "Fleet/{fleet}: replacing unhealthy {instance}: {failure}"
+            ),
+            Event::HealthCheckBroken {
+                fleet,
+                unhealthy,
+                running,
+            } => write!(
+                f,
+                "Fleet/{fleet}: {unhealthy} of {running} unhealthy: the health check looks broken, nothing replaced"
+            ),
+            Event::SnapshotDue { volume } => write!(f, "Volume/{volume}: scheduled snapshot due"),
+            Event::SnapshotPruned { volume, snapshot } => {
+                write!(f, "Volume/{volume}: pruning snapshot {snapshot}")
+            }
+            Event::BackingOff {
+                resource,
+                until,
+                error,
+            } => write!(f, "{resource}: backing off until {until} after: {error}"),
+            Event::StepFailed {
+                resource,
+                step,
+                error,
+                retry_after,
+            } => write!(
+                f,
+                "{resource}: {step} failed (retry after {retry_after}): {error}"
+            ),
+        }
+    }
+}
+
 fn log_event(e: &Event) {
     match e {
         Event::ManifestsInvalid { error, kept_last } => {
