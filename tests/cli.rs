@@ -483,3 +483,71 @@ fn reconcile_refuses_bad_flags_and_an_aws_stack_without_a_lease_bucket() {
     r.expect(1);
     assert!(r.stderr().contains("--lease-bucket"), "{}", r.stderr());
 }
+
+/// Replaces cloud IDs (`i-…`, `vol-…`, `snap-…`, `sg-…`, `key-…`) and IPv4
+/// addresses with placeholders, so snapshots do not depend on them.
+fn redact(text: &str) -> String {
+    const PREFIXES: [&str; 5] = ["i-", "vol-", "snap-", "sg-", "key-"];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while let Some(c) = rest.chars().next() {
+        let at_boundary = out
+            .chars()
+            .last()
+            .is_none_or(|p| !(p.is_ascii_alphanumeric() || p == '-'));
+        if at_boundary {
+            for p in PREFIXES {
+                if let Some(tail) = rest.strip_prefix(p) {
+                    let hex = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+                    if hex >= 8 {
+                        out.push_str(p);
+                        out.push_str("[id]");
+                        rest = &tail[hex..];
+                        continue 'scan;
+                    }
+                }
+            }
+            let ip_len = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .count();
+            let candidate = &rest[..ip_len];
+            if candidate.parse::<std::net::Ipv4Addr>().is_ok() {
+                out.push_str("[ip]");
+                rest = &rest[ip_len..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[test]
+fn redact_hides_ids_and_addresses_only() {
+    assert_eq!(
+        redact("terminate i-30e403e2e327e4c00 db=10.0.8.129 ami-147f977d m1.small 0.0.0.0/0"),
+        "terminate i-[id] db=[ip] ami-147f977d m1.small [ip]/0"
+    );
+}
+
+/// The plans a user reads, as snapshots: a fresh stack, and the stack
+/// after its database server was lost (IDs and addresses redacted).
+#[test]
+fn plan_output_snapshots() {
+    let w = Workdir::new();
+    let fresh = w.run(&["plan", "stack", "--at", WEEKDAY]);
+    fresh.ok();
+    insta::assert_snapshot!("plan_fresh_smallpayroll", fresh.stdout());
+
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let db = w.instances("db");
+    w.run(&["local", "terminate", &db[0]]).ok();
+    let healing = w.run(&["plan", "stack", "--at", WEEKDAY]);
+    healing.ok();
+    insta::assert_snapshot!("plan_db_lost", redact(&healing.stdout()));
+    let markdown = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", "markdown"]);
+    markdown.ok();
+    insta::assert_snapshot!("plan_db_lost_markdown", redact(&markdown.stdout()));
+}

@@ -175,6 +175,54 @@ struct Retiring<'o> {
     reason: TerminateReason,
 }
 
+/// Pairs deficits (zones to launch a successor in, in order) with
+/// instances that must go (sorted oldest first): each deficit first takes
+/// the oldest instance in its own zone, then the remaining deficits take
+/// the remaining instances oldest first. Returns the pairs in deficit
+/// order, the instances left without a successor, and the deficits left
+/// without a predecessor (growth).
+fn pair_by_zone<'o>(
+    deficits: Vec<Zone>,
+    old: Vec<Retiring<'o>>,
+) -> (Vec<(Zone, Retiring<'o>)>, Vec<Retiring<'o>>, Vec<Zone>) {
+    let mut by_zone: BTreeMap<Zone, std::collections::VecDeque<(usize, Retiring<'o>)>> =
+        BTreeMap::new();
+    for (age, r) in old.into_iter().enumerate() {
+        by_zone
+            .entry(r.instance.zone.clone())
+            .or_default()
+            .push_back((age, r));
+    }
+    let mut slots: Vec<(Zone, Option<Retiring<'o>>)> = deficits
+        .into_iter()
+        .map(|zone| {
+            let same = by_zone.get_mut(&zone).and_then(|q| q.pop_front());
+            (zone, same.map(|(_, r)| r))
+        })
+        .collect();
+    // What is left, oldest first, fills the deficits that found no
+    // instance in their zone.
+    let mut rest: Vec<(usize, Retiring<'o>)> = by_zone.into_values().flatten().collect();
+    rest.sort_by_key(|(age, _)| *age);
+    let mut rest = rest.into_iter().map(|(_, r)| r);
+    for slot in slots.iter_mut().filter(|(_, r)| r.is_none()) {
+        match rest.next() {
+            Some(r) => slot.1 = Some(r),
+            None => break,
+        }
+    }
+    let leftover: Vec<Retiring<'o>> = rest.collect();
+    let mut pairs = Vec::new();
+    let mut growth = Vec::new();
+    for (zone, r) in slots {
+        match r {
+            Some(r) => pairs.push((zone, r)),
+            None => growth.push(zone),
+        }
+    }
+    (pairs, leftover, growth)
+}
+
 /// A fleet's target replica count at `at`, and the notes that explain
 /// it: an autoscaled fleet's count decided outside the planner (`scale`,
 /// else its live count), clamped to its bounds; else a count decided
@@ -616,17 +664,14 @@ impl<'a> Planner<'a> {
             }
             staying.extend(cur);
         }
-        // Outdated instances are paired with deficits; those left over go
-        // now (the fleet shrinks), newest first.
+        // Outdated instances are paired with deficits, oldest first: a
+        // successor goes in its predecessor's zone where one is wanted
+        // there (so a wave never moves capacity between zones), then the
+        // rest in the order of the remaining deficits. Those left over
+        // (the newest) go now: the fleet shrinks.
         old.sort_by(|a, b| by_age(&a.instance, &b.instance));
-        let pairs = old.len().min(deficits.len());
-        for r in old.drain(pairs..) {
-            retire_now.push(Retiring {
-                instance: r.instance,
-                reason: r.reason,
-            });
-        }
-        let extra_zones: Vec<Zone> = deficits.split_off(pairs);
+        let (replaced, leftover, extra_zones) = pair_by_zone(deficits, old);
+        retire_now.extend(leftover);
 
         let token_seed = {
             let mut ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
@@ -667,7 +712,6 @@ impl<'a> Planner<'a> {
         let per_wave = (budget.max_surge + budget.max_unavailable).max(1) as usize;
         let balancers = self.balancers_of(name);
         let mut prev_wave: Vec<StepId> = Vec::new();
-        let replaced: Vec<(Zone, Retiring)> = deficits.into_iter().zip(old).collect();
         let waves = replaced.len().div_ceil(per_wave);
         for (w, chunk) in replaced.chunks(per_wave).enumerate() {
             let first = (budget.max_unavailable as usize).min(chunk.len());
@@ -1084,5 +1128,72 @@ mod tests {
         assert_eq!(fill(0, &zones, &[1, 2]), vec![(z("a"), 0), (z("b"), 0)]);
         assert_eq!(fill(3, &zones, &[0, 0]), spread(3, &zones));
         assert!(fill(4, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn successors_go_in_their_predecessors_zone_first() {
+        let z = |s: &str| Zone::from(s);
+        let inst = |id: &str, zone: &str, minute: i64| ObservedInstance {
+            id: id.into(),
+            owner: crate::observed::Owner {
+                stack: "s".into(),
+                kind: crate::ids::Kind::Fleet,
+                name: "app".into(),
+            },
+            zone: z(zone),
+            state: InstanceState::Running,
+            private_ip: None,
+            launched_at: Timestamp::UNIX_EPOCH
+                .checked_add(jiff::SignedDuration::from_mins(minute))
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+            image: "ami-1".into(),
+            instance_type: "t3.micro".into(),
+            key_name: None,
+            groups: Vec::new(),
+            spec_hash: None,
+            user_data: None,
+            tags: Default::default(),
+        };
+        // Oldest first: b1 (minute 1), a1 (2), b2 (3), a2 (4).
+        let all = [
+            inst("i-b1", "b", 1),
+            inst("i-a1", "a", 2),
+            inst("i-b2", "b", 3),
+            inst("i-a2", "a", 4),
+        ];
+        let old: Vec<Retiring> = all
+            .iter()
+            .map(|i| Retiring {
+                instance: i,
+                reason: TerminateReason::Outdated,
+            })
+            .collect();
+        let ids = |v: &[(Zone, Retiring)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(zone, r)| (zone.to_string(), r.instance.id.to_string()))
+                .collect()
+        };
+        // Two deficits in a, one in b: a's take a's instances, b's takes
+        // b's oldest; b2 is left over (the fleet shrinks).
+        let (pairs, leftover, growth) = pair_by_zone(vec![z("a"), z("a"), z("b")], old.clone());
+        assert_eq!(
+            ids(&pairs),
+            [("a", "i-a1"), ("a", "i-a2"), ("b", "i-b1")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(leftover.len(), 1);
+        assert_eq!(leftover[0].instance.id.as_str(), "i-b2");
+        assert!(growth.is_empty());
+        // Deficits in a zone nobody runs in take the oldest remaining;
+        // deficits beyond the instances are growth.
+        let (pairs, leftover, growth) =
+            pair_by_zone(vec![z("a"), z("c"), z("c"), z("c"), z("c")], old);
+        assert_eq!(
+            ids(&pairs),
+            [("a", "i-a1"), ("c", "i-b1"), ("c", "i-b2"), ("c", "i-a2")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert!(leftover.is_empty());
+        assert_eq!(growth, vec![z("c")]);
     }
 }
