@@ -333,6 +333,8 @@ pub struct Reconciler {
     /// The last manifests that loaded.
     last_good: Option<Arc<Desired>>,
     failing_since: BTreeMap<InstanceId, Timestamp>,
+    /// When each small fleet last had an instance replaced for health.
+    health_replaced_at: BTreeMap<ResourceName, Timestamp>,
     scale: BTreeMap<ResourceName, ScaleState>,
     backoffs: Backoffs,
 }
@@ -371,6 +373,7 @@ impl Reconciler {
             stop: StopHandle::default(),
             last_good,
             failing_since: BTreeMap::new(),
+            health_replaced_at: BTreeMap::new(),
             scale: BTreeMap::new(),
             backoffs: Backoffs::default(),
         }
@@ -507,8 +510,10 @@ impl Reconciler {
             at,
             probes: &probes,
             failing_since: &self.failing_since,
+            replaced_at: &self.health_replaced_at,
         });
         self.failing_since = verdict.failing_since.clone();
+        self.health_replaced_at = verdict.replaced_at.clone();
         for f in &verdict.fleets {
             if f.check_broken {
                 pass.warning("health-check-broken");

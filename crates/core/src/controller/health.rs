@@ -10,6 +10,13 @@
 //! itself is taken to be broken (a wrong path, a dependency down for
 //! everyone): nothing in that fleet is replaced, and it is reported, so
 //! that a wrong check never replaces every instance in a loop.
+//!
+//! A fleet of one or two running instances is too small to judge by a
+//! majority: its unhealthy instances are replaced (within the budget), but
+//! if one of its instances was replaced for health less than three grace
+//! periods ago and it is unhealthy again, the check is taken to be broken
+//! (the successor failed the same way), so a one-instance fleet with a
+//! wrong check is replaced once, then reported.
 
 use crate::desired::Desired;
 use crate::ids::{InstanceId, Kind, ResourceName};
@@ -64,7 +71,14 @@ pub struct HealthInput<'a> {
     /// Since when each instance has been seen failing (from the previous
     /// pass's [`HealthDecision::failing_since`]).
     pub failing_since: &'a BTreeMap<InstanceId, Timestamp>,
+    /// When each small fleet last had an instance replaced for health
+    /// (from the previous pass's [`HealthDecision::replaced_at`]).
+    pub replaced_at: &'a BTreeMap<ResourceName, Timestamp>,
 }
+
+/// Fleets with fewer running instances than this are too small to judge a
+/// check by a majority of them.
+const SMALL_FLEET: usize = 3;
 
 /// An instance found unhealthy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +102,8 @@ pub struct FleetHealth {
     pub unhealthy: Vec<Unhealthy>,
     /// Those replaced this pass (within the update budget).
     pub replace: Vec<InstanceId>,
-    /// More than half are unhealthy: the check is taken to be broken and
+    /// The check is taken to be broken (more than half unhealthy; in a
+    /// fleet of one or two, unhealthy again soon after a replacement) and
     /// nothing is replaced.
     pub check_broken: bool,
 }
@@ -103,6 +118,9 @@ pub struct HealthDecision {
     pub failing_since: BTreeMap<InstanceId, Timestamp>,
     /// Fleets with unhealthy instances, by name.
     pub fleets: Vec<FleetHealth>,
+    /// When each fleet last had an instance replaced for health, kept for
+    /// three grace periods (bounded by the fleets).
+    pub replaced_at: BTreeMap<ResourceName, Timestamp>,
 }
 
 fn span(d: Duration) -> SignedDuration {
@@ -137,6 +155,15 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
             continue;
         }
         let grace = span(spec.health.grace);
+        let window = grace.saturating_mul(3);
+        let recently_replaced = input
+            .replaced_at
+            .get(name)
+            .copied()
+            .filter(|t| input.at.duration_since(*t) < window);
+        if let Some(t) = recently_replaced {
+            out.replaced_at.insert(name.clone(), t);
+        }
         let running = by_fleet.get(name).cloned().unwrap_or_default();
         let mut unhealthy = Vec::new();
         for i in &running {
@@ -174,7 +201,11 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
             continue;
         }
         unhealthy.sort_by(|a, b| (a.since, &a.instance).cmp(&(b.since, &b.instance)));
-        let check_broken = unhealthy.len() * 2 > running.len();
+        let check_broken = if running.len() < SMALL_FLEET {
+            recently_replaced.is_some()
+        } else {
+            unhealthy.len() * 2 > running.len()
+        };
         let budget = (spec
             .update
             .max_surge
@@ -190,6 +221,9 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
                 .collect()
         };
         out.replace.extend(replace.iter().cloned());
+        if !replace.is_empty() {
+            out.replaced_at.insert(name.clone(), input.at);
+        }
         out.fleets.push(FleetHealth {
             fleet: name.clone(),
             running: running.len() as u32,
@@ -339,7 +373,65 @@ mod tests {
             at: ts(at),
             probes,
             failing_since: since,
+            replaced_at: &BTreeMap::new(),
         })
+    }
+
+    #[test]
+    fn a_one_instance_fleet_is_replaced_once_then_the_check_is_reported() {
+        let d = desired(true, false, 1);
+        let o = observed(1, &[]);
+        let failing = |o: &Observed| -> BTreeMap<InstanceId, ProbeResult> {
+            o.instances
+                .iter()
+                .map(|i| (i.id.clone(), ProbeResult::Failed("status 503".into())))
+                .collect()
+        };
+        let long_ago = |o: &Observed| -> BTreeMap<InstanceId, Timestamp> {
+            o.instances
+                .iter()
+                .map(|i| (i.id.clone(), ts("2026-03-09T13:00:00Z")))
+                .collect()
+        };
+        let first = assess(&HealthInput {
+            desired: &d,
+            observed: &o,
+            at: ts(T0),
+            probes: &failing(&o),
+            failing_since: &long_ago(&o),
+            replaced_at: &BTreeMap::new(),
+        });
+        assert_eq!(first.replace.len(), 1, "{first:?}");
+        assert!(!first.fleets[0].check_broken);
+        assert_eq!(first.replaced_at.len(), 1);
+        // Its successor fails the same way soon after: the check is
+        // reported, nothing replaced.
+        let mut successor = observed(1, &[]);
+        successor.instances[0].id = "i-successor".into();
+        let again = assess(&HealthInput {
+            desired: &d,
+            observed: &successor,
+            at: ts("2026-03-09T14:10:00Z"),
+            probes: &failing(&successor),
+            failing_since: &long_ago(&successor),
+            replaced_at: &first.replaced_at,
+        });
+        assert!(again.replace.is_empty());
+        assert!(again.fleets[0].check_broken);
+        assert_eq!(
+            again.replaced_at, first.replaced_at,
+            "kept within the window"
+        );
+        // Long after, it is judged afresh.
+        let later = assess(&HealthInput {
+            desired: &d,
+            observed: &successor,
+            at: ts("2026-03-09T18:00:00Z"),
+            probes: &failing(&successor),
+            failing_since: &long_ago(&successor),
+            replaced_at: &again.replaced_at,
+        });
+        assert_eq!(later.replace.len(), 1);
     }
 
     #[test]
