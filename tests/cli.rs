@@ -462,9 +462,11 @@ fn reconcile_once_heals_a_lost_instance() {
 #[test]
 fn reconcile_refuses_bad_flags_and_an_aws_stack_without_a_lease_bucket() {
     let w = Workdir::new();
-    let r = w.run(&["reconcile", "stack", "--interval", "soon"]);
-    r.expect(1);
-    assert!(r.stderr().contains("--interval"), "{}", r.stderr());
+    for bad in ["soon", "0", "200ms"] {
+        let r = w.run(&["reconcile", "stack", "--interval", bad]);
+        r.expect(1);
+        assert!(r.stderr().contains("--interval"), "{}", r.stderr());
+    }
     let r = w.run_env(
         &[
             "--cloud",

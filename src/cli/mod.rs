@@ -203,8 +203,8 @@ struct ReconcileArgs {
     /// The stack directory (read again every pass).
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// Time between passes (with ±10% jitter), e.g. 30s, 5m.
-    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    /// Time between passes (with ±10% jitter), e.g. 30s, 5m; at least 1s.
+    #[arg(long, default_value = "30s", value_parser = parse_interval_arg)]
     interval: Duration,
     /// Run one pass and exit (1 if it failed).
     #[arg(long)]
@@ -335,6 +335,16 @@ fn load(dir: &Path) -> Result<Desired> {
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
         .ok_or_else(|| format!("expected a duration such as 30s, 5m or 1h, found {s:?}"))
+}
+
+/// A loop interval: a duration of at least a second, so the loop can
+/// never spin.
+fn parse_interval_arg(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_arg(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("must be at least 1s, found {s:?}"));
+    }
+    Ok(d)
 }
 
 fn parse_at(at: Option<&str>) -> Result<Timestamp> {
