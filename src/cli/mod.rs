@@ -610,17 +610,13 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
     // are read every pass (an invalid one keeps the last good version).
     let desired = load(&args.dir)?;
     let cloud = open_cloud(g, &desired.region).await?;
-    let lease = cloud.lease(g, &desired.stack).await?;
-    if lease.is_none() {
+    let Some(lease) = cloud.lease(g, &desired.stack).await? else {
         bail!(
             "reconcile on AWS needs --lease-bucket (or CONVERGE_LEASE_BUCKET): the S3 bucket holding the stack's lease, so that two reconcilers never act at once"
         );
-    }
-    let holding = match lease {
-        Some(lease) => Some(Holding::take(lease, g.lease_wait).await?),
-        None => None,
     };
-    let lost = holding.as_ref().map(Holding::lost_flag).unwrap_or_default();
+    let holding = Holding::take(lease, g.lease_wait).await?;
+    let lost = holding.lost_flag();
     let opts = ReconcileOptions {
         interval: args.interval,
         parallelism: args.parallelism.max(1),
@@ -714,7 +710,7 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
         let _ = server.await;
     }
     print_stats(g, cloud.cloud.as_ref());
-    release(holding).await;
+    release(Some(holding)).await;
     Ok(code)
 }
 
