@@ -752,3 +752,46 @@ async fn a_broken_resource_backs_off_while_the_others_keep_converging() {
     assert!(entry.slow);
     assert!(entry.until >= minutes(t0, 6 + 5), "{}", entry.until);
 }
+
+/// A one-instance fleet is too small to judge its check by a majority: its
+/// failing instance is replaced once, and when the successor fails the
+/// same way soon after, the check is reported as broken instead of
+/// replaced in a loop.
+#[tokio::test]
+async fn a_one_instance_fleet_is_replaced_once_then_its_check_is_reported() {
+    let mut d = without_real_metric(smallpayroll());
+    let app = d.fleets.get_mut(&ResourceName::from("app")).unwrap();
+    app.schedule = None;
+    app.replicas = 1;
+    let t0 = ts("2026-03-11T14:00:00Z");
+    let mut w = world(d, "2026-03-11T14:00:00Z", Delays::zero());
+    w.pass_ok(t0).await;
+    let first = w.running("app").await;
+    assert_eq!(first.len(), 1);
+
+    w.probes.fail_all.store(true, Ordering::SeqCst);
+    let mut replaced = Vec::new();
+    let mut broken = 0;
+    for m in 1..=25 {
+        let r = w.pass(minutes(t0, m)).await;
+        assert_eq!(r.failed(), 0, "minute {m}: {:#?}", r.apply);
+        for e in &r.events {
+            match e {
+                Event::Replacing {
+                    fleet, instance, ..
+                } if fleet.as_str() == "app" => replaced.push((m, instance.clone())),
+                Event::HealthCheckBroken { fleet, .. } if fleet.as_str() == "app" => broken += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(replaced.len(), 1, "replaced once only: {replaced:?}");
+    assert_eq!(replaced[0].1, first[0]);
+    assert!(
+        broken >= 5,
+        "the broken check was reported ({broken} passes)"
+    );
+    let now = w.running("app").await;
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, first);
+}

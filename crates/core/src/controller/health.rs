@@ -15,8 +15,9 @@
 //! majority: its unhealthy instances are replaced (within the budget), but
 //! if one of its instances was replaced for health less than three grace
 //! periods ago and it is unhealthy again, the check is taken to be broken
-//! (the successor failed the same way), so a one-instance fleet with a
-//! wrong check is replaced once, then reported.
+//! (the successor failed the same way) for as long as it keeps failing, so
+//! a one-instance fleet with a wrong check is replaced once, then
+//! reported; it is judged afresh once healthy for three grace periods.
 
 use crate::desired::Desired;
 use crate::ids::{InstanceId, Kind, ResourceName};
@@ -202,6 +203,13 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
         }
         unhealthy.sort_by(|a, b| (a.since, &a.instance).cmp(&(b.since, &b.instance)));
         let check_broken = if running.len() < SMALL_FLEET {
+            // Still failing after a recent replacement: the check is
+            // broken for as long as it keeps failing (the window restarts
+            // now), and only a fleet healthy for a whole window is judged
+            // afresh.
+            if recently_replaced.is_some() {
+                out.replaced_at.insert(name.clone(), input.at);
+            }
             recently_replaced.is_some()
         } else {
             unhealthy.len() * 2 > running.len()
@@ -418,18 +426,35 @@ mod tests {
         });
         assert!(again.replace.is_empty());
         assert!(again.fleets[0].check_broken);
-        assert_eq!(
-            again.replaced_at, first.replaced_at,
-            "kept within the window"
-        );
-        // Long after, it is judged afresh.
-        let later = assess(&HealthInput {
+        // Still failing long after: still broken (the window restarted).
+        let still = assess(&HealthInput {
             desired: &d,
             observed: &successor,
-            at: ts("2026-03-09T18:00:00Z"),
+            at: ts("2026-03-09T14:20:00Z"),
             probes: &failing(&successor),
             failing_since: &long_ago(&successor),
             replaced_at: &again.replaced_at,
+        });
+        assert!(still.replace.is_empty());
+        assert!(still.fleets[0].check_broken);
+        // Healthy for a whole window (3 × the 5-minute grace), then
+        // failing: judged afresh.
+        let healthy = assess(&HealthInput {
+            desired: &d,
+            observed: &successor,
+            at: ts("2026-03-09T15:00:00Z"),
+            probes: &BTreeMap::new(),
+            failing_since: &BTreeMap::new(),
+            replaced_at: &still.replaced_at,
+        });
+        assert!(healthy.replaced_at.is_empty(), "{healthy:?}");
+        let later = assess(&HealthInput {
+            desired: &d,
+            observed: &successor,
+            at: ts("2026-03-09T15:01:00Z"),
+            probes: &failing(&successor),
+            failing_since: &long_ago(&successor),
+            replaced_at: &healthy.replaced_at,
         });
         assert_eq!(later.replace.len(), 1);
     }
