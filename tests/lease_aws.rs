@@ -12,6 +12,10 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[macro_use]
+#[path = "support/moto.rs"]
+mod moto;
+
 use converge::cloud::ManualClock;
 use converge::cloud::aws::lease::S3Lease;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
@@ -22,31 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const T0: &str = "2026-03-09T14:00:00Z";
-
-fn endpoint() -> Option<String> {
-    std::env::var("CONVERGE_TEST_AWS_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-}
-
-/// Returns from the test, saying why, when no moto server is configured.
-macro_rules! moto_or_skip {
-    () => {
-        match endpoint() {
-            Some(e) => e,
-            None => {
-                assert!(
-                    std::env::var_os("CONVERGE_REQUIRE_MOTO").is_none(),
-                    "CONVERGE_REQUIRE_MOTO is set but CONVERGE_TEST_AWS_ENDPOINT is not: the moto server did not start"
-                );
-                eprintln!(
-                    "skipped: CONVERGE_TEST_AWS_ENDPOINT is not set; run `source scripts/moto.sh start` (scripts/test.sh does)"
-                );
-                return;
-            }
-        }
-    };
-}
 
 struct Env {
     cloud: Arc<AwsCloud>,

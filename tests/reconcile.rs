@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/metric.rs"]
+mod metric;
+use metric::metric_server;
+
 use async_trait::async_trait;
 use converge::apply::RetryPolicy;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, ResourceType};
@@ -27,8 +31,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 
 // ---- fixtures -----------------------------------------------------------
 
@@ -260,30 +262,6 @@ async fn a_week_of_schedule_across_the_daylight_saving_change() {
 }
 
 // ---- metric scaling --------------------------------------------------------
-
-/// A metric endpoint on 127.0.0.1 answering the current value.
-async fn metric_server(value: Arc<Mutex<String>>) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let body = value.lock().unwrap().clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/queue/length")
-}
 
 fn minutes(t0: Timestamp, m: i64) -> Timestamp {
     t0.checked_add(jiff::SignedDuration::from_mins(m)).unwrap()

@@ -35,6 +35,14 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/metric.rs"]
+mod metric;
+use metric::metric_server;
+
+#[macro_use]
+#[path = "support/moto.rs"]
+mod moto;
+
 use async_trait::async_trait;
 use converge::apply::RetryPolicy;
 use converge::cloud::aws::lease::S3Lease;
@@ -52,8 +60,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 
 /// Monday 10:00 in Toronto: the app fleet's weekday schedule gives 3.
 const T0: &str = "2026-03-09T14:00:00Z";
@@ -63,31 +69,6 @@ const T0: &str = "2026-03-09T14:00:00Z";
 /// CloudFront list + get + tags: 14) with room for the SDK's retries. It
 /// does not grow with the number of passes or of instances.
 const NO_CHANGE_CALLS: u64 = 20;
-
-fn endpoint() -> Option<String> {
-    std::env::var("CONVERGE_TEST_AWS_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-}
-
-/// Returns from the test, saying why, when no moto server is configured.
-macro_rules! moto_or_skip {
-    () => {
-        match endpoint() {
-            Some(e) => e,
-            None => {
-                assert!(
-                    std::env::var_os("CONVERGE_REQUIRE_MOTO").is_none(),
-                    "CONVERGE_REQUIRE_MOTO is set but CONVERGE_TEST_AWS_ENDPOINT is not: the moto server did not start"
-                );
-                eprintln!(
-                    "skipped: CONVERGE_TEST_AWS_ENDPOINT is not set; run `source scripts/moto.sh start` (scripts/test.sh does)"
-                );
-                return;
-            }
-        }
-    };
-}
 
 /// A connection to the moto server in `account`, as a process of its own
 /// would have.
@@ -129,30 +110,6 @@ fn smallpayroll(suffix: u32, metric_url: String) -> Desired {
         .unwrap()
         .metric_url = metric_url;
     d
-}
-
-/// A metric endpoint on 127.0.0.1 answering the current queue length.
-async fn metric_server(value: Arc<Mutex<String>>) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let body = value.lock().unwrap().clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/queue/length")
 }
 
 /// Requests to 127.0.0.1 (the metric) go out for real; health probes of
