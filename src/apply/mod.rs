@@ -10,7 +10,7 @@ pub mod retry;
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge_core::desired::Attr;
-use converge_core::ids::{DistributionId, GroupId, InstanceId, VolumeId, tags};
+use converge_core::ids::{DistributionId, GroupId, InstanceId, ResourceName, VolumeId, tags};
 use converge_core::observed::{
     CloudRule, CloudSource, DistributionStatus, InstanceState, MemberState, ObservedInstance,
     SnapshotState, VolumeState,
@@ -1049,8 +1049,12 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
                 Ok(_) => {}
                 Err(e) if e.kind == ErrorKind::AlreadyExists => {
                     // Ours from an interrupted apply, or someone else's.
-                    let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
-                    let ours = ctx.cloud.observe(&stack.as_str().into()).await?;
+                    let stack = ResourceName::from(
+                        tags.get(tags::STACK)
+                            .map(String::as_str)
+                            .unwrap_or_default(),
+                    );
+                    let ours = ctx.read(|| ctx.cloud.observe(&stack)).await?;
                     if !ours.buckets.iter().any(|b| b.name == name.as_str()) {
                         return Err(e.into());
                     }

@@ -52,8 +52,9 @@ pub struct AwsOptions {
     /// Attempts per call by the SDK's adaptive retry (default 3); converge
     /// retries what is still throttled on top, with its own backoff.
     pub max_attempts: Option<u32>,
-    /// The SDK's first retry backoff (default 1 s); also the first backoff
-    /// of converge's retries of a whole observation.
+    /// The SDK's first retry backoff (default 1 s). Whole observations
+    /// are retried by their callers (`commands::observe`, the executor,
+    /// the loop), with their own policy.
     pub initial_backoff: Option<Duration>,
     /// The SDK's retry mode: adaptive (the default) also slows the client
     /// down after throttling, with a rate limiter that starts cold.
@@ -92,8 +93,6 @@ pub struct AwsCloud {
     cloudfront: aws_sdk_cloudfront::Client,
     counter: hooks::CallCounter,
     injected: Option<hooks::InjectedCount>,
-    /// The first backoff of converge's own retries of whole observations.
-    backoff: Duration,
     /// Buckets known not to be converge's, with their creation time, so
     /// that a long-running process asks for their tags only once.
     foreign_buckets: Mutex<BTreeMap<String, Option<i64>>>,
@@ -181,7 +180,6 @@ impl AwsCloud {
             cloudfront: client!(aws_sdk_cloudfront),
             counter,
             injected,
-            backoff: options.initial_backoff.unwrap_or(Duration::from_secs(1)),
             foreign_buckets: Mutex::new(BTreeMap::new()),
             distribution_arns: Mutex::new(BTreeMap::new()),
         })
@@ -238,30 +236,6 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
                 ),
             )
         })
-}
-
-/// Whole observations tried before a retryable error is final.
-const OBSERVE_ATTEMPTS: u32 = 6;
-
-impl AwsCloud {
-    async fn observe_retried(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        // The SDK retried each call already; a plan should still not fail
-        // on a burst of throttling, so the whole read is retried a few
-        // times with backoff and full jitter.
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.observe_once(stack).await {
-                Err(e) if e.is_retryable() && attempt < OBSERVE_ATTEMPTS => {
-                    let bound = self.backoff.saturating_mul(1 << attempt.min(6));
-                    let jitter = fastrand::u64(0..=bound.as_millis().min(u64::MAX as u128) as u64);
-                    tracing::debug!(code = %e.code, attempt, "observe retried");
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
-                }
-                r => return r,
-            }
-        }
-    }
 }
 
 impl AwsCloud {
@@ -425,7 +399,7 @@ impl Cloud for AwsCloud {
     }
 
     async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        self.observe_retried(stack).await
+        self.observe_once(stack).await
     }
 
     async fn act(&self, op: &Op) -> Result<Outcome, CloudError> {
