@@ -400,6 +400,20 @@ async fn release(holding: Option<Holding>) {
     }
 }
 
+/// The local cloud's delays from `--local-delays`.
+fn local_delays(g: &Global) -> Result<Delays> {
+    match &g.local_delays {
+        Some(s) => Delays::parse(s).map_err(|e| anyhow!("--local-delays: {e}")),
+        None => Ok(Delays::default()),
+    }
+}
+
+/// Opens the local cloud in `--state-dir`.
+fn open_local(g: &Global, config: LocalConfig) -> Result<LocalCloud> {
+    LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
+        .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))
+}
+
 async fn open_cloud(g: &Global, region: &str) -> Result<Opened> {
     let region = g.region.as_deref().unwrap_or(region);
     match g.cloud {
@@ -408,17 +422,12 @@ async fn open_cloud(g: &Global, region: &str) -> Result<Opened> {
                 Some(s) => Faults::parse(s).map_err(|e| anyhow!("--local-faults: {e}"))?,
                 None => Faults::default(),
             };
-            let delays = match &g.local_delays {
-                Some(s) => Delays::parse(s).map_err(|e| anyhow!("--local-delays: {e}"))?,
-                None => Delays::default(),
-            };
             let config = LocalConfig {
                 region: region.to_owned(),
-                delays,
+                delays: local_delays(g)?,
                 faults,
             };
-            let cloud = LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
-                .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
+            let cloud = open_local(g, config)?;
             Ok(Opened {
                 cloud: Arc::new(cloud),
                 aws: None,
@@ -836,14 +845,10 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
     }
     let config = LocalConfig {
         region: "us-east-1".into(),
-        delays: match &g.local_delays {
-            Some(s) => Delays::parse(s).map_err(|e| anyhow!("--local-delays: {e}"))?,
-            None => Delays::default(),
-        },
+        delays: local_delays(g)?,
         faults: Faults::default(),
     };
-    let cloud = LocalCloud::open(&g.state_dir, config, Arc::new(SystemClock))
-        .with_context(|| format!("opening the local cloud in {}", g.state_dir.display()))?;
+    let cloud = open_local(g, config)?;
     match command {
         LocalCommand::Ls => {
             let rows = cloud.list()?;
