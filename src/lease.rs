@@ -321,10 +321,11 @@ pub async fn acquire_waiting_every<L: Lease + ?Sized>(
 /// renewed in the background every third of its TTL until
 /// [`Holding::release`]. If a renewal finds the lease lost (taken over
 /// after this process stalled past the TTL), [`Holding::is_lost`] turns
-/// true and the command should stop starting new work.
+/// true, [`Holding::lost_signal`] fires, and the command should stop
+/// starting new work.
 pub struct Holding {
     lease: Arc<dyn Lease>,
-    lost: Arc<std::sync::atomic::AtomicBool>,
+    lost: tokio::sync::watch::Receiver<bool>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -343,11 +344,10 @@ impl Holding {
     /// and starts renewing it.
     pub async fn take(lease: Arc<dyn Lease>, wait: Duration) -> Result<Holding, LeaseError> {
         acquire_waiting(lease.as_ref(), wait).await?;
-        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (lost_tx, lost) = tokio::sync::watch::channel(false);
         let every = (lease.ttl() / 3).max(Duration::from_millis(10));
         let renewer = {
             let lease = lease.clone();
-            let lost = lost.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
@@ -358,7 +358,7 @@ impl Holding {
                         }
                         Err(e) => {
                             tracing::error!(stack = %lease.stack(), error = %e, "the stack's lease was lost");
-                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            let _ = lost_tx.send(true);
                             return;
                         }
                     }
@@ -374,11 +374,12 @@ impl Holding {
 
     /// Whether the lease was lost while held.
     pub fn is_lost(&self) -> bool {
-        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+        *self.lost.borrow()
     }
 
-    /// A flag that turns true when the lease is lost (to stop an apply).
-    pub fn lost_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+    /// Turns true when the lease is lost: `wait_for(|lost| *lost)` answers
+    /// `Ok` then, and `Err` once the lease is released without being lost.
+    pub fn lost_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.lost.clone()
     }
 
@@ -726,6 +727,40 @@ mod tests {
         let elsewhere = HolderId(format!("not-{}-{}-0000abcd", hostname(), 4_194_304 + 17));
         assert!(!elsewhere.is_dead_process_here());
         assert!(!HolderId("someone".into()).is_dead_process_here());
+    }
+
+    #[tokio::test]
+    async fn a_holding_signals_a_lost_lease_and_not_a_released_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new("2026-03-09T12:00:00Z".parse().unwrap()));
+        let stack = ResourceName::from("shop");
+        let ttl = Duration::from_millis(60);
+        let a = LocalLease::new(dir.path(), &stack, clock.clone())
+            .unwrap()
+            .with_ttl(ttl);
+        let held = Holding::take(Arc::new(a), Duration::ZERO).await.unwrap();
+        let mut signal = held.lost_signal();
+        assert!(!held.is_lost());
+        // A stalls past its TTL; B takes the stack over; A's next renewal
+        // finds it lost.
+        clock.advance(Duration::from_secs(1));
+        let b = LocalLease::new(dir.path(), &stack, clock.clone()).unwrap();
+        b.acquire().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), signal.wait_for(|lost| *lost))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(held.is_lost());
+        b.release().await.unwrap();
+
+        // Released without being lost: the signal never fires.
+        let c = LocalLease::new(dir.path(), &stack, clock)
+            .unwrap()
+            .with_ttl(ttl);
+        let held = Holding::take(Arc::new(c), Duration::ZERO).await.unwrap();
+        let mut signal = held.lost_signal();
+        held.release().await.unwrap();
+        assert!(signal.wait_for(|lost| *lost).await.is_err());
     }
 
     #[tokio::test]

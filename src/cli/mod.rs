@@ -26,7 +26,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// converge: declare AWS resources in YAML, see the plan, apply it.
@@ -542,7 +542,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     // The lease is taken before observing, so that the plan shown is the
     // one carried out: no other writer acts on the stack in between.
     let holding = cloud.hold(g, &desired.stack).await?;
-    let lost = holding.as_ref().map(Holding::lost_flag);
+    let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
         let (_, plan) =
             observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
@@ -583,7 +583,7 @@ async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
     let empty = Desired::empty(declared.stack.clone(), declared.region.clone());
     let cloud = open_cloud(g, &declared.region).await?;
     let holding = cloud.hold(g, &declared.stack).await?;
-    let lost = holding.as_ref().map(Holding::lost_flag);
+    let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
         let (_, plan) = observe_and_plan(
             cloud.cloud.as_ref(),
@@ -625,7 +625,7 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
         );
     };
     let holding = Holding::take(lease, g.lease_wait).await?;
-    let lost = holding.lost_flag();
+    let lost = holding.lost_signal();
     let opts = ReconcileOptions {
         interval: args.interval,
         parallelism: args.parallelism.max(1),
@@ -647,7 +647,7 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
             let listener = metrics::bind(addr).await?;
             eprintln!("Serving /healthz and /metrics on http://{addr}");
             let lost = lost.clone();
-            let healthy = move || !lost.load(Ordering::SeqCst);
+            let healthy = move || !*lost.borrow();
             Some(tokio::spawn(metrics::serve(
                 listener,
                 metrics.clone(),
@@ -674,12 +674,11 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
     // stalled past its TTL) stops the loop too.
     {
         let stop = stop.clone();
-        let lost = lost.clone();
+        let mut lost = lost.clone();
         tokio::spawn(async move {
-            while !lost.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if lost.wait_for(|lost| *lost).await.is_ok() {
+                stop.stop();
             }
-            stop.stop();
         });
     }
 
@@ -708,7 +707,7 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
             "Stopped after {} pass(es), {} failed.",
             summary.passes, summary.failed_passes
         );
-        if lost.load(Ordering::SeqCst) {
+        if *lost.borrow() {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
@@ -769,20 +768,19 @@ async fn execute(
     cloud: Arc<dyn Cloud>,
     plan: &converge::core::Plan,
     parallelism: usize,
-    lost: Option<Arc<AtomicBool>>,
+    lost: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> bool {
     let opts = ApplyOptions {
         parallelism,
         ..ApplyOptions::default()
     };
-    if let Some(lost) = lost {
+    if let Some(mut lost) = lost {
         let stop = opts.stop.clone();
         tokio::spawn(async move {
-            while !lost.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if lost.wait_for(|lost| *lost).await.is_ok() {
+                eprintln!("\nThe stack's lease was lost: starting no new steps.");
+                stop.store(true, Ordering::SeqCst);
             }
-            eprintln!("\nThe stack's lease was lost: starting no new steps.");
-            stop.store(true, Ordering::SeqCst);
         });
     }
     let stop = opts.stop.clone();
