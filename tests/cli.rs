@@ -238,6 +238,13 @@ fn apply_converges_then_plan_shows_no_changes_and_apply_again_does_nothing() {
     let again = w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]);
     again.ok();
     assert_eq!(before, w.ls(), "a second apply changed the cloud");
+    // With nothing to do, the outputs still show (from the plan's own
+    // observation).
+    assert!(
+        again.stdout().contains("Fleet/db.privateIp"),
+        "{}",
+        again.stdout()
+    );
 
     // The weekend gives 2 app servers.
     w.run(&["apply", "stack", "--yes", "--at", WEEKEND]).ok();

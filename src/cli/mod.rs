@@ -13,6 +13,7 @@ use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
 use converge::core::ids::ResourceName;
+use converge::core::observed::Observed;
 use converge::core::render;
 use converge::lease::{Holding, Lease, LocalLease};
 use converge::manifest;
@@ -544,7 +545,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     let holding = cloud.hold(g, &desired.stack).await?;
     let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
-        let (_, plan) =
+        let (observed, plan) =
             observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
         if let Some((path, file)) = &saved
             && !file.matches(&plan)
@@ -556,7 +557,8 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
         }
         print!("{}", render(&plan, Format::Text));
         if !plan.has_changes() {
-            print_outputs(cloud.cloud.as_ref(), &desired).await?;
+            // Nothing changed since the observation the plan was made of.
+            print_outputs(&desired, &observed);
             print_stats(g, cloud.cloud.as_ref());
             return Ok(ExitCode::SUCCESS);
         }
@@ -565,7 +567,10 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
-        print_outputs(cloud.cloud.as_ref(), &desired).await?;
+        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired.stack)
+            .await
+            .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
+        print_outputs(&desired, &after);
         print_stats(g, cloud.cloud.as_ref());
         Ok(if ok {
             ExitCode::SUCCESS
@@ -801,11 +806,9 @@ async fn execute(
     report.is_success()
 }
 
-async fn print_outputs(cloud: &dyn Cloud, desired: &Desired) -> Result<()> {
-    let observed = converge::commands::observe(cloud, &desired.stack)
-        .await
-        .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
-    let outs = outputs(desired, &observed);
+/// Prints the stack's outputs as `observed` shows them.
+fn print_outputs(desired: &Desired, observed: &Observed) {
+    let outs = outputs(desired, observed);
     if !outs.is_empty() {
         println!("\nOutputs:");
         let width = outs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -813,7 +816,6 @@ async fn print_outputs(cloud: &dyn Cloud, desired: &Desired) -> Result<()> {
             println!("  {k:width$} = {v}");
         }
     }
-    Ok(())
 }
 
 fn schema(out: Option<&Path>) -> Result<ExitCode> {
