@@ -26,7 +26,7 @@ use converge::commands::observe_and_plan;
 use converge::core::desired::{DeletionPolicy, Desired, Tags};
 use converge::core::ids::{GroupId, InstanceId, Kind, ResourceName, tags};
 use converge::core::observed::{InstanceState, Observed, Owner, VolumeState};
-use converge::core::plan::{ChangeAction, Plan, Step};
+use converge::core::plan::{ChangeAction, Plan, Step, StepGraph};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,7 +124,8 @@ async fn apply(env: &Env, plan: &Plan) -> Report {
 }
 
 fn steps(plan: &Plan) -> String {
-    plan.steps
+    plan.graph
+        .steps()
         .iter()
         .map(|s| s.describe())
         .collect::<Vec<_>>()
@@ -194,7 +195,8 @@ async fn smallpayroll_applies_and_a_second_plan_has_no_changes() {
     assert!(plan.has_changes());
     // Launches are batched per fleet and zone.
     let launches: Vec<_> = plan
-        .steps
+        .graph
+        .steps()
         .iter()
         .filter_map(|s| match s {
             Step::Launch {
@@ -263,7 +265,8 @@ async fn lost_instances_are_replaced_and_registered() {
         .unwrap();
     let (_, plan) = plan_for(&e, &e.desired).await;
     let launches = plan
-        .steps
+        .graph
+        .steps()
         .iter()
         .filter(|s| matches!(s, Step::Launch { .. }))
         .count();
@@ -311,7 +314,8 @@ async fn a_volume_removed_from_the_manifests_is_kept() {
     );
     assert!(
         !plan
-            .steps
+            .graph
+            .steps()
             .iter()
             .any(|s| matches!(s, Step::DeleteVolume { .. })),
         "{}",
@@ -368,10 +372,12 @@ async fn a_killed_apply_run_again_creates_no_duplicates() {
     let e = env(moto_or_skip!(), "killed", None).await;
     // First run: killed after half of the steps.
     let (_, plan) = plan_for(&e, &e.desired).await;
-    let k = plan.steps.len() / 2;
+    let k = plan.graph.len() / 2;
     let mut prefix = plan.clone();
-    prefix.steps.truncate(k);
-    prefix.edges.retain(|(a, b)| *a < k && *b < k);
+    let (mut steps, edges) = prefix.graph.into_parts();
+    steps.truncate(k);
+    let edges = edges.into_iter().filter(|(a, b)| *a < k && *b < k);
+    prefix.graph = StepGraph::from_parts(steps, edges);
     apply(&e, &prefix).await;
     // Second run: aborted mid-flight, wherever it is.
     let (_, plan) = plan_for(&e, &e.desired).await;
@@ -530,14 +536,16 @@ async fn changed_security_groups_are_applied_in_place() {
     let (_, plan) = plan_for(&e, &e.desired).await;
     assert!(
         !plan
-            .steps
+            .graph
+            .steps()
             .iter()
             .any(|s| matches!(s, Step::Launch { .. } | Step::Terminate { .. })),
         "{}",
         steps(&plan)
     );
     assert!(
-        plan.steps
+        plan.graph
+            .steps()
             .iter()
             .any(|s| matches!(s, Step::SetInstanceGroups { .. }))
     );
@@ -573,7 +581,7 @@ async fn bucket_access_and_distribution_settings_change_in_place() {
     cdn.comment = "assets, fewer names".into();
     cdn.default_root_object = None;
     let (_, plan) = plan_for(&e, &e.desired).await;
-    assert!(plan.steps.iter().any(|s| matches!(
+    assert!(plan.graph.steps().iter().any(|s| matches!(
         s,
         Step::SetBucketPublicRead {
             public_read: true,
@@ -581,7 +589,8 @@ async fn bucket_access_and_distribution_settings_change_in_place() {
         }
     )));
     assert!(
-        plan.steps
+        plan.graph
+            .steps()
             .iter()
             .any(|s| matches!(s, Step::UpdateDistribution { .. }))
     );

@@ -196,7 +196,7 @@ async fn apply(cloud: &Arc<LocalCloud>, desired: &Desired) -> bool {
         report.is_success(),
         "apply failed: {:?}\nplan steps: {:#?}",
         report.steps,
-        plan.steps
+        plan.graph.steps()
     );
     plan.has_changes()
 }
@@ -295,7 +295,7 @@ fn the_richest_shape_converges_from_nothing_and_back() {
 #[test]
 fn terminating_a_batch_with_an_unknown_instance_terminates_the_rest() {
     use converge::core::ids::{InstanceId, ResourceName};
-    use converge::core::plan::{PLAN_FORMAT_VERSION, Plan, Step, TerminateReason};
+    use converge::core::plan::{PLAN_FORMAT_VERSION, Plan, Step, StepGraph, TerminateReason};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -329,12 +329,14 @@ fn terminating_a_batch_with_an_unknown_instance_terminates_the_rest() {
             region: "us-east-1".into(),
             at: AT.parse().unwrap(),
             changes: Vec::new(),
-            steps: vec![Step::Terminate {
-                fleet: ResourceName::from("app"),
-                instances,
-                reason: TerminateReason::Scale,
-            }],
-            edges: Vec::new(),
+            graph: StepGraph::from_parts(
+                vec![Step::Terminate {
+                    fleet: ResourceName::from("app"),
+                    instances,
+                    reason: TerminateReason::Scale,
+                }],
+                [],
+            ),
         };
         let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
         let report = execute(dyn_cloud, &plan, options(), Arc::new(Quiet)).await;

@@ -16,7 +16,8 @@ use converge_core::observed::{
     SnapshotState, VolumeState,
 };
 use converge_core::plan::{
-    GroupRef, InstanceRef, Plan, SnapshotPurpose, Step, StepId, UserDataPart, VolumeRef, rule_ports,
+    GroupRef, InstanceRef, Plan, SnapshotPurpose, Step, StepGraph, StepId, UserDataPart, VolumeRef,
+    rule_ports,
 };
 use converge_core::spec_hash::launch_spec_hash;
 pub use retry::RetryPolicy;
@@ -166,15 +167,9 @@ pub async fn execute(
     opts: ApplyOptions,
     progress: Arc<dyn Progress>,
 ) -> Report {
-    let n = plan.steps.len();
-    let mut deps_left = vec![0usize; n];
-    let mut dependents: Vec<Vec<StepId>> = vec![Vec::new(); n];
-    for &(before, after) in &plan.edges {
-        if before < n && after < n {
-            deps_left[after] += 1;
-            dependents[before].push(after);
-        }
-    }
+    let graph = &plan.graph;
+    let n = graph.len();
+    let mut deps_left: Vec<usize> = (0..n).map(|i| graph.dependencies(i).len()).collect();
     let ctx = Arc::new(Ctx {
         cloud,
         opts: opts.clone(),
@@ -188,7 +183,9 @@ pub async fn execute(
     loop {
         while running.len() < parallelism && !opts.stop.load(Ordering::SeqCst) {
             let Some(id) = ready.pop_first() else { break };
-            let step = plan.steps[id].clone();
+            let Some(step) = graph.step(id).cloned() else {
+                continue;
+            };
             let ctx = ctx.clone();
             ctx.progress.started(id, &step.describe());
             running.spawn(async move {
@@ -207,12 +204,12 @@ pub async fn execute(
                 continue;
             }
         };
-        let what = plan.steps[id].describe();
+        let what = describe(graph, id);
         match result {
             Ok(out) => {
                 lock(&ctx.outputs).insert(id, out);
                 report.steps.insert(id, (what, StepResult::Done));
-                for &d in &dependents[id] {
+                for &d in graph.dependents(id) {
                     deps_left[d] -= 1;
                     if deps_left[d] == 0 {
                         ready.insert(d);
@@ -223,33 +220,28 @@ pub async fn execute(
                 ctx.progress.failed(id, &what, &e);
                 report.steps.insert(id, (what, StepResult::Failed(e)));
                 // Everything downstream is skipped.
-                let mut stack = dependents[id].clone();
-                while let Some(d) = stack.pop() {
+                for d in graph.with_dependents(|i, _| i == id) {
                     if report.steps.contains_key(&d) {
                         continue;
                     }
-                    report.steps.insert(
-                        d,
-                        (
-                            plan.steps[d].describe(),
-                            StepResult::Skipped { because: Some(id) },
-                        ),
-                    );
+                    let skipped = StepResult::Skipped { because: Some(id) };
+                    report.steps.insert(d, (describe(graph, d), skipped));
                     ready.remove(&d);
-                    stack.extend(dependents[d].iter().copied());
                 }
             }
         }
     }
     for id in 0..n {
-        report.steps.entry(id).or_insert_with(|| {
-            (
-                plan.steps[id].describe(),
-                StepResult::Skipped { because: None },
-            )
-        });
+        report
+            .steps
+            .entry(id)
+            .or_insert_with(|| (describe(graph, id), StepResult::Skipped { because: None }));
     }
     report
+}
+
+fn describe(graph: &StepGraph, id: StepId) -> String {
+    graph.step(id).map(Step::describe).unwrap_or_default()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

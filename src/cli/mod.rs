@@ -113,6 +113,8 @@ enum Format {
     Text,
     Markdown,
     Json,
+    /// The step graph as Graphviz (`| dot -Tsvg > plan.svg`).
+    Dot,
 }
 
 #[derive(Debug, Subcommand)]
@@ -486,6 +488,7 @@ fn render(plan: &converge::core::Plan, format: Format) -> String {
         ),
         Format::Markdown => render::markdown(plan),
         Format::Json => render::json(plan),
+        Format::Dot => render::dot(plan),
     }
 }
 

@@ -134,8 +134,8 @@ impl PlanFile {
 
     /// Whether a freshly made plan has the same steps as the saved one.
     pub fn matches(&self, fresh: &Plan) -> bool {
-        let a = serde_json::to_value((&self.plan.steps, &self.plan.edges));
-        let b = serde_json::to_value((&fresh.steps, &fresh.edges));
+        let a = serde_json::to_value(&self.plan.graph);
+        let b = serde_json::to_value(&fresh.graph);
         matches!((a, b), (Ok(a), Ok(b)) if a == b)
     }
 }

@@ -594,7 +594,7 @@ impl Reconciler {
 
         // Backoff: forget resources with no work left; hold back the
         // steps of those still backing off.
-        let with_work: BTreeSet<String> = plan.steps.iter().map(backoff_key).collect();
+        let with_work: BTreeSet<String> = plan.graph.steps().iter().map(backoff_key).collect();
         self.backoffs.retain(|k| with_work.contains(k));
         let (plan, held) = without_steps(&plan, |_, s| self.backoffs.holds(&backoff_key(s), at));
         if !held.is_empty() {
@@ -614,8 +614,8 @@ impl Reconciler {
                 }
             }
         }
-        pass.report.planned = plan.steps.len();
-        if plan.steps.is_empty() {
+        pass.report.planned = plan.graph.len();
+        if plan.graph.is_empty() {
             return;
         }
         if self.stop.is_stopped() {
@@ -642,7 +642,7 @@ impl Reconciler {
         let mut failed_keys: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
         let mut done_keys: BTreeSet<String> = BTreeSet::new();
         for (id, (what, result)) in &report.steps {
-            let Some(step) = plan.steps.get(*id) else {
+            let Some(step) = plan.graph.step(*id) else {
                 continue;
             };
             let key = backoff_key(step);

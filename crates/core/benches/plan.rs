@@ -154,12 +154,12 @@ fn run_case(case: &Case) -> Result<(), String> {
         let plan = converge_core::plan(&input).map_err(|e| e.to_string())?;
         times.push(start.elapsed());
         let s = plan.summary();
-        shape = (plan.steps.len(), s.replace, s.unchanged);
+        shape = (plan.graph.len(), s.replace, s.unchanged);
         if plan.has_changes() != case.replace || s.replace != replaced {
             return Err(format!(
                 "{}: unexpected plan: {s:?}, {} steps",
                 case.name,
-                plan.steps.len()
+                plan.graph.len()
             ));
         }
         drop(plan);

@@ -8,7 +8,7 @@ mod common;
 
 use common::invariants::check;
 use common::*;
-use converge_core::plan::{PlanInput, Step};
+use converge_core::plan::{PlanInput, Step, StepGraph, StepId};
 use converge_core::{Desired, Observed, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +38,13 @@ fn problems(d: &Desired, o: &Observed, corrupt: impl FnOnce(&mut Plan)) -> Vec<S
     check(&plan, &input)
 }
 
+/// Rebuilds the plan's graph after `f` changed its steps or edges.
+fn edit_graph(p: &mut Plan, f: impl FnOnce(&mut Vec<Step>, &mut Vec<(StepId, StepId)>)) {
+    let (mut steps, mut edges) = std::mem::take(&mut p.graph).into_parts();
+    f(&mut steps, &mut edges);
+    p.graph = StepGraph::from_parts(steps, edges);
+}
+
 fn assert_caught(found: Vec<String>, needle: &str) {
     assert!(
         found.iter().any(|p| p.contains(needle)),
@@ -49,8 +56,10 @@ fn assert_caught(found: Vec<String>, needle: &str) {
 fn a_cycle_is_caught() {
     let (d, o) = rolling();
     let found = problems(&d, &o, |p| {
-        let (a, b) = p.edges[0];
-        p.edges.push((b, a));
+        edit_graph(p, |_, edges| {
+            let (a, b) = edges[0];
+            edges.push((b, a));
+        })
     });
     assert_caught(found, "cycle");
 }
@@ -58,7 +67,7 @@ fn a_cycle_is_caught() {
 #[test]
 fn an_edge_out_of_range_is_caught() {
     let (d, o) = rolling();
-    let found = problems(&d, &o, |p| p.edges.push((0, 999)));
+    let found = problems(&d, &o, |p| edit_graph(p, |_, edges| edges.push((0, 999))));
     assert_caught(found, "out of range");
 }
 
@@ -66,16 +75,16 @@ fn an_edge_out_of_range_is_caught() {
 fn a_predecessor_going_before_its_successor_is_healthy_is_caught() {
     let (d, o) = rolling();
     let found = problems(&d, &o, |p| {
-        let steps = p.steps.clone();
-        // Cut every edge into the terminations.
-        p.edges
-            .retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
+        edit_graph(p, |steps, edges| {
+            // Cut every edge into the terminations.
+            edges.retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
+        })
     });
     assert_caught(found, "need 2 predecessor(s)");
     let found = problems(&d, &o, |p| {
-        let steps = p.steps.clone();
-        p.edges
-            .retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
+        edit_graph(p, |steps, edges| {
+            edges.retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
+        })
     });
     assert_caught(found, "deregistering i-app-1");
 }
@@ -84,12 +93,13 @@ fn a_predecessor_going_before_its_successor_is_healthy_is_caught() {
 fn a_reference_to_a_later_step_is_caught() {
     let (d, o) = rolling();
     let found = problems(&d, &o, |p| {
-        let steps = p.steps.clone();
-        // Registering a launch no longer waits for it.
-        p.edges.retain(|(a, b)| {
-            !(matches!(steps[*a], Step::Launch { .. })
-                && matches!(steps[*b], Step::Register { .. }))
-        });
+        edit_graph(p, |steps, edges| {
+            // Registering a launch no longer waits for it.
+            edges.retain(|(a, b)| {
+                !(matches!(steps[*a], Step::Launch { .. })
+                    && matches!(steps[*b], Step::Register { .. }))
+            });
+        })
     });
     assert_caught(found, "which does not run before it");
 }
@@ -98,13 +108,14 @@ fn a_reference_to_a_later_step_is_caught() {
 fn an_instance_terminated_twice_is_caught() {
     let (d, o) = rolling();
     let found = problems(&d, &o, |p| {
-        let t = p
-            .steps
-            .iter()
-            .find(|s| matches!(s, Step::Terminate { .. }))
-            .cloned()
-            .unwrap();
-        p.steps.push(t);
+        edit_graph(p, |steps, _| {
+            let t = steps
+                .iter()
+                .find(|s| matches!(s, Step::Terminate { .. }))
+                .cloned()
+                .unwrap();
+            steps.push(t);
+        })
     });
     assert_caught(found, "terminated twice");
 }
@@ -126,9 +137,9 @@ fn a_group_deleted_while_in_use_is_caught() {
     let o = in_place(&d, ts(SATURDAY_NOON));
     d.security_groups.get_mut(&name("web")).unwrap().description = "new".into();
     let found = problems(&d, &o, |p| {
-        let steps = p.steps.clone();
-        p.edges
-            .retain(|(_, b)| !matches!(steps[*b], Step::DeleteGroup { .. }));
+        edit_graph(p, |steps, edges| {
+            edges.retain(|(_, b)| !matches!(steps[*b], Step::DeleteGroup { .. }));
+        })
     });
     assert_caught(found, "still uses it");
 }
@@ -139,9 +150,9 @@ fn a_volume_deleted_without_its_final_snapshot_is_caught() {
     let o = in_place(&d, ts(SATURDAY_NOON));
     let empty = Desired::empty(d.stack.clone(), d.region.clone());
     let found = problems(&empty, &o, |p| {
-        let steps = p.steps.clone();
-        p.edges
-            .retain(|(_, b)| !matches!(steps[*b], Step::DeleteVolume { .. }));
+        edit_graph(p, |steps, edges| {
+            edges.retain(|(_, b)| !matches!(steps[*b], Step::DeleteVolume { .. }));
+        })
     });
     assert_caught(found, "final snapshot");
 }

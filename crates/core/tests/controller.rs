@@ -37,14 +37,14 @@ fn an_unhealthy_instance_is_replaced_after_its_successor_is_healthy() {
     assert!(precedes(&p, launch, wait));
     assert!(precedes(&p, wait, term), "{:#?}", describe(&p));
     assert!(matches!(
-        &p.steps[term],
+        &p.graph.steps()[term],
         Step::Terminate {
             reason: TerminateReason::Unhealthy,
             ..
         }
     ));
     // The successor goes where its predecessor was.
-    let Step::Launch { zone: z, .. } = &p.steps[launch] else {
+    let Step::Launch { zone: z, .. } = &p.graph.steps()[launch] else {
         panic!("not a launch");
     };
     assert_eq!(*z, zone("us-east-1a"));

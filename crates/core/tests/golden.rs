@@ -22,6 +22,7 @@ fn create_everything_from_empty() {
     assert_snapshot!("create_everything.txt", text(&plan));
     assert_snapshot!("create_everything.md", render::markdown(&plan));
     assert_snapshot!("create_everything.json", render::json(&plan));
+    assert_snapshot!("create_everything.dot", render::dot(&plan));
 }
 
 #[test]
@@ -32,6 +33,7 @@ fn no_changes() {
     assert!(!plan.has_changes());
     assert_snapshot!("no_changes.txt", text(&plan));
     assert_snapshot!("no_changes.md", render::markdown(&plan));
+    assert_snapshot!("no_changes.dot", render::dot(&plan));
 }
 
 // ---- schedules --------------------------------------------------------------
@@ -76,7 +78,7 @@ fn schedule_follows_toronto_across_the_spring_dst_change() {
     // as 12:30Z.
     let with_offset = run(&d, &o, "2026-03-09T08:30:00-04:00");
     assert_eq!(with_offset.at, ts("2026-03-09T12:30:00Z"));
-    assert_eq!(with_offset.steps, at_eight.steps);
+    assert_eq!(with_offset.graph, at_eight.graph);
     // Sunday in the small hours, just after the change: the Friday 21:00
     // rule still holds.
     let sunday = run(&d, &o, "2026-03-08T07:30:00Z");
@@ -92,6 +94,7 @@ fn image_change_rolls_with_max_surge_one() {
     fleet_mut(&mut d, "app").image = "ami-2b3c4d5e".into();
     let plan = run(&d, &o, SATURDAY_NOON);
     assert_snapshot!("image_change_max_surge_1.txt", text(&plan));
+    assert_snapshot!("image_change_max_surge_1.dot", render::dot(&plan));
     assert_snapshot!("image_change_max_surge_1.md", render::markdown(&plan));
     // Two waves of one: each successor is launched, registered and healthy
     // before its predecessor is deregistered and terminated; the second
@@ -203,7 +206,7 @@ fn env_values_are_sensitive_everywhere() {
         assert!(!out.contains(SECRET));
     }
     // The secret is still in the plan for the executor to send.
-    let launches = rotated.steps.iter().filter(|s| {
+    let launches = rotated.graph.steps().iter().filter(|s| {
         matches!(s, converge_core::plan::Step::Launch { spec, .. }
             if spec.user_data.iter().any(|p| matches!(p,
                 converge_core::plan::UserDataPart::Secret(s) if s.expose() == "a-new-password")))
@@ -251,7 +254,7 @@ fn db_instance_lost_is_relaunched_and_gets_its_volume_back() {
     let launch = step(&plan, "launch 1 Fleet/db");
     let attach = step(&plan, "attach Volume/pgdata");
     assert!(precedes(&plan, launch, attach));
-    match &plan.steps[attach] {
+    match &plan.graph.steps()[attach] {
         converge_core::plan::Step::AttachVolume { instance, .. } => {
             assert_eq!(
                 *instance,
@@ -425,7 +428,7 @@ fn volume_removed_with_retain_is_kept() {
     o.volumes.push(scratch_volume(&o, "retain", None));
     let plan = run(&d, &o, SATURDAY_NOON);
     assert!(!plan.has_changes(), "a retained volume is not a change");
-    assert!(plan.steps.is_empty());
+    assert!(plan.graph.is_empty());
     assert_eq!(plan.summary().blocked, 1);
     assert_snapshot!("volume_removed_retain.txt", text(&plan));
     assert_snapshot!("volume_removed_retain.md", render::markdown(&plan));

@@ -458,7 +458,7 @@ fn check_outputs(plan: &converge_core::Plan) {
     assert!(!colored.is_empty());
     let parsed: serde_json::Value = serde_json::from_str(&render::json(plan)).unwrap();
     assert_eq!(parsed["format_version"], 1);
-    assert_eq!(parsed["steps"].as_array().unwrap().len(), plan.steps.len());
+    assert_eq!(parsed["steps"].as_array().unwrap().len(), plan.graph.len());
 }
 
 proptest! {
@@ -499,7 +499,7 @@ proptest! {
         let plan = run(&empty, &o, TIMES[t]);
         check_outputs(&plan);
         // Nothing of the stack is left live.
-        let terminated: usize = plan.steps.iter().map(|s| match s {
+        let terminated: usize = plan.graph.steps().iter().map(|s| match s {
             converge_core::plan::Step::Terminate { instances, .. } => instances.len(),
             _ => 0,
         }).sum();

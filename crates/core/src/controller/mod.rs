@@ -16,7 +16,6 @@ pub mod health;
 pub mod snapshots;
 
 use crate::plan::{Plan, Step, StepId};
-use std::collections::BTreeSet;
 
 /// A plan without some of its steps, and without every step that depends
 /// on them (directly or not), since those could not run. Step indices are
@@ -24,44 +23,10 @@ use std::collections::BTreeSet;
 /// description of changes is kept as it was. Returns the smaller plan and
 /// the indices (in `plan`) of the steps held back.
 pub fn without_steps(plan: &Plan, hold: impl Fn(StepId, &Step) -> bool) -> (Plan, Vec<StepId>) {
-    let n = plan.steps.len();
-    let mut dependents: Vec<Vec<StepId>> = vec![Vec::new(); n];
-    for &(before, after) in &plan.edges {
-        if before < n && after < n {
-            dependents[before].push(after);
-        }
-    }
-    let mut held: BTreeSet<StepId> = BTreeSet::new();
-    let mut stack: Vec<StepId> = (0..n).filter(|i| hold(*i, &plan.steps[*i])).collect();
-    while let Some(i) = stack.pop() {
-        if held.insert(i) {
-            stack.extend(dependents[i].iter().copied());
-        }
-    }
-    if held.is_empty() {
-        return (plan.clone(), Vec::new());
-    }
-    let mut new_index: Vec<Option<StepId>> = vec![None; n];
-    let mut steps = Vec::with_capacity(n - held.len());
-    for (i, s) in plan.steps.iter().enumerate() {
-        if !held.contains(&i) {
-            new_index[i] = Some(steps.len());
-            steps.push(renumber(s, &new_index));
-        }
-    }
-    let edges = plan
-        .edges
-        .iter()
-        .filter_map(|&(a, b)| Some((new_index.get(a).copied()??, new_index.get(b).copied()??)))
-        .collect();
+    let held = plan.graph.with_dependents(hold);
     let out = Plan {
-        format_version: plan.format_version,
-        stack: plan.stack.clone(),
-        region: plan.region.clone(),
-        at: plan.at,
-        changes: plan.changes.clone(),
-        steps,
-        edges,
+        graph: plan.graph.without(&held),
+        ..plan.clone()
     };
     (out, held.into_iter().collect())
 }
@@ -69,64 +34,9 @@ pub fn without_steps(plan: &Plan, hold: impl Fn(StepId, &Step) -> bool) -> (Plan
 /// Adds independent steps (no dependencies either way) at the end of a
 /// plan, such as the scheduled snapshots of a pass.
 pub fn append_steps(plan: &mut Plan, steps: impl IntoIterator<Item = Step>) {
-    plan.steps.extend(steps);
-}
-
-/// A step with the step references it holds mapped to new indices. Every
-/// referenced step runs before the step that refers to it, so it is kept
-/// whenever the step is, and has a new index already.
-fn renumber(step: &Step, new_index: &[Option<StepId>]) -> Step {
-    use crate::plan::{GroupRef, InstanceRef, UserDataPart, VolumeRef};
-    let map = |s: &StepId| new_index.get(*s).copied().flatten().unwrap_or(*s);
-    let group = |g: &GroupRef| match g {
-        GroupRef::Created(s) => GroupRef::Created(map(s)),
-        other => other.clone(),
-    };
-    let inst = |r: &InstanceRef| match r {
-        InstanceRef::Launched(s) => InstanceRef::Launched(map(s)),
-        other => other.clone(),
-    };
-    let mut step = step.clone();
-    match &mut step {
-        Step::AuthorizeIngress {
-            group: g, rules, ..
-        } => {
-            *g = group(g);
-            for r in rules {
-                if let Some(sg) = &r.source_group {
-                    r.source_group = Some(group(sg));
-                }
-            }
-        }
-        Step::Launch { spec, .. } => {
-            spec.groups = spec.groups.iter().map(group).collect();
-            for p in &mut spec.user_data {
-                match p {
-                    UserDataPart::StepOutput { step, .. } => *step = map(step),
-                    UserDataPart::FleetIps { launches, .. } => {
-                        *launches = launches.iter().map(map).collect();
-                    }
-                    UserDataPart::Text(_) | UserDataPart::Secret(_) => {}
-                }
-            }
-        }
-        Step::SetInstanceGroups { groups, .. } => {
-            *groups = groups.iter().map(group).collect();
-        }
-        Step::WaitHealthy { instances, .. } | Step::Register { instances, .. } => {
-            *instances = instances.iter().map(inst).collect();
-        }
-        Step::AttachVolume {
-            volume, instance, ..
-        } => {
-            if let VolumeRef::Created(s) = volume {
-                *volume = VolumeRef::Created(map(s));
-            }
-            *instance = inst(instance);
-        }
-        _ => {}
+    for s in steps {
+        plan.graph.add(s, []);
     }
-    step
 }
 
 #[cfg(test)]
@@ -160,8 +70,7 @@ mod tests {
             region: "us-east-1".into(),
             at: "2026-03-09T14:00:00Z".parse().unwrap(),
             changes: Vec::new(),
-            steps,
-            edges,
+            graph: crate::plan::StepGraph::from_parts(steps, edges),
         }
     }
 
@@ -187,17 +96,17 @@ mod tests {
         );
         let (held, gone) = without_steps(&p, |_, s| s.resource().name.as_str() == "db");
         assert_eq!(gone, vec![0]);
-        assert_eq!(held.steps.len(), 3);
-        assert_eq!(held.edges, vec![(0, 1), (1, 2)]);
+        assert_eq!(held.graph.len(), 3);
+        assert_eq!(held.graph.edges(), &[(0, 1), (1, 2)]);
         assert!(matches!(
-            &held.steps[1],
+            &held.graph.steps()[1],
             Step::Register { instances, .. } if instances == &vec![InstanceRef::Launched(0)]
         ));
 
         let (held, gone) = without_steps(&p, |i, _| i == 1);
         assert_eq!(gone, vec![1, 2, 3]);
-        assert_eq!(held.steps.len(), 1);
-        assert!(held.edges.is_empty());
+        assert_eq!(held.graph.len(), 1);
+        assert!(held.graph.edges().is_empty());
     }
 
     #[test]

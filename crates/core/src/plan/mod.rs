@@ -8,9 +8,11 @@
 //! longer declare.
 
 mod fleet;
+mod graph;
 mod types;
 
 pub use fleet::{SENSITIVE_TAG, fleet_target};
+pub use graph::{Cycle, StepGraph};
 pub use types::*;
 
 use crate::desired::{DeletionPolicy, Desired, IngressRule, Protocol, Source, Tags};
@@ -121,8 +123,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         region: input.desired.region.clone(),
         at: input.at,
         changes,
-        steps,
-        edges: edges.into_iter().collect(),
+        graph: StepGraph::from_parts(steps, edges),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The plan: what would change (a typed diff per resource, for people) and
 //! the steps that make it so (a dependency graph, for the executor).
 
+use super::graph::StepGraph;
 use crate::desired::{
     Attr, DeletionPolicy, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
 };
@@ -31,17 +32,17 @@ pub struct Plan {
     /// One entry per resource, sorted by kind and name; unchanged resources
     /// are included with [`ChangeAction::NoChange`].
     pub changes: Vec<ResourceChange>,
-    /// The steps; a step's index is its [`StepId`].
-    pub steps: Vec<Step>,
-    /// Dependency edges: `(before, after)`.
-    pub edges: Vec<(StepId, StepId)>,
+    /// The steps and the order between them (serialized as `steps` and
+    /// `edges`).
+    #[serde(flatten)]
+    pub graph: StepGraph,
 }
 
 impl Plan {
     /// Whether applying the plan would change anything. Blocked deletions
     /// are not changes.
     pub fn has_changes(&self) -> bool {
-        !self.steps.is_empty()
+        !self.graph.is_empty()
     }
 
     /// Counts of changes by action, for the summary line.
@@ -58,14 +59,6 @@ impl Plan {
             }
         }
         s
-    }
-
-    /// The steps that must finish before `step` may start.
-    pub fn dependencies(&self, step: StepId) -> impl Iterator<Item = StepId> + '_ {
-        self.edges
-            .iter()
-            .filter(move |(_, after)| *after == step)
-            .map(|(before, _)| *before)
     }
 }
 
@@ -946,6 +939,133 @@ impl Step {
             | Step::UpdateDistribution { name, .. }
             | Step::DisableDistribution { name, .. }
             | Step::DeleteDistribution { name, .. } => key(Kind::Cdn, name),
+        }
+    }
+}
+
+/// What a step that another step refers to must be: the step that
+/// produces what is referred to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Produces {
+    /// A security group ([`Step::CreateGroup`]).
+    Group,
+    /// Instances ([`Step::Launch`]).
+    Instances,
+    /// A volume ([`Step::CreateVolume`]).
+    Volume,
+    /// A balancer ([`Step::CreateBalancer`]).
+    Balancer,
+    /// A distribution ([`Step::CreateDistribution`]).
+    Distribution,
+}
+
+impl Produces {
+    /// Whether `step` produces this.
+    pub fn is_made_by(self, step: &Step) -> bool {
+        matches!(
+            (self, step),
+            (Produces::Group, Step::CreateGroup { .. })
+                | (Produces::Instances, Step::Launch { .. })
+                | (Produces::Volume, Step::CreateVolume { .. })
+                | (Produces::Balancer, Step::CreateBalancer { .. })
+                | (Produces::Distribution, Step::CreateDistribution { .. })
+        )
+    }
+
+    /// What produces an attribute a template reads.
+    pub fn of_attr(attr: Attr) -> Produces {
+        match attr {
+            Attr::DnsName => Produces::Balancer,
+            Attr::DomainName => Produces::Distribution,
+            Attr::Id => Produces::Volume,
+            Attr::PrivateIp | Attr::PrivateIps => Produces::Instances,
+        }
+    }
+}
+
+impl Step {
+    /// The earlier steps this step refers to by ID, with what each must
+    /// produce, in the order the step holds them.
+    pub fn step_refs(&self) -> Vec<(StepId, Produces)> {
+        let mut out = Vec::new();
+        // Visiting needs `&mut`; steps holding references are few and small.
+        self.clone().visit_step_refs(&mut |id, what| {
+            out.push((*id, what));
+        });
+        out
+    }
+
+    /// The step with every step reference it holds mapped through `map`
+    /// (for renumbering).
+    pub fn map_step_refs(&self, map: impl Fn(StepId) -> StepId) -> Step {
+        let mut step = self.clone();
+        step.visit_step_refs(&mut |id, _| *id = map(*id));
+        step
+    }
+
+    /// Calls `f` on each step reference the step holds. The one place that
+    /// knows where steps hold references, so a new one cannot be missed
+    /// by renumbering or by the checker.
+    fn visit_step_refs(&mut self, f: &mut impl FnMut(&mut StepId, Produces)) {
+        let group = |g: &mut GroupRef, f: &mut dyn FnMut(&mut StepId, Produces)| {
+            if let GroupRef::Created(s) = g {
+                f(s, Produces::Group);
+            }
+        };
+        let instances = |i: &mut InstanceRef, f: &mut dyn FnMut(&mut StepId, Produces)| {
+            if let InstanceRef::Launched(s) = i {
+                f(s, Produces::Instances);
+            }
+        };
+        match self {
+            Step::AuthorizeIngress {
+                group: g, rules, ..
+            } => {
+                group(g, f);
+                for r in rules.iter_mut() {
+                    if let Some(g) = &mut r.source_group {
+                        group(g, f);
+                    }
+                }
+            }
+            Step::Launch { spec, .. } => {
+                for g in &mut spec.groups {
+                    group(g, f);
+                }
+                for part in &mut spec.user_data {
+                    match part {
+                        UserDataPart::StepOutput { step, attr } => {
+                            f(step, Produces::of_attr(*attr))
+                        }
+                        UserDataPart::FleetIps { launches, .. } => {
+                            for l in launches {
+                                f(l, Produces::Instances);
+                            }
+                        }
+                        UserDataPart::Text(_) | UserDataPart::Secret(_) => {}
+                    }
+                }
+            }
+            Step::SetInstanceGroups { groups, .. } => {
+                for g in groups {
+                    group(g, f);
+                }
+            }
+            Step::WaitHealthy { instances: is, .. } | Step::Register { instances: is, .. } => {
+                for i in is {
+                    instances(i, f);
+                }
+            }
+            Step::AttachVolume {
+                volume, instance, ..
+            } => {
+                if let VolumeRef::Created(s) = volume {
+                    f(s, Produces::Volume);
+                }
+                instances(instance, f);
+            }
+            _ => {}
         }
     }
 }

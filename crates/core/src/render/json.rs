@@ -65,16 +65,15 @@ pub fn json(plan: &Plan) -> String {
         summary: plan.summary(),
         changes: &plan.changes,
         steps: plan
-            .steps
+            .graph
             .iter()
-            .enumerate()
             .map(|(id, op)| NumberedStep {
                 id,
                 label: op.describe(),
                 op,
             })
             .collect(),
-        edges: &plan.edges,
+        edges: plan.graph.edges(),
     };
     // Serializing these types cannot fail (string map keys, no floats, no
     // fallible `Serialize` impls); should it ever, say so in JSON rather

@@ -1,5 +1,5 @@
 //! Renderers: a plan as text for the terminal, Markdown for a pull-request
-//! comment, or JSON for machines. Each is a pure function of the plan, and
+//! comment, JSON for machines, or its step graph as Graphviz. Each is a pure function of the plan, and
 //! the same plan always renders to the same bytes.
 //!
 //! The planner computes a typed diff ([`crate::plan::ResourceChange`]);
@@ -8,10 +8,12 @@
 //! they draw a line.
 
 mod diff;
+mod dot;
 mod json;
 mod markdown;
 mod text;
 
+pub use dot::dot;
 pub use json::json;
 pub use markdown::markdown;
 pub use text::{TextOptions, text};

@@ -27,7 +27,8 @@ pub fn assert_ok(plan: &Plan, input: &PlanInput<'_>) {
     let problems = check(plan, input);
     if !problems.is_empty() {
         let steps: Vec<String> = plan
-            .steps
+            .graph
+            .steps()
             .iter()
             .enumerate()
             .map(|(i, s)| format!("  {i}: {}", s.describe()))
@@ -37,7 +38,7 @@ pub fn assert_ok(plan: &Plan, input: &PlanInput<'_>) {
             problems.len(),
             problems.join("\n- "),
             steps.join("\n"),
-            plan.edges
+            plan.graph.edges()
         );
     }
 }
@@ -45,13 +46,13 @@ pub fn assert_ok(plan: &Plan, input: &PlanInput<'_>) {
 /// The steps each step transitively depends on. Empty sets when the graph
 /// has a cycle (which [`check`] reports).
 pub fn ancestors(plan: &Plan) -> Vec<BTreeSet<StepId>> {
-    let n = plan.steps.len();
-    let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n, plan.edges.len());
+    let n = plan.graph.len();
+    let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n, plan.graph.edges().len());
     for _ in 0..n {
         g.add_node(());
     }
     let mut preds: Vec<Vec<StepId>> = vec![Vec::new(); n];
-    for &(a, b) in &plan.edges {
+    for &(a, b) in plan.graph.edges() {
         if a < n && b < n {
             g.add_edge(NodeIndex::new(a), NodeIndex::new(b), ());
             preds[b].push(a);
@@ -76,13 +77,13 @@ pub fn ancestors(plan: &Plan) -> Vec<BTreeSet<StepId>> {
 /// Every problem with the plan; empty when it keeps every invariant.
 pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     let mut p = Vec::new();
-    let n = plan.steps.len();
+    let n = plan.graph.len();
     let d = input.desired;
     let o = input.observed;
-    let name = |i: StepId| format!("step {i} ({})", plan.steps[i].describe());
+    let name = |i: StepId| format!("step {i} ({})", plan.graph.steps()[i].describe());
 
     // ---- the graph ------------------------------------------------------
-    for &(a, b) in &plan.edges {
+    for &(a, b) in plan.graph.edges() {
         if a >= n || b >= n {
             p.push(format!("edge ({a}, {b}) is out of range ({n} steps)"));
         } else if a == b {
@@ -93,7 +94,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     for _ in 0..n {
         g.add_node(());
     }
-    for &(a, b) in plan.edges.iter().filter(|(a, b)| *a < n && *b < n) {
+    for &(a, b) in plan.graph.edges().iter().filter(|(a, b)| *a < n && *b < n) {
         g.add_edge(NodeIndex::new(a), NodeIndex::new(b), ());
     }
     if let Err(c) = toposort(&g, None) {
@@ -107,7 +108,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     let before = |a: StepId, b: StepId| anc[b].contains(&a);
 
     // ---- step references ------------------------------------------------
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         for (r, want) in references(s) {
             if r >= n {
                 p.push(format!(
@@ -116,7 +117,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                 ));
                 continue;
             }
-            if !kind_matches(&plan.steps[r], want) {
+            if !kind_matches(&plan.graph.steps()[r], want) {
                 p.push(format!("{} refers to {} as a {want:?}", name(i), name(r)));
             }
             if !before(r, i) {
@@ -166,7 +167,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     };
     let fleet_of: BTreeMap<&InstanceId, &ResourceName> =
         o.instances.iter().map(|i| (&i.id, &i.owner.name)).collect();
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         let owners: Vec<(Kind, ResourceName)> = match s {
             Step::CreateKeyPair { name, .. } | Step::DeleteKeyPair { name, .. } => {
                 vec![(Kind::KeyPair, name.clone())]
@@ -193,7 +194,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                     v.push((Kind::Fleet, (*f).clone()));
                 }
                 if let InstanceRef::Launched(s) = instance
-                    && let Some(Step::Launch { fleet, .. }) = plan.steps.get(*s)
+                    && let Some(Step::Launch { fleet, .. }) = plan.graph.step(*s)
                 {
                     v.push((Kind::Fleet, fleet.clone()));
                 }
@@ -215,7 +216,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                             v.extend(fleet_of.get(id).map(|f| (Kind::Fleet, (*f).clone())))
                         }
                         InstanceRef::Launched(s) => {
-                            if let Some(Step::Launch { fleet, .. }) = plan.steps.get(*s) {
+                            if let Some(Step::Launch { fleet, .. }) = plan.graph.step(*s) {
                                 v.push((Kind::Fleet, fleet.clone()));
                             }
                         }
@@ -264,7 +265,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     // ---- instances ------------------------------------------------------
     let observed_ids: BTreeSet<&InstanceId> = o.instances.iter().map(|i| &i.id).collect();
     let mut terminated: BTreeMap<&InstanceId, StepId> = BTreeMap::new();
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         if let Step::Terminate { instances, .. } = s {
             if instances.is_empty() {
                 p.push(format!("{} terminates nothing", name(i)));
@@ -286,7 +287,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
             }
         }
     }
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         match s {
             Step::Launch {
                 fleet, zone, count, ..
@@ -333,7 +334,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                         }
                     }
                 }
-                for (j, t) in plan.steps.iter().enumerate() {
+                for (j, t) in plan.graph.steps().iter().enumerate() {
                     if let Step::CreateBalancer { name: b, .. } = t
                         && b == balancer
                         && !before(j, i)
@@ -346,7 +347,8 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
         }
     }
     let tokens: Vec<&str> = plan
-        .steps
+        .graph
+        .steps()
         .iter()
         .filter_map(|s| match s {
             Step::Launch { token, .. } => Some(token.as_str()),
@@ -366,7 +368,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
             .iter()
             .filter(|b| b.members.iter().any(|m| m.instance == *id))
         {
-            let ok = plan.steps.iter().enumerate().any(|(j, s)| {
+            let ok = plan.graph.steps().iter().enumerate().any(|(j, s)| {
                 matches!(s, Step::Deregister { balancer, instances }
                     if balancer.as_str() == b.name && instances.contains(id))
                     && before(j, t)
@@ -380,9 +382,9 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
             }
         }
     }
-    for (j, s) in plan.steps.iter().enumerate() {
+    for (j, s) in plan.graph.steps().iter().enumerate() {
         if let Step::Deregister { balancer, .. } = s {
-            for (k, t) in plan.steps.iter().enumerate() {
+            for (k, t) in plan.graph.steps().iter().enumerate() {
                 if let Step::DeleteBalancer { name: b } = t
                     && b == balancer
                     && !before(j, k)
@@ -427,21 +429,23 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
         }
         let behind_balancer = d.balancers.values().any(|b| b.fleets.contains(fname));
         let launches: Vec<StepId> = plan
-            .steps
+            .graph
+            .steps()
             .iter()
             .enumerate()
             .filter(|(_, s)| matches!(s, Step::Launch { fleet, .. } if fleet == fname))
             .map(|(i, _)| i)
             .collect();
         let waits: Vec<StepId> = plan
-            .steps
+            .graph
+            .steps()
             .iter()
             .enumerate()
             .filter(|(_, s)| matches!(s, Step::WaitHealthy { fleet, .. } if fleet == fname))
             .map(|(i, _)| i)
             .collect();
         let mut covered = 0;
-        for (i, s) in plan.steps.iter().enumerate() {
+        for (i, s) in plan.graph.steps().iter().enumerate() {
             if let Step::Terminate {
                 fleet,
                 instances,
@@ -474,7 +478,8 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
 
     // ---- groups ---------------------------------------------------------
     let doomed: BTreeMap<&GroupId, StepId> = plan
-        .steps
+        .graph
+        .steps()
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
@@ -488,7 +493,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
         for inst in o.instances.iter().filter(|x| {
             (x.state.is_live() || x.state == InstanceState::Stopped) && x.groups.contains(gid)
         }) {
-            let moved = plan.steps.iter().enumerate().any(|(j, s)| {
+            let moved = plan.graph.steps().iter().enumerate().any(|(j, s)| {
                 before(j, del)
                     && match s {
                         Step::Terminate { instances, .. } => instances.contains(&inst.id),
@@ -504,7 +509,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                 ));
             }
         }
-        for (j, s) in plan.steps.iter().enumerate() {
+        for (j, s) in plan.graph.steps().iter().enumerate() {
             let uses = match s {
                 Step::Launch { spec, .. } => spec.groups.contains(&GroupRef::Known(gid.clone())),
                 Step::SetInstanceGroups { groups, .. } => {
@@ -542,7 +547,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
             }
             for r in &g.ingress {
                 if matches!(&r.source, converge_core::observed::CloudSource::Group(x) if x == gid) {
-                    let revoked = plan.steps.iter().enumerate().any(|(j, s)| {
+                    let revoked = plan.graph.steps().iter().enumerate().any(|(j, s)| {
                         matches!(s, Step::RevokeIngress { group, rules, .. }
                             if *group == g.id && rules.contains(r))
                             && before(j, del)
@@ -556,7 +561,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     }
 
     // ---- volumes --------------------------------------------------------
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         match s {
             Step::DeleteVolume { volume, .. } => {
                 let Some(v) = o.volumes.iter().find(|v| v.id == *volume) else {
@@ -578,14 +583,14 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                     p.push(format!("{} deletes a volume its policy retains", name(i)));
                 }
                 if policy == DeletionPolicy::Snapshot
-                    && !plan.steps.iter().enumerate().any(|(j, t)| {
+                    && !plan.graph.steps().iter().enumerate().any(|(j, t)| {
                         matches!(t, Step::Snapshot { volume: x, .. } if x == volume) && before(j, i)
                     })
                 {
                     p.push(format!("{} is not preceded by a final snapshot", name(i)));
                 }
                 if let Some(a) = &v.attachment {
-                    let freed = plan.steps.iter().enumerate().any(|(j, t)| {
+                    let freed = plan.graph.steps().iter().enumerate().any(|(j, t)| {
                         before(j, i)
                             && match t {
                                 Step::DetachVolume { volume: x, .. } => x == volume,
@@ -613,7 +618,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                         .iter()
                         .find(|x| x.id == *id)
                         .map(|x| x.zone.clone()),
-                    InstanceRef::Launched(s) => match plan.steps.get(*s) {
+                    InstanceRef::Launched(s) => match plan.graph.step(*s) {
                         Some(Step::Launch { zone, count, .. }) => {
                             if *count != 1 {
                                 p.push(format!("{} attaches to a launch of {count}", name(i)));
@@ -629,7 +634,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                         .iter()
                         .find(|v| v.id == *id)
                         .map(|v| v.zone.clone()),
-                    VolumeRef::Created(s) => match plan.steps.get(*s) {
+                    VolumeRef::Created(s) => match plan.graph.step(*s) {
                         Some(Step::CreateVolume { zone, .. }) => Some(zone.clone()),
                         _ => None,
                     },
@@ -644,7 +649,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                     && let Some(v) = o.volumes.iter().find(|v| v.id == *id)
                     && let Some(a) = &v.attachment
                 {
-                    let freed = plan.steps.iter().enumerate().any(|(j, t)| {
+                    let freed = plan.graph.steps().iter().enumerate().any(|(j, t)| {
                         matches!(t, Step::DetachVolume { volume: x, instance: at, .. }
                             if x == id && *at == a.instance)
                             && before(j, i)
@@ -683,7 +688,8 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
         }
     }
     let detaches: Vec<(&converge_core::ids::VolumeId, &InstanceId)> = plan
-        .steps
+        .graph
+        .steps()
         .iter()
         .filter_map(|s| match s {
             Step::DetachVolume {
@@ -698,10 +704,10 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
     }
 
     // ---- buckets and distributions --------------------------------------
-    for (i, s) in plan.steps.iter().enumerate() {
+    for (i, s) in plan.graph.steps().iter().enumerate() {
         match s {
             Step::DeleteDistribution { id, .. } => {
-                let ok = plan.steps.iter().enumerate().any(|(j, t)| {
+                let ok = plan.graph.steps().iter().enumerate().any(|(j, t)| {
                     matches!(t, Step::DisableDistribution { id: x, .. } if x == id) && before(j, i)
                 });
                 if !ok {
@@ -716,7 +722,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<String> {
                     if !uses {
                         continue;
                     }
-                    let gone = plan.steps.iter().enumerate().any(|(j, t)| {
+                    let gone = plan.graph.steps().iter().enumerate().any(|(j, t)| {
                         matches!(t, Step::DeleteDistribution { id, .. } if *id == x.id)
                             && before(j, i)
                     });

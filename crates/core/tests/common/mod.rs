@@ -713,7 +713,7 @@ pub fn text(p: &Plan) -> String {
 
 /// The steps' descriptions in index order, for assertions on the graph.
 pub fn describe(p: &Plan) -> Vec<String> {
-    p.steps.iter().map(|s| s.describe()).collect()
+    p.graph.steps().iter().map(|s| s.describe()).collect()
 }
 
 /// Whether step `a` must finish before step `b` (a path of edges).
