@@ -24,12 +24,13 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: a panic says what broke
 
+use converge::cloud::Cloud as _;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
-use converge::cloud::{Cloud as _, SystemClock};
 use converge::core::observed::MemberState;
 use converge::lease::{Holding, LocalLease};
 use converge::reconcile::metrics::Metrics;
 use converge::reconcile::{Manifests, PassReport, ReconcileOptions, Reconciler};
+use converge::sys::SystemClock;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,11 +8,12 @@
 
 use anyhow::{Context as _, Result, anyhow};
 use converge::apply::{ApplyOptions, Quiet, execute};
+use converge::cloud::Cloud;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
-use converge::cloud::{Cloud, SystemClock};
 use converge::commands::observe_and_plan;
 use converge::core::render::{self, TextOptions};
 use converge::manifest;
+use converge::sys::SystemClock;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

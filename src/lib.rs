@@ -9,5 +9,6 @@ pub mod commands;
 pub mod lease;
 pub mod manifest;
 pub mod reconcile;
+pub mod sys;
 
 pub use converge_core as core;

@@ -11,11 +11,12 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
+use converge::cloud::Cloud;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, ResourceType};
-use converge::cloud::{Cloud, SystemClock};
 use converge::commands::observe_and_plan;
 use converge::core::desired::Desired;
 use converge::manifest;
+use converge::sys::SystemClock;
 use jiff::Timestamp;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@
 //! (`If-None-Match: *` and `If-Match` on PutObject, `If-Match` on
 //! DeleteObject, answering 412) but does not make the check and the write
 //! atomic; the lease's read-back after each write covers the ordering the
-//! concurrent test below produces (see `src/cloud/aws/lease.rs`).
+//! concurrent test below produces (see `src/lease/s3.rs`).
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
@@ -16,11 +16,11 @@
 #[path = "support/moto.rs"]
 mod moto;
 
-use converge::cloud::ManualClock;
-use converge::cloud::aws::lease::S3Lease;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::core::ids::ResourceName;
+use converge::lease::s3::S3Lease;
 use converge::lease::{HolderId, Lease, LeaseError, acquire_waiting_every};
+use converge::sys::ManualClock;
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;

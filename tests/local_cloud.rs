@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError, ResourceType};
-use converge::cloud::{Cloud, CloudError, ErrorKind, ManualClock, Op, Outcome};
+use converge::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge::core::desired::{
     HealthCheck, Listener, ListenerProtocol, Protocol, Tags, VolumeType,
 };
@@ -22,6 +22,7 @@ use converge::core::observed::{
     Owner, SnapshotState, VolumeState,
 };
 use converge::core::plan::TagTarget;
+use converge::sys::ManualClock;
 use jiff::Timestamp;
 use std::path::Path;
 use std::process::Command;
@@ -1251,7 +1252,7 @@ fn child_process_entry() {
     let c = LocalCloud::open(
         &dir,
         config(Delays::zero(), faults),
-        Arc::new(converge::cloud::SystemClock),
+        Arc::new(converge::sys::SystemClock),
     )
     .unwrap();
     rt.block_on(async {

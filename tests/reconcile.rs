@@ -15,7 +15,7 @@ use metric::metric_server;
 use async_trait::async_trait;
 use converge::apply::RetryPolicy;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, ResourceType};
-use converge::cloud::{Cloud, ManualClock, Op};
+use converge::cloud::{Cloud, Op};
 use converge::core::Desired;
 use converge::core::ids::{InstanceId, ResourceName, tags};
 use converge::core::observed::{InstanceState, MemberState, Observed};
@@ -24,6 +24,7 @@ use converge::reconcile::{
     Event, HttpError, HttpGet, HttpResponse, Manifests, PassReport, PlainHttp, ReconcileOptions,
     Reconciler,
 };
+use converge::sys::ManualClock;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, BTreeSet};

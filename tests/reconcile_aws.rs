@@ -45,17 +45,18 @@ mod moto;
 
 use async_trait::async_trait;
 use converge::apply::RetryPolicy;
-use converge::cloud::aws::lease::S3Lease;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
-use converge::cloud::{Cloud, ManualClock, Op};
+use converge::cloud::{Cloud, Op};
 use converge::core::Desired;
 use converge::core::ids::{InstanceId, ResourceName};
 use converge::core::observed::{InstanceState, MemberState, Observed};
+use converge::lease::s3::S3Lease;
 use converge::lease::{HolderId, Lease, LeaseError};
 use converge::reconcile::{
     Event, HttpError, HttpGet, HttpResponse, Manifests, PassReport, PlainHttp, ReconcileOptions,
     Reconciler,
 };
+use converge::sys::ManualClock;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

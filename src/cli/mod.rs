@@ -5,22 +5,23 @@ mod output;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::apply::{self, ApplyOptions};
-use converge::cloud::aws::lease::S3Lease;
+use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, parse_duration};
-use converge::cloud::{Cloud, SystemClock};
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
 use converge::core::ids::ResourceName;
 use converge::core::observed::Observed;
 use converge::core::render;
+use converge::lease::s3::S3Lease;
 use converge::lease::{Holding, Lease, LocalLease};
 use converge::manifest;
 use converge::reconcile::{
     Manifests, ReconcileOptions, Reconciler,
     metrics::{self, Metrics},
 };
+use converge::sys::SystemClock;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -501,7 +502,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
     if let Some(out) = &args.out {
         let file = PlanFile::new(&desired, &plan);
         let text = serde_json::to_string_pretty(&file)?;
-        write_atomic(out, text.as_bytes())
+        converge::sys::write_atomic(out, text.as_bytes())
             .with_context(|| format!("saving the plan to {}", out.display()))?;
         eprintln!(
             "Saved the plan to {}; apply it with: converge apply --plan {}",
@@ -514,23 +515,6 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_CHANGES));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("plan")
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {

@@ -15,9 +15,7 @@ use converge_core::observed::{
     ObservedSnapshot, ObservedVolume,
 };
 use converge_core::plan::TagTarget;
-use jiff::Timestamp;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 
 /// One operation on the cloud, with every ID resolved.
 #[derive(Clone, Debug, PartialEq)]
@@ -431,51 +429,6 @@ impl CloudError {
             self.kind,
             ErrorKind::Throttled | ErrorKind::InvalidState | ErrorKind::Unavailable
         )
-    }
-}
-
-/// A source of the current time, so that tests can control it.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
-
-/// A clock that only moves when told to, for deterministic tests.
-#[derive(Clone, Debug)]
-pub struct ManualClock(Arc<Mutex<Timestamp>>);
-
-impl ManualClock {
-    /// A clock stopped at `at`.
-    pub fn new(at: Timestamp) -> Self {
-        Self(Arc::new(Mutex::new(at)))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: std::time::Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let span = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
-        *t = t.checked_add(span).unwrap_or(*t);
-    }
-
-    /// Sets the clock.
-    pub fn set(&self, at: Timestamp) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -36,9 +36,10 @@ pub use backoff::{BackoffPolicy, Backoffs};
 pub use http::{HttpError, HttpGet, HttpResponse, PlainHttp};
 
 use crate::apply::{ApplyOptions, Progress, Report, RetryPolicy, StepError, StepResult, execute};
-use crate::cloud::{Clock, Cloud, ErrorKind};
+use crate::cloud::{Cloud, ErrorKind};
 use crate::commands::observe_with;
 use crate::manifest;
+use crate::sys::Clock;
 use converge_core::controller::autoscale::{self, AutoscaleInput, Decision, Hold, Reading};
 use converge_core::controller::health::{self, HealthInput, ProbeResult};
 use converge_core::controller::snapshots::snapshot_work;

@@ -17,8 +17,9 @@ mod ec2;
 mod elb;
 mod error;
 mod hooks;
-pub mod lease;
 mod s3;
+
+pub(crate) use error::sdk_error;
 
 use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome};
 use async_trait::async_trait;
@@ -89,7 +90,8 @@ pub struct AwsCloud {
     region: String,
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancing::Client,
-    s3: aws_sdk_s3::Client,
+    /// The S3 client, shared with the stack lease in S3.
+    pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
     counter: hooks::CallCounter,
     injected: Option<hooks::InjectedCount>,

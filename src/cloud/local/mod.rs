@@ -20,7 +20,7 @@
 //! # Time
 //!
 //! All time comes from the injected [`Clock`] (tests use
-//! [`crate::cloud::ManualClock`]). The world stores when each transition
+//! [`crate::sys::ManualClock`]). The world stores when each transition
 //! happens and derives states when it is read; see [`Delays`].
 //!
 //! # Faults
@@ -52,15 +52,16 @@ mod world;
 pub use config::{Delays, Faults, LocalConfig, ParseError, parse_duration};
 pub use ls::{LsRow, ResourceType, Table, format_table};
 
-use crate::cloud::{Clock, Cloud, CloudError, ErrorKind, Op, Outcome};
+use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
+use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
 use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
 use ops::{Ctx, Errs};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use world::{Termination, World};
@@ -69,8 +70,6 @@ use world::{Termination, World};
 pub const STATE_FILE: &str = "local-cloud.json";
 /// The lock file's name in the state directory.
 pub const LOCK_FILE: &str = "local-cloud.lock";
-/// The temporary file a change is written to before it is renamed.
-const TEMP_FILE: &str = "local-cloud.json.tmp";
 
 /// The local cloud: a simulated region, shared through a file by every
 /// process that opens the same state directory. Cheap to clone; clones
@@ -93,7 +92,6 @@ struct Shared {
 struct Store {
     dir: PathBuf,
     path: PathBuf,
-    temp: PathBuf,
     lock: File,
 }
 
@@ -200,17 +198,10 @@ impl LocalCloud {
             let _ = fs::write(state_dir.join(".gitignore"), "*\n");
         }
         let lock_path = state_dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(LocalError::io("open", &lock_path))?;
+        let lock = sys::open_lock_file(&lock_path).map_err(LocalError::io("open", &lock_path))?;
         let store = Store {
             dir: state_dir.to_owned(),
             path: state_dir.join(STATE_FILE),
-            temp: state_dir.join(TEMP_FILE),
             lock,
         };
         let cloud = Self::build(Some(store), config, clock);
@@ -312,15 +303,6 @@ enum Lose {
     Gone,
 }
 
-/// Releases a file lock when dropped.
-struct FileLock<'a>(&'a File);
-
-impl Drop for FileLock<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
 impl Shared {
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -360,11 +342,8 @@ impl Shared {
                 Ok(f(world, &cx))
             }
             Some(store) => {
-                store
-                    .lock
-                    .lock_shared()
+                let _guard = FileLock::shared(&store.lock)
                     .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
-                let _guard = FileLock(&store.lock);
                 let world = self.load(store, &mut inner)?;
                 Ok(f(world, &cx))
             }
@@ -393,21 +372,22 @@ impl Shared {
                 Ok(r)
             }
             Some(store) => {
-                store
-                    .lock
-                    .lock()
+                let _guard = FileLock::exclusive(&store.lock)
                     .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
-                let _guard = FileLock(&store.lock);
                 let world = self.load(store, &mut inner)?;
                 let mut next = world.clone();
                 next.settle(cx.now);
                 let r = f(&mut next, &cx);
                 if r.is_ok() && next != *world {
-                    let bytes = serde_json::to_vec_pretty(&next).map_err(|e| LocalError::Io {
-                        action: "encode",
-                        path: store.path.clone(),
-                        source: io::Error::other(e),
-                    })?;
+                    let mut bytes =
+                        serde_json::to_vec_pretty(&next).map_err(|e| LocalError::Io {
+                            action: "encode",
+                            path: store.path.clone(),
+                            source: io::Error::other(e),
+                        })?;
+                    // Cached exactly as written, so the next read of an
+                    // unchanged file is a cache hit.
+                    bytes.push(b'\n');
                     store.save(&bytes)?;
                     inner.cache = Some((Some(bytes), next));
                 }
@@ -503,24 +483,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<World, LocalError> {
 }
 
 impl Store {
-    /// Replaces the state file atomically: write a temporary file in the
-    /// same directory, sync it, rename it over the old one, sync the
-    /// directory. Runs under the exclusive lock, so one temporary name is
-    /// enough; a leftover from a crash is simply overwritten.
+    /// Replaces the state file atomically ([`sys::write_atomic_locked`]), under
+    /// the exclusive lock.
     fn save(&self, bytes: &[u8]) -> Result<(), LocalError> {
-        let mut f = File::create(&self.temp).map_err(LocalError::io("create", &self.temp))?;
-        f.write_all(bytes)
-            .and_then(|()| f.write_all(b"\n"))
-            .and_then(|()| f.sync_all())
-            .map_err(LocalError::io("write", &self.temp))?;
-        drop(f);
-        fs::rename(&self.temp, &self.path).map_err(LocalError::io("replace", &self.path))?;
-        // Make the rename itself durable. Not every platform can open a
-        // directory; the rename is atomic either way.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        sys::write_atomic_locked(&self.path, bytes).map_err(LocalError::io("replace", &self.path))
     }
 }
 

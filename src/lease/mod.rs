@@ -16,22 +16,24 @@
 //! Every change is a read-modify-write that cannot interleave with
 //! another's: [`LocalLease`] (the local cloud) does it under an exclusive
 //! OS lock on a lock file in the state directory and replaces the lease
-//! file atomically; the AWS lease (`crate::cloud::aws::lease::S3Lease`)
+//! file atomically; the AWS lease ([`s3::S3Lease`])
 //! does it with S3 conditional writes.
 //!
 //! Time comes from an injected [`Clock`], so tests expire leases with
-//! [`crate::cloud::ManualClock`]. Holders on different machines compare
+//! [`crate::sys::ManualClock`]. Holders on different machines compare
 //! their own clocks with the expiry another wrote: the TTL must be well
 //! above the clock skew between them (seconds, against a TTL of a minute).
 
-use crate::cloud::Clock;
+pub mod s3;
+
+use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
 use converge_core::ids::ResourceName;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -485,7 +487,6 @@ struct LocalInner {
     dir: PathBuf,
     path: PathBuf,
     lock: PathBuf,
-    temp: PathBuf,
     stack: ResourceName,
     holder: HolderId,
     ttl: Duration,
@@ -506,7 +507,6 @@ impl LocalLease {
             inner: Arc::new(LocalInner {
                 path: dir.join(format!("lease-{stack}.json")),
                 lock: dir.join(format!("lease-{stack}.lock")),
-                temp: dir.join(format!("lease-{stack}.json.tmp")),
                 dir,
                 stack: stack.clone(),
                 holder: HolderId::generate(),
@@ -548,11 +548,10 @@ impl LocalLease {
     {
         let inner = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let lock = inner.lock_exclusive()?;
+            let file = inner.lock_file()?;
+            let _lock = FileLock::exclusive(&file).map_err(inner.io("lock", &inner.lock))?;
             let current = inner.read()?;
-            let r = f(&inner, current);
-            drop(lock);
-            r
+            f(&inner, current)
         });
         match task.await {
             Ok(r) => r,
@@ -566,16 +565,6 @@ impl LocalLease {
     }
 }
 
-/// Holds an exclusive OS lock on the lock file; unlocked when dropped (and
-/// by the OS if the process dies).
-struct LockGuard(File);
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
 impl LocalInner {
     fn io(&self, action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LeaseError {
         let path = path.to_path_buf();
@@ -586,17 +575,10 @@ impl LocalInner {
         }
     }
 
-    fn lock_exclusive(&self) -> Result<LockGuard, LeaseError> {
+    /// The lock file, opened (and created) for locking.
+    fn lock_file(&self) -> Result<File, LeaseError> {
         fs::create_dir_all(&self.dir).map_err(self.io("create the directory of", &self.dir))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock)
-            .map_err(self.io("open", &self.lock))?;
-        file.lock().map_err(self.io("lock", &self.lock))?;
-        Ok(LockGuard(file))
+        sys::open_lock_file(&self.lock).map_err(self.io("open", &self.lock))
     }
 
     fn read(&self) -> Result<Option<LeaseRecord>, LeaseError> {
@@ -620,33 +602,11 @@ impl LocalInner {
                 source,
             })?;
         bytes.push(b'\n');
-        let mut f = File::create(&self.temp).map_err(self.io("create", &self.temp))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(self.io("write", &self.temp))?;
-        drop(f);
-        fs::rename(&self.temp, &self.path).map_err(self.io("replace", &self.path))?;
-        self.sync_dir();
-        Ok(())
+        sys::write_atomic_locked(&self.path, &bytes).map_err(self.io("replace", &self.path))
     }
 
     fn remove(&self) -> Result<(), LeaseError> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => {
-                self.sync_dir();
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.io("remove", &self.path)(e)),
-        }
-    }
-
-    /// Makes a rename or removal durable. Not every platform can open a
-    /// directory; the change is atomic either way.
-    fn sync_dir(&self) {
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        sys::remove_durably(&self.path).map_err(self.io("remove", &self.path))
     }
 }
 
@@ -715,7 +675,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
     use super::*;
-    use crate::cloud::ManualClock;
+    use crate::sys::ManualClock;
 
     #[test]
     fn only_a_gone_process_on_this_host_is_dead() {

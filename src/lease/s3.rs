@@ -45,13 +45,13 @@
 //! from its own clock, so the TTL must be well above the skew between
 //! hosts (see [`crate::lease`]).
 
-use super::AwsCloud;
-use super::error::sdk_error;
-use crate::cloud::{Clock, CloudError, ErrorKind};
+use crate::cloud::aws::{AwsCloud, sdk_error};
+use crate::cloud::{CloudError, ErrorKind};
 use crate::lease::{
     Acquired, DEFAULT_TTL, HolderId, Lease, LeaseError, LeaseRecord, check_stack, decide_acquire,
     decide_renew, lost,
 };
+use crate::sys::Clock;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
@@ -109,7 +109,7 @@ impl S3Lease {
         check_stack(stack)?;
         Ok(Self {
             s3: cloud.s3.clone(),
-            region: cloud.region.clone(),
+            region: cloud.region().to_owned(),
             bucket: bucket.into(),
             key: format!("{LEASE_PREFIX}{stack}.json"),
             stack: stack.clone(),
