@@ -14,6 +14,7 @@ use super::yaml;
 use converge_core::cron::Cron;
 use converge_core::desired::{
     self as d, Attachment, Attr, Desired, IngressRule, Reference, Secret, Template, TemplatePart,
+    Tz,
 };
 use converge_core::ids::{ImageId, Kind, ResourceKey, ResourceName, SnapshotId, Zone};
 use serde_saphyr::Spanned;
@@ -1527,9 +1528,11 @@ fn cron(at: &At<'_>, path: &FieldPath, text: &str, out: &mut Vec<Diagnostic>) ->
     }
 }
 
-fn timezone(at: &At<'_>, path: &FieldPath, tz: &str, out: &mut Vec<Diagnostic>) -> Option<String> {
-    match jiff::tz::TimeZone::get(tz) {
-        Ok(_) => Some(tz.to_owned()),
+/// The time zone named `tz`, from the database bundled into the binary
+/// (so planning needs nothing from the host).
+fn timezone(at: &At<'_>, path: &FieldPath, tz: &str, out: &mut Vec<Diagnostic>) -> Option<Tz> {
+    match Tz::bundled(tz) {
+        Ok(zone) => Some(zone),
         Err(_) => {
             out.push(at.diag(
                 path,

@@ -549,25 +549,23 @@ impl Reconciler {
             for (name, spec) in &desired.fleets {
                 let live = count(&observed, name, InstanceState::is_live);
                 let running = count(&observed, name, |s| s == InstanceState::Running);
-                if let Ok((target, _)) =
-                    fleet_target(name, spec, at, scale.get(name).copied(), live)
-                {
-                    m.fleet(name.as_str(), target, running);
-                }
+                let (target, _) = fleet_target(spec, at, scale.get(name).copied(), live);
+                m.fleet(name.as_str(), target, running);
             }
             m.retain_fleets(desired.fleets.keys().map(ResourceName::as_str));
         }
 
         // Snapshots and the plan.
-        let plan = snapshot_work(&desired, &observed, at).and_then(|work| {
-            let mut plan = converge_core::plan(&PlanInput {
-                desired: &desired,
-                observed: &observed,
-                at,
-                scale: &scale,
-                replace: &verdict.replace,
-                retire: &retire,
-            })?;
+        let work = snapshot_work(&desired, &observed, at);
+        let plan = converge_core::plan(&PlanInput {
+            desired: &desired,
+            observed: &observed,
+            at,
+            scale: &scale,
+            replace: &verdict.replace,
+            retire: &retire,
+        })
+        .map(|mut plan| {
             for (volume, _) in &work.take {
                 pass.event(Event::SnapshotDue {
                     volume: volume.clone(),
@@ -580,7 +578,7 @@ impl Reconciler {
                 });
             }
             append_steps(&mut plan, work.steps(&desired));
-            Ok(plan)
+            plan
         });
         let plan = match plan {
             Ok(p) => p,

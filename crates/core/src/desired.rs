@@ -3,6 +3,7 @@
 
 use crate::cron::Cron;
 use crate::ids::{ImageId, Kind, ResourceKey, ResourceName, SnapshotId, Zone};
+pub use crate::tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -207,7 +208,7 @@ pub struct FleetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     /// The IANA time zone the rules are read in.
-    pub timezone: String,
+    pub timezone: Tz,
     /// The rules; the one that fired most recently is in effect.
     pub rules: Vec<ScheduleRule>,
 }
@@ -411,7 +412,7 @@ pub struct SnapshotPolicy {
     /// When to take one.
     pub schedule: Cron,
     /// The time zone the schedule is read in.
-    pub timezone: String,
+    pub timezone: Tz,
     /// How many of converge's snapshots of this volume to keep.
     pub keep: u32,
 }

@@ -12,6 +12,7 @@ pub mod observed;
 pub mod plan;
 pub mod render;
 pub mod spec_hash;
+pub mod tz;
 
 pub use desired::Desired;
 pub use observed::Observed;

@@ -12,9 +12,8 @@
 use crate::desired::Desired;
 use crate::ids::{ResourceName, SnapshotId, VolumeId, tags};
 use crate::observed::{Observed, ObservedSnapshot, ObservedVolume, SnapshotState, VolumeState};
-use crate::plan::{PlanError, SnapshotPurpose, Step, snapshot_tags};
+use crate::plan::{SnapshotPurpose, Step, snapshot_tags};
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 /// What the schedules ask for now.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,21 +51,13 @@ impl SnapshotWork {
 }
 
 /// Decides the snapshots to take and to prune at `at`.
-pub fn snapshot_work(
-    desired: &Desired,
-    observed: &Observed,
-    at: Timestamp,
-) -> Result<SnapshotWork, PlanError> {
+pub fn snapshot_work(desired: &Desired, observed: &Observed, at: Timestamp) -> SnapshotWork {
     let mut work = SnapshotWork::default();
     for (name, spec) in &desired.volumes {
         let Some(policy) = &spec.snapshots else {
             continue;
         };
-        let tz =
-            TimeZone::get(&policy.timezone).map_err(|_| PlanError::UnknownSnapshotTimeZone {
-                volume: name.clone(),
-                zone: policy.timezone.clone(),
-            })?;
+        let tz = policy.timezone.zone();
         let mine: Vec<&ObservedSnapshot> = observed
             .snapshots
             .iter()
@@ -86,7 +77,7 @@ pub fn snapshot_work(
             .min_by_key(|v| (v.attachment.is_none(), v.created_at, v.id.clone()));
         if let Some(v) = current
             && matches!(v.state, VolumeState::Available | VolumeState::InUse)
-            && let Some(fired) = policy.schedule.latest_at_or_before(at, &tz)
+            && let Some(fired) = policy.schedule.latest_at_or_before(at, tz)
             && fired >= v.created_at
             && !mine
                 .iter()
@@ -116,7 +107,7 @@ pub fn snapshot_work(
             }
         }
     }
-    Ok(work)
+    work
 }
 
 #[cfg(test)]
@@ -144,7 +135,7 @@ mod tests {
                 attach: None,
                 snapshots: Some(SnapshotPolicy {
                     schedule: Cron::parse("0 3 * * *").unwrap(),
-                    timezone: "America/Toronto".into(),
+                    timezone: crate::tz::Tz::bundled("America/Toronto").unwrap(),
                     keep,
                 }),
                 deletion_policy: DeletionPolicy::Retain,
@@ -194,8 +185,8 @@ mod tests {
         let d = desired(7);
         let o = observed("2026-03-01T00:00:00Z");
         // 03:00 in Toronto is 08:00 UTC in winter (EST).
-        let before = snapshot_work(&d, &o, ts("2026-03-05T07:59:00Z")).unwrap();
-        let after = snapshot_work(&d, &o, ts("2026-03-05T08:00:00Z")).unwrap();
+        let before = snapshot_work(&d, &o, ts("2026-03-05T07:59:00Z"));
+        let after = snapshot_work(&d, &o, ts("2026-03-05T08:00:00Z"));
         assert_eq!(before.take.len(), 1, "the 4 March snapshot is missing");
         let mut o2 = o.clone();
         o2.snapshots.push(snap(
@@ -204,12 +195,8 @@ mod tests {
             SnapshotState::Completed,
             "scheduled",
         ));
-        assert!(
-            snapshot_work(&d, &o2, ts("2026-03-05T07:59:00Z"))
-                .unwrap()
-                .is_empty()
-        );
-        let due = snapshot_work(&d, &o2, ts("2026-03-05T08:00:00Z")).unwrap();
+        assert!(snapshot_work(&d, &o2, ts("2026-03-05T07:59:00Z")).is_empty());
+        let due = snapshot_work(&d, &o2, ts("2026-03-05T08:00:00Z"));
         assert_eq!(due.take, vec![("pgdata".into(), "vol-1".into())]);
         assert_eq!(after.take, due.take);
         // After the spring-forward change (8 March), 03:00 EDT is 07:00 UTC.
@@ -221,14 +208,12 @@ mod tests {
         ));
         assert!(
             snapshot_work(&d, &o2, ts("2026-03-09T06:59:00Z"))
-                .unwrap()
                 .take
                 .is_empty(),
             "a pending snapshot counts as taken"
         );
         assert_eq!(
             snapshot_work(&d, &o2, ts("2026-03-09T07:00:00Z"))
-                .unwrap()
                 .take
                 .len(),
             1
@@ -239,11 +224,7 @@ mod tests {
     fn not_due_for_a_firing_before_the_volume_existed_or_a_failed_snapshot() {
         let d = desired(7);
         let o = observed("2026-03-05T09:00:00Z");
-        assert!(
-            snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z"))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z")).is_empty());
         let mut o = observed("2026-03-01T00:00:00Z");
         o.snapshots.push(snap(
             "snap-x",
@@ -251,7 +232,7 @@ mod tests {
             SnapshotState::Error,
             "scheduled",
         ));
-        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z")).unwrap();
+        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z"));
         assert_eq!(w.take.len(), 1, "a failed snapshot is retaken");
         assert_eq!(w.prune, vec![("pgdata".into(), "snap-x".into())]);
     }
@@ -288,7 +269,7 @@ mod tests {
         );
         other.tags.insert(tags::STACK.into(), "another".into());
         o.snapshots.push(other);
-        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z")).unwrap();
+        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z"));
         assert!(w.take.is_empty());
         assert_eq!(w.prune, vec![("pgdata".into(), "snap-1".into())]);
         let steps = w.steps(&d);
@@ -301,7 +282,7 @@ mod tests {
     fn scheduled_snapshots_carry_converge_tags() {
         let d = desired(2);
         let o = observed("2026-03-01T00:00:00Z");
-        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z")).unwrap();
+        let w = snapshot_work(&d, &o, ts("2026-03-05T10:00:00Z"));
         let steps = w.steps(&d);
         let Step::Snapshot {
             tags: t, purpose, ..

@@ -8,7 +8,6 @@ use crate::desired::{Attr, FleetSpec, TemplatePart};
 use crate::ids::Zone;
 use crate::observed::{ObservedAttachment, ObservedInstance};
 use crate::spec_hash::launch_spec_hash;
-use jiff::tz::TimeZone;
 use std::net::Ipv4Addr;
 
 /// On instances: present when their user data holds values from the
@@ -229,47 +228,43 @@ fn pair_by_zone<'o>(
 /// outside the planner; else the schedule rule in effect (the latest
 /// firing wins; on a tie, the rule listed last); else `replicas`.
 pub fn fleet_target(
-    name: &ResourceName,
     spec: &FleetSpec,
     at: Timestamp,
     scale: Option<u32>,
     live: u32,
-) -> Result<(u32, Vec<Note>), PlanError> {
+) -> (u32, Vec<Note>) {
     if let Some(a) = &spec.autoscale {
         let base = scale.unwrap_or(live);
-        return Ok((
+        return (
             base.clamp(a.min, a.max.max(a.min)),
             vec![Note::Autoscaled {
                 min: a.min,
                 max: a.max,
             }],
-        ));
+        );
     }
     if let Some(n) = scale {
-        return Ok((n, Vec::new()));
+        return (n, Vec::new());
     }
     if let Some(s) = &spec.schedule {
-        let tz = TimeZone::get(&s.timezone).map_err(|_| PlanError::UnknownTimeZone {
-            fleet: name.clone(),
-            zone: s.timezone.clone(),
-        })?;
+        let tz = s.timezone.zone();
         let in_effect = s
             .rules
             .iter()
-            .filter_map(|r| r.cron.latest_at_or_before(at, &tz).map(|t| (t, r)))
+            .filter_map(|r| r.cron.latest_at_or_before(at, tz).map(|t| (t, r)))
             // The latest firing wins; on a tie, the rule listed last.
             .max_by_key(|(t, _)| *t);
         if let Some((_, rule)) = in_effect {
-            return Ok((
+            return (
                 rule.replicas,
                 vec![Note::Scheduled {
                     cron: rule.cron.to_string(),
                     replicas: rule.replicas,
                 }],
-            ));
+            );
         }
     }
-    Ok((spec.replicas, Vec::new()))
+    (spec.replicas, Vec::new())
 }
 
 impl<'a> Planner<'a> {
@@ -279,13 +274,12 @@ impl<'a> Planner<'a> {
         spec: &FleetSpec,
         live: u32,
     ) -> Result<(u32, Vec<Note>), PlanError> {
-        fleet_target(
-            name,
+        Ok(fleet_target(
             spec,
             self.input.at,
             self.input.scale.get(name).copied(),
             live,
-        )
+        ))
     }
 
     fn resolve_user_data(&self, t: &crate::desired::Template) -> ResolvedUserData {

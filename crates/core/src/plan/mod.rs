@@ -71,26 +71,9 @@ static NO_INSTANCES: BTreeSet<InstanceId> = BTreeSet::new();
 /// planner still refuses rather than guess.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// A schedule names a time zone the time-zone database does not know.
-    #[error("Fleet/{fleet}: spec.schedule.timezone: unknown time zone \"{zone}\"")]
-    UnknownTimeZone {
-        /// The fleet.
-        fleet: ResourceName,
-        /// The zone name.
-        zone: String,
-    },
     /// Fleets reference each other in a cycle.
     #[error("fleets reference each other in a cycle: {0}")]
     ReferenceCycle(String),
-    /// A volume's snapshot schedule names a time zone the time-zone
-    /// database does not know.
-    #[error("Volume/{volume}: spec.snapshots.timezone: unknown time zone \"{zone}\"")]
-    UnknownSnapshotTimeZone {
-        /// The volume.
-        volume: ResourceName,
-        /// The zone name.
-        zone: String,
-    },
 }
 
 /// Makes a plan. Pure: the same input always gives the same plan.

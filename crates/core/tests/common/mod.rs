@@ -30,8 +30,8 @@ use converge_core::observed::{
 use converge_core::plan::{Plan, PlanInput, SENSITIVE_TAG, rule_ports};
 use converge_core::render::{self, TextOptions};
 use converge_core::spec_hash::{launch_spec_hash, short_digest};
+use converge_core::tz::Tz;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -185,7 +185,7 @@ pub fn smallpayroll() -> Desired {
             }),
             snapshots: Some(SnapshotPolicy {
                 schedule: cron("0 3 * * *"),
-                timezone: "America/Toronto".into(),
+                timezone: Tz::bundled("America/Toronto").unwrap(),
                 keep: 7,
             }),
             deletion_policy: DeletionPolicy::Snapshot,
@@ -196,7 +196,7 @@ pub fn smallpayroll() -> Desired {
     app.zones = vec![zone("us-east-1a"), zone("us-east-1b")];
     app.replicas = 2;
     app.schedule = Some(Schedule {
-        timezone: "America/Toronto".into(),
+        timezone: Tz::bundled("America/Toronto").unwrap(),
         rules: vec![
             ScheduleRule {
                 cron: cron("0 8 * * 1-5"),
@@ -309,11 +309,11 @@ pub fn replicas_at(f: &FleetSpec, at: Timestamp) -> u32 {
         return f.replicas.clamp(a.min, a.max);
     }
     if let Some(s) = &f.schedule {
-        let tz = TimeZone::get(&s.timezone).unwrap();
+        let tz = s.timezone.zone();
         if let Some((_, r)) = s
             .rules
             .iter()
-            .filter_map(|r| r.cron.latest_at_or_before(at, &tz).map(|t| (t, r)))
+            .filter_map(|r| r.cron.latest_at_or_before(at, tz).map(|t| (t, r)))
             .max_by_key(|(t, _)| *t)
         {
             return r.replicas;
