@@ -6,22 +6,20 @@
 //! on it; the rest of the graph keeps going, and the report says what was
 //! done, what failed and what was skipped.
 
+mod ctx;
 pub mod retry;
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
-use converge_core::desired::Attr;
-use converge_core::ids::{DistributionId, GroupId, InstanceId, ResourceName, VolumeId, tags};
+use converge_core::ids::{DistributionId, InstanceId, ResourceName, tags};
 use converge_core::observed::{
-    CloudRule, CloudSource, DistributionStatus, InstanceState, MemberState, ObservedInstance,
-    SnapshotState, VolumeState,
+    CloudRule, CloudSource, DistributionStatus, InstanceState, MemberState, SnapshotState,
+    VolumeState,
 };
-use converge_core::plan::{
-    GroupRef, InstanceRef, Plan, SnapshotPurpose, Step, StepId, UserDataPart, VolumeRef, rule_ports,
-};
+use converge_core::plan::{Plan, SnapshotPurpose, Step, StepId, rule_ports};
 use converge_core::spec_hash::launch_spec_hash;
+use ctx::{Ctx, Output, lock};
 pub use retry::RetryPolicy;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -140,24 +138,6 @@ pub struct Quiet;
 
 impl Progress for Quiet {}
 
-/// What a finished step hands to the steps after it.
-#[derive(Clone, Debug)]
-enum Output {
-    None,
-    Group(GroupId),
-    Instances(Vec<ObservedInstance>),
-    Volume(VolumeId),
-    Balancer(String),
-    Distribution { domain_name: String },
-}
-
-struct Ctx {
-    cloud: Arc<dyn Cloud>,
-    opts: ApplyOptions,
-    progress: Arc<dyn Progress>,
-    outputs: Mutex<BTreeMap<StepId, Output>>,
-}
-
 /// Carries out a plan. Never panics on cloud errors: they are reported per
 /// step.
 pub async fn execute(
@@ -252,230 +232,6 @@ pub async fn execute(
     report
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Ctx {
-    fn output(&self, step: StepId) -> Result<Output, StepError> {
-        lock(&self.outputs)
-            .get(&step)
-            .cloned()
-            .ok_or_else(|| StepError::Unexpected(format!("step {step} has no output")))
-    }
-
-    fn group(&self, g: &GroupRef) -> Result<GroupId, StepError> {
-        match g {
-            GroupRef::Known(id) => Ok(id.clone()),
-            GroupRef::Created(s) => match self.output(*s)? {
-                Output::Group(id) => Ok(id),
-                _ => Err(StepError::Unexpected(format!("step {s} created no group"))),
-            },
-        }
-    }
-
-    fn instances(&self, refs: &[InstanceRef]) -> Result<Vec<InstanceId>, StepError> {
-        let mut out = Vec::new();
-        for r in refs {
-            match r {
-                InstanceRef::Known(id) => out.push(id.clone()),
-                InstanceRef::Launched(s) => match self.output(*s)? {
-                    Output::Instances(is) => out.extend(is.into_iter().map(|i| i.id)),
-                    _ => return Err(StepError::Unexpected(format!("step {s} launched nothing"))),
-                },
-            }
-        }
-        Ok(out)
-    }
-
-    fn volume(&self, v: &VolumeRef) -> Result<VolumeId, StepError> {
-        match v {
-            VolumeRef::Known(id) => Ok(id.clone()),
-            VolumeRef::Created(s) => match self.output(*s)? {
-                Output::Volume(id) => Ok(id),
-                _ => Err(StepError::Unexpected(format!("step {s} created no volume"))),
-            },
-        }
-    }
-
-    /// Assembles user data from its parts, now that the steps it waits for
-    /// are done.
-    fn user_data(&self, parts: &[UserDataPart]) -> Result<String, StepError> {
-        let mut s = String::new();
-        for p in parts {
-            match p {
-                UserDataPart::Text(t) => s.push_str(t),
-                UserDataPart::Secret(v) => s.push_str(v.expose()),
-                UserDataPart::StepOutput { step, attr } => match (self.output(*step)?, attr) {
-                    (Output::Balancer(dns), Attr::DnsName) => s.push_str(&dns),
-                    (Output::Distribution { domain_name }, Attr::DomainName) => {
-                        s.push_str(&domain_name)
-                    }
-                    (Output::Volume(id), Attr::Id) => s.push_str(id.as_str()),
-                    _ => {
-                        return Err(StepError::Unexpected(format!(
-                            "step {step} has no {}",
-                            attr.as_str()
-                        )));
-                    }
-                },
-                UserDataPart::FleetIps {
-                    known,
-                    launches,
-                    single,
-                } => {
-                    let mut ips: Vec<Ipv4Addr> = known.clone();
-                    for l in launches {
-                        if let Output::Instances(is) = self.output(*l)? {
-                            ips.extend(is.iter().filter_map(|i| i.private_ip));
-                        }
-                    }
-                    ips.sort();
-                    let text: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
-                    if *single {
-                        s.push_str(text.first().map(String::as_str).unwrap_or(""));
-                    } else {
-                        s.push_str(&text.join(","));
-                    }
-                }
-            }
-        }
-        Ok(s)
-    }
-
-    /// One cloud call with retries. `lagging` says "not found" may mean
-    /// "not visible yet" (the call names something created moments ago).
-    async fn call(&self, op: &Op, lagging: bool) -> Result<Outcome, CloudError> {
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.cloud.act(op).await {
-                Ok(o) => return Ok(o),
-                Err(e) if e.kind == ErrorKind::NotFound && op.is_delete() => {
-                    return Ok(Outcome::Done);
-                }
-                Err(e) if self.opts.retry.should_retry(&e, start.elapsed(), lagging) => {
-                    tracing::debug!(operation = op.name(), code = %e.code, attempt, "retrying");
-                    tokio::time::sleep(self.opts.retry.backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// A read with the same retries as [`Ctx::call`].
-    async fn read<T, F, Fut>(&self, f: F) -> Result<T, CloudError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, CloudError>>,
-    {
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if self.opts.retry.should_retry(&e, start.elapsed(), true) => {
-                    tokio::time::sleep(self.opts.retry.backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Polls `check` until it says done, reporting progress and giving up
-    /// after the wait timeout.
-    async fn wait_until<F, Fut>(&self, step: StepId, what: &str, check: F) -> Result<(), StepError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<bool, StepError>>,
-    {
-        let start = Instant::now();
-        let mut last_report = Instant::now();
-        loop {
-            if check().await? {
-                return Ok(());
-            }
-            let elapsed = start.elapsed();
-            if elapsed >= self.opts.wait_timeout {
-                return Err(StepError::Timeout {
-                    what: what.to_owned(),
-                    secs: elapsed.as_secs(),
-                });
-            }
-            if last_report.elapsed() >= Duration::from_secs(10) {
-                self.progress.waiting(step, what, elapsed);
-                last_report = Instant::now();
-            }
-            tokio::time::sleep(self.opts.poll_interval).await;
-        }
-    }
-
-    async fn wait_running(
-        &self,
-        step: StepId,
-        ids: &[InstanceId],
-    ) -> Result<Vec<ObservedInstance>, StepError> {
-        let found: Mutex<Vec<ObservedInstance>> = Mutex::new(Vec::new());
-        self.wait_until(
-            step,
-            &format!("{} instance(s) to run", ids.len()),
-            || async {
-                let seen = self.read(|| self.cloud.instances(ids)).await?;
-                for i in &seen {
-                    if matches!(
-                        i.state,
-                        InstanceState::Terminated | InstanceState::ShuttingDown
-                    ) {
-                        return Err(StepError::Unexpected(format!(
-                            "instance {} is {} before it ran",
-                            i.id,
-                            i.state.as_str()
-                        )));
-                    }
-                }
-                let all_running = seen.len() == ids.len()
-                    && seen.iter().all(|i| i.state == InstanceState::Running);
-                if all_running {
-                    *lock(&found) = seen;
-                }
-                Ok(all_running)
-            },
-        )
-        .await?;
-        let mut v = found.into_inner().unwrap_or_else(|e| e.into_inner());
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(v)
-    }
-
-    async fn wait_volume(
-        &self,
-        step: StepId,
-        id: &VolumeId,
-        want: VolumeState,
-        gone_ok: bool,
-    ) -> Result<(), StepError> {
-        self.wait_until(
-            step,
-            &format!("volume {id} to be {}", want.as_str()),
-            || async {
-                let seen = self
-                    .read(|| self.cloud.volumes(std::slice::from_ref(id)))
-                    .await?;
-                match seen.first() {
-                    Some(v) if v.state == VolumeState::Error => Err(StepError::Unexpected(
-                        format!("volume {id} is in state error"),
-                    )),
-                    Some(v) => Ok(v.state == want),
-                    None => Ok(gone_ok),
-                }
-            },
-        )
-        .await
-    }
-}
-
 async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
     let start = Instant::now();
     let out = run_step_inner(ctx, id, step).await?;
@@ -532,14 +288,15 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
                 Err(e) if e.kind == ErrorKind::AlreadyExists => {
                     // Created by an interrupted apply: find it by its name.
                     let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
-                    let found = find_after(ctx, || async {
-                        let o = ctx.cloud.observe(&stack.as_str().into()).await?;
-                        Ok(o.security_groups
-                            .into_iter()
-                            .find(|g| g.cloud_name == *cloud_name)
-                            .map(|g| g.id))
-                    })
-                    .await?;
+                    let found = ctx
+                        .find_after(|| async {
+                            let o = ctx.cloud.observe(&stack.as_str().into()).await?;
+                            Ok(o.security_groups
+                                .into_iter()
+                                .find(|g| g.cloud_name == *cloud_name)
+                                .map(|g| g.id))
+                        })
+                        .await?;
                     found.map(Output::Group).ok_or_else(|| {
                         StepError::Unexpected(format!(
                             "SecurityGroup/{name}: {cloud_name} exists but is not this stack's"
@@ -1168,22 +925,4 @@ async fn disable_distribution(
         })
     })
     .await
-}
-
-/// Polls a lookup until it finds something or the visibility window ends.
-async fn find_after<T, F, Fut>(ctx: &Ctx, f: F) -> Result<Option<T>, StepError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, CloudError>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = ctx.read(&f).await? {
-            return Ok(Some(v));
-        }
-        if start.elapsed() >= ctx.opts.retry.visibility {
-            return Ok(None);
-        }
-        tokio::time::sleep(ctx.opts.poll_interval).await;
-    }
 }
