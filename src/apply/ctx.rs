@@ -54,6 +54,12 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The error for a cloud call that answered with the wrong kind of
+/// outcome (`RunInstances answered Done`).
+pub(super) fn answered(call: &str, other: &Outcome) -> StepError {
+    StepError::Unexpected(format!("{call} answered {other:?}"))
+}
+
 impl Ctx {
     /// The output of a finished step.
     pub(super) fn output(&self, step: StepId) -> Result<Output, StepError> {
@@ -72,6 +78,11 @@ impl Ctx {
                 _ => Err(StepError::Unexpected(format!("step {s} created no group"))),
             },
         }
+    }
+
+    /// The IDs of groups, each known or created by an earlier step.
+    pub(super) fn groups(&self, refs: &[GroupRef]) -> Result<Vec<GroupId>, StepError> {
+        refs.iter().map(|g| self.group(g)).collect()
     }
 
     /// The IDs of instances, known or launched by earlier steps.
@@ -164,6 +175,12 @@ impl Ctx {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One call whose outcome the steps after it do not need.
+    pub(super) async fn perform(&self, op: &Op, lagging: bool) -> Result<Output, StepError> {
+        self.call(op, lagging).await?;
+        Ok(Output::None)
     }
 
     /// A read with the same retries as [`Ctx::call`].

@@ -7,16 +7,13 @@
 //! done, what failed and what was skipped.
 
 mod ctx;
+mod ec2;
 pub mod retry;
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
-use converge_core::ids::{DistributionId, InstanceId, ResourceName, tags};
-use converge_core::observed::{
-    CloudRule, CloudSource, DistributionStatus, InstanceState, MemberState, SnapshotState,
-    VolumeState,
-};
-use converge_core::plan::{Plan, SnapshotPurpose, Step, StepId, rule_ports};
-use converge_core::spec_hash::launch_spec_hash;
+use converge_core::ids::{DistributionId, ResourceName, tags};
+use converge_core::observed::{DistributionStatus, MemberState};
+use converge_core::plan::{Plan, Step, StepId};
 use ctx::{Ctx, Output, lock};
 pub use retry::RetryPolicy;
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,121 +243,19 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             public_key,
             tags,
             ..
-        } => {
-            let op = Op::CreateKeyPair {
-                name: cloud_name.clone(),
-                public_key: public_key.clone(),
-                tags: tags.clone(),
-            };
-            match ctx.call(&op, false).await {
-                Ok(_) => Ok(Output::None),
-                // A previous, interrupted apply imported it already.
-                Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Output::None),
-                Err(e) => Err(e.into()),
-            }
-        }
-        Step::DeleteKeyPair { cloud_name, .. } => {
-            ctx.call(
-                &Op::DeleteKeyPair {
-                    name: cloud_name.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => ec2::create_key_pair(ctx, cloud_name, public_key, tags).await,
+        Step::DeleteKeyPair { cloud_name, .. } => ec2::delete_key_pair(ctx, cloud_name).await,
         Step::CreateGroup {
             name,
             cloud_name,
             description,
             tags,
-        } => {
-            let op = Op::CreateGroup {
-                name: cloud_name.clone(),
-                description: description.clone(),
-                tags: tags.clone(),
-            };
-            match ctx.call(&op, false).await {
-                Ok(Outcome::Group(g)) => Ok(Output::Group(g)),
-                Ok(other) => Err(StepError::Unexpected(format!(
-                    "CreateSecurityGroup answered {other:?}"
-                ))),
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    // Created by an interrupted apply: find it by its name.
-                    let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
-                    let found = ctx
-                        .find_after(|| async {
-                            let o = ctx.cloud.observe(&stack.as_str().into()).await?;
-                            Ok(o.security_groups
-                                .into_iter()
-                                .find(|g| g.cloud_name == *cloud_name)
-                                .map(|g| g.id))
-                        })
-                        .await?;
-                    found.map(Output::Group).ok_or_else(|| {
-                        StepError::Unexpected(format!(
-                            "SecurityGroup/{name}: {cloud_name} exists but is not this stack's"
-                        ))
-                    })
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
+        } => ec2::create_group(ctx, name, cloud_name, description, tags).await,
         Step::AuthorizeIngress { group, rules, .. } => {
-            let group = ctx.group(group)?;
-            let mut cloud_rules = Vec::new();
-            for r in rules {
-                let source = match (&r.rule.source, &r.source_group) {
-                    (_, Some(g)) => CloudSource::Group(ctx.group(g)?),
-                    (converge_core::desired::Source::Cidr(c), None) => CloudSource::Cidr(c.clone()),
-                    (converge_core::desired::Source::Group(g), None) => {
-                        return Err(StepError::Unexpected(format!(
-                            "rule source SecurityGroup/{g} was not resolved"
-                        )));
-                    }
-                };
-                cloud_rules.push(CloudRule {
-                    protocol: r.rule.protocol,
-                    ports: rule_ports(&r.rule),
-                    source,
-                });
-            }
-            match ctx
-                .call(
-                    &Op::AuthorizeIngress {
-                        group,
-                        rules: cloud_rules,
-                    },
-                    true,
-                )
-                .await
-            {
-                Ok(_) => Ok(Output::None),
-                Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Output::None),
-                Err(e) => Err(e.into()),
-            }
+            ec2::authorize_ingress(ctx, group, rules).await
         }
-        Step::RevokeIngress { group, rules, .. } => {
-            ctx.call(
-                &Op::RevokeIngress {
-                    group: group.clone(),
-                    rules: rules.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
-        Step::DeleteGroup { group, .. } => {
-            ctx.call(
-                &Op::DeleteGroup {
-                    group: group.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        Step::RevokeIngress { group, rules, .. } => ec2::revoke_ingress(ctx, group, rules).await,
+        Step::DeleteGroup { group, .. } => ec2::delete_group(ctx, group).await,
         Step::SetTags {
             target,
             set,
@@ -395,67 +290,10 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             spec,
             token,
             ..
-        } => {
-            let user_data = ctx.user_data(&spec.user_data)?;
-            let groups = spec
-                .groups
-                .iter()
-                .map(|g| ctx.group(g))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut tags = spec.tags.clone();
-            tags.insert(
-                tags::SPEC_HASH.to_owned(),
-                launch_spec_hash(
-                    spec.image.as_str(),
-                    &spec.instance_type,
-                    spec.key_name.as_deref(),
-                    &user_data,
-                ),
-            );
-            let op = Op::RunInstances {
-                image: spec.image.to_string(),
-                instance_type: spec.instance_type.clone(),
-                key_name: spec.key_name.clone(),
-                groups,
-                user_data,
-                zone: zone.clone(),
-                count: *count,
-                tags,
-                client_token: token.clone(),
-            };
-            let ids = match ctx.call(&op, true).await? {
-                Outcome::Instances(ids) => ids,
-                other => {
-                    return Err(StepError::Unexpected(format!(
-                        "RunInstances answered {other:?}"
-                    )));
-                }
-            };
-            if ids.len() != *count as usize {
-                return Err(StepError::Unexpected(format!(
-                    "RunInstances started {} instance(s), {count} asked",
-                    ids.len()
-                )));
-            }
-            Ok(Output::Instances(ctx.wait_running(id, &ids).await?))
-        }
+        } => ec2::launch(ctx, id, zone, *count, spec, token).await,
         Step::SetInstanceGroups {
             instance, groups, ..
-        } => {
-            let groups = groups
-                .iter()
-                .map(|g| ctx.group(g))
-                .collect::<Result<Vec<_>, _>>()?;
-            ctx.call(
-                &Op::SetInstanceGroups {
-                    instance: instance.clone(),
-                    groups,
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => ec2::set_instance_groups(ctx, instance, groups).await,
         Step::WaitHealthy {
             instances,
             balancers,
@@ -479,28 +317,7 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             }
             Ok(Output::None)
         }
-        Step::Terminate { instances, .. } => {
-            // AWS fails a whole TerminateInstances when one ID is unknown,
-            // and the executor takes NotFound on a delete as done: so only
-            // the IDs the cloud still shows are sent (one batched read).
-            let visible: Vec<InstanceId> = ctx
-                .read(|| ctx.cloud.instances(instances))
-                .await?
-                .into_iter()
-                .filter(|i| i.state != InstanceState::Terminated)
-                .map(|i| i.id)
-                .collect();
-            if !visible.is_empty() {
-                ctx.call(&Op::TerminateInstances { ids: visible }, false)
-                    .await?;
-            }
-            ctx.wait_until(id, "instances to terminate", || async {
-                let seen = ctx.read(|| ctx.cloud.instances(instances)).await?;
-                Ok(seen.iter().all(|i| i.state == InstanceState::Terminated))
-            })
-            .await?;
-            Ok(Output::None)
-        }
+        Step::Terminate { instances, .. } => ec2::terminate(ctx, id, instances).await,
         Step::CreateVolume {
             zone,
             size_gib,
@@ -510,151 +327,41 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             token,
             ..
         } => {
-            let op = Op::CreateVolume {
-                zone: zone.clone(),
-                size_gib: *size_gib,
-                volume_type: *volume_type,
-                snapshot: from_snapshot.clone(),
-                tags: tags.clone(),
-                client_token: token.clone(),
-            };
-            let vol = match ctx.call(&op, false).await? {
-                Outcome::Volume(v) => v,
-                other => {
-                    return Err(StepError::Unexpected(format!(
-                        "CreateVolume answered {other:?}"
-                    )));
-                }
-            };
-            ctx.wait_volume(id, &vol, VolumeState::Available, false)
-                .await?;
-            Ok(Output::Volume(vol))
+            ec2::create_volume(
+                ctx,
+                id,
+                zone,
+                *size_gib,
+                *volume_type,
+                from_snapshot,
+                tags,
+                token,
+            )
+            .await
         }
         Step::ModifyVolume {
             volume,
             size_gib,
             volume_type,
             ..
-        } => {
-            ctx.call(
-                &Op::ModifyVolume {
-                    volume: volume.clone(),
-                    size_gib: *size_gib,
-                    volume_type: *volume_type,
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => ec2::modify_volume(ctx, volume, *size_gib, *volume_type).await,
         Step::AttachVolume {
             volume,
             instance,
             device,
             ..
-        } => {
-            let vol = ctx.volume(volume)?;
-            let ids = ctx.instances(std::slice::from_ref(instance))?;
-            let [inst] = ids.as_slice() else {
-                return Err(StepError::Unexpected(format!(
-                    "a volume attaches to exactly one instance, {} given",
-                    ids.len()
-                )));
-            };
-            ctx.call(
-                &Op::AttachVolume {
-                    volume: vol.clone(),
-                    instance: inst.clone(),
-                    device: device.clone(),
-                },
-                true,
-            )
-            .await?;
-            ctx.wait_volume(id, &vol, VolumeState::InUse, false).await?;
-            Ok(Output::None)
-        }
+        } => ec2::attach_volume(ctx, id, volume, instance, device).await,
         Step::DetachVolume {
             volume, instance, ..
-        } => {
-            match ctx
-                .call(
-                    &Op::DetachVolume {
-                        volume: volume.clone(),
-                        instance: instance.clone(),
-                    },
-                    false,
-                )
-                .await
-            {
-                Ok(_) => {}
-                // Already detached (the instance went, or an earlier run).
-                Err(e) if matches!(e.kind, ErrorKind::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-            ctx.wait_volume(id, volume, VolumeState::Available, true)
-                .await?;
-            Ok(Output::None)
-        }
+        } => ec2::detach_volume(ctx, id, volume, instance).await,
         Step::Snapshot {
             name,
             volume,
             purpose,
             tags,
-        } => {
-            let op = Op::CreateSnapshot {
-                volume: volume.clone(),
-                description: format!("converge {} snapshot of Volume/{name}", purpose.as_str()),
-                tags: tags.clone(),
-            };
-            let snap = match ctx.call(&op, false).await? {
-                Outcome::Snapshot(s) => s,
-                other => {
-                    return Err(StepError::Unexpected(format!(
-                        "CreateSnapshot answered {other:?}"
-                    )));
-                }
-            };
-            // A scheduled snapshot is not waited for: a pending one
-            // counts as taken, and one can take hours. A final snapshot
-            // must complete before its volume is deleted.
-            if *purpose == SnapshotPurpose::Scheduled {
-                return Ok(Output::None);
-            }
-            ctx.wait_until(id, &format!("snapshot {snap} to complete"), || async {
-                match ctx.read(|| ctx.cloud.snapshot(&snap)).await? {
-                    Some(s) if s.state == SnapshotState::Error => {
-                        Err(StepError::Unexpected(format!("snapshot {snap} failed")))
-                    }
-                    Some(s) => Ok(s.state == SnapshotState::Completed),
-                    None => Ok(false),
-                }
-            })
-            .await?;
-            Ok(Output::None)
-        }
-        Step::DeleteSnapshot { snapshot, .. } => {
-            ctx.call(
-                &Op::DeleteSnapshot {
-                    snapshot: snapshot.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
-        Step::DeleteVolume { volume, .. } => {
-            // An instance that was just terminated may still hold it.
-            ctx.wait_volume(id, volume, VolumeState::Available, true)
-                .await?;
-            ctx.call(
-                &Op::DeleteVolume {
-                    volume: volume.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => ec2::snapshot(ctx, id, name, volume, *purpose, tags).await,
+        Step::DeleteSnapshot { snapshot, .. } => ec2::delete_snapshot(ctx, snapshot).await,
+        Step::DeleteVolume { volume, .. } => ec2::delete_volume(ctx, id, volume).await,
         Step::CreateBalancer {
             name,
             zones,
