@@ -8,11 +8,12 @@
 
 mod ctx;
 mod ec2;
+mod elb;
 pub mod retry;
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge_core::ids::{DistributionId, ResourceName, tags};
-use converge_core::observed::{DistributionStatus, MemberState};
+use converge_core::observed::DistributionStatus;
 use converge_core::plan::{Plan, Step, StepId};
 use ctx::{Ctx, Output, lock};
 pub use retry::RetryPolicy;
@@ -298,25 +299,7 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             instances,
             balancers,
             ..
-        } => {
-            let ids = ctx.instances(instances)?;
-            for b in balancers {
-                ctx.wait_until(
-                    id,
-                    &format!("instances to be InService on Balancer/{b}"),
-                    || async {
-                        let members = ctx.read(|| ctx.cloud.balancer_members(b)).await?;
-                        Ok(ids.iter().all(|i| {
-                            members
-                                .iter()
-                                .any(|m| m.instance == *i && m.state == MemberState::InService)
-                        }))
-                    },
-                )
-                .await?;
-            }
-            Ok(Output::None)
-        }
+        } => elb::wait_healthy(ctx, id, instances, balancers).await,
         Step::Terminate { instances, .. } => ec2::terminate(ctx, id, instances).await,
         Step::CreateVolume {
             zone,
@@ -368,138 +351,27 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             listeners,
             health_check,
             tags,
-        } => {
-            let op = Op::CreateBalancer {
-                name: name.to_string(),
-                zones: zones.clone(),
-                listeners: listeners.clone(),
-                tags: tags.clone(),
-            };
-            let dns = match ctx.call(&op, false).await? {
-                Outcome::Balancer { dns_name } => dns_name,
-                other => {
-                    return Err(StepError::Unexpected(format!(
-                        "CreateLoadBalancer answered {other:?}"
-                    )));
-                }
-            };
-            ctx.call(
-                &Op::ConfigureHealthCheck {
-                    name: name.to_string(),
-                    health_check: health_check.clone(),
-                },
-                true,
-            )
-            .await?;
-            Ok(Output::Balancer(dns))
-        }
+        } => elb::create_balancer(ctx, name, zones, listeners, health_check, tags).await,
         Step::SetListeners { name, add, remove } => {
-            if !remove.is_empty() {
-                ctx.call(
-                    &Op::DeleteListeners {
-                        name: name.to_string(),
-                        ports: remove.clone(),
-                    },
-                    false,
-                )
-                .await?;
-            }
-            if !add.is_empty() {
-                ctx.call(
-                    &Op::CreateListeners {
-                        name: name.to_string(),
-                        listeners: add.clone(),
-                    },
-                    false,
-                )
-                .await?;
-            }
-            Ok(Output::None)
+            elb::set_listeners(ctx, name, add, remove).await
         }
         Step::ConfigureHealthCheck { name, health_check } => {
-            ctx.call(
-                &Op::ConfigureHealthCheck {
-                    name: name.to_string(),
-                    health_check: health_check.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
+            elb::configure_health_check(ctx, name, health_check).await
         }
         Step::SetBalancerZones {
             name,
             enable,
             disable,
-        } => {
-            if !enable.is_empty() {
-                ctx.call(
-                    &Op::EnableZones {
-                        name: name.to_string(),
-                        zones: enable.clone(),
-                    },
-                    false,
-                )
-                .await?;
-            }
-            if !disable.is_empty() {
-                ctx.call(
-                    &Op::DisableZones {
-                        name: name.to_string(),
-                        zones: disable.clone(),
-                    },
-                    false,
-                )
-                .await?;
-            }
-            Ok(Output::None)
-        }
+        } => elb::set_balancer_zones(ctx, name, enable, disable).await,
         Step::Register {
             balancer,
             instances,
-        } => {
-            let ids = ctx.instances(instances)?;
-            ctx.call(
-                &Op::RegisterInstances {
-                    name: balancer.to_string(),
-                    ids,
-                },
-                true,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => elb::register(ctx, balancer, instances).await,
         Step::Deregister {
             balancer,
             instances,
-        } => {
-            match ctx
-                .call(
-                    &Op::DeregisterInstances {
-                        name: balancer.to_string(),
-                        ids: instances.clone(),
-                    },
-                    false,
-                )
-                .await
-            {
-                Ok(_) => {}
-                // The instance is already gone: nothing to deregister.
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            Ok(Output::None)
-        }
-        Step::DeleteBalancer { name } => {
-            ctx.call(
-                &Op::DeleteBalancer {
-                    name: name.to_string(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => elb::deregister(ctx, balancer, instances).await,
+        Step::DeleteBalancer { name } => elb::delete_balancer(ctx, name).await,
         Step::CreateBucket {
             name,
             public_read,
