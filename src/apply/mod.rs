@@ -10,9 +10,10 @@ mod ctx;
 mod ec2;
 mod elb;
 pub mod retry;
+mod s3;
 
-use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
-use converge_core::ids::{DistributionId, ResourceName, tags};
+use crate::cloud::{Cloud, CloudError, Op, Outcome};
+use converge_core::ids::DistributionId;
 use converge_core::observed::DistributionStatus;
 use converge_core::plan::{Plan, Step, StepId};
 use ctx::{Ctx, Output, lock};
@@ -376,60 +377,11 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             name,
             public_read,
             tags,
-        } => {
-            let op = Op::CreateBucket {
-                name: name.to_string(),
-                tags: tags.clone(),
-            };
-            match ctx.call(&op, false).await {
-                Ok(_) => {}
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    // Ours from an interrupted apply, or someone else's.
-                    let stack = ResourceName::from(
-                        tags.get(tags::STACK)
-                            .map(String::as_str)
-                            .unwrap_or_default(),
-                    );
-                    let ours = ctx.read(|| ctx.cloud.observe(&stack)).await?;
-                    if !ours.buckets.iter().any(|b| b.name == name.as_str()) {
-                        return Err(e.into());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if *public_read {
-                ctx.call(
-                    &Op::SetBucketPublicRead {
-                        name: name.to_string(),
-                        public_read: true,
-                    },
-                    true,
-                )
-                .await?;
-            }
-            Ok(Output::None)
-        }
+        } => s3::create_bucket(ctx, name, *public_read, tags).await,
         Step::SetBucketPublicRead { name, public_read } => {
-            ctx.call(
-                &Op::SetBucketPublicRead {
-                    name: name.to_string(),
-                    public_read: *public_read,
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
+            s3::set_public_read(ctx, name, *public_read).await
         }
-        Step::DeleteBucket { name } => {
-            ctx.call(
-                &Op::DeleteBucket {
-                    name: name.to_string(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        Step::DeleteBucket { name } => s3::delete_bucket(ctx, name).await,
         Step::CreateDistribution {
             caller_reference,
             config,
