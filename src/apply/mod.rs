@@ -6,15 +6,14 @@
 //! on it; the rest of the graph keeps going, and the report says what was
 //! done, what failed and what was skipped.
 
+mod cloudfront;
 mod ctx;
 mod ec2;
 mod elb;
 pub mod retry;
 mod s3;
 
-use crate::cloud::{Cloud, CloudError, Op, Outcome};
-use converge_core::ids::DistributionId;
-use converge_core::observed::DistributionStatus;
+use crate::cloud::{Cloud, CloudError, Op};
 use converge_core::plan::{Plan, Step, StepId};
 use ctx::{Ctx, Output, lock};
 pub use retry::RetryPolicy;
@@ -387,73 +386,15 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             config,
             tags,
             ..
-        } => {
-            let op = Op::CreateDistribution {
-                caller_reference: caller_reference.clone(),
-                config: config.clone(),
-                tags: tags.clone(),
-            };
-            match ctx.call(&op, false).await? {
-                Outcome::Distribution { domain_name, .. } => {
-                    Ok(Output::Distribution { domain_name })
-                }
-                other => Err(StepError::Unexpected(format!(
-                    "CreateDistribution answered {other:?}"
-                ))),
-            }
-        }
+        } => cloudfront::create_distribution(ctx, caller_reference, config, tags).await,
         Step::UpdateDistribution {
             id: dist, config, ..
-        } => {
-            ctx.call(
-                &Op::UpdateDistribution {
-                    id: dist.clone(),
-                    config: config.clone(),
-                },
-                false,
-            )
-            .await?;
-            Ok(Output::None)
-        }
+        } => cloudfront::update_distribution(ctx, dist, config).await,
         Step::DisableDistribution { id: dist, .. } => {
-            disable_distribution(ctx, id, dist).await?;
-            Ok(Output::None)
+            cloudfront::disable_distribution(ctx, id, dist).await
         }
         Step::DeleteDistribution { id: dist, .. } => {
-            ctx.call(&Op::DeleteDistribution { id: dist.clone() }, false)
-                .await?;
-            Ok(Output::None)
+            cloudfront::delete_distribution(ctx, dist).await
         }
     }
-}
-
-/// Disables a distribution (if it is not already) and waits until the
-/// change is deployed, as CloudFront requires before a delete.
-async fn disable_distribution(
-    ctx: &Ctx,
-    step: StepId,
-    id: &DistributionId,
-) -> Result<(), StepError> {
-    let Some(d) = ctx.read(|| ctx.cloud.distribution(id)).await? else {
-        return Ok(());
-    };
-    if d.config.enabled {
-        let mut config = d.config.clone();
-        config.enabled = false;
-        ctx.call(
-            &Op::UpdateDistribution {
-                id: id.clone(),
-                config,
-            },
-            false,
-        )
-        .await?;
-    }
-    ctx.wait_until(step, &format!("distribution {id} to deploy"), || async {
-        Ok(match ctx.read(|| ctx.cloud.distribution(id)).await? {
-            Some(d) => d.status == DistributionStatus::Deployed && !d.config.enabled,
-            None => true,
-        })
-    })
-    .await
 }
