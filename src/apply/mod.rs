@@ -5,6 +5,11 @@
 //! attached, snapshot completed). A failing step skips only what depends
 //! on it; the rest of the graph keeps going, and the report says what was
 //! done, what failed and what was skipped.
+//!
+//! This file holds the graph walk and routes each step to its handler, one
+//! per step kind, in the file of the AWS service it acts on (`ec2`, `elb`,
+//! `s3`, `cloudfront`; `tags` for the tagging step, which spans them);
+//! `ctx` holds what the handlers share.
 
 mod cloudfront;
 mod ctx;
@@ -12,8 +17,9 @@ mod ec2;
 mod elb;
 pub mod retry;
 mod s3;
+mod tags;
 
-use crate::cloud::{Cloud, CloudError, Op};
+use crate::cloud::{Cloud, CloudError};
 use converge_core::plan::{Plan, Step, StepId};
 use ctx::{Ctx, Output, lock};
 pub use retry::RetryPolicy;
@@ -237,6 +243,7 @@ async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepErro
     Ok(out)
 }
 
+/// Routes a step to its handler, in the file of the service it acts on.
 async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
     match step {
         Step::CreateKeyPair {
@@ -262,29 +269,7 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             set,
             remove,
             ..
-        } => {
-            if !set.is_empty() {
-                ctx.call(
-                    &Op::CreateTags {
-                        target: target.clone(),
-                        tags: set.clone(),
-                    },
-                    true,
-                )
-                .await?;
-            }
-            if !remove.is_empty() {
-                ctx.call(
-                    &Op::DeleteTags {
-                        target: target.clone(),
-                        keys: remove.clone(),
-                    },
-                    true,
-                )
-                .await?;
-            }
-            Ok(Output::None)
-        }
+        } => tags::set_tags(ctx, target, set, remove).await,
         Step::Launch {
             zone,
             count,
