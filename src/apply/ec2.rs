@@ -1,0 +1,396 @@
+//! The EC2 steps: key pairs, security groups and their rules, launching,
+//! regrouping and terminating instances, volumes and snapshots. One
+//! handler per step kind, each one idempotent attempt followed by the
+//! wait the step promises (instances running, volume attached or
+//! available, final snapshot completed).
+
+use super::StepError;
+use super::ctx::{Ctx, Output, answered};
+use crate::cloud::{ErrorKind, Op, Outcome};
+use converge_core::desired::{Tags, VolumeType};
+use converge_core::ids::{GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone, tags};
+use converge_core::observed::{CloudRule, CloudSource, InstanceState, SnapshotState, VolumeState};
+use converge_core::plan::{
+    GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, StepId, VolumeRef, rule_ports,
+};
+use converge_core::spec_hash::launch_spec_hash;
+
+// Key pairs.
+
+/// Imports a key pair; one imported by an interrupted apply counts as done.
+pub(super) async fn create_key_pair(
+    ctx: &Ctx,
+    cloud_name: &str,
+    public_key: &str,
+    tags: &Tags,
+) -> Result<Output, StepError> {
+    let op = Op::CreateKeyPair {
+        name: cloud_name.to_owned(),
+        public_key: public_key.to_owned(),
+        tags: tags.clone(),
+    };
+    match ctx.call(&op, false).await {
+        Ok(_) => Ok(Output::None),
+        // A previous, interrupted apply imported it already.
+        Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Output::None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes a key pair.
+pub(super) async fn delete_key_pair(ctx: &Ctx, cloud_name: &str) -> Result<Output, StepError> {
+    let op = Op::DeleteKeyPair {
+        name: cloud_name.to_owned(),
+    };
+    ctx.perform(&op, false).await
+}
+
+// Security groups.
+
+/// Creates a security group; one this stack created in an interrupted
+/// apply is found by its name and handed on.
+pub(super) async fn create_group(
+    ctx: &Ctx,
+    name: &ResourceName,
+    cloud_name: &str,
+    description: &str,
+    tags: &Tags,
+) -> Result<Output, StepError> {
+    let op = Op::CreateGroup {
+        name: cloud_name.to_owned(),
+        description: description.to_owned(),
+        tags: tags.clone(),
+    };
+    match ctx.call(&op, false).await {
+        Ok(Outcome::Group(g)) => Ok(Output::Group(g)),
+        Ok(other) => Err(answered("CreateSecurityGroup", &other)),
+        Err(e) if e.kind == ErrorKind::AlreadyExists => {
+            // Created by an interrupted apply: find it by its name.
+            let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
+            let found = ctx
+                .find_after(|| async {
+                    let o = ctx.cloud.observe(&stack.as_str().into()).await?;
+                    Ok(o.security_groups
+                        .into_iter()
+                        .find(|g| g.cloud_name == cloud_name)
+                        .map(|g| g.id))
+                })
+                .await?;
+            found.map(Output::Group).ok_or_else(|| {
+                StepError::Unexpected(format!(
+                    "SecurityGroup/{name}: {cloud_name} exists but is not this stack's"
+                ))
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds inbound rules, their group sources resolved to IDs; rules the
+/// group has already count as added.
+pub(super) async fn authorize_ingress(
+    ctx: &Ctx,
+    group: &GroupRef,
+    rules: &[PlannedRule],
+) -> Result<Output, StepError> {
+    let group = ctx.group(group)?;
+    let mut cloud_rules = Vec::new();
+    for r in rules {
+        let source = match (&r.rule.source, &r.source_group) {
+            (_, Some(g)) => CloudSource::Group(ctx.group(g)?),
+            (converge_core::desired::Source::Cidr(c), None) => CloudSource::Cidr(c.clone()),
+            (converge_core::desired::Source::Group(g), None) => {
+                return Err(StepError::Unexpected(format!(
+                    "rule source SecurityGroup/{g} was not resolved"
+                )));
+            }
+        };
+        cloud_rules.push(CloudRule {
+            protocol: r.rule.protocol,
+            ports: rule_ports(&r.rule),
+            source,
+        });
+    }
+    let op = Op::AuthorizeIngress {
+        group,
+        rules: cloud_rules,
+    };
+    match ctx.call(&op, true).await {
+        Ok(_) => Ok(Output::None),
+        Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(Output::None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes inbound rules, as the cloud holds them.
+pub(super) async fn revoke_ingress(
+    ctx: &Ctx,
+    group: &GroupId,
+    rules: &[CloudRule],
+) -> Result<Output, StepError> {
+    let op = Op::RevokeIngress {
+        group: group.clone(),
+        rules: rules.to_vec(),
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Deletes a security group.
+pub(super) async fn delete_group(ctx: &Ctx, group: &GroupId) -> Result<Output, StepError> {
+    let op = Op::DeleteGroup {
+        group: group.clone(),
+    };
+    ctx.perform(&op, false).await
+}
+
+// Instances.
+
+/// Launches `count` instances in `zone` with the step's token, tagged
+/// with the hash of what was launched (user data assembled now), and
+/// waits until they run; hands them on.
+pub(super) async fn launch(
+    ctx: &Ctx,
+    id: StepId,
+    zone: &Zone,
+    count: u32,
+    spec: &LaunchSpec,
+    token: &str,
+) -> Result<Output, StepError> {
+    let user_data = ctx.user_data(&spec.user_data)?;
+    let groups = ctx.groups(&spec.groups)?;
+    let mut tags = spec.tags.clone();
+    tags.insert(
+        tags::SPEC_HASH.to_owned(),
+        launch_spec_hash(
+            spec.image.as_str(),
+            &spec.instance_type,
+            spec.key_name.as_deref(),
+            &user_data,
+        ),
+    );
+    let op = Op::RunInstances {
+        image: spec.image.to_string(),
+        instance_type: spec.instance_type.clone(),
+        key_name: spec.key_name.clone(),
+        groups,
+        user_data,
+        zone: zone.clone(),
+        count,
+        tags,
+        client_token: token.to_owned(),
+    };
+    let ids = match ctx.call(&op, true).await? {
+        Outcome::Instances(ids) => ids,
+        other => return Err(answered("RunInstances", &other)),
+    };
+    if ids.len() != count as usize {
+        return Err(StepError::Unexpected(format!(
+            "RunInstances started {} instance(s), {count} asked",
+            ids.len()
+        )));
+    }
+    Ok(Output::Instances(ctx.wait_running(id, &ids).await?))
+}
+
+/// Changes a running instance's security groups.
+pub(super) async fn set_instance_groups(
+    ctx: &Ctx,
+    instance: &InstanceId,
+    groups: &[GroupRef],
+) -> Result<Output, StepError> {
+    let op = Op::SetInstanceGroups {
+        instance: instance.clone(),
+        groups: ctx.groups(groups)?,
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Terminates instances and waits until they are terminated.
+pub(super) async fn terminate(
+    ctx: &Ctx,
+    id: StepId,
+    instances: &[InstanceId],
+) -> Result<Output, StepError> {
+    // AWS fails a whole TerminateInstances when one ID is unknown,
+    // and the executor takes NotFound on a delete as done: so only
+    // the IDs the cloud still shows are sent (one batched read).
+    let visible: Vec<InstanceId> = ctx
+        .read(|| ctx.cloud.instances(instances))
+        .await?
+        .into_iter()
+        .filter(|i| i.state != InstanceState::Terminated)
+        .map(|i| i.id)
+        .collect();
+    if !visible.is_empty() {
+        ctx.call(&Op::TerminateInstances { ids: visible }, false)
+            .await?;
+    }
+    ctx.wait_until(id, "instances to terminate", || async {
+        let seen = ctx.read(|| ctx.cloud.instances(instances)).await?;
+        Ok(seen.iter().all(|i| i.state == InstanceState::Terminated))
+    })
+    .await?;
+    Ok(Output::None)
+}
+
+// Volumes.
+
+/// Creates a volume with the step's token, waits until it is available
+/// and hands it on.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the step's fields, one argument each, as every handler takes them"
+)]
+pub(super) async fn create_volume(
+    ctx: &Ctx,
+    id: StepId,
+    zone: &Zone,
+    size_gib: u32,
+    volume_type: VolumeType,
+    from_snapshot: &Option<SnapshotId>,
+    tags: &Tags,
+    token: &str,
+) -> Result<Output, StepError> {
+    let op = Op::CreateVolume {
+        zone: zone.clone(),
+        size_gib,
+        volume_type,
+        snapshot: from_snapshot.clone(),
+        tags: tags.clone(),
+        client_token: token.to_owned(),
+    };
+    let vol = match ctx.call(&op, false).await? {
+        Outcome::Volume(v) => v,
+        other => return Err(answered("CreateVolume", &other)),
+    };
+    ctx.wait_volume(id, &vol, VolumeState::Available, false)
+        .await?;
+    Ok(Output::Volume(vol))
+}
+
+/// Grows a volume or changes its type.
+pub(super) async fn modify_volume(
+    ctx: &Ctx,
+    volume: &VolumeId,
+    size_gib: u32,
+    volume_type: VolumeType,
+) -> Result<Output, StepError> {
+    let op = Op::ModifyVolume {
+        volume: volume.clone(),
+        size_gib,
+        volume_type,
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Attaches a volume to exactly one instance and waits until it is in use.
+pub(super) async fn attach_volume(
+    ctx: &Ctx,
+    id: StepId,
+    volume: &VolumeRef,
+    instance: &InstanceRef,
+    device: &str,
+) -> Result<Output, StepError> {
+    let vol = ctx.volume(volume)?;
+    let ids = ctx.instances(std::slice::from_ref(instance))?;
+    let [inst] = ids.as_slice() else {
+        return Err(StepError::Unexpected(format!(
+            "a volume attaches to exactly one instance, {} given",
+            ids.len()
+        )));
+    };
+    let op = Op::AttachVolume {
+        volume: vol.clone(),
+        instance: inst.clone(),
+        device: device.to_owned(),
+    };
+    ctx.call(&op, true).await?;
+    ctx.wait_volume(id, &vol, VolumeState::InUse, false).await?;
+    Ok(Output::None)
+}
+
+/// Detaches a volume (already detached counts as done) and waits until
+/// it is available or gone.
+pub(super) async fn detach_volume(
+    ctx: &Ctx,
+    id: StepId,
+    volume: &VolumeId,
+    instance: &InstanceId,
+) -> Result<Output, StepError> {
+    let op = Op::DetachVolume {
+        volume: volume.clone(),
+        instance: instance.clone(),
+    };
+    match ctx.call(&op, false).await {
+        Ok(_) => {}
+        // Already detached (the instance went, or an earlier run).
+        Err(e) if matches!(e.kind, ErrorKind::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.wait_volume(id, volume, VolumeState::Available, true)
+        .await?;
+    Ok(Output::None)
+}
+
+/// Deletes a volume once nothing holds it any more.
+pub(super) async fn delete_volume(
+    ctx: &Ctx,
+    id: StepId,
+    volume: &VolumeId,
+) -> Result<Output, StepError> {
+    // An instance that was just terminated may still hold it.
+    ctx.wait_volume(id, volume, VolumeState::Available, true)
+        .await?;
+    let op = Op::DeleteVolume {
+        volume: volume.clone(),
+    };
+    ctx.perform(&op, false).await
+}
+
+// Snapshots.
+
+/// Takes a snapshot of a volume; a final one is waited for until it
+/// completes, a scheduled one is not.
+pub(super) async fn snapshot(
+    ctx: &Ctx,
+    id: StepId,
+    name: &ResourceName,
+    volume: &VolumeId,
+    purpose: SnapshotPurpose,
+    tags: &Tags,
+) -> Result<Output, StepError> {
+    let op = Op::CreateSnapshot {
+        volume: volume.clone(),
+        description: format!("converge {} snapshot of Volume/{name}", purpose.as_str()),
+        tags: tags.clone(),
+    };
+    let snap = match ctx.call(&op, false).await? {
+        Outcome::Snapshot(s) => s,
+        other => return Err(answered("CreateSnapshot", &other)),
+    };
+    // A scheduled snapshot is not waited for: a pending one
+    // counts as taken, and one can take hours. A final snapshot
+    // must complete before its volume is deleted.
+    if purpose == SnapshotPurpose::Scheduled {
+        return Ok(Output::None);
+    }
+    ctx.wait_until(id, &format!("snapshot {snap} to complete"), || async {
+        match ctx.read(|| ctx.cloud.snapshot(&snap)).await? {
+            Some(s) if s.state == SnapshotState::Error => {
+                Err(StepError::Unexpected(format!("snapshot {snap} failed")))
+            }
+            Some(s) => Ok(s.state == SnapshotState::Completed),
+            None => Ok(false),
+        }
+    })
+    .await?;
+    Ok(Output::None)
+}
+
+/// Deletes a snapshot.
+pub(super) async fn delete_snapshot(ctx: &Ctx, snapshot: &SnapshotId) -> Result<Output, StepError> {
+    let op = Op::DeleteSnapshot {
+        snapshot: snapshot.clone(),
+    };
+    ctx.perform(&op, false).await
+}

@@ -1,0 +1,169 @@
+//! The classic Elastic Load Balancing steps: creating, changing and
+//! deleting balancers, registering and deregistering instances, and
+//! waiting until a fleet's instances are InService on its balancers.
+
+use super::StepError;
+use super::ctx::{Ctx, Output, answered};
+use crate::cloud::{ErrorKind, Op, Outcome};
+use converge_core::desired::{HealthCheck, Listener, Tags};
+use converge_core::ids::{InstanceId, ResourceName, Zone};
+use converge_core::observed::MemberState;
+use converge_core::plan::{InstanceRef, StepId};
+
+/// Creates a balancer with its listeners, sets its health check and
+/// hands on its DNS name.
+pub(super) async fn create_balancer(
+    ctx: &Ctx,
+    name: &ResourceName,
+    zones: &[Zone],
+    listeners: &[Listener],
+    health_check: &HealthCheck,
+    tags: &Tags,
+) -> Result<Output, StepError> {
+    let op = Op::CreateBalancer {
+        name: name.to_string(),
+        zones: zones.to_vec(),
+        listeners: listeners.to_vec(),
+        tags: tags.clone(),
+    };
+    let dns = match ctx.call(&op, false).await? {
+        Outcome::Balancer { dns_name } => dns_name,
+        other => return Err(answered("CreateLoadBalancer", &other)),
+    };
+    let op = Op::ConfigureHealthCheck {
+        name: name.to_string(),
+        health_check: health_check.clone(),
+    };
+    ctx.call(&op, true).await?;
+    Ok(Output::Balancer(dns))
+}
+
+/// Removes the listeners on the `remove` ports, then adds `add`.
+pub(super) async fn set_listeners(
+    ctx: &Ctx,
+    name: &ResourceName,
+    add: &[Listener],
+    remove: &[u16],
+) -> Result<Output, StepError> {
+    if !remove.is_empty() {
+        let op = Op::DeleteListeners {
+            name: name.to_string(),
+            ports: remove.to_vec(),
+        };
+        ctx.call(&op, false).await?;
+    }
+    if !add.is_empty() {
+        let op = Op::CreateListeners {
+            name: name.to_string(),
+            listeners: add.to_vec(),
+        };
+        ctx.call(&op, false).await?;
+    }
+    Ok(Output::None)
+}
+
+/// Sets a balancer's health check.
+pub(super) async fn configure_health_check(
+    ctx: &Ctx,
+    name: &ResourceName,
+    health_check: &HealthCheck,
+) -> Result<Output, StepError> {
+    let op = Op::ConfigureHealthCheck {
+        name: name.to_string(),
+        health_check: health_check.clone(),
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Enables zones on a balancer, then disables others.
+pub(super) async fn set_balancer_zones(
+    ctx: &Ctx,
+    name: &ResourceName,
+    enable: &[Zone],
+    disable: &[Zone],
+) -> Result<Output, StepError> {
+    if !enable.is_empty() {
+        let op = Op::EnableZones {
+            name: name.to_string(),
+            zones: enable.to_vec(),
+        };
+        ctx.call(&op, false).await?;
+    }
+    if !disable.is_empty() {
+        let op = Op::DisableZones {
+            name: name.to_string(),
+            zones: disable.to_vec(),
+        };
+        ctx.call(&op, false).await?;
+    }
+    Ok(Output::None)
+}
+
+/// Registers instances, known or just launched, with a balancer.
+pub(super) async fn register(
+    ctx: &Ctx,
+    balancer: &ResourceName,
+    instances: &[InstanceRef],
+) -> Result<Output, StepError> {
+    let op = Op::RegisterInstances {
+        name: balancer.to_string(),
+        ids: ctx.instances(instances)?,
+    };
+    ctx.perform(&op, true).await
+}
+
+/// Deregisters instances from a balancer; instances already gone count
+/// as deregistered.
+pub(super) async fn deregister(
+    ctx: &Ctx,
+    balancer: &ResourceName,
+    instances: &[InstanceId],
+) -> Result<Output, StepError> {
+    let op = Op::DeregisterInstances {
+        name: balancer.to_string(),
+        ids: instances.to_vec(),
+    };
+    match ctx.call(&op, false).await {
+        Ok(_) => {}
+        // The instance is already gone: nothing to deregister.
+        Err(e) if e.kind == ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Output::None)
+}
+
+/// Deletes a balancer.
+pub(super) async fn delete_balancer(ctx: &Ctx, name: &ResourceName) -> Result<Output, StepError> {
+    let op = Op::DeleteBalancer {
+        name: name.to_string(),
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Waits until a fleet's instances are InService on each of its
+/// balancers, one balancer after the other. It is a fleet step, but all
+/// it reads is balancer membership, so it lives with the balancers.
+pub(super) async fn wait_healthy(
+    ctx: &Ctx,
+    id: StepId,
+    instances: &[InstanceRef],
+    balancers: &[String],
+) -> Result<Output, StepError> {
+    let ids = ctx.instances(instances)?;
+    for b in balancers {
+        ctx.wait_until(
+            id,
+            &format!("instances to be InService on Balancer/{b}"),
+            || async {
+                let members = ctx.read(|| ctx.cloud.balancer_members(b)).await?;
+                Ok(ids.iter().all(|i| {
+                    members
+                        .iter()
+                        .any(|m| m.instance == *i && m.state == MemberState::InService)
+                }))
+            },
+        )
+        .await?;
+    }
+    Ok(Output::None)
+}
