@@ -1,0 +1,302 @@
+//! EC2 instances: launched pending, running after a boot delay, with an ID,
+//! a private address in 10.0.0.0/16 and a launch time; client tokens make
+//! a launch idempotent.
+
+use super::{find_group, find_key_pair};
+use crate::cloud::local::ops::tags::check_tags;
+use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
+use crate::cloud::local::world::{Instance, RunToken, Termination, World};
+use crate::cloud::{CloudError, Outcome};
+use converge_core::desired::Tags;
+use converge_core::ids::{GroupId, ImageId, InstanceId, Zone};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+/// The largest user data, in bytes, as in EC2.
+const MAX_USER_DATA: usize = 16 * 1024;
+
+/// What a launch needs (the fields of `Op::RunInstances`).
+pub(crate) struct Launch<'a> {
+    pub image: &'a str,
+    pub instance_type: &'a str,
+    pub key_name: Option<&'a str>,
+    pub groups: &'a [GroupId],
+    pub user_data: &'a str,
+    pub zone: &'a Zone,
+    pub count: u32,
+    pub tags: &'a Tags,
+    pub client_token: &'a str,
+}
+
+pub(crate) fn run_instances(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    l: &Launch<'_>,
+) -> Result<Outcome, CloudError> {
+    let Launch {
+        image,
+        instance_type,
+        key_name,
+        groups,
+        user_data,
+        zone,
+        count,
+        tags,
+        client_token,
+    } = *l;
+    let request = format!(
+        "{image}|{instance_type}|{key_name:?}|{groups:?}|{zone}|{count}|{}",
+        hex::encode(sha2_digest(user_data.as_bytes()))
+    );
+    let token_key = format!("{}/{client_token}", cx.region);
+    if !client_token.is_empty()
+        && let Some(t) = w.run_tokens.get(&token_key)
+    {
+        // The same token answers the same instances, visible or not.
+        if t.request != request {
+            return Err(e.invalid(
+                "IdempotentParameterMismatch",
+                format!("The client token '{client_token}' was used with different parameters."),
+            ));
+        }
+        return Ok(Outcome::Instances(t.ids.clone()));
+    }
+    check_launch(w, cx, e, l)?;
+    let mut used: HashSet<Ipv4Addr> = w.instances.values().map(|i| i.private_ip).collect();
+    if used.len() + count as usize > ADDRESSES {
+        return Err(e.invalid(
+            "InsufficientFreeAddressesInSubnet",
+            "There are not enough free addresses in 10.0.0.0/16 to satisfy the request.",
+        ));
+    }
+    let unique_groups = dedup(groups);
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let id = InstanceId(format!("i-{}", w.next_hex(17)));
+        let start = w.next_u64();
+        let ip = free_address(start, &used);
+        used.insert(ip);
+        w.instances.insert(
+            id.clone(),
+            Instance {
+                id: id.clone(),
+                zone: zone.clone(),
+                image: ImageId(image.to_owned()),
+                instance_type: instance_type.to_owned(),
+                key_name: key_name.map(str::to_owned),
+                groups: unique_groups.clone(),
+                user_data: user_data.to_owned(),
+                tags: tags.clone(),
+                private_ip: ip,
+                launched_at: cx.now,
+                running_at: cx.later(cx.delays.boot),
+                termination: None,
+            },
+        );
+        ids.push(id);
+    }
+    if !client_token.is_empty() {
+        w.run_tokens.insert(
+            token_key,
+            RunToken {
+                request,
+                ids: ids.clone(),
+            },
+        );
+    }
+    Ok(Outcome::Instances(ids))
+}
+
+/// The checks of a launch that its client token has not answered already.
+fn check_launch(w: &World, cx: &Ctx<'_>, e: &Errs, l: &Launch<'_>) -> Result<(), CloudError> {
+    check_image(l.image).map_err(|m| e.invalid("InvalidAMIID.Malformed", m))?;
+    check_instance_type(l.instance_type).map_err(|m| e.invalid("InvalidParameterValue", m))?;
+    check_zone(cx, e, l.zone)?;
+    if l.count == 0 {
+        return Err(e.invalid(
+            "InvalidParameterValue",
+            "Invalid value '0' for MinCount: must be at least 1.",
+        ));
+    }
+    if let Some(k) = l.key_name {
+        find_key_pair(w, cx, e, k)?;
+    }
+    for g in l.groups {
+        find_group(w, cx, e, g)?;
+    }
+    if l.user_data.len() > MAX_USER_DATA {
+        return Err(e.invalid(
+            "InvalidParameterValue",
+            format!("User data is limited to {MAX_USER_DATA} bytes."),
+        ));
+    }
+    check_tags(e, l.tags)
+}
+
+pub(crate) fn terminate_instances(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    ids: &[InstanceId],
+) -> Result<Outcome, CloudError> {
+    // As in EC2, one unknown ID fails the whole call.
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| find_instance(w, cx, e, id).is_err())
+        .map(|id| id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(e.not_found(
+            "InvalidInstanceID.NotFound",
+            format!("The instance IDs '{}' do not exist", missing.join(", ")),
+        ));
+    }
+    for id in ids {
+        if let Some(i) = w.instances.get_mut(id)
+            && i.termination.is_none()
+        {
+            i.termination = Some(Termination {
+                requested_at: cx.now,
+                terminated_at: cx.later(cx.delays.shutdown),
+            });
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn set_instance_groups(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    instance: &InstanceId,
+    groups: &[GroupId],
+) -> Result<Outcome, CloudError> {
+    let i = find_instance(w, cx, e, instance)?;
+    if i.termination.is_some() {
+        return Err(e.invalid(
+            "IncorrectInstanceState",
+            format!(
+                "The instance '{instance}' is not in a state from which its security groups can be changed ({}).",
+                i.state(cx.now).as_str()
+            ),
+        ));
+    }
+    for g in groups {
+        let found = find_group(w, cx, e, g)?;
+        if found.region != i.region() {
+            return Err(e.not_found(
+                "InvalidGroup.NotFound",
+                format!("The security group '{g}' does not exist in {}", i.region()),
+            ));
+        }
+    }
+    if let Some(i) = w.instances.get_mut(instance) {
+        i.groups = dedup(groups);
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn find_instance<'w>(
+    w: &'w World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    id: &InstanceId,
+) -> Result<&'w Instance, CloudError> {
+    w.instance(id, cx.now)
+        .filter(|i| i.region() == cx.region && cx.sees(i.launched_at))
+        .ok_or_else(|| {
+            e.not_found(
+                "InvalidInstanceID.NotFound",
+                format!("The instance ID '{id}' does not exist"),
+            )
+        })
+}
+
+fn check_image(image: &str) -> Result<(), String> {
+    let ok = image.strip_prefix("ami-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid id: \"{image}\" (expecting \"ami-...\")"))
+    }
+}
+
+fn check_instance_type(t: &str) -> Result<(), String> {
+    let ok = t.split_once('.').is_some_and(|(family, size)| {
+        !family.is_empty()
+            && !size.is_empty()
+            && family
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && size
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid value '{t}' for InstanceType."))
+    }
+}
+
+// ---- addresses ----------------------------------------------------------
+
+/// Host addresses handed out: 10.0.0.0/16 without AWS's reserved first four
+/// and the broadcast address, and without `.0`/`.255` hosts for clarity.
+const ADDRESSES: usize = 256 * 254;
+
+/// The first free address at or after a pseudo-random starting point.
+fn free_address(start: u64, used: &HashSet<Ipv4Addr>) -> Ipv4Addr {
+    let n = ADDRESSES as u64;
+    for k in 0..n {
+        let slot = (start.wrapping_add(k)) % n;
+        let (third, fourth) = ((slot / 254) as u8, (slot % 254) as u8 + 1);
+        let ip = Ipv4Addr::new(10, 0, third, fourth);
+        if third == 0 && fourth < 4 {
+            continue;
+        }
+        if !used.contains(&ip) {
+            return ip;
+        }
+    }
+    // Unreachable: the caller checked there is room.
+    Ipv4Addr::new(10, 0, 255, 254)
+}
+
+fn sha2_digest(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_and_instance_types() {
+        assert!(check_image("ami-147f977d").is_ok());
+        assert!(check_image("ami-0123456789abcdef0").is_ok());
+        assert!(check_image("ami-147f977").is_err());
+        assert!(check_image("img-147f977d").is_err());
+        assert!(check_instance_type("m1.small").is_ok());
+        assert!(check_instance_type("t3a.2xlarge").is_ok());
+        assert!(check_instance_type("small").is_err());
+        assert!(check_instance_type("M1.small").is_err());
+    }
+
+    #[test]
+    fn addresses_skip_reserved_and_used_ones() {
+        let mut used = HashSet::new();
+        // Slot 0 would be 10.0.0.1, which AWS reserves.
+        let first = free_address(0, &used);
+        assert_eq!(first, Ipv4Addr::new(10, 0, 0, 4));
+        used.insert(first);
+        assert_eq!(free_address(0, &used), Ipv4Addr::new(10, 0, 0, 5));
+        // Wraps around from the last slot.
+        let last = free_address(ADDRESSES as u64 - 1, &used);
+        assert_eq!(last, Ipv4Addr::new(10, 0, 255, 254));
+    }
+}

@@ -1,0 +1,392 @@
+//! ELB: classic load balancers, their listeners, zones, health check and
+//! members. Members become InService only `interval × healthyThreshold`
+//! after they run.
+
+use super::ec2::find_instance;
+use super::tags::check_tags;
+use super::{Ctx, Errs, check_zone, dedup};
+use crate::cloud::local::world::{Balancer, Registration, World};
+use crate::cloud::{CloudError, Outcome};
+use converge_core::desired::{HealthCheck, Listener, Tags};
+use converge_core::ids::{InstanceId, Zone};
+use converge_core::observed::InstanceState;
+use std::collections::BTreeMap;
+
+pub(crate) fn create_balancer(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    zones: &[Zone],
+    listeners: &[Listener],
+    tags: &Tags,
+) -> Result<Outcome, CloudError> {
+    check_balancer_name(name).map_err(|m| e.invalid("ValidationError", m))?;
+    if zones.is_empty() {
+        return Err(e.invalid(
+            "ValidationError",
+            "A load balancer needs at least one availability zone.",
+        ));
+    }
+    for z in zones {
+        check_zone(cx, e, z)?;
+    }
+    if listeners.is_empty() {
+        return Err(e.invalid(
+            "ValidationError",
+            "A load balancer needs at least one listener.",
+        ));
+    }
+    check_listeners(e, &[], listeners)?;
+    check_tags(e, tags)?;
+    let zones = dedup(zones);
+    if let Some(b) = w.balancer(cx.region, name) {
+        // CreateLoadBalancer is idempotent for the same settings.
+        let same = sorted(b.zones.clone()) == sorted(zones.clone())
+            && sorted(b.listeners.clone()) == sorted(listeners.to_vec());
+        if same {
+            return Ok(Outcome::Balancer {
+                dns_name: b.dns_name.clone(),
+            });
+        }
+        return Err(e.exists(
+            "DuplicateLoadBalancerName",
+            format!("Load balancer name '{name}' already exists with other settings."),
+        ));
+    }
+    let digits = w.next_chars(1, b"123456789") + &w.next_chars(9, b"0123456789");
+    let dns_name = format!(
+        "{}-{digits}.{}.elb.amazonaws.com",
+        name.to_ascii_lowercase(),
+        cx.region
+    );
+    w.balancers.push(Balancer {
+        name: name.to_owned(),
+        region: cx.region.to_owned(),
+        dns_name: dns_name.clone(),
+        zones,
+        listeners: listeners.to_vec(),
+        health_check: None,
+        members: BTreeMap::new(),
+        tags: tags.clone(),
+        created_at: cx.now,
+    });
+    Ok(Outcome::Balancer { dns_name })
+}
+
+pub(crate) fn configure_health_check(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    health_check: &HealthCheck,
+) -> Result<Outcome, CloudError> {
+    find_balancer(w, cx, e, name)?;
+    check_health_check(health_check).map_err(|m| e.invalid("ValidationError", m))?;
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        b.health_check = Some(health_check.clone());
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn create_listeners(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    listeners: &[Listener],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name)?;
+    check_listeners(e, &b.listeners, listeners)?;
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        for l in listeners {
+            if !b.listeners.contains(l) {
+                b.listeners.push(l.clone());
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn delete_listeners(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    ports: &[u16],
+) -> Result<Outcome, CloudError> {
+    find_balancer(w, cx, e, name)?;
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        b.listeners.retain(|l| !ports.contains(&l.port));
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn enable_zones(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    zones: &[Zone],
+) -> Result<Outcome, CloudError> {
+    find_balancer(w, cx, e, name)?;
+    for z in zones {
+        check_zone(cx, e, z)?;
+    }
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        for z in zones {
+            if !b.zones.contains(z) {
+                b.zones.push(z.clone());
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn disable_zones(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    zones: &[Zone],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name)?;
+    if b.zones.iter().all(|z| zones.contains(z)) {
+        return Err(e.invalid(
+            "ValidationError",
+            format!("Cannot disable every availability zone of load balancer '{name}'."),
+        ));
+    }
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        b.zones.retain(|z| !zones.contains(z));
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn register_instances(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    ids: &[InstanceId],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name)?;
+    for id in ids {
+        let i = find_instance(w, cx, e, id).map_err(|_| {
+            e.not_found("InvalidInstance", format!("EC2 instance {id} is not found"))
+        })?;
+        match i.state(cx.now) {
+            InstanceState::Running => {}
+            InstanceState::Pending => {
+                return Err(e.state(
+                    "InvalidInstance",
+                    format!("EC2 instance {id} is not in a valid state (pending)"),
+                ));
+            }
+            other => {
+                return Err(e.invalid(
+                    "InvalidInstance",
+                    format!(
+                        "EC2 instance {id} is not in a valid state ({})",
+                        other.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    let hc = b.health_check.clone().unwrap_or_else(default_health_check);
+    let secs =
+        f64::from(hc.interval_secs) * f64::from(hc.healthy_threshold) * cx.delays.health.max(0.0);
+    let healthy_after_ms = (secs * 1000.0).min(u64::MAX as f64) as u64;
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        for id in ids {
+            b.members.entry(id.clone()).or_insert(Registration {
+                registered_at: cx.now,
+                healthy_after_ms,
+            });
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn deregister_instances(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+    ids: &[InstanceId],
+) -> Result<Outcome, CloudError> {
+    find_balancer(w, cx, e, name)?;
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| w.instance(id, cx.now).is_none())
+        .map(|id| id.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(e.not_found(
+            "InvalidInstance",
+            format!("EC2 instance(s) {} not found", unknown.join(", ")),
+        ));
+    }
+    if let Some(b) = w.balancer_mut(cx.region, name) {
+        for id in ids {
+            b.members.remove(id);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn delete_balancer(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    name: &str,
+) -> Result<Outcome, CloudError> {
+    // As in ELB, deleting a balancer that does not exist succeeds.
+    w.balancers
+        .retain(|b| !(b.region == cx.region && b.name == *name));
+    Ok(Outcome::Done)
+}
+
+pub(crate) fn find_balancer<'w>(
+    w: &'w World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &str,
+) -> Result<&'w Balancer, CloudError> {
+    w.balancer(cx.region, name)
+        .filter(|b| cx.sees(b.created_at))
+        .ok_or_else(|| {
+            e.not_found(
+                "LoadBalancerNotFound",
+                format!("There is no ACTIVE Load Balancer named '{name}'"),
+            )
+        })
+}
+
+fn check_balancer_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Load balancer name '{name}' must be 1 to 32 letters, digits and hyphens, not starting or ending with a hyphen."
+        ))
+    }
+}
+
+fn check_listeners(e: &Errs, existing: &[Listener], new: &[Listener]) -> Result<(), CloudError> {
+    let mut seen: BTreeMap<u16, &Listener> = existing.iter().map(|l| (l.port, l)).collect();
+    for l in new {
+        let port_ok = matches!(l.port, 25 | 80 | 443 | 465 | 587 | 1024..=65535);
+        if !port_ok {
+            return Err(e.invalid(
+                "ValidationError",
+                format!(
+                    "Invalid load balancer port {}: use 25, 80, 443, 465, 587 or 1024 to 65535.",
+                    l.port
+                ),
+            ));
+        }
+        if l.instance_port == 0 {
+            return Err(e.invalid("ValidationError", "Invalid instance port 0."));
+        }
+        match seen.get(&l.port) {
+            Some(other) if *other != l => {
+                return Err(e.exists(
+                    "DuplicateListener",
+                    format!(
+                        "A listener already exists on port {} with other settings.",
+                        l.port
+                    ),
+                ));
+            }
+            _ => {
+                seen.insert(l.port, l);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_health_check(h: &HealthCheck) -> Result<(), String> {
+    if !valid_target(&h.target) {
+        return Err(format!(
+            "Invalid health check target '{}': expected PROTOCOL:PORT, with a path for HTTP and HTTPS (HTTP:80/).",
+            h.target
+        ));
+    }
+    if !(5..=300).contains(&h.interval_secs) {
+        return Err(format!(
+            "Interval {}s is not within 5 to 300s.",
+            h.interval_secs
+        ));
+    }
+    if !(2..=60).contains(&h.timeout_secs) || h.timeout_secs >= h.interval_secs {
+        return Err(format!(
+            "Timeout {}s must be within 2 to 60s and below the interval ({}s).",
+            h.timeout_secs, h.interval_secs
+        ));
+    }
+    for (what, n) in [
+        ("healthy", h.healthy_threshold),
+        ("unhealthy", h.unhealthy_threshold),
+    ] {
+        if !(2..=10).contains(&n) {
+            return Err(format!("The {what} threshold {n} is not within 2 to 10."));
+        }
+    }
+    Ok(())
+}
+
+fn valid_target(t: &str) -> bool {
+    let Some((proto, rest)) = t.split_once(':') else {
+        return false;
+    };
+    let (port, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    port_ok
+        && match proto {
+            "HTTP" | "HTTPS" => path.is_some(),
+            "TCP" | "SSL" => path.is_none(),
+            _ => false,
+        }
+}
+
+/// ELB's health check when none is configured.
+fn default_health_check() -> HealthCheck {
+    HealthCheck {
+        target: "TCP:80".to_owned(),
+        interval_secs: 30,
+        timeout_secs: 5,
+        healthy_threshold: 10,
+        unhealthy_threshold: 2,
+    }
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_targets() {
+        assert!(valid_target("HTTP:80/"));
+        assert!(valid_target("HTTPS:443/health"));
+        assert!(valid_target("TCP:5432"));
+        assert!(!valid_target("TCP:5432/"));
+        assert!(!valid_target("HTTP:80"));
+        assert!(!valid_target("UDP:53"));
+        assert!(!valid_target("HTTP:0/"));
+    }
+}

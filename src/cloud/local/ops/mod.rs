@@ -1,0 +1,351 @@
+//! The simulated region's rules: how each [`Op`] changes the world, and
+//! the AWS-like errors it answers when a rule forbids it.
+//!
+//! Every operation checks first and changes the world only once every
+//! check has passed, so a failed call leaves nothing behind. Errors carry
+//! the codes the real services use (`InvalidVolume.ZoneMismatch`,
+//! `DependencyViolation`, `DistributionNotDisabled`, …) and the
+//! [`ErrorKind`] that tells the executor whether a retry can help.
+//!
+//! One file per service, as in `cloud/aws/`: [`ec2`] (key pairs, security
+//! groups, instances, volumes and snapshots), [`elb`], [`s3`] and
+//! [`cloudfront`], each with one function per operation and the checks
+//! only it uses; [`tags`] holds `CreateTags` and `DeleteTags`, which reach
+//! resources of every service. [`act`] only routes: adding an operation
+//! means one function in its service's file and one arm here.
+
+mod cloudfront;
+mod ec2;
+mod elb;
+mod s3;
+mod tags;
+
+pub(crate) use elb::find_balancer;
+
+use super::config::Delays;
+use super::world::{World, after};
+use crate::cloud::{CloudError, ErrorKind, Op, Outcome};
+use converge_core::ids::Zone;
+use jiff::Timestamp;
+use std::time::Duration;
+
+/// What one call sees: the moment, the region and the faults that shape
+/// visibility.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ctx<'a> {
+    /// Now, from the injected clock.
+    pub now: Timestamp,
+    /// The caller's region.
+    pub region: &'a str,
+    /// This process's delays.
+    pub delays: &'a Delays,
+    /// EC2 and ELB resources younger than this are invisible.
+    pub lag: Duration,
+}
+
+impl Ctx<'_> {
+    /// Whether an EC2 or ELB resource created at `created` is visible yet.
+    pub fn sees(&self, created: Timestamp) -> bool {
+        self.lag.is_zero() || after(created, self.lag) <= self.now
+    }
+
+    fn later(&self, d: Duration) -> Timestamp {
+        after(self.now, d)
+    }
+}
+
+/// Carries out one operation on the world.
+pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, CloudError> {
+    let e = &Errs(op.name());
+    match op {
+        // EC2: key pairs.
+        Op::CreateKeyPair {
+            name,
+            public_key,
+            tags,
+        } => ec2::create_key_pair(w, cx, e, name, public_key, tags),
+        Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name),
+        // EC2: security groups.
+        Op::CreateGroup {
+            name,
+            description,
+            tags,
+        } => ec2::create_group(w, cx, e, name, description, tags),
+        Op::AuthorizeIngress { group, rules } => ec2::authorize_ingress(w, cx, e, group, rules),
+        Op::RevokeIngress { group, rules } => ec2::revoke_ingress(w, cx, e, group, rules),
+        Op::DeleteGroup { group } => ec2::delete_group(w, cx, e, group),
+        // Tags, of a resource of any service.
+        Op::CreateTags { target, tags } => tags::create_tags(w, cx, e, target, tags),
+        Op::DeleteTags { target, keys } => tags::delete_tags(w, cx, e, target, keys),
+        // EC2: instances.
+        Op::RunInstances {
+            image,
+            instance_type,
+            key_name,
+            groups,
+            user_data,
+            zone,
+            count,
+            tags,
+            client_token,
+        } => {
+            let launch = ec2::Launch {
+                image,
+                instance_type,
+                key_name: key_name.as_deref(),
+                groups,
+                user_data,
+                zone,
+                count: *count,
+                tags,
+                client_token,
+            };
+            ec2::run_instances(w, cx, e, &launch)
+        }
+        Op::TerminateInstances { ids } => ec2::terminate_instances(w, cx, e, ids),
+        Op::SetInstanceGroups { instance, groups } => {
+            ec2::set_instance_groups(w, cx, e, instance, groups)
+        }
+        // EC2: volumes and snapshots.
+        Op::CreateVolume {
+            zone,
+            size_gib,
+            volume_type,
+            snapshot,
+            tags,
+            client_token,
+        } => {
+            let new = ec2::NewVolume {
+                zone,
+                size_gib: *size_gib,
+                volume_type: *volume_type,
+                snapshot: snapshot.as_ref(),
+                tags,
+                client_token,
+            };
+            ec2::create_volume(w, cx, e, &new)
+        }
+        Op::ModifyVolume {
+            volume,
+            size_gib,
+            volume_type,
+        } => ec2::modify_volume(w, cx, e, volume, *size_gib, *volume_type),
+        Op::AttachVolume {
+            volume,
+            instance,
+            device,
+        } => ec2::attach_volume(w, cx, e, volume, instance, device),
+        Op::DetachVolume { volume, instance } => ec2::detach_volume(w, cx, e, volume, instance),
+        Op::DeleteVolume { volume } => ec2::delete_volume(w, cx, e, volume),
+        Op::CreateSnapshot {
+            volume,
+            description,
+            tags,
+        } => ec2::create_snapshot(w, cx, e, volume, description, tags),
+        Op::DeleteSnapshot { snapshot } => ec2::delete_snapshot(w, cx, e, snapshot),
+        // ELB: classic load balancers.
+        Op::CreateBalancer {
+            name,
+            zones,
+            listeners,
+            tags,
+        } => elb::create_balancer(w, cx, e, name, zones, listeners, tags),
+        Op::ConfigureHealthCheck { name, health_check } => {
+            elb::configure_health_check(w, cx, e, name, health_check)
+        }
+        Op::CreateListeners { name, listeners } => elb::create_listeners(w, cx, e, name, listeners),
+        Op::DeleteListeners { name, ports } => elb::delete_listeners(w, cx, e, name, ports),
+        Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name, zones),
+        Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name, zones),
+        Op::RegisterInstances { name, ids } => elb::register_instances(w, cx, e, name, ids),
+        Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
+        Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
+        // S3: buckets.
+        Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name, tags),
+        Op::SetBucketPublicRead { name, public_read } => {
+            s3::set_bucket_public_read(w, e, name, *public_read)
+        }
+        Op::DeleteBucket { name } => s3::delete_bucket(w, e, name),
+        // CloudFront: distributions.
+        Op::CreateDistribution {
+            caller_reference,
+            config,
+            tags,
+        } => cloudfront::create_distribution(w, cx, e, caller_reference, config, tags),
+        Op::UpdateDistribution { id, config } => {
+            cloudfront::update_distribution(w, cx, e, id, config)
+        }
+        Op::DeleteDistribution { id } => cloudfront::delete_distribution(w, cx, e, id),
+    }
+}
+
+/// Builds errors that name one operation.
+#[derive(Clone, Copy)]
+pub(crate) struct Errs(pub &'static str);
+
+impl Errs {
+    pub fn make(self, kind: ErrorKind, code: &str, msg: impl Into<String>) -> CloudError {
+        CloudError::new(kind, self.0, code, msg)
+    }
+    pub fn invalid(self, code: &str, msg: impl Into<String>) -> CloudError {
+        self.make(ErrorKind::Invalid, code, msg)
+    }
+    pub fn not_found(self, code: &str, msg: impl Into<String>) -> CloudError {
+        self.make(ErrorKind::NotFound, code, msg)
+    }
+    pub fn exists(self, code: &str, msg: impl Into<String>) -> CloudError {
+        self.make(ErrorKind::AlreadyExists, code, msg)
+    }
+    pub fn state(self, code: &str, msg: impl Into<String>) -> CloudError {
+        self.make(ErrorKind::InvalidState, code, msg)
+    }
+}
+
+// ---- checks and helpers more than one service uses ----------------------
+
+fn check_zone(cx: &Ctx<'_>, e: &Errs, zone: &Zone) -> Result<(), CloudError> {
+    let z = zone.as_str();
+    let ok = z.len() == cx.region.len() + 1
+        && z.starts_with(cx.region)
+        && z.ends_with(|c: char| ('a'..='f').contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(e.invalid(
+            "InvalidParameterValue",
+            format!(
+                "Invalid availability zone: [{z}]; {} has zones {}a to {}f",
+                cx.region, cx.region, cx.region
+            ),
+        ))
+    }
+}
+
+fn dedup<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use super::*;
+    use crate::cloud::local::view;
+    use converge_core::desired::{Listener, ListenerProtocol, VolumeType};
+    use converge_core::ids::{Kind, ResourceName, Zone};
+    use converge_core::observed::Owner;
+
+    /// Settling the world (what a write does first) changes no state a read
+    /// derives: terminated instances leave volumes and balancers either way.
+    #[test]
+    fn settling_changes_nothing_a_read_sees() {
+        let t0: Timestamp = "2026-03-09T12:00:00Z".parse().unwrap();
+        let delays = Delays {
+            health: 0.0,
+            ..Delays::default()
+        };
+        let mut w = World::new(1);
+        let tags = |kind, name: &str| {
+            Owner {
+                stack: ResourceName::from("s"),
+                kind,
+                name: ResourceName::from(name),
+            }
+            .to_tags()
+        };
+        let at = |t: Timestamp| Ctx {
+            now: t,
+            region: "us-east-1",
+            delays: &delays,
+            lag: Duration::ZERO,
+        };
+        let run = |w: &mut World, op: Op, t| act(w, &op, &at(t)).unwrap();
+        let Outcome::Instances(ids) = run(
+            &mut w,
+            Op::RunInstances {
+                image: "ami-147f977d".into(),
+                instance_type: "m1.small".into(),
+                key_name: None,
+                groups: vec![],
+                user_data: String::new(),
+                zone: Zone::from("us-east-1a"),
+                count: 2,
+                tags: tags(Kind::Fleet, "db"),
+                client_token: "t".into(),
+            },
+            t0,
+        ) else {
+            panic!()
+        };
+        let Outcome::Volume(vol) = run(
+            &mut w,
+            Op::CreateVolume {
+                zone: Zone::from("us-east-1a"),
+                size_gib: 20,
+                volume_type: VolumeType::Gp3,
+                snapshot: None,
+                tags: tags(Kind::Volume, "pgdata"),
+                client_token: "v".into(),
+            },
+            t0,
+        ) else {
+            panic!()
+        };
+        let t1 = after(t0, Duration::from_secs(10));
+        run(
+            &mut w,
+            Op::AttachVolume {
+                volume: vol,
+                instance: ids[0].clone(),
+                device: "/dev/sdj".into(),
+            },
+            t1,
+        );
+        run(
+            &mut w,
+            Op::CreateBalancer {
+                name: "web".into(),
+                zones: vec![Zone::from("us-east-1a")],
+                listeners: vec![Listener {
+                    port: 80,
+                    instance_port: 80,
+                    protocol: ListenerProtocol::Http,
+                }],
+                tags: tags(Kind::Balancer, "web"),
+            },
+            t1,
+        );
+        run(
+            &mut w,
+            Op::RegisterInstances {
+                name: "web".into(),
+                ids: ids.clone(),
+            },
+            t1,
+        );
+        run(&mut w, Op::TerminateInstances { ids: ids.clone() }, t1);
+        let stack = ResourceName::from("s");
+        for secs in [0, 1, 2, 3599, 3600, 3602, 7200] {
+            let t = after(t1, Duration::from_secs(secs));
+            let mut settled = w.clone();
+            settled.settle(t);
+            assert_eq!(
+                view::observe(&w, &stack, &at(t)),
+                view::observe(&settled, &stack, &at(t)),
+                "{secs}s after termination"
+            );
+        }
+        // An hour after, the instances and their client token are gone.
+        let mut settled = w.clone();
+        settled.settle(after(t1, Duration::from_secs(3602)));
+        assert!(settled.instances.is_empty());
+        assert!(settled.run_tokens.is_empty());
+        assert!(settled.volumes.values().all(|v| v.attachment.is_none()));
+        assert!(settled.balancers[0].members.is_empty());
+    }
+}
