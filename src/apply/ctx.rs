@@ -159,22 +159,16 @@ impl Ctx {
     /// One cloud call with retries. `lagging` says "not found" may mean
     /// "not visible yet" (the call names something created moments ago).
     pub(super) async fn call(&self, op: &Op, lagging: bool) -> Result<Outcome, CloudError> {
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.cloud.act(op).await {
-                Ok(o) => return Ok(o),
-                Err(e) if e.kind == ErrorKind::NotFound && op.is_delete() => {
-                    return Ok(Outcome::Done);
+        self.opts
+            .retry
+            .run(op.name(), lagging, || async {
+                match self.cloud.act(op).await {
+                    // Deleting what is gone already is done.
+                    Err(e) if e.kind == ErrorKind::NotFound && op.is_delete() => Ok(Outcome::Done),
+                    r => r,
                 }
-                Err(e) if self.opts.retry.should_retry(&e, start.elapsed(), lagging) => {
-                    tracing::debug!(operation = op.name(), code = %e.code, attempt, "retrying");
-                    tokio::time::sleep(self.opts.retry.backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            })
+            .await
     }
 
     /// One call whose outcome the steps after it do not need.
@@ -189,18 +183,7 @@ impl Ctx {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, CloudError>>,
     {
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if self.opts.retry.should_retry(&e, start.elapsed(), true) => {
-                    tokio::time::sleep(self.opts.retry.backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.opts.retry.run("read", true, f).await
     }
 
     /// Polls a lookup until it finds something or the visibility window ends.

@@ -3,7 +3,8 @@
 //! which "not found" right after a create means "not visible yet".
 
 use crate::cloud::{CloudError, ErrorKind};
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 /// How calls are retried.
 #[derive(Clone, Debug)]
@@ -50,6 +51,37 @@ impl RetryPolicy {
         let bound = exp.min(self.cap);
         let nanos = bound.as_nanos().min(u64::MAX as u128) as u64;
         Duration::from_nanos(fastrand::u64(0..=nanos.max(1)))
+    }
+
+    /// Runs `f` until it succeeds, fails with an error a retry cannot fix,
+    /// or keeps failing past the policy's window, sleeping
+    /// [`backoff`](Self::backoff) between attempts. `not_found_is_lag` as
+    /// in [`should_retry`](Self::should_retry); `what` names the call in
+    /// debug logs. The one retry loop of cloud calls: the executor's calls
+    /// and reads and whole observations all go through it.
+    pub async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        not_found_is_lag: bool,
+        mut f: F,
+    ) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if self.should_retry(&e, start.elapsed(), not_found_is_lag) => {
+                    tracing::debug!(what, code = %e.code, attempt, error = %e, "retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Whether an error seen after `elapsed` should be retried.

@@ -11,7 +11,6 @@ use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +40,7 @@ pub async fn observe_with(
     stack: &ResourceName,
     policy: &RetryPolicy,
 ) -> Result<Observed, CloudError> {
-    let started = Instant::now();
-    let mut attempt = 0;
-    loop {
-        match cloud.observe(stack).await {
-            Ok(o) => return Ok(o),
-            Err(e) if policy.should_retry(&e, started.elapsed(), false) => {
-                attempt += 1;
-                tracing::debug!(%stack, attempt, error = %e, "observe failed; retrying");
-                tokio::time::sleep(policy.backoff(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    policy.run("observe", false, || cloud.observe(stack)).await
 }
 
 /// Observes the stack (with retries) and plans it for `at`.
