@@ -6,7 +6,7 @@
 use super::*;
 use crate::desired::{Attr, FleetSpec, TemplatePart};
 use crate::ids::Zone;
-use crate::observed::{ObservedAttachment, ObservedInstance};
+use crate::observed::ObservedInstance;
 use crate::spec_hash::launch_spec_hash;
 use jiff::tz::TimeZone;
 use std::net::Ipv4Addr;
@@ -15,17 +15,6 @@ use std::net::Ipv4Addr;
 /// environment (`${env:…}`), so that a later plan never shows that user
 /// data, even once the manifests no longer mark it sensitive.
 pub const SENSITIVE_TAG: &str = "converge:sensitive";
-
-/// What the planner knows about a declared volume while planning fleets.
-#[derive(Clone, Debug)]
-pub(crate) struct VolumeState {
-    /// The volume.
-    pub volume: VolumeRef,
-    /// The step creating it, if it is new.
-    pub create_step: Option<StepId>,
-    /// Where it is attached now.
-    pub attached_to: Option<ObservedAttachment>,
-}
 
 /// What a planned fleet leaves behind, for references and membership.
 #[derive(Clone, Debug, Default)]
