@@ -6,16 +6,24 @@
 //! security groups, buckets, distributions, volumes, balancers, fleets (in
 //! reference order), balancer membership, then what the manifests no
 //! longer declare.
+//!
+//! Each kind is planned by `Planner` methods in the file of its AWS
+//! service, the layout the AWS backend has: `ec2/` (key pairs, security
+//! groups, volumes, fleets), `elb.rs` (balancers and their membership),
+//! `s3.rs` (buckets), `cloudfront.rs` (distributions). This file holds
+//! the input, the errors, [`plan`] (the order in which kinds are planned)
+//! and what every kind shares: adding steps and change entries, ownership
+//! and tags. A new kind is a new file (or a section of its service's file)
+//! and a line in [`plan`] (two when its deletions wait for other kinds).
 
 mod cloudfront;
 mod ec2;
 mod elb;
-mod fleet;
 mod s3;
 mod types;
 
+pub use ec2::fleet::{SENSITIVE_TAG, fleet_target};
 pub use ec2::{rule_ports, snapshot_tags};
-pub use fleet::{SENSITIVE_TAG, fleet_target};
 pub use types::*;
 
 use crate::desired::{DeletionPolicy, Desired, Tags};
@@ -23,7 +31,7 @@ use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, VolumeId,
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
 };
-use crate::spec_hash::short_digest;
+use ec2::fleet;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -137,6 +145,8 @@ struct Produced {
     step: Option<StepId>,
 }
 
+/// The planner's state while it makes one plan: the steps and change
+/// entries so far, and what each kind planned tells the kinds after it.
 pub(crate) struct Planner<'a> {
     input: &'a PlanInput<'a>,
     steps: Vec<Step>,

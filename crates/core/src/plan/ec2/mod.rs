@@ -1,6 +1,7 @@
-//! Planning the EC2 kinds: key pairs, security groups and EBS volumes,
-//! one file each.
+//! Planning the EC2 kinds: key pairs, security groups, EBS volumes and
+//! fleets of instances, one file each.
 
+pub(super) mod fleet;
 mod groups;
 mod key_pairs;
 mod volumes;
