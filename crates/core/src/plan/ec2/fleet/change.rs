@@ -1,0 +1,193 @@
+//! The last phase of planning a fleet: the change entry the plan shows
+//! (what forces the replacement of its instances, its replica count, and
+//! its action).
+
+use super::placement::Placement;
+use super::wanted::Wanted;
+use super::{Running, SENSITIVE_TAG};
+use crate::desired::FleetSpec;
+use crate::ids::{Kind, ResourceKey, ResourceName, Zone};
+use crate::observed::ObservedInstance;
+use crate::plan::{ChangeAction, FieldDiff, InstanceChange, Note, Planner, TerminateReason, Value};
+use std::collections::BTreeSet;
+
+/// The fields a fleet's change entry shows, and what they say about it.
+pub(super) struct Shown {
+    /// The fields, in the order shown.
+    fields: Vec<FieldDiff>,
+    /// The fields that force the replacement of instances (or "launch
+    /// spec" when only the hash says so).
+    because: Vec<String>,
+    /// Whether the fleet is new: nothing of it runs and it wants some.
+    created: bool,
+}
+
+impl<'a> Planner<'a> {
+    /// Records a fleet's change entry.
+    pub(super) fn fleet_change(
+        &mut self,
+        name: &ResourceName,
+        shown: Shown,
+        instances: Vec<InstanceChange>,
+        notes: Vec<Note>,
+    ) {
+        let action = if shown.created {
+            ChangeAction::Create
+        } else if !shown.because.is_empty() {
+            ChangeAction::Replace {
+                because: shown.because,
+            }
+        } else if !instances.is_empty() {
+            ChangeAction::Update
+        } else {
+            ChangeAction::NoChange
+        };
+        let c = self.change(ResourceKey::new(Kind::Fleet, name.clone()), action);
+        c.fields = shown.fields;
+        c.instances = instances;
+        c.notes = notes;
+    }
+}
+
+/// What a fleet's change entry shows: the zones when instances move out
+/// of a zone, the launch spec's fields that changed when outdated
+/// instances are replaced, everything when it is new, and its replica
+/// count when it changes.
+pub(super) fn shown(
+    spec: &FleetSpec,
+    wanted: &Wanted<'_>,
+    running: &Running<'_>,
+    placement: &Placement<'_>,
+) -> Shown {
+    let mut fields = Vec::new();
+    let mut because = Vec::new();
+    // Instances in a zone the fleet left are replaced for that, not for
+    // their launch spec: only outdated ones say what changed in it.
+    let going = || {
+        placement
+            .replaced
+            .iter()
+            .map(|(_, r)| r)
+            .chain(placement.retire_now.iter())
+    };
+    let outdated: Vec<&ObservedInstance> = going()
+        .filter(|r| r.reason == TerminateReason::Outdated)
+        .map(|r| r.instance)
+        .collect();
+    if going().any(|r| r.reason == TerminateReason::WrongZone) {
+        let have: BTreeSet<&Zone> = running.live.iter().map(|i| &i.zone).collect();
+        because.push("spec.zones".to_owned());
+        fields.push(FieldDiff {
+            field: "spec.zones".into(),
+            before: Some(Value::List(have.iter().map(|z| z.to_string()).collect())),
+            after: Some(Value::List(
+                wanted.zones.iter().map(|z| z.to_string()).collect(),
+            )),
+            forces_replacement: true,
+        });
+    }
+    if let Some(sample) = outdated.first() {
+        launch_spec_diff(spec, wanted, sample, &mut fields, &mut because);
+    }
+    let live_n = running.live.len() as u32;
+    let target = wanted.target;
+    let created = running.all.is_empty() && target > 0;
+    if created {
+        fields.push(FieldDiff {
+            field: "spec.image".into(),
+            before: None,
+            after: Some(Value::Text(spec.image.to_string())),
+            forces_replacement: false,
+        });
+        fields.push(FieldDiff {
+            field: "spec.instanceType".into(),
+            before: None,
+            after: Some(Value::Text(spec.instance_type.clone())),
+            forces_replacement: false,
+        });
+        if !spec.user_data.is_empty() {
+            fields.push(FieldDiff {
+                field: "spec.userData".into(),
+                before: None,
+                after: Some(wanted.user_data.display.clone()),
+                forces_replacement: false,
+            });
+        }
+    }
+    if live_n != target || created {
+        fields.push(FieldDiff {
+            field: "replicas".into(),
+            before: (!created).then(|| Value::Text(live_n.to_string())),
+            after: Some(Value::Text(target.to_string())),
+            forces_replacement: false,
+        });
+    }
+    Shown {
+        fields,
+        because,
+        created,
+    }
+}
+
+/// The launch spec's fields that differ between an outdated instance
+/// (`sample`) and the fleet, each forcing replacement; "launch spec" when
+/// none shows but the hash differs.
+fn launch_spec_diff(
+    spec: &FleetSpec,
+    wanted: &Wanted<'_>,
+    sample: &ObservedInstance,
+    fields: &mut Vec<FieldDiff>,
+    because: &mut Vec<String>,
+) {
+    let key_name = &wanted.key_name;
+    let ud = &wanted.user_data;
+    let mut diff = |field: &str, before: Option<Value>, after: Value, changed: bool| {
+        if changed {
+            because.push(field.to_owned());
+            fields.push(FieldDiff {
+                field: field.into(),
+                before,
+                after: Some(after),
+                forces_replacement: true,
+            });
+        }
+    };
+    diff(
+        "spec.image",
+        Some(Value::Text(sample.image.to_string())),
+        Value::Text(spec.image.to_string()),
+        sample.image != spec.image,
+    );
+    diff(
+        "spec.instanceType",
+        Some(Value::Text(sample.instance_type.clone())),
+        Value::Text(spec.instance_type.clone()),
+        sample.instance_type != spec.instance_type,
+    );
+    diff(
+        "spec.keyPair",
+        Some(Value::Text(sample.key_name.clone().unwrap_or_default())),
+        Value::Text(key_name.clone().unwrap_or_default()),
+        sample.key_name != *key_name,
+    );
+    let ud_changed = sample.image == spec.image
+        && sample.instance_type == spec.instance_type
+        && sample.key_name == *key_name
+        || ud.text.is_none();
+    let before = match (&ud.display, &sample.user_data) {
+        (Value::Sensitive, _) => Some(Value::Sensitive),
+        // The old user data held values from the environment: it
+        // is as secret as the new one would be.
+        _ if sample.tags.contains_key(SENSITIVE_TAG) => Some(Value::Sensitive),
+        (_, Some(u)) => Some(Value::Multiline(u.clone())),
+        (_, None) => None,
+    };
+    let ud_really = match (&sample.user_data, &ud.text) {
+        (Some(before), Some(after)) => before != after,
+        _ => ud_changed,
+    };
+    diff("spec.userData", before, ud.display.clone(), ud_really);
+    if because.is_empty() {
+        because.push("launch spec".to_owned());
+    }
+}

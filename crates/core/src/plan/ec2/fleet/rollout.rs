@@ -1,0 +1,300 @@
+//! The third phase of planning a fleet: the steps that bring its
+//! instances where the placement says. Instances without a successor go
+//! first, growth is launched at once, and replaced instances go in waves
+//! within the fleet's update budget: in each wave up to
+//! `maxUnavailable` predecessors go first, the successors launch and join
+//! the balancers, and the rest of the wave's predecessors go once the
+//! successors are healthy.
+
+use super::placement::Placement;
+use super::wanted::Wanted;
+use super::zones::group_zones;
+use super::{Retiring, Running};
+use crate::desired::{FleetSpec, UpdatePolicy};
+use crate::ids::{ResourceName, Zone};
+use crate::plan::{
+    InstanceChange, InstanceRef, LaunchReason, LaunchSpec, Note, Planner, Step, StepId,
+};
+use crate::spec_hash::short_digest;
+use std::collections::BTreeSet;
+
+/// The steps a fleet's rollout adds, as its change entry and the later
+/// phases need them.
+#[derive(Default)]
+pub(super) struct Rollout {
+    /// Launches and terminations, in the order planned.
+    pub(super) instance_changes: Vec<InstanceChange>,
+    /// Every launch step.
+    pub(super) launches: Vec<StepId>,
+    /// The detach steps of volumes on retired instances.
+    pub(super) detaches: Vec<StepId>,
+    /// The note on a rolling replacement, when there is more than one
+    /// instance to replace.
+    pub(super) rolling: Option<Note>,
+}
+
+/// What every launch of one fleet shares.
+struct Launcher<'w> {
+    fleet: &'w ResourceName,
+    spec: &'w LaunchSpec,
+    /// The steps every launch waits for.
+    base_deps: &'w BTreeSet<StepId>,
+    /// Seeds the launches' client tokens: the launch-spec hash and the
+    /// fleet's instances, so that a retried apply reuses the tokens.
+    token_seed: String,
+    /// The balancers the fleet is behind.
+    balancers: Vec<ResourceName>,
+}
+
+impl<'a> Planner<'a> {
+    /// Retires, launches and replaces a fleet's instances as `placement`
+    /// says.
+    pub(super) fn roll_out(
+        &mut self,
+        name: &ResourceName,
+        spec: &FleetSpec,
+        wanted: &Wanted<'_>,
+        running: &Running<'_>,
+        placement: &Placement<'_>,
+    ) -> Rollout {
+        let token_seed = {
+            let mut ids: Vec<&str> = running.all.iter().map(|i| i.id.as_str()).collect();
+            ids.sort_unstable();
+            format!(
+                "{}|{}",
+                wanted.hash.as_deref().unwrap_or("?"),
+                ids.join(",")
+            )
+        };
+        let l = Launcher {
+            fleet: name,
+            spec: &wanted.launch_spec,
+            base_deps: &wanted.base_deps,
+            token_seed,
+            balancers: self.balancers_of(name),
+        };
+        let mut out = Rollout::default();
+        // What goes without a successor: stopped, surplus, leftovers.
+        for r in &placement.retire_now {
+            let (_, det) = self.retire(name, *r, &[]);
+            out.detaches.extend(det);
+            out.instance_changes.push(r.change());
+        }
+        // Growth: launched at once.
+        for (zone, count) in group_zones(&placement.growth) {
+            let (step, _) = self.launch(&l, &zone, count, l.base_deps, 0);
+            out.launches.push(step);
+            out.instance_changes.push(InstanceChange::Launch {
+                zone,
+                count,
+                reason: LaunchReason::Scale,
+            });
+        }
+        out.rolling = self.replacement_waves(&l, spec.update, &placement.replaced, &mut out);
+        out
+    }
+
+    /// Replaces instances in waves of `maxSurge + maxUnavailable` (at
+    /// least one), each wave after the previous one's successors are up;
+    /// returns the note on a rolling replacement.
+    fn replacement_waves(
+        &mut self,
+        l: &Launcher<'_>,
+        budget: UpdatePolicy,
+        replaced: &[(Zone, Retiring<'_>)],
+        out: &mut Rollout,
+    ) -> Option<Note> {
+        let per_wave = (budget.max_surge + budget.max_unavailable).max(1) as usize;
+        let mut prev_wave: Vec<StepId> = Vec::new();
+        let waves = replaced.len().div_ceil(per_wave);
+        for (w, chunk) in replaced.chunks(per_wave).enumerate() {
+            let first = (budget.max_unavailable as usize).min(chunk.len());
+            prev_wave = self.wave(l, w + 1, chunk, first, &prev_wave, out);
+        }
+        (waves > 1 || (waves == 1 && replaced.len() > 1)).then(|| Note::Rolling {
+            per_wave: per_wave as u32,
+            waves: waves as u32,
+            max_unavailable: budget.max_unavailable.min(per_wave as u32),
+        })
+    }
+
+    /// One wave (numbered from 1): its `first` predecessors go after the
+    /// previous wave, the successors launch after them, the rest go once
+    /// the successors are healthy. Returns the steps the next wave waits
+    /// for.
+    fn wave(
+        &mut self,
+        l: &Launcher<'_>,
+        wave: usize,
+        chunk: &[(Zone, Retiring<'_>)],
+        first: usize,
+        prev_wave: &[StepId],
+        out: &mut Rollout,
+    ) -> Vec<StepId> {
+        let mut wave_end: Vec<StepId> = Vec::new();
+        for (_, r) in &chunk[..first] {
+            let (t, det) = self.retire(l.fleet, *r, prev_wave);
+            out.detaches.extend(det);
+            wave_end.push(t);
+        }
+        let mut deps = l.base_deps.clone();
+        deps.extend(prev_wave.iter().copied());
+        deps.extend(wave_end.iter().copied());
+        let zones_here: Vec<Zone> = chunk.iter().map(|(z, _)| z.clone()).collect();
+        let mut wave_launches = Vec::new();
+        let mut wave_regs = Vec::new();
+        for (zone, count) in group_zones(&zones_here) {
+            let (step, regs) = self.launch(l, &zone, count, &deps, wave);
+            wave_launches.push(step);
+            wave_regs.extend(regs);
+            out.instance_changes.push(InstanceChange::Launch {
+                zone,
+                count,
+                reason: LaunchReason::Replace,
+            });
+        }
+        let wait = if l.balancers.is_empty() {
+            wave_launches.clone()
+        } else {
+            vec![
+                self.add(
+                    Step::WaitHealthy {
+                        fleet: l.fleet.clone(),
+                        instances: wave_launches
+                            .iter()
+                            .map(|s| InstanceRef::Launched(*s))
+                            .collect(),
+                        balancers: l.balancers.iter().map(|b| b.to_string()).collect(),
+                    },
+                    wave_launches.iter().chain(&wave_regs).copied(),
+                ),
+            ]
+        };
+        for (_, r) in &chunk[first..] {
+            let (t, det) = self.retire(l.fleet, *r, &wait);
+            out.detaches.extend(det);
+            wave_end.push(t);
+        }
+        out.instance_changes
+            .extend(chunk.iter().map(|(_, r)| r.change()));
+        out.launches.extend(wave_launches);
+        // The next wave starts once this wave's successors are up
+        // (healthy behind the balancers, or running): with
+        // maxUnavailable > 0 the wave's own terminations come before
+        // its launches, so they alone do not say that.
+        wave_end.extend(wait);
+        wave_end
+    }
+
+    /// Deregisters, detaches and terminates one instance after `deps`;
+    /// returns the terminate step and the detach step, if a volume was
+    /// attached.
+    pub(super) fn retire(
+        &mut self,
+        fleet: &ResourceName,
+        r: Retiring<'_>,
+        deps: &[StepId],
+    ) -> (StepId, Option<StepId>) {
+        let id = &r.instance.id;
+        let mut before: Vec<StepId> = deps.to_vec();
+        let mut after_dereg = Vec::new();
+        let memberships = self.index.memberships.get(id).cloned().unwrap_or_default();
+        for b in memberships {
+            let name = b.owner.name.clone();
+            let s = self.add(
+                Step::Deregister {
+                    balancer: name.clone(),
+                    instances: vec![id.clone()],
+                },
+                before.iter().copied(),
+            );
+            // A deregistration from a balancer that is being deleted must
+            // not race its delete.
+            if let Some(&delete) = self.doomed_balancers.get(&name) {
+                self.edges.insert((s, delete));
+            }
+            self.deregistered.insert((name, id.clone()));
+            after_dereg.push(s);
+        }
+        before.extend(after_dereg);
+        let mut detach = None;
+        if let Some(v) = self.index.attached_volume.get(id).copied()
+            && let Some(&s) = self.detaching.get(&v.id)
+        {
+            // Already detached by the volume pass: terminate after it.
+            before.push(s);
+            detach = Some(s);
+        } else if let Some(v) = self.index.attached_volume.get(id).copied()
+            && self.desired().volumes.contains_key(&v.owner.name)
+        {
+            let s = self.detach(&v.owner.name, &v.id, id, before.iter().copied());
+            before.push(s);
+            detach = Some(s);
+        }
+        let term = self.add(
+            Step::Terminate {
+                fleet: fleet.clone(),
+                instances: vec![id.clone()],
+                reason: r.reason,
+            },
+            before,
+        );
+        self.terminating.insert(id.clone(), term);
+        for g in &r.instance.groups {
+            self.group_user(g, term);
+        }
+        (term, detach)
+    }
+
+    fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
+        self.index
+            .balancers_of
+            .get(fleet)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Launches `count` instances in `zone` after `deps` and registers
+    /// them with the fleet's balancers; returns the launch step and the
+    /// register steps.
+    fn launch(
+        &mut self,
+        l: &Launcher<'_>,
+        zone: &Zone,
+        count: u32,
+        deps: &BTreeSet<StepId>,
+        wave: usize,
+    ) -> (StepId, Vec<StepId>) {
+        let token = short_digest(&[
+            self.desired().stack.as_str(),
+            l.fleet.as_str(),
+            zone.as_str(),
+            &count.to_string(),
+            &wave.to_string(),
+            &l.token_seed,
+        ]);
+        let step = self.add(
+            Step::Launch {
+                fleet: l.fleet.clone(),
+                zone: zone.clone(),
+                count,
+                spec: l.spec.clone(),
+                token,
+            },
+            deps.iter().copied(),
+        );
+        let mut regs = Vec::new();
+        for b in &l.balancers {
+            let create = self.balancers.get(b).and_then(|(_, p)| p.step);
+            let r = self.add(
+                Step::Register {
+                    balancer: b.clone(),
+                    instances: vec![InstanceRef::Launched(step)],
+                },
+                std::iter::once(step).chain(create),
+            );
+            regs.push(r);
+        }
+        (step, regs)
+    }
+}
