@@ -17,8 +17,9 @@ use converge::apply::RetryPolicy;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, ResourceType};
 use converge::cloud::{Cloud, Op};
 use converge::core::Desired;
-use converge::core::ids::{InstanceId, ResourceName, tags};
+use converge::core::ids::{InstanceId, Kind, ResourceKey, ResourceName, tags};
 use converge::core::observed::{InstanceState, MemberState, Observed};
+use converge::core::plan::WorkKey;
 use converge::manifest;
 use converge::reconcile::{
     Event, HttpError, HttpGet, HttpResponse, Manifests, PassReport, PlainHttp, ReconcileOptions,
@@ -726,7 +727,10 @@ async fn a_broken_resource_backs_off_while_the_others_keep_converging() {
     // longer.
     let r = w.pass(minutes(t0, 6)).await;
     assert!(r.failed() > 0, "{:#?}", r.events);
-    let entry = w.rec.backoffs().get("Fleet/app").unwrap();
+    let app = WorkKey::Resource {
+        key: ResourceKey::new(Kind::Fleet, "app"),
+    };
+    let entry = w.rec.backoffs().get(&app).unwrap();
     assert_eq!(entry.failures, 2);
     assert!(entry.slow);
     assert!(entry.until >= minutes(t0, 6 + 5), "{}", entry.until);

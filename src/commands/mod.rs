@@ -10,7 +10,7 @@ use converge_core::ids::{Kind, ResourceName};
 use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,8 @@ pub async fn observe_and_plan(
                 source,
             })?;
     let plan = converge_core::plan(&PlanInput {
-        desired,
-        observed: &observed,
-        at,
         scale,
-        replace: &BTreeSet::new(),
-        retire: &BTreeSet::new(),
+        ..PlanInput::new(desired, &observed, at)
     })?;
     Ok((observed, plan))
 }

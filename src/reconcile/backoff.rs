@@ -10,6 +10,7 @@
 //! volume's scheduled snapshots, so that a failing snapshot never holds
 //! back the volume's attachment).
 
+use converge_core::plan::{HoldBack, WorkKey};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,31 +74,46 @@ pub struct Entry {
 /// The backoff table.
 #[derive(Clone, Debug, Default)]
 pub struct Backoffs {
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<WorkKey, Entry>,
 }
 
 impl Backoffs {
     /// The resource's entry, if it is backing off (or did and has not
     /// succeeded since).
-    pub fn get(&self, key: &str) -> Option<&Entry> {
+    pub fn get(&self, key: &WorkKey) -> Option<&Entry> {
         self.entries.get(key)
     }
 
     /// Whether the resource's steps are held back at `at`.
-    pub fn holds(&self, key: &str, at: Timestamp) -> bool {
+    pub fn holds(&self, key: &WorkKey, at: Timestamp) -> bool {
         self.entries.get(key).is_some_and(|e| at < e.until)
+    }
+
+    /// The work held back at `at`, as the planner takes it.
+    pub fn holds_at(&self, at: Timestamp) -> BTreeMap<WorkKey, HoldBack> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| at < e.until)
+            .map(|(k, e)| {
+                let hold = HoldBack {
+                    until: e.until,
+                    error: e.last_error.clone(),
+                };
+                (k.clone(), hold)
+            })
+            .collect()
     }
 
     /// Records a failure at `at`; returns the entry.
     pub fn failed(
         &mut self,
-        key: &str,
+        key: &WorkKey,
         at: Timestamp,
         error: String,
         slow: bool,
         policy: &BackoffPolicy,
     ) -> &Entry {
-        let e = self.entries.entry(key.to_owned()).or_insert(Entry {
+        let e = self.entries.entry(key.clone()).or_insert(Entry {
             failures: 0,
             until: at,
             last_error: String::new(),
@@ -114,13 +130,13 @@ impl Backoffs {
     }
 
     /// Forgets the resource: it succeeded.
-    pub fn succeeded(&mut self, key: &str) {
+    pub fn succeeded(&mut self, key: &WorkKey) {
         self.entries.remove(key);
     }
 
     /// Keeps only the resources `keep` says still matter (those with
     /// work left), so the table never outgrows the stack.
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+    pub fn retain(&mut self, keep: impl Fn(&WorkKey) -> bool) {
         self.entries.retain(|k, _| keep(k));
     }
 
@@ -156,7 +172,9 @@ mod tests {
     #[test]
     fn failures_hold_a_resource_until_a_success_resets_it() {
         let p = BackoffPolicy::default();
-        let k = "Fleet/app";
+        let k = &WorkKey::Resource {
+            key: converge_core::ids::ResourceKey::new(converge_core::ids::Kind::Fleet, "app"),
+        };
         let t0: Timestamp = "2026-03-09T14:00:00Z".parse().unwrap();
         let mut b = Backoffs::default();
         assert!(!b.holds(k, t0));

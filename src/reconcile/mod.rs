@@ -43,11 +43,10 @@ use crate::sys::Clock;
 use converge_core::controller::autoscale::{self, AutoscaleInput, Decision, Hold, Reading};
 use converge_core::controller::health::{self, HealthInput, ProbeResult};
 use converge_core::controller::snapshots::snapshot_work;
-use converge_core::controller::{append_steps, without_steps};
 use converge_core::desired::Desired;
 use converge_core::ids::{InstanceId, Kind, ResourceName, SnapshotId};
 use converge_core::observed::{InstanceState, Observed};
-use converge_core::plan::{PlanInput, Step, StepId, fleet_target};
+use converge_core::plan::{Plan, PlanInput, Step, StepId, WorkKey, fleet_target};
 use jiff::Timestamp;
 use metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet};
@@ -478,36 +477,82 @@ impl Reconciler {
         report
     }
 
+    /// One pass: observe, decide (health, autoscaling, snapshots, what
+    /// backs off), plan with every decision as an input, check, apply, and
+    /// learn from the outcome. Each phase reports into `pass` and may end
+    /// it early.
     async fn pass(&mut self, pass: &mut Pass, at: Timestamp) {
-        if self.stop.is_stopped() {
-            pass.report.stopped = true;
+        if self.stopping(pass) {
             return;
         }
         let Some(desired) = self.desired(pass) else {
             return;
         };
-        let observed =
-            match observe_with(self.cloud.as_ref(), &desired.stack, &self.opts.retry).await {
-                Ok(o) => o,
-                Err(e) => {
-                    pass.error("observe");
-                    pass.event(Event::ObserveFailed {
-                        error: e.to_string(),
-                    });
-                    return;
-                }
-            };
-        pass.report.observed = true;
-        if self.stop.is_stopped() {
-            pass.report.stopped = true;
+        let Some(observed) = self.observe(pass, &desired).await else {
+            return;
+        };
+        if self.stopping(pass) {
             return;
         }
+        let replace = self.health(pass, &desired, &observed, at).await;
+        let (scale, retire) = self.autoscale(pass, &desired, &observed, at).await;
+        if self.stopping(pass) {
+            return;
+        }
+        self.fleet_gauges(&desired, &observed, at, &scale);
+        let decisions = Decisions {
+            scale,
+            replace,
+            retire,
+        };
+        let Some(plan) = self.plan(pass, &desired, &observed, at, &decisions) else {
+            return;
+        };
+        pass.report.planned = plan.graph.len();
+        if plan.graph.is_empty() || self.stopping(pass) {
+            return;
+        }
+        tracing::debug!(target: "reconcile", plan = %converge_core::render::text(&plan, &Default::default()), "the plan this pass runs");
+        self.apply(pass, &plan).await;
+    }
 
-        // Health.
-        let probes = self.probe(&desired, &observed).await;
+    /// Whether the loop is stopping (then the pass says so).
+    fn stopping(&self, pass: &mut Pass) -> bool {
+        let stopped = self.stop.is_stopped();
+        pass.report.stopped |= stopped;
+        stopped
+    }
+
+    /// The stack as the cloud holds it, with retries; `None` when it could
+    /// not be read (reported).
+    async fn observe(&self, pass: &mut Pass, desired: &Desired) -> Option<Observed> {
+        match observe_with(self.cloud.as_ref(), &desired.stack, &self.opts.retry).await {
+            Ok(o) => {
+                pass.report.observed = true;
+                Some(o)
+            }
+            Err(e) => {
+                pass.error("observe");
+                pass.event(Event::ObserveFailed {
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Probes and judges health; returns the instances to replace.
+    async fn health(
+        &mut self,
+        pass: &mut Pass,
+        desired: &Desired,
+        observed: &Observed,
+        at: Timestamp,
+    ) -> BTreeSet<InstanceId> {
+        let probes = self.probe(desired, observed).await;
         let verdict = health::assess(&HealthInput {
-            desired: &desired,
-            observed: &observed,
+            desired,
+            observed,
             at,
             probes: &probes,
             failing_since: &self.failing_since,
@@ -536,49 +581,60 @@ impl Reconciler {
                 });
             }
         }
+        verdict.replace
+    }
 
-        // Autoscaling.
-        let (scale, retire) = self.autoscale(pass, &desired, &observed, at).await;
-        if self.stop.is_stopped() {
-            pass.report.stopped = true;
-            return;
+    /// The fleet gauges: the count each fleet is planned at, and what runs.
+    fn fleet_gauges(
+        &self,
+        desired: &Desired,
+        observed: &Observed,
+        at: Timestamp,
+        scale: &BTreeMap<ResourceName, u32>,
+    ) {
+        let Some(m) = &self.metrics else { return };
+        for (name, spec) in &desired.fleets {
+            let live = count(observed, name, InstanceState::is_live);
+            let running = count(observed, name, |s| s == InstanceState::Running);
+            let (target, _) = fleet_target(spec, at, scale.get(name).copied(), live);
+            m.fleet(name.as_str(), target, running);
         }
+        m.retain_fleets(desired.fleets.keys().map(ResourceName::as_str));
+    }
 
-        // Fleet gauges: the count each fleet is planned at, and what runs.
-        if let Some(m) = &self.metrics {
-            for (name, spec) in &desired.fleets {
-                let live = count(&observed, name, InstanceState::is_live);
-                let running = count(&observed, name, |s| s == InstanceState::Running);
-                let (target, _) = fleet_target(spec, at, scale.get(name).copied(), live);
-                m.fleet(name.as_str(), target, running);
-            }
-            m.retain_fleets(desired.fleets.keys().map(ResourceName::as_str));
+    /// The plan this pass runs, made with every decision of the pass
+    /// (snapshots due, work held back by backoff) as an input, and checked;
+    /// `None` when it could not be made (reported).
+    fn plan(
+        &mut self,
+        pass: &mut Pass,
+        desired: &Desired,
+        observed: &Observed,
+        at: Timestamp,
+        decisions: &Decisions,
+    ) -> Option<Plan> {
+        let snapshots = snapshot_work(desired, observed, at);
+        for (volume, _) in &snapshots.take {
+            pass.event(Event::SnapshotDue {
+                volume: volume.clone(),
+            });
         }
-
-        // Snapshots and the plan.
-        let work = snapshot_work(&desired, &observed, at);
+        for (volume, snapshot) in &snapshots.prune {
+            pass.event(Event::SnapshotPruned {
+                volume: volume.clone(),
+                snapshot: snapshot.clone(),
+            });
+        }
+        let held = self.backoffs.holds_at(at);
         let plan = converge_core::plan(&PlanInput {
-            desired: &desired,
-            observed: &observed,
+            desired,
+            observed,
             at,
-            scale: &scale,
-            replace: &verdict.replace,
-            retire: &retire,
-        })
-        .map(|mut plan| {
-            for (volume, _) in &work.take {
-                pass.event(Event::SnapshotDue {
-                    volume: volume.clone(),
-                });
-            }
-            for (volume, snapshot) in &work.prune {
-                pass.event(Event::SnapshotPruned {
-                    volume: volume.clone(),
-                    snapshot: snapshot.clone(),
-                });
-            }
-            append_steps(&mut plan, work.steps(&desired));
-            plan
+            scale: &decisions.scale,
+            replace: &decisions.replace,
+            retire: &decisions.retire,
+            snapshots: &snapshots,
+            held: &held,
         });
         let plan = match plan {
             Ok(p) => p,
@@ -587,46 +643,48 @@ impl Reconciler {
                 pass.event(Event::PlanFailed {
                     error: e.to_string(),
                 });
-                return;
+                return None;
             }
         };
+        self.held_back(pass, &plan);
+        Some(plan)
+    }
 
-        // Backoff: forget resources with no work left; hold back the
-        // steps of those still backing off.
-        let with_work: BTreeSet<String> = plan.graph.steps().iter().map(backoff_key).collect();
+    /// Backoff bookkeeping after planning: resources with no work left are
+    /// forgotten, and the work held back is reported.
+    fn held_back(&mut self, pass: &mut Pass, plan: &Plan) {
+        let with_work: BTreeSet<WorkKey> = plan
+            .graph
+            .steps()
+            .iter()
+            .map(Step::work_key)
+            .chain(plan.held.iter().map(|h| h.key.clone()))
+            .collect();
         self.backoffs.retain(|k| with_work.contains(k));
-        let (plan, held) = without_steps(&plan, |_, s| self.backoffs.holds(&backoff_key(s), at));
-        if !held.is_empty() {
-            pass.report.ok = false;
-            pass.report.held = held.len();
-            let mut seen = BTreeSet::new();
-            for key in &with_work {
-                if let Some(e) = self.backoffs.get(key)
-                    && at < e.until
-                    && seen.insert(key.clone())
-                {
-                    pass.event(Event::BackingOff {
-                        resource: key.clone(),
-                        until: e.until,
-                        error: e.last_error.clone(),
-                    });
-                }
+        if plan.held.is_empty() {
+            return;
+        }
+        pass.report.ok = false;
+        pass.report.held = plan.held.len();
+        let mut seen = BTreeSet::new();
+        for h in &plan.held {
+            if seen.insert(&h.because) {
+                pass.event(Event::BackingOff {
+                    resource: h.because.to_string(),
+                    until: h.until,
+                    error: h.error.clone(),
+                });
             }
         }
-        pass.report.planned = plan.graph.len();
-        if plan.graph.is_empty() {
-            return;
-        }
-        if self.stop.is_stopped() {
-            pass.report.stopped = true;
-            return;
-        }
+    }
 
-        // Apply.
+    /// Carries the plan out, then backs off what failed and resets what
+    /// succeeded.
+    async fn apply(&mut self, pass: &mut Pass, plan: &Plan) {
         let progress: Arc<dyn Progress> = Arc::new(LogProgress);
         let report = execute(
             self.cloud.clone(),
-            &plan,
+            plan,
             ApplyOptions {
                 parallelism: self.opts.parallelism,
                 retry: self.opts.retry.clone(),
@@ -638,39 +696,38 @@ impl Reconciler {
         )
         .await;
         let now = self.clock.now();
-        let mut failed_keys: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
-        let mut done_keys: BTreeSet<String> = BTreeSet::new();
+        let mut failed: BTreeMap<WorkKey, (String, String, bool)> = BTreeMap::new();
+        let mut done: BTreeSet<WorkKey> = BTreeSet::new();
         for (id, (what, result)) in &report.steps {
             let Some(step) = plan.graph.step(*id) else {
                 continue;
             };
-            let key = backoff_key(step);
             match result {
                 StepResult::Done => {
                     if let Some(m) = &self.metrics {
                         m.action(step.kind());
                     }
-                    done_keys.insert(key);
+                    done.insert(step.work_key());
                 }
                 StepResult::Failed(e) => {
                     pass.error(&error_kind(e));
-                    failed_keys
-                        .entry(key)
+                    failed
+                        .entry(step.work_key())
                         .or_insert_with(|| (what.clone(), e.to_string(), is_permanent(e)));
                 }
                 StepResult::Skipped { .. } => {}
             }
         }
-        for key in done_keys.difference(&failed_keys.keys().cloned().collect()) {
+        for key in done.iter().filter(|k| !failed.contains_key(k)) {
             self.backoffs.succeeded(key);
         }
-        for (key, (step, error, slow)) in failed_keys {
+        for (key, (step, error, slow)) in failed {
             let until = self
                 .backoffs
                 .failed(&key, now, error.clone(), slow, &self.opts.backoff)
                 .until;
             pass.event(Event::StepFailed {
-                resource: key,
+                resource: key.to_string(),
                 step,
                 error,
                 retry_after: until,
@@ -679,9 +736,7 @@ impl Reconciler {
         if report.failed() > 0 {
             pass.report.ok = false;
         }
-        if self.stop.is_stopped() {
-            pass.report.stopped = true;
-        }
+        self.stopping(pass);
         pass.report.apply = Some(report);
     }
 
@@ -866,6 +921,16 @@ impl Reconciler {
 }
 
 /// One pass's report under construction.
+/// What the loop decided before planning, handed to the planner.
+struct Decisions {
+    /// Autoscaled counts, by fleet.
+    scale: BTreeMap<ResourceName, u32>,
+    /// Unhealthy instances to replace.
+    replace: BTreeSet<InstanceId>,
+    /// Instances chosen to go when their fleet scales in.
+    retire: BTreeSet<InstanceId>,
+}
+
 struct Pass {
     report: PassReport,
     metrics: Option<Arc<Metrics>>,
@@ -1076,18 +1141,6 @@ impl Progress for LogProgress {
 
 /// The backoff key of a step: its resource, with a volume's scheduled
 /// snapshots apart from the volume itself.
-fn backoff_key(step: &Step) -> String {
-    match step {
-        Step::Snapshot {
-            name,
-            purpose: converge_core::plan::SnapshotPurpose::Scheduled,
-            ..
-        }
-        | Step::DeleteSnapshot { name, .. } => format!("Volume/{name} snapshots"),
-        other => other.resource().to_string(),
-    }
-}
-
 /// Whether retrying cannot fix the error (it is retried slowly).
 fn is_permanent(e: &StepError) -> bool {
     matches!(
@@ -1170,7 +1223,7 @@ mod tests {
             volume: "vol-1".into(),
             instance: "i-1".into(),
         };
-        assert_eq!(backoff_key(&snap), "Volume/pgdata snapshots");
-        assert_eq!(backoff_key(&detach), "Volume/pgdata");
+        assert_eq!(snap.work_key().to_string(), "Volume/pgdata snapshots");
+        assert_eq!(detach.work_key().to_string(), "Volume/pgdata");
     }
 }

@@ -144,6 +144,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         scale: &scale,
         replace: &BTreeSet::new(),
         retire: &BTreeSet::new(),
+        ..PlanInput::new(&desired, &observed, ts(AT))
     };
     let inputs_kib = proc_status("VmRSS").unwrap_or(0);
     let reset = reset_peak();

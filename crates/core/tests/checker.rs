@@ -28,6 +28,7 @@ fn problems(d: &Desired, o: &Observed, corrupt: impl FnOnce(&mut Plan)) -> Vec<S
         scale: &scale,
         replace: &BTreeSet::new(),
         retire: &BTreeSet::new(),
+        ..PlanInput::new(d, o, ts(SATURDAY_NOON))
     };
     let mut plan = converge_core::plan(&input).unwrap();
     assert!(

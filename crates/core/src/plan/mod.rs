@@ -20,6 +20,7 @@ mod cloudfront;
 mod ec2;
 mod elb;
 mod graph;
+mod hold;
 mod s3;
 mod types;
 
@@ -28,6 +29,7 @@ pub use ec2::{rule_ports, snapshot_tags};
 pub use graph::{Cycle, StepGraph};
 pub use types::*;
 
+use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
 use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, VolumeId, tags};
 use crate::observed::{
@@ -59,6 +61,13 @@ pub struct PlanInput<'a> {
     /// without a successor; the fleet's other instances stay where they
     /// are.
     pub retire: &'a BTreeSet<InstanceId>,
+    /// Scheduled snapshots due and snapshots to prune (the reconcile
+    /// loop's decision, [`crate::controller::snapshots::snapshot_work`]).
+    pub snapshots: &'a SnapshotWork,
+    /// Work the reconcile loop holds back because it failed and backs
+    /// off: its steps, and every step that waits for them, are left out
+    /// and listed in [`Plan::held`].
+    pub held: &'a BTreeMap<WorkKey, HoldBack>,
 }
 
 impl<'a> PlanInput<'a> {
@@ -72,9 +81,17 @@ impl<'a> PlanInput<'a> {
             scale: &NO_SCALE,
             replace: &NO_INSTANCES,
             retire: &NO_INSTANCES,
+            snapshots: &NO_SNAPSHOTS,
+            held: &NO_HOLDS,
         }
     }
 }
+
+static NO_SNAPSHOTS: SnapshotWork = SnapshotWork {
+    take: Vec::new(),
+    prune: Vec::new(),
+};
+static NO_HOLDS: BTreeMap<WorkKey, HoldBack> = BTreeMap::new();
 
 static NO_SCALE: BTreeMap<ResourceName, u32> = BTreeMap::new();
 static NO_INSTANCES: BTreeSet<InstanceId> = BTreeSet::new();
@@ -105,6 +122,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();
+    p.scheduled_snapshots();
     let Planner {
         steps,
         edges,
@@ -112,13 +130,15 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         ..
     } = p;
     changes.sort_by(|a, b| a.key.cmp(&b.key));
+    let (graph, held) = hold::hold_back(StepGraph::from_parts(steps, edges), &mut changes, input);
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         stack: input.desired.stack.clone(),
         region: input.desired.region.clone(),
         at: input.at,
         changes,
-        graph: StepGraph::from_parts(steps, edges),
+        graph,
+        held,
     })
 }
 

@@ -36,6 +36,78 @@ pub struct Plan {
     /// `edges`).
     #[serde(flatten)]
     pub graph: StepGraph,
+    /// Steps the reconcile loop holds back this pass, because their
+    /// resource (or one they wait for) is backing off after failing; they
+    /// are not in `graph`. Empty outside the loop (and then not
+    /// serialized).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldStep>,
+}
+
+/// What the reconcile loop backs off by: a resource, or a volume's
+/// scheduled snapshots (so a failing snapshot never holds back the
+/// volume's attachment). Shown as `Fleet/app` or `Volume/pgdata
+/// snapshots`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum WorkKey {
+    /// A resource's steps.
+    Resource {
+        /// The resource.
+        key: ResourceKey,
+    },
+    /// A volume's scheduled snapshots and their pruning.
+    Snapshots {
+        /// The volume's manifest name.
+        volume: ResourceName,
+    },
+}
+
+impl WorkKey {
+    /// The resource the work is for (the volume, for its snapshots).
+    pub fn resource(&self) -> ResourceKey {
+        match self {
+            WorkKey::Resource { key } => key.clone(),
+            WorkKey::Snapshots { volume } => {
+                ResourceKey::new(crate::ids::Kind::Volume, volume.clone())
+            }
+        }
+    }
+}
+
+impl fmt::Display for WorkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkKey::Resource { key } => write!(f, "{key}"),
+            WorkKey::Snapshots { volume } => write!(f, "Volume/{volume} snapshots"),
+        }
+    }
+}
+
+/// Why the loop holds a resource's work back: its last failure, and until
+/// when it backs off (an input of the planner).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldBack {
+    /// Its steps are held back until then.
+    pub until: Timestamp,
+    /// The error that made it back off.
+    pub error: String,
+}
+
+/// A step the plan leaves out because of a [`HoldBack`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldStep {
+    /// The step as progress lines name it.
+    pub step: String,
+    /// The work the step belongs to.
+    pub key: WorkKey,
+    /// The held work it is left out for: `key` itself, or work it waits
+    /// for.
+    pub because: WorkKey,
+    /// Until when `because` backs off.
+    pub until: Timestamp,
+    /// The error `because` failed with.
+    pub error: String,
 }
 
 impl Plan {
@@ -312,6 +384,24 @@ pub enum Note {
         /// What it waits for.
         reason: String,
     },
+    /// The reconcile loop holds this resource's steps back: they failed,
+    /// and it backs off.
+    BackingOff {
+        /// What backs off.
+        key: WorkKey,
+        /// Until when.
+        until: Timestamp,
+        /// The error.
+        error: String,
+    },
+    /// A scheduled snapshot of the volume is due.
+    SnapshotDue,
+    /// One of converge's snapshots of the volume goes: only the newest
+    /// `keep` are retained.
+    SnapshotPruned {
+        /// The snapshot.
+        snapshot: SnapshotId,
+    },
     /// A change converge cannot make, shown and left alone.
     Unsupported {
         /// What and why.
@@ -354,6 +444,13 @@ impl fmt::Display for Note {
             Note::DisableBeforeDelete => f.write_str("disabled and deployed first, then deleted"),
             Note::FinalSnapshot => f.write_str("a final snapshot is taken before the delete"),
             Note::Waiting { reason } => write!(f, "waiting: {reason}"),
+            Note::BackingOff { key, until, error } => {
+                write!(f, "held back: {key} backs off until {until} after: {error}")
+            }
+            Note::SnapshotDue => f.write_str("a scheduled snapshot is due"),
+            Note::SnapshotPruned { snapshot } => {
+                write!(f, "snapshot {snapshot} is pruned (keep the newest)")
+            }
             Note::Unsupported { reason } => write!(f, "not done: {reason}"),
         }
     }
@@ -895,6 +992,24 @@ impl Step {
             Step::UpdateDistribution { .. } => "update-distribution",
             Step::DisableDistribution { .. } => "disable-distribution",
             Step::DeleteDistribution { .. } => "delete-distribution",
+        }
+    }
+
+    /// The work the step belongs to, for the reconcile loop's backoff:
+    /// its resource, or a volume's scheduled snapshots.
+    pub fn work_key(&self) -> WorkKey {
+        match self {
+            Step::Snapshot {
+                name,
+                purpose: SnapshotPurpose::Scheduled,
+                ..
+            }
+            | Step::DeleteSnapshot { name, .. } => WorkKey::Snapshots {
+                volume: name.clone(),
+            },
+            other => WorkKey::Resource {
+                key: other.resource(),
+            },
         }
     }
 

@@ -5,9 +5,10 @@
 
 use crate::ids::Kind;
 use crate::plan::{
-    ChangeAction, FieldDiff, InstanceChange, LaunchReason, Note, ResourceChange, Value,
+    ChangeAction, FieldDiff, InstanceChange, LaunchReason, Note, Plan, ResourceChange, Value,
 };
 use similar::{ChangeTag, TextDiff};
+use std::collections::BTreeSet;
 
 /// How a line is marked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,8 +101,30 @@ fn needs_attention(n: &Note) -> bool {
         | Note::Rolling { .. }
         | Note::VolumeMoves { .. }
         | Note::DisableBeforeDelete
-        | Note::FinalSnapshot => false,
+        | Note::FinalSnapshot
+        | Note::SnapshotDue
+        | Note::SnapshotPruned { .. } => false,
+        Note::BackingOff { .. } => true,
     }
+}
+
+/// The line saying what the reconcile loop holds back this pass, if
+/// anything: how many steps, and which work backs off.
+pub(crate) fn held_line(plan: &Plan) -> Option<String> {
+    if plan.held.is_empty() {
+        return None;
+    }
+    let causes: BTreeSet<String> = plan.held.iter().map(|h| h.because.to_string()).collect();
+    let n = plan.held.len();
+    let (steps, verb) = (
+        if n == 1 { "step" } else { "steps" },
+        if causes.len() == 1 { "backs" } else { "back" },
+    );
+    let causes: Vec<String> = causes.into_iter().collect();
+    Some(format!(
+        "{n} {steps} held back this pass: {} {verb} off.",
+        causes.join(", ")
+    ))
 }
 
 /// The word for an action, for headings (`create`, `replace`).

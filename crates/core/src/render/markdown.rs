@@ -30,8 +30,11 @@ pub fn markdown(plan: &Plan) -> String {
     );
     out.push('\n');
     let s = plan.summary();
-    if plan.has_changes() {
+    if plan.has_changes() || !plan.held.is_empty() {
         let _ = writeln!(out, "**Plan: {s}.**");
+        if let Some(held) = super::diff::held_line(plan) {
+            let _ = writeln!(out, "\n{held}");
+        }
     } else {
         let _ = writeln!(out, "**No changes.** The stack matches the manifests.");
     }

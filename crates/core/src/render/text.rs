@@ -78,7 +78,7 @@ pub fn text(plan: &Plan, opts: &TextOptions) -> String {
     out.push('\n');
     let s = plan.summary();
     let hidden = plan.changes.len() - listed.len();
-    if plan.has_changes() {
+    if plan.has_changes() || !plan.held.is_empty() {
         if hidden > 0 {
             let _ = writeln!(
                 out,
@@ -87,6 +87,9 @@ pub fn text(plan: &Plan, opts: &TextOptions) -> String {
             );
         }
         let _ = writeln!(out, "{}", p.paint(BOLD, &format!("Plan: {s}.")));
+        if let Some(held) = super::diff::held_line(plan) {
+            let _ = writeln!(out, "{held}");
+        }
     } else {
         let mut last = "No changes. The stack matches the manifests.".to_owned();
         if s.blocked > 0 {

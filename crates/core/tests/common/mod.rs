@@ -691,6 +691,7 @@ pub fn run_decided(
         scale,
         replace,
         retire,
+        ..PlanInput::new(d, o, ts(at))
     };
     let plan = converge_core::plan(&input).unwrap();
     invariants::assert_ok(&plan, &input);

@@ -4,6 +4,7 @@
 pub(super) mod fleet;
 mod groups;
 mod key_pairs;
+mod snapshots;
 mod volumes;
 
 pub use groups::rule_ports;
