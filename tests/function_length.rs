@@ -30,7 +30,10 @@ fn no_function_outside_tests_is_longer_than_150_lines() {
         for f in functions(&text) {
             if f.lines > LIMIT && !f.excused {
                 let shown = path.strip_prefix(root).unwrap_or(path).display();
-                too_long.push(format!("{shown}:{} fn {} is {} lines", f.line, f.name, f.lines));
+                too_long.push(format!(
+                    "{shown}:{} fn {} is {} lines",
+                    f.line, f.name, f.lines
+                ));
             }
         }
     }
@@ -46,7 +49,10 @@ fn the_scan_measures_what_it_claims() {
     let src = "fn short() {\n    let s = \"}\";\n}\n\n// long-function: a table\nfn excused() {\n}\n#[cfg(test)]\nfn hidden() {\n}\n";
     let fs = functions(src);
     assert_eq!(fs.len(), 2, "{fs:?}");
-    assert_eq!((fs[0].name.as_str(), fs[0].lines, fs[0].excused), ("short", 3, false));
+    assert_eq!(
+        (fs[0].name.as_str(), fs[0].lines, fs[0].excused),
+        ("short", 3, false)
+    );
     assert_eq!((fs[1].name.as_str(), fs[1].excused), ("excused", true));
     let long = format!("fn big() {{\n{}}}\n", "    x();\n".repeat(LIMIT));
     assert!(functions(&long)[0].lines > LIMIT);

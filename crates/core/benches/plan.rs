@@ -7,9 +7,12 @@
 //! a child process of its own so that its peak memory is its own: the
 //! child builds the inputs, resets the kernel's high-water mark of its
 //! resident memory (`/proc/self/clear_refs`), plans a few times and reports
-//! the best time and the peak resident memory (`VmHWM`). Targets: the
+//! the best time and the peak resident memory (`VmHWM`). Then it checks
+//! the plan with `converge_core::check` as apply does before running it,
+//! as many times, and reports the checker's best time and the memory it
+//! adds above the inputs and the plan ("check Δ"). Targets: the
 //! 100,000-instance case under 1 s and 1 GiB, and no more than 12 times
-//! the 10,000-instance case.
+//! the 10,000-instance case; the checker under the planner's own time.
 //!
 //! This is a measurement, not a test: it prints figures and fails only if
 //! a plan is not what the case expects.
@@ -24,7 +27,7 @@ mod common;
 use common::{fleet, in_place, name, smallpayroll, ts, zone};
 use converge_core::desired::{BalancerSpec, Desired, SecurityGroupSpec, Tags};
 use converge_core::observed::Observed;
-use converge_core::plan::PlanInput;
+use converge_core::plan::{Plan, PlanInput};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -149,13 +152,11 @@ fn run_case(case: &Case) -> Result<(), String> {
     let inputs_kib = proc_status("VmRSS").unwrap_or(0);
     let reset = reset_peak();
     let mut times: Vec<Duration> = Vec::new();
-    let mut shape = (0, 0, 0);
     for _ in 0..case.runs {
         let start = Instant::now();
         let plan = converge_core::plan(&input).map_err(|e| e.to_string())?;
         times.push(start.elapsed());
         let s = plan.summary();
-        shape = (plan.graph.len(), s.replace, s.unchanged);
         if plan.has_changes() != case.replace || s.replace != replaced {
             return Err(format!(
                 "{}: unexpected plan: {s:?}, {} steps",
@@ -166,20 +167,63 @@ fn run_case(case: &Case) -> Result<(), String> {
         drop(plan);
     }
     let peak_kib = proc_status("VmHWM").unwrap_or(0);
+    let plan = converge_core::plan(&input).map_err(|e| e.to_string())?;
+    let check = measure_check(case, &plan, &input)?;
+    let s = plan.summary();
     times.sort();
     println!(
-        "RESULT {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {} {} {}",
         case.name,
         observed.instances.len(),
-        shape.0,
-        shape.1,
+        plan.graph.len(),
+        s.replace,
         times[0].as_micros(),
         times[times.len() / 2].as_micros(),
         inputs_kib,
         peak_kib,
         u8::from(reset),
+        check.best_us,
+        check.median_us,
+        check.base_kib,
+        check.peak_kib,
     );
     Ok(())
+}
+
+/// The checker's figures for one case.
+struct CheckRun {
+    best_us: u128,
+    median_us: u128,
+    /// Resident memory before it runs (inputs and the plan).
+    base_kib: u64,
+    peak_kib: u64,
+}
+
+/// Checks `plan` as apply would before running it, `case.runs` times;
+/// an error if it finds a problem (the planner's plans have none).
+fn measure_check(case: &Case, plan: &Plan, input: &PlanInput<'_>) -> Result<CheckRun, String> {
+    let base_kib = proc_status("VmRSS").unwrap_or(0);
+    reset_peak();
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..case.runs {
+        let start = Instant::now();
+        let problems = converge_core::check(plan, input);
+        times.push(start.elapsed());
+        if let Some(p) = problems.first() {
+            return Err(format!(
+                "{}: the checker finds {} problem(s): {p}",
+                case.name,
+                problems.len()
+            ));
+        }
+    }
+    times.sort();
+    Ok(CheckRun {
+        best_us: times[0].as_micros(),
+        median_us: times[times.len() / 2].as_micros(),
+        base_kib,
+        peak_kib: proc_status("VmHWM").unwrap_or(0),
+    })
 }
 
 /// A field of `/proc/self/status`, in KiB.
@@ -207,6 +251,10 @@ struct Row {
     inputs_kib: u64,
     peak_kib: u64,
     reset: bool,
+    check_best_us: u64,
+    check_median_us: u64,
+    check_base_kib: u64,
+    check_peak_kib: u64,
 }
 
 fn parse(line: &str) -> Option<Row> {
@@ -222,7 +270,38 @@ fn parse(line: &str) -> Option<Row> {
         inputs_kib: n(6)?,
         peak_kib: n(7)?,
         reset: n(8)? == 1,
+        check_best_us: n(9)?,
+        check_median_us: n(10)?,
+        check_base_kib: n(11)?,
+        check_peak_kib: n(12)?,
     })
+}
+
+/// One line of the table.
+fn print_row(row: &Row) {
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    println!(
+        "{:<14} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10}",
+        row.name,
+        row.instances,
+        row.steps,
+        row.replaced,
+        format!("{:.1} ms", row.best_us as f64 / 1000.0),
+        format!("{:.1} ms", row.median_us as f64 / 1000.0),
+        mib(row.inputs_kib),
+        mib(row.peak_kib),
+        if row.reset {
+            mib(row.peak_kib.saturating_sub(row.inputs_kib))
+        } else {
+            "n/a".into()
+        },
+        format!("{:.1} ms", row.check_best_us as f64 / 1000.0),
+        if row.reset {
+            mib(row.check_peak_kib.saturating_sub(row.check_base_kib))
+        } else {
+            "n/a".into()
+        },
+    );
 }
 
 fn main() -> ExitCode {
@@ -265,7 +344,7 @@ fn main() -> ExitCode {
         }
     );
     println!(
-        "{:<14} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>11} {:>10}",
+        "{:<14} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10}",
         "case",
         "instances",
         "steps",
@@ -274,7 +353,9 @@ fn main() -> ExitCode {
         "median",
         "inputs RSS",
         "peak RSS",
-        "plan Δ"
+        "plan Δ",
+        "check",
+        "check Δ"
     );
     let mut rows: Vec<Row> = Vec::new();
     for case in CASES
@@ -302,23 +383,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         };
-        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-        println!(
-            "{:<14} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>11} {:>10}",
-            row.name,
-            row.instances,
-            row.steps,
-            row.replaced,
-            format!("{:.1} ms", row.best_us as f64 / 1000.0),
-            format!("{:.1} ms", row.median_us as f64 / 1000.0),
-            mib(row.inputs_kib),
-            mib(row.peak_kib),
-            if row.reset {
-                mib(row.peak_kib.saturating_sub(row.inputs_kib))
-            } else {
-                "n/a".into()
-            },
-        );
+        print_row(&row);
         rows.push(row);
     }
     let best = |n: &str| rows.iter().find(|r| r.name == n).map(|r| r.best_us as f64);
@@ -326,6 +391,14 @@ fn main() -> ExitCode {
         if let (Some(b), Some(s)) = (best(big), best(small)) {
             println!("{big} / {small} time ratio: {:.1}x (target ≤ 12x)", b / s);
         }
+    }
+    for r in &rows {
+        println!(
+            "{}: the checker takes {:.0}% of the planner's time (median {:.1} ms; target < 100%)",
+            r.name,
+            100.0 * r.check_best_us as f64 / r.best_us.max(1) as f64,
+            r.check_median_us as f64 / 1000.0
+        );
     }
     if let Some(r) = rows.iter().find(|r| r.name == "100k") {
         let ok_time = r.best_us < 1_000_000;

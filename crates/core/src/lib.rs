@@ -4,6 +4,7 @@
 //! time, the observed state and any metric decisions are inputs, so the same
 //! inputs always give the same plan, byte for byte.
 
+pub mod check;
 pub mod controller;
 pub mod cron;
 pub mod desired;
@@ -14,6 +15,7 @@ pub mod render;
 pub mod spec_hash;
 pub mod tz;
 
+pub use check::{Problem, check};
 pub use desired::Desired;
 pub use observed::Observed;
 pub use plan::{Plan, PlanInput, plan};

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::invariants::check;
 use common::*;
-use converge_core::plan::{PlanInput, Step, StepGraph, StepId};
+use converge_core::check::{Link, Problem, User, check};
+use converge_core::plan::{InstanceRef, PlanInput, Produces, Step, StepGraph, StepId};
 use converge_core::{Desired, Observed, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,7 @@ fn rolling() -> (Desired, Observed) {
     (d, o)
 }
 
-fn problems(d: &Desired, o: &Observed, corrupt: impl FnOnce(&mut Plan)) -> Vec<String> {
+fn problems(d: &Desired, o: &Observed, corrupt: impl FnOnce(&mut Plan)) -> Vec<Problem> {
     let scale = BTreeMap::new();
     let input = PlanInput {
         desired: d,
@@ -46,11 +46,18 @@ fn edit_graph(p: &mut Plan, f: impl FnOnce(&mut Vec<Step>, &mut Vec<(StepId, Ste
     p.graph = StepGraph::from_parts(steps, edges);
 }
 
-fn assert_caught(found: Vec<String>, needle: &str) {
+/// Asserts that one of the problems found is the one expected.
+fn assert_caught(found: &[Problem], expected: &str, is: impl Fn(&Problem) -> bool) {
     assert!(
-        found.iter().any(|p| p.contains(needle)),
-        "expected a problem mentioning {needle:?}, got {found:#?}"
+        found.iter().any(is),
+        "expected {expected}, got {:#?}",
+        found.iter().map(ToString::to_string).collect::<Vec<_>>()
     );
+}
+
+/// The ID of the first step `is` selects.
+fn first(p: &Plan, is: impl Fn(&Step) -> bool) -> StepId {
+    p.graph.iter().find(|(_, s)| is(s)).unwrap().0
 }
 
 #[test]
@@ -62,14 +69,16 @@ fn a_cycle_is_caught() {
             edges.push((b, a));
         })
     });
-    assert_caught(found, "cycle");
+    assert_caught(&found, "a cycle", |p| matches!(p, Problem::Cycle { .. }));
 }
 
 #[test]
 fn an_edge_out_of_range_is_caught() {
     let (d, o) = rolling();
     let found = problems(&d, &o, |p| edit_graph(p, |_, edges| edges.push((0, 999))));
-    assert_caught(found, "out of range");
+    assert_caught(&found, "an edge out of range", |p| {
+        matches!(p, Problem::EdgeOutOfRange { after: 999, .. })
+    });
 }
 
 #[test]
@@ -81,13 +90,26 @@ fn a_predecessor_going_before_its_successor_is_healthy_is_caught() {
             edges.retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
         })
     });
-    assert_caught(found, "need 2 predecessor(s)");
+    assert_caught(&found, "2 predecessors that must wait", |p| {
+        matches!(
+            p,
+            Problem::OverBudget {
+                required: 2,
+                found: 0,
+                ..
+            }
+        )
+    });
     let found = problems(&d, &o, |p| {
         edit_graph(p, |steps, edges| {
             edges.retain(|(_, b)| !matches!(steps[*b], Step::Terminate { .. }));
         })
     });
-    assert_caught(found, "deregistering i-app-1");
+    assert_caught(
+        &found,
+        "i-app-1 terminated before it is deregistered",
+        |p| matches!(p, Problem::DeregisterAfterTerminate { instance, .. } if instance.as_str() == "i-app-1"),
+    );
 }
 
 #[test]
@@ -102,7 +124,9 @@ fn a_reference_to_a_later_step_is_caught() {
             });
         })
     });
-    assert_caught(found, "which does not run before it");
+    assert_caught(&found, "a reference to a step that runs later", |p| {
+        matches!(p, Problem::ReferenceNotBefore { .. })
+    });
 }
 
 #[test]
@@ -118,7 +142,9 @@ fn an_instance_terminated_twice_is_caught() {
             steps.push(t);
         })
     });
-    assert_caught(found, "terminated twice");
+    assert_caught(&found, "an instance terminated twice", |p| {
+        matches!(p, Problem::TerminatedTwice { .. })
+    });
 }
 
 #[test]
@@ -129,7 +155,9 @@ fn summary_disagreeing_with_the_steps_is_caught() {
             c.action = converge_core::plan::ChangeAction::NoChange;
         }
     });
-    assert_caught(found, "has_changes()");
+    assert_caught(&found, "a summary that disagrees", |p| {
+        matches!(p, Problem::SummaryMismatch { has_changes: true })
+    });
 }
 
 #[test]
@@ -142,7 +170,15 @@ fn a_group_deleted_while_in_use_is_caught() {
             edges.retain(|(_, b)| !matches!(steps[*b], Step::DeleteGroup { .. }));
         })
     });
-    assert_caught(found, "still uses it");
+    assert_caught(&found, "a group deleted while an instance is in it", |p| {
+        matches!(
+            p,
+            Problem::DeletedWhileInUse {
+                user: User::Instance(_),
+                ..
+            }
+        )
+    });
 }
 
 #[test]
@@ -155,5 +191,138 @@ fn a_volume_deleted_without_its_final_snapshot_is_caught() {
             edges.retain(|(_, b)| !matches!(steps[*b], Step::DeleteVolume { .. }));
         })
     });
-    assert_caught(found, "final snapshot");
+    assert_caught(&found, "a missing final snapshot", |p| {
+        matches!(p, Problem::NoFinalSnapshot { .. })
+    });
+}
+
+#[test]
+fn a_dependency_on_a_missing_step_is_caught() {
+    let (d, o) = rolling();
+    let found = problems(&d, &o, |p| edit_graph(p, |_, edges| edges.push((999, 0))));
+    assert_caught(&found, "step 0 depending on step 999", |p| {
+        matches!(
+            p,
+            Problem::MissingStep { step, refers_to: 999, link: Link::Dependency } if step.id == 0
+        )
+    });
+}
+
+#[test]
+fn a_reference_to_a_missing_or_wrong_step_is_caught() {
+    let (d, o) = rolling();
+    let point_register_at = |target: fn(&Plan) -> StepId| {
+        move |p: &mut Plan| {
+            let to = target(p);
+            let register = first(p, |s| matches!(s, Step::Register { .. }));
+            edit_graph(p, |steps, _| {
+                if let Step::Register { instances, .. } = &mut steps[register] {
+                    instances[0] = InstanceRef::Launched(to);
+                }
+            })
+        }
+    };
+    let found = problems(&d, &o, point_register_at(|_| 999));
+    assert_caught(&found, "a reference to step 999", |p| {
+        matches!(
+            p,
+            Problem::MissingStep {
+                refers_to: 999,
+                link: Link::Reference(Produces::Instances),
+                ..
+            }
+        )
+    });
+    let found = problems(
+        &d,
+        &o,
+        point_register_at(|p| first(p, |s| matches!(s, Step::Terminate { .. }))),
+    );
+    assert_caught(&found, "a register naming a terminate for instances", |p| {
+        matches!(
+            p,
+            Problem::WrongReference {
+                wants: Produces::Instances,
+                ..
+            }
+        )
+    });
+}
+
+#[test]
+fn a_repeated_idempotency_token_is_caught() {
+    let (d, o) = rolling();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            let mut launches = steps.iter_mut().filter_map(|s| match s {
+                Step::Launch { token, .. } => Some(token),
+                _ => None,
+            });
+            let a = launches.next().unwrap().clone();
+            *launches.next().unwrap() = a;
+        })
+    });
+    assert_caught(
+        &found,
+        "two launches with one token",
+        |p| matches!(p, Problem::DuplicateToken { steps, .. } if steps.len() == 2),
+    );
+    // From nothing, every volume and distribution is created: one more
+    // create of each with the same token or caller reference.
+    let d = smallpayroll();
+    let found = problems(&d, &Observed::default(), |p| {
+        edit_graph(p, |steps, _| {
+            let again: Vec<Step> = steps
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s,
+                        Step::CreateVolume { .. } | Step::CreateDistribution { .. }
+                    )
+                })
+                .cloned()
+                .collect();
+            assert_eq!(again.len(), 2);
+            steps.extend(again);
+        })
+    });
+    for kind in ["create Volume/pgdata", "create Cdn/assets"] {
+        assert_caught(
+            &found,
+            kind,
+            |p| matches!(p, Problem::DuplicateToken { steps, .. } if steps[0].description == kind),
+        );
+    }
+}
+
+#[test]
+fn a_delete_its_policy_retains_is_caught() {
+    // With the manifests gone, the bucket's policy (retain) keeps it, and
+    // so does the volume's once its tag says retain.
+    let d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    let empty = Desired::empty(d.stack.clone(), d.region.clone());
+    let volume = o.volumes[0].id.clone();
+    o.volumes[0].tags.insert(
+        converge_core::ids::tags::DELETION_POLICY.into(),
+        "retain".into(),
+    );
+    let found = problems(&empty, &o, |p| {
+        edit_graph(p, |steps, _| {
+            steps.push(Step::DeleteBucket {
+                name: name("smallpayroll-assets"),
+            });
+            steps.push(Step::DeleteVolume {
+                name: name("pgdata"),
+                volume,
+            });
+        })
+    });
+    for kind in ["delete Bucket/smallpayroll-assets", "delete Volume/pgdata"] {
+        assert_caught(
+            &found,
+            kind,
+            |p| matches!(p, Problem::RetainedDeleted { step, .. } if step.description == kind),
+        );
+    }
 }

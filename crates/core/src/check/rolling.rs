@@ -1,0 +1,117 @@
+//! Rolling replacements: replaced instances go only after a successor is
+//! launched (and healthy, when the fleet is behind balancers), except the
+//! `update.maxUnavailable` of each wave that may go first; a fleet that
+//! allows none out waits for health.
+
+use super::{Ctx, Problem};
+use crate::desired::FleetSpec;
+use crate::ids::{Kind, ResourceKey, ResourceName};
+use crate::plan::{InstanceChange, LaunchReason, Step, StepId, TerminateReason};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A fleet's steps, by what they do.
+#[derive(Default)]
+struct FleetSteps {
+    launches: Vec<StepId>,
+    waits: Vec<StepId>,
+    /// Terminations of instances that a successor replaces, with how many
+    /// instances each takes.
+    replaced: Vec<(StepId, u32)>,
+}
+
+pub(super) fn check(cx: &mut Ctx<'_>) {
+    let (plan, desired) = (cx.plan, cx.desired);
+    let mut by_fleet: BTreeMap<&ResourceName, FleetSteps> = BTreeMap::new();
+    for (i, s) in plan.graph.iter() {
+        match s {
+            Step::Launch { fleet, .. } => by_fleet.entry(fleet).or_default().launches.push(i),
+            Step::WaitHealthy { fleet, .. } => by_fleet.entry(fleet).or_default().waits.push(i),
+            Step::Terminate {
+                fleet,
+                instances,
+                reason:
+                    TerminateReason::Outdated | TerminateReason::WrongZone | TerminateReason::Unhealthy,
+            } => by_fleet
+                .entry(fleet)
+                .or_default()
+                .replaced
+                .push((i, instances.len() as u32)),
+            _ => {}
+        }
+    }
+    let behind: BTreeSet<&ResourceName> =
+        desired.balancers.values().flat_map(|b| &b.fleets).collect();
+    let none = FleetSteps::default();
+    for (name, spec) in &desired.fleets {
+        let steps = by_fleet.get(name).unwrap_or(&none);
+        fleet(cx, name, spec, steps, behind.contains(name));
+    }
+}
+
+fn fleet(
+    cx: &mut Ctx<'_>,
+    name: &ResourceName,
+    spec: &FleetSpec,
+    steps: &FleetSteps,
+    behind_balancer: bool,
+) {
+    let key = ResourceKey::new(Kind::Fleet, name.clone());
+    if cx.plan.held.iter().any(|h| h.key.resource() == key) {
+        // Held back this pass: its rollout is not in the plan.
+        return;
+    }
+    let Some(change) = cx.index.changes.get(&key) else {
+        cx.report(Problem::FleetWithoutChange {
+            fleet: name.clone(),
+        });
+        return;
+    };
+    let replacements: u32 = change
+        .instances
+        .iter()
+        .map(|x| match x {
+            InstanceChange::Launch {
+                count,
+                reason: LaunchReason::Replace,
+                ..
+            } => *count,
+            _ => 0,
+        })
+        .sum();
+    let required = must_wait(replacements, spec);
+    let mut found = 0;
+    for &(t, count) in &steps.replaced {
+        let after_launch = cx.order.any_before(&steps.launches, t);
+        if after_launch && (!behind_balancer || cx.order.any_before(&steps.waits, t)) {
+            found += count;
+        }
+    }
+    if found < required {
+        cx.report(Problem::OverBudget {
+            fleet: name.clone(),
+            replacements,
+            required,
+            found,
+            healthy: behind_balancer,
+        });
+    }
+    if spec.update.max_unavailable == 0
+        && replacements > 0
+        && steps.waits.is_empty()
+        && behind_balancer
+    {
+        cx.report(Problem::TerminateBeforeHealthy {
+            fleet: name.clone(),
+        });
+    }
+}
+
+/// How many of `replacements` predecessors must wait for a successor: all
+/// but `maxUnavailable` of each wave of `maxSurge + maxUnavailable`.
+fn must_wait(replacements: u32, spec: &FleetSpec) -> u32 {
+    let u = spec.update;
+    let per_wave = (u.max_surge + u.max_unavailable).max(1);
+    let full_waves = replacements / per_wave;
+    let last = replacements % per_wave;
+    full_waves * (per_wave - u.max_unavailable.min(per_wave)) + last - u.max_unavailable.min(last)
+}
