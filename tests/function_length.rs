@@ -89,18 +89,18 @@ fn functions(text: &str) -> Vec<Function> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < end {
-        if let Some(name) = fn_name(lines[i]) {
-            if let Some(last) = body_end(&lines, i) {
-                let excused = lines[i.saturating_sub(3)..i]
-                    .iter()
-                    .any(|l| l.contains("// long-function:"));
-                out.push(Function {
-                    name,
-                    line: i + 1,
-                    lines: last - i + 1,
-                    excused,
-                });
-            }
+        if let Some(name) = fn_name(lines[i])
+            && let Some(last) = body_end(&lines, i)
+        {
+            let excused = lines[i.saturating_sub(3)..i]
+                .iter()
+                .any(|l| l.contains("// long-function:"));
+            out.push(Function {
+                name,
+                line: i + 1,
+                lines: last - i + 1,
+                excused,
+            });
         }
         i += 1;
     }
