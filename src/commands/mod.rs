@@ -5,6 +5,7 @@ pub mod planfile;
 
 use crate::apply::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
+use converge_core::Refused;
 use converge_core::desired::Desired;
 use converge_core::ids::{Kind, ResourceName};
 use converge_core::observed::Observed;
@@ -26,6 +27,9 @@ pub enum PlanningError {
     /// The planner refused.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The plan breaks an invariant: it is not carried out.
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
 /// Observes the stack, retrying what the cloud throttles with the default
@@ -57,10 +61,11 @@ pub async fn observe_and_plan(
                 stack: desired.stack.clone(),
                 source,
             })?;
-    let plan = converge_core::plan(&PlanInput {
+    let input = PlanInput {
         scale,
         ..PlanInput::new(desired, &observed, at)
-    })?;
+    };
+    let plan = converge_core::checked(converge_core::plan(&input)?, &input)?;
     Ok((observed, plan))
 }
 

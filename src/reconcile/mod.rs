@@ -626,7 +626,7 @@ impl Reconciler {
             });
         }
         let held = self.backoffs.holds_at(at);
-        let plan = converge_core::plan(&PlanInput {
+        let input = PlanInput {
             desired,
             observed,
             at,
@@ -635,13 +635,24 @@ impl Reconciler {
             retire: &decisions.retire,
             snapshots: &snapshots,
             held: &held,
-        });
-        let plan = match plan {
+        };
+        let plan = match converge_core::plan(&input) {
             Ok(p) => p,
             Err(e) => {
                 pass.error("plan");
                 pass.event(Event::PlanFailed {
                     error: e.to_string(),
+                });
+                return None;
+            }
+        };
+        // A plan that breaks an invariant is a bug: nothing of it is done.
+        let plan = match converge_core::checked(plan, &input) {
+            Ok(p) => p,
+            Err(refused) => {
+                pass.error("plan-refused");
+                pass.event(Event::PlanFailed {
+                    error: refused.to_string(),
                 });
                 return None;
             }

@@ -15,7 +15,7 @@ pub mod render;
 pub mod spec_hash;
 pub mod tz;
 
-pub use check::{Problem, check};
+pub use check::{Problem, Refused, check, checked};
 pub use desired::Desired;
 pub use observed::Observed;
 pub use plan::{Plan, PlanInput, plan};

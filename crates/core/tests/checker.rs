@@ -326,3 +326,19 @@ fn a_delete_its_policy_retains_is_caught() {
         );
     }
 }
+
+#[test]
+fn a_plan_with_a_problem_is_refused_whole_and_says_why() {
+    let (d, o) = rolling();
+    let input = PlanInput::new(&d, &o, ts(SATURDAY_NOON));
+    let plan = converge_core::plan(&input).unwrap();
+    let valid = converge_core::checked(plan.clone(), &input).unwrap();
+    assert_eq!(valid, plan, "a valid plan passes unchanged");
+    let mut broken = plan;
+    edit_graph(&mut broken, |_, edges| edges.push((0, 999)));
+    let refused = converge_core::checked(broken, &input).unwrap_err();
+    assert!(!refused.0.is_empty());
+    let message = refused.to_string();
+    assert!(message.contains("was not carried out"), "{message}");
+    assert!(message.contains("999"), "the problem is named: {message}");
+}

@@ -37,6 +37,30 @@ use crate::plan::{InstanceRef, Plan, PlanInput, ResourceChange, Step, StepId, Vo
 use order::Order;
 use std::collections::BTreeMap;
 
+/// A plan refused because it breaks invariants: a bug in converge's
+/// planner, never the user's input. Displayed as one line per problem.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("the plan breaks {} invariant(s) and was not carried out (a bug in converge; please report it with the plan from `converge plan --format json`):\n- {}", .0.len(), list(.0))]
+pub struct Refused(pub Vec<Problem>);
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n- ")
+}
+
+/// The plan, if it keeps every invariant; else every problem it has.
+pub fn checked(plan: Plan, input: &PlanInput<'_>) -> Result<Plan, Refused> {
+    let problems = check(&plan, input);
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Refused(problems))
+    }
+}
+
 /// Every problem with `plan`, made from `input`; empty when it keeps every
 /// invariant. Pure, and near-linear in the plan's size on a valid plan
 /// (each problem found may cost a walk over the steps before it).
