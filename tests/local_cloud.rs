@@ -45,7 +45,7 @@ fn owned(kind: Kind, name: &str) -> Tags {
     Owner {
         stack: ResourceName::from(STACK),
         kind,
-        name: ResourceName::from(name),
+        name: ResourceName::new(name).unwrap(),
     }
     .to_tags()
 }
@@ -78,7 +78,7 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
         key_name: None,
         groups: vec![],
         user_data: format!("role={fleet}"),
-        zone: Zone::from(zone),
+        zone: Zone::new(zone).unwrap(),
         count,
         tags: t,
         client_token: token.into(),
@@ -87,7 +87,7 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
 
 fn volume_op(name: &str, zone: &str, token: &str) -> Op {
     Op::CreateVolume {
-        zone: Zone::from(zone),
+        zone: Zone::new(zone).unwrap(),
         size_gib: 20,
         volume_type: VolumeType::Gp3,
         snapshot: None,

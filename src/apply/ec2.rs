@@ -66,16 +66,21 @@ pub(super) async fn create_group(
         Ok(other) => Err(answered("CreateSecurityGroup", &other)),
         Err(e) if e.kind == ErrorKind::AlreadyExists => {
             // Created by an interrupted apply: find it by its name.
-            let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
-            let found = ctx
-                .find_after(|| async {
-                    let o = ctx.cloud.observe(&stack.as_str().into()).await?;
-                    Ok(o.security_groups
-                        .into_iter()
-                        .find(|g| g.cloud_name == cloud_name)
-                        .map(|g| g.id))
-                })
-                .await?;
+            // Without a valid stack tag the group cannot be the stack's.
+            let stack: Option<ResourceName> = tags.get(tags::STACK).and_then(|s| s.parse().ok());
+            let found = match &stack {
+                Some(stack) => {
+                    ctx.find_after(|| async {
+                        let o = ctx.cloud.observe(stack).await?;
+                        Ok(o.security_groups
+                            .into_iter()
+                            .find(|g| g.cloud_name == cloud_name)
+                            .map(|g| g.id))
+                    })
+                    .await?
+                }
+                None => None,
+            };
             found.map(Output::Group).ok_or_else(|| {
                 StepError::Unexpected(format!(
                     "SecurityGroup/{name}: {cloud_name} exists but is not this stack's"

@@ -23,11 +23,13 @@ pub(super) async fn create_bucket(
         Ok(_) => {}
         Err(e) if e.kind == ErrorKind::AlreadyExists => {
             // Ours from an interrupted apply, or someone else's.
-            let stack = ResourceName::from(
-                tags.get(tags::STACK)
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            );
+            // Without a valid stack tag the bucket cannot be the stack's.
+            let Some(stack) = tags
+                .get(tags::STACK)
+                .and_then(|s| s.parse::<ResourceName>().ok())
+            else {
+                return Err(e.into());
+            };
             let ours = ctx.read(|| ctx.cloud.observe(&stack)).await?;
             if !ours.buckets.iter().any(|b| b.name == name.as_str()) {
                 return Err(e.into());

@@ -8,7 +8,7 @@ pub mod local;
 use async_trait::async_trait;
 use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
 use converge_core::ids::{
-    DistributionId, GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone,
+    DistributionId, GroupId, IdError, InstanceId, ResourceName, SnapshotId, VolumeId, Zone,
 };
 use converge_core::observed::{
     CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
@@ -430,6 +430,26 @@ impl CloudError {
             ErrorKind::Throttled | ErrorKind::InvalidState | ErrorKind::Unavailable
         )
     }
+}
+
+/// Makes an identifier from text in a cloud's answer. A malformed one is
+/// the cloud's fault, reported like an answer missing a field (retryable,
+/// as the service may answer better next time), never a panic.
+pub(crate) fn answered_id<T>(
+    operation: &'static str,
+    text: impl Into<String>,
+) -> Result<T, CloudError>
+where
+    T: TryFrom<String, Error = IdError>,
+{
+    T::try_from(text.into()).map_err(|e| {
+        CloudError::new(
+            ErrorKind::Unavailable,
+            operation,
+            "MalformedId",
+            e.to_string(),
+        )
+    })
 }
 
 /// The operations every backend offers.

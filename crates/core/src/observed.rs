@@ -22,22 +22,23 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// Reads ownership from tags; `None` unless all three tags are present
-    /// and the kind is known.
+    /// Reads ownership from tags; `None` unless all three tags are present,
+    /// the kind is known and the names are valid (a resource whose tags no
+    /// manifest could have written is not converge's to touch).
     pub fn from_tags(t: &Tags) -> Option<Owner> {
         Some(Owner {
-            stack: ResourceName(t.get(tags::STACK)?.clone()),
+            stack: t.get(tags::STACK)?.parse().ok()?,
             kind: Kind::parse(t.get(tags::KIND)?)?,
-            name: ResourceName(t.get(tags::NAME)?.clone()),
+            name: t.get(tags::NAME)?.parse().ok()?,
         })
     }
 
     /// The three ownership tags.
     pub fn to_tags(&self) -> Tags {
         Tags::from([
-            (tags::STACK.to_owned(), self.stack.0.clone()),
+            (tags::STACK.to_owned(), self.stack.to_string()),
             (tags::KIND.to_owned(), self.kind.as_str().to_owned()),
-            (tags::NAME.to_owned(), self.name.0.clone()),
+            (tags::NAME.to_owned(), self.name.to_string()),
         ])
     }
 }

@@ -5,7 +5,7 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
-use crate::cloud::{CloudError, ErrorKind, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_elasticloadbalancing::types::{
     HealthCheck as ElbHealthCheck, Instance, Listener as ElbListener, LoadBalancerDescription, Tag,
     TagKeyOnly,
@@ -64,12 +64,12 @@ fn balancer(
     owner: Owner,
     tags: Tags,
     members: Vec<Member>,
-) -> ObservedBalancer {
+) -> Result<ObservedBalancer, CloudError> {
     let mut zones: Vec<Zone> = d
         .availability_zones()
         .iter()
-        .map(|z| Zone(z.clone()))
-        .collect();
+        .map(|z| answered_id("DescribeLoadBalancers", z.as_str()))
+        .collect::<Result<_, _>>()?;
     zones.sort();
     let mut listeners: Vec<Listener> = d
         .listener_descriptions()
@@ -77,7 +77,7 @@ fn balancer(
         .filter_map(|l| l.listener().and_then(read_listener))
         .collect();
     listeners.sort();
-    ObservedBalancer {
+    Ok(ObservedBalancer {
         name: d.load_balancer_name().unwrap_or_default().to_owned(),
         owner,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
@@ -86,7 +86,7 @@ fn balancer(
         health_check: d.health_check().map(read_health_check),
         members,
         tags,
-    }
+    })
 }
 
 /// Members from DescribeInstanceHealth; registered instances it does not
@@ -175,15 +175,16 @@ impl AwsCloud {
                 let registered: Vec<InstanceId> = d
                     .instances()
                     .iter()
-                    .filter_map(|i| i.instance_id().map(|id| InstanceId(id.to_owned())))
-                    .collect();
+                    .filter_map(|i| i.instance_id())
+                    .map(|id| answered_id("DescribeLoadBalancers", id))
+                    .collect::<Result<_, _>>()?;
                 // No members, no health to ask for.
                 let health = if registered.is_empty() {
                     Vec::new()
                 } else {
                     health_of(&elb, d.load_balancer_name().unwrap_or_default()).await?
                 };
-                Ok(balancer(&d, owner, t, members(&registered, &health)))
+                balancer(&d, owner, t, members(&registered, &health))
             }
         })
         .await?;
@@ -480,16 +481,11 @@ async fn health_of(
         .send()
         .await
         .map_err(|e| sdk_error("DescribeInstanceHealth", e))?;
-    Ok(out
-        .instance_states()
+    out.instance_states()
         .iter()
-        .filter_map(|s| {
-            Some((
-                InstanceId(s.instance_id()?.to_owned()),
-                s.state().unwrap_or("OutOfService").to_owned(),
-            ))
-        })
-        .collect())
+        .filter_map(|s| Some((s.instance_id()?, s.state().unwrap_or("OutOfService"))))
+        .map(|(id, state)| Ok((answered_id("DescribeInstanceHealth", id)?, state.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -498,9 +494,9 @@ mod tests {
 
     #[test]
     fn members_are_in_service_only_when_the_balancer_says_so() {
-        let a = InstanceId("i-a".into());
-        let b = InstanceId("i-b".into());
-        let c = InstanceId("i-c".into());
+        let a = InstanceId::from("i-a");
+        let b = InstanceId::from("i-b");
+        let c = InstanceId::from("i-c");
         let m = members(
             &[a.clone(), b.clone(), c.clone()],
             &[

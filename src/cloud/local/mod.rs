@@ -143,9 +143,10 @@ pub enum LocalError {
         /// What this build reads.
         expected: String,
     },
-    /// No such instance (for `converge local terminate`).
+    /// No such instance (for `converge local terminate`): the ID as
+    /// given, which may not even be well formed.
     #[error("the local cloud holds no instance {0}")]
-    NoSuchInstance(InstanceId),
+    NoSuchInstance(String),
     /// The instance is terminated already.
     #[error("instance {0} is already terminated")]
     AlreadyTerminated(InstanceId),
@@ -270,7 +271,7 @@ impl LocalCloud {
         });
         match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(Lose::NoSuch)) => Err(LocalError::NoSuchInstance(id.clone())),
+            Ok(Err(Lose::NoSuch)) => Err(LocalError::NoSuchInstance(id.to_string())),
             Ok(Err(Lose::Gone)) => Err(LocalError::AlreadyTerminated(id.clone())),
             Err(e) => Err(e),
         }

@@ -171,7 +171,7 @@ fn snapshot(s: &Snapshot, cx: &Ctx<'_>) -> Option<ObservedSnapshot> {
     s.tags.get(tags::STACK)?;
     Some(ObservedSnapshot {
         id: s.id.clone(),
-        volume: ResourceName(volume.clone()),
+        volume: volume.parse().ok()?,
         volume_id: s.volume_id.clone(),
         state: s.state(cx.now),
         started_at: s.started_at,

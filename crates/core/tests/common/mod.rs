@@ -49,11 +49,11 @@ pub fn ts(s: &str) -> Timestamp {
 }
 
 pub fn name(s: &str) -> ResourceName {
-    ResourceName::from(s)
+    ResourceName::new(s).unwrap()
 }
 
 pub fn zone(s: &str) -> Zone {
-    Zone::from(s)
+    Zone::new(s).unwrap()
 }
 
 pub fn cron(s: &str) -> Cron {
@@ -82,7 +82,7 @@ pub fn template(s: &str, env: &[(&str, &str)]) -> Template {
             let (kind, n) = target.split_once('/').unwrap();
             let kind = Kind::parse(kind).unwrap();
             parts.push(TemplatePart::Ref(Reference {
-                target: ResourceKey::new(kind, n),
+                target: ResourceKey::new(kind, name(n)),
                 attr: Attr::parse(kind, attr).unwrap(),
             }));
         }
@@ -346,14 +346,14 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     let stack = &d.stack;
     for (n, k) in &d.key_pairs {
         o.key_pairs.push(ObservedKeyPair {
-            id: KeyPairId(format!("key-{n}")),
+            id: KeyPairId::new(format!("key-{n}")).unwrap(),
             cloud_name: format!("{stack}-{n}"),
             owner: owner(d, Kind::KeyPair, n),
             public_key: Some(k.public_key.clone()),
             tags: tags_for(d, Kind::KeyPair, n, &k.tags),
         });
     }
-    let gid = |g: &ResourceName| GroupId(format!("sg-{g}"));
+    let gid = |g: &ResourceName| GroupId::new(format!("sg-{g}")).unwrap();
     for (n, g) in &d.security_groups {
         o.security_groups.push(ObservedGroup {
             id: gid(n),
@@ -390,7 +390,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     }
     for (n, c) in &d.cdns {
         o.distributions.push(ObservedDistribution {
-            id: DistributionId(format!("E{}", n.as_str().to_uppercase())),
+            id: DistributionId::new(format!("E{}", n.as_str().to_uppercase())).unwrap(),
             owner: owner(d, Kind::Cdn, n),
             domain_name: format!("d-{n}.cloudfront.net"),
             status: DistributionStatus::Deployed,
@@ -405,7 +405,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             v.deletion_policy.as_str().into(),
         );
         o.volumes.push(ObservedVolume {
-            id: VolumeId(format!("vol-{n}")),
+            id: VolumeId::new(format!("vol-{n}")).unwrap(),
             owner: owner(d, Kind::Volume, n),
             zone: v.zone.clone(),
             size_gib: v.size_gib,
@@ -460,7 +460,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             for _ in 0..c {
                 seq += 1;
                 o.instances.push(ObservedInstance {
-                    id: InstanceId(format!("i-{n}-{seq}")),
+                    id: InstanceId::new(format!("i-{n}-{seq}")).unwrap(),
                     owner: owner(d, Kind::Fleet, n),
                     zone: z.clone(),
                     state: InstanceState::Running,

@@ -199,6 +199,14 @@ impl Errs {
     pub fn state(self, code: &str, msg: impl Into<String>) -> CloudError {
         self.make(ErrorKind::InvalidState, code, msg)
     }
+    /// An identifier the local cloud made up (valid by construction; a
+    /// bug would be an error, not a panic).
+    pub fn id<T>(self, text: String) -> Result<T, CloudError>
+    where
+        T: TryFrom<String, Error = converge_core::ids::IdError>,
+    {
+        crate::cloud::answered_id(self.0, text)
+    }
 }
 
 // ---- checks and helpers more than one service uses ----------------------
@@ -254,7 +262,7 @@ mod tests {
             Owner {
                 stack: ResourceName::from("s"),
                 kind,
-                name: ResourceName::from(name),
+                name: ResourceName::new(name).expect("a valid name"),
             }
             .to_tags()
         };
