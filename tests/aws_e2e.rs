@@ -443,7 +443,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     // Someone else's bucket and key pair, with the names converge would use.
     e.cloud
         .act(&Op::CreateBucket {
-            name: bucket.clone(),
+            name: bucket.parse().unwrap(),
             tags: team.clone(),
         })
         .await
@@ -459,7 +459,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
         .clone();
     e.cloud
         .act(&Op::CreateKeyPair {
-            name: key.clone(),
+            name: key.parse().unwrap(),
             public_key: public_key.clone(),
             tags: team,
         })
@@ -468,7 +468,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     let err = e
         .cloud
         .act(&Op::CreateBucket {
-            name: bucket.clone(),
+            name: bucket.parse().unwrap(),
             tags: owner_tags(&stack, Kind::Bucket, &bucket),
         })
         .await
@@ -477,7 +477,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     let err = e
         .cloud
         .act(&Op::CreateKeyPair {
-            name: key,
+            name: key.parse().unwrap(),
             public_key,
             tags: owner_tags(&stack, Kind::KeyPair, "main"),
         })

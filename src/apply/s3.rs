@@ -16,7 +16,7 @@ pub(super) async fn create_bucket(
     tags: &Tags,
 ) -> Result<Output, StepError> {
     let op = Op::CreateBucket {
-        name: name.to_string(),
+        name: name.into(),
         tags: tags.clone(),
     };
     match ctx.call(&op, false).await {
@@ -39,7 +39,7 @@ pub(super) async fn create_bucket(
     }
     if public_read {
         let op = Op::SetBucketPublicRead {
-            name: name.to_string(),
+            name: name.into(),
             public_read: true,
         };
         ctx.call(&op, true).await?;
@@ -54,7 +54,7 @@ pub(super) async fn set_public_read(
     public_read: bool,
 ) -> Result<Output, StepError> {
     let op = Op::SetBucketPublicRead {
-        name: name.to_string(),
+        name: name.into(),
         public_read,
     };
     ctx.perform(&op, false).await
@@ -62,8 +62,6 @@ pub(super) async fn set_public_read(
 
 /// Deletes a bucket.
 pub(super) async fn delete_bucket(ctx: &Ctx, name: &ResourceName) -> Result<Output, StepError> {
-    let op = Op::DeleteBucket {
-        name: name.to_string(),
-    };
+    let op = Op::DeleteBucket { name: name.into() };
     ctx.perform(&op, false).await
 }

@@ -319,6 +319,63 @@ string_id!(
     cloud_name
 );
 
+/// Cloud names compare with text as the `String`s they were did, so that
+/// a name can be checked against what a cloud or a test holds.
+macro_rules! text_eq {
+    ($($name:ident),*) => {$(
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    )*};
+}
+
+text_eq!(KeyName, GroupName, BalancerName, BucketName);
+
+impl KeyName {
+    /// The cloud name converge gives a stack's key pair: `<stack>-<name>`,
+    /// valid by construction.
+    pub fn of(stack: &ResourceName, name: &ResourceName) -> Self {
+        Self(format!("{stack}-{name}"))
+    }
+}
+
+impl GroupName {
+    /// The cloud name converge gives a stack's security group:
+    /// `<stack>-<name>-<digest>`, where the digest (six hex digits) of its
+    /// description, which a group cannot change, tells its versions apart.
+    /// Valid by construction.
+    pub fn of(stack: &ResourceName, name: &ResourceName, description: &str) -> Self {
+        let digest = crate::spec_hash::short_digest(&[description]);
+        Self(format!("{stack}-{name}-{}", &digest[..6]))
+    }
+}
+
 impl From<&ResourceName> for BalancerName {
     /// A balancer is called in the cloud by its manifest name.
     fn from(name: &ResourceName) -> Self {

@@ -3,8 +3,8 @@
 
 use crate::desired::{HealthCheck, Listener, Protocol, Tags, VolumeType};
 use crate::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceName, SnapshotId,
-    VolumeId, Zone, tags,
+    BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
+    KeyPairId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub struct ObservedKeyPair {
     /// Its ID.
     pub id: KeyPairId,
     /// Its name in the cloud.
-    pub cloud_name: String,
+    pub cloud_name: KeyName,
     /// Its owner.
     pub owner: Owner,
     /// The public key, when the cloud returns it.
@@ -119,7 +119,7 @@ pub struct ObservedGroup {
     /// Its ID.
     pub id: GroupId,
     /// Its name in the cloud.
-    pub cloud_name: String,
+    pub cloud_name: GroupName,
     /// Its owner.
     pub owner: Owner,
     /// Its description.
@@ -184,7 +184,7 @@ pub struct ObservedInstance {
     /// Its instance type.
     pub instance_type: String,
     /// Its key pair's cloud name.
-    pub key_name: Option<String>,
+    pub key_name: Option<KeyName>,
     /// Its security groups.
     pub groups: Vec<GroupId>,
     /// The launch-spec hash it was started with (from its tag).
@@ -308,7 +308,7 @@ pub struct Member {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedBalancer {
     /// Its name (the manifest name).
-    pub name: String,
+    pub name: BalancerName,
     /// Its owner.
     pub owner: Owner,
     /// Its DNS name.
@@ -329,7 +329,7 @@ pub struct ObservedBalancer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedBucket {
     /// Its name.
-    pub name: String,
+    pub name: BucketName,
     /// Its owner.
     pub owner: Owner,
     /// Whether anyone may read it.

@@ -119,7 +119,7 @@ fn instance(
             .instance_type()
             .map(|t| t.as_str().to_owned())
             .unwrap_or_default(),
-        key_name: i.key_name().map(str::to_owned),
+        key_name: i.key_name().map(|k| answered_id(OP, k)).transpose()?,
         groups: i
             .security_groups()
             .iter()
@@ -498,7 +498,10 @@ impl AwsCloud {
                 ingress.dedup();
                 out.push(ObservedGroup {
                     id: answered_id("DescribeSecurityGroups", id)?,
-                    cloud_name: g.group_name().unwrap_or_default().to_owned(),
+                    cloud_name: answered_id(
+                        "DescribeSecurityGroups",
+                        g.group_name().unwrap_or_default(),
+                    )?,
                     owner,
                     description: g.description().unwrap_or_default().to_owned(),
                     ingress,
@@ -532,7 +535,7 @@ impl AwsCloud {
             };
             v.push(ObservedKeyPair {
                 id: answered_id("DescribeKeyPairs", id)?,
-                cloud_name: name.to_owned(),
+                cloud_name: answered_id("DescribeKeyPairs", name)?,
                 owner,
                 public_key: k.public_key().map(|p| p.trim().to_owned()),
                 tags: t,
@@ -729,7 +732,7 @@ impl AwsCloud {
             TagTarget::Instance(i) => i.to_string(),
             TagTarget::Volume(v) => v.to_string(),
             TagTarget::Group(g) => g.to_string(),
-            TagTarget::KeyPair(name) => match self.key_pair(name).await? {
+            TagTarget::KeyPair(name) => match self.key_pair(name.as_str()).await? {
                 Some((id, _)) => id,
                 None => {
                     return Err(CloudError::new(

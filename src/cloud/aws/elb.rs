@@ -78,7 +78,10 @@ fn balancer(
         .collect();
     listeners.sort();
     Ok(ObservedBalancer {
-        name: d.load_balancer_name().unwrap_or_default().to_owned(),
+        name: answered_id(
+            "DescribeLoadBalancers",
+            d.load_balancer_name().unwrap_or_default(),
+        )?,
         owner,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
         zones,

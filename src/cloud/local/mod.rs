@@ -55,7 +55,9 @@ pub use ls::{LsRow, ResourceType, Table, format_table};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
-use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
+use converge_core::ids::{
+    BalancerName, DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId,
+};
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
@@ -500,7 +502,7 @@ impl Cloud for LocalCloud {
     async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
         let stack = stack.clone();
         self.blocking("Observe", move |s| {
-            s.describe("Observe", |w, cx| Ok(view::observe(w, &stack, cx)))
+            s.describe("Observe", |w, cx| view::observe(w, &stack, cx))
         })
         .await
     }
@@ -513,9 +515,7 @@ impl Cloud for LocalCloud {
     async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError> {
         let ids = ids.to_vec();
         self.blocking("DescribeInstances", move |s| {
-            s.describe("DescribeInstances", |w, cx| {
-                Ok(view::instances(w, &ids, cx))
-            })
+            s.describe("DescribeInstances", |w, cx| view::instances(w, &ids, cx))
         })
         .await
     }
@@ -538,9 +538,9 @@ impl Cloud for LocalCloud {
         .await
     }
 
-    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError> {
+    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
         const OP: &str = "DescribeInstanceHealth";
-        let name = name.to_owned();
+        let name = name.to_string();
         self.blocking(OP, move |s| {
             s.describe(OP, |w, cx| {
                 let b = ops::find_balancer(w, cx, &Errs(OP), &name)?;

@@ -347,7 +347,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     for (n, k) in &d.key_pairs {
         o.key_pairs.push(ObservedKeyPair {
             id: KeyPairId::new(format!("key-{n}")).unwrap(),
-            cloud_name: format!("{stack}-{n}"),
+            cloud_name: format!("{stack}-{n}").parse().unwrap(),
             owner: owner(d, Kind::KeyPair, n),
             public_key: Some(k.public_key.clone()),
             tags: tags_for(d, Kind::KeyPair, n, &k.tags),
@@ -357,7 +357,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     for (n, g) in &d.security_groups {
         o.security_groups.push(ObservedGroup {
             id: gid(n),
-            cloud_name: group_cloud_name(stack, n, &g.description),
+            cloud_name: group_cloud_name(stack, n, &g.description).parse().unwrap(),
             owner: owner(d, Kind::SecurityGroup, n),
             description: g.description.clone(),
             ingress: g
@@ -382,7 +382,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             b.deletion_policy.as_str().into(),
         );
         o.buckets.push(ObservedBucket {
-            name: n.to_string(),
+            name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Bucket, n),
             public_read: b.public_read,
             tags: t,
@@ -418,7 +418,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     }
     for (n, b) in &d.balancers {
         o.balancers.push(ObservedBalancer {
-            name: n.to_string(),
+            name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Balancer, n),
             dns_name: dns_name(n),
             zones: b.zones.clone(),
@@ -469,7 +469,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
                         + jiff::SignedDuration::from_mins(seq as i64),
                     image: f.image.clone(),
                     instance_type: f.instance_type.clone(),
-                    key_name: key_name.clone(),
+                    key_name: key_name.as_ref().map(|k| k.parse().unwrap()),
                     groups: f.security_groups.iter().map(gid).collect(),
                     spec_hash: Some(hash.clone()),
                     user_data: Some(user_data.clone()),

@@ -25,7 +25,7 @@ pub(crate) use elb::find_balancer;
 use super::config::Delays;
 use super::world::{World, after};
 use crate::cloud::{CloudError, ErrorKind, Op, Outcome};
-use converge_core::ids::Zone;
+use converge_core::ids::{KeyName, Zone};
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -63,14 +63,14 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             name,
             public_key,
             tags,
-        } => ec2::create_key_pair(w, cx, e, name, public_key, tags),
-        Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name),
+        } => ec2::create_key_pair(w, cx, e, name.as_str(), public_key, tags),
+        Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name.as_str()),
         // EC2: security groups.
         Op::CreateGroup {
             name,
             description,
             tags,
-        } => ec2::create_group(w, cx, e, name, description, tags),
+        } => ec2::create_group(w, cx, e, name.as_str(), description, tags),
         Op::AuthorizeIngress { group, rules } => ec2::authorize_ingress(w, cx, e, group, rules),
         Op::RevokeIngress { group, rules } => ec2::revoke_ingress(w, cx, e, group, rules),
         Op::DeleteGroup { group } => ec2::delete_group(w, cx, e, group),
@@ -92,7 +92,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             let launch = ec2::Launch {
                 image,
                 instance_type,
-                key_name: key_name.as_deref(),
+                key_name: key_name.as_ref().map(KeyName::as_str),
                 groups,
                 user_data,
                 zone,
@@ -149,23 +149,31 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             zones,
             listeners,
             tags,
-        } => elb::create_balancer(w, cx, e, name, zones, listeners, tags),
+        } => elb::create_balancer(w, cx, e, name.as_str(), zones, listeners, tags),
         Op::ConfigureHealthCheck { name, health_check } => {
-            elb::configure_health_check(w, cx, e, name, health_check)
+            elb::configure_health_check(w, cx, e, name.as_str(), health_check)
         }
-        Op::CreateListeners { name, listeners } => elb::create_listeners(w, cx, e, name, listeners),
-        Op::DeleteListeners { name, ports } => elb::delete_listeners(w, cx, e, name, ports),
-        Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name, zones),
-        Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name, zones),
-        Op::RegisterInstances { name, ids } => elb::register_instances(w, cx, e, name, ids),
-        Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
-        Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
+        Op::CreateListeners { name, listeners } => {
+            elb::create_listeners(w, cx, e, name.as_str(), listeners)
+        }
+        Op::DeleteListeners { name, ports } => {
+            elb::delete_listeners(w, cx, e, name.as_str(), ports)
+        }
+        Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name.as_str(), zones),
+        Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name.as_str(), zones),
+        Op::RegisterInstances { name, ids } => {
+            elb::register_instances(w, cx, e, name.as_str(), ids)
+        }
+        Op::DeregisterInstances { name, ids } => {
+            elb::deregister_instances(w, cx, e, name.as_str(), ids)
+        }
+        Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name.as_str()),
         // S3: buckets.
-        Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name, tags),
+        Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name.as_str(), tags),
         Op::SetBucketPublicRead { name, public_read } => {
-            s3::set_bucket_public_read(w, e, name, *public_read)
+            s3::set_bucket_public_read(w, e, name.as_str(), *public_read)
         }
-        Op::DeleteBucket { name } => s3::delete_bucket(w, e, name),
+        Op::DeleteBucket { name } => s3::delete_bucket(w, e, name.as_str()),
         // CloudFront: distributions.
         Op::CreateDistribution {
             caller_reference,
