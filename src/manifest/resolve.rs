@@ -786,13 +786,10 @@ impl Resolver<'_> {
                     None
                 }
             },
-            (None, Some(g)) => {
-                if self.reference(at, &path.key("group"), Kind::SecurityGroup, g, out) {
-                    id(g).map(d::Source::Group)
-                } else {
-                    None
-                }
-            }
+            (None, Some(g)) => self
+                .reference(at, &path.key("group"), Kind::SecurityGroup, g, out)
+                .then(|| id(g).map(d::Source::Group))
+                .flatten(),
             (Some(_), Some(_)) => {
                 out.push(at.diag(
                     path,

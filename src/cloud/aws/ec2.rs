@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
 use aws_smithy_types::Blob;
 use converge_core::desired::{Protocol, Tags, VolumeType};
 use converge_core::ids::{
-    GroupId, InstanceId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
+    GroupId, GroupName, InstanceId, KeyName, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ObservedAttachment, ObservedGroup, ObservedInstance,
@@ -562,7 +562,7 @@ impl AwsCloud {
 
     pub(super) async fn import_key_pair(
         &self,
-        name: &str,
+        name: &KeyName,
         public_key: &str,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
@@ -570,7 +570,7 @@ impl AwsCloud {
         let r = self
             .ec2
             .import_key_pair()
-            .key_name(name)
+            .key_name(name.as_str())
             .public_key_material(Blob::new(public_key.trim().as_bytes()))
             .tag_specifications(tag_spec(ResourceType::KeyPair, tags))
             .send()
@@ -584,7 +584,7 @@ impl AwsCloud {
                 }
                 // A key pair of that name exists: done if it is this one
                 // (an interrupted apply), refused if it is not converge's.
-                match self.key_pair(name).await? {
+                match self.key_pair(name.as_str()).await? {
                     Some((_, t))
                         if Owner::from_tags(&t).is_some()
                             && Owner::from_tags(&t) == Owner::from_tags(tags) =>
@@ -603,10 +603,10 @@ impl AwsCloud {
         }
     }
 
-    pub(super) async fn delete_key_pair(&self, name: &str) -> Result<Outcome, CloudError> {
+    pub(super) async fn delete_key_pair(&self, name: &KeyName) -> Result<Outcome, CloudError> {
         self.ec2
             .delete_key_pair()
-            .key_name(name)
+            .key_name(name.as_str())
             .send()
             .await
             .map_err(|e| sdk_error("DeleteKeyPair", e))?;
@@ -615,14 +615,14 @@ impl AwsCloud {
 
     pub(super) async fn create_group(
         &self,
-        name: &str,
+        name: &GroupName,
         description: &str,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         let out = self
             .ec2
             .create_security_group()
-            .group_name(name)
+            .group_name(name.as_str())
             .description(description)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
             .send()

@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancing::types::{
     TagKeyOnly,
 };
 use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
-use converge_core::ids::{InstanceId, Kind, ResourceName, Zone};
+use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, Zone};
 use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -229,7 +229,7 @@ impl AwsCloud {
 
     pub(super) async fn create_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
         listeners: &[Listener],
         tags: &Tags,
@@ -237,7 +237,7 @@ impl AwsCloud {
         const OP: &str = "CreateLoadBalancer";
         // The name is the only key: CreateLoadBalancer on an existing name
         // succeeds, so look first and never adopt someone else's balancer.
-        if let Some(existing) = self.balancer_tags(name).await? {
+        if let Some(existing) = self.balancer_tags(name.as_str()).await? {
             let mine = Owner::from_tags(&existing).is_some()
                 && Owner::from_tags(&existing) == Owner::from_tags(tags);
             if !mine {
@@ -253,7 +253,7 @@ impl AwsCloud {
         let out = self
             .elb
             .create_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_listeners(Some(
                 listeners.iter().map(listener).collect::<Result<_, _>>()?,
             ))
@@ -269,7 +269,7 @@ impl AwsCloud {
 
     pub(super) async fn configure_health_check(
         &self,
-        name: &str,
+        name: &BalancerName,
         h: &HealthCheck,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "ConfigureHealthCheck";
@@ -284,7 +284,7 @@ impl AwsCloud {
             .map_err(|e| refuse(OP, "InvalidHealthCheck", e.to_string()))?;
         self.elb
             .configure_health_check()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .health_check(check)
             .send()
             .await
@@ -294,12 +294,12 @@ impl AwsCloud {
 
     pub(super) async fn create_listeners(
         &self,
-        name: &str,
+        name: &BalancerName,
         listeners: &[Listener],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .create_load_balancer_listeners()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_listeners(Some(
                 listeners.iter().map(listener).collect::<Result<_, _>>()?,
             ))
@@ -311,12 +311,12 @@ impl AwsCloud {
 
     pub(super) async fn delete_listeners(
         &self,
-        name: &str,
+        name: &BalancerName,
         ports: &[u16],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .delete_load_balancer_listeners()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_load_balancer_ports(Some(ports.iter().map(|p| i32::from(*p)).collect()))
             .send()
             .await
@@ -326,12 +326,12 @@ impl AwsCloud {
 
     pub(super) async fn enable_zones(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .enable_availability_zones_for_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
             .send()
             .await
@@ -341,12 +341,12 @@ impl AwsCloud {
 
     pub(super) async fn disable_zones(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .disable_availability_zones_for_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
             .send()
             .await
@@ -356,12 +356,12 @@ impl AwsCloud {
 
     pub(super) async fn register(
         &self,
-        name: &str,
+        name: &BalancerName,
         ids: &[InstanceId],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .register_instances_with_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_instances(Some(instances(ids)))
             .send()
             .await
@@ -371,14 +371,14 @@ impl AwsCloud {
 
     pub(super) async fn deregister(
         &self,
-        name: &str,
+        name: &BalancerName,
         ids: &[InstanceId],
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "DeregisterInstancesFromLoadBalancer";
         let call = |ids: &[InstanceId]| {
             self.elb
                 .deregister_instances_from_load_balancer()
-                .load_balancer_name(name)
+                .load_balancer_name(name.as_str())
                 .set_instances(Some(instances(ids)))
                 .send()
         };
@@ -386,7 +386,9 @@ impl AwsCloud {
             Ok(_) => Ok(Outcome::Done),
             Err(e) => {
                 let e = sdk_error(OP, e);
-                if e.kind == ErrorKind::Unavailable && self.balancer_tags(name).await?.is_none() {
+                if e.kind == ErrorKind::Unavailable
+                    && self.balancer_tags(name.as_str()).await?.is_none()
+                {
                     // The balancer is gone, and its members with it. (AWS
                     // says LoadBalancerNotFound; moto 5 fails with a 500.)
                     return Err(CloudError::new(
@@ -401,7 +403,7 @@ impl AwsCloud {
                 }
                 // One instance that is gone fails the whole call:
                 // deregister those still registered.
-                let registered: BTreeSet<InstanceId> = health_of(&self.elb, name)
+                let registered: BTreeSet<InstanceId> = health_of(&self.elb, name.as_str())
                     .await?
                     .into_iter()
                     .filter(|(_, s)| s != "Unknown")
@@ -421,10 +423,10 @@ impl AwsCloud {
         }
     }
 
-    pub(super) async fn delete_balancer(&self, name: &str) -> Result<Outcome, CloudError> {
+    pub(super) async fn delete_balancer(&self, name: &BalancerName) -> Result<Outcome, CloudError> {
         self.elb
             .delete_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .send()
             .await
             .map_err(|e| sdk_error("DeleteLoadBalancer", e))?;
@@ -433,12 +435,12 @@ impl AwsCloud {
 
     pub(super) async fn tag_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         self.elb
             .add_tags()
-            .load_balancer_names(name)
+            .load_balancer_names(name.as_str())
             .set_tags(Some(elb_tags(tags)?))
             .send()
             .await
@@ -448,12 +450,12 @@ impl AwsCloud {
 
     pub(super) async fn untag_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         keys: &[String],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .remove_tags()
-            .load_balancer_names(name)
+            .load_balancer_names(name.as_str())
             .set_tags(Some(
                 keys.iter()
                     .map(|k| TagKeyOnly::builder().key(k).build())

@@ -275,24 +275,24 @@ impl AwsCloud {
                 name,
                 public_key,
                 tags,
-            } => self.import_key_pair(name.as_str(), public_key, tags).await,
-            Op::DeleteKeyPair { name } => self.delete_key_pair(name.as_str()).await,
+            } => self.import_key_pair(name, public_key, tags).await,
+            Op::DeleteKeyPair { name } => self.delete_key_pair(name).await,
             Op::CreateGroup {
                 name,
                 description,
                 tags,
-            } => self.create_group(name.as_str(), description, tags).await,
+            } => self.create_group(name, description, tags).await,
             Op::AuthorizeIngress { group, rules } => self.authorize(group, rules).await,
             Op::RevokeIngress { group, rules } => self.revoke(group, rules).await,
             Op::DeleteGroup { group } => self.delete_group(group).await,
             Op::CreateTags { target, tags } => match target {
-                TagTarget::Balancer(name) => self.tag_balancer(name.as_str(), tags).await,
+                TagTarget::Balancer(name) => self.tag_balancer(name, tags).await,
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
-                TagTarget::Balancer(name) => self.untag_balancer(name.as_str(), keys).await,
+                TagTarget::Balancer(name) => self.untag_balancer(name, keys).await,
                 TagTarget::Bucket(name) => self.untag_bucket(name.as_str(), keys).await,
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 _ => self.ec2_untag(target, keys).await,
@@ -366,25 +366,17 @@ impl AwsCloud {
                 zones,
                 listeners,
                 tags,
-            } => {
-                self.create_balancer(name.as_str(), zones, listeners, tags)
-                    .await
-            }
+            } => self.create_balancer(name, zones, listeners, tags).await,
             Op::ConfigureHealthCheck { name, health_check } => {
-                self.configure_health_check(name.as_str(), health_check)
-                    .await
+                self.configure_health_check(name, health_check).await
             }
-            Op::CreateListeners { name, listeners } => {
-                self.create_listeners(name.as_str(), listeners).await
-            }
-            Op::DeleteListeners { name, ports } => {
-                self.delete_listeners(name.as_str(), ports).await
-            }
-            Op::EnableZones { name, zones } => self.enable_zones(name.as_str(), zones).await,
-            Op::DisableZones { name, zones } => self.disable_zones(name.as_str(), zones).await,
-            Op::RegisterInstances { name, ids } => self.register(name.as_str(), ids).await,
-            Op::DeregisterInstances { name, ids } => self.deregister(name.as_str(), ids).await,
-            Op::DeleteBalancer { name } => self.delete_balancer(name.as_str()).await,
+            Op::CreateListeners { name, listeners } => self.create_listeners(name, listeners).await,
+            Op::DeleteListeners { name, ports } => self.delete_listeners(name, ports).await,
+            Op::EnableZones { name, zones } => self.enable_zones(name, zones).await,
+            Op::DisableZones { name, zones } => self.disable_zones(name, zones).await,
+            Op::RegisterInstances { name, ids } => self.register(name, ids).await,
+            Op::DeregisterInstances { name, ids } => self.deregister(name, ids).await,
+            Op::DeleteBalancer { name } => self.delete_balancer(name).await,
             Op::CreateBucket { name, tags } => self.create_bucket(name.as_str(), tags).await,
             Op::SetBucketPublicRead { name, public_read } => {
                 self.set_public_read(name.as_str(), *public_read).await

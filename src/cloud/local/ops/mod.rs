@@ -149,25 +149,17 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             zones,
             listeners,
             tags,
-        } => elb::create_balancer(w, cx, e, name.as_str(), zones, listeners, tags),
+        } => elb::create_balancer(w, cx, e, name, zones, listeners, tags),
         Op::ConfigureHealthCheck { name, health_check } => {
-            elb::configure_health_check(w, cx, e, name.as_str(), health_check)
+            elb::configure_health_check(w, cx, e, name, health_check)
         }
-        Op::CreateListeners { name, listeners } => {
-            elb::create_listeners(w, cx, e, name.as_str(), listeners)
-        }
-        Op::DeleteListeners { name, ports } => {
-            elb::delete_listeners(w, cx, e, name.as_str(), ports)
-        }
-        Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name.as_str(), zones),
-        Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name.as_str(), zones),
-        Op::RegisterInstances { name, ids } => {
-            elb::register_instances(w, cx, e, name.as_str(), ids)
-        }
-        Op::DeregisterInstances { name, ids } => {
-            elb::deregister_instances(w, cx, e, name.as_str(), ids)
-        }
-        Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name.as_str()),
+        Op::CreateListeners { name, listeners } => elb::create_listeners(w, cx, e, name, listeners),
+        Op::DeleteListeners { name, ports } => elb::delete_listeners(w, cx, e, name, ports),
+        Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name, zones),
+        Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name, zones),
+        Op::RegisterInstances { name, ids } => elb::register_instances(w, cx, e, name, ids),
+        Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
+        Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
         // S3: buckets.
         Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name.as_str(), tags),
         Op::SetBucketPublicRead { name, public_read } => {
