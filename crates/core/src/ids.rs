@@ -166,7 +166,8 @@ macro_rules! string_id {
         #[serde(try_from = "String")]
         pub struct $name(String);
 
-        // Written as the bare string, like the `transparent` newtype it was.
+        // By hand, as `transparent` cannot go with `try_from`: written as
+        // the bare string, so plans and state files keep their shape.
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
