@@ -75,10 +75,10 @@ async fn env(endpoint: String, test: &str, throttle: Option<f64>) -> Env {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
     let mut desired = converge::manifest::load(&dir, &|_| None).unwrap().desired;
     let suffix = fastrand::u32(..).to_string();
-    desired.stack = ResourceName(format!("{test}-{suffix}"));
+    desired.stack = ResourceName::new(format!("{test}-{suffix}")).unwrap();
     // Bucket names are global on the server, across accounts.
     let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName(format!("sp-assets-{test}-{suffix}"));
+    let new = ResourceName::new(format!("sp-assets-{test}-{suffix}")).unwrap();
     let bucket = desired.buckets.remove(&old).unwrap();
     desired.buckets.insert(new.clone(), bucket);
     for cdn in desired.cdns.values_mut() {
@@ -428,7 +428,7 @@ fn owner_tags(stack: &ResourceName, kind: Kind, name: &str) -> Tags {
     Owner {
         stack: stack.clone(),
         kind,
-        name: ResourceName::from(name),
+        name: ResourceName::new(name).unwrap(),
     }
     .to_tags()
 }
@@ -443,7 +443,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     // Someone else's bucket and key pair, with the names converge would use.
     e.cloud
         .act(&Op::CreateBucket {
-            name: bucket.clone(),
+            name: bucket.parse().unwrap(),
             tags: team.clone(),
         })
         .await
@@ -459,7 +459,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
         .clone();
     e.cloud
         .act(&Op::CreateKeyPair {
-            name: key.clone(),
+            name: key.parse().unwrap(),
             public_key: public_key.clone(),
             tags: team,
         })
@@ -468,7 +468,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     let err = e
         .cloud
         .act(&Op::CreateBucket {
-            name: bucket.clone(),
+            name: bucket.parse().unwrap(),
             tags: owner_tags(&stack, Kind::Bucket, &bucket),
         })
         .await
@@ -477,7 +477,7 @@ async fn resources_without_converges_tags_are_never_adopted() {
     let err = e
         .cloud
         .act(&Op::CreateKeyPair {
-            name: key,
+            name: key.parse().unwrap(),
             public_key,
             tags: owner_tags(&stack, Kind::KeyPair, "main"),
         })

@@ -225,7 +225,7 @@ fn run(start: Shape, lose: Vec<usize>, target: Shape) {
             .collect();
         for i in lose {
             if let Some(id) = instances.get(i % instances.len().max(1)) {
-                let _ = cloud.lose_instance(&id.as_str().into());
+                let _ = cloud.lose_instance(&id.parse().unwrap());
             }
         }
         // The target version: once converged, nothing left to do.
@@ -322,7 +322,7 @@ fn terminating_a_batch_with_an_unknown_instance_terminates_the_rest() {
         };
         let ids = live(&cloud);
         assert_eq!(ids.len(), 2);
-        let mut instances: Vec<InstanceId> = ids.iter().map(|i| i.as_str().into()).collect();
+        let mut instances: Vec<InstanceId> = ids.iter().map(|i| i.parse().unwrap()).collect();
         instances.insert(1, "i-00000000000000bad".into());
         let plan = Plan {
             format_version: PLAN_FORMAT_VERSION,

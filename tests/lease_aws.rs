@@ -54,7 +54,7 @@ async fn env(endpoint: String, test: &str) -> Env {
         cloud: Arc::new(cloud),
         // Bucket names are global on the server, across accounts.
         bucket: format!("converge-leases-{test}-{suffix}"),
-        stack: ResourceName(format!("{test}-{suffix}")),
+        stack: ResourceName::new(format!("{test}-{suffix}")).unwrap(),
         clock: ManualClock::new(T0.parse().unwrap()),
     }
 }

@@ -45,7 +45,7 @@ fn owned(kind: Kind, name: &str) -> Tags {
     Owner {
         stack: ResourceName::from(STACK),
         kind,
-        name: ResourceName::from(name),
+        name: ResourceName::new(name).unwrap(),
     }
     .to_tags()
 }
@@ -78,7 +78,7 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
         key_name: None,
         groups: vec![],
         user_data: format!("role={fleet}"),
-        zone: Zone::from(zone),
+        zone: Zone::new(zone).unwrap(),
         count,
         tags: t,
         client_token: token.into(),
@@ -87,7 +87,7 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
 
 fn volume_op(name: &str, zone: &str, token: &str) -> Op {
     Op::CreateVolume {
-        zone: Zone::from(zone),
+        zone: Zone::new(zone).unwrap(),
         size_gib: 20,
         volume_type: VolumeType::Gp3,
         snapshot: None,
@@ -158,7 +158,7 @@ fn health_check() -> HealthCheck {
 
 async fn create_balancer(c: &LocalCloud, name: &str) -> String {
     let op = Op::CreateBalancer {
-        name: name.into(),
+        name: name.parse().unwrap(),
         zones: vec![Zone::from(ZONE_A)],
         listeners: vec![Listener {
             port: 80,
@@ -171,7 +171,7 @@ async fn create_balancer(c: &LocalCloud, name: &str) -> String {
         panic!("CreateLoadBalancer answered something else");
     };
     c.act(&Op::ConfigureHealthCheck {
-        name: name.into(),
+        name: name.parse().unwrap(),
         health_check: health_check(),
     })
     .await
@@ -690,7 +690,7 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
 
     // 30 s × 2 checks × 0.05 = 3 s.
     let states = |c: LocalCloud| async move {
-        c.balancer_members("web")
+        c.balancer_members(&"web".into())
             .await
             .unwrap()
             .into_iter()
@@ -712,7 +712,7 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
     })
     .await
     .unwrap();
-    let members = c.balancer_members("web").await.unwrap();
+    let members = c.balancer_members(&"web".into()).await.unwrap();
     assert_eq!(members.len(), 2);
     assert!(
         members
@@ -720,13 +720,13 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
             .any(|m| m.instance == ids[0] && m.state == MemberState::OutOfService)
     );
     clock.advance(Delays::default().shutdown);
-    let members = c.balancer_members("web").await.unwrap();
+    let members = c.balancer_members(&"web".into()).await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].instance, ids[1]);
 
     // Lost as a crash would: dropped at once.
     c.lose_instance(&ids[1]).unwrap();
-    assert!(c.balancer_members("web").await.unwrap().is_empty());
+    assert!(c.balancer_members(&"web".into()).await.unwrap().is_empty());
     assert!(matches!(
         c.lose_instance(&ids[1]),
         Err(LocalError::AlreadyTerminated(_))
@@ -760,7 +760,7 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members("web").await.unwrap();
+    let m = c.balancer_members(&"web".into()).await.unwrap();
     assert_eq!(m[0].state, MemberState::InService);
     // An instance in a zone the balancer does not serve is out of service.
     let far = launch(&c, "far", ZONE_B, 1, "far").await;
@@ -770,7 +770,7 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members("web").await.unwrap();
+    let m = c.balancer_members(&"web".into()).await.unwrap();
     let far_state = m.iter().find(|m| m.instance == far[0]).unwrap().state;
     assert_eq!(far_state, MemberState::OutOfService);
 }
@@ -782,7 +782,7 @@ async fn groups_in_use_or_referenced_cannot_be_deleted() {
         Arc::new(ManualClock::new(t0())),
     );
     let group = |name: &str| Op::CreateGroup {
-        name: format!("shop-{name}"),
+        name: format!("shop-{name}").parse().unwrap(),
         description: format!("{name} servers"),
         tags: owned(Kind::SecurityGroup, name),
     };
@@ -1199,7 +1199,7 @@ fn concurrent_writers_in_threads_lose_no_update_and_readers_see_whole_files() {
                 let (c, _) = open(&path, Delays::zero(), Faults::default());
                 for n in 0..15 {
                     rt.block_on(c.act(&Op::CreateBucket {
-                        name: format!("bucket-{t}-{n}"),
+                        name: format!("bucket-{t}-{n}").parse().unwrap(),
                         tags: owned(Kind::Bucket, &format!("bucket-{t}-{n}")),
                     }))
                     .unwrap();
@@ -1267,7 +1267,7 @@ fn child_process_entry() {
             Some(("buckets", prefix)) => {
                 for n in 0..25 {
                     c.act(&Op::CreateBucket {
-                        name: format!("{prefix}-{n}"),
+                        name: format!("{prefix}-{n}").parse().unwrap(),
                         tags: owned(Kind::Bucket, &format!("{prefix}-{n}")),
                     })
                     .await

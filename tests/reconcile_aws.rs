@@ -92,10 +92,10 @@ async fn connect(endpoint: &str, account: &str) -> AwsCloud {
 fn smallpayroll(suffix: u32, metric_url: String) -> Desired {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
     let mut d = converge::manifest::load(&dir, &|_| None).unwrap().desired;
-    d.stack = ResourceName(format!("reconcile-{suffix}"));
+    d.stack = ResourceName::new(format!("reconcile-{suffix}")).unwrap();
     // Bucket names are global on the server, across accounts.
     let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName(format!("sp-assets-reconcile-{suffix}"));
+    let new = ResourceName::new(format!("sp-assets-reconcile-{suffix}")).unwrap();
     let bucket = d.buckets.remove(&old).unwrap();
     d.buckets.insert(new.clone(), bucket);
     for cdn in d.cdns.values_mut() {

@@ -119,7 +119,7 @@ fn smallpayroll_loads_without_diagnostics() {
     assert_eq!(d.stack.as_str(), "smallpayroll");
     assert_eq!(d.region, "us-east-1");
     assert_eq!(loaded.files.len(), 6);
-    let name = |s: &str| ResourceName::from(s);
+    let name = |s: &'static str| ResourceName::from(s);
     assert_eq!(d.fleets.len(), 3);
     assert_eq!(d.fleets[&name("app")].replicas, 2);
     let sched = d.fleets[&name("app")].schedule.as_ref().expect("schedule");

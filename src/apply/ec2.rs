@@ -8,7 +8,9 @@ use super::StepError;
 use super::ctx::{Ctx, Output, answered};
 use crate::cloud::{ErrorKind, Op, Outcome};
 use converge_core::desired::{Tags, VolumeType};
-use converge_core::ids::{GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone, tags};
+use converge_core::ids::{
+    GroupId, GroupName, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId, Zone, tags,
+};
 use converge_core::observed::{CloudRule, CloudSource, InstanceState, SnapshotState, VolumeState};
 use converge_core::plan::{
     GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, StepId, VolumeRef, rule_ports,
@@ -20,12 +22,12 @@ use converge_core::spec_hash::launch_spec_hash;
 /// Imports a key pair; one imported by an interrupted apply counts as done.
 pub(super) async fn create_key_pair(
     ctx: &Ctx,
-    cloud_name: &str,
+    cloud_name: &KeyName,
     public_key: &str,
     tags: &Tags,
 ) -> Result<Output, StepError> {
     let op = Op::CreateKeyPair {
-        name: cloud_name.to_owned(),
+        name: cloud_name.clone(),
         public_key: public_key.to_owned(),
         tags: tags.clone(),
     };
@@ -38,9 +40,9 @@ pub(super) async fn create_key_pair(
 }
 
 /// Deletes a key pair.
-pub(super) async fn delete_key_pair(ctx: &Ctx, cloud_name: &str) -> Result<Output, StepError> {
+pub(super) async fn delete_key_pair(ctx: &Ctx, cloud_name: &KeyName) -> Result<Output, StepError> {
     let op = Op::DeleteKeyPair {
-        name: cloud_name.to_owned(),
+        name: cloud_name.clone(),
     };
     ctx.perform(&op, false).await
 }
@@ -52,12 +54,12 @@ pub(super) async fn delete_key_pair(ctx: &Ctx, cloud_name: &str) -> Result<Outpu
 pub(super) async fn create_group(
     ctx: &Ctx,
     name: &ResourceName,
-    cloud_name: &str,
+    cloud_name: &GroupName,
     description: &str,
     tags: &Tags,
 ) -> Result<Output, StepError> {
     let op = Op::CreateGroup {
-        name: cloud_name.to_owned(),
+        name: cloud_name.clone(),
         description: description.to_owned(),
         tags: tags.clone(),
     };
@@ -66,16 +68,21 @@ pub(super) async fn create_group(
         Ok(other) => Err(answered("CreateSecurityGroup", &other)),
         Err(e) if e.kind == ErrorKind::AlreadyExists => {
             // Created by an interrupted apply: find it by its name.
-            let stack = tags.get(tags::STACK).cloned().unwrap_or_default();
-            let found = ctx
-                .find_after(|| async {
-                    let o = ctx.cloud.observe(&stack.as_str().into()).await?;
-                    Ok(o.security_groups
-                        .into_iter()
-                        .find(|g| g.cloud_name == cloud_name)
-                        .map(|g| g.id))
-                })
-                .await?;
+            // Without a valid stack tag the group cannot be the stack's.
+            let stack: Option<ResourceName> = tags.get(tags::STACK).and_then(|s| s.parse().ok());
+            let found = match &stack {
+                Some(stack) => {
+                    ctx.find_after(|| async {
+                        let o = ctx.cloud.observe(stack).await?;
+                        Ok(o.security_groups
+                            .into_iter()
+                            .find(|g| g.cloud_name == *cloud_name)
+                            .map(|g| g.id))
+                    })
+                    .await?
+                }
+                None => None,
+            };
             found.map(Output::Group).ok_or_else(|| {
                 StepError::Unexpected(format!(
                     "SecurityGroup/{name}: {cloud_name} exists but is not this stack's"
@@ -164,7 +171,7 @@ pub(super) async fn launch(
         launch_spec_hash(
             spec.image.as_str(),
             &spec.instance_type,
-            spec.key_name.as_deref(),
+            spec.key_name.as_ref().map(KeyName::as_str),
             &user_data,
         ),
     );

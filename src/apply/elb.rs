@@ -6,7 +6,7 @@ use super::StepError;
 use super::ctx::{Ctx, Output, answered};
 use crate::cloud::{ErrorKind, Op, Outcome};
 use converge_core::desired::{HealthCheck, Listener, Tags};
-use converge_core::ids::{InstanceId, ResourceName, Zone};
+use converge_core::ids::{BalancerName, InstanceId, ResourceName, Zone};
 use converge_core::observed::MemberState;
 use converge_core::plan::{InstanceRef, StepId};
 
@@ -21,7 +21,7 @@ pub(super) async fn create_balancer(
     tags: &Tags,
 ) -> Result<Output, StepError> {
     let op = Op::CreateBalancer {
-        name: name.to_string(),
+        name: name.into(),
         zones: zones.to_vec(),
         listeners: listeners.to_vec(),
         tags: tags.clone(),
@@ -31,7 +31,7 @@ pub(super) async fn create_balancer(
         other => return Err(answered("CreateLoadBalancer", &other)),
     };
     let op = Op::ConfigureHealthCheck {
-        name: name.to_string(),
+        name: name.into(),
         health_check: health_check.clone(),
     };
     ctx.call(&op, true).await?;
@@ -47,14 +47,14 @@ pub(super) async fn set_listeners(
 ) -> Result<Output, StepError> {
     if !remove.is_empty() {
         let op = Op::DeleteListeners {
-            name: name.to_string(),
+            name: name.into(),
             ports: remove.to_vec(),
         };
         ctx.call(&op, false).await?;
     }
     if !add.is_empty() {
         let op = Op::CreateListeners {
-            name: name.to_string(),
+            name: name.into(),
             listeners: add.to_vec(),
         };
         ctx.call(&op, false).await?;
@@ -69,7 +69,7 @@ pub(super) async fn configure_health_check(
     health_check: &HealthCheck,
 ) -> Result<Output, StepError> {
     let op = Op::ConfigureHealthCheck {
-        name: name.to_string(),
+        name: name.into(),
         health_check: health_check.clone(),
     };
     ctx.perform(&op, false).await
@@ -84,14 +84,14 @@ pub(super) async fn set_balancer_zones(
 ) -> Result<Output, StepError> {
     if !enable.is_empty() {
         let op = Op::EnableZones {
-            name: name.to_string(),
+            name: name.into(),
             zones: enable.to_vec(),
         };
         ctx.call(&op, false).await?;
     }
     if !disable.is_empty() {
         let op = Op::DisableZones {
-            name: name.to_string(),
+            name: name.into(),
             zones: disable.to_vec(),
         };
         ctx.call(&op, false).await?;
@@ -106,7 +106,7 @@ pub(super) async fn register(
     instances: &[InstanceRef],
 ) -> Result<Output, StepError> {
     let op = Op::RegisterInstances {
-        name: balancer.to_string(),
+        name: balancer.into(),
         ids: ctx.instances(instances)?,
     };
     ctx.perform(&op, true).await
@@ -120,7 +120,7 @@ pub(super) async fn deregister(
     instances: &[InstanceId],
 ) -> Result<Output, StepError> {
     let op = Op::DeregisterInstances {
-        name: balancer.to_string(),
+        name: balancer.into(),
         ids: instances.to_vec(),
     };
     match ctx.call(&op, false).await {
@@ -134,9 +134,7 @@ pub(super) async fn deregister(
 
 /// Deletes a balancer.
 pub(super) async fn delete_balancer(ctx: &Ctx, name: &ResourceName) -> Result<Output, StepError> {
-    let op = Op::DeleteBalancer {
-        name: name.to_string(),
-    };
+    let op = Op::DeleteBalancer { name: name.into() };
     ctx.perform(&op, false).await
 }
 
@@ -147,15 +145,16 @@ pub(super) async fn wait_healthy(
     ctx: &Ctx,
     id: StepId,
     instances: &[InstanceRef],
-    balancers: &[String],
+    balancers: &[ResourceName],
 ) -> Result<Output, StepError> {
     let ids = ctx.instances(instances)?;
     for b in balancers {
+        let name = BalancerName::from(b);
         ctx.wait_until(
             id,
             &format!("instances to be InService on Balancer/{b}"),
             || async {
-                let members = ctx.read(|| ctx.cloud.balancer_members(b)).await?;
+                let members = ctx.read(|| ctx.cloud.balancer_members(&name)).await?;
                 Ok(ids.iter().all(|i| {
                     members
                         .iter()

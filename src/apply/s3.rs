@@ -16,18 +16,20 @@ pub(super) async fn create_bucket(
     tags: &Tags,
 ) -> Result<Output, StepError> {
     let op = Op::CreateBucket {
-        name: name.to_string(),
+        name: name.into(),
         tags: tags.clone(),
     };
     match ctx.call(&op, false).await {
         Ok(_) => {}
         Err(e) if e.kind == ErrorKind::AlreadyExists => {
             // Ours from an interrupted apply, or someone else's.
-            let stack = ResourceName::from(
-                tags.get(tags::STACK)
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            );
+            // Without a valid stack tag the bucket cannot be the stack's.
+            let Some(stack) = tags
+                .get(tags::STACK)
+                .and_then(|s| s.parse::<ResourceName>().ok())
+            else {
+                return Err(e.into());
+            };
             let ours = ctx.read(|| ctx.cloud.observe(&stack)).await?;
             if !ours.buckets.iter().any(|b| b.name == name.as_str()) {
                 return Err(e.into());
@@ -37,7 +39,7 @@ pub(super) async fn create_bucket(
     }
     if public_read {
         let op = Op::SetBucketPublicRead {
-            name: name.to_string(),
+            name: name.into(),
             public_read: true,
         };
         ctx.call(&op, true).await?;
@@ -52,7 +54,7 @@ pub(super) async fn set_public_read(
     public_read: bool,
 ) -> Result<Output, StepError> {
     let op = Op::SetBucketPublicRead {
-        name: name.to_string(),
+        name: name.into(),
         public_read,
     };
     ctx.perform(&op, false).await
@@ -60,8 +62,6 @@ pub(super) async fn set_public_read(
 
 /// Deletes a bucket.
 pub(super) async fn delete_bucket(ctx: &Ctx, name: &ResourceName) -> Result<Output, StepError> {
-    let op = Op::DeleteBucket {
-        name: name.to_string(),
-    };
+    let op = Op::DeleteBucket { name: name.into() };
     ctx.perform(&op, false).await
 }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::apply::{self, ApplyOptions};
 use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
-use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, parse_duration};
+use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError, parse_duration};
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
@@ -842,7 +842,11 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
             print!("{}", converge::cloud::local::format_table(&rows));
         }
         LocalCommand::Terminate { id } => {
-            cloud.lose_instance(&id.as_str().into())?;
+            // A malformed ID names no instance the local cloud holds.
+            let instance = id
+                .parse()
+                .map_err(|_| LocalError::NoSuchInstance(id.clone()))?;
+            cloud.lose_instance(&instance)?;
             println!("{id} lost (terminated as a crash would)");
         }
     }

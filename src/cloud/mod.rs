@@ -8,7 +8,8 @@ pub mod local;
 use async_trait::async_trait;
 use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
 use converge_core::ids::{
-    DistributionId, GroupId, InstanceId, ResourceName, SnapshotId, VolumeId, Zone,
+    BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, InstanceId, KeyName,
+    ResourceName, SnapshotId, VolumeId, Zone,
 };
 use converge_core::observed::{
     CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
@@ -23,7 +24,7 @@ pub enum Op {
     /// Import a public key.
     CreateKeyPair {
         /// Cloud name.
-        name: String,
+        name: KeyName,
         /// OpenSSH public key.
         public_key: String,
         /// Tags.
@@ -32,12 +33,12 @@ pub enum Op {
     /// Delete a key pair by name.
     DeleteKeyPair {
         /// Cloud name.
-        name: String,
+        name: KeyName,
     },
     /// Create a security group; answers [`Outcome::Group`].
     CreateGroup {
         /// Cloud name.
-        name: String,
+        name: GroupName,
         /// Description.
         description: String,
         /// Tags.
@@ -84,7 +85,7 @@ pub enum Op {
         /// Instance type.
         instance_type: String,
         /// Key pair cloud name.
-        key_name: Option<String>,
+        key_name: Option<KeyName>,
         /// Security groups.
         groups: Vec<GroupId>,
         /// User data (plain text; backends encode as needed).
@@ -172,7 +173,7 @@ pub enum Op {
     /// Create a balancer; answers [`Outcome::Balancer`].
     CreateBalancer {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Zones.
         zones: Vec<Zone>,
         /// Listeners.
@@ -183,75 +184,75 @@ pub enum Op {
     /// Set the health check.
     ConfigureHealthCheck {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Health check.
         health_check: HealthCheck,
     },
     /// Add listeners.
     CreateListeners {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Listeners.
         listeners: Vec<Listener>,
     },
     /// Remove listeners by balancer port.
     DeleteListeners {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Ports.
         ports: Vec<u16>,
     },
     /// Enable zones.
     EnableZones {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Zones.
         zones: Vec<Zone>,
     },
     /// Disable zones.
     DisableZones {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Zones.
         zones: Vec<Zone>,
     },
     /// Register instances.
     RegisterInstances {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Instances.
         ids: Vec<InstanceId>,
     },
     /// Deregister instances.
     DeregisterInstances {
         /// Name.
-        name: String,
+        name: BalancerName,
         /// Instances.
         ids: Vec<InstanceId>,
     },
     /// Delete a balancer.
     DeleteBalancer {
         /// Name.
-        name: String,
+        name: BalancerName,
     },
     /// Create a bucket.
     CreateBucket {
         /// Name.
-        name: String,
+        name: BucketName,
         /// Tags.
         tags: Tags,
     },
     /// Set public read access.
     SetBucketPublicRead {
         /// Name.
-        name: String,
+        name: BucketName,
         /// Public read.
         public_read: bool,
     },
     /// Delete an (empty) bucket.
     DeleteBucket {
         /// Name.
-        name: String,
+        name: BucketName,
     },
     /// Create a distribution; answers [`Outcome::Distribution`]. The same
     /// caller reference returns the same distribution.
@@ -432,6 +433,26 @@ impl CloudError {
     }
 }
 
+/// Makes an identifier from text in a cloud's answer. A malformed one is
+/// the cloud's fault, reported like an answer missing a field (retryable,
+/// as the service may answer better next time), never a panic.
+pub(crate) fn answered_id<T>(
+    operation: &'static str,
+    text: impl Into<String>,
+) -> Result<T, CloudError>
+where
+    T: TryFrom<String, Error = IdError>,
+{
+    T::try_from(text.into()).map_err(|e| {
+        CloudError::new(
+            ErrorKind::Unavailable,
+            operation,
+            "MalformedId",
+            e.to_string(),
+        )
+    })
+}
+
 /// The operations every backend offers.
 #[async_trait]
 pub trait Cloud: Send + Sync {
@@ -455,7 +476,7 @@ pub trait Cloud: Send + Sync {
     async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError>;
 
     /// A balancer's members and their health.
-    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError>;
+    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError>;
 
     /// One distribution, if it exists.
     async fn distribution(

@@ -978,7 +978,9 @@ mod tests {
         let env = env();
         let e = LocalLease::new(
             env.dir.path(),
-            &ResourceName::from("../etc"),
+            // "../etc" cannot even be a ResourceName now; a dotted name
+            // (valid for buckets) still cannot name a lease file.
+            &ResourceName::from("etc..passwd"),
             Arc::new(env.clock.clone()),
         )
         .unwrap_err();

@@ -3,12 +3,12 @@
 //! was expected and what was found.
 
 use converge_core::desired::PortRange;
-use converge_core::ids::Kind;
+use converge_core::ids::{IdProblem, Kind, ResourceName, check_plain_name};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// The longest name of most kinds.
-pub(crate) const MAX_NAME: usize = 63;
+pub(crate) const MAX_NAME: usize = ResourceName::MAX_LEN;
 /// The longest Balancer name (classic ELB's limit).
 pub(crate) const MAX_BALANCER_NAME: usize = 32;
 
@@ -33,22 +33,14 @@ fn plain_name(name: &str, max: usize) -> Result<(), String> {
     let rule = format!(
         "expected lowercase letters, digits and hyphens, starting with a letter, at most {max} characters"
     );
-    if name.is_empty() {
-        return Err(format!("{rule}, found an empty name"));
-    }
-    if name.len() > max {
-        return Err(format!("{rule}, found {} characters", name.chars().count()));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(format!("{rule}, found {name:?}"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Err(format!("{rule}, found {c:?} in {name:?}"));
-    }
-    Ok(())
+    // The rule is the one `ResourceName` holds to; the words are the
+    // loader's.
+    check_plain_name(name, max).map_err(|problem| match problem {
+        IdProblem::Empty => format!("{rule}, found an empty name"),
+        IdProblem::TooLong { len, .. } => format!("{rule}, found {len} characters"),
+        IdProblem::BadPrefix(_) => format!("{rule}, found {name:?}"),
+        IdProblem::BadChar(c) => format!("{rule}, found {c:?} in {name:?}"),
+    })
 }
 
 /// S3's bucket naming rules.

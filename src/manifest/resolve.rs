@@ -16,7 +16,7 @@ use converge_core::desired::{
     self as d, Attachment, Attr, Desired, IngressRule, Reference, Secret, Template, TemplatePart,
     Tz,
 };
-use converge_core::ids::{ImageId, Kind, ResourceKey, ResourceName, SnapshotId, Zone};
+use converge_core::ids::{Kind, ResourceKey, ResourceName};
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -499,8 +499,13 @@ impl Resolver<'_> {
     // ---- every resource ---------------------------------------------------
 
     fn build(&mut self, stack: Option<String>) -> Option<Desired> {
+        // A missing or invalid name is already reported: every document is
+        // still checked, under a stand-in name, and no stack is built.
+        let stand_in = || ResourceName::from("invalid");
+        let stack = stack.and_then(|s| ResourceName::new(s).ok());
+        let mut complete = stack.is_some();
         let mut desired = Desired::empty(
-            ResourceName::from(stack.unwrap_or_default()),
+            stack.unwrap_or_else(stand_in),
             self.region.clone().unwrap_or_default(),
         );
         desired.tags = self.stack_tags.clone();
@@ -516,7 +521,10 @@ impl Resolver<'_> {
             let e = &self.entries[i];
             let Some(spec) = &e.spec else { continue };
             let at = e.at();
-            let name = ResourceName::from(e.name.as_str());
+            let name = ResourceName::new(e.name.as_str()).unwrap_or_else(|_| {
+                complete = false;
+                stand_in()
+            });
             match spec {
                 Spec::Stack(_) => {}
                 Spec::KeyPair(s) => {
@@ -547,8 +555,9 @@ impl Resolver<'_> {
                     desired.buckets.insert(name, Self::bucket(s));
                 }
                 Spec::Cdn(s) => {
-                    let c = self.cdn(&at, s, &mut out);
-                    desired.cdns.insert(name, c);
+                    if let Some(c) = self.cdn(&at, s, &mut out) {
+                        desired.cdns.insert(name, c);
+                    }
                 }
             }
             let kind = e.kind;
@@ -567,7 +576,7 @@ impl Resolver<'_> {
             }
             self.diags.extend(out);
         }
-        Some(desired)
+        complete.then_some(desired)
     }
 
     fn tags(&self, at: &At<'_>, kind: Kind, tags: &d::Tags, out: &mut Vec<Diagnostic>) {
@@ -779,7 +788,8 @@ impl Resolver<'_> {
             },
             (None, Some(g)) => self
                 .reference(at, &path.key("group"), Kind::SecurityGroup, g, out)
-                .then(|| d::Source::Group(ResourceName::from(g.as_str()))),
+                .then(|| id(g).map(d::Source::Group))
+                .flatten(),
             (Some(_), Some(_)) => {
                 out.push(at.diag(
                     path,
@@ -850,10 +860,10 @@ impl Resolver<'_> {
         let mut groups = Vec::new();
         for (i, g) in s.security_groups.iter().enumerate() {
             let path = spec.key("securityGroups").index(i);
-            if groups.contains(&ResourceName::from(g.as_str())) {
+            if groups.iter().any(|n: &ResourceName| n.as_str() == g) {
                 out.push(at.diag(&path, false, format!("SecurityGroup/{g} is listed twice")));
             } else if self.reference(at, &path, Kind::SecurityGroup, g, out) {
-                groups.push(ResourceName::from(g.as_str()));
+                groups.extend(id(g));
             }
         }
         groups.sort();
@@ -880,11 +890,14 @@ impl Resolver<'_> {
             None => s.replicas.map_or(Some(1), |n| u32::try_from(n).ok())?,
         };
         Some(d::FleetSpec {
-            image: ImageId::from(s.image.as_str()),
+            image: id(&s.image)?,
             instance_type: s.instance_type.clone(),
-            zones: s.zones.iter().map(|z| Zone::from(z.as_str())).collect(),
+            zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
             replicas,
-            key_pair: s.key_pair.as_deref().map(ResourceName::from),
+            key_pair: match &s.key_pair {
+                Some(k) => Some(id(k)?),
+                None => None,
+            },
             security_groups: groups,
             user_data: user_data?,
             tags: s.tags.clone(),
@@ -939,9 +952,14 @@ impl Resolver<'_> {
                         ok = false;
                         continue;
                     }
+                    // The referenced document's name is reported if invalid.
+                    let Some(name) = id::<ResourceName>(&name) else {
+                        ok = false;
+                        continue;
+                    };
                     if attr == Attr::PrivateIp {
                         let max = self
-                            .lookup(kind, &name)
+                            .lookup(kind, name.as_str())
                             .and_then(Entry::fleet)
                             .map(Self::max_replicas)
                             .unwrap_or(1);
@@ -957,7 +975,7 @@ impl Resolver<'_> {
                         }
                     }
                     parts.push(TemplatePart::Ref(Reference {
-                        target: ResourceKey::new(kind, name.as_str()),
+                        target: ResourceKey::new(kind, name),
                         attr,
                     }));
                 }
@@ -1025,11 +1043,13 @@ impl Resolver<'_> {
             if let Err(m) = check::device(&a.device) {
                 out.push(at.diag(&path.key("device"), false, m));
             }
-            self.reference(at, &path.key("fleet"), Kind::Fleet, &a.fleet, out)
-                .then(|| Attachment {
-                    fleet: ResourceName::from(a.fleet.as_str()),
-                    device: a.device.clone(),
-                })
+            if !self.reference(at, &path.key("fleet"), Kind::Fleet, &a.fleet, out) {
+                return None;
+            }
+            Some(Attachment {
+                fleet: id(&a.fleet)?,
+                device: a.device.clone(),
+            })
         });
         let snapshots = s.snapshots.as_ref().and_then(|sn| {
             let path = spec.key("snapshots");
@@ -1049,9 +1069,12 @@ impl Resolver<'_> {
         };
         Some(d::VolumeSpec {
             size_gib: size?,
-            zone: Zone::from(s.zone.as_str()),
+            zone: id(&s.zone)?,
             volume_type,
-            from_snapshot: s.from_snapshot.as_deref().map(SnapshotId::from),
+            from_snapshot: match &s.from_snapshot {
+                Some(snap) => Some(id(snap)?),
+                None => None,
+            },
             attach,
             snapshots,
             deletion_policy,
@@ -1113,16 +1136,15 @@ impl Resolver<'_> {
         let mut fleets = Vec::new();
         for (i, f) in s.fleets.iter().enumerate() {
             let path = spec.key("fleets").index(i);
-            let name = ResourceName::from(f.as_str());
-            if fleets.contains(&name) {
+            if fleets.iter().any(|n: &ResourceName| n.as_str() == f) {
                 out.push(at.diag(&path, false, format!("Fleet/{f} is listed twice")));
             } else if self.reference(at, &path, Kind::Fleet, f, out) {
-                fleets.push(name);
+                fleets.extend(id(f));
             }
         }
         fleets.sort();
         Some(d::BalancerSpec {
-            zones: s.zones.iter().map(|z| Zone::from(z.as_str())).collect(),
+            zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
             listeners,
             health_check: health_check?,
             fleets,
@@ -1141,7 +1163,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn cdn(&self, at: &At<'_>, s: &raw::CdnSpec, out: &mut Vec<Diagnostic>) -> d::CdnSpec {
+    fn cdn(&self, at: &At<'_>, s: &raw::CdnSpec, out: &mut Vec<Diagnostic>) -> Option<d::CdnSpec> {
         let spec = FieldPath::spec();
         self.reference(
             at,
@@ -1187,8 +1209,8 @@ impl Resolver<'_> {
                         ),
                     ));
                 }
-                Some(d::CdnLogging {
-                    bucket: ResourceName::from(t.bucket.as_str()),
+                id(&t.bucket).map(|bucket| d::CdnLogging {
+                    bucket,
                     prefix: t.prefix.clone(),
                 })
             }
@@ -1214,15 +1236,15 @@ impl Resolver<'_> {
                 ),
             ));
         }
-        d::CdnSpec {
-            origin_bucket: ResourceName::from(s.origin.bucket.as_str()),
+        Some(d::CdnSpec {
+            origin_bucket: id(&s.origin.bucket)?,
             aliases,
             enabled: s.enabled,
             logging,
             comment: s.comment.clone(),
             default_root_object: s.default_root_object.clone(),
             tags: s.tags.clone(),
-        }
+        })
     }
 
     // ---- rules across resources --------------------------------------------
@@ -1812,4 +1834,11 @@ fn read_key_file(path: &Path) -> Result<String, String> {
         ));
     }
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+}
+
+/// An identifier from manifest text the checks have passed. `None` only
+/// for text they have already reported (their rules are stricter than an
+/// identifier's shape), so a document with it is never built.
+fn id<T: std::str::FromStr>(s: &str) -> Option<T> {
+    s.parse().ok()
 }

@@ -3,8 +3,8 @@
 
 use crate::desired::{HealthCheck, Listener, Protocol, Tags, VolumeType};
 use crate::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceName, SnapshotId,
-    VolumeId, Zone, tags,
+    BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
+    KeyPairId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -22,22 +22,23 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// Reads ownership from tags; `None` unless all three tags are present
-    /// and the kind is known.
+    /// Reads ownership from tags; `None` unless all three tags are present,
+    /// the kind is known and the names are valid (a resource whose tags no
+    /// manifest could have written is not converge's to touch).
     pub fn from_tags(t: &Tags) -> Option<Owner> {
         Some(Owner {
-            stack: ResourceName(t.get(tags::STACK)?.clone()),
+            stack: t.get(tags::STACK)?.parse().ok()?,
             kind: Kind::parse(t.get(tags::KIND)?)?,
-            name: ResourceName(t.get(tags::NAME)?.clone()),
+            name: t.get(tags::NAME)?.parse().ok()?,
         })
     }
 
     /// The three ownership tags.
     pub fn to_tags(&self) -> Tags {
         Tags::from([
-            (tags::STACK.to_owned(), self.stack.0.clone()),
+            (tags::STACK.to_owned(), self.stack.to_string()),
             (tags::KIND.to_owned(), self.kind.as_str().to_owned()),
-            (tags::NAME.to_owned(), self.name.0.clone()),
+            (tags::NAME.to_owned(), self.name.to_string()),
         ])
     }
 }
@@ -83,7 +84,7 @@ pub struct ObservedKeyPair {
     /// Its ID.
     pub id: KeyPairId,
     /// Its name in the cloud.
-    pub cloud_name: String,
+    pub cloud_name: KeyName,
     /// Its owner.
     pub owner: Owner,
     /// The public key, when the cloud returns it.
@@ -118,7 +119,7 @@ pub struct ObservedGroup {
     /// Its ID.
     pub id: GroupId,
     /// Its name in the cloud.
-    pub cloud_name: String,
+    pub cloud_name: GroupName,
     /// Its owner.
     pub owner: Owner,
     /// Its description.
@@ -183,7 +184,7 @@ pub struct ObservedInstance {
     /// Its instance type.
     pub instance_type: String,
     /// Its key pair's cloud name.
-    pub key_name: Option<String>,
+    pub key_name: Option<KeyName>,
     /// Its security groups.
     pub groups: Vec<GroupId>,
     /// The launch-spec hash it was started with (from its tag).
@@ -307,7 +308,7 @@ pub struct Member {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedBalancer {
     /// Its name (the manifest name).
-    pub name: String,
+    pub name: BalancerName,
     /// Its owner.
     pub owner: Owner,
     /// Its DNS name.
@@ -328,7 +329,7 @@ pub struct ObservedBalancer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedBucket {
     /// Its name.
-    pub name: String,
+    pub name: BucketName,
     /// Its owner.
     pub owner: Owner,
     /// Whether anyone may read it.

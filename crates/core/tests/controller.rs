@@ -13,7 +13,7 @@ use converge_core::plan::{InstanceChange, Step, TerminateReason};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn ids(v: &[&str]) -> BTreeSet<InstanceId> {
-    v.iter().map(|s| InstanceId::from(*s)).collect()
+    v.iter().map(|s| InstanceId::new(*s).unwrap()).collect()
 }
 
 #[test]

@@ -410,7 +410,7 @@ fn scratch_volume(
     v.tags
         .insert("converge:deletion-policy".into(), policy.into());
     v.attachment = attached_to.map(|i| converge_core::observed::ObservedAttachment {
-        instance: i.into(),
+        instance: i.parse().unwrap(),
         device: "/dev/sdk".into(),
     });
     v.state = if attached_to.is_some() {

@@ -416,7 +416,7 @@ fn world(before: &Desired, at: &str, x: &Disturb) -> Observed {
         // balancer, one holding the leftover volume if there is one.
         for n in 1..=2 {
             let mut i = i.clone();
-            i.id = format!("i-legacy-{n}").into();
+            i.id = format!("i-legacy-{n}").parse().unwrap();
             i.owner.name = name("legacy");
             i.state = InstanceState::Running;
             o.instances.push(i);

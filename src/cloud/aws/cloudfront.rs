@@ -13,7 +13,7 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, lock, tags_from};
-use crate::cloud::{CloudError, ErrorKind, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_cloudfront::types::{
     Aliases, DefaultCacheBehavior, DistributionConfig as CfConfig, DistributionConfigWithTags,
     LoggingConfig, Origin, Origins, S3OriginConfig, Tag, TagKeys, Tags as CfTags,
@@ -259,8 +259,7 @@ fn read_config(cf: &CfConfig) -> Option<DistributionConfig> {
 fn existing_id(message: &str) -> Option<DistributionId> {
     let (_, rest) = message.rsplit_once("exists:")?;
     let id = rest.trim().trim_end_matches('.');
-    (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| DistributionId(id.to_owned()))
+    DistributionId::new(id).ok()
 }
 
 /// One distribution as CloudFront describes it, with its tags.
@@ -294,9 +293,9 @@ impl AwsCloud {
             };
             for d in list.items() {
                 if parse_comment(d.comment()).is_some_and(|(s, _)| s == stack.as_str()) {
-                    candidates.push(DistributionId(d.id().to_owned()));
-                    lock(&self.distribution_arns)
-                        .insert(DistributionId(d.id().to_owned()), d.arn().to_owned());
+                    let id: DistributionId = answered_id("ListDistributions", d.id())?;
+                    lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
+                    candidates.push(id);
                 }
             }
             match list.next_marker() {
@@ -376,7 +375,7 @@ impl AwsCloud {
                         "the response carried no distribution",
                     )
                 })?;
-                let id = DistributionId(d.id().to_owned());
+                let id: DistributionId = answered_id(OP, d.id())?;
                 lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
                 Ok(Outcome::Distribution {
                     id,
@@ -587,7 +586,7 @@ async fn read(
         return Ok(None);
     };
     Ok(Some(Read {
-        id: DistributionId(d.id().to_owned()),
+        id: answered_id("GetDistribution", d.id())?,
         arn: d.arn().to_owned(),
         domain_name: d.domain_name().to_owned(),
         status: status(d.status()),
@@ -686,7 +685,7 @@ mod tests {
 
     #[test]
     fn only_a_disabled_deployed_distribution_is_deleted() {
-        let id = DistributionId("E1".into());
+        let id = DistributionId::from("E1");
         assert!(check_deletable(&id, DistributionStatus::Deployed, false).is_ok());
         for (status, enabled) in [
             (DistributionStatus::Deployed, true),
@@ -705,7 +704,7 @@ mod tests {
             existing_id(
                 "The caller reference that you are using to create a distribution is associated with another distribution. Already exists: E2QWRUHAPOMQZL"
             ),
-            Some(DistributionId("E2QWRUHAPOMQZL".into()))
+            Some(DistributionId::from("E2QWRUHAPOMQZL"))
         );
         assert_eq!(existing_id("something else"), None);
     }

@@ -4,14 +4,14 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, tags_from, timestamp};
-use crate::cloud::{CloudError, ErrorKind, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Placement, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 use aws_smithy_types::Blob;
 use converge_core::desired::{Protocol, Tags, VolumeType};
 use converge_core::ids::{
-    GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
+    GroupId, GroupName, InstanceId, KeyName, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ObservedAttachment, ObservedGroup, ObservedInstance,
@@ -93,41 +93,43 @@ pub(super) fn instance_state(s: Option<&aws_sdk_ec2::types::InstanceStateName>) 
     }
 }
 
+/// Reads an instance; `None` if it is not the stack's or has no ID, an
+/// error if an ID in it is malformed.
 fn instance(
     i: &aws_sdk_ec2::types::Instance,
     stack: Option<&ResourceName>,
-) -> Option<ObservedInstance> {
+) -> Result<Option<ObservedInstance>, CloudError> {
+    const OP: &str = "DescribeInstances";
     let t = read_tags(i.tags());
     let owner = Owner::from_tags(&t)
-        .filter(|o| o.kind == Kind::Fleet && stack.is_none_or(|s| o.stack == *s))?;
-    Some(ObservedInstance {
-        id: InstanceId(i.instance_id()?.to_owned()),
+        .filter(|o| o.kind == Kind::Fleet && stack.is_none_or(|s| o.stack == *s));
+    let (Some(owner), Some(id)) = (owner, i.instance_id()) else {
+        return Ok(None);
+    };
+    let zone = i.placement().and_then(|p| p.availability_zone());
+    Ok(Some(ObservedInstance {
+        id: answered_id(OP, id)?,
         owner,
-        zone: Zone(
-            i.placement()
-                .and_then(|p| p.availability_zone())
-                .unwrap_or_default()
-                .to_owned(),
-        ),
+        zone: answered_id(OP, zone.unwrap_or_default())?,
         state: instance_state(i.state().and_then(|s| s.name())),
         private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
         launched_at: timestamp(i.launch_time()),
-        image: ImageId(i.image_id().unwrap_or_default().to_owned()),
+        image: answered_id(OP, i.image_id().unwrap_or_default())?,
         instance_type: i
             .instance_type()
             .map(|t| t.as_str().to_owned())
             .unwrap_or_default(),
-        key_name: i.key_name().map(str::to_owned),
+        key_name: i.key_name().map(|k| answered_id(OP, k)).transpose()?,
         groups: i
             .security_groups()
             .iter()
-            .filter_map(|g| g.group_id().map(|id| GroupId(id.to_owned())))
-            .collect(),
+            .filter_map(|g| g.group_id().map(|id| answered_id(OP, id)))
+            .collect::<Result<_, _>>()?,
         spec_hash: t.get(tags::SPEC_HASH).cloned(),
         // Reading user data is one call per instance: left out.
         user_data: None,
         tags: t,
-    })
+    }))
 }
 
 fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeState> {
@@ -143,44 +145,63 @@ fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeSta
     })
 }
 
-fn volume(v: &aws_sdk_ec2::types::Volume, stack: Option<&ResourceName>) -> Option<ObservedVolume> {
+/// Reads a volume; `None` if it is not the stack's, has no ID or is gone,
+/// an error if an ID in it is malformed.
+fn volume(
+    v: &aws_sdk_ec2::types::Volume,
+    stack: Option<&ResourceName>,
+) -> Result<Option<ObservedVolume>, CloudError> {
     use aws_sdk_ec2::types::VolumeAttachmentState as A;
+    const OP: &str = "DescribeVolumes";
     let t = read_tags(v.tags());
     let owner = Owner::from_tags(&t)
-        .filter(|o| o.kind == Kind::Volume && stack.is_none_or(|s| o.stack == *s))?;
+        .filter(|o| o.kind == Kind::Volume && stack.is_none_or(|s| o.stack == *s));
+    let (Some(owner), Some(id), Some(state)) = (owner, v.volume_id(), volume_state(v.state()))
+    else {
+        return Ok(None);
+    };
     let attachment = v
         .attachments()
         .iter()
         .find(|a| matches!(a.state(), Some(A::Attaching | A::Attached | A::Busy)))
-        .and_then(|a| {
-            Some(ObservedAttachment {
-                instance: InstanceId(a.instance_id()?.to_owned()),
-                device: a.device().unwrap_or_default().to_owned(),
+        .and_then(|a| Some((a.instance_id()?, a.device().unwrap_or_default())))
+        .map(|(instance, device)| -> Result<_, CloudError> {
+            Ok(ObservedAttachment {
+                instance: answered_id(OP, instance)?,
+                device: device.to_owned(),
             })
-        });
-    Some(ObservedVolume {
-        id: VolumeId(v.volume_id()?.to_owned()),
+        })
+        .transpose()?;
+    Ok(Some(ObservedVolume {
+        id: answered_id(OP, id)?,
         owner,
-        zone: Zone(v.availability_zone().unwrap_or_default().to_owned()),
+        zone: answered_id(OP, v.availability_zone().unwrap_or_default())?,
         size_gib: v.size().unwrap_or(0).max(0) as u32,
         volume_type: v
             .volume_type()
             .and_then(|t| VolumeType::parse(t.as_str()))
             .unwrap_or(VolumeType::Gp3),
-        state: volume_state(v.state())?,
+        state,
         attachment,
         created_at: timestamp(v.create_time()),
         tags: t,
-    })
+    }))
 }
 
-fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Option<ObservedSnapshot> {
+/// Reads a snapshot; `None` if it has no ID or no valid volume tag (not
+/// one converge took), an error if an ID in it is malformed.
+fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Result<Option<ObservedSnapshot>, CloudError> {
     use aws_sdk_ec2::types::SnapshotState as S;
+    const OP: &str = "DescribeSnapshots";
     let t = read_tags(s.tags());
-    Some(ObservedSnapshot {
-        id: SnapshotId(s.snapshot_id()?.to_owned()),
-        volume: ResourceName(t.get(tags::VOLUME)?.clone()),
-        volume_id: VolumeId(s.volume_id().unwrap_or_default().to_owned()),
+    let volume = t.get(tags::VOLUME).and_then(|v| v.parse().ok());
+    let (Some(id), Some(volume)) = (s.snapshot_id(), volume) else {
+        return Ok(None);
+    };
+    Ok(Some(ObservedSnapshot {
+        id: answered_id(OP, id)?,
+        volume,
+        volume_id: answered_id(OP, s.volume_id().unwrap_or_default())?,
         state: match s.state() {
             Some(S::Completed) => SnapshotState::Completed,
             Some(S::Error) => SnapshotState::Error,
@@ -188,7 +209,7 @@ fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Option<ObservedSnapshot> {
         },
         started_at: timestamp(s.start_time()),
         tags: t,
-    })
+    }))
 }
 
 /// A protocol as the EC2 API names it (`-1` for all).
@@ -213,9 +234,10 @@ fn parse_protocol(s: &str) -> Option<Protocol> {
 
 /// An inbound permission as converge's rules: one per CIDR and source
 /// group. IPv6 ranges and prefix lists are not converge's and are left out.
-pub(super) fn rules_of(p: &IpPermission) -> Vec<CloudRule> {
+/// A malformed source group ID is an error.
+pub(super) fn rules_of(p: &IpPermission) -> Result<Vec<CloudRule>, CloudError> {
     let Some(protocol) = p.ip_protocol().and_then(parse_protocol) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let ports = match protocol {
         Protocol::Tcp | Protocol::Udp => match (p.from_port(), p.to_port()) {
@@ -241,11 +263,11 @@ pub(super) fn rules_of(p: &IpPermission) -> Vec<CloudRule> {
             out.push(CloudRule {
                 protocol,
                 ports,
-                source: CloudSource::Group(GroupId(id.to_owned())),
+                source: CloudSource::Group(answered_id("DescribeSecurityGroups", id)?),
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// A rule as an EC2 permission.
@@ -341,7 +363,9 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("DescribeInstances", e))?;
             for r in page.reservations() {
-                out.extend(r.instances().iter().filter_map(|i| instance(i, stack)));
+                for i in r.instances() {
+                    out.extend(instance(i, stack)?);
+                }
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -388,7 +412,9 @@ impl AwsCloud {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("DescribeVolumes", e))?;
-            out.extend(page.volumes().iter().filter_map(|v| volume(v, stack)));
+            for v in page.volumes() {
+                out.extend(volume(v, stack)?);
+            }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -431,7 +457,9 @@ impl AwsCloud {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("DescribeSnapshots", e))?;
-            out.extend(page.snapshots().iter().filter_map(snapshot));
+            for s in page.snapshots() {
+                out.extend(snapshot(s)?);
+            }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -462,13 +490,18 @@ impl AwsCloud {
                     continue;
                 };
                 let Some(id) = g.group_id() else { continue };
-                let mut ingress: Vec<CloudRule> =
-                    g.ip_permissions().iter().flat_map(rules_of).collect();
+                let mut ingress: Vec<CloudRule> = Vec::new();
+                for p in g.ip_permissions() {
+                    ingress.extend(rules_of(p)?);
+                }
                 ingress.sort();
                 ingress.dedup();
                 out.push(ObservedGroup {
-                    id: GroupId(id.to_owned()),
-                    cloud_name: g.group_name().unwrap_or_default().to_owned(),
+                    id: answered_id("DescribeSecurityGroups", id)?,
+                    cloud_name: answered_id(
+                        "DescribeSecurityGroups",
+                        g.group_name().unwrap_or_default(),
+                    )?,
                     owner,
                     description: g.description().unwrap_or_default().to_owned(),
                     ingress,
@@ -493,21 +526,21 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| sdk_error("DescribeKeyPairs", e))?;
-        let mut v: Vec<ObservedKeyPair> = out
-            .key_pairs()
-            .iter()
-            .filter_map(|k| {
-                let t = read_tags(k.tags());
-                let owner = owned(&t, stack, Kind::KeyPair)?;
-                Some(ObservedKeyPair {
-                    id: KeyPairId(k.key_pair_id()?.to_owned()),
-                    cloud_name: k.key_name()?.to_owned(),
-                    owner,
-                    public_key: k.public_key().map(|p| p.trim().to_owned()),
-                    tags: t,
-                })
-            })
-            .collect();
+        let mut v: Vec<ObservedKeyPair> = Vec::new();
+        for k in out.key_pairs() {
+            let t = read_tags(k.tags());
+            let owner = owned(&t, stack, Kind::KeyPair);
+            let (Some(owner), Some(id), Some(name)) = (owner, k.key_pair_id(), k.key_name()) else {
+                continue;
+            };
+            v.push(ObservedKeyPair {
+                id: answered_id("DescribeKeyPairs", id)?,
+                cloud_name: answered_id("DescribeKeyPairs", name)?,
+                owner,
+                public_key: k.public_key().map(|p| p.trim().to_owned()),
+                tags: t,
+            });
+        }
         v.sort_by(|a, b| a.cloud_name.cmp(&b.cloud_name));
         Ok(v)
     }
@@ -529,7 +562,7 @@ impl AwsCloud {
 
     pub(super) async fn import_key_pair(
         &self,
-        name: &str,
+        name: &KeyName,
         public_key: &str,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
@@ -537,7 +570,7 @@ impl AwsCloud {
         let r = self
             .ec2
             .import_key_pair()
-            .key_name(name)
+            .key_name(name.as_str())
             .public_key_material(Blob::new(public_key.trim().as_bytes()))
             .tag_specifications(tag_spec(ResourceType::KeyPair, tags))
             .send()
@@ -551,7 +584,7 @@ impl AwsCloud {
                 }
                 // A key pair of that name exists: done if it is this one
                 // (an interrupted apply), refused if it is not converge's.
-                match self.key_pair(name).await? {
+                match self.key_pair(name.as_str()).await? {
                     Some((_, t))
                         if Owner::from_tags(&t).is_some()
                             && Owner::from_tags(&t) == Owner::from_tags(tags) =>
@@ -570,10 +603,10 @@ impl AwsCloud {
         }
     }
 
-    pub(super) async fn delete_key_pair(&self, name: &str) -> Result<Outcome, CloudError> {
+    pub(super) async fn delete_key_pair(&self, name: &KeyName) -> Result<Outcome, CloudError> {
         self.ec2
             .delete_key_pair()
-            .key_name(name)
+            .key_name(name.as_str())
             .send()
             .await
             .map_err(|e| sdk_error("DeleteKeyPair", e))?;
@@ -582,14 +615,14 @@ impl AwsCloud {
 
     pub(super) async fn create_group(
         &self,
-        name: &str,
+        name: &GroupName,
         description: &str,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         let out = self
             .ec2
             .create_security_group()
-            .group_name(name)
+            .group_name(name.as_str())
             .description(description)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
             .send()
@@ -603,7 +636,7 @@ impl AwsCloud {
                 "the response carried no group ID",
             )
         })?;
-        Ok(Outcome::Group(GroupId(id.to_owned())))
+        Ok(Outcome::Group(answered_id("CreateSecurityGroup", id)?))
     }
 
     pub(super) async fn authorize(
@@ -699,7 +732,7 @@ impl AwsCloud {
             TagTarget::Instance(i) => i.to_string(),
             TagTarget::Volume(v) => v.to_string(),
             TagTarget::Group(g) => g.to_string(),
-            TagTarget::KeyPair(name) => match self.key_pair(name).await? {
+            TagTarget::KeyPair(name) => match self.key_pair(name.as_str()).await? {
                 Some((id, _)) => id,
                 None => {
                     return Err(CloudError::new(
@@ -782,8 +815,8 @@ impl AwsCloud {
         let mut ids: Vec<InstanceId> = out
             .instances()
             .iter()
-            .filter_map(|i| i.instance_id().map(|id| InstanceId(id.to_owned())))
-            .collect();
+            .filter_map(|i| i.instance_id().map(|id| answered_id("RunInstances", id)))
+            .collect::<Result<_, _>>()?;
         ids.sort();
         Ok(Outcome::Instances(ids))
     }
@@ -869,7 +902,7 @@ impl AwsCloud {
                 "the response carried no volume ID",
             )
         })?;
-        Ok(Outcome::Volume(VolumeId(id.to_owned())))
+        Ok(Outcome::Volume(answered_id("CreateVolume", id)?))
     }
 
     pub(super) async fn modify_volume(
@@ -1015,7 +1048,7 @@ impl AwsCloud {
                 "the response carried no snapshot ID",
             )
         })?;
-        Ok(Outcome::Snapshot(SnapshotId(id.to_owned())))
+        Ok(Outcome::Snapshot(answered_id("CreateSnapshot", id)?))
     }
 
     pub(super) async fn delete_snapshot(
@@ -1038,10 +1071,10 @@ mod tests {
 
     #[test]
     fn a_volume_attaches_only_in_its_zone() {
-        let v = VolumeId("vol-1".into());
-        let i = InstanceId("i-1".into());
-        let a = Zone("us-east-1a".into());
-        let b = Zone("us-east-1b".into());
+        let v = VolumeId::from("vol-1");
+        let i = InstanceId::from("i-1");
+        let a = Zone::from("us-east-1a");
+        let b = Zone::from("us-east-1b");
         assert!(check_same_zone(&v, &a, &i, &a).is_ok());
         let e = check_same_zone(&v, &a, &i, &b).expect_err("zone mismatch");
         assert_eq!(e.kind, ErrorKind::Invalid);
@@ -1061,7 +1094,7 @@ mod tests {
             CloudRule {
                 protocol: Protocol::Udp,
                 ports: Some((8100, 8101)),
-                source: CloudSource::Group(GroupId("sg-1".into())),
+                source: CloudSource::Group(GroupId::from("sg-1")),
             },
             CloudRule {
                 protocol: Protocol::Icmp,
@@ -1071,11 +1104,15 @@ mod tests {
             CloudRule {
                 protocol: Protocol::All,
                 ports: None,
-                source: CloudSource::Group(GroupId("sg-2".into())),
+                source: CloudSource::Group(GroupId::from("sg-2")),
             },
         ];
         for r in rules {
-            assert_eq!(rules_of(&permission(&r)), vec![r.clone()], "{r:?}");
+            assert_eq!(
+                rules_of(&permission(&r)).expect("rules"),
+                vec![r.clone()],
+                "{r:?}"
+            );
         }
     }
 
@@ -1089,7 +1126,7 @@ mod tests {
             .ip_ranges(IpRange::builder().cidr_ip("198.51.100.0/24").build())
             .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-9").build())
             .build();
-        let rules = rules_of(&p);
+        let rules = rules_of(&p).expect("rules");
         assert_eq!(rules.len(), 3);
         assert!(
             rules

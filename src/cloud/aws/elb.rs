@@ -5,13 +5,13 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
-use crate::cloud::{CloudError, ErrorKind, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_elasticloadbalancing::types::{
     HealthCheck as ElbHealthCheck, Instance, Listener as ElbListener, LoadBalancerDescription, Tag,
     TagKeyOnly,
 };
 use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
-use converge_core::ids::{InstanceId, Kind, ResourceName, Zone};
+use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, Zone};
 use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,12 +64,12 @@ fn balancer(
     owner: Owner,
     tags: Tags,
     members: Vec<Member>,
-) -> ObservedBalancer {
+) -> Result<ObservedBalancer, CloudError> {
     let mut zones: Vec<Zone> = d
         .availability_zones()
         .iter()
-        .map(|z| Zone(z.clone()))
-        .collect();
+        .map(|z| answered_id("DescribeLoadBalancers", z.as_str()))
+        .collect::<Result<_, _>>()?;
     zones.sort();
     let mut listeners: Vec<Listener> = d
         .listener_descriptions()
@@ -77,8 +77,11 @@ fn balancer(
         .filter_map(|l| l.listener().and_then(read_listener))
         .collect();
     listeners.sort();
-    ObservedBalancer {
-        name: d.load_balancer_name().unwrap_or_default().to_owned(),
+    Ok(ObservedBalancer {
+        name: answered_id(
+            "DescribeLoadBalancers",
+            d.load_balancer_name().unwrap_or_default(),
+        )?,
         owner,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
         zones,
@@ -86,7 +89,7 @@ fn balancer(
         health_check: d.health_check().map(read_health_check),
         members,
         tags,
-    }
+    })
 }
 
 /// Members from DescribeInstanceHealth; registered instances it does not
@@ -175,15 +178,16 @@ impl AwsCloud {
                 let registered: Vec<InstanceId> = d
                     .instances()
                     .iter()
-                    .filter_map(|i| i.instance_id().map(|id| InstanceId(id.to_owned())))
-                    .collect();
+                    .filter_map(|i| i.instance_id())
+                    .map(|id| answered_id("DescribeLoadBalancers", id))
+                    .collect::<Result<_, _>>()?;
                 // No members, no health to ask for.
                 let health = if registered.is_empty() {
                     Vec::new()
                 } else {
                     health_of(&elb, d.load_balancer_name().unwrap_or_default()).await?
                 };
-                Ok(balancer(&d, owner, t, members(&registered, &health)))
+                balancer(&d, owner, t, members(&registered, &health))
             }
         })
         .await?;
@@ -225,7 +229,7 @@ impl AwsCloud {
 
     pub(super) async fn create_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
         listeners: &[Listener],
         tags: &Tags,
@@ -233,7 +237,7 @@ impl AwsCloud {
         const OP: &str = "CreateLoadBalancer";
         // The name is the only key: CreateLoadBalancer on an existing name
         // succeeds, so look first and never adopt someone else's balancer.
-        if let Some(existing) = self.balancer_tags(name).await? {
+        if let Some(existing) = self.balancer_tags(name.as_str()).await? {
             let mine = Owner::from_tags(&existing).is_some()
                 && Owner::from_tags(&existing) == Owner::from_tags(tags);
             if !mine {
@@ -249,7 +253,7 @@ impl AwsCloud {
         let out = self
             .elb
             .create_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_listeners(Some(
                 listeners.iter().map(listener).collect::<Result<_, _>>()?,
             ))
@@ -265,7 +269,7 @@ impl AwsCloud {
 
     pub(super) async fn configure_health_check(
         &self,
-        name: &str,
+        name: &BalancerName,
         h: &HealthCheck,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "ConfigureHealthCheck";
@@ -280,7 +284,7 @@ impl AwsCloud {
             .map_err(|e| refuse(OP, "InvalidHealthCheck", e.to_string()))?;
         self.elb
             .configure_health_check()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .health_check(check)
             .send()
             .await
@@ -290,12 +294,12 @@ impl AwsCloud {
 
     pub(super) async fn create_listeners(
         &self,
-        name: &str,
+        name: &BalancerName,
         listeners: &[Listener],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .create_load_balancer_listeners()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_listeners(Some(
                 listeners.iter().map(listener).collect::<Result<_, _>>()?,
             ))
@@ -307,12 +311,12 @@ impl AwsCloud {
 
     pub(super) async fn delete_listeners(
         &self,
-        name: &str,
+        name: &BalancerName,
         ports: &[u16],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .delete_load_balancer_listeners()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_load_balancer_ports(Some(ports.iter().map(|p| i32::from(*p)).collect()))
             .send()
             .await
@@ -322,12 +326,12 @@ impl AwsCloud {
 
     pub(super) async fn enable_zones(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .enable_availability_zones_for_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
             .send()
             .await
@@ -337,12 +341,12 @@ impl AwsCloud {
 
     pub(super) async fn disable_zones(
         &self,
-        name: &str,
+        name: &BalancerName,
         zones: &[Zone],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .disable_availability_zones_for_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
             .send()
             .await
@@ -352,12 +356,12 @@ impl AwsCloud {
 
     pub(super) async fn register(
         &self,
-        name: &str,
+        name: &BalancerName,
         ids: &[InstanceId],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .register_instances_with_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .set_instances(Some(instances(ids)))
             .send()
             .await
@@ -367,14 +371,14 @@ impl AwsCloud {
 
     pub(super) async fn deregister(
         &self,
-        name: &str,
+        name: &BalancerName,
         ids: &[InstanceId],
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "DeregisterInstancesFromLoadBalancer";
         let call = |ids: &[InstanceId]| {
             self.elb
                 .deregister_instances_from_load_balancer()
-                .load_balancer_name(name)
+                .load_balancer_name(name.as_str())
                 .set_instances(Some(instances(ids)))
                 .send()
         };
@@ -382,7 +386,9 @@ impl AwsCloud {
             Ok(_) => Ok(Outcome::Done),
             Err(e) => {
                 let e = sdk_error(OP, e);
-                if e.kind == ErrorKind::Unavailable && self.balancer_tags(name).await?.is_none() {
+                if e.kind == ErrorKind::Unavailable
+                    && self.balancer_tags(name.as_str()).await?.is_none()
+                {
                     // The balancer is gone, and its members with it. (AWS
                     // says LoadBalancerNotFound; moto 5 fails with a 500.)
                     return Err(CloudError::new(
@@ -397,7 +403,7 @@ impl AwsCloud {
                 }
                 // One instance that is gone fails the whole call:
                 // deregister those still registered.
-                let registered: BTreeSet<InstanceId> = health_of(&self.elb, name)
+                let registered: BTreeSet<InstanceId> = health_of(&self.elb, name.as_str())
                     .await?
                     .into_iter()
                     .filter(|(_, s)| s != "Unknown")
@@ -417,10 +423,10 @@ impl AwsCloud {
         }
     }
 
-    pub(super) async fn delete_balancer(&self, name: &str) -> Result<Outcome, CloudError> {
+    pub(super) async fn delete_balancer(&self, name: &BalancerName) -> Result<Outcome, CloudError> {
         self.elb
             .delete_load_balancer()
-            .load_balancer_name(name)
+            .load_balancer_name(name.as_str())
             .send()
             .await
             .map_err(|e| sdk_error("DeleteLoadBalancer", e))?;
@@ -429,12 +435,12 @@ impl AwsCloud {
 
     pub(super) async fn tag_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         self.elb
             .add_tags()
-            .load_balancer_names(name)
+            .load_balancer_names(name.as_str())
             .set_tags(Some(elb_tags(tags)?))
             .send()
             .await
@@ -444,12 +450,12 @@ impl AwsCloud {
 
     pub(super) async fn untag_balancer(
         &self,
-        name: &str,
+        name: &BalancerName,
         keys: &[String],
     ) -> Result<Outcome, CloudError> {
         self.elb
             .remove_tags()
-            .load_balancer_names(name)
+            .load_balancer_names(name.as_str())
             .set_tags(Some(
                 keys.iter()
                     .map(|k| TagKeyOnly::builder().key(k).build())
@@ -480,16 +486,11 @@ async fn health_of(
         .send()
         .await
         .map_err(|e| sdk_error("DescribeInstanceHealth", e))?;
-    Ok(out
-        .instance_states()
+    out.instance_states()
         .iter()
-        .filter_map(|s| {
-            Some((
-                InstanceId(s.instance_id()?.to_owned()),
-                s.state().unwrap_or("OutOfService").to_owned(),
-            ))
-        })
-        .collect())
+        .filter_map(|s| Some((s.instance_id()?, s.state().unwrap_or("OutOfService"))))
+        .map(|(id, state)| Ok((answered_id("DescribeInstanceHealth", id)?, state.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -498,9 +499,9 @@ mod tests {
 
     #[test]
     fn members_are_in_service_only_when_the_balancer_says_so() {
-        let a = InstanceId("i-a".into());
-        let b = InstanceId("i-b".into());
-        let c = InstanceId("i-c".into());
+        let a = InstanceId::from("i-a");
+        let b = InstanceId::from("i-b");
+        let c = InstanceId::from("i-c");
         let m = members(
             &[a.clone(), b.clone(), c.clone()],
             &[

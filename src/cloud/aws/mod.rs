@@ -27,7 +27,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
+use converge_core::ids::{
+    BalancerName, DistributionId, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId,
+};
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
@@ -285,13 +287,13 @@ impl AwsCloud {
             Op::DeleteGroup { group } => self.delete_group(group).await,
             Op::CreateTags { target, tags } => match target {
                 TagTarget::Balancer(name) => self.tag_balancer(name, tags).await,
-                TagTarget::Bucket(name) => self.tag_bucket(name, tags).await,
+                TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
                 TagTarget::Balancer(name) => self.untag_balancer(name, keys).await,
-                TagTarget::Bucket(name) => self.untag_bucket(name, keys).await,
+                TagTarget::Bucket(name) => self.untag_bucket(name.as_str(), keys).await,
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 _ => self.ec2_untag(target, keys).await,
             },
@@ -309,7 +311,7 @@ impl AwsCloud {
                 self.run_instances(ec2::Launch {
                     image,
                     instance_type,
-                    key_name: key_name.as_deref(),
+                    key_name: key_name.as_ref().map(KeyName::as_str),
                     groups,
                     user_data,
                     zone,
@@ -375,11 +377,11 @@ impl AwsCloud {
             Op::RegisterInstances { name, ids } => self.register(name, ids).await,
             Op::DeregisterInstances { name, ids } => self.deregister(name, ids).await,
             Op::DeleteBalancer { name } => self.delete_balancer(name).await,
-            Op::CreateBucket { name, tags } => self.create_bucket(name, tags).await,
+            Op::CreateBucket { name, tags } => self.create_bucket(name.as_str(), tags).await,
             Op::SetBucketPublicRead { name, public_read } => {
-                self.set_public_read(name, *public_read).await
+                self.set_public_read(name.as_str(), *public_read).await
             }
-            Op::DeleteBucket { name } => self.delete_bucket(name).await,
+            Op::DeleteBucket { name } => self.delete_bucket(name.as_str()).await,
             Op::CreateDistribution {
                 caller_reference,
                 config,
@@ -420,8 +422,8 @@ impl Cloud for AwsCloud {
         self.describe_snapshot(id).await
     }
 
-    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError> {
-        self.instance_health(name).await
+    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
+        self.instance_health(name.as_str()).await
     }
 
     async fn distribution(

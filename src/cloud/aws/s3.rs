@@ -11,7 +11,7 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
-use crate::cloud::{CloudError, ErrorKind, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration, Tag,
     Tagging,
@@ -148,7 +148,7 @@ impl AwsCloud {
                     name.clone(),
                     created,
                     Some(ObservedBucket {
-                        name,
+                        name: answered_id("ListBuckets", name)?,
                         owner,
                         public_read,
                         tags: t,

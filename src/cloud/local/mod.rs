@@ -55,7 +55,9 @@ pub use ls::{LsRow, ResourceType, Table, format_table};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
-use converge_core::ids::{DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId};
+use converge_core::ids::{
+    BalancerName, DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId,
+};
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
@@ -143,9 +145,10 @@ pub enum LocalError {
         /// What this build reads.
         expected: String,
     },
-    /// No such instance (for `converge local terminate`).
+    /// No such instance (for `converge local terminate`): the ID as
+    /// given, which may not even be well formed.
     #[error("the local cloud holds no instance {0}")]
-    NoSuchInstance(InstanceId),
+    NoSuchInstance(String),
     /// The instance is terminated already.
     #[error("instance {0} is already terminated")]
     AlreadyTerminated(InstanceId),
@@ -270,7 +273,7 @@ impl LocalCloud {
         });
         match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(Lose::NoSuch)) => Err(LocalError::NoSuchInstance(id.clone())),
+            Ok(Err(Lose::NoSuch)) => Err(LocalError::NoSuchInstance(id.to_string())),
             Ok(Err(Lose::Gone)) => Err(LocalError::AlreadyTerminated(id.clone())),
             Err(e) => Err(e),
         }
@@ -499,7 +502,7 @@ impl Cloud for LocalCloud {
     async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
         let stack = stack.clone();
         self.blocking("Observe", move |s| {
-            s.describe("Observe", |w, cx| Ok(view::observe(w, &stack, cx)))
+            s.describe("Observe", |w, cx| view::observe(w, &stack, cx))
         })
         .await
     }
@@ -512,9 +515,7 @@ impl Cloud for LocalCloud {
     async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError> {
         let ids = ids.to_vec();
         self.blocking("DescribeInstances", move |s| {
-            s.describe("DescribeInstances", |w, cx| {
-                Ok(view::instances(w, &ids, cx))
-            })
+            s.describe("DescribeInstances", |w, cx| view::instances(w, &ids, cx))
         })
         .await
     }
@@ -537,9 +538,9 @@ impl Cloud for LocalCloud {
         .await
     }
 
-    async fn balancer_members(&self, name: &str) -> Result<Vec<Member>, CloudError> {
+    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
         const OP: &str = "DescribeInstanceHealth";
-        let name = name.to_owned();
+        let name = name.to_string();
         self.blocking(OP, move |s| {
             s.describe(OP, |w, cx| {
                 let b = ops::find_balancer(w, cx, &Errs(OP), &name)?;

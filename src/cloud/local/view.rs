@@ -4,6 +4,7 @@
 
 use super::ops::Ctx;
 use super::world::{Balancer, Instance, Snapshot, Volume, World};
+use crate::cloud::{CloudError, answered_id};
 use converge_core::desired::Tags;
 use converge_core::ids::{InstanceId, ResourceName, VolumeId, tags};
 use converge_core::observed::InstanceState;
@@ -17,8 +18,14 @@ fn owned(t: &Tags, stack: &ResourceName) -> Option<Owner> {
     Owner::from_tags(t).filter(|o| o.stack == *stack)
 }
 
-/// Everything of `stack` visible from the caller's region.
-pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed {
+/// Everything of `stack` visible from the caller's region. The world
+/// stores names as text; one that is malformed (a hand-edited state file)
+/// is an error.
+pub(crate) fn observe(
+    w: &World,
+    stack: &ResourceName,
+    cx: &Ctx<'_>,
+) -> Result<Observed, CloudError> {
     let now = cx.now;
     let mut o = Observed::default();
     for k in w.key_pairs.values() {
@@ -28,7 +35,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
         if let Some(owner) = owned(&k.tags, stack) {
             o.key_pairs.push(ObservedKeyPair {
                 id: k.id.clone(),
-                cloud_name: k.name.clone(),
+                cloud_name: answered_id("DescribeKeyPairs", k.name.as_str())?,
                 owner,
                 public_key: Some(k.public_key.clone()),
                 tags: k.tags.clone(),
@@ -42,7 +49,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
         if let Some(owner) = owned(&g.tags, stack) {
             o.security_groups.push(ObservedGroup {
                 id: g.id.clone(),
-                cloud_name: g.name.clone(),
+                cloud_name: answered_id("DescribeSecurityGroups", g.name.as_str())?,
                 owner,
                 description: g.description.clone(),
                 ingress: g.rules.clone(),
@@ -54,7 +61,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
         if visible_instance(i, cx)
             && let Some(owner) = owned(&i.tags, stack)
         {
-            o.instances.push(instance(i, owner, cx));
+            o.instances.push(instance(i, owner, cx)?);
         }
     }
     for v in w.volumes.values() {
@@ -83,7 +90,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
     for b in balancers {
         if let Some(owner) = owned(&b.tags, stack) {
             o.balancers.push(ObservedBalancer {
-                name: b.name.clone(),
+                name: answered_id("DescribeLoadBalancers", b.name.as_str())?,
                 owner,
                 dns_name: b.dns_name.clone(),
                 zones: b.zones.clone(),
@@ -98,7 +105,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
     for b in w.buckets.values() {
         if let Some(owner) = owned(&b.tags, stack) {
             o.buckets.push(ObservedBucket {
-                name: b.name.clone(),
+                name: answered_id("ListBuckets", b.name.as_str())?,
                 owner,
                 public_read: b.public_read,
                 tags: b.tags.clone(),
@@ -117,7 +124,7 @@ pub(crate) fn observe(w: &World, stack: &ResourceName, cx: &Ctx<'_>) -> Observed
             });
         }
     }
-    o
+    Ok(o)
 }
 
 fn visible_instance(i: &Instance, cx: &Ctx<'_>) -> bool {
@@ -128,9 +135,10 @@ fn visible_volume(v: &Volume, cx: &Ctx<'_>) -> bool {
     v.region() == cx.region && cx.sees(v.created_at)
 }
 
-fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> ObservedInstance {
+fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance, CloudError> {
     let state = i.state(cx.now);
-    ObservedInstance {
+    let key_name = i.key_name.as_deref();
+    Ok(ObservedInstance {
         id: i.id.clone(),
         owner,
         zone: i.zone.clone(),
@@ -140,12 +148,14 @@ fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> ObservedInstance {
         launched_at: i.launched_at,
         image: i.image.clone(),
         instance_type: i.instance_type.clone(),
-        key_name: i.key_name.clone(),
+        key_name: key_name
+            .map(|k| answered_id("DescribeInstances", k))
+            .transpose()?,
         groups: i.groups.clone(),
         spec_hash: i.tags.get(tags::SPEC_HASH).cloned(),
         user_data: Some(i.user_data.clone()),
         tags: i.tags.clone(),
-    }
+    })
 }
 
 fn volume(w: &World, v: &Volume, owner: Owner, cx: &Ctx<'_>) -> ObservedVolume {
@@ -171,7 +181,7 @@ fn snapshot(s: &Snapshot, cx: &Ctx<'_>) -> Option<ObservedSnapshot> {
     s.tags.get(tags::STACK)?;
     Some(ObservedSnapshot {
         id: s.id.clone(),
-        volume: ResourceName(volume.clone()),
+        volume: volume.parse().ok()?,
         volume_id: s.volume_id.clone(),
         state: s.state(cx.now),
         started_at: s.started_at,
@@ -193,7 +203,11 @@ fn members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
 
 /// The given instances that are visible and carry converge's tags, in the
 /// order asked, each once.
-pub(crate) fn instances(w: &World, ids: &[InstanceId], cx: &Ctx<'_>) -> Vec<ObservedInstance> {
+pub(crate) fn instances(
+    w: &World,
+    ids: &[InstanceId],
+    cx: &Ctx<'_>,
+) -> Result<Vec<ObservedInstance>, CloudError> {
     let mut out: Vec<ObservedInstance> = Vec::new();
     for id in ids {
         if out.iter().any(|o| o.id == *id) {
@@ -202,10 +216,10 @@ pub(crate) fn instances(w: &World, ids: &[InstanceId], cx: &Ctx<'_>) -> Vec<Obse
         if let Some(i) = w.instances.get(id).filter(|i| visible_instance(i, cx))
             && let Some(owner) = Owner::from_tags(&i.tags)
         {
-            out.push(instance(i, owner, cx));
+            out.push(instance(i, owner, cx)?);
         }
     }
-    out
+    Ok(out)
 }
 
 /// The given volumes that are visible and carry converge's tags.

@@ -3,7 +3,9 @@
 //! IDs involved, so that a refused plan says exactly what is wrong with it.
 
 use crate::desired::DeletionPolicy;
-use crate::ids::{DistributionId, GroupId, InstanceId, ResourceKey, ResourceName, VolumeId, Zone};
+use crate::ids::{
+    BalancerName, DistributionId, GroupId, InstanceId, ResourceKey, ResourceName, VolumeId, Zone,
+};
 use crate::plan::{Produces, StepId};
 use std::fmt;
 
@@ -262,7 +264,7 @@ pub enum Problem {
         /// The member.
         instance: InstanceId,
         /// The balancer (its name).
-        balancer: String,
+        balancer: BalancerName,
     },
     /// A deregistration from a balancer that is deleted finishes before
     /// the delete.

@@ -215,7 +215,7 @@ mod tests {
         }
     }
 
-    fn instance(id: &str, launched: &str) -> ObservedInstance {
+    fn instance(id: &'static str, launched: &str) -> ObservedInstance {
         ObservedInstance {
             id: id.into(),
             owner: Owner {

@@ -312,7 +312,7 @@ mod tests {
 
     fn instance(id: &str, launched: &str) -> ObservedInstance {
         ObservedInstance {
-            id: id.into(),
+            id: id.parse().unwrap(),
             owner: Owner {
                 stack: "sp".into(),
                 kind: Kind::Fleet,

@@ -166,7 +166,7 @@ mod tests {
         }
     }
 
-    fn snap(id: &str, at: &str, state: SnapshotState, purpose: &str) -> ObservedSnapshot {
+    fn snap(id: &'static str, at: &str, state: SnapshotState, purpose: &str) -> ObservedSnapshot {
         let d = desired(1);
         let mut t = snapshot_tags(&d, &"pgdata".into(), SnapshotPurpose::Scheduled);
         t.insert(tags::PURPOSE.into(), purpose.into());

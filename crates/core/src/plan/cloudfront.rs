@@ -131,11 +131,11 @@ impl<'a> Planner<'a> {
             [disable],
         );
         for b in self.observed().buckets.iter() {
-            if x.config.origin_domain == bucket_domain(&b.name)
+            if x.config.origin_domain == bucket_domain(b.name.as_str())
                 || x.config
                     .logging
                     .as_ref()
-                    .is_some_and(|(l, _)| *l == bucket_domain(&b.name))
+                    .is_some_and(|(l, _)| *l == bucket_domain(b.name.as_str()))
             {
                 self.bucket_users
                     .entry(b.owner.name.clone())

@@ -21,7 +21,7 @@ impl<'a> Planner<'a> {
         for (name, spec) in &d.balancers {
             let key = ResourceKey::new(Kind::Balancer, name.clone());
             let tags = self.tags_for(Kind::Balancer, name, &spec.tags);
-            match obs.iter().find(|b| b.name == name.as_str()) {
+            match obs.iter().find(|b| b.name.as_str() == name.as_str()) {
                 None => self.new_balancer(key, spec, tags),
                 Some(b) => self.current_balancer(key, spec, b, tags),
             }
@@ -208,7 +208,7 @@ impl<'a> Planner<'a> {
                 .observed()
                 .balancers
                 .iter()
-                .find(|b| b.name == name.as_str());
+                .find(|b| b.name.as_str() == name.as_str());
             let members: BTreeSet<InstanceId> = observed
                 .map(|b| b.members.iter().map(|m| m.instance.clone()).collect())
                 .unwrap_or_default();

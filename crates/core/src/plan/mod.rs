@@ -31,7 +31,7 @@ pub use types::*;
 
 use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
-use crate::ids::{GroupId, InstanceId, Kind, ResourceKey, ResourceName, VolumeId, tags};
+use crate::ids::{GroupId, InstanceId, KeyName, Kind, ResourceKey, ResourceName, VolumeId, tags};
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
 };
@@ -157,7 +157,7 @@ pub(crate) struct Planner<'a> {
     edges: BTreeSet<(StepId, StepId)>,
     changes: Vec<ResourceChange>,
     /// Key pair cloud names and their creating step.
-    key_pairs: BTreeMap<ResourceName, (String, Produced)>,
+    key_pairs: BTreeMap<ResourceName, (KeyName, Produced)>,
     /// The group each manifest name resolves to.
     groups: BTreeMap<ResourceName, GroupRef>,
     /// Group IDs that go away, with the steps that must finish first.

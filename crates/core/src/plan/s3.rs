@@ -23,7 +23,7 @@ impl<'a> Planner<'a> {
                 spec.deletion_policy.as_str().to_owned(),
             );
             let mut produced = Produced::default();
-            match obs.iter().find(|b| b.name == name.as_str()) {
+            match obs.iter().find(|b| b.name.as_str() == name.as_str()) {
                 None => {
                     produced.step = Some(self.add(
                         Step::CreateBucket {

@@ -6,8 +6,8 @@ use crate::desired::{
     Attr, DeletionPolicy, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
 };
 use crate::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, ResourceKey, ResourceName, SnapshotId, VolumeId,
-    Zone,
+    BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
+    ResourceKey, ResourceName, SnapshotId, VolumeId, Zone,
 };
 use crate::observed::{CloudRule, DistributionConfig};
 use jiff::Timestamp;
@@ -530,7 +530,7 @@ pub struct LaunchSpec {
     /// Instance type.
     pub instance_type: String,
     /// Key pair cloud name.
-    pub key_name: Option<String>,
+    pub key_name: Option<KeyName>,
     /// Security groups.
     pub groups: Vec<GroupRef>,
     /// User data parts.
@@ -549,11 +549,11 @@ pub enum TagTarget {
     /// A security group.
     Group(GroupId),
     /// A key pair.
-    KeyPair(String),
+    KeyPair(KeyName),
     /// A balancer by name.
-    Balancer(String),
+    Balancer(BalancerName),
     /// A bucket by name.
-    Bucket(String),
+    Bucket(BucketName),
     /// A distribution.
     Distribution(DistributionId),
 }
@@ -589,7 +589,7 @@ pub enum Step {
         /// Manifest name.
         name: ResourceName,
         /// Cloud name.
-        cloud_name: String,
+        cloud_name: KeyName,
         /// Public key text.
         public_key: String,
         /// Tags.
@@ -600,14 +600,14 @@ pub enum Step {
         /// Manifest name.
         name: ResourceName,
         /// Cloud name.
-        cloud_name: String,
+        cloud_name: KeyName,
     },
     /// Create a security group (no rules).
     CreateGroup {
         /// Manifest name.
         name: ResourceName,
         /// Cloud name.
-        cloud_name: String,
+        cloud_name: GroupName,
         /// Description.
         description: String,
         /// Tags.
@@ -679,7 +679,7 @@ pub enum Step {
         /// The instances.
         instances: Vec<InstanceRef>,
         /// Balancers they must be InService on.
-        balancers: Vec<String>,
+        balancers: Vec<ResourceName>,
     },
     /// Terminate instances.
     Terminate {

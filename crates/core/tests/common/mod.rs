@@ -49,11 +49,11 @@ pub fn ts(s: &str) -> Timestamp {
 }
 
 pub fn name(s: &str) -> ResourceName {
-    ResourceName::from(s)
+    ResourceName::new(s).unwrap()
 }
 
 pub fn zone(s: &str) -> Zone {
-    Zone::from(s)
+    Zone::new(s).unwrap()
 }
 
 pub fn cron(s: &str) -> Cron {
@@ -82,7 +82,7 @@ pub fn template(s: &str, env: &[(&str, &str)]) -> Template {
             let (kind, n) = target.split_once('/').unwrap();
             let kind = Kind::parse(kind).unwrap();
             parts.push(TemplatePart::Ref(Reference {
-                target: ResourceKey::new(kind, n),
+                target: ResourceKey::new(kind, name(n)),
                 attr: Attr::parse(kind, attr).unwrap(),
             }));
         }
@@ -346,18 +346,18 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     let stack = &d.stack;
     for (n, k) in &d.key_pairs {
         o.key_pairs.push(ObservedKeyPair {
-            id: KeyPairId(format!("key-{n}")),
-            cloud_name: format!("{stack}-{n}"),
+            id: KeyPairId::new(format!("key-{n}")).unwrap(),
+            cloud_name: format!("{stack}-{n}").parse().unwrap(),
             owner: owner(d, Kind::KeyPair, n),
             public_key: Some(k.public_key.clone()),
             tags: tags_for(d, Kind::KeyPair, n, &k.tags),
         });
     }
-    let gid = |g: &ResourceName| GroupId(format!("sg-{g}"));
+    let gid = |g: &ResourceName| GroupId::new(format!("sg-{g}")).unwrap();
     for (n, g) in &d.security_groups {
         o.security_groups.push(ObservedGroup {
             id: gid(n),
-            cloud_name: group_cloud_name(stack, n, &g.description),
+            cloud_name: group_cloud_name(stack, n, &g.description).parse().unwrap(),
             owner: owner(d, Kind::SecurityGroup, n),
             description: g.description.clone(),
             ingress: g
@@ -382,7 +382,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             b.deletion_policy.as_str().into(),
         );
         o.buckets.push(ObservedBucket {
-            name: n.to_string(),
+            name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Bucket, n),
             public_read: b.public_read,
             tags: t,
@@ -390,7 +390,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     }
     for (n, c) in &d.cdns {
         o.distributions.push(ObservedDistribution {
-            id: DistributionId(format!("E{}", n.as_str().to_uppercase())),
+            id: DistributionId::new(format!("E{}", n.as_str().to_uppercase())).unwrap(),
             owner: owner(d, Kind::Cdn, n),
             domain_name: format!("d-{n}.cloudfront.net"),
             status: DistributionStatus::Deployed,
@@ -405,7 +405,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             v.deletion_policy.as_str().into(),
         );
         o.volumes.push(ObservedVolume {
-            id: VolumeId(format!("vol-{n}")),
+            id: VolumeId::new(format!("vol-{n}")).unwrap(),
             owner: owner(d, Kind::Volume, n),
             zone: v.zone.clone(),
             size_gib: v.size_gib,
@@ -418,7 +418,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
     }
     for (n, b) in &d.balancers {
         o.balancers.push(ObservedBalancer {
-            name: n.to_string(),
+            name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Balancer, n),
             dns_name: dns_name(n),
             zones: b.zones.clone(),
@@ -460,7 +460,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             for _ in 0..c {
                 seq += 1;
                 o.instances.push(ObservedInstance {
-                    id: InstanceId(format!("i-{n}-{seq}")),
+                    id: InstanceId::new(format!("i-{n}-{seq}")).unwrap(),
                     owner: owner(d, Kind::Fleet, n),
                     zone: z.clone(),
                     state: InstanceState::Running,
@@ -469,7 +469,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
                         + jiff::SignedDuration::from_mins(seq as i64),
                     image: f.image.clone(),
                     instance_type: f.instance_type.clone(),
-                    key_name: key_name.clone(),
+                    key_name: key_name.as_ref().map(|k| k.parse().unwrap()),
                     groups: f.security_groups.iter().map(gid).collect(),
                     spec_hash: Some(hash.clone()),
                     user_data: Some(user_data.clone()),

@@ -42,10 +42,10 @@ pub(crate) fn create_distribution(
     }
     check_distribution(w, e, None, config)?;
     check_tags(e, tags)?;
-    let id = DistributionId(format!(
+    let id: DistributionId = e.id(format!(
         "E{}",
         w.next_chars(13, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-    ));
+    ))?;
     let domain_name = format!(
         "d{}.cloudfront.net",
         w.next_chars(13, b"abcdefghijklmnopqrstuvwxyz0123456789")

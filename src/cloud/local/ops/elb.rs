@@ -8,7 +8,7 @@ use super::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Balancer, Registration, World};
 use crate::cloud::{CloudError, Outcome};
 use converge_core::desired::{HealthCheck, Listener, Tags};
-use converge_core::ids::{InstanceId, Zone};
+use converge_core::ids::{BalancerName, InstanceId, Zone};
 use converge_core::observed::InstanceState;
 use std::collections::BTreeMap;
 
@@ -16,12 +16,12 @@ pub(crate) fn create_balancer(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     zones: &[Zone],
     listeners: &[Listener],
     tags: &Tags,
 ) -> Result<Outcome, CloudError> {
-    check_balancer_name(name).map_err(|m| e.invalid("ValidationError", m))?;
+    check_balancer_name(name.as_str()).map_err(|m| e.invalid("ValidationError", m))?;
     if zones.is_empty() {
         return Err(e.invalid(
             "ValidationError",
@@ -40,7 +40,7 @@ pub(crate) fn create_balancer(
     check_listeners(e, &[], listeners)?;
     check_tags(e, tags)?;
     let zones = dedup(zones);
-    if let Some(b) = w.balancer(cx.region, name) {
+    if let Some(b) = w.balancer(cx.region, name.as_str()) {
         // CreateLoadBalancer is idempotent for the same settings.
         let same = sorted(b.zones.clone()) == sorted(zones.clone())
             && sorted(b.listeners.clone()) == sorted(listeners.to_vec());
@@ -57,11 +57,11 @@ pub(crate) fn create_balancer(
     let digits = w.next_chars(1, b"123456789") + &w.next_chars(9, b"0123456789");
     let dns_name = format!(
         "{}-{digits}.{}.elb.amazonaws.com",
-        name.to_ascii_lowercase(),
+        name.as_str().to_ascii_lowercase(),
         cx.region
     );
     w.balancers.push(Balancer {
-        name: name.to_owned(),
+        name: name.to_string(),
         region: cx.region.to_owned(),
         dns_name: dns_name.clone(),
         zones,
@@ -78,12 +78,12 @@ pub(crate) fn configure_health_check(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     health_check: &HealthCheck,
 ) -> Result<Outcome, CloudError> {
-    find_balancer(w, cx, e, name)?;
+    find_balancer(w, cx, e, name.as_str())?;
     check_health_check(health_check).map_err(|m| e.invalid("ValidationError", m))?;
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         b.health_check = Some(health_check.clone());
     }
     Ok(Outcome::Done)
@@ -93,12 +93,12 @@ pub(crate) fn create_listeners(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     listeners: &[Listener],
 ) -> Result<Outcome, CloudError> {
-    let b = find_balancer(w, cx, e, name)?;
+    let b = find_balancer(w, cx, e, name.as_str())?;
     check_listeners(e, &b.listeners, listeners)?;
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for l in listeners {
             if !b.listeners.contains(l) {
                 b.listeners.push(l.clone());
@@ -112,11 +112,11 @@ pub(crate) fn delete_listeners(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     ports: &[u16],
 ) -> Result<Outcome, CloudError> {
-    find_balancer(w, cx, e, name)?;
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    find_balancer(w, cx, e, name.as_str())?;
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         b.listeners.retain(|l| !ports.contains(&l.port));
     }
     Ok(Outcome::Done)
@@ -126,14 +126,14 @@ pub(crate) fn enable_zones(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     zones: &[Zone],
 ) -> Result<Outcome, CloudError> {
-    find_balancer(w, cx, e, name)?;
+    find_balancer(w, cx, e, name.as_str())?;
     for z in zones {
         check_zone(cx, e, z)?;
     }
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for z in zones {
             if !b.zones.contains(z) {
                 b.zones.push(z.clone());
@@ -147,17 +147,17 @@ pub(crate) fn disable_zones(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     zones: &[Zone],
 ) -> Result<Outcome, CloudError> {
-    let b = find_balancer(w, cx, e, name)?;
+    let b = find_balancer(w, cx, e, name.as_str())?;
     if b.zones.iter().all(|z| zones.contains(z)) {
         return Err(e.invalid(
             "ValidationError",
             format!("Cannot disable every availability zone of load balancer '{name}'."),
         ));
     }
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         b.zones.retain(|z| !zones.contains(z));
     }
     Ok(Outcome::Done)
@@ -167,10 +167,10 @@ pub(crate) fn register_instances(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     ids: &[InstanceId],
 ) -> Result<Outcome, CloudError> {
-    let b = find_balancer(w, cx, e, name)?;
+    let b = find_balancer(w, cx, e, name.as_str())?;
     for id in ids {
         let i = find_instance(w, cx, e, id).map_err(|_| {
             e.not_found("InvalidInstance", format!("EC2 instance {id} is not found"))
@@ -198,7 +198,7 @@ pub(crate) fn register_instances(
     let secs =
         f64::from(hc.interval_secs) * f64::from(hc.healthy_threshold) * cx.delays.health.max(0.0);
     let healthy_after_ms = (secs * 1000.0).min(u64::MAX as f64) as u64;
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for id in ids {
             b.members.entry(id.clone()).or_insert(Registration {
                 registered_at: cx.now,
@@ -213,10 +213,10 @@ pub(crate) fn deregister_instances(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &str,
+    name: &BalancerName,
     ids: &[InstanceId],
 ) -> Result<Outcome, CloudError> {
-    find_balancer(w, cx, e, name)?;
+    find_balancer(w, cx, e, name.as_str())?;
     let unknown: Vec<&str> = ids
         .iter()
         .filter(|id| w.instance(id, cx.now).is_none())
@@ -228,7 +228,7 @@ pub(crate) fn deregister_instances(
             format!("EC2 instance(s) {} not found", unknown.join(", ")),
         ));
     }
-    if let Some(b) = w.balancer_mut(cx.region, name) {
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for id in ids {
             b.members.remove(id);
         }
@@ -239,7 +239,7 @@ pub(crate) fn deregister_instances(
 pub(crate) fn delete_balancer(
     w: &mut World,
     cx: &Ctx<'_>,
-    name: &str,
+    name: &BalancerName,
 ) -> Result<Outcome, CloudError> {
     // As in ELB, deleting a balancer that does not exist succeeds.
     w.balancers

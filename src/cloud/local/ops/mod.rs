@@ -25,7 +25,7 @@ pub(crate) use elb::find_balancer;
 use super::config::Delays;
 use super::world::{World, after};
 use crate::cloud::{CloudError, ErrorKind, Op, Outcome};
-use converge_core::ids::Zone;
+use converge_core::ids::{KeyName, Zone};
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -63,14 +63,14 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             name,
             public_key,
             tags,
-        } => ec2::create_key_pair(w, cx, e, name, public_key, tags),
-        Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name),
+        } => ec2::create_key_pair(w, cx, e, name.as_str(), public_key, tags),
+        Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name.as_str()),
         // EC2: security groups.
         Op::CreateGroup {
             name,
             description,
             tags,
-        } => ec2::create_group(w, cx, e, name, description, tags),
+        } => ec2::create_group(w, cx, e, name.as_str(), description, tags),
         Op::AuthorizeIngress { group, rules } => ec2::authorize_ingress(w, cx, e, group, rules),
         Op::RevokeIngress { group, rules } => ec2::revoke_ingress(w, cx, e, group, rules),
         Op::DeleteGroup { group } => ec2::delete_group(w, cx, e, group),
@@ -92,7 +92,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             let launch = ec2::Launch {
                 image,
                 instance_type,
-                key_name: key_name.as_deref(),
+                key_name: key_name.as_ref().map(KeyName::as_str),
                 groups,
                 user_data,
                 zone,
@@ -161,11 +161,11 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
         Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
         // S3: buckets.
-        Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name, tags),
+        Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name.as_str(), tags),
         Op::SetBucketPublicRead { name, public_read } => {
-            s3::set_bucket_public_read(w, e, name, *public_read)
+            s3::set_bucket_public_read(w, e, name.as_str(), *public_read)
         }
-        Op::DeleteBucket { name } => s3::delete_bucket(w, e, name),
+        Op::DeleteBucket { name } => s3::delete_bucket(w, e, name.as_str()),
         // CloudFront: distributions.
         Op::CreateDistribution {
             caller_reference,
@@ -198,6 +198,14 @@ impl Errs {
     }
     pub fn state(self, code: &str, msg: impl Into<String>) -> CloudError {
         self.make(ErrorKind::InvalidState, code, msg)
+    }
+    /// An identifier the local cloud made up (valid by construction; a
+    /// bug would be an error, not a panic).
+    pub fn id<T>(self, text: String) -> Result<T, CloudError>
+    where
+        T: TryFrom<String, Error = converge_core::ids::IdError>,
+    {
+        crate::cloud::answered_id(self.0, text)
     }
 }
 
@@ -254,7 +262,7 @@ mod tests {
             Owner {
                 stack: ResourceName::from("s"),
                 kind,
-                name: ResourceName::from(name),
+                name: ResourceName::new(name).expect("a valid name"),
             }
             .to_tags()
         };

@@ -77,18 +77,19 @@ fn tags_mut<'w>(
             w.groups.get_mut(id).map(|g| &mut g.tags)
         }
         TagTarget::KeyPair(name) => {
-            let id = find_key_pair(w, cx, e, name)?.id.clone();
+            let id = find_key_pair(w, cx, e, name.as_str())?.id.clone();
             w.key_pairs.get_mut(&id).map(|k| &mut k.tags)
         }
         TagTarget::Balancer(name) => {
-            find_balancer(w, cx, e, name)?;
-            w.balancer_mut(cx.region, name).map(|b| &mut b.tags)
+            find_balancer(w, cx, e, name.as_str())?;
+            w.balancer_mut(cx.region, name.as_str())
+                .map(|b| &mut b.tags)
         }
         TagTarget::Bucket(name) => Some(
             w.buckets
-                .get_mut(name)
+                .get_mut(name.as_str())
                 .map(|b| &mut b.tags)
-                .ok_or_else(|| no_such_bucket(e, name))?,
+                .ok_or_else(|| no_such_bucket(e, name.as_str()))?,
         ),
         TagTarget::Distribution(id) => Some(
             w.distributions

@@ -3,13 +3,12 @@
 //! revoke, and the deletion of groups that go once nothing uses them.
 
 use crate::desired::{IngressRule, Protocol, SecurityGroupSpec, Source};
-use crate::ids::{GroupId, Kind, ResourceKey, ResourceName};
+use crate::ids::{GroupId, GroupName, Kind, ResourceKey, ResourceName};
 use crate::observed::{CloudRule, CloudSource, ObservedGroup};
 use crate::plan::{
     ChangeAction, FieldDiff, GroupRef, PlannedRule, Planner, Step, StepId, TagTarget, Value,
     sorted_strings, update_if,
 };
-use crate::spec_hash::short_digest;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a current group's rules differ from the declared ones.
@@ -41,22 +40,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn group_cloud_name(&self, name: &ResourceName, description: &str) -> String {
-        format!(
-            "{}-{}-{}",
-            self.desired().stack,
-            name,
-            &short_digest(&[description])[..6]
-        )
-    }
-
     /// First pass: decides which observed group is current for each name,
     /// and creates the missing ones; returns their create steps.
     fn resolve_groups(&mut self) -> BTreeMap<ResourceName, StepId> {
         let obs = &self.observed().security_groups;
         let mut creates: BTreeMap<ResourceName, StepId> = BTreeMap::new();
         for (name, spec) in &self.desired().security_groups {
-            let cloud_name = self.group_cloud_name(name, &spec.description);
+            let cloud_name = GroupName::of(&self.desired().stack, name, &spec.description);
             let current = obs
                 .iter()
                 .find(|g| g.owner.name == *name && g.cloud_name == cloud_name);

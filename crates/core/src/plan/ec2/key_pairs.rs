@@ -3,7 +3,7 @@
 //! deleted.
 
 use crate::desired::{KeyPairSpec, Tags};
-use crate::ids::{Kind, ResourceKey, ResourceName};
+use crate::ids::{KeyName, Kind, ResourceKey, ResourceName};
 use crate::observed::ObservedKeyPair;
 use crate::plan::{
     ChangeAction, FieldDiff, Planner, Produced, Step, StepId, TagTarget, Value, update_if,
@@ -24,7 +24,7 @@ impl<'a> Planner<'a> {
     fn key_pair(&mut self, name: &ResourceName, spec: &KeyPairSpec) {
         let obs = &self.observed().key_pairs;
         let key = ResourceKey::new(Kind::KeyPair, name.clone());
-        let cloud_name = format!("{}-{}", self.desired().stack, name);
+        let cloud_name = KeyName::of(&self.desired().stack, name);
         let tags = self.tags_for(Kind::KeyPair, name, &spec.tags);
         let mine: Vec<_> = obs.iter().filter(|k| k.owner.name == *name).collect();
         let current = mine.iter().find(|k| k.cloud_name == cloud_name).copied();
@@ -120,7 +120,7 @@ impl<'a> Planner<'a> {
     fn create_key_pair(
         &mut self,
         name: &ResourceName,
-        cloud_name: &str,
+        cloud_name: &KeyName,
         spec: &KeyPairSpec,
         tags: Tags,
         deps: impl IntoIterator<Item = StepId>,
@@ -128,7 +128,7 @@ impl<'a> Planner<'a> {
         self.add(
             Step::CreateKeyPair {
                 name: name.clone(),
-                cloud_name: cloud_name.to_owned(),
+                cloud_name: cloud_name.clone(),
                 public_key: spec.public_key.clone(),
                 tags,
             },

@@ -55,7 +55,7 @@ pub(crate) fn create_group(
             format!("The security group '{name}' already exists."),
         ));
     }
-    let id = GroupId(format!("sg-{}", w.next_hex(17)));
+    let id: GroupId = e.id(format!("sg-{}", w.next_hex(17)))?;
     w.groups.insert(
         id.clone(),
         Group {

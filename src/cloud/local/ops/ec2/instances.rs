@@ -70,10 +70,12 @@ pub(crate) fn run_instances(
             "There are not enough free addresses in 10.0.0.0/16 to satisfy the request.",
         ));
     }
+    // Checked above, so only a bug in that check could fail here.
+    let image_id: ImageId = e.id(image.to_owned())?;
     let unique_groups = dedup(groups);
     let mut ids = Vec::new();
     for _ in 0..count {
-        let id = InstanceId(format!("i-{}", w.next_hex(17)));
+        let id: InstanceId = e.id(format!("i-{}", w.next_hex(17)))?;
         let start = w.next_u64();
         let ip = free_address(start, &used);
         used.insert(ip);
@@ -82,7 +84,7 @@ pub(crate) fn run_instances(
             Instance {
                 id: id.clone(),
                 zone: zone.clone(),
-                image: ImageId(image.to_owned()),
+                image: image_id.clone(),
                 instance_type: instance_type.to_owned(),
                 key_name: key_name.map(str::to_owned),
                 groups: unique_groups.clone(),

@@ -32,7 +32,7 @@ pub(crate) fn create_key_pair(
             format!("The keypair '{name}' already exists."),
         ));
     }
-    let id = KeyPairId(format!("key-{}", w.next_hex(17)));
+    let id: KeyPairId = e.id(format!("key-{}", w.next_hex(17)))?;
     w.key_pairs.insert(
         id.clone(),
         KeyPair {

@@ -69,7 +69,7 @@ pub(crate) fn create_volume(
         }
     }
     check_tags(e, tags)?;
-    let id = VolumeId(format!("vol-{}", w.next_hex(17)));
+    let id: VolumeId = e.id(format!("vol-{}", w.next_hex(17)))?;
     w.volumes.insert(
         id.clone(),
         Volume {
@@ -280,7 +280,7 @@ pub(crate) fn create_snapshot(
     }
     check_tags(e, tags)?;
     let (region, size) = (v.region().to_owned(), v.size_gib);
-    let id = SnapshotId(format!("snap-{}", w.next_hex(17)));
+    let id: SnapshotId = e.id(format!("snap-{}", w.next_hex(17)))?;
     w.snapshots.insert(
         id.clone(),
         Snapshot {

@@ -6,7 +6,7 @@ use super::placement::Placement;
 use super::wanted::Wanted;
 use super::{Running, SENSITIVE_TAG};
 use crate::desired::FleetSpec;
-use crate::ids::{Kind, ResourceKey, ResourceName, Zone};
+use crate::ids::{KeyName, Kind, ResourceKey, ResourceName, Zone};
 use crate::observed::ObservedInstance;
 use crate::plan::{ChangeAction, FieldDiff, InstanceChange, Note, Planner, TerminateReason, Value};
 use std::collections::BTreeSet;
@@ -166,8 +166,8 @@ fn launch_spec_diff(
     );
     diff(
         "spec.keyPair",
-        Some(Value::Text(sample.key_name.clone().unwrap_or_default())),
-        Value::Text(key_name.clone().unwrap_or_default()),
+        Some(Value::Text(key_text(&sample.key_name))),
+        Value::Text(key_text(key_name)),
         sample.key_name != *key_name,
     );
     let ud_changed = sample.image == spec.image
@@ -190,4 +190,9 @@ fn launch_spec_diff(
     if because.is_empty() {
         because.push("launch spec".to_owned());
     }
+}
+
+/// A key pair's cloud name as a diff shows it; none is empty.
+fn key_text(k: &Option<KeyName>) -> String {
+    k.as_ref().map(KeyName::to_string).unwrap_or_default()
 }

@@ -164,7 +164,7 @@ impl<'a> Planner<'a> {
                             .iter()
                             .map(|s| InstanceRef::Launched(*s))
                             .collect(),
-                        balancers: l.balancers.iter().map(|b| b.to_string()).collect(),
+                        balancers: l.balancers.clone(),
                     },
                     wave_launches.iter().chain(&wave_regs).copied(),
                 ),

@@ -6,7 +6,7 @@
 use super::SENSITIVE_TAG;
 use super::user_data::ResolvedUserData;
 use crate::desired::{FleetSpec, Tags, VolumeSpec};
-use crate::ids::{Kind, ResourceName, Zone};
+use crate::ids::{KeyName, Kind, ResourceName, Zone};
 use crate::plan::{GroupRef, LaunchSpec, Planner, Produced, StepId};
 use crate::spec_hash::launch_spec_hash;
 use std::collections::BTreeSet;
@@ -20,7 +20,7 @@ pub(super) struct Wanted<'a> {
     /// The volume attached to the fleet's one instance, if any.
     pub(super) volume: Option<(&'a ResourceName, &'a VolumeSpec)>,
     /// The key pair's name in the cloud.
-    pub(super) key_name: Option<String>,
+    pub(super) key_name: Option<KeyName>,
     /// The groups instances are in.
     pub(super) groups: Vec<GroupRef>,
     /// The user data.
@@ -73,7 +73,7 @@ impl<'a> Planner<'a> {
             launch_spec_hash(
                 spec.image.as_str(),
                 &spec.instance_type,
-                key_name.as_deref(),
+                key_name.as_ref().map(KeyName::as_str),
                 t,
             )
         });

@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn spread_gives_the_remainder_to_the_first_zones() {
-        let z = |s: &str| Zone::from(s);
+        let z = |s: &'static str| Zone::from(s);
         let zones = [z("a"), z("b")];
         assert_eq!(spread(3, &zones), vec![(z("a"), 2), (z("b"), 1)]);
         assert_eq!(spread(0, &zones), vec![(z("a"), 0), (z("b"), 0)]);
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn fill_grows_the_emptiest_zones_and_shrinks_the_fullest() {
-        let z = |s: &str| Zone::from(s);
+        let z = |s: &'static str| Zone::from(s);
         let zones = [z("a"), z("b")];
         // Nothing moves: b keeps its two when the target is already met.
         assert_eq!(fill(2, &zones, &[0, 2]), vec![(z("a"), 0), (z("b"), 2)]);
@@ -179,8 +179,8 @@ mod tests {
 
     #[test]
     fn successors_go_in_their_predecessors_zone_first() {
-        let z = |s: &str| Zone::from(s);
-        let inst = |id: &str, zone: &str, minute: i64| ObservedInstance {
+        let z = |s: &'static str| Zone::from(s);
+        let inst = |id: &'static str, zone: &'static str, minute: i64| ObservedInstance {
             id: id.into(),
             owner: crate::observed::Owner {
                 stack: "s".into(),
