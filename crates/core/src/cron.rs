@@ -306,7 +306,10 @@ mod tests {
     }
 
     fn toronto() -> TimeZone {
-        TimeZone::get("America/Toronto").expect("tz")
+        crate::tz::Tz::bundled("America/Toronto")
+            .expect("tz")
+            .zone()
+            .clone()
     }
 
     #[test]
