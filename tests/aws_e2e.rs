@@ -387,6 +387,12 @@ async fn a_killed_apply_run_again_creates_no_duplicates() {
         execute(cloud, &plan, options(), Arc::new(Quiet)),
     )
     .await;
+    // A request the aborted run had sent may still be in moto's hands.
+    // moto does not enforce client tokens (docs/aws.md), so a RunInstances
+    // landing after the next observation would launch twice there whatever
+    // the token; a process run again after a kill starts after its last
+    // request was answered, so the re-run does too.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // Third run: to the end.
     let observed = converge(&e, &e.desired).await;
     assert_smallpayroll(&observed);
