@@ -366,6 +366,17 @@ pub enum DeletionPolicy {
 }
 
 impl DeletionPolicy {
+    /// The policy a resource converge made carries in its
+    /// `converge:deletion-policy` tag (`retain` when absent or unknown:
+    /// data is never lost by default).
+    pub fn from_tags(t: &Tags) -> Self {
+        match t.get(crate::ids::tags::DELETION_POLICY).map(String::as_str) {
+            Some("delete") => DeletionPolicy::Delete,
+            Some("snapshot") => DeletionPolicy::Snapshot,
+            _ => DeletionPolicy::Retain,
+        }
+    }
+
     /// The policy as written in manifests.
     pub fn as_str(self) -> &'static str {
         match self {

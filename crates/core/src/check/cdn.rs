@@ -2,7 +2,6 @@
 //! disabled; a bucket only if its deletion policy allows it, and once no
 //! distribution serves from it or logs to it.
 
-use super::volumes::policy_from_tags;
 use super::{Ctx, Problem, User, listed, push};
 use crate::desired::DeletionPolicy;
 use crate::ids::{DistributionId, ResourceName};
@@ -68,7 +67,9 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
 fn retained(cx: &mut Ctx<'_>, i: StepId, name: &ResourceName, observed: Option<&ObservedBucket>) {
     let policy = match cx.desired.buckets.get(name) {
         Some(spec) => spec.deletion_policy,
-        None => observed.map_or(DeletionPolicy::Retain, |b| policy_from_tags(&b.tags)),
+        None => observed.map_or(DeletionPolicy::Retain, |b| {
+            DeletionPolicy::from_tags(&b.tags)
+        }),
     };
     if policy != DeletionPolicy::Delete {
         cx.report(Problem::RetainedDeleted {

@@ -4,8 +4,8 @@
 //! only from where they are, once, and before the instance goes.
 
 use super::{Ctx, Problem, User, listed, push};
-use crate::desired::{DeletionPolicy, Tags};
-use crate::ids::{InstanceId, VolumeId, Zone, tags};
+use crate::desired::DeletionPolicy;
+use crate::ids::{InstanceId, VolumeId, Zone};
 use crate::plan::{InstanceRef, Step, StepId, VolumeRef};
 use std::collections::BTreeMap;
 
@@ -58,16 +58,6 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
     }
 }
 
-/// The deletion policy of a volume whose manifest is gone, from its tag.
-/// Missing or unreadable means retain.
-pub(super) fn policy_from_tags(t: &Tags) -> DeletionPolicy {
-    match t.get(tags::DELETION_POLICY).map(String::as_str) {
-        Some("delete") => DeletionPolicy::Delete,
-        Some("snapshot") => DeletionPolicy::Snapshot,
-        _ => DeletionPolicy::Retain,
-    }
-}
-
 fn delete(cx: &mut Ctx<'_>, v: &VolumeSteps<'_>, i: StepId, volume: &VolumeId) {
     let Some(&observed) = cx.index.volumes.get(volume) else {
         cx.report(Problem::DeletesUnobservedVolume {
@@ -78,7 +68,7 @@ fn delete(cx: &mut Ctx<'_>, v: &VolumeSteps<'_>, i: StepId, volume: &VolumeId) {
     };
     let policy = match cx.desired.volumes.get(&observed.owner.name) {
         Some(spec) => spec.deletion_policy,
-        None => policy_from_tags(&observed.tags),
+        None => DeletionPolicy::from_tags(&observed.tags),
     };
     if policy == DeletionPolicy::Retain {
         cx.report(Problem::RetainedDeleted {

@@ -31,7 +31,7 @@ pub use types::*;
 
 use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
-use crate::ids::{GroupId, InstanceId, KeyName, Kind, ResourceKey, ResourceName, VolumeId, tags};
+use crate::ids::{GroupId, InstanceId, KeyName, Kind, ResourceKey, ResourceName, VolumeId};
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
 };
@@ -393,17 +393,6 @@ fn sorted_strings<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> Vec<S
     let mut v: Vec<String> = items.map(|i| i.to_string()).collect();
     v.sort();
     v
-}
-
-/// The deletion policy recorded on a resource's tag, for resources whose
-/// manifest is gone. Missing or unreadable means retain: data is never lost
-/// by default.
-fn policy_from_tags(t: &Tags) -> DeletionPolicy {
-    match t.get(tags::DELETION_POLICY).map(String::as_str) {
-        Some("delete") => DeletionPolicy::Delete,
-        Some("snapshot") => DeletionPolicy::Snapshot,
-        _ => DeletionPolicy::Retain,
-    }
 }
 
 /// Whether an instance counts towards its fleet.

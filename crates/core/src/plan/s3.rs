@@ -5,9 +5,7 @@
 use crate::desired::{BucketSpec, DeletionPolicy, Tags};
 use crate::ids::{Kind, ResourceKey, tags};
 use crate::observed::ObservedBucket;
-use crate::plan::{
-    ChangeAction, FieldDiff, Planner, Produced, Step, TagTarget, Value, policy_from_tags, update_if,
-};
+use crate::plan::{ChangeAction, FieldDiff, Planner, Produced, Step, TagTarget, Value, update_if};
 
 impl<'a> Planner<'a> {
     /// Plans every declared bucket, and marks those the manifests no
@@ -100,7 +98,7 @@ impl<'a> Planner<'a> {
                 .buckets
                 .iter()
                 .find(|b| b.owner.name == name)
-                .map(|b| policy_from_tags(&b.tags))
+                .map(|b| DeletionPolicy::from_tags(&b.tags))
                 .unwrap_or(DeletionPolicy::Retain);
             match policy {
                 DeletionPolicy::Delete => {

@@ -9,7 +9,7 @@ use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName, VolumeId, tags};
 use crate::observed::{ObservedAttachment, ObservedVolume};
 use crate::plan::{
     ChangeAction, FieldDiff, Note, Planner, SnapshotPurpose, Step, StepId, TagTarget, Value,
-    VolumeRef, policy_from_tags, update_if,
+    VolumeRef, update_if,
 };
 use crate::spec_hash::short_digest;
 
@@ -38,7 +38,7 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|v| !d.volumes.contains_key(&v.owner.name))
         {
-            let policy = policy_from_tags(&v.tags);
+            let policy = DeletionPolicy::from_tags(&v.tags);
             self.doomed_volumes.push((v.clone(), policy, Vec::new()));
         }
     }
