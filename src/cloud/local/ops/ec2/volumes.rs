@@ -147,25 +147,9 @@ pub(crate) fn attach_volume(
             ),
         ));
     }
-    match w.volume_state(v, cx.now) {
-        VolumeState::Creating => {
-            return Err(e.state(
-                "IncorrectState",
-                format!("The volume '{volume}' is in the 'creating' state."),
-            ));
-        }
-        VolumeState::InUse => {
-            let to = w
-                .attachment(v, cx.now)
-                .map(|a| a.instance.to_string())
-                .unwrap_or_default();
-            return Err(e.state(
-                "VolumeInUse",
-                format!("{volume} is already attached to an instance ({to})"),
-            ));
-        }
-        _ => {}
-    }
+    refuse_busy(w, v, cx, e, |to| {
+        format!("{volume} is already attached to an instance ({to})")
+    })?;
     match i.state(cx.now) {
         InstanceState::Running => {}
         InstanceState::Pending => {
@@ -234,27 +218,37 @@ pub(crate) fn delete_volume(
     volume: &VolumeId,
 ) -> Result<Outcome, CloudError> {
     let v = find_volume(w, cx, e, volume)?;
+    refuse_busy(w, v, cx, e, |to| {
+        format!("Volume {volume} is currently attached to {to}")
+    })?;
+    w.volumes.remove(volume);
+    Ok(Outcome::Done)
+}
+
+/// Refuses a volume still being created (`IncorrectState`) or attached
+/// (`VolumeInUse`, with the message EC2 gives for the call in hand,
+/// made from the instance it is attached to).
+fn refuse_busy(
+    w: &World,
+    v: &Volume,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    in_use: impl FnOnce(&str) -> String,
+) -> Result<(), CloudError> {
     match w.volume_state(v, cx.now) {
-        VolumeState::Creating => {
-            return Err(e.state(
-                "IncorrectState",
-                format!("The volume '{volume}' is in the 'creating' state."),
-            ));
-        }
+        VolumeState::Creating => Err(e.state(
+            "IncorrectState",
+            format!("The volume '{}' is in the 'creating' state.", v.id),
+        )),
         VolumeState::InUse => {
             let to = w
                 .attachment(v, cx.now)
                 .map(|a| a.instance.to_string())
                 .unwrap_or_default();
-            return Err(e.state(
-                "VolumeInUse",
-                format!("Volume {volume} is currently attached to {to}"),
-            ));
+            Err(e.state("VolumeInUse", in_use(&to)))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    w.volumes.remove(volume);
-    Ok(Outcome::Done)
 }
 
 pub(crate) fn create_snapshot(
