@@ -17,6 +17,7 @@ mod ec2;
 mod elb;
 mod error;
 mod hooks;
+mod http;
 mod s3;
 
 pub(crate) use error::sdk_error;
@@ -117,11 +118,7 @@ impl AwsCloud {
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| default_region.to_owned());
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+        let https = http::https_client()?;
         let (http, injected) = match options.inject_throttling {
             Some(rate) if rate > 0.0 => {
                 let t = hooks::Throttler::new(https, rate, 0x00c0_ffee);

@@ -1,0 +1,181 @@
+//! Every AWS call goes through the proxy the environment names
+//! (`HTTP_PROXY` for an `http://` endpoint such as moto, `HTTPS_PROXY` for
+//! AWS itself), except for the hosts `NO_PROXY` lists; a proxy variable
+//! that is not a URL is refused before any call. The real binary runs
+//! against a moto server through a recording proxy that forwards to it.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+#[macro_use]
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A forwarding HTTP proxy that records the request line of each
+/// connection it is sent, then pipes bytes both ways to `upstream`.
+struct RecordingProxy {
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    fn start(upstream: String) -> RecordingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let record = record.clone();
+                let upstream = upstream.clone();
+                std::thread::spawn(move || forward(client, &upstream, &record));
+            }
+        });
+        RecordingProxy { url, seen }
+    }
+
+    fn request_lines(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn forward(client: TcpStream, upstream: &str, record: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut first = String::new();
+    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    record.lock().unwrap().push(first.trim_end().to_owned());
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    // What the reader buffered past the first line goes on too.
+    let buffered = reader.buffer().to_vec();
+    server.write_all(first.as_bytes()).unwrap();
+    server.write_all(&buffered).unwrap();
+    let mut to_server = server.try_clone().unwrap();
+    let mut from_client = client.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
+    });
+    let mut to_client = client;
+    let _ = std::io::copy(&mut server, &mut to_client);
+    let _ = to_client.shutdown(std::net::Shutdown::Write);
+}
+
+/// A copy of the example stack under its own name, in a fresh directory.
+fn example_stack(dir: &Path) {
+    let stack = dir.join("stack");
+    std::fs::create_dir(&stack).unwrap();
+    let suffix = fastrand::u32(..);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let text = text
+            .replace("name: smallpayroll\n", &format!("name: proxy-{suffix}\n"))
+            .replace("smallpayroll-assets", &format!("proxy-assets-{suffix}"));
+        std::fs::write(stack.join(entry.file_name()), text).unwrap();
+    }
+}
+
+/// `converge --cloud aws plan stack` with only the given proxy variables.
+fn plan(dir: &Path, endpoint: &str, vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+    cmd.current_dir(dir)
+        .args([
+            "--cloud",
+            "aws",
+            "--endpoint-url",
+            endpoint,
+            "plan",
+            "stack",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env("NO_COLOR", "1");
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn aws_calls_go_through_http_proxy_unless_no_proxy_says_otherwise() {
+    let endpoint = moto_or_skip!();
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = RecordingProxy::start(upstream.clone());
+    let dir = tempfile::tempdir().unwrap();
+    example_stack(dir.path());
+
+    let (code, out) = plan(dir.path(), &endpoint, &[("HTTP_PROXY", &proxy.url)]);
+    assert_eq!(code, Some(0), "{out}");
+    let lines = proxy.request_lines();
+    assert!(
+        !lines.is_empty(),
+        "no request went through the proxy:\n{out}"
+    );
+    // A proxied request names the whole URL (absolute form, RFC 9112 3.2.2).
+    for line in &lines {
+        assert!(
+            line.contains(&format!("http://{upstream}/")),
+            "not a proxied request line: {line}"
+        );
+    }
+
+    let before = lines.len();
+    let (code, out) = plan(
+        dir.path(),
+        &endpoint,
+        &[
+            ("http_proxy", &proxy.url),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        proxy.request_lines().len(),
+        before,
+        "NO_PROXY lists the endpoint, yet the proxy was used:\n{out}"
+    );
+}
+
+#[test]
+fn a_proxy_variable_that_is_not_a_url_is_refused_before_any_call() {
+    let endpoint = moto_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    example_stack(dir.path());
+    let (code, out) = plan(dir.path(), &endpoint, &[("HTTPS_PROXY", "ftp://proxy:21")]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("HTTPS_PROXY=\"ftp://proxy:21\" is not a proxy URL"),
+        "{out}"
+    );
+}
