@@ -22,8 +22,8 @@ use converge::core::observed::{InstanceState, MemberState, Observed};
 use converge::core::plan::WorkKey;
 use converge::manifest;
 use converge::reconcile::{
-    Event, HttpError, HttpGet, HttpResponse, Manifests, PassReport, PlainHttp, ReconcileOptions,
-    Reconciler,
+    Event, HttpClient, HttpConfig, HttpError, HttpGet, HttpResponse, Manifests, PassReport,
+    ReconcileOptions, Reconciler,
 };
 use converge::sys::ManualClock;
 use jiff::Timestamp;
@@ -35,6 +35,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ---- fixtures -----------------------------------------------------------
+
+/// The real client, for the servers the tests run on 127.0.0.1.
+static REAL: std::sync::LazyLock<HttpClient> =
+    std::sync::LazyLock::new(|| HttpClient::new(&HttpConfig::default()).unwrap());
 
 /// Answers probes of simulated instances (any host but 127.0.0.1):
 /// `200 welcome`, unless the instance's address is set to fail (or all
@@ -51,7 +55,7 @@ struct Probes {
 impl HttpGet for Probes {
     async fn get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, HttpError> {
         if url.starts_with("http://127.0.0.1") {
-            return PlainHttp.get(url, timeout).await;
+            return REAL.get(url, timeout).await;
         }
         if url.contains("/queue/length") {
             return Ok(HttpResponse {

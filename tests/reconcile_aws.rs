@@ -53,8 +53,8 @@ use converge::core::observed::{InstanceState, MemberState, Observed};
 use converge::lease::s3::S3Lease;
 use converge::lease::{HolderId, Lease, LeaseError};
 use converge::reconcile::{
-    Event, HttpError, HttpGet, HttpResponse, Manifests, PassReport, PlainHttp, ReconcileOptions,
-    Reconciler,
+    Event, HttpClient, HttpConfig, HttpError, HttpGet, HttpResponse, Manifests, PassReport,
+    ReconcileOptions, Reconciler,
 };
 use converge::sys::ManualClock;
 use std::collections::BTreeSet;
@@ -113,6 +113,10 @@ fn smallpayroll(suffix: u32, metric_url: String) -> Desired {
     d
 }
 
+/// The real client, for the servers the tests run on 127.0.0.1.
+static REAL: std::sync::LazyLock<HttpClient> =
+    std::sync::LazyLock::new(|| HttpClient::new(&HttpConfig::default()).unwrap());
+
 /// Requests to 127.0.0.1 (the metric) go out for real; health probes of
 /// moto's instances, whose addresses lead nowhere, are answered as a
 /// healthy SmallPayroll would answer them.
@@ -122,7 +126,7 @@ struct Http;
 impl HttpGet for Http {
     async fn get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, HttpError> {
         if url.starts_with("http://127.0.0.1") {
-            return PlainHttp.get(url, timeout).await;
+            return REAL.get(url, timeout).await;
         }
         Ok(HttpResponse {
             status: 200,

@@ -18,7 +18,7 @@ use converge::lease::s3::S3Lease;
 use converge::lease::{Holding, Lease, LocalLease};
 use converge::manifest;
 use converge::reconcile::{
-    Manifests, ReconcileOptions, Reconciler,
+    HttpClient, HttpConfig, Manifests, ReconcileOptions, Reconciler,
     metrics::{self, Metrics},
 };
 use converge::sys::SystemClock;
@@ -624,12 +624,15 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
         ..ReconcileOptions::default()
     };
     let metrics = Arc::new(Metrics::new());
+    let http = HttpClient::new(&HttpConfig::from_env())
+        .map_err(|e| anyhow!("the client for metrics and health probes: {e}"))?;
     let mut reconciler = Reconciler::new(
         cloud.cloud.clone(),
         Manifests::Directory(args.dir.clone()),
         Arc::new(SystemClock),
         opts,
     )
+    .with_http(Arc::new(http))
     .with_metrics(metrics.clone());
     let stop = reconciler.stop_handle();
 

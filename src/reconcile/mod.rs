@@ -33,7 +33,7 @@ pub mod http;
 pub mod metrics;
 
 pub use backoff::{BackoffPolicy, Backoffs};
-pub use http::{HttpError, HttpGet, HttpResponse, PlainHttp};
+pub use http::{HttpClient, HttpConfig, HttpError, HttpGet, HttpResponse};
 
 use crate::apply::{ApplyOptions, Progress, Report, RetryPolicy, StepError, StepResult, execute};
 use crate::cloud::{Cloud, ErrorKind};
@@ -351,7 +351,8 @@ impl std::fmt::Debug for Reconciler {
 
 impl Reconciler {
     /// A loop over `cloud` for the stack `manifests` declare, reading the
-    /// time from `clock`. Probes and metrics use [`PlainHttp`]; no metrics
+    /// time from `clock`. Probes and metrics use [`HttpClient`] with the platform's roots and no
+    /// proxy (the CLI gives it the environment's, [`HttpConfig::from_env`]); no metrics
     /// are kept until [`Reconciler::with_metrics`].
     pub fn new(
         cloud: Arc<dyn Cloud>,
@@ -367,7 +368,7 @@ impl Reconciler {
             cloud,
             manifests,
             clock,
-            http: Arc::new(PlainHttp),
+            http: http::default_client(),
             opts,
             metrics: None,
             stop: StopHandle::default(),
@@ -803,7 +804,7 @@ impl Reconciler {
             );
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let result = match http.get(&url, timeout).await {
+                let result = match http.probe(&url, timeout).await {
                     Ok(r) if !(200..300).contains(&r.status) => {
                         ProbeResult::Failed(format!("GET {url}: status {}", r.status))
                     }
