@@ -627,10 +627,10 @@ fn bad_cron_and_time_zones_are_errors() {
 #[test]
 fn bad_durations_are_errors() {
     expect_res(
-        &format!("{FLEET}  health:\n    grace: 5 minutes\n"),
+        &format!("{FLEET}  health:\n    grace: five minutes\n"),
         "Fleet/app",
         "spec.health.grace",
-        "expected a duration like \"30s\"",
+        "expected a duration like \"30s\", \"500ms\"",
     );
     expect_res(
         &format!("{FLEET}  health:\n    grace: 300\n"),
@@ -642,7 +642,25 @@ fn bad_durations_are_errors() {
         &format!("{FLEET}  health:\n    grace: 1m1h\n"),
         "Fleet/app",
         "spec.health.grace",
-        "order h, m, s",
+        "units must be written from largest to smallest",
+    );
+    expect_res(
+        &format!("{FLEET}  health:\n    grace: -5m\n"),
+        "Fleet/app",
+        "spec.health.grace",
+        "must not be negative, found \"-5m\"",
+    );
+    expect_res(
+        &format!("{FLEET}  health:\n    grace: 367 days\n"),
+        "Fleet/app",
+        "spec.health.grace",
+        "calendar units",
+    );
+    expect_res(
+        &format!("{FLEET}  health:\n    grace: 8785h\n"),
+        "Fleet/app",
+        "spec.health.grace",
+        "must be at most 366 days",
     );
 }
 

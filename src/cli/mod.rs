@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::apply::{self, ApplyOptions};
 use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
-use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError, parse_duration};
+use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError};
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
@@ -337,18 +337,14 @@ fn load(dir: &Path) -> Result<Desired> {
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-        .ok_or_else(|| format!("expected a duration such as 30s, 5m or 1h, found {s:?}"))
+    converge::core::duration::parse(s).map_err(|e| e.to_string())
 }
 
 /// A loop interval: a duration of at least a second, so the loop can
 /// never spin.
 fn parse_interval_arg(s: &str) -> Result<Duration, String> {
-    let d = parse_duration_arg(s)?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("must be at least 1s, found {s:?}"));
-    }
-    Ok(d)
+    converge::core::duration::parse_within(s, Duration::from_secs(1), Duration::MAX)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_at(at: Option<&str>) -> Result<Timestamp> {

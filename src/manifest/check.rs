@@ -149,46 +149,18 @@ pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
     }
 }
 
-/// A duration: `<n>h`, `<n>m`, `<n>s` in that order, at least one, such as
-/// `30s`, `5m` or `1h30m`. At most 366 days.
+/// A duration in the one grammar of manifests and flags
+/// ([`converge_core::duration`]): `30s`, `500ms`, `5m`, `1h30m`. At most
+/// 366 days.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    let expected = "expected a duration like \"30s\", \"5m\", \"1h\" or \"1h30m\"";
-    if s.is_empty() {
-        return Err(format!("{expected}, found an empty string"));
-    }
-    let mut total: u64 = 0;
-    let mut rest = s;
-    let mut last_rank = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("{expected}, found {s:?}"));
+    const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+    use converge_core::duration::DurationError;
+    converge_core::duration::parse_within(s, Duration::ZERO, MAX).map_err(|e| match e {
+        DurationError::OutOfBounds { found, .. } => {
+            format!("a duration must be at most 366 days (8784h), found {found:?}")
         }
-        let (num, tail) = rest.split_at(digits);
-        let unit = tail.chars().next();
-        let (secs, rank) = match unit {
-            Some('h') => (3600, 1),
-            Some('m') => (60, 2),
-            Some('s') => (1, 3),
-            _ => return Err(format!("{expected}, found {s:?}")),
-        };
-        if rank <= last_rank {
-            return Err(format!(
-                "{expected} (units in the order h, m, s), found {s:?}"
-            ));
-        }
-        last_rank = rank;
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{expected}, found {s:?} (too long)"))?;
-        total = n
-            .checked_mul(secs)
-            .and_then(|v| total.checked_add(v))
-            .filter(|t| *t <= 366 * 24 * 3600)
-            .ok_or_else(|| format!("a duration must be at most 366 days, found {s:?}"))?;
-        rest = &tail[1..];
-    }
-    Ok(Duration::from_secs(total))
+        e => e.to_string(),
+    })
 }
 
 /// An AWS region name such as `us-east-1` or `us-gov-west-1`.
@@ -568,15 +540,16 @@ mod tests {
         assert_eq!(duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("1.5h").unwrap(), Duration::from_secs(5400));
         for bad in [
             "",
             "30",
-            "5 m",
             "1m1h",
             "-5m",
-            "1.5h",
             "5mm",
             "99999999999999999999h",
+            "8785h",
         ] {
             assert!(duration(bad).is_err(), "{bad}");
         }

@@ -27,7 +27,7 @@ impl<'de> Deserialize<'de> for DurationText {
         impl serde::de::Visitor<'_> for V {
             type Value = DurationText;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a duration like \"30s\", \"5m\" or \"1h\"")
+                f.write_str("a duration like \"30s\", \"500ms\", \"5m\" or \"1h30m\"")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationText, E> {
                 Ok(DurationText(v.to_owned()))
@@ -54,13 +54,15 @@ impl JsonSchema for DurationText {
         json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration such as `30s`, `5m`, `45m`, `1h` or `1h30m`.",
+            "description": "A duration such as `30s`, `500ms`, `5m`, `1h30m` or `2 hours` (jiff's friendly format; `0` alone is zero).",
         })
     }
 }
 
 /// The JSON Schema pattern of a duration.
-pub const DURATION_PATTERN: &str = "^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$";
+/// (jiff's friendly format: numbers with units, largest first; only the
+/// last may have a fraction; see `converge_core::duration`).
+pub const DURATION_PATTERN: &str = "^(0|([0-9]+ ?[a-z]+,? ?)*[0-9]+(\\.[0-9]+)? ?[a-zµ]+)$";
 
 /// The `Stack` document: the region and the tags every resource gets.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

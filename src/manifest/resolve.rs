@@ -1769,11 +1769,15 @@ fn health_check(
     let secs =
         |field: &str, text: &raw::DurationText, lo: u64, hi: u64, out: &mut Vec<Diagnostic>| {
             let d = duration(at, &path.key(field), text, true, out)?;
-            if d.as_secs() < lo || d.as_secs() > hi {
+            // The balancer's API takes whole seconds.
+            if d.as_secs() < lo || d.as_secs() > hi || d.subsec_nanos() != 0 {
                 out.push(at.diag(
                     &path.key(field),
                     false,
-                    format!("expected a {field} from {lo}s to {hi}s, found {:?}", text.0),
+                    format!(
+                        "expected a {field} of whole seconds from {lo}s to {hi}s, found {:?}",
+                        text.0
+                    ),
                 ));
                 return None;
             }

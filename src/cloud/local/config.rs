@@ -326,37 +326,19 @@ fn duration(key: &str, v: &str) -> Result<Duration, ParseError> {
     parse_duration(v).ok_or_else(|| ParseError::BadValue {
         key: key.to_owned(),
         value: v.to_owned(),
-        expected: "a duration such as 0, 500ms, 3s, 2m or 1h",
+        expected: "a duration such as 0, 500ms, 1.5s, 2m or 1h30m",
     })
 }
 
-/// Parses `0`, `500ms`, `3s`, `1.5s`, `2m`, `1h`.
+/// Parses a duration in the one grammar of manifests and flags
+/// ([`converge_core::duration`]): `0`, `500ms`, `1.5s`, `2m`, `1h30m`.
 pub fn parse_duration(v: &str) -> Option<Duration> {
-    if v == "0" {
-        return Some(Duration::ZERO);
-    }
-    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
+    converge_core::duration::parse(v).ok()
 }
 
 /// Shows a duration the way [`parse_duration`] reads it.
 fn show(d: Duration) -> String {
-    if d.is_zero() {
-        "0s".to_owned()
-    } else if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    converge_core::duration::show(d)
 }
 
 #[cfg(test)]
@@ -429,5 +411,7 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("-1s"), None);
     }
 }
