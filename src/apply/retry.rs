@@ -6,6 +6,10 @@ use crate::cloud::{CloudError, ErrorKind};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// How long a call keeps failing before its retries are logged as a
+/// warning.
+pub const SLOW_RETRY_WARNING: Duration = Duration::from_secs(10);
+
 /// How calls are retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -71,12 +75,24 @@ impl RetryPolicy {
     {
         let start = Instant::now();
         let mut attempt = 0u32;
+        let mut warned = false;
         loop {
             attempt += 1;
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if self.should_retry(&e, start.elapsed(), not_found_is_lag) => {
                     tracing::debug!(what, code = %e.code, attempt, error = %e, "retrying");
+                    // Once a call has failed for a while, say so: a wrong
+                    // endpoint or a dead network would otherwise look like
+                    // a hang for the whole window.
+                    if !warned && start.elapsed() >= SLOW_RETRY_WARNING {
+                        warned = true;
+                        tracing::warn!(
+                            "{what}: still retrying after {}s (up to {}s): {e}",
+                            start.elapsed().as_secs(),
+                            self.max_elapsed.as_secs()
+                        );
+                    }
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
                 Err(e) => return Err(e),

@@ -265,6 +265,13 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<converge::cloud::CloudError>())
+                .and_then(|c| c.hint())
+            {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(1)
         }
     }
@@ -274,8 +281,10 @@ pub fn main() -> ExitCode {
 /// `reconcile` also shows its own events (target `reconcile`) at info.
 fn init_logging(g: &Global, reconciling: bool) {
     let level = match (g.verbose, reconciling) {
-        (0, false) => "warn",
-        (0, true) => "warn,reconcile=info",
+        // The SDK's credential chain warns about every provider it tries
+        // before the one that works; converge reports the outcome itself.
+        (0, false) => "warn,aws_config=error",
+        (0, true) => "warn,aws_config=error,reconcile=info",
         (1, _) => "info",
         _ => "debug",
     };

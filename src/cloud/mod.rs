@@ -424,6 +424,48 @@ impl CloudError {
         }
     }
 
+    /// What to try, for the errors whose fix lies outside converge
+    /// (credentials, permissions, the network), as the AWS CLI's
+    /// messages suggest; shown under the error by the command line.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self.code.as_str() {
+            "NoCredentials" => {
+                "configure credentials: `aws configure`, `aws sso login --profile NAME` with \
+                 --profile NAME (or AWS_PROFILE), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            }
+            "InvalidConfiguration" => {
+                "check ~/.aws/config and ~/.aws/credentials for the profile in use \
+                 (--profile or AWS_PROFILE)"
+            }
+            "ExpiredToken"
+            | "ExpiredTokenException"
+            | "RequestExpired"
+            | "TokenRefreshRequired" => {
+                "the session has expired: refresh it (`aws sso login`, or new temporary \
+                 credentials), and check the machine's clock"
+            }
+            "AuthFailure"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId" => {
+                "the credentials are not valid for this account: check the access key and \
+                 secret, or the profile in use"
+            }
+            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "Forbidden" => {
+                "the identity in use lacks a permission: docs/aws.md#permissions lists the \
+                 actions converge calls; `aws sts get-caller-identity` shows who you are"
+            }
+            "OptInRequired" => "the account is not subscribed to this service or region",
+            "InvalidProxyUrl" => "fix or unset the proxy variable named above",
+            "DispatchFailure" | "Timeout" => {
+                "AWS could not be reached: check the network, the region (--region), and \
+                 HTTPS_PROXY / NO_PROXY if a proxy is needed"
+            }
+            _ => return None,
+        })
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -5,7 +5,6 @@
 use crate::cloud::{CloudError, ErrorKind};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Turns an SDK error into a [`CloudError`] for `operation`.
@@ -17,21 +16,15 @@ where
         SdkError::ServiceError(se) => {
             let e = se.err();
             let code = e.code().unwrap_or("Unknown").to_owned();
-            let message = e
-                .message()
-                .map(str::to_owned)
-                .unwrap_or_else(|| DisplayErrorContext(e).to_string());
+            let message = e.message().map(str::to_owned).unwrap_or_else(|| causes(e));
             let status = se.raw().status().as_u16();
             CloudError::new(classify(&code, Some(status)), operation, code, message)
         }
-        SdkError::TimeoutError(_) => CloudError::new(
-            ErrorKind::Unavailable,
-            operation,
-            "Timeout",
-            DisplayErrorContext(&err).to_string(),
-        ),
+        SdkError::TimeoutError(_) => {
+            CloudError::new(ErrorKind::Unavailable, operation, "Timeout", causes(&err))
+        }
         SdkError::DispatchFailure(d) => {
-            let message = DisplayErrorContext(&err).to_string();
+            let message = causes(&err);
             // Credentials that cannot be found or loaded surface here (or as
             // construction failures): retrying cannot fix them.
             if message.contains("credentials") || message.contains("Credentials") {
@@ -51,10 +44,10 @@ where
             ErrorKind::Unavailable,
             operation,
             "ResponseError",
-            DisplayErrorContext(&err).to_string(),
+            causes(&err),
         ),
         SdkError::ConstructionFailure(_) => {
-            let message = DisplayErrorContext(&err).to_string();
+            let message = causes(&err);
             if message.contains("credentials") || message.contains("Credentials") {
                 CloudError::new(ErrorKind::AccessDenied, operation, "NoCredentials", message)
             } else {
@@ -66,13 +59,25 @@ where
                 )
             }
         }
-        _ => CloudError::new(
-            ErrorKind::Unavailable,
-            operation,
-            "Unknown",
-            DisplayErrorContext(&err).to_string(),
-        ),
+        _ => CloudError::new(ErrorKind::Unavailable, operation, "Unknown", causes(&err)),
     }
+}
+
+/// An error and its causes, each one's message once, joined by `: `, as
+/// the AWS CLI prints them; never a `Debug` dump (the SDK's own
+/// `DisplayErrorContext` ends with one: headers, bodies and all).
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What kind of failure an AWS error code (and, where the code says
@@ -179,6 +184,47 @@ pub(crate) fn refuse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error whose `Debug` differs from its `Display`, with a cause.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_messages_once_each_and_never_debug() {
+        let e = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error",
+                Some(Box::new(Layer(
+                    "io error",
+                    Some(Box::new(Layer("refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(causes(&e), "dispatch failure: io error: refused");
+    }
+
+    #[test]
+    fn errors_whose_fix_is_outside_converge_say_what_to_try() {
+        let hint = |code: &str| CloudError::new(ErrorKind::Invalid, "Op", code, "m").hint();
+        assert!(hint("NoCredentials").is_some_and(|h| h.contains("aws configure")));
+        assert!(hint("UnauthorizedOperation").is_some_and(|h| h.contains("get-caller-identity")));
+        assert!(hint("ExpiredToken").is_some_and(|h| h.contains("expired")));
+        assert!(hint("DispatchFailure").is_some_and(|h| h.contains("HTTPS_PROXY")));
+        assert_eq!(hint("InvalidAMIID.NotFound"), None);
+    }
 
     #[test]
     fn codes_map_to_kinds() {

@@ -222,20 +222,29 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
             "no AWS credentials provider is configured",
         ));
     };
+    use aws_credential_types::provider::error::CredentialsError;
     provider
         .provide_credentials()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            CloudError::new(
+        .map_err(|e| match &e {
+            CredentialsError::InvalidConfiguration(_) => CloudError::new(
+                ErrorKind::AccessDenied,
+                "LoadCredentials",
+                "InvalidConfiguration",
+                format!("the AWS configuration is not usable: {}", error::causes(&e)),
+            ),
+            _ => CloudError::new(
                 ErrorKind::AccessDenied,
                 "LoadCredentials",
                 "NoCredentials",
                 format!(
-                    "no AWS credentials found (environment, profile, SSO, instance metadata): {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    "Unable to locate credentials. Tried the environment, the shared config \
+                     and credentials files, SSO, web identity, and container and instance \
+                     metadata; the last said: {}",
+                    error::causes(&e)
                 ),
-            )
+            ),
         })
 }
 

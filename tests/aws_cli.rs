@@ -1,8 +1,10 @@
-//! Every AWS call goes through the proxy the environment names
+//! The real binary with `--cloud aws`, as a user's environment sets it
+//! up. Every AWS call goes through the proxy the environment names
 //! (`HTTP_PROXY` for an `http://` endpoint such as moto, `HTTPS_PROXY` for
-//! AWS itself), except for the hosts `NO_PROXY` lists; a proxy variable
-//! that is not a URL is refused before any call. The real binary runs
-//! against a moto server through a recording proxy that forwards to it.
+//! AWS itself), except for the hosts `NO_PROXY` lists, and a proxy
+//! variable that is not a URL is refused before any call (against a moto
+//! server, through a recording proxy that forwards to it). Without
+//! credentials the error reads like the AWS CLI's and says what to try.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
@@ -178,4 +180,47 @@ fn a_proxy_variable_that_is_not_a_url_is_refused_before_any_call() {
         out.contains("HTTPS_PROXY=\"ftp://proxy:21\" is not a proxy URL"),
         "{out}"
     );
+}
+
+#[test]
+fn without_credentials_the_error_says_what_to_try_and_dumps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    example_stack(dir.path());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+    cmd.current_dir(dir.path())
+        .args(["--cloud", "aws", "plan", "stack"])
+        // No profile files, no instance metadata: nothing to find.
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "CONVERGE_LOG",
+    ] {
+        cmd.env_remove(name);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: connecting to AWS: LoadCredentials failed: NoCredentials: Unable to locate credentials."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\nhint: configure credentials: `aws configure`"),
+        "{stderr}"
+    );
+    // No SDK warning lines, no Debug dumps of the SDK's errors.
+    for noise in ["WARN", "ProviderError(", "Headers {", "SdkBody"] {
+        assert!(!stderr.contains(noise), "{noise:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
 }
