@@ -511,7 +511,10 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         );
     }
     print_stats(g, cloud.cloud.as_ref());
-    if args.detailed_exitcode && plan.has_changes() {
+    // A change converge does not make (a volume that would shrink or be
+    // re-encrypted, a modification held back by AWS's six-hour rule) is
+    // still a difference from the manifests: it is not "no changes".
+    if args.detailed_exitcode && (plan.has_changes() || plan.has_blocked_changes()) {
         return Ok(ExitCode::from(EXIT_CHANGES));
     }
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ pub mod check;
 pub mod controller;
 pub mod cron;
 pub mod desired;
+pub mod ebs;
 pub mod ids;
 pub mod observed;
 pub mod plan;

@@ -330,24 +330,37 @@ impl AwsCloud {
                 size_gib,
                 volume_type,
                 snapshot,
+                encrypted,
+                kms_key,
+                iops,
+                throughput,
                 tags,
                 client_token,
             } => {
-                self.create_volume(
+                self.create_volume(&ec2::NewVolume {
                     zone,
-                    *size_gib,
-                    *volume_type,
-                    snapshot.as_ref(),
+                    size_gib: *size_gib,
+                    volume_type: *volume_type,
+                    snapshot: snapshot.as_ref(),
+                    encrypted: *encrypted,
+                    kms_key: kms_key.as_ref(),
+                    iops: *iops,
+                    throughput: *throughput,
                     tags,
                     client_token,
-                )
+                })
                 .await
             }
             Op::ModifyVolume {
                 volume,
                 size_gib,
                 volume_type,
-            } => self.modify_volume(volume, *size_gib, *volume_type).await,
+                iops,
+                throughput,
+            } => {
+                self.modify_volume(volume, *size_gib, *volume_type, *iops, *throughput)
+                    .await
+            }
             Op::AttachVolume {
                 volume,
                 instance,
