@@ -715,7 +715,7 @@ async fn a_volume_is_modified_once_every_six_hours_after_the_last_completes() {
     clock.advance(secs(3600));
     assert_error(
         c.act(&modify(50, None)).await,
-        ErrorKind::InvalidState,
+        ErrorKind::Invalid,
         "VolumeModificationRateExceeded",
     );
     clock.advance(secs(5 * 3600));

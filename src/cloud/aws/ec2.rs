@@ -450,7 +450,7 @@ impl AwsCloud {
     /// DescribeVolumesModifications for all of them (a `volume-id` filter,
     /// which leaves unknown IDs out instead of failing), nothing when
     /// there are no volumes.
-    async fn add_modifications(&self, volumes: &mut [ObservedVolume]) -> Result<(), CloudError> {
+    pub(super) async fn add_modifications(&self, volumes: &mut [ObservedVolume]) -> Result<(), CloudError> {
         if volumes.is_empty() {
             return Ok(());
         }
@@ -516,7 +516,6 @@ impl AwsCloud {
             let f = filter("volume-id", chunk.iter().map(|i| i.to_string()));
             out.extend(self.describe_volumes(vec![f], None).await?);
         }
-        self.add_modifications(&mut out).await?;
         Ok(out)
     }
 

@@ -428,7 +428,11 @@ impl Cloud for AwsCloud {
     }
 
     async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError> {
-        self.describe_volumes_by_id(ids).await
+        // With their latest modifications, which the executor's wait
+        // after ModifyVolume reads (one more call).
+        let mut volumes = self.describe_volumes_by_id(ids).await?;
+        self.add_modifications(&mut volumes).await?;
+        Ok(volumes)
     }
 
     async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError> {

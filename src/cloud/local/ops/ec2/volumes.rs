@@ -239,8 +239,10 @@ pub(crate) fn modify_volume(
     // "Requirements for EBS volume modifications": six hours after the
     // last modification started, and once it is complete.
     if let Some(m) = &v.modification {
+        // Not a state that passes within a run: retrying cannot help, the
+        // next plan holds the change back until the time has come.
         if cx.now < after(m.started_at, ebs::MODIFICATION_COOLDOWN) {
-            return Err(e.state(
+            return Err(e.invalid(
                 "VolumeModificationRateExceeded",
                 "You've reached the maximum modification rate per volume limit. Wait at least 6 hours between modifications per EBS volume.",
             ));
