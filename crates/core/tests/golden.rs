@@ -560,6 +560,7 @@ fn volume_encryption_change_is_blocked_never_replaced() {
     assert_eq!(plan.summary().not_done, 1);
     assert_snapshot!("volume_encryption_blocked.txt", text(&plan));
     assert_snapshot!("volume_encryption_blocked.json", render::json(&plan));
+    assert_snapshot!("volume_encryption_blocked.md", render::markdown(&plan));
 }
 
 #[test]

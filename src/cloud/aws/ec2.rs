@@ -450,7 +450,10 @@ impl AwsCloud {
     /// DescribeVolumesModifications for all of them (a `volume-id` filter,
     /// which leaves unknown IDs out instead of failing), nothing when
     /// there are no volumes.
-    pub(super) async fn add_modifications(&self, volumes: &mut [ObservedVolume]) -> Result<(), CloudError> {
+    pub(super) async fn add_modifications(
+        &self,
+        volumes: &mut [ObservedVolume],
+    ) -> Result<(), CloudError> {
         if volumes.is_empty() {
             return Ok(());
         }
