@@ -158,7 +158,9 @@ struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    /// Exit 0 when there are no changes, 2 when there are (blocked or
+    /// held-back changes included: the stack differs from the manifests),
+    /// 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
     /// Save the plan to this file, for `apply --plan`.
