@@ -235,9 +235,10 @@ async fn smallpayroll_applies_and_a_second_plan_has_no_changes() {
         "no-change plan of SmallPayroll: {} calls: {calls:?}",
         total_calls(&e.cloud)
     );
-    // Constant per kind: 5 EC2 describes, ELB list + tags + health, S3
-    // list + tags + policy, CloudFront list + get + tags.
-    assert!(total_calls(&e.cloud) <= 14, "{calls:?}");
+    // Constant per kind: 5 EC2 describes and the volumes' modifications,
+    // ELB list + tags + health, S3 list + tags + policy, CloudFront list +
+    // get + tags.
+    assert!(total_calls(&e.cloud) <= 15, "{calls:?}");
     assert_smallpayroll(&observed);
     // Every instance carries the ownership tags and the launch-spec hash.
     for i in &observed.instances {
@@ -328,6 +329,121 @@ async fn a_volume_removed_from_the_manifests_is_kept() {
         "the volume is kept"
     );
     e.desired = without;
+}
+
+/// The stack with only its volume, unattached: plans that depend on
+/// nothing but the volume, at any moment (no schedules).
+fn volume_only(d: &Desired) -> Desired {
+    let mut d = d.clone();
+    d.fleets.clear();
+    d.balancers.clear();
+    d.cdns.clear();
+    d.buckets.clear();
+    d.key_pairs.clear();
+    d.security_groups.clear();
+    for v in d.volumes.values_mut() {
+        v.attach = None;
+        v.snapshots = None;
+    }
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_gp3_volume_grows_and_gets_more_iops_in_place() {
+    use converge::core::desired::Encryption;
+    use converge::core::ebs::KmsKey;
+    use converge::core::observed::ModificationState;
+    use converge::core::plan::Note;
+    let e = env(moto_or_skip!(), "ebs", None).await;
+    let pgdata = ResourceName::from("pgdata");
+    let mut d = volume_only(&e.desired);
+    let v = d.volumes.get_mut(&pgdata).unwrap();
+    v.iops = Some(4000);
+    v.throughput = Some(200);
+    v.encryption = Encryption::Encrypted {
+        key: Some(KmsKey::parse("alias/pgdata").unwrap()),
+    };
+    // moto's modifications start at its own clock: these plans are made
+    // at the real time, which schedules no longer matter for.
+    let now = Timestamp::now();
+    let plan_at = |d: Desired, t: Timestamp| {
+        let cloud = e.cloud.clone();
+        async move {
+            observe_and_plan(&*cloud, &d, t, &BTreeMap::new())
+                .await
+                .unwrap()
+        }
+    };
+    let (_, plan) = plan_at(d.clone(), now).await;
+    apply(&e, &plan).await;
+    let (o, again) = plan_at(d.clone(), now).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    let created = o.volumes[0].clone();
+    assert!(created.encrypted);
+    // moto reports the key as it was named (AWS reports the key's ARN;
+    // converge compares with the name it tagged the volume with).
+    assert_eq!(created.kms_key.as_deref(), Some("alias/pgdata"));
+    assert_eq!(
+        created.tags.get(tags::KMS_KEY).map(String::as_str),
+        Some("alias/pgdata")
+    );
+    assert_eq!(
+        (created.size_gib, created.iops, created.throughput),
+        (20, Some(4000), Some(200))
+    );
+    assert!(created.modification.is_none());
+
+    // Grown and more IOPS: one ModifyVolume, the same volume.
+    let v = d.volumes.get_mut(&pgdata).unwrap();
+    v.size_gib = 40;
+    v.iops = Some(6000);
+    let (_, plan) = plan_at(d.clone(), now).await;
+    let modifies: Vec<&Step> = plan
+        .graph
+        .steps()
+        .iter()
+        .filter(|s| matches!(s, Step::ModifyVolume { .. }))
+        .collect();
+    assert_eq!(modifies.len(), 1, "{}", steps(&plan));
+    assert_eq!(plan.graph.steps().len(), 1, "{}", steps(&plan));
+    apply(&e, &plan).await;
+    let (o, again) = plan_at(d.clone(), now).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    let modified = &o.volumes[0];
+    assert_eq!(modified.id, created.id, "modified in place");
+    assert_eq!(
+        (modified.size_gib, modified.iops, modified.throughput),
+        (40, Some(6000), Some(200))
+    );
+    assert!(modified.encrypted);
+    // moto completes a modification at once (AWS: modifying, optimizing,
+    // completed) and reports when it started.
+    let m = modified.modification.clone().unwrap();
+    assert_eq!(m.state, ModificationState::Completed);
+
+    // Another within six hours: held back, no call, until six hours after
+    // the last one started (moto does not enforce the rule).
+    d.volumes.get_mut(&pgdata).unwrap().size_gib = 50;
+    let (_, held) = plan_at(d.clone(), m.started_at).await;
+    assert!(!held.has_changes(), "{}", steps(&held));
+    assert!(held.has_blocked_changes());
+    let change = held
+        .changes
+        .iter()
+        .find(|c| c.key.kind == Kind::Volume)
+        .unwrap();
+    assert!(
+        change
+            .notes
+            .iter()
+            .any(|n| matches!(n, Note::ModificationHeld { .. })),
+        "{:?}",
+        change.notes
+    );
+    // Seven hours on, it is planned.
+    let later = m.started_at + Duration::from_secs(7 * 3600);
+    let (_, plan) = plan_at(d.clone(), later).await;
+    assert_eq!(plan.graph.steps().len(), 1, "{}", steps(&plan));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

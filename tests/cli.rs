@@ -181,6 +181,31 @@ fn plan_is_deterministic_and_detailed_exitcode_says_changes() {
 }
 
 #[test]
+fn a_blocked_volume_change_is_not_no_changes() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    // A shrink is never made, but the stack no longer matches: exit 2,
+    // and the plan says why, without claiming it matches.
+    w.edit("20-db.yaml", "sizeGiB: 20", "sizeGiB: 10");
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"]);
+    plan.expect(2);
+    let out = plan.stdout();
+    assert!(out.contains("blocked: spec.sizeGiB"), "{out}");
+    assert!(out.contains("No changes can be made"), "{out}");
+    assert!(!out.contains("matches the manifests"), "{out}");
+    let json = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(v["has_changes"], false, "{v}");
+    assert_eq!(v["has_blocked_changes"], true, "{v}");
+    // Apply has nothing to do and changes nothing.
+    let before = w.ls();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    assert_eq!(before, w.ls());
+}
+
+#[test]
 fn plan_at_reads_the_schedule_at_that_moment() {
     let w = Workdir::new();
     let weekday = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", "json"]);

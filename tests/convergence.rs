@@ -367,3 +367,93 @@ fn bare_shape() -> Shape {
         team: 1,
     }
 }
+
+/// A stack of one volume with these extra `spec` lines.
+fn volume_stack(spec: &str) -> Desired {
+    let yaml = format!(
+        "kind: Stack\nname: vol\nspec:\n  region: us-east-1\n---\nkind: Volume\nname: pgdata\nspec:\n  zone: us-east-1a\n{spec}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.yaml"), yaml).unwrap();
+    manifest::load(dir.path(), &|_| None).unwrap().desired
+}
+
+#[test]
+fn a_volume_is_modified_in_place_once_every_six_hours_on_the_local_cloud() {
+    use converge::sys::{Clock, ManualClock};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = ManualClock::new(AT.parse().unwrap());
+        let config = LocalConfig {
+            region: "us-east-1".into(),
+            delays: Delays::zero(),
+            faults: Faults::default(),
+        };
+        let cloud = Arc::new(LocalCloud::in_memory(config, Arc::new(clock.clone())));
+        let plan = |d: Desired| {
+            let (cloud, now) = (cloud.clone(), clock.now());
+            async move {
+                observe_and_plan(cloud.as_ref(), &d, now, &BTreeMap::new())
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+        let run = |p: converge::core::Plan| {
+            let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
+            async move {
+                let r = execute(dyn_cloud, &p, options(), Arc::new(Quiet)).await;
+                assert!(r.is_success(), "{:?}", r.steps);
+            }
+        };
+        let volume = |c: &LocalCloud| {
+            c.list()
+                .unwrap()
+                .into_iter()
+                .find(|r| r.kind == ResourceType::Volume)
+                .unwrap()
+        };
+        run(plan(volume_stack("  sizeGiB: 20\n")).await).await;
+        let created = volume(&cloud);
+        assert!(
+            created
+                .state
+                .starts_with("available (20 GiB gp3, 3000 IOPS, 125 MiB/s, encrypted with key "),
+            "{}",
+            created.state
+        );
+        // Grown with more IOPS: one ModifyVolume, the same volume.
+        let bigger = volume_stack("  sizeGiB: 40\n  iops: 6000\n");
+        let p = plan(bigger.clone()).await;
+        assert_eq!(p.graph.steps().len(), 1, "{:?}", p.graph.steps());
+        run(p).await;
+        let modified = volume(&cloud);
+        assert_eq!(modified.id, created.id);
+        assert!(
+            modified
+                .state
+                .starts_with("available (40 GiB gp3, 6000 IOPS"),
+            "{}",
+            modified.state
+        );
+        assert!(!plan(bigger).await.has_changes());
+        // Again within six hours: held back, and apply has nothing to call.
+        let again = volume_stack("  sizeGiB: 50\n  iops: 6000\n");
+        let held = plan(again.clone()).await;
+        assert!(!held.has_changes() && held.has_blocked_changes());
+        clock.advance(Duration::from_secs(6 * 3600));
+        let p = plan(again.clone()).await;
+        assert!(p.has_changes() && !p.has_blocked_changes());
+        run(p).await;
+        assert!(volume(&cloud).state.starts_with("available (50 GiB gp3"));
+        // Encryption never changes in place: blocked, no step.
+        let plain = plan(volume_stack(
+            "  sizeGiB: 50\n  iops: 6000\n  encrypted: false\n",
+        ))
+        .await;
+        assert!(!plain.has_changes() && plain.has_blocked_changes());
+    });
+}

@@ -91,9 +91,35 @@ fn volume_op(name: &str, zone: &str, token: &str) -> Op {
         size_gib: 20,
         volume_type: VolumeType::Gp3,
         snapshot: None,
+        encrypted: true,
+        kms_key: None,
+        iops: None,
+        throughput: None,
         tags: owned(Kind::Volume, name),
         client_token: token.into(),
     }
+}
+
+/// [`volume_op`] with its size, type, IOPS and throughput.
+fn sized_volume_op(
+    name: &str,
+    size_gib: u32,
+    volume_type: VolumeType,
+    iops: Option<u32>,
+    throughput: Option<u32>,
+) -> Op {
+    let mut op = volume_op(name, ZONE_A, "");
+    if let Op::CreateVolume {
+        size_gib: s,
+        volume_type: t,
+        iops: i,
+        throughput: th,
+        ..
+    } = &mut op
+    {
+        (*s, *t, *i, *th) = (size_gib, volume_type, iops, throughput);
+    }
+    op
 }
 
 async fn launch(
@@ -451,6 +477,10 @@ async fn snapshots_complete_and_volumes_restore_from_completed_ones() {
         size_gib: 20,
         volume_type: VolumeType::Gp3,
         snapshot: Some(snap.clone()),
+        encrypted: true,
+        kms_key: None,
+        iops: None,
+        throughput: None,
         tags: owned(Kind::Volume, "restored"),
         client_token: "r".into(),
     };
@@ -473,16 +503,282 @@ async fn snapshots_complete_and_volumes_restore_from_completed_ones() {
         ErrorKind::Invalid,
         "InvalidParameterValue",
     );
+    // The snapshot is encrypted, as its volume: a restore cannot be
+    // unencrypted.
+    let mut plain = restore.clone();
+    if let Op::CreateVolume { encrypted, .. } = &mut plain {
+        *encrypted = false;
+    }
+    assert_error(
+        c.act(&plain).await,
+        ErrorKind::Invalid,
+        "InvalidParameterCombination",
+    );
+    assert!(o.snapshots[0].encrypted);
     let Outcome::Volume(restored) = c.act(&restore).await.unwrap() else {
         panic!("no volume");
     };
     assert_ne!(restored, vol);
+    // Restored with the snapshot's key, the volume's own.
+    let keys: Vec<Option<String>> = c
+        .volumes(&[vol.clone(), restored.clone()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.kms_key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
     c.act(&Op::DeleteSnapshot {
         snapshot: snap.clone(),
     })
     .await
     .unwrap();
     assert!(c.snapshot(&snap).await.unwrap().is_none());
+}
+
+// ---- EBS encryption, IOPS, throughput, modifications -----------------------
+
+#[tokio::test]
+async fn volumes_are_encrypted_with_the_default_key_or_the_one_named() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    let default = create_volume(&c, "pgdata", ZONE_A, "").await;
+    let mut named = volume_op("logs", ZONE_A, "");
+    let mut plain = volume_op("scratch", ZONE_A, "");
+    let mut bad = volume_op("bad", ZONE_A, "");
+    let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    if let Op::CreateVolume { kms_key, .. } = &mut named {
+        *kms_key = Some(converge::core::ebs::KmsKey::parse(key).unwrap());
+    }
+    if let Op::CreateVolume { encrypted, .. } = &mut plain {
+        *encrypted = false;
+    }
+    if let Op::CreateVolume {
+        encrypted, kms_key, ..
+    } = &mut bad
+    {
+        *encrypted = false;
+        *kms_key = Some(converge::core::ebs::KmsKey::parse(key).unwrap());
+    }
+    let Outcome::Volume(named) = c.act(&named).await.unwrap() else {
+        panic!()
+    };
+    let Outcome::Volume(plain) = c.act(&plain).await.unwrap() else {
+        panic!()
+    };
+    // A key without encryption: EC2's own refusal.
+    assert_error(
+        c.act(&bad).await,
+        ErrorKind::Invalid,
+        "InvalidParameterDependency",
+    );
+    let seen = c.volumes(&[default, named, plain]).await.unwrap();
+    let default_arn = seen[0].kms_key.clone().unwrap();
+    assert!(seen[0].encrypted);
+    assert!(
+        default_arn.starts_with("arn:aws:kms:us-east-1:123456789012:key/"),
+        "{default_arn}"
+    );
+    assert_eq!(
+        seen[1].kms_key.as_deref(),
+        Some(format!("arn:aws:kms:us-east-1:123456789012:key/{key}").as_str())
+    );
+    assert!(!seen[2].encrypted && seen[2].kms_key.is_none());
+    // gp3's baseline when nothing is asked.
+    assert_eq!((seen[0].iops, seen[0].throughput), (Some(3000), Some(125)));
+}
+
+#[tokio::test]
+async fn iops_and_throughput_follow_each_types_rules() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    let refused = [
+        // gp3: 3,000–16,000 IOPS, at most 500 per GiB.
+        (
+            sized_volume_op("a", 100, VolumeType::Gp3, Some(2000), None),
+            "InvalidParameterValue",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Gp3, Some(16_001), None),
+            "InvalidParameterValue",
+        ),
+        (
+            sized_volume_op("a", 10, VolumeType::Gp3, Some(6000), None),
+            "InvalidParameterValue",
+        ),
+        // gp3: 125–1,000 MiB/s, at most 0.25 per IOPS.
+        (
+            sized_volume_op("a", 100, VolumeType::Gp3, None, Some(1001)),
+            "InvalidParameterValue",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Gp3, Some(3000), Some(800)),
+            "InvalidParameterValue",
+        ),
+        // io1: 100–64,000 IOPS, at most 50 per GiB; io2: at most 1,000.
+        (
+            sized_volume_op("a", 100, VolumeType::Io1, Some(5001), None),
+            "InvalidParameterValue",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Io2, Some(100_001), None),
+            "InvalidParameterValue",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Io2, Some(99), None),
+            "InvalidParameterValue",
+        ),
+        // io1 and io2 need IOPS; the others take none; throughput is gp3's.
+        (
+            sized_volume_op("a", 100, VolumeType::Io1, None, None),
+            "MissingParameter",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Gp2, Some(3000), None),
+            "InvalidParameterCombination",
+        ),
+        (
+            sized_volume_op("a", 500, VolumeType::St1, Some(3000), None),
+            "InvalidParameterCombination",
+        ),
+        (
+            sized_volume_op("a", 100, VolumeType::Io2, Some(1000), Some(125)),
+            "InvalidParameterCombination",
+        ),
+    ];
+    for (op, code) in refused {
+        assert_error(c.act(&op).await, ErrorKind::Invalid, code);
+    }
+    for op in [
+        sized_volume_op("a", 32, VolumeType::Gp3, Some(16_000), Some(1000)),
+        sized_volume_op("b", 100, VolumeType::Io1, Some(5000), None),
+        sized_volume_op("c", 256, VolumeType::Io2, Some(256_000), None),
+        sized_volume_op("d", 1, VolumeType::Gp3, None, None),
+    ] {
+        c.act(&op).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_volume_is_modified_once_every_six_hours_after_the_last_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, clock) = open(dir.path(), Delays::default(), Faults::default());
+    let vol = create_volume(&c, "pgdata", ZONE_A, "").await;
+    clock.advance(Delays::default().volume);
+    let modify = |size_gib, iops| Op::ModifyVolume {
+        volume: vol.clone(),
+        size_gib,
+        volume_type: VolumeType::Gp3,
+        iops,
+        throughput: None,
+    };
+    // Below the size: refused; beyond gp3's per-GiB IOPS: refused.
+    assert_error(
+        c.act(&modify(10, None)).await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    assert_error(
+        c.act(&modify(20, Some(12_000))).await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    let Outcome::Modification { started_at } = c.act(&modify(40, Some(6000))).await.unwrap() else {
+        panic!("no modification")
+    };
+    assert_eq!(started_at, t0() + Delays::default().volume);
+    let v = &c.volumes(std::slice::from_ref(&vol)).await.unwrap()[0];
+    assert_eq!(
+        (v.size_gib, v.iops, v.throughput),
+        (40, Some(6000), Some(125))
+    );
+    let m = v.modification.clone().unwrap();
+    assert_eq!(
+        m.state,
+        converge::core::observed::ModificationState::Modifying
+    );
+    clock.advance(Delays::default().volume);
+    let m = c.volumes(std::slice::from_ref(&vol)).await.unwrap()[0]
+        .modification
+        .clone()
+        .unwrap();
+    assert_eq!(
+        m.state,
+        converge::core::observed::ModificationState::Optimizing
+    );
+    // Again within six hours: AWS's own refusal, complete or not.
+    clock.advance(secs(3600));
+    assert_error(
+        c.act(&modify(50, None)).await,
+        ErrorKind::Invalid,
+        "VolumeModificationRateExceeded",
+    );
+    clock.advance(secs(5 * 3600));
+    let Outcome::Modification { .. } = c.act(&modify(50, None)).await.unwrap() else {
+        panic!("no modification")
+    };
+    // The IOPS are kept within a type when none are given.
+    let v = &c.volumes(std::slice::from_ref(&vol)).await.unwrap()[0];
+    assert_eq!((v.size_gib, v.iops), (50, Some(6000)));
+}
+
+#[tokio::test]
+async fn a_modification_still_under_way_after_six_hours_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = Delays {
+        volume: secs(4 * 3600),
+        ..Delays::zero()
+    };
+    let (c, clock) = open(dir.path(), slow, Faults::default());
+    let vol = create_volume(&c, "pgdata", ZONE_A, "").await;
+    clock.advance(slow.volume);
+    let modify = |size_gib| Op::ModifyVolume {
+        volume: vol.clone(),
+        size_gib,
+        volume_type: VolumeType::Gp3,
+        iops: None,
+        throughput: None,
+    };
+    c.act(&modify(30)).await.unwrap();
+    // Six hours on it is optimizing (completed at eight): refused.
+    clock.advance(secs(6 * 3600));
+    assert_error(
+        c.act(&modify(40)).await,
+        ErrorKind::InvalidState,
+        "IncorrectModificationState",
+    );
+    clock.advance(secs(2 * 3600));
+    c.act(&modify(40)).await.unwrap();
+}
+
+#[tokio::test]
+async fn ls_shows_encryption_iops_and_throughput() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    c.act(&sized_volume_op(
+        "pgdata",
+        100,
+        VolumeType::Gp3,
+        Some(6000),
+        Some(500),
+    ))
+    .await
+    .unwrap();
+    let rows = c.list().unwrap();
+    assert!(
+        rows[0]
+            .state
+            .starts_with("available (100 GiB gp3, 6000 IOPS, 500 MiB/s, encrypted with key "),
+        "{}",
+        rows[0].state
+    );
 }
 
 // ---- idempotency and lag -------------------------------------------------

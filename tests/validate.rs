@@ -1047,6 +1047,136 @@ fn volumes_attach_to_one_instance_in_their_zone() {
 }
 
 #[test]
+fn volume_iops_are_checked_by_type() {
+    // gp3: 3,000–16,000, at most 500 per GiB.
+    expect_res(
+        &volume("  iops: 2000\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "expected iops from 3000 to 16000 for a gp3 volume, found 2000",
+    );
+    expect_res(
+        &volume("  iops: 12000\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "at most 500 iops per GiB: 20 GiB allow at most 10000, found 12000",
+    );
+    // io1: 100–64,000, at most 50 per GiB; io2: 100–256,000, 1,000 per GiB.
+    expect_res(
+        &volume("  type: io1\n  iops: 1001\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "at most 50 iops per GiB",
+    );
+    expect_res(
+        &volume("  type: io2\n  iops: 300000\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "from 100 to 256000 for an io2 volume",
+    );
+    expect_res(
+        &volume("  type: io2\n  iops: 20001\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "at most 1000 iops per GiB",
+    );
+}
+
+#[test]
+fn io1_and_io2_need_iops_and_the_others_take_none() {
+    expect_res(
+        &volume("  type: io1\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "an io1 volume needs its iops",
+    );
+    expect_res(
+        &volume("  type: gp2\n  iops: 3000\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "a gp2 volume takes no iops",
+    );
+    expect_res(
+        &volume("  iops: -5\n"),
+        "Volume/pgdata",
+        "spec.iops",
+        "expected a positive whole number, found -5",
+    );
+}
+
+#[test]
+fn volume_throughput_is_gp3_only_and_bounded_by_its_iops() {
+    expect_res(
+        &volume("  type: io2\n  iops: 1000\n  throughput: 200\n"),
+        "Volume/pgdata",
+        "spec.throughput",
+        "an io2 volume takes no throughput: only gp3 volumes do",
+    );
+    expect_res(
+        &volume("  throughput: 1200\n"),
+        "Volume/pgdata",
+        "spec.throughput",
+        "expected a throughput from 125 to 1000 MiB/s, found 1200",
+    );
+    expect_res(
+        &volume("  throughput: 1000\n"),
+        "Volume/pgdata",
+        "spec.throughput",
+        "3000 iops allow at most 750 MiB/s, found 1000",
+    );
+}
+
+#[test]
+fn kms_keys_take_aws_forms_and_need_encryption() {
+    expect_res(
+        &volume("  kmsKey: pgdata-key\n"),
+        "Volume/pgdata",
+        "spec.kmsKey",
+        "expected a KMS key ID",
+    );
+    expect_res(
+        &volume("  encrypted: false\n  kmsKey: alias/pgdata\n"),
+        "Volume/pgdata",
+        "spec.kmsKey",
+        "a KMS key needs encrypted: true",
+    );
+}
+
+#[test]
+fn volumes_are_encrypted_with_the_gp3_baseline_by_default() {
+    use converge::core::desired::Encryption;
+    let l = loads(&[("stack.yaml", STACK), ("res.yaml", &volume(""))]);
+    let v = &l.desired.volumes[&converge::core::ids::ResourceName::from("pgdata")];
+    assert_eq!(v.encryption, Encryption::Encrypted { key: None });
+    assert_eq!(
+        (v.target_iops(), v.target_throughput()),
+        (Some(3000), Some(125))
+    );
+    for key in [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alias/pgdata",
+        "arn:aws:kms:us-east-1:111122223333:alias/pgdata",
+    ] {
+        let doc = volume(&format!(
+            "  kmsKey: {key}\n  iops: 6000\n  throughput: 500\n"
+        ));
+        let l = loads(&[("stack.yaml", STACK), ("res.yaml", &doc)]);
+        let v = &l.desired.volumes[&converge::core::ids::ResourceName::from("pgdata")];
+        assert_eq!(v.encryption.key().map(|k| k.as_str()), Some(key));
+        assert_eq!((v.iops, v.throughput), (Some(6000), Some(500)));
+    }
+    let l = loads(&[
+        ("stack.yaml", STACK),
+        ("res.yaml", &volume("  encrypted: false\n")),
+    ]);
+    assert_eq!(
+        l.desired.volumes[&converge::core::ids::ResourceName::from("pgdata")].encryption,
+        Encryption::Unencrypted
+    );
+}
+
+#[test]
 fn volume_sizes_types_and_policies_are_checked() {
     expect_res(
         &volume("").replace("20", "0"),

@@ -7,11 +7,13 @@
 use super::StepError;
 use super::ctx::{Ctx, Output, answered};
 use crate::cloud::{ErrorKind, Op, Outcome};
-use converge_core::desired::{Tags, VolumeType};
+use converge_core::desired::{Encryption, Tags, VolumeType};
 use converge_core::ids::{
     GroupId, GroupName, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
-use converge_core::observed::{CloudRule, CloudSource, InstanceState, SnapshotState, VolumeState};
+use converge_core::observed::{
+    CloudRule, CloudSource, InstanceState, ModificationState, SnapshotState, VolumeState,
+};
 use converge_core::plan::{
     GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, StepId, VolumeRef, rule_ports,
 };
@@ -242,29 +244,37 @@ pub(super) async fn terminate(
 
 // Volumes.
 
+/// The fields of a `Step::CreateVolume`.
+pub(super) struct NewVolume<'a> {
+    pub zone: &'a Zone,
+    pub size_gib: u32,
+    pub volume_type: VolumeType,
+    pub from_snapshot: Option<&'a SnapshotId>,
+    pub encryption: &'a Encryption,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    pub tags: &'a Tags,
+    pub token: &'a str,
+}
+
 /// Creates a volume with the step's token, waits until it is available
 /// and hands it on.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the step's fields, one argument each, as every handler takes them"
-)]
 pub(super) async fn create_volume(
     ctx: &Ctx,
     id: StepId,
-    zone: &Zone,
-    size_gib: u32,
-    volume_type: VolumeType,
-    from_snapshot: &Option<SnapshotId>,
-    tags: &Tags,
-    token: &str,
+    v: &NewVolume<'_>,
 ) -> Result<Output, StepError> {
     let op = Op::CreateVolume {
-        zone: zone.clone(),
-        size_gib,
-        volume_type,
-        snapshot: from_snapshot.clone(),
-        tags: tags.clone(),
-        client_token: token.to_owned(),
+        zone: v.zone.clone(),
+        size_gib: v.size_gib,
+        volume_type: v.volume_type,
+        snapshot: v.from_snapshot.cloned(),
+        encrypted: v.encryption.is_encrypted(),
+        kms_key: v.encryption.key().cloned(),
+        iops: v.iops,
+        throughput: v.throughput,
+        tags: v.tags.clone(),
+        client_token: v.token.to_owned(),
     };
     let vol = match ctx.call(&op, false).await? {
         Outcome::Volume(v) => v,
@@ -275,19 +285,53 @@ pub(super) async fn create_volume(
     Ok(Output::Volume(vol))
 }
 
-/// Grows a volume or changes its type.
+/// Grows a volume, changes its type, IOPS or throughput in one
+/// ModifyVolume, and waits until the modification is `optimizing` (the
+/// volume is usable with its new configuration; AWS: "Monitor the
+/// progress of volume modifications") or `completed`.
 pub(super) async fn modify_volume(
     ctx: &Ctx,
+    id: StepId,
     volume: &VolumeId,
     size_gib: u32,
     volume_type: VolumeType,
+    iops: Option<u32>,
+    throughput: Option<u32>,
 ) -> Result<Output, StepError> {
     let op = Op::ModifyVolume {
         volume: volume.clone(),
         size_gib,
         volume_type,
+        iops,
+        throughput,
     };
-    ctx.perform(&op, false).await
+    let started_at = match ctx.call(&op, false).await? {
+        Outcome::Modification { started_at } => started_at,
+        other => return Err(answered("ModifyVolume", &other)),
+    };
+    ctx.wait_until(
+        id,
+        &format!("the modification of volume {volume} to be optimizing or completed"),
+        || async {
+            let seen = ctx
+                .read(|| ctx.cloud.volumes(std::slice::from_ref(volume)))
+                .await?;
+            let m = seen.first().and_then(|v| v.modification.as_ref());
+            match m {
+                Some(m) if m.started_at >= started_at => match m.state {
+                    ModificationState::Failed => Err(StepError::Unexpected(format!(
+                        "the modification of volume {volume} failed"
+                    ))),
+                    ModificationState::Modifying => Ok(false),
+                    ModificationState::Optimizing | ModificationState::Completed => Ok(true),
+                },
+                // Not listed yet (describes lag behind).
+                _ => Ok(false),
+            }
+        },
+    )
+    .await?;
+    Ok(Output::None)
 }
 
 /// Attaches a volume to exactly one instance and waits until it is in use.

@@ -282,28 +282,34 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             size_gib,
             volume_type,
             from_snapshot,
+            encryption,
+            iops,
+            throughput,
             tags,
             token,
             ..
         } => {
-            ec2::create_volume(
-                ctx,
-                id,
+            let v = ec2::NewVolume {
                 zone,
-                *size_gib,
-                *volume_type,
-                from_snapshot,
+                size_gib: *size_gib,
+                volume_type: *volume_type,
+                from_snapshot: from_snapshot.as_ref(),
+                encryption,
+                iops: *iops,
+                throughput: *throughput,
                 tags,
                 token,
-            )
-            .await
+            };
+            ec2::create_volume(ctx, id, &v).await
         }
         Step::ModifyVolume {
             volume,
             size_gib,
             volume_type,
+            iops,
+            throughput,
             ..
-        } => ec2::modify_volume(ctx, volume, *size_gib, *volume_type).await,
+        } => ec2::modify_volume(ctx, id, volume, *size_gib, *volume_type, *iops, *throughput).await,
         Step::AttachVolume {
             volume,
             instance,

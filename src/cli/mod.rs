@@ -158,7 +158,9 @@ struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    /// Exit 0 when there are no changes, 2 when there are (blocked or
+    /// held-back changes included: the stack differs from the manifests),
+    /// 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
     /// Save the plan to this file, for `apply --plan`.
@@ -516,7 +518,10 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         );
     }
     print_stats(g, cloud.cloud.as_ref());
-    if args.detailed_exitcode && plan.has_changes() {
+    // A change converge does not make (a volume that would shrink or be
+    // re-encrypted, a modification held back by AWS's six-hour rule) is
+    // still a difference from the manifests: it is not "no changes".
+    if args.detailed_exitcode && (plan.has_changes() || plan.has_blocked_changes()) {
         return Ok(ExitCode::from(EXIT_CHANGES));
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ pub mod local;
 
 use async_trait::async_trait;
 use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::ebs::KmsKey;
 use converge_core::ids::{
     BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, InstanceId, KeyName,
     ResourceName, SnapshotId, VolumeId, Zone,
@@ -16,6 +17,7 @@ use converge_core::observed::{
     ObservedSnapshot, ObservedVolume,
 };
 use converge_core::plan::TagTarget;
+use jiff::Timestamp;
 use std::fmt;
 
 /// One operation on the cloud, with every ID resolved.
@@ -121,12 +123,23 @@ pub enum Op {
         volume_type: VolumeType,
         /// Restore from.
         snapshot: Option<SnapshotId>,
+        /// Encrypted (always sent, so the account's encryption-by-default
+        /// setting never decides).
+        encrypted: bool,
+        /// The KMS key (`KmsKeyId`); the account's default EBS key when
+        /// `None` and encrypted.
+        kms_key: Option<KmsKey>,
+        /// Provisioned IOPS (gp3, io1, io2).
+        iops: Option<u32>,
+        /// Throughput in MiB/s (gp3).
+        throughput: Option<u32>,
         /// Tags.
         tags: Tags,
         /// Idempotency token.
         client_token: String,
     },
-    /// Grow a volume or change its type.
+    /// Grow a volume, change its type, IOPS or throughput, in one
+    /// modification; answers [`Outcome::Modification`].
     ModifyVolume {
         /// The volume.
         volume: VolumeId,
@@ -134,6 +147,10 @@ pub enum Op {
         size_gib: u32,
         /// Type.
         volume_type: VolumeType,
+        /// IOPS (gp3, io1, io2).
+        iops: Option<u32>,
+        /// Throughput in MiB/s (gp3).
+        throughput: Option<u32>,
     },
     /// Attach a volume.
     AttachVolume {
@@ -346,6 +363,11 @@ pub enum Outcome {
     Instances(Vec<InstanceId>),
     /// A volume was created.
     Volume(VolumeId),
+    /// A volume modification started (at this time, by the cloud's clock).
+    Modification {
+        /// When it started.
+        started_at: Timestamp,
+    },
     /// A snapshot was started.
     Snapshot(SnapshotId),
     /// A balancer was created.

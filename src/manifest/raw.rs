@@ -392,9 +392,32 @@ pub struct VolumeSpec {
     #[serde(default = "default_volume_type", rename = "type")]
     pub volume_type: VolumeType,
     /// Restore from this snapshot (`snap-…`) when the volume is created.
+    /// A volume restored from an encrypted snapshot is encrypted.
     #[serde(default)]
     #[schemars(regex(pattern = r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$"))]
     pub from_snapshot: Option<String>,
+    /// Whether the volume is encrypted at rest. Default `true`. Set at
+    /// creation: converge never changes an existing volume's encryption.
+    #[serde(default = "default_encrypted")]
+    pub encrypted: bool,
+    /// The KMS key it is encrypted with: a key ID, a key ARN, an alias name
+    /// (`alias/…`) or an alias ARN. Default: the account's default EBS key
+    /// (`alias/aws/ebs` unless the account sets another). Only with
+    /// `encrypted: true`; set at creation.
+    #[serde(default)]
+    pub kms_key: Option<String>,
+    /// Provisioned IOPS: gp3 3,000–16,000 (at most 500 per GiB; default
+    /// 3,000, gp3's baseline), io1 100–64,000 (at most 50 per GiB), io2
+    /// 100–256,000 (at most 1,000 per GiB). Required for io1 and io2, refused
+    /// for gp2, st1, sc1 and standard. Changed in place.
+    #[serde(default)]
+    #[schemars(range(min = 100, max = 256000))]
+    pub iops: Option<i64>,
+    /// Throughput in MiB/s, gp3 only: 125–1,000, at most 0.25 per IOPS
+    /// (default 125, gp3's baseline). Changed in place.
+    #[serde(default)]
+    #[schemars(range(min = 125, max = 1000))]
+    pub throughput: Option<i64>,
     /// Where it is attached.
     #[serde(default)]
     pub attach: Option<Attach>,
@@ -407,6 +430,10 @@ pub struct VolumeSpec {
     /// Tags of this volume.
     #[serde(default)]
     pub tags: Tags,
+}
+
+fn default_encrypted() -> bool {
+    true
 }
 
 fn default_volume_type() -> VolumeType {

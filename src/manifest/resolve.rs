@@ -1008,26 +1008,8 @@ impl Resolver<'_> {
             raw::VolumeType::Sc1 => d::VolumeType::Sc1,
             raw::VolumeType::Standard => d::VolumeType::Standard,
         };
-        let (min, max) = match volume_type {
-            d::VolumeType::Io1 | d::VolumeType::Io2 => (4, 16384),
-            d::VolumeType::St1 | d::VolumeType::Sc1 => (125, 16384),
-            d::VolumeType::Standard => (1, 1024),
-            d::VolumeType::Gp2 | d::VolumeType::Gp3 => (1, 16384),
-        };
-        let size = if (min..=max).contains(&s.size_gib) {
-            u32::try_from(s.size_gib).ok()
-        } else {
-            out.push(at.diag(
-                &spec.key("sizeGiB"),
-                false,
-                format!(
-                    "expected a size from {min} to {max} GiB for a {} volume, found {}",
-                    volume_type.as_str(),
-                    s.size_gib
-                ),
-            ));
-            None
-        };
+        let size = volume_numbers(at, s, volume_type, out);
+        let encryption = volume_encryption(at, s, out);
         if let Some(region) = &self.region
             && let Err(m) = check::zone(&s.zone, region)
         {
@@ -1067,10 +1049,14 @@ impl Resolver<'_> {
             raw::DeletionPolicy::Delete => d::DeletionPolicy::Delete,
             raw::DeletionPolicy::Snapshot => d::DeletionPolicy::Snapshot,
         };
+        let (size_gib, iops, throughput) = size?;
         Some(d::VolumeSpec {
-            size_gib: size?,
+            size_gib,
             zone: id(&s.zone)?,
             volume_type,
+            encryption: encryption?,
+            iops,
+            throughput,
             from_snapshot: match &s.from_snapshot {
                 Some(snap) => Some(id(snap)?),
                 None => None,
@@ -1845,4 +1831,85 @@ fn read_key_file(path: &Path) -> Result<String, String> {
 /// identifier's shape), so a document with it is never built.
 fn id<T: std::str::FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
+}
+
+/// A volume's size, IOPS and throughput, checked against AWS's rules for
+/// its type ([`converge_core::ebs::check`]), each problem reported at its
+/// field.
+fn volume_numbers(
+    at: &At<'_>,
+    s: &raw::VolumeSpec,
+    volume_type: d::VolumeType,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(u32, Option<u32>, Option<u32>)> {
+    let spec = FieldPath::spec();
+    let Ok(size) = u32::try_from(s.size_gib) else {
+        let (min, max) = converge_core::ebs::size_range(volume_type);
+        out.push(at.diag(
+            &spec.key("sizeGiB"),
+            false,
+            format!(
+                "expected a size from {min} to {max} GiB for {} volume, found {}",
+                volume_type.with_article(),
+                s.size_gib
+            ),
+        ));
+        return None;
+    };
+    let mut ok = true;
+    let mut number = |field: &str, n: Option<i64>| {
+        let n = n?;
+        u32::try_from(n)
+            .inspect_err(|_| {
+                ok = false;
+                out.push(at.diag(
+                    &spec.key(field),
+                    false,
+                    format!("expected a positive whole number, found {n}"),
+                ));
+            })
+            .ok()
+    };
+    let iops = number("iops", s.iops);
+    let throughput = number("throughput", s.throughput);
+    if !ok {
+        return None;
+    }
+    let problems = converge_core::ebs::check(volume_type, size, iops, throughput);
+    for p in &problems {
+        out.push(at.diag(&spec.key(p.field()), false, p.to_string()));
+    }
+    problems.is_empty().then_some((size, iops, throughput))
+}
+
+/// A volume's encryption: `kmsKey` in one of the forms CreateVolume takes,
+/// and only with `encrypted: true`.
+fn volume_encryption(
+    at: &At<'_>,
+    s: &raw::VolumeSpec,
+    out: &mut Vec<Diagnostic>,
+) -> Option<d::Encryption> {
+    let path = FieldPath::spec().key("kmsKey");
+    let key = match &s.kms_key {
+        None => None,
+        Some(k) => match converge_core::ebs::KmsKey::parse(k) {
+            Ok(key) => Some(key),
+            Err(m) => {
+                out.push(at.diag(&path, false, m));
+                return None;
+            }
+        },
+    };
+    match (s.encrypted, key) {
+        (true, key) => Some(d::Encryption::Encrypted { key }),
+        (false, None) => Some(d::Encryption::Unencrypted),
+        (false, Some(_)) => {
+            out.push(at.diag(
+                &path,
+                false,
+                "a KMS key needs encrypted: true; remove kmsKey or set encrypted: true",
+            ));
+            None
+        }
+    }
 }

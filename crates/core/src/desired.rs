@@ -346,6 +346,19 @@ impl VolumeType {
         }
     }
 
+    /// The type with its article, for messages (`a gp3`, `an io1`).
+    pub fn with_article(self) -> &'static str {
+        match self {
+            VolumeType::Gp2 => "a gp2",
+            VolumeType::Gp3 => "a gp3",
+            VolumeType::Io1 => "an io1",
+            VolumeType::Io2 => "an io2",
+            VolumeType::St1 => "an st1",
+            VolumeType::Sc1 => "an sc1",
+            VolumeType::Standard => "a standard",
+        }
+    }
+
     /// Parses a type as written in manifests.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
@@ -398,6 +411,15 @@ pub struct VolumeSpec {
     pub volume_type: VolumeType,
     /// Restore from this snapshot when created (ignored afterwards).
     pub from_snapshot: Option<SnapshotId>,
+    /// Whether it is encrypted, and with which key. Set at creation: an
+    /// existing volume's encryption never changes.
+    pub encryption: Encryption,
+    /// Provisioned IOPS as declared (gp3, io1, io2); see
+    /// [`VolumeSpec::target_iops`] for what a volume gets.
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s as declared (gp3 only); see
+    /// [`VolumeSpec::target_throughput`].
+    pub throughput: Option<u32>,
     /// Where it is attached.
     pub attach: Option<Attachment>,
     /// Scheduled snapshots, taken by the reconcile loop.
@@ -406,6 +428,51 @@ pub struct VolumeSpec {
     pub deletion_policy: DeletionPolicy,
     /// Tags of this resource.
     pub tags: Tags,
+}
+
+impl VolumeSpec {
+    /// The IOPS the volume gets: the declared ones, gp3's baseline (3,000)
+    /// when none are declared, `None` for types whose IOPS converge does
+    /// not manage (gp2, st1, sc1, standard).
+    pub fn target_iops(&self) -> Option<u32> {
+        crate::ebs::effective_iops(self.volume_type, self.iops)
+    }
+
+    /// The throughput the volume gets: the declared one, gp3's baseline
+    /// (125 MiB/s) when none is, `None` for types other than gp3.
+    pub fn target_throughput(&self) -> Option<u32> {
+        crate::ebs::effective_throughput(self.volume_type, self.throughput)
+    }
+}
+
+/// Whether a volume is encrypted at rest, and with which KMS key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Encryption {
+    /// Not encrypted (`encrypted: false`).
+    Unencrypted,
+    /// Encrypted with this key, or with the account's default EBS key
+    /// (`alias/aws/ebs`, or the one set as the account's default) when
+    /// `key` is `None`.
+    Encrypted {
+        /// The key as the manifest names it.
+        key: Option<crate::ebs::KmsKey>,
+    },
+}
+
+impl Encryption {
+    /// Whether the volume is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, Encryption::Encrypted { .. })
+    }
+
+    /// The key as the manifest names it, if one is named.
+    pub fn key(&self) -> Option<&crate::ebs::KmsKey> {
+        match self {
+            Encryption::Encrypted { key } => key.as_ref(),
+            Encryption::Unencrypted => None,
+        }
+    }
 }
 
 /// A volume's attachment to a one-replica fleet.

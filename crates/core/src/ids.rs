@@ -494,6 +494,10 @@ pub mod tags {
     /// On volumes and buckets: the deletion policy, so that it still holds
     /// once the manifest that declared it is gone.
     pub const DELETION_POLICY: &str = "converge:deletion-policy";
+    /// On encrypted volumes: the KMS key as the manifest named it when
+    /// the volume was created (`default` for the account's default key),
+    /// since EC2 reports only the key's ARN.
+    pub const KMS_KEY: &str = "converge:kms-key";
 }
 
 #[cfg(test)]

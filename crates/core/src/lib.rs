@@ -9,6 +9,7 @@ pub mod controller;
 pub mod cron;
 pub mod desired;
 pub mod duration;
+pub mod ebs;
 pub mod ids;
 pub mod observed;
 pub mod plan;

@@ -249,12 +249,70 @@ pub struct ObservedVolume {
     pub volume_type: VolumeType,
     /// Its state.
     pub state: VolumeState,
+    /// Whether it is encrypted.
+    pub encrypted: bool,
+    /// The ARN of the KMS key it is encrypted with, as EC2 reports it
+    /// (always a key ARN, whatever form the key was named in).
+    pub kms_key: Option<String>,
+    /// Its IOPS, where EC2 reports them (gp3, io1, io2, and gp2's
+    /// baseline).
+    pub iops: Option<u32>,
+    /// Its throughput in MiB/s (gp3).
+    pub throughput: Option<u32>,
+    /// Its latest modification (size, type, IOPS, throughput), if it was
+    /// ever modified: the next one waits for it.
+    pub modification: Option<VolumeModification>,
     /// Its attachment, if any.
     pub attachment: Option<ObservedAttachment>,
     /// When it was created.
     pub created_at: Timestamp,
     /// All its tags.
     pub tags: Tags,
+}
+
+/// A volume modification as DescribeVolumesModifications reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeModification {
+    /// Where it is.
+    pub state: ModificationState,
+    /// When it started.
+    pub started_at: Timestamp,
+}
+
+/// The state of a volume modification. The volume is usable, with its new
+/// size, while `optimizing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModificationState {
+    /// Being applied.
+    Modifying,
+    /// Applied; performance is being optimized.
+    Optimizing,
+    /// Done.
+    Completed,
+    /// Failed: the volume keeps its old configuration.
+    Failed,
+}
+
+impl ModificationState {
+    /// The state as the EC2 API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModificationState::Modifying => "modifying",
+            ModificationState::Optimizing => "optimizing",
+            ModificationState::Completed => "completed",
+            ModificationState::Failed => "failed",
+        }
+    }
+
+    /// Whether the modification is over (completed or failed), so that
+    /// another may start once the cool-down has passed.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            ModificationState::Completed | ModificationState::Failed
+        )
+    }
 }
 
 /// A snapshot's state.
@@ -280,6 +338,8 @@ pub struct ObservedSnapshot {
     pub volume_id: VolumeId,
     /// Its state.
     pub state: SnapshotState,
+    /// Whether it is encrypted: a volume restored from it is too.
+    pub encrypted: bool,
     /// When it was started.
     pub started_at: Timestamp,
     /// All its tags.

@@ -295,6 +295,95 @@ fn a_repeated_idempotency_token_is_caught() {
     }
 }
 
+/// A ModifyVolume of the stack's volume, as the planner would not make
+/// it here.
+fn modify_pgdata(o: &Observed, size_gib: u32, iops: Option<u32>) -> Step {
+    Step::ModifyVolume {
+        name: name("pgdata"),
+        volume: o.volumes[0].id.clone(),
+        size_gib,
+        volume_type: converge_core::desired::VolumeType::Gp3,
+        iops,
+        throughput: Some(125),
+    }
+}
+
+#[test]
+fn a_volume_shrunk_or_modified_too_soon_or_out_of_range_is_caught() {
+    use converge_core::observed::{ModificationState, VolumeModification};
+    let d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| steps.push(modify_pgdata(&o, 10, Some(3000))))
+    });
+    assert_caught(&found, "a shrink", |p| {
+        matches!(
+            p,
+            Problem::VolumeShrunk {
+                from_gib: 20,
+                to_gib: 10,
+                ..
+            }
+        )
+    });
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            steps.push(modify_pgdata(&o, 20, Some(12_000)))
+        })
+    });
+    assert_caught(&found, "more IOPS than 20 GiB allow", |p| {
+        matches!(p, Problem::EbsRuleBroken { .. })
+    });
+    // Modified an hour ago: the next waits five more hours.
+    o.volumes[0].modification = Some(VolumeModification {
+        state: ModificationState::Completed,
+        started_at: ts("2026-03-07T16:00:00Z"),
+    });
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| steps.push(modify_pgdata(&o, 30, Some(3000))))
+    });
+    assert_caught(&found, "a modification within six hours", |p| {
+        matches!(p, Problem::ModifiedTooSoon { .. })
+    });
+}
+
+#[test]
+fn an_unencrypted_restore_of_an_encrypted_snapshot_is_caught() {
+    use converge_core::desired::Encryption;
+    use converge_core::observed::{ObservedSnapshot, SnapshotState};
+    let d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    o.volumes.clear();
+    let snap: converge_core::ids::SnapshotId = "snap-0123456789abcdef0".into();
+    o.snapshots.push(ObservedSnapshot {
+        id: snap.clone(),
+        volume: name("pgdata"),
+        volume_id: "vol-pgdata".into(),
+        state: SnapshotState::Completed,
+        encrypted: true,
+        started_at: ts("2026-03-07T08:00:00Z"),
+        tags: Default::default(),
+    });
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            for s in steps.iter_mut() {
+                if let Step::CreateVolume {
+                    from_snapshot,
+                    encryption,
+                    ..
+                } = s
+                {
+                    *from_snapshot = Some(snap.clone());
+                    *encryption = Encryption::Unencrypted;
+                }
+            }
+        })
+    });
+    assert_caught(&found, "an unencrypted restore", |p| {
+        matches!(p, Problem::UnencryptedRestore { .. })
+    });
+}
+
 #[test]
 fn a_delete_its_policy_retains_is_caught() {
     // With the manifests gone, the bucket's policy (retain) keeps it, and

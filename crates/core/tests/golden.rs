@@ -477,6 +477,167 @@ fn volume_shrink_is_shown_and_not_done() {
     assert_snapshot!("volume_shrink.txt", text(&plan));
 }
 
+/// Only the volume: the other resources of the stack are as declared.
+fn volume_only(plan: &converge_core::Plan) -> Vec<&converge_core::plan::Step> {
+    plan.graph.iter().map(|(_, s)| s).collect()
+}
+
+#[test]
+fn volume_created_encrypted_gp3_with_iops() {
+    use converge_core::desired::Encryption;
+    use converge_core::ebs::KmsKey;
+    let mut d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    o.volumes.clear();
+    let v = d.volumes.get_mut(&name("pgdata")).unwrap();
+    v.size_gib = 100;
+    v.iops = Some(6000);
+    v.throughput = Some(500);
+    v.encryption = Encryption::Encrypted {
+        key: Some(KmsKey::parse("alias/pgdata").unwrap()),
+    };
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let create = volume_only(&plan)
+        .into_iter()
+        .find(|s| matches!(s, converge_core::plan::Step::CreateVolume { .. }))
+        .unwrap();
+    let converge_core::plan::Step::CreateVolume {
+        iops,
+        throughput,
+        encryption,
+        tags,
+        ..
+    } = create
+    else {
+        unreachable!()
+    };
+    assert_eq!((*iops, *throughput), (Some(6000), Some(500)));
+    assert!(encryption.is_encrypted());
+    assert_eq!(
+        tags.get("converge:kms-key").map(String::as_str),
+        Some("alias/pgdata")
+    );
+    assert_snapshot!("volume_create_encrypted_iops.txt", text(&plan));
+}
+
+#[test]
+fn volume_grown_and_iops_raised_in_one_modification() {
+    let mut d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    let v = d.volumes.get_mut(&name("pgdata")).unwrap();
+    v.size_gib = 40;
+    v.iops = Some(8000);
+    v.throughput = Some(250);
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let steps = volume_only(&plan);
+    assert_eq!(steps.len(), 1, "one ModifyVolume: {steps:?}");
+    assert!(matches!(
+        steps[0],
+        converge_core::plan::Step::ModifyVolume {
+            size_gib: 40,
+            iops: Some(8000),
+            throughput: Some(250),
+            ..
+        }
+    ));
+    assert_snapshot!("volume_modify_in_place.txt", text(&plan));
+    assert_snapshot!("volume_modify_in_place.md", render::markdown(&plan));
+}
+
+#[test]
+fn volume_encryption_change_is_blocked_never_replaced() {
+    use converge_core::desired::Encryption;
+    let mut d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    d.volumes.get_mut(&name("pgdata")).unwrap().encryption = Encryption::Unencrypted;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert!(
+        !plan.has_changes(),
+        "no step at all: {:?}",
+        volume_only(&plan)
+    );
+    assert!(plan.has_blocked_changes());
+    assert_eq!(plan.summary().not_done, 1);
+    assert_snapshot!("volume_encryption_blocked.txt", text(&plan));
+    assert_snapshot!("volume_encryption_blocked.json", render::json(&plan));
+    assert_snapshot!("volume_encryption_blocked.md", render::markdown(&plan));
+}
+
+#[test]
+fn volume_key_change_is_blocked() {
+    use converge_core::desired::Encryption;
+    use converge_core::ebs::KmsKey;
+    let mut d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    let v = d.volumes.get_mut(&name("pgdata")).unwrap();
+    v.encryption = Encryption::Encrypted {
+        key: Some(KmsKey::parse("alias/pgdata").unwrap()),
+    };
+    // Blocked beside a change that is made: the growth goes ahead.
+    v.size_gib = 30;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert!(plan.has_changes() && plan.has_blocked_changes());
+    assert_snapshot!("volume_key_blocked.txt", text(&plan));
+}
+
+#[test]
+fn volume_modification_waits_six_hours_after_the_last() {
+    use converge_core::observed::{ModificationState, VolumeModification};
+    let mut d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    volume(&mut o, "pgdata").modification = Some(VolumeModification {
+        state: ModificationState::Optimizing,
+        started_at: ts("2026-03-07T13:00:00Z"),
+    });
+    d.volumes.get_mut(&name("pgdata")).unwrap().size_gib = 40;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert!(!plan.has_changes(), "held back, no call");
+    assert!(plan.has_blocked_changes());
+    assert_snapshot!("volume_modification_cooldown.txt", text(&plan));
+    // Six hours after, it is still optimizing: it waits for that.
+    let plan = run(&d, &o, "2026-03-07T19:30:00Z");
+    assert!(!plan.has_changes());
+    assert_snapshot!("volume_modification_in_progress.txt", text(&plan));
+    // Completed and six hours old: modified.
+    volume(&mut o, "pgdata")
+        .modification
+        .as_mut()
+        .unwrap()
+        .state = ModificationState::Completed;
+    let plan = run(&d, &o, "2026-03-07T19:30:00Z");
+    assert!(plan.has_changes() && !plan.has_blocked_changes());
+}
+
+#[test]
+fn restore_of_an_encrypted_snapshot_unencrypted_is_blocked() {
+    use converge_core::desired::Encryption;
+    use converge_core::observed::{ObservedSnapshot, SnapshotState};
+    let mut d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    o.volumes.clear();
+    o.snapshots.push(ObservedSnapshot {
+        id: "snap-0123456789abcdef0".into(),
+        volume: name("pgdata"),
+        volume_id: "vol-pgdata".into(),
+        state: SnapshotState::Completed,
+        encrypted: true,
+        started_at: ts("2026-03-07T08:00:00Z"),
+        tags: Default::default(),
+    });
+    let v = d.volumes.get_mut(&name("pgdata")).unwrap();
+    v.encryption = Encryption::Unencrypted;
+    v.from_snapshot = Some("snap-0123456789abcdef0".into());
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert!(
+        !volume_only(&plan)
+            .iter()
+            .any(|s| matches!(s, converge_core::plan::Step::CreateVolume { .. })),
+        "not created"
+    );
+    assert!(plan.has_blocked_changes());
+    assert_snapshot!("volume_restore_encrypted_snapshot_blocked.txt", text(&plan));
+}
+
 // ---- balancers --------------------------------------------------------------
 
 #[test]

@@ -10,14 +10,17 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::Blob;
 use converge_core::desired::{Protocol, Tags, VolumeType};
+use converge_core::ebs::KmsKey;
 use converge_core::ids::{
     GroupId, GroupName, InstanceId, KeyName, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use converge_core::observed::{
-    CloudRule, CloudSource, InstanceState, ObservedAttachment, ObservedGroup, ObservedInstance,
-    ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner, SnapshotState, VolumeState,
+    CloudRule, CloudSource, InstanceState, ModificationState, ObservedAttachment, ObservedGroup,
+    ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner, SnapshotState,
+    VolumeModification, VolumeState,
 };
 use converge_core::plan::TagTarget;
+use std::collections::BTreeMap;
 
 /// The EC2 part of a stack.
 pub(super) struct Ec2Observed {
@@ -145,6 +148,20 @@ fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeSta
     })
 }
 
+/// What CreateVolume sends (the fields of `Op::CreateVolume`).
+pub(super) struct NewVolume<'a> {
+    pub zone: &'a Zone,
+    pub size_gib: u32,
+    pub volume_type: VolumeType,
+    pub snapshot: Option<&'a SnapshotId>,
+    pub encrypted: bool,
+    pub kms_key: Option<&'a KmsKey>,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    pub tags: &'a Tags,
+    pub client_token: &'a str,
+}
+
 /// Reads a volume; `None` if it is not the stack's, has no ID or is gone,
 /// an error if an ID in it is malformed.
 fn volume(
@@ -182,10 +199,38 @@ fn volume(
             .and_then(|t| VolumeType::parse(t.as_str()))
             .unwrap_or(VolumeType::Gp3),
         state,
+        encrypted: v.encrypted().unwrap_or(false),
+        kms_key: v.kms_key_id().map(str::to_owned),
+        iops: v.iops().and_then(|n| u32::try_from(n).ok()),
+        throughput: v.throughput().and_then(|n| u32::try_from(n).ok()),
+        // Filled in from DescribeVolumesModifications.
+        modification: None,
         attachment,
         created_at: timestamp(v.create_time()),
         tags: t,
     }))
+}
+
+/// Reads a modification's volume and state; `None` without either.
+fn modification(
+    m: &aws_sdk_ec2::types::VolumeModification,
+) -> Option<(String, VolumeModification)> {
+    use aws_sdk_ec2::types::VolumeModificationState as S;
+    let state = match m.modification_state()? {
+        S::Modifying => ModificationState::Modifying,
+        S::Optimizing => ModificationState::Optimizing,
+        S::Completed => ModificationState::Completed,
+        // Failed, and states newer than this SDK: over, the volume as it
+        // was.
+        _ => ModificationState::Failed,
+    };
+    Some((
+        m.volume_id()?.to_owned(),
+        VolumeModification {
+            state,
+            started_at: timestamp(m.start_time()),
+        },
+    ))
 }
 
 /// Reads a snapshot; `None` if it has no ID or no valid volume tag (not
@@ -207,6 +252,7 @@ fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Result<Option<ObservedSnapshot>
             Some(S::Error) => SnapshotState::Error,
             _ => SnapshotState::Pending,
         },
+        encrypted: s.encrypted().unwrap_or(false),
         started_at: timestamp(s.start_time()),
         tags: t,
     }))
@@ -393,8 +439,49 @@ impl AwsCloud {
         &self,
         stack: &ResourceName,
     ) -> Result<Vec<ObservedVolume>, CloudError> {
-        self.describe_volumes(vec![stack_filter(stack)], Some(stack))
-            .await
+        let mut volumes = self
+            .describe_volumes(vec![stack_filter(stack)], Some(stack))
+            .await?;
+        self.add_modifications(&mut volumes).await?;
+        Ok(volumes)
+    }
+
+    /// Fills in each volume's latest modification: one
+    /// DescribeVolumesModifications for all of them (a `volume-id` filter,
+    /// which leaves unknown IDs out instead of failing), nothing when
+    /// there are no volumes.
+    pub(super) async fn add_modifications(
+        &self,
+        volumes: &mut [ObservedVolume],
+    ) -> Result<(), CloudError> {
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let mut latest: BTreeMap<String, VolumeModification> = BTreeMap::new();
+        for chunk in volumes.chunks(FILTER_VALUES) {
+            let f = filter("volume-id", chunk.iter().map(|v| v.id.to_string()));
+            let mut pages = self
+                .ec2
+                .describe_volumes_modifications()
+                .filters(f)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error("DescribeVolumesModifications", e))?;
+                for (id, m) in page.volumes_modifications().iter().filter_map(modification) {
+                    match latest.get(&id) {
+                        Some(seen) if seen.started_at >= m.started_at => {}
+                        _ => {
+                            latest.insert(id, m);
+                        }
+                    }
+                }
+            }
+        }
+        for v in volumes {
+            v.modification = latest.remove(v.id.as_str());
+        }
+        Ok(())
     }
 
     async fn describe_volumes(
@@ -873,24 +960,22 @@ impl AwsCloud {
         Ok(Outcome::Done)
     }
 
-    pub(super) async fn create_volume(
-        &self,
-        zone: &Zone,
-        size_gib: u32,
-        volume_type: VolumeType,
-        snapshot: Option<&SnapshotId>,
-        tags: &Tags,
-        client_token: &str,
-    ) -> Result<Outcome, CloudError> {
+    pub(super) async fn create_volume(&self, v: &NewVolume<'_>) -> Result<Outcome, CloudError> {
         let out = self
             .ec2
             .create_volume()
-            .availability_zone(zone.as_str())
-            .size(i32::try_from(size_gib).unwrap_or(i32::MAX))
-            .volume_type(aws_sdk_ec2::types::VolumeType::from(volume_type.as_str()))
-            .set_snapshot_id(snapshot.map(|s| s.to_string()))
-            .client_token(client_token)
-            .tag_specifications(tag_spec(ResourceType::Volume, tags))
+            .availability_zone(v.zone.as_str())
+            .size(i32::try_from(v.size_gib).unwrap_or(i32::MAX))
+            .volume_type(aws_sdk_ec2::types::VolumeType::from(v.volume_type.as_str()))
+            .set_snapshot_id(v.snapshot.map(|s| s.to_string()))
+            // Always sent, so that the account's encryption-by-default
+            // setting never decides what the manifest says.
+            .encrypted(v.encrypted)
+            .set_kms_key_id(v.kms_key.map(|k| k.to_string()))
+            .set_iops(v.iops.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .set_throughput(v.throughput.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .client_token(v.client_token)
+            .tag_specifications(tag_spec(ResourceType::Volume, v.tags))
             .send()
             .await
             .map_err(|e| sdk_error("CreateVolume", e))?;
@@ -905,21 +990,29 @@ impl AwsCloud {
         Ok(Outcome::Volume(answered_id("CreateVolume", id)?))
     }
 
+    /// One ModifyVolume with every field that changes; answers when the
+    /// modification started, for the executor's wait.
     pub(super) async fn modify_volume(
         &self,
         volume: &VolumeId,
         size_gib: u32,
         volume_type: VolumeType,
+        iops: Option<u32>,
+        throughput: Option<u32>,
     ) -> Result<Outcome, CloudError> {
-        self.ec2
+        let out = self
+            .ec2
             .modify_volume()
             .volume_id(volume.as_str())
             .size(i32::try_from(size_gib).unwrap_or(i32::MAX))
             .volume_type(aws_sdk_ec2::types::VolumeType::from(volume_type.as_str()))
+            .set_iops(iops.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .set_throughput(throughput.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
             .send()
             .await
             .map_err(|e| sdk_error("ModifyVolume", e))?;
-        Ok(Outcome::Done)
+        let started_at = timestamp(out.volume_modification().and_then(|m| m.start_time()));
+        Ok(Outcome::Modification { started_at })
     }
 
     pub(super) async fn attach_volume(

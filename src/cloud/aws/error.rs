@@ -95,7 +95,6 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "SlowDown",
         "BandwidthLimitExceeded",
         "PriorRequestNotComplete",
-        "VolumeModificationRateExceeded",
     ];
     const NOT_FOUND: &[&str] = &[
         "LoadBalancerNotFound",
@@ -259,6 +258,10 @@ mod tests {
             ("IdempotentParameterMismatch", ErrorKind::Invalid),
             ("CNAMEAlreadyExists", ErrorKind::Invalid),
             ("BucketNotEmpty", ErrorKind::Invalid),
+            // Six hours between modifications of a volume: no retry within
+            // a run helps; the next plan holds the change back.
+            ("VolumeModificationRateExceeded", ErrorKind::Invalid),
+            ("IncorrectModificationState", ErrorKind::InvalidState),
         ];
         for (code, kind) in cases {
             assert_eq!(classify(code, None), kind, "{code}");

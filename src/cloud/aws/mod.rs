@@ -336,24 +336,37 @@ impl AwsCloud {
                 size_gib,
                 volume_type,
                 snapshot,
+                encrypted,
+                kms_key,
+                iops,
+                throughput,
                 tags,
                 client_token,
             } => {
-                self.create_volume(
+                self.create_volume(&ec2::NewVolume {
                     zone,
-                    *size_gib,
-                    *volume_type,
-                    snapshot.as_ref(),
+                    size_gib: *size_gib,
+                    volume_type: *volume_type,
+                    snapshot: snapshot.as_ref(),
+                    encrypted: *encrypted,
+                    kms_key: kms_key.as_ref(),
+                    iops: *iops,
+                    throughput: *throughput,
                     tags,
                     client_token,
-                )
+                })
                 .await
             }
             Op::ModifyVolume {
                 volume,
                 size_gib,
                 volume_type,
-            } => self.modify_volume(volume, *size_gib, *volume_type).await,
+                iops,
+                throughput,
+            } => {
+                self.modify_volume(volume, *size_gib, *volume_type, *iops, *throughput)
+                    .await
+            }
             Op::AttachVolume {
                 volume,
                 instance,
@@ -421,7 +434,11 @@ impl Cloud for AwsCloud {
     }
 
     async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError> {
-        self.describe_volumes_by_id(ids).await
+        // With their latest modifications, which the executor's wait
+        // after ModifyVolume reads (one more call).
+        let mut volumes = self.describe_volumes_by_id(ids).await?;
+        self.add_modifications(&mut volumes).await?;
+        Ok(volumes)
     }
 
     async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError> {

@@ -136,7 +136,7 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
             stack,
             resource,
             zone: v.zone.to_string(),
-            state: format!("{state} ({} GiB {})", v.size_gib, v.volume_type.as_str()),
+            state: format!("{state} ({})", volume_details(v, now)),
         });
     }
     for s in w.snapshots.values() {
@@ -277,4 +277,32 @@ impl fmt::Display for Table<'_> {
         }
         Ok(())
     }
+}
+
+/// What `ls` says of a volume beside its state: size and type, IOPS and
+/// throughput where it has them, its encryption (the key's ID, the end of
+/// its ARN), and a modification still under way.
+fn volume_details(v: &super::world::Volume, now: jiff::Timestamp) -> String {
+    let mut out = format!("{} GiB {}", v.size_gib, v.volume_type.as_str());
+    if let Some(iops) = v.iops {
+        out.push_str(&format!(", {iops} IOPS"));
+    }
+    if let Some(mbs) = v.throughput {
+        out.push_str(&format!(", {mbs} MiB/s"));
+    }
+    match (&v.encrypted, &v.kms_key) {
+        (true, Some(arn)) => {
+            let key = arn.rsplit('/').next().unwrap_or(arn);
+            out.push_str(&format!(", encrypted with key {key}"));
+        }
+        (true, None) => out.push_str(", encrypted"),
+        (false, _) => out.push_str(", unencrypted"),
+    }
+    if let Some(m) = &v.modification {
+        let state = m.state(now);
+        if state != converge_core::observed::ModificationState::Completed {
+            out.push_str(&format!(", modification {}", state.as_str()));
+        }
+    }
+    out
 }

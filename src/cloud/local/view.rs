@@ -11,6 +11,7 @@ use converge_core::observed::InstanceState;
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
     ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner,
+    VolumeModification,
 };
 
 /// The owner of a resource, if its tags say it belongs to `stack`.
@@ -166,6 +167,14 @@ fn volume(w: &World, v: &Volume, owner: Owner, cx: &Ctx<'_>) -> ObservedVolume {
         size_gib: v.size_gib,
         volume_type: v.volume_type,
         state: w.volume_state(v, cx.now),
+        encrypted: v.encrypted,
+        kms_key: v.kms_key.clone(),
+        iops: v.iops,
+        throughput: v.throughput,
+        modification: v.modification.map(|m| VolumeModification {
+            state: m.state(cx.now),
+            started_at: m.started_at,
+        }),
         attachment: w.attachment(v, cx.now).map(|a| ObservedAttachment {
             instance: a.instance.clone(),
             device: a.device.clone(),
@@ -184,6 +193,7 @@ fn snapshot(s: &Snapshot, cx: &Ctx<'_>) -> Option<ObservedSnapshot> {
         volume: volume.parse().ok()?,
         volume_id: s.volume_id.clone(),
         state: s.state(cx.now),
+        encrypted: s.encrypted,
         started_at: s.started_at,
         tags: s.tags.clone(),
     })

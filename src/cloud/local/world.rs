@@ -12,8 +12,8 @@ use converge_core::ids::{
     DistributionId, GroupId, ImageId, InstanceId, KeyPairId, SnapshotId, VolumeId, Zone,
 };
 use converge_core::observed::{
-    CloudRule, DistributionConfig, DistributionStatus, InstanceState, MemberState, SnapshotState,
-    VolumeState,
+    CloudRule, DistributionConfig, DistributionStatus, InstanceState, MemberState,
+    ModificationState, SnapshotState, VolumeState,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -148,6 +148,22 @@ pub(crate) struct Volume {
     pub size_gib: u32,
     pub volume_type: VolumeType,
     pub snapshot: Option<SnapshotId>,
+    /// Whether it is encrypted (worlds written before encryption was
+    /// modelled hold unencrypted volumes).
+    #[serde(default)]
+    pub encrypted: bool,
+    /// The ARN of its KMS key, when encrypted.
+    #[serde(default)]
+    pub kms_key: Option<String>,
+    /// Its IOPS (gp3, io1, io2).
+    #[serde(default)]
+    pub iops: Option<u32>,
+    /// Its throughput in MiB/s (gp3).
+    #[serde(default)]
+    pub throughput: Option<u32>,
+    /// Its latest modification.
+    #[serde(default)]
+    pub modification: Option<Modification>,
     pub tags: Tags,
     pub created_at: Timestamp,
     /// When it leaves `creating`.
@@ -155,6 +171,29 @@ pub(crate) struct Volume {
     /// Its attachment, as last set. It no longer holds once the instance
     /// is terminated ([`World::attachment`]).
     pub attachment: Option<Attachment>,
+}
+
+/// A volume modification: modifying, then optimizing, then completed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Modification {
+    pub started_at: Timestamp,
+    /// When it reaches `optimizing` (the volume has its new size).
+    pub optimizing_at: Timestamp,
+    /// When it is `completed`.
+    pub completed_at: Timestamp,
+}
+
+impl Modification {
+    /// The state at `now`.
+    pub fn state(&self, now: Timestamp) -> ModificationState {
+        if now >= self.completed_at {
+            ModificationState::Completed
+        } else if now >= self.optimizing_at {
+            ModificationState::Optimizing
+        } else {
+            ModificationState::Modifying
+        }
+    }
 }
 
 impl Volume {
@@ -179,6 +218,11 @@ pub(crate) struct Snapshot {
     pub region: String,
     pub volume_id: VolumeId,
     pub volume_size: u32,
+    /// Whether it is encrypted (as its volume was), and with which key.
+    #[serde(default)]
+    pub encrypted: bool,
+    #[serde(default)]
+    pub kms_key: Option<String>,
     pub description: String,
     pub tags: Tags,
     pub started_at: Timestamp,

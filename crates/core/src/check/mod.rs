@@ -219,7 +219,7 @@ fn named<'a>(
             instance(i);
             volume(v);
         }
-        Step::DeleteVolume { volume: v, .. } => volume(v),
+        Step::DeleteVolume { volume: v, .. } | Step::ModifyVolume { volume: v, .. } => volume(v),
         _ => {}
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::desired::DeletionPolicy;
 use crate::ids::{
-    BalancerName, DistributionId, GroupId, InstanceId, ResourceKey, ResourceName, VolumeId, Zone,
+    BalancerName, DistributionId, GroupId, InstanceId, ResourceKey, ResourceName, SnapshotId,
+    VolumeId, Zone,
 };
 use crate::plan::{Produces, StepId};
 use std::fmt;
@@ -423,6 +424,52 @@ pub enum Problem {
         step: StepName,
         /// The instance's terminate step.
         terminate: StepName,
+    },
+    /// A ModifyVolume never makes a volume smaller than observed.
+    #[error("{step} shrinks {volume} from {from_gib} to {to_gib} GiB: EBS volumes only grow")]
+    VolumeShrunk {
+        /// The modify step.
+        step: StepName,
+        /// The volume.
+        volume: VolumeId,
+        /// Its observed size.
+        from_gib: u32,
+        /// The step's size.
+        to_gib: u32,
+    },
+    /// A volume is modified only six hours after its last modification
+    /// started, and once that one is over (AWS's rule, which moto does not
+    /// enforce).
+    #[error(
+        "{step} modifies {volume} before AWS allows it: the last modification started at {last_started} and is {state}"
+    )]
+    ModifiedTooSoon {
+        /// The modify step.
+        step: StepName,
+        /// The volume.
+        volume: VolumeId,
+        /// When the last modification started.
+        last_started: jiff::Timestamp,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A volume is created or modified only with a size, IOPS and
+    /// throughput its type allows.
+    #[error("{step} breaks an EBS rule: {problem}")]
+    EbsRuleBroken {
+        /// The create or modify step.
+        step: StepName,
+        /// The rule.
+        problem: crate::ebs::Problem,
+    },
+    /// A volume restored from an encrypted snapshot is never asked to be
+    /// unencrypted.
+    #[error("{step} restores the encrypted {snapshot} into an unencrypted volume")]
+    UnencryptedRestore {
+        /// The create step.
+        step: StepName,
+        /// The snapshot.
+        snapshot: SnapshotId,
     },
     /// A volume is detached from an instance once.
     #[error("{volume} is detached from {instance} twice, by {}", names(steps))]

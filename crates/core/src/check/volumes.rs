@@ -1,10 +1,13 @@
 //! Volumes: deleted only if observed, if their deletion policy allows it,
 //! after the final snapshot it asks for and once detached; attached to
 //! one instance in their own zone, once detached from any other; detached
-//! only from where they are, once, and before the instance goes.
+//! only from where they are, once, and before the instance goes; created
+//! and modified only as AWS's EBS rules allow (sizes, IOPS, throughput, an
+//! encrypted snapshot's restore encrypted, modifications grow only and
+//! come six hours apart).
 
 use super::{Ctx, Problem, User, listed, push};
-use crate::desired::DeletionPolicy;
+use crate::desired::{DeletionPolicy, VolumeType};
 use crate::ids::{InstanceId, VolumeId, Zone};
 use crate::plan::{InstanceRef, Step, StepId, VolumeRef};
 use std::collections::BTreeMap;
@@ -44,6 +47,41 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
             Step::DetachVolume {
                 volume, instance, ..
             } => detach(cx, i, volume, instance),
+            Step::CreateVolume {
+                size_gib,
+                volume_type,
+                from_snapshot,
+                encryption,
+                iops,
+                throughput,
+                ..
+            } => {
+                ebs_rules(cx, i, *volume_type, *size_gib, *iops, *throughput);
+                if let Some(snap) = from_snapshot
+                    && !encryption.is_encrypted()
+                    && cx
+                        .observed
+                        .snapshots
+                        .iter()
+                        .any(|o| o.id == *snap && o.encrypted)
+                {
+                    cx.report(Problem::UnencryptedRestore {
+                        step: cx.name(i),
+                        snapshot: snap.clone(),
+                    });
+                }
+            }
+            Step::ModifyVolume {
+                volume,
+                size_gib,
+                volume_type,
+                iops,
+                throughput,
+                ..
+            } => {
+                ebs_rules(cx, i, *volume_type, *size_gib, *iops, *throughput);
+                modify(cx, i, volume, *size_gib);
+            }
             _ => {}
         }
     }
@@ -145,6 +183,54 @@ fn attach(
             step: cx.name(i),
             instance: a.instance.clone(),
         });
+    }
+}
+
+/// The size, IOPS and throughput a create or modify step asks for keep
+/// AWS's rules for the type.
+fn ebs_rules(
+    cx: &mut Ctx<'_>,
+    i: StepId,
+    t: VolumeType,
+    size: u32,
+    iops: Option<u32>,
+    throughput: Option<u32>,
+) {
+    for problem in crate::ebs::check(t, size, iops, throughput) {
+        cx.report(Problem::EbsRuleBroken {
+            step: cx.name(i),
+            problem,
+        });
+    }
+}
+
+/// A modification never shrinks the volume, and comes six hours after the
+/// last one started, once that one is over.
+fn modify(cx: &mut Ctx<'_>, i: StepId, volume: &VolumeId, size_gib: u32) {
+    let Some(&observed) = cx.index.volumes.get(volume) else {
+        return;
+    };
+    if size_gib < observed.size_gib {
+        cx.report(Problem::VolumeShrunk {
+            step: cx.name(i),
+            volume: volume.clone(),
+            from_gib: observed.size_gib,
+            to_gib: size_gib,
+        });
+    }
+    if let Some(m) = &observed.modification {
+        let allowed = m
+            .started_at
+            .checked_add(crate::ebs::MODIFICATION_COOLDOWN)
+            .is_ok_and(|t| t <= cx.plan.at);
+        if !allowed || !m.state.is_over() {
+            cx.report(Problem::ModifiedTooSoon {
+                step: cx.name(i),
+                volume: volume.clone(),
+                last_started: m.started_at,
+                state: m.state.as_str(),
+            });
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 
 use super::graph::StepGraph;
 use crate::desired::{
-    Attr, DeletionPolicy, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
+    Attr, DeletionPolicy, Encryption, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
 };
 use crate::ids::{
     BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
     ResourceKey, ResourceName, SnapshotId, VolumeId, Zone,
 };
-use crate::observed::{CloudRule, DistributionConfig};
+use crate::observed::{CloudRule, DistributionConfig, ModificationState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -117,6 +117,18 @@ impl Plan {
         !self.graph.is_empty()
     }
 
+    /// Whether the manifests declare a change that this plan does not
+    /// make: one converge never makes (shrinking a volume, changing its
+    /// encryption) or one held back until the cloud allows it (a volume
+    /// modified less than six hours ago). The stack then differs from
+    /// its manifests even when [`Plan::has_changes`] is false, and
+    /// `plan --detailed-exitcode` says so with its "changes" code.
+    pub fn has_blocked_changes(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.notes.iter().any(Note::is_blocked_change))
+    }
+
     /// Counts of changes by action, for the summary line.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
@@ -128,6 +140,9 @@ impl Plan {
                 ChangeAction::Delete => s.delete += 1,
                 ChangeAction::DeleteBlocked { .. } => s.blocked += 1,
                 ChangeAction::NoChange => s.unchanged += 1,
+            }
+            if c.notes.iter().any(Note::is_blocked_change) {
+                s.not_done += 1;
             }
         }
         s
@@ -149,6 +164,11 @@ pub struct Summary {
     pub blocked: usize,
     /// Resources already as declared.
     pub unchanged: usize,
+    /// Resources with a declared change this plan does not make (blocked,
+    /// or held back until the cloud allows it): also counted under the
+    /// action of what the plan does make of them.
+    #[serde(default)]
+    pub not_done: usize,
 }
 
 impl fmt::Display for Summary {
@@ -160,6 +180,9 @@ impl fmt::Display for Summary {
         )?;
         if self.blocked > 0 {
             write!(f, ", {} retained", self.blocked)?;
+        }
+        if self.not_done > 0 {
+            write!(f, ", {} with changes not made", self.not_done)?;
         }
         Ok(())
     }
@@ -407,6 +430,113 @@ pub enum Note {
         /// What and why.
         reason: String,
     },
+    /// A declared change converge never makes, because making it would
+    /// lose data or AWS does not allow it: shown, no step.
+    Blocked {
+        /// The manifest field (`spec.sizeGiB`, `spec.encrypted`).
+        field: String,
+        /// Why.
+        reason: BlockedChange,
+    },
+    /// A volume's modification (size, type, IOPS, throughput) waits: AWS
+    /// allows one modification of a volume every six hours, each after
+    /// the last is complete. No step this run; a later plan makes it.
+    ModificationHeld {
+        /// The fields that change once it is allowed.
+        fields: Vec<String>,
+        /// What it waits for.
+        wait: ModificationWait,
+    },
+}
+
+/// Why a declared change is never made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum BlockedChange {
+    /// EBS volumes only grow.
+    Shrink {
+        /// The volume's size.
+        size_gib: u32,
+        /// The declared size.
+        declared_gib: u32,
+    },
+    /// An existing volume's encryption cannot be turned on or off in
+    /// place, and converge never replaces a volume (its data) to do it.
+    Encryption {
+        /// Whether the volume is encrypted.
+        encrypted: bool,
+    },
+    /// An existing volume's KMS key cannot change in place.
+    KmsKey {
+        /// The key it is encrypted with (as named at creation, or its
+        /// ARN).
+        current: String,
+        /// The declared key (`the account's default key` when none is).
+        declared: String,
+    },
+    /// The volume is restored from an encrypted snapshot, so it is
+    /// encrypted, but the manifest says `encrypted: false`: not created.
+    EncryptedSnapshot {
+        /// The snapshot.
+        snapshot: SnapshotId,
+    },
+}
+
+impl fmt::Display for BlockedChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockedChange::Shrink {
+                size_gib,
+                declared_gib,
+            } => write!(
+                f,
+                "{declared_gib} GiB is below the volume's {size_gib} GiB: EBS volumes cannot shrink"
+            ),
+            BlockedChange::Encryption { encrypted: true } => f.write_str(
+                "the volume is encrypted and cannot be decrypted in place; converge never replaces a volume to change its encryption (copy the data to a new volume by hand)",
+            ),
+            BlockedChange::Encryption { encrypted: false } => f.write_str(
+                "the volume is not encrypted and cannot be encrypted in place; converge never replaces a volume to change its encryption (snapshot it and restore the snapshot into a new, encrypted volume)",
+            ),
+            BlockedChange::KmsKey { current, declared } => write!(
+                f,
+                "the volume is encrypted with {current}, not {declared}; a volume's key cannot change in place and converge never replaces a volume to change it"
+            ),
+            BlockedChange::EncryptedSnapshot { snapshot } => write!(
+                f,
+                "snapshot {snapshot} is encrypted, so a volume restored from it is too: not created while the manifest says encrypted: false"
+            ),
+        }
+    }
+}
+
+/// What a volume's next modification waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ModificationWait {
+    /// Six hours since the last modification started.
+    Cooldown {
+        /// When the last one started.
+        last_started: Timestamp,
+        /// When the next may start.
+        until: Timestamp,
+    },
+    /// The last modification, started more than six hours ago, is not
+    /// complete yet.
+    InProgress {
+        /// When it started.
+        started: Timestamp,
+        /// Where it is.
+        state: ModificationState,
+    },
+}
+
+impl Note {
+    /// Whether the note is about a declared change the plan does not make
+    /// ([`Plan::has_blocked_changes`]).
+    pub fn is_blocked_change(&self) -> bool {
+        matches!(self, Note::Blocked { .. } | Note::ModificationHeld { .. })
+    }
 }
 
 impl fmt::Display for Note {
@@ -452,6 +582,24 @@ impl fmt::Display for Note {
                 write!(f, "snapshot {snapshot} is pruned (keep the newest)")
             }
             Note::Unsupported { reason } => write!(f, "not done: {reason}"),
+            Note::Blocked { field, reason } => write!(f, "blocked: {field}: {reason}"),
+            Note::ModificationHeld { fields, wait } => {
+                let fields = fields.join(", ");
+                match wait {
+                    ModificationWait::Cooldown {
+                        last_started,
+                        until,
+                    } => write!(
+                        f,
+                        "held back until {until}: {fields} change then; AWS allows one modification of a volume every 6 hours and the last started at {last_started}"
+                    ),
+                    ModificationWait::InProgress { started, state } => write!(
+                        f,
+                        "held back: {fields} change once the modification started at {started} is complete (now {})",
+                        state.as_str()
+                    ),
+                }
+            }
         }
     }
 }
@@ -702,12 +850,22 @@ pub enum Step {
         volume_type: VolumeType,
         /// Restore from this snapshot.
         from_snapshot: Option<SnapshotId>,
+        /// Encrypted, and with which key.
+        encryption: Encryption,
+        /// Provisioned IOPS (gp3, io1, io2): always set for those types,
+        /// gp3's baseline when none are declared.
+        iops: Option<u32>,
+        /// Throughput in MiB/s (gp3 only, its baseline when none is
+        /// declared).
+        throughput: Option<u32>,
         /// Tags.
         tags: Tags,
         /// Idempotency token.
         token: String,
     },
-    /// Grow a volume or change its type.
+    /// Grow a volume, change its type, IOPS or throughput: one
+    /// ModifyVolume, then wait until the modification is `optimizing`
+    /// (the volume is usable with its new configuration) or `completed`.
     ModifyVolume {
         /// Manifest name.
         name: ResourceName,
@@ -717,6 +875,10 @@ pub enum Step {
         size_gib: u32,
         /// New type.
         volume_type: VolumeType,
+        /// New IOPS (gp3, io1, io2).
+        iops: Option<u32>,
+        /// New throughput (gp3).
+        throughput: Option<u32>,
     },
     /// Attach a volume and wait until it is in use.
     AttachVolume {

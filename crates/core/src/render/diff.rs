@@ -95,7 +95,11 @@ pub(crate) fn is_listed(c: &ResourceChange) -> bool {
 /// autoscale notes only explain a count, which is not news when it holds.
 fn needs_attention(n: &Note) -> bool {
     match n {
-        Note::Unsupported { .. } | Note::Waiting { .. } | Note::IgnoredAfterCreate { .. } => true,
+        Note::Unsupported { .. }
+        | Note::Waiting { .. }
+        | Note::IgnoredAfterCreate { .. }
+        | Note::Blocked { .. }
+        | Note::ModificationHeld { .. } => true,
         Note::Scheduled { .. }
         | Note::Autoscaled { .. }
         | Note::Rolling { .. }
@@ -125,6 +129,24 @@ pub(crate) fn held_line(plan: &Plan) -> Option<String> {
         "{n} {steps} held back this pass: {} {verb} off.",
         causes.join(", ")
     ))
+}
+
+/// What a plan without steps says when the manifests still declare
+/// changes it does not make (blocked, or held back until the cloud
+/// allows them): the stack does not match its manifests, and the plan
+/// must not say it does.
+pub(crate) fn not_done_line(plan: &Plan) -> Option<String> {
+    let n = plan.summary().not_done;
+    (n > 0).then(|| {
+        let (resources, its) = if n == 1 {
+            ("resource has", "its")
+        } else {
+            ("resources have", "their")
+        };
+        format!(
+            "No changes can be made. The stack differs from the manifests: {n} {resources} declared changes that converge does not make; see {its} notes."
+        )
+    })
 }
 
 /// The word for an action, for headings (`create`, `replace`).

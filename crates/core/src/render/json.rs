@@ -1,6 +1,6 @@
 //! The plan as JSON for machines: a documented, versioned shape (see
-//! `docs/plan-json.md`). It is the [`Plan`] itself with two keys added for
-//! convenience, `has_changes` and `summary`, and each step wrapped with its
+//! `docs/plan-json.md`). It is the [`Plan`] itself with three keys added for
+//! convenience, `has_changes`, `has_blocked_changes` and `summary`, and each step wrapped with its
 //! `id` and a human `label` (the step itself under `op`, so that its own
 //! fields can never collide with the wrapper's):
 //!
@@ -11,7 +11,8 @@
 //!   "region": "us-east-1",
 //!   "at": "2026-03-09T12:00:00Z",
 //!   "has_changes": true,
-//!   "summary": { "create": 0, "update": 1, "replace": 0, "delete": 0, "blocked": 0, "unchanged": 10 },
+//!   "has_blocked_changes": false,
+//!   "summary": { "create": 0, "update": 1, "replace": 0, "delete": 0, "blocked": 0, "unchanged": 10, "not_done": 0 },
 //!   "changes": [ … ],
 //!   "steps": [ { "id": 0, "label": "launch 1 Fleet/app instance(s) in us-east-1a", "op": { "step": "launch", … } } ],
 //!   "edges": [ [0, 1] ]
@@ -36,6 +37,7 @@ struct Document<'a> {
     region: &'a str,
     at: Timestamp,
     has_changes: bool,
+    has_blocked_changes: bool,
     summary: Summary,
     changes: &'a [ResourceChange],
     steps: Vec<NumberedStep<'a>>,
@@ -62,6 +64,7 @@ pub fn json(plan: &Plan) -> String {
         region: &plan.region,
         at: plan.at,
         has_changes: plan.has_changes(),
+        has_blocked_changes: plan.has_blocked_changes(),
         summary: plan.summary(),
         changes: &plan.changes,
         steps: plan

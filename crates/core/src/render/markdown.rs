@@ -35,17 +35,21 @@ pub fn markdown(plan: &Plan) -> String {
         if let Some(held) = super::diff::held_line(plan) {
             let _ = writeln!(out, "\n{held}");
         }
+    } else if let Some(line) = super::diff::not_done_line(plan) {
+        let _ = writeln!(out, "**{line}**");
     } else {
         let _ = writeln!(out, "**No changes.** The stack matches the manifests.");
     }
-    if plan.has_changes() || s.blocked > 0 {
+    if plan.has_changes() || s.blocked > 0 || s.not_done > 0 {
         out.push('\n');
-        out.push_str("| to create | to update | to replace | to delete | kept | unchanged |\n");
-        out.push_str("| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        out.push_str(
+            "| to create | to update | to replace | to delete | kept | unchanged | changes not made |\n",
+        );
+        out.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
-            s.create, s.update, s.replace, s.delete, s.blocked, s.unchanged
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            s.create, s.update, s.replace, s.delete, s.blocked, s.unchanged, s.not_done
         );
     }
     for c in plan.changes.iter().filter(|c| diff::is_listed(c)) {

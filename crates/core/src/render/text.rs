@@ -90,6 +90,8 @@ pub fn text(plan: &Plan, opts: &TextOptions) -> String {
         if let Some(held) = super::diff::held_line(plan) {
             let _ = writeln!(out, "{held}");
         }
+    } else if let Some(line) = super::diff::not_done_line(plan) {
+        let _ = writeln!(out, "{}", p.paint(BOLD, &line));
     } else {
         let mut last = "No changes. The stack matches the manifests.".to_owned();
         if s.blocked > 0 {

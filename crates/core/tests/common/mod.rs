@@ -12,7 +12,7 @@ pub mod invariants;
 use converge_core::cron::Cron;
 use converge_core::desired::{
     Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
-    FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
+    Encryption, FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
     ListenerProtocol, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule,
     Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
     VolumeSpec, VolumeType,
@@ -42,6 +42,10 @@ pub const SATURDAY_NOON: &str = "2026-03-07T17:00:00Z";
 pub const WEEKDAY_TEN: &str = "2026-03-04T15:00:00Z";
 /// The secret a `${env:DB_PASSWORD}` reference resolves to in tests. It
 /// must never appear in any rendered output.
+/// The ARN of the account's default EBS key in fixtures.
+pub const DEFAULT_KEY_ARN: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/0b1e6c8e-0000-4000-8000-000000000e85";
+
 pub const SECRET: &str = "hunter2-S3CRET-db-password";
 
 pub fn ts(s: &str) -> Timestamp {
@@ -179,6 +183,9 @@ pub fn smallpayroll() -> Desired {
             zone: zone("us-east-1a"),
             volume_type: VolumeType::Gp3,
             from_snapshot: None,
+            encryption: Encryption::Encrypted { key: None },
+            iops: None,
+            throughput: None,
             attach: Some(Attachment {
                 fleet: name("db"),
                 device: "/dev/sdj".into(),
@@ -404,6 +411,13 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             tags::DELETION_POLICY.into(),
             v.deletion_policy.as_str().into(),
         );
+        if v.encryption.is_encrypted() {
+            let key = v
+                .encryption
+                .key()
+                .map_or("default".into(), |k| k.to_string());
+            t.insert(tags::KMS_KEY.into(), key);
+        }
         o.volumes.push(ObservedVolume {
             id: VolumeId::new(format!("vol-{n}")).unwrap(),
             owner: owner(d, Kind::Volume, n),
@@ -411,6 +425,14 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             size_gib: v.size_gib,
             volume_type: v.volume_type,
             state: VolumeState::Available,
+            encrypted: v.encryption.is_encrypted(),
+            kms_key: v
+                .encryption
+                .is_encrypted()
+                .then(|| DEFAULT_KEY_ARN.to_owned()),
+            iops: v.target_iops(),
+            throughput: v.target_throughput(),
+            modification: None,
             attachment: None,
             created_at: ts("2026-01-05T11:00:00Z"),
             tags: t,

@@ -112,6 +112,10 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             size_gib,
             volume_type,
             snapshot,
+            encrypted,
+            kms_key,
+            iops,
+            throughput,
             tags,
             client_token,
         } => {
@@ -120,6 +124,10 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
                 size_gib: *size_gib,
                 volume_type: *volume_type,
                 snapshot: snapshot.as_ref(),
+                encrypted: *encrypted,
+                kms_key: kms_key.as_ref(),
+                iops: *iops,
+                throughput: *throughput,
                 tags,
                 client_token,
             };
@@ -129,7 +137,17 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             volume,
             size_gib,
             volume_type,
-        } => ec2::modify_volume(w, cx, e, volume, *size_gib, *volume_type),
+            iops,
+            throughput,
+        } => {
+            let change = ec2::VolumeChange {
+                size_gib: *size_gib,
+                volume_type: *volume_type,
+                iops: *iops,
+                throughput: *throughput,
+            };
+            ec2::modify_volume(w, cx, e, volume, &change)
+        }
         Op::AttachVolume {
             volume,
             instance,
@@ -297,6 +315,10 @@ mod tests {
                 size_gib: 20,
                 volume_type: VolumeType::Gp3,
                 snapshot: None,
+                encrypted: true,
+                kms_key: None,
+                iops: None,
+                throughput: None,
                 tags: tags(Kind::Volume, "pgdata"),
                 client_token: "v".into(),
             },

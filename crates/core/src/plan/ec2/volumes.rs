@@ -4,14 +4,16 @@
 //! as their deletion policy says. Attaching a volume to its fleet's
 //! instance is planned with the fleet.
 
-use crate::desired::{DeletionPolicy, Desired, Tags, VolumeSpec};
+use crate::desired::{DeletionPolicy, Desired, Encryption, Tags, VolumeSpec};
+use crate::ebs::{KmsKeyForm, MODIFICATION_COOLDOWN};
 use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName, VolumeId, tags};
 use crate::observed::{ObservedAttachment, ObservedVolume};
 use crate::plan::{
-    ChangeAction, FieldDiff, Note, Planner, SnapshotPurpose, Step, StepId, TagTarget, Value,
-    VolumeRef, update_if,
+    BlockedChange, ChangeAction, FieldDiff, ModificationWait, Note, Planner, SnapshotPurpose, Step,
+    StepId, TagTarget, Value, VolumeRef, update_if,
 };
 use crate::spec_hash::short_digest;
+use jiff::Timestamp;
 
 /// What the planner knows about a declared volume while planning fleets.
 #[derive(Clone, Debug)]
@@ -62,6 +64,20 @@ impl<'a> Planner<'a> {
             .filter(|v| v.zone == spec.zone)
             .min_by_key(|v| (v.attachment.is_none(), v.created_at, v.id.clone()))
             .copied();
+        let blocked = match current {
+            None => self.blocked_restore(spec),
+            Some(_) => None,
+        };
+        if let Some(note) = blocked {
+            // Not created, so the copies elsewhere stay: they are the
+            // data the new one would replace.
+            let c = self.change(
+                ResourceKey::new(Kind::Volume, name.clone()),
+                ChangeAction::NoChange,
+            );
+            c.notes.push(note);
+            return;
+        }
         for extra in mine.iter().filter(|v| Some(**v) != current) {
             self.doomed_volumes
                 .push(((*extra).clone(), spec.deletion_policy, Vec::new()));
@@ -92,6 +108,26 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Why a new volume cannot be created as declared: restored from one
+    /// of converge's snapshots that is encrypted, while the manifest says
+    /// `encrypted: false` (AWS encrypts a volume restored from an
+    /// encrypted snapshot, whatever is asked). Snapshots converge did not
+    /// take are not observed: AWS (and the local cloud) refuse those.
+    fn blocked_restore(&self, spec: &VolumeSpec) -> Option<Note> {
+        let snapshot = spec.from_snapshot.as_ref()?;
+        let encrypted = self
+            .observed()
+            .snapshots
+            .iter()
+            .any(|s| s.id == *snapshot && s.encrypted);
+        (encrypted && !spec.encryption.is_encrypted()).then(|| Note::Blocked {
+            field: "spec.encrypted".into(),
+            reason: BlockedChange::EncryptedSnapshot {
+                snapshot: snapshot.clone(),
+            },
+        })
+    }
+
     /// A volume with no copy in its declared zone: created there (a
     /// replacement when copies exist elsewhere).
     fn new_volume(
@@ -99,9 +135,15 @@ impl<'a> Planner<'a> {
         name: &ResourceName,
         spec: &VolumeSpec,
         mine: &[&ObservedVolume],
-        tags: Tags,
+        mut tags: Tags,
     ) {
         let key = ResourceKey::new(Kind::Volume, name.clone());
+        if spec.encryption.is_encrypted() {
+            // The key as named at creation: EC2 reports only the key's
+            // ARN, and only KMS knows which key an alias names.
+            tags.insert(tags::KMS_KEY.to_owned(), key_as_declared(&spec.encryption));
+        }
+        let (iops, throughput) = (spec.target_iops(), spec.target_throughput());
         let token = short_digest(&[
             self.desired().stack.as_str(),
             name.as_str(),
@@ -112,6 +154,9 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .map(|s| s.as_str())
                 .unwrap_or(""),
+            &encryption_text(&spec.encryption),
+            &iops.map(|n| n.to_string()).unwrap_or_default(),
+            &throughput.map(|n| n.to_string()).unwrap_or_default(),
         ]);
         let step = self.add(
             Step::CreateVolume {
@@ -120,6 +165,9 @@ impl<'a> Planner<'a> {
                 size_gib: spec.size_gib,
                 volume_type: spec.volume_type,
                 from_snapshot: spec.from_snapshot.clone(),
+                encryption: spec.encryption.clone(),
+                iops,
+                throughput,
                 tags,
                 token,
             },
@@ -148,30 +196,38 @@ impl<'a> Planner<'a> {
             after: Some(Value::Text(spec.zone.to_string())),
             forces_replacement: replaced,
         });
-        c.fields.push(FieldDiff {
-            field: "spec.sizeGiB".into(),
-            before: None,
-            after: Some(Value::Text(spec.size_gib.to_string())),
-            forces_replacement: false,
-        });
-        c.fields.push(FieldDiff {
-            field: "spec.type".into(),
-            before: None,
-            after: Some(Value::Text(spec.volume_type.as_str().into())),
-            forces_replacement: false,
-        });
-        if let Some(s) = &spec.from_snapshot {
+        let mut set = |field: &str, value: String| {
             c.fields.push(FieldDiff {
-                field: "spec.fromSnapshot".into(),
+                field: field.into(),
                 before: None,
-                after: Some(Value::Text(s.to_string())),
+                after: Some(Value::Text(value)),
                 forces_replacement: false,
-            });
+            })
+        };
+        set("spec.sizeGiB", spec.size_gib.to_string());
+        set("spec.type", spec.volume_type.as_str().into());
+        if let Some(n) = iops {
+            set("spec.iops", with_baseline(n, spec.iops.is_none()));
+        }
+        if let Some(n) = throughput {
+            set(
+                "spec.throughput",
+                with_baseline(n, spec.throughput.is_none()),
+            );
+        }
+        set("spec.encrypted", spec.encryption.is_encrypted().to_string());
+        if spec.encryption.is_encrypted() {
+            set("spec.kmsKey", key_shown(&spec.encryption));
+        }
+        if let Some(s) = &spec.from_snapshot {
+            set("spec.fromSnapshot", s.to_string());
         }
     }
 
-    /// The current copy of a declared volume: grown or retyped in place
-    /// (never shrunk), its tags set back.
+    /// The current copy of a declared volume: grown, retyped, its IOPS
+    /// and throughput set in one modification (never shrunk, never
+    /// re-encrypted, held back while AWS does not allow another
+    /// modification yet), its tags set back.
     fn current_volume(
         &mut self,
         name: &ResourceName,
@@ -180,46 +236,36 @@ impl<'a> Planner<'a> {
         tags: Tags,
     ) {
         let key = ResourceKey::new(Kind::Volume, name.clone());
-        let mut fields = Vec::new();
-        let mut notes = Vec::new();
-        let grow = spec.size_gib > v.size_gib;
-        if spec.size_gib < v.size_gib {
-            notes.push(Note::Unsupported {
-                reason: format!(
-                    "spec.sizeGiB {} is below the volume's {} GiB: EBS volumes cannot shrink",
-                    spec.size_gib, v.size_gib
-                ),
+        let mut notes = blocked_changes(spec, v);
+        let fields = modified_fields(spec, v);
+        let mut modify = !fields.is_empty();
+        if modify && let Some(wait) = modification_wait(v, self.input.at) {
+            notes.push(Note::ModificationHeld {
+                fields: fields.iter().map(field_change).collect(),
+                wait,
             });
+            modify = false;
         }
-        let retype = spec.volume_type != v.volume_type;
-        if grow || retype {
+        if modify {
             self.add(
                 Step::ModifyVolume {
                     name: name.clone(),
                     volume: v.id.clone(),
                     size_gib: spec.size_gib.max(v.size_gib),
                     volume_type: spec.volume_type,
+                    iops: spec.target_iops(),
+                    throughput: spec.target_throughput(),
                 },
                 [],
             );
-            if grow {
-                fields.push(FieldDiff {
-                    field: "spec.sizeGiB".into(),
-                    before: Some(Value::Text(v.size_gib.to_string())),
-                    after: Some(Value::Text(spec.size_gib.to_string())),
-                    forces_replacement: false,
-                });
-            }
-            if retype {
-                fields.push(FieldDiff {
-                    field: "spec.type".into(),
-                    before: Some(Value::Text(v.volume_type.as_str().into())),
-                    after: Some(Value::Text(spec.volume_type.as_str().into())),
-                    forces_replacement: false,
-                });
-            }
         }
-        let drift = self.tag_drift(&key, TagTarget::Volume(v.id.clone()), &tags, &v.tags, &[]);
+        let drift = self.tag_drift(
+            &key,
+            TagTarget::Volume(v.id.clone()),
+            &tags,
+            &v.tags,
+            &[tags::KMS_KEY],
+        );
         self.volumes.insert(
             name.clone(),
             VolumeState {
@@ -228,9 +274,9 @@ impl<'a> Planner<'a> {
                 attached_to: v.attachment.clone(),
             },
         );
-        let action = update_if(grow || retype || drift.is_some());
+        let action = update_if(modify || drift.is_some());
         let c = self.change(key, action);
-        c.fields = fields;
+        c.fields = if modify { fields } else { Vec::new() };
         c.notes = notes;
         Self::tag_field(c, &tags, &v.tags);
     }
@@ -349,6 +395,178 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+/// What the manifest declares of a volume that converge changes in place
+/// (one ModifyVolume): a larger size, another type, other IOPS or
+/// throughput. A smaller size is never a change ([`blocked_changes`]).
+fn modified_fields(spec: &VolumeSpec, v: &ObservedVolume) -> Vec<FieldDiff> {
+    let mut out = Vec::new();
+    let mut diff = |field: &str, before: Option<String>, after: String| {
+        out.push(FieldDiff {
+            field: field.into(),
+            before: before.map(Value::Text),
+            after: Some(Value::Text(after)),
+            forces_replacement: false,
+        })
+    };
+    if spec.size_gib > v.size_gib {
+        diff(
+            "spec.sizeGiB",
+            Some(v.size_gib.to_string()),
+            spec.size_gib.to_string(),
+        );
+    }
+    if spec.volume_type != v.volume_type {
+        diff(
+            "spec.type",
+            Some(v.volume_type.as_str().into()),
+            spec.volume_type.as_str().into(),
+        );
+    }
+    // A type whose IOPS converge does not manage keeps what EC2 gives it
+    // (gp2's IOPS follow its size).
+    if let Some(n) = spec.target_iops()
+        && v.iops != Some(n)
+    {
+        diff(
+            "spec.iops",
+            v.iops.map(|n| n.to_string()),
+            with_baseline(n, spec.iops.is_none()),
+        );
+    }
+    if let Some(n) = spec.target_throughput()
+        && v.throughput != Some(n)
+    {
+        diff(
+            "spec.throughput",
+            v.throughput.map(|n| n.to_string()),
+            with_baseline(n, spec.throughput.is_none()),
+        );
+    }
+    out
+}
+
+/// The declared changes converge never makes to an existing volume, as
+/// notes: shrinking it, turning its encryption on or off, changing its
+/// key. None of them is ever done by replacing the volume.
+fn blocked_changes(spec: &VolumeSpec, v: &ObservedVolume) -> Vec<Note> {
+    let mut out = Vec::new();
+    if spec.size_gib < v.size_gib {
+        out.push(Note::Blocked {
+            field: "spec.sizeGiB".into(),
+            reason: BlockedChange::Shrink {
+                size_gib: v.size_gib,
+                declared_gib: spec.size_gib,
+            },
+        });
+    }
+    if spec.encryption.is_encrypted() != v.encrypted {
+        out.push(Note::Blocked {
+            field: "spec.encrypted".into(),
+            reason: BlockedChange::Encryption {
+                encrypted: v.encrypted,
+            },
+        });
+    } else if v.encrypted
+        && let Some(current) = other_key(&spec.encryption, v)
+    {
+        out.push(Note::Blocked {
+            field: "spec.kmsKey".into(),
+            reason: BlockedChange::KmsKey {
+                current,
+                declared: key_shown(&spec.encryption),
+            },
+        });
+    }
+    out
+}
+
+/// The key an encrypted volume has, if it is known not to be the declared
+/// one. A key ID or key ARN is compared with the ARN EC2 reports; an alias
+/// or the account's default with the key as named when converge created
+/// the volume (its `converge:kms-key` tag). Without that tag an alias
+/// cannot be told apart from its key: no verdict.
+fn other_key(declared: &Encryption, v: &ObservedVolume) -> Option<String> {
+    let key = declared.key();
+    let by_arn = match (key, &v.kms_key) {
+        (Some(k), Some(arn)) if matches!(k.form(), KmsKeyForm::KeyId | KmsKeyForm::KeyArn) => {
+            k.matches_key_arn(arn)
+        }
+        _ => None,
+    };
+    match by_arn {
+        Some(true) => None,
+        Some(false) => v.kms_key.clone(),
+        None => {
+            let named = v.tags.get(tags::KMS_KEY)?;
+            (*named != key_as_declared(declared)).then(|| match named.as_str() {
+                DEFAULT_KEY_TAG => "the account's default key".to_owned(),
+                other => other.to_owned(),
+            })
+        }
+    }
+}
+
+/// The `converge:kms-key` tag's value for the account's default key.
+const DEFAULT_KEY_TAG: &str = "default";
+
+/// The key as the `converge:kms-key` tag records it.
+fn key_as_declared(e: &Encryption) -> String {
+    e.key()
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| DEFAULT_KEY_TAG.to_owned())
+}
+
+/// The key as plans show it.
+fn key_shown(e: &Encryption) -> String {
+    e.key()
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "the account's default key (alias/aws/ebs)".to_owned())
+}
+
+/// The encryption as the CreateVolume token reads it.
+fn encryption_text(e: &Encryption) -> String {
+    match e {
+        Encryption::Unencrypted => "unencrypted".into(),
+        Encryption::Encrypted { .. } => format!("encrypted:{}", key_as_declared(e)),
+    }
+}
+
+/// A gp3 baseline value, shown as such when the manifest leaves it out.
+fn with_baseline(n: u32, defaulted: bool) -> String {
+    if defaulted {
+        format!("{n} (gp3 baseline)")
+    } else {
+        n.to_string()
+    }
+}
+
+/// A field's change in one line (`spec.sizeGiB 20 → 30`), for notes.
+fn field_change(f: &FieldDiff) -> String {
+    let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or("(none)".into());
+    format!("{} {} → {}", f.field, show(&f.before), show(&f.after))
+}
+
+/// What another modification of `v` waits for at `now`, if anything: six
+/// hours since the last one started, then that one to be complete (AWS:
+/// "Requirements for EBS volume modifications"; see [`crate::ebs`]).
+fn modification_wait(v: &ObservedVolume, now: Timestamp) -> Option<ModificationWait> {
+    let m = v.modification.as_ref()?;
+    let until = m
+        .started_at
+        .checked_add(MODIFICATION_COOLDOWN)
+        .unwrap_or(Timestamp::MAX);
+    if now < until {
+        return Some(ModificationWait::Cooldown {
+            last_started: m.started_at,
+            until,
+        });
+    }
+    (!m.state.is_over()).then_some(ModificationWait::InProgress {
+        started: m.started_at,
+        state: m.state,
+    })
 }
 
 /// The field that names a volume that goes.
