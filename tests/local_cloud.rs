@@ -14,7 +14,7 @@
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError, ResourceType};
 use converge::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge::core::desired::{
-    HealthCheck, Listener, ListenerProtocol, Protocol, Tags, VolumeType,
+    HealthCheck, Listener, ListenerProtocol, MetadataOptions, Protocol, Tags, VolumeType,
 };
 use converge::core::ids::{GroupId, InstanceId, Kind, ResourceName, VolumeId, Zone, tags};
 use converge::core::observed::{
@@ -82,6 +82,9 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
         count,
         tags: t,
         client_token: token.into(),
+        instance_profile: None,
+        metadata: MetadataOptions::DEFAULT,
+        root_volume: None,
     }
 }
 

@@ -6,16 +6,17 @@ pub mod aws;
 pub mod local;
 
 use async_trait::async_trait;
-use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::desired::{HealthCheck, Listener, MetadataOptions, Tags, VolumeType};
 use converge_core::ids::{
-    BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, InstanceId, KeyName,
-    ResourceName, SnapshotId, VolumeId, Zone,
+    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, ImageId,
+    InstanceId, InstanceProfile, KeyName, ParameterName, ResourceName, SnapshotId, VolumeId, Zone,
 };
 use converge_core::observed::{
-    CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
-    ObservedSnapshot, ObservedVolume,
+    CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedImage,
+    ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
-use converge_core::plan::TagTarget;
+use converge_core::plan::{PlannedRootVolume, TagTarget};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One operation on the cloud, with every ID resolved.
@@ -98,6 +99,12 @@ pub enum Op {
         tags: Tags,
         /// Idempotency token.
         client_token: String,
+        /// The IAM instance profile (name or ARN).
+        instance_profile: Option<InstanceProfile>,
+        /// Metadata options (the endpoint always enabled).
+        metadata: MetadataOptions,
+        /// The root volume, mapped on the image's root device.
+        root_volume: Option<PlannedRootVolume>,
     },
     /// Terminate instances.
     TerminateInstances {
@@ -110,6 +117,32 @@ pub enum Op {
         instance: InstanceId,
         /// Groups.
         groups: Vec<GroupId>,
+    },
+    /// Change a running instance's metadata options.
+    ModifyInstanceMetadataOptions {
+        /// The instance.
+        instance: InstanceId,
+        /// The options.
+        metadata: MetadataOptions,
+    },
+    /// Associate an instance profile with an instance that has none.
+    AssociateIamInstanceProfile {
+        /// The instance.
+        instance: InstanceId,
+        /// The profile (name or ARN).
+        profile: InstanceProfile,
+    },
+    /// Replace the profile of an association.
+    ReplaceIamInstanceProfileAssociation {
+        /// The association.
+        association: AssociationId,
+        /// The new profile (name or ARN).
+        profile: InstanceProfile,
+    },
+    /// Remove an association.
+    DisassociateIamInstanceProfile {
+        /// The association.
+        association: AssociationId,
     },
     /// Create a volume; answers [`Outcome::Volume`].
     CreateVolume {
@@ -293,6 +326,12 @@ impl Op {
             Op::RunInstances { .. } => "RunInstances",
             Op::TerminateInstances { .. } => "TerminateInstances",
             Op::SetInstanceGroups { .. } => "ModifyInstanceAttribute",
+            Op::ModifyInstanceMetadataOptions { .. } => "ModifyInstanceMetadataOptions",
+            Op::AssociateIamInstanceProfile { .. } => "AssociateIamInstanceProfile",
+            Op::ReplaceIamInstanceProfileAssociation { .. } => {
+                "ReplaceIamInstanceProfileAssociation"
+            }
+            Op::DisassociateIamInstanceProfile { .. } => "DisassociateIamInstanceProfile",
             Op::CreateVolume { .. } => "CreateVolume",
             Op::ModifyVolume { .. } => "ModifyVolume",
             Op::AttachVolume { .. } => "AttachVolume",
@@ -483,6 +522,19 @@ pub trait Cloud: Send + Sync {
         &self,
         id: &DistributionId,
     ) -> Result<Option<ObservedDistribution>, CloudError>;
+
+    /// The values of these SSM parameters (GetParameters, at most 10
+    /// names a call: backends batch). Names SSM does not know are left
+    /// out, as GetParameters lists them apart (`InvalidParameters`).
+    async fn parameters(
+        &self,
+        names: &[ParameterName],
+    ) -> Result<BTreeMap<ParameterName, String>, CloudError>;
+
+    /// These images' root devices, in one DescribeImages call. Images EC2
+    /// does not know are left out.
+    async fn images(&self, ids: &[ImageId])
+    -> Result<BTreeMap<ImageId, ObservedImage>, CloudError>;
 
     /// Requests sent to the cloud's API so far, by service and operation
     /// (for `--stats` and benchmarks). Backends that do not count answer

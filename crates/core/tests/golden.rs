@@ -167,7 +167,7 @@ fn long_user_data_diffs_fold_in_markdown() {
     fleet_mut(&mut d, "app").user_data = template(&script(2), &[]);
     let plan = run(&d, &o, SATURDAY_NOON);
     let md = render::markdown(&plan);
-    assert!(md.contains("<details><summary><code>spec.userData</code>"));
+    assert!(md.contains("<details><summary><code>spec.userData (new instances)</code>"));
     assert_snapshot!("user_data_long_diff.md", md);
 }
 

@@ -18,6 +18,7 @@ mod elb;
 mod error;
 mod hooks;
 mod s3;
+mod ssm;
 
 pub(crate) use error::sdk_error;
 
@@ -28,10 +29,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use converge_core::ids::{
-    BalancerName, DistributionId, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId,
+    BalancerName, DistributionId, ImageId, InstanceId, KeyName, ParameterName, ResourceName,
+    SnapshotId, VolumeId,
 };
 use converge_core::observed::{
-    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
+    Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedSnapshot,
+    ObservedVolume,
 };
 use converge_core::plan::TagTarget;
 use std::collections::BTreeMap;
@@ -95,6 +98,7 @@ pub struct AwsCloud {
     /// The S3 client, shared with the stack lease in S3.
     pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
+    ssm: aws_sdk_ssm::Client,
     counter: hooks::CallCounter,
     injected: Option<hooks::InjectedCount>,
     /// Buckets known not to be converge's, with their creation time, so
@@ -182,6 +186,7 @@ impl AwsCloud {
             elb: client!(aws_sdk_elasticloadbalancing),
             s3: client!(aws_sdk_s3, force_path_style),
             cloudfront: client!(aws_sdk_cloudfront),
+            ssm: client!(aws_sdk_ssm),
             counter,
             injected,
             foreign_buckets: Mutex::new(BTreeMap::new()),
@@ -266,6 +271,10 @@ impl AwsCloud {
             balancers,
             buckets,
             distributions,
+            // Read for the desired state, when planning
+            // (`commands::observe_with`).
+            parameters: BTreeMap::new(),
+            images: BTreeMap::new(),
         })
     }
 
@@ -307,6 +316,9 @@ impl AwsCloud {
                 count,
                 tags,
                 client_token,
+                instance_profile,
+                metadata,
+                root_volume,
             } => {
                 self.run_instances(ec2::Launch {
                     image,
@@ -318,12 +330,28 @@ impl AwsCloud {
                     count: *count,
                     tags,
                     client_token,
+                    instance_profile: instance_profile.as_ref(),
+                    metadata: *metadata,
+                    root_volume: root_volume.as_ref(),
                 })
                 .await
             }
             Op::TerminateInstances { ids } => self.terminate(ids).await,
             Op::SetInstanceGroups { instance, groups } => {
                 self.set_instance_groups(instance, groups).await
+            }
+            Op::ModifyInstanceMetadataOptions { instance, metadata } => {
+                self.modify_metadata_options(instance, *metadata).await
+            }
+            Op::AssociateIamInstanceProfile { instance, profile } => {
+                self.associate_profile(instance, profile).await
+            }
+            Op::ReplaceIamInstanceProfileAssociation {
+                association,
+                profile,
+            } => self.replace_profile(association, profile).await,
+            Op::DisassociateIamInstanceProfile { association } => {
+                self.disassociate_profile(association).await
             }
             Op::CreateVolume {
                 zone,
@@ -431,6 +459,20 @@ impl Cloud for AwsCloud {
         id: &DistributionId,
     ) -> Result<Option<ObservedDistribution>, CloudError> {
         self.get_distribution(id).await
+    }
+
+    async fn parameters(
+        &self,
+        names: &[ParameterName],
+    ) -> Result<BTreeMap<ParameterName, String>, CloudError> {
+        self.get_parameters(names).await
+    }
+
+    async fn images(
+        &self,
+        ids: &[ImageId],
+    ) -> Result<BTreeMap<ImageId, ObservedImage>, CloudError> {
+        self.describe_images(ids).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {

@@ -17,7 +17,9 @@
 mod cloudfront;
 mod ec2;
 mod elb;
+pub(crate) mod iam;
 mod s3;
+pub(crate) mod ssm;
 mod tags;
 
 pub(crate) use elb::find_balancer;
@@ -88,6 +90,9 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             count,
             tags,
             client_token,
+            instance_profile,
+            metadata,
+            root_volume,
         } => {
             let launch = ec2::Launch {
                 image,
@@ -99,12 +104,28 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
                 count: *count,
                 tags,
                 client_token,
+                instance_profile: instance_profile.as_ref(),
+                metadata: *metadata,
+                root_volume: root_volume.as_ref(),
             };
             ec2::run_instances(w, cx, e, &launch)
         }
         Op::TerminateInstances { ids } => ec2::terminate_instances(w, cx, e, ids),
         Op::SetInstanceGroups { instance, groups } => {
             ec2::set_instance_groups(w, cx, e, instance, groups)
+        }
+        Op::ModifyInstanceMetadataOptions { instance, metadata } => {
+            ec2::modify_instance_metadata_options(w, cx, e, instance, *metadata)
+        }
+        Op::AssociateIamInstanceProfile { instance, profile } => {
+            ec2::associate_iam_instance_profile(w, cx, e, instance, profile)
+        }
+        Op::ReplaceIamInstanceProfileAssociation {
+            association,
+            profile,
+        } => ec2::replace_iam_instance_profile_association(w, cx, e, association, profile),
+        Op::DisassociateIamInstanceProfile { association } => {
+            ec2::disassociate_iam_instance_profile(w, cx, e, association)
         }
         // EC2: volumes and snapshots.
         Op::CreateVolume {
@@ -285,6 +306,9 @@ mod tests {
                 count: 2,
                 tags: tags(Kind::Fleet, "db"),
                 client_token: "t".into(),
+                instance_profile: None,
+                metadata: Default::default(),
+                root_volume: None,
             },
             t0,
         ) else {
