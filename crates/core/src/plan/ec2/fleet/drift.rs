@@ -195,12 +195,15 @@ impl<'a> Planner<'a> {
                 },
             ),
         };
-        let shown = |p: Option<String>| p.unwrap_or_else(|| "(none)".to_owned());
-        drift.field(
-            "spec.instanceProfile",
-            shown(have.map(|h| h.arn.clone())),
-            shown(want.map(InstanceProfile::to_string)),
-        );
+        // The profile it has, as the manifest names profiles: by ARN when
+        // it names the new one by ARN, else by name.
+        let before = match (have, want) {
+            (None, _) => "(none)".to_owned(),
+            (Some(h), Some(w)) if w.is_arn() => h.arn.clone(),
+            (Some(h), _) => h.arn.rsplit('/').next().unwrap_or(&h.arn).to_owned(),
+        };
+        let after = want.map_or_else(|| "(none)".to_owned(), InstanceProfile::to_string);
+        drift.field("spec.instanceProfile", before, after);
         self.add(step, []);
         drift.changes.push(change);
     }
