@@ -1656,3 +1656,24 @@ fn bad_launch_options_name_the_field() {
         );
     }
 }
+
+#[test]
+fn a_root_volume_counts_its_tag_against_the_limit() {
+    let stack = format!(
+        "kind: Stack\nname: demo\nspec:\n  region: us-east-1\n  tags:\n{}",
+        tags(5, "s")
+    );
+    let fleet = |root: &str| format!("{FLEET}{root}  tags:\n{}", tags(41, "t"));
+    // 41 own + 5 from the Stack + 4 of converge's = 50: fine.
+    loads(&[("stack.yaml", &stack), ("app.yaml", &fleet(""))]);
+    let all = errors(&[
+        ("stack.yaml", &stack),
+        ("app.yaml", &fleet("  rootVolume: { sizeGiB: 20 }\n")),
+    ]);
+    assert!(
+        all.iter().any(|d| d.field.as_deref() == Some("spec.tags")
+            && d.message.contains("5 that converge adds make 51")),
+        "{}",
+        Diagnostics(all)
+    );
+}

@@ -34,8 +34,8 @@ pub(crate) const MAX_ALIASES: usize = 100;
 
 /// The tags converge itself puts on a resource of this kind
 /// (`converge:stack`, `converge:kind`, `converge:name`, plus the spec hash
-/// on instances and the deletion policy on volumes and buckets). They count
-/// against AWS's limit too.
+/// on instances and the deletion policy on volumes and buckets; a fleet
+/// with a root volume adds one more). They count against AWS's limit too.
 pub(crate) fn converge_tag_count(kind: Kind) -> usize {
     match kind {
         Kind::Fleet | Kind::Volume | Kind::Bucket => 4,
@@ -571,15 +571,28 @@ impl Resolver<'_> {
                 Spec::Bucket(s) => Some(&s.tags),
                 Spec::Cdn(s) => Some(&s.tags),
             };
+            // Instances launched with a declared root volume also carry
+            // `converge:root-volume`.
+            let extra = match spec {
+                Spec::Fleet(s) => usize::from(s.root_volume.is_some()),
+                _ => 0,
+            };
             if let Some(tags) = own_tags {
-                self.tags(&at, kind, tags, &mut out);
+                self.tags(&at, kind, tags, extra, &mut out);
             }
             self.diags.extend(out);
         }
         complete.then_some(desired)
     }
 
-    fn tags(&self, at: &At<'_>, kind: Kind, tags: &d::Tags, out: &mut Vec<Diagnostic>) {
+    fn tags(
+        &self,
+        at: &At<'_>,
+        kind: Kind,
+        tags: &d::Tags,
+        extra: usize,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let path = FieldPath::spec().key("tags");
         tag_syntax(at, &path, tags, out);
         let from_stack = self
@@ -587,7 +600,7 @@ impl Resolver<'_> {
             .keys()
             .filter(|k| !tags.contains_key(*k))
             .count();
-        let ours = converge_tag_count(kind);
+        let ours = converge_tag_count(kind) + extra;
         let total = tags.len() + from_stack + ours;
         if total > MAX_TAGS {
             out.push(at.diag(
