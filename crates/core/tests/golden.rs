@@ -899,6 +899,7 @@ fn metadata_and_instance_profile_change_in_place() {
     fleet_mut(&mut d, "job").instance_profile = None;
     let plan = run(&d, &o, SATURDAY_NOON);
     assert_snapshot!("launch_options_in_place.txt", text(&plan));
+    assert_snapshot!("launch_options_in_place.md", render::markdown(&plan));
     // Nothing is launched or terminated: every change is in place.
     let kinds: Vec<&str> = plan.graph.steps().iter().map(|s| s.kind()).collect();
     assert!(
