@@ -1607,6 +1607,8 @@ async fn root_volumes_map_the_images_root_device_and_fit_its_snapshot() {
     let images = c.images(std::slice::from_ref(&image)).await.unwrap();
     assert_eq!(images[&image].root_device_name, "/dev/xvda");
     assert_eq!(images[&image].root_snapshot_gib, Some(8));
+    let malformed = converge::core::ids::ImageId::from("ami-nothex00");
+    assert!(c.images(&[malformed]).await.unwrap().is_empty());
     let md = MetadataOptions::DEFAULT;
     let e = assert_error(
         c.act(&run_with(

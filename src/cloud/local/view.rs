@@ -133,7 +133,15 @@ pub(crate) fn observe(
 /// the local cloud, with its root on [`ROOT_DEVICE`] from a
 /// [`ROOT_SNAPSHOT_GIB`] GiB snapshot, as Amazon Linux 2023's AMIs.
 pub(crate) fn images(ids: &[ImageId]) -> BTreeMap<ImageId, ObservedImage> {
+    // Well formed as RunInstances requires (else `InvalidAMIID.Malformed`):
+    // `ami-` and 8 or 17 hex digits.
+    let well_formed = |id: &&ImageId| {
+        id.as_str().strip_prefix("ami-").is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    };
     ids.iter()
+        .filter(well_formed)
         .map(|id| {
             (
                 id.clone(),
