@@ -23,10 +23,14 @@ use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, exec
 use converge::cloud::aws::{AwsCloud, AwsOptions, RetryMode};
 use converge::cloud::{Cloud, ErrorKind, Op};
 use converge::commands::observe_and_plan;
-use converge::core::desired::{DeletionPolicy, Desired, Tags};
-use converge::core::ids::{GroupId, InstanceId, Kind, ResourceName, tags};
+use converge::core::desired::{
+    DeletionPolicy, Desired, HttpTokens, ImageSource, MetadataOptions, RootVolume, Tags, VolumeType,
+};
+use converge::core::ids::{
+    GroupId, ImageId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, tags,
+};
 use converge::core::observed::{InstanceState, Observed, Owner, VolumeState};
-use converge::core::plan::{ChangeAction, Plan, Step, StepGraph};
+use converge::core::plan::{ChangeAction, Note, Plan, Step, StepGraph};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +47,10 @@ fn at() -> Timestamp {
 struct Env {
     cloud: Arc<AwsCloud>,
     desired: Desired,
+    /// The moto server.
+    endpoint: String,
+    /// The test's account on it.
+    account: String,
 }
 
 /// A fresh account on the moto server and the SmallPayroll stack renamed
@@ -52,8 +60,8 @@ async fn env(endpoint: String, test: &str, throttle: Option<f64>) -> Env {
     let cloud = AwsCloud::connect(
         AwsOptions {
             region: None,
-            endpoint_url: Some(endpoint),
-            moto_account: Some(account),
+            endpoint_url: Some(endpoint.clone()),
+            moto_account: Some(account.clone()),
             inject_throttling: throttle,
             // With 30% of requests throttled, about 3% of calls still fail
             // after the SDK's 3 attempts and are left to converge's own
@@ -89,6 +97,8 @@ async fn env(endpoint: String, test: &str, throttle: Option<f64>) -> Env {
     Env {
         cloud: Arc::new(cloud),
         desired,
+        endpoint,
+        account,
     }
 }
 
@@ -805,4 +815,253 @@ fn the_cli_applies_plans_and_destroys_on_aws() {
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = run(&["plan", "stack", "--at", AT, "--format", "json"]);
     assert_eq!(code, Some(0), "{out}");
+}
+
+// ---- launch options: instance profiles, IMDSv2, root volumes, SSM images ----
+
+/// Amazon Linux 2023 and Amazon Linux 2 (x86_64) as moto lists them in
+/// us-east-1: root on /dev/xvda from a 15 GiB snapshot.
+const AL2023_AMI: &str = "ami-03c3da4cfa8e8943a";
+const AL2_AMI: &str = "ami-0fb23f2d720767b7a";
+
+impl Env {
+    /// Creates an IAM instance profile in the test's account (through
+    /// moto's IAM API: converge has no IAM client); answers its ARN.
+    fn create_profile(&self, name: &str) -> String {
+        let body = moto::call(
+            &self.endpoint,
+            &self.account,
+            "iam",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &moto::form(&[
+                ("Action", "CreateInstanceProfile"),
+                ("Version", "2010-05-08"),
+                ("InstanceProfileName", name),
+            ]),
+        );
+        let arn = between(&body, "<Arn>", "</Arn>");
+        assert!(arn.ends_with(&format!("/{name}")), "{body}");
+        arn.to_owned()
+    }
+
+    /// Creates or overwrites an SSM parameter in the test's account
+    /// (through moto's SSM API).
+    fn put_parameter(&self, name: &str, value: &str) {
+        moto::call(
+            &self.endpoint,
+            &self.account,
+            "ssm",
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("X-Amz-Target", "AmazonSSM.PutParameter"),
+            ],
+            &format!(r#"{{"Name":"{name}","Value":"{value}","Type":"String","Overwrite":true}}"#),
+        );
+    }
+
+    /// The size, type and encryption of an instance's root volume, as
+    /// DescribeVolumes tells them (converge does not observe root
+    /// volumes).
+    fn root_volume(&self, instance: &InstanceId) -> (u32, String, bool) {
+        let body = moto::call(
+            &self.endpoint,
+            &self.account,
+            "ec2",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &moto::form(&[
+                ("Action", "DescribeVolumes"),
+                ("Version", "2016-11-15"),
+                ("Filter.1.Name", "attachment.instance-id"),
+                ("Filter.1.Value.1", instance.as_str()),
+                ("Filter.2.Name", "attachment.device"),
+                ("Filter.2.Value.1", "/dev/xvda"),
+            ]),
+        );
+        assert_eq!(body.matches("<attachmentSet>").count(), 1, "{body}");
+        (
+            between(&body, "<size>", "</size>").parse().unwrap(),
+            between(&body, "<volumeType>", "</volumeType>").to_owned(),
+            between(&body, "<encrypted>", "</encrypted>") == "true",
+        )
+    }
+}
+
+/// The text between the first `start` and the `end` after it.
+fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let from = s.find(start).map(|i| i + start.len()).unwrap_or_else(|| {
+        panic!("no {start} in {s}");
+    });
+    let to = s[from..].find(end).unwrap() + from;
+    &s[from..to]
+}
+
+fn fleet_mut<'a>(
+    d: &'a mut Desired,
+    name: &'static str,
+) -> &'a mut converge::core::desired::FleetSpec {
+    d.fleets.get_mut(&ResourceName::from(name)).unwrap()
+}
+
+fn live_instances<'a>(
+    o: &'a Observed,
+    fleet: &'a str,
+) -> impl Iterator<Item = &'a converge::core::observed::ObservedInstance> + 'a {
+    o.instances
+        .iter()
+        .filter(move |i| i.owner.name.as_str() == fleet && i.state.is_live())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_options_are_sent_and_read_back() {
+    let mut e = env(moto_or_skip!(), "launchopts", None).await;
+    let arn = e.create_profile("db-role");
+    // The database server (one instance: moto associates a launch's
+    // profile with its first instance only).
+    let db = fleet_mut(&mut e.desired, "db");
+    db.image = ImageSource::Id(ImageId::from(AL2023_AMI));
+    db.instance_profile = Some(InstanceProfile::from("db-role"));
+    db.root_volume = Some(RootVolume {
+        size_gib: 20,
+        volume_type: VolumeType::Gp3,
+        encrypted: true,
+    });
+    let observed = converge(&e, &e.desired).await;
+    // IMDSv2 only, two hops, everywhere (moto's own default would be
+    // tokens optional, one hop).
+    for i in observed.instances.iter().filter(|i| i.state.is_live()) {
+        assert_eq!(i.metadata, MetadataOptions::DEFAULT, "{}", i.id);
+    }
+    let db: Vec<_> = live_instances(&observed, "db").collect();
+    assert_eq!(db.len(), 1);
+    assert_eq!(
+        db[0].profile.as_ref().map(|p| p.arn.as_str()),
+        Some(arn.as_str())
+    );
+    assert_eq!(e.root_volume(&db[0].id), (20, "gp3".to_owned(), true));
+    // A root volume smaller than the image's 15 GiB snapshot is refused
+    // before any call.
+    fleet_mut(&mut e.desired, "db").root_volume = Some(RootVolume {
+        size_gib: 10,
+        volume_type: VolumeType::Gp3,
+        encrypted: true,
+    });
+    let err = observe_and_plan(&*e.cloud, &e.desired, at(), &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("10 GiB is smaller than the 15 GiB root snapshot"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssm_image_and_a_newly_published_ami_roll_the_fleet() {
+    let mut e = env(moto_or_skip!(), "ssmimage", None).await;
+    let name = "/converge/e2e/app-ami";
+    e.put_parameter(name, AL2023_AMI);
+    fleet_mut(&mut e.desired, "app").image = ImageSource::Parameter(ParameterName::from(name));
+    let before = converge(&e, &e.desired).await;
+    let old = live(&before, "app");
+    assert_eq!(old.len(), 3);
+    for i in live_instances(&before, "app") {
+        assert_eq!(i.image.as_str(), AL2023_AMI);
+    }
+    // A new AMI published under the name: a rolling replacement.
+    e.put_parameter(name, AL2_AMI);
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    let app = plan
+        .changes
+        .iter()
+        .find(|c| c.key.kind == Kind::Fleet && c.key.name.as_str() == "app")
+        .unwrap();
+    assert_eq!(
+        app.action,
+        ChangeAction::Replace {
+            because: vec!["spec.image".into()]
+        }
+    );
+    assert!(
+        app.notes
+            .iter()
+            .any(|n| matches!(n, Note::ImagePublished { image, .. } if image.as_str() == AL2_AMI)),
+        "{:?}",
+        app.notes
+    );
+    apply(&e, &plan).await;
+    let (after, again) = plan_for(&e, &e.desired).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    let new = live(&after, "app");
+    assert_eq!(new.len(), 3);
+    for i in live_instances(&after, "app") {
+        assert_eq!(i.image.as_str(), AL2_AMI);
+        assert!(!old.contains(&i.id), "{} should have been replaced", i.id);
+    }
+    // A name SSM does not know is an error naming the fleet, before any
+    // change.
+    fleet_mut(&mut e.desired, "app").image =
+        ImageSource::Parameter(ParameterName::from("/converge/e2e/missing"));
+    let err = observe_and_plan(&*e.cloud, &e.desired, at(), &BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Fleet/app: spec.image: SSM parameter /converge/e2e/missing does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_options_and_instance_profiles_change_in_place() {
+    let mut e = env(moto_or_skip!(), "inplaceopts", None).await;
+    let first = e.create_profile("db-first");
+    let second = e.create_profile("db-second");
+    let before = converge(&e, &e.desired).await;
+    let ids = live(&before, "db");
+    let in_place_only = |plan: &Plan, kind: &str| {
+        let kinds: Vec<&str> = plan.graph.steps().iter().map(|s| s.kind()).collect();
+        assert!(
+            !kinds.contains(&"launch") && !kinds.contains(&"terminate"),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&kind), "{kind} not in {kinds:?}");
+    };
+    let db_profile = |o: &Observed| {
+        live_instances(o, "db")
+            .next()
+            .and_then(|i| i.profile.as_ref().map(|p| p.arn.clone()))
+    };
+
+    // IMDSv1 allowed, one hop, and a profile: associated in place.
+    let v1 = MetadataOptions {
+        tokens: HttpTokens::Optional,
+        hop_limit: 1,
+    };
+    let db = fleet_mut(&mut e.desired, "db");
+    db.metadata = v1;
+    db.instance_profile = Some(InstanceProfile::from("db-first"));
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    in_place_only(&plan, "set-metadata-options");
+    in_place_only(&plan, "associate-instance-profile");
+    let after = converge(&e, &e.desired).await;
+    assert_eq!(live(&after, "db"), ids, "the same instance");
+    assert_eq!(live_instances(&after, "db").next().unwrap().metadata, v1);
+    assert_eq!(db_profile(&after), Some(first));
+
+    // Another profile, by ARN: the association is replaced.
+    fleet_mut(&mut e.desired, "db").instance_profile =
+        Some(InstanceProfile::new(second.clone()).unwrap());
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    in_place_only(&plan, "replace-instance-profile");
+    let after = converge(&e, &e.desired).await;
+    assert_eq!(live(&after, "db"), ids);
+    assert_eq!(db_profile(&after), Some(second));
+
+    // None: the association goes.
+    fleet_mut(&mut e.desired, "db").instance_profile = None;
+    let (_, plan) = plan_for(&e, &e.desired).await;
+    in_place_only(&plan, "disassociate-instance-profile");
+    let after = converge(&e, &e.desired).await;
+    assert_eq!(live(&after, "db"), ids);
+    assert_eq!(db_profile(&after), None);
 }

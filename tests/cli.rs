@@ -586,3 +586,119 @@ fn plan_output_snapshots() {
     markdown.ok();
     insta::assert_snapshot!("plan_db_lost_markdown", redact(&markdown.stdout()));
 }
+
+#[test]
+fn a_new_ami_published_under_an_ssm_parameter_shows_as_a_rollout() {
+    let w = Workdir::new();
+    let name = "/converge/test/app-ami";
+    let r = w.run(&["local", "add", "parameter", name, "ami-147f977d"]);
+    r.ok();
+    assert_eq!(r.stdout(), "1\n");
+    w.edit(
+        "30-app.yaml",
+        "image: ami-147f977d",
+        &format!("image: ssm:{name}"),
+    );
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY]);
+    plan.ok();
+    assert!(
+        plan.stdout()
+            .contains(&format!("+ spec.image: ami-147f977d (from ssm:{name})")),
+        "{}",
+        plan.stdout()
+    );
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+
+    // Publishing a new AMI under the name rolls the fleet.
+    let r = w.run(&["local", "add", "parameter", name, "ami-2b3c4d5e"]);
+    r.ok();
+    assert_eq!(r.stdout(), "2\n");
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"]);
+    plan.expect(2);
+    let out = plan.stdout();
+    assert!(
+        out.contains("-/+ Fleet/app (because spec.image changed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "~ spec.image: ami-147f977d → ami-2b3c4d5e (from ssm:{name}) (new instances)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("note: image ssm:{name} now ami-2b3c4d5e")),
+        "{out}"
+    );
+    assert_eq!(out.matches("- terminate ").count(), 3, "{out}");
+    let ls = w.ls();
+    assert!(
+        ls.iter()
+            .any(|l| l.starts_with("parameter") && l.contains("version 2: ami-2b3c4d5e")),
+        "{ls:?}"
+    );
+
+    // A parameter that is gone is an error naming the fleet, before any
+    // change.
+    let r = w.run(&["local", "remove", "parameter", name]);
+    r.ok();
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY]);
+    plan.expect(1);
+    assert!(
+        plan.stderr().contains(&format!(
+            "Fleet/app: spec.image: SSM parameter {name} does not exist"
+        )),
+        "{}",
+        plan.stderr()
+    );
+    let r = w.run(&["local", "remove", "parameter", name]);
+    r.expect(1);
+    assert!(r.stderr().contains("ParameterNotFound"), "{}", r.stderr());
+}
+
+#[test]
+fn local_add_instance_profile_prints_its_arn_and_the_fleet_uses_it_in_place() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let before = w.instances("app");
+    let r = w.run(&["local", "add", "instance-profile", "app-role"]);
+    r.ok();
+    assert_eq!(
+        r.stdout(),
+        "arn:aws:iam::123456789012:instance-profile/app-role\n"
+    );
+    w.edit(
+        "30-app.yaml",
+        "image: ami-147f977d",
+        "image: ami-147f977d\n  instanceProfile: app-role\n  metadata: { tokens: required, hopLimit: 1 }",
+    );
+    let plan = w.run(&["plan", "stack", "--at", WEEKDAY]);
+    plan.ok();
+    let out = plan.stdout();
+    assert!(
+        out.contains("~ spec.instanceProfile: (none) → app-role (in place)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ spec.metadata.hopLimit: 2 → 1 (in place)"),
+        "{out}"
+    );
+    assert!(!out.contains("terminate"), "{out}");
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    assert_eq!(w.instances("app"), before, "changed in place");
+    let ls = w.ls();
+    let app: Vec<&String> = ls.iter().filter(|l| l.contains("Fleet/app")).collect();
+    assert!(
+        app.iter().all(|l| l.contains("profile app-role")
+            && l.contains("metadata tokens required hop limit 1")),
+        "{app:?}"
+    );
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    // In use: IAM refuses to delete it.
+    let r = w.run(&["local", "remove", "instance-profile", "app-role"]);
+    r.expect(1);
+    assert!(r.stderr().contains("DeleteConflict"), "{}", r.stderr());
+}

@@ -14,14 +14,17 @@
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError, ResourceType};
 use converge::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge::core::desired::{
-    HealthCheck, Listener, ListenerProtocol, Protocol, Tags, VolumeType,
+    HealthCheck, HttpTokens, Listener, ListenerProtocol, MetadataOptions, Protocol, RootVolume,
+    Tags, VolumeType,
 };
-use converge::core::ids::{GroupId, InstanceId, Kind, ResourceName, VolumeId, Zone, tags};
+use converge::core::ids::{
+    GroupId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, VolumeId, Zone, tags,
+};
 use converge::core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, MemberState,
     Owner, SnapshotState, VolumeState,
 };
-use converge::core::plan::TagTarget;
+use converge::core::plan::{PlannedRootVolume, TagTarget};
 use converge::sys::ManualClock;
 use jiff::Timestamp;
 use std::path::Path;
@@ -82,6 +85,9 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
         count,
         tags: t,
         client_token: token.into(),
+        instance_profile: None,
+        metadata: MetadataOptions::DEFAULT,
+        root_volume: None,
     }
 }
 
@@ -1683,4 +1689,300 @@ async fn ls_lists_every_resource_in_an_aligned_table() {
     assert!(lines[1][id_col..].starts_with("i-"));
     assert!(lines[2][id_col..].starts_with("vol-"));
     assert!(lines[4][id_col..].starts_with("shop-assets"));
+}
+
+/// The launch `run_op` makes, with these options.
+fn run_with(
+    token: &str,
+    profile: Option<&str>,
+    metadata: MetadataOptions,
+    root: Option<PlannedRootVolume>,
+) -> Op {
+    let mut op = run_op("app", ZONE_A, 1, token);
+    if let Op::RunInstances {
+        instance_profile,
+        metadata: m,
+        root_volume,
+        ..
+    } = &mut op
+    {
+        *instance_profile = profile.map(|p| InstanceProfile::new(p).unwrap());
+        *m = metadata;
+        *root_volume = root;
+    }
+    op
+}
+
+fn root(device: &str, size_gib: u32, volume_type: VolumeType) -> Option<PlannedRootVolume> {
+    Some(PlannedRootVolume {
+        device: device.into(),
+        volume: RootVolume {
+            size_gib,
+            volume_type,
+            encrypted: true,
+        },
+    })
+}
+
+/// The one instance observed in the stack.
+async fn only_instance(c: &LocalCloud) -> converge::core::observed::ObservedInstance {
+    let o = c.observe(&stack()).await.unwrap();
+    assert_eq!(o.instances.len(), 1);
+    o.instances[0].clone()
+}
+
+fn refused(r: Result<impl std::fmt::Debug, LocalError>, code: &str) {
+    match r {
+        Err(LocalError::Refused(e)) => assert_eq!(e.code, code, "{e}"),
+        other => panic!("expected a refusal with {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn instance_profiles_must_exist_and_associations_change_in_place() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    let md = MetadataOptions::DEFAULT;
+    // Unknown to IAM: EC2 refuses the launch, by name and by ARN.
+    let e = assert_error(
+        c.act(&run_with("", Some("app-role"), md, None)).await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    assert!(e.message.contains("iamInstanceProfile.name"), "{e}");
+    let arn = "arn:aws:iam::123456789012:instance-profile/app-role";
+    assert_error(
+        c.act(&run_with("", Some(arn), md, None)).await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    assert_eq!(c.add_instance_profile("app-role").unwrap(), arn);
+    refused(c.add_instance_profile("app-role"), "EntityAlreadyExists");
+    refused(c.add_instance_profile("no spaces"), "ValidationError");
+    let other = c.add_instance_profile("other").unwrap();
+
+    c.act(&run_with("t1", Some("app-role"), md, None))
+        .await
+        .unwrap();
+    let i = only_instance(&c).await;
+    let first = i.profile.clone().expect("associated at launch");
+    assert_eq!(first.arn, arn);
+    // One association per instance.
+    assert_error(
+        c.act(&Op::AssociateIamInstanceProfile {
+            instance: i.id.clone(),
+            profile: InstanceProfile::from("other"),
+        })
+        .await,
+        ErrorKind::InvalidState,
+        "IncorrectState",
+    );
+    // In use: IAM will not delete it.
+    refused(c.remove_instance_profile("app-role"), "DeleteConflict");
+    c.act(&Op::ReplaceIamInstanceProfileAssociation {
+        association: first.id.clone(),
+        profile: InstanceProfile::new(other.clone()).unwrap(),
+    })
+    .await
+    .unwrap();
+    let replaced = only_instance(&c).await.profile.unwrap();
+    assert_eq!(replaced.arn, other);
+    assert_ne!(replaced.id, first.id, "a new association replaces the old");
+    // The old association is gone.
+    assert_error(
+        c.act(&Op::DisassociateIamInstanceProfile {
+            association: first.id.clone(),
+        })
+        .await,
+        ErrorKind::NotFound,
+        "InvalidAssociationID.NotFound",
+    );
+    c.act(&Op::DisassociateIamInstanceProfile {
+        association: replaced.id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(only_instance(&c).await.profile, None);
+    c.act(&Op::AssociateIamInstanceProfile {
+        instance: i.id.clone(),
+        profile: InstanceProfile::from("app-role"),
+    })
+    .await
+    .unwrap();
+    assert_eq!(only_instance(&c).await.profile.unwrap().arn, arn);
+    assert_eq!(c.remove_instance_profile("other").unwrap(), other);
+    refused(c.remove_instance_profile("other"), "NoSuchEntity");
+    let rows = c.list().unwrap();
+    let profiles: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.kind == ResourceType::InstanceProfile)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(profiles, ["app-role"]);
+    let inst = rows
+        .iter()
+        .find(|r| r.kind == ResourceType::Instance)
+        .unwrap();
+    assert!(inst.state.contains("profile app-role"), "{}", inst.state);
+}
+
+#[tokio::test]
+async fn metadata_options_take_ec2s_hop_limits_and_change_in_place() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    for hop_limit in [0, 65] {
+        let m = MetadataOptions {
+            tokens: HttpTokens::Required,
+            hop_limit,
+        };
+        assert_error(
+            c.act(&run_with("", None, m, None)).await,
+            ErrorKind::Invalid,
+            "InvalidParameterValue",
+        );
+    }
+    c.act(&run_with("t", None, MetadataOptions::DEFAULT, None))
+        .await
+        .unwrap();
+    let i = only_instance(&c).await;
+    assert_eq!(i.metadata, MetadataOptions::DEFAULT);
+    let v1 = MetadataOptions {
+        tokens: HttpTokens::Optional,
+        hop_limit: 1,
+    };
+    c.act(&Op::ModifyInstanceMetadataOptions {
+        instance: i.id.clone(),
+        metadata: v1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(only_instance(&c).await.metadata, v1);
+    assert_error(
+        c.act(&Op::ModifyInstanceMetadataOptions {
+            instance: i.id.clone(),
+            metadata: MetadataOptions {
+                tokens: HttpTokens::Required,
+                hop_limit: 65,
+            },
+        })
+        .await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    assert_error(
+        c.act(&Op::ModifyInstanceMetadataOptions {
+            instance: InstanceId::from("i-0123456789abcdef0"),
+            metadata: v1,
+        })
+        .await,
+        ErrorKind::NotFound,
+        "InvalidInstanceID.NotFound",
+    );
+    let rows = c.list().unwrap();
+    assert!(
+        rows[0]
+            .state
+            .contains("metadata tokens optional hop limit 1"),
+        "{}",
+        rows[0].state
+    );
+}
+
+#[tokio::test]
+async fn root_volumes_map_the_images_root_device_and_fit_its_snapshot() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    // Every image has its root on /dev/xvda from an 8 GiB snapshot.
+    let image = converge::core::ids::ImageId::from("ami-147f977d");
+    let images = c.images(std::slice::from_ref(&image)).await.unwrap();
+    assert_eq!(images[&image].root_device_name, "/dev/xvda");
+    assert_eq!(images[&image].root_snapshot_gib, Some(8));
+    let malformed = converge::core::ids::ImageId::from("ami-nothex00");
+    assert!(c.images(&[malformed]).await.unwrap().is_empty());
+    let md = MetadataOptions::DEFAULT;
+    let e = assert_error(
+        c.act(&run_with(
+            "",
+            None,
+            md,
+            root("/dev/xvda", 4, VolumeType::Gp3),
+        ))
+        .await,
+        ErrorKind::Invalid,
+        "InvalidBlockDeviceMapping",
+    );
+    assert!(e.message.contains("expect size >= 8GB"), "{e}");
+    assert_error(
+        c.act(&run_with(
+            "",
+            None,
+            md,
+            root("/dev/sda1", 20, VolumeType::Gp3),
+        ))
+        .await,
+        ErrorKind::Invalid,
+        "InvalidBlockDeviceMapping",
+    );
+    // st1 starts at 125 GiB.
+    assert_error(
+        c.act(&run_with(
+            "",
+            None,
+            md,
+            root("/dev/xvda", 20, VolumeType::St1),
+        ))
+        .await,
+        ErrorKind::Invalid,
+        "InvalidParameterValue",
+    );
+    c.act(&run_with(
+        "t",
+        None,
+        md,
+        root("/dev/xvda", 20, VolumeType::Gp3),
+    ))
+    .await
+    .unwrap();
+    let rows = c.list().unwrap();
+    assert!(
+        rows[0].state.ends_with("root 20 GiB gp3, encrypted"),
+        "{}",
+        rows[0].state
+    );
+}
+
+#[tokio::test]
+async fn parameters_are_versioned_and_unknown_names_are_left_out() {
+    let c = LocalCloud::in_memory(
+        config(Delays::zero(), Faults::default()),
+        Arc::new(ManualClock::new(t0())),
+    );
+    let name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+    assert_eq!(c.put_parameter(name, "ami-147f977d").unwrap(), 1);
+    assert_eq!(c.put_parameter(name, "ami-2b3c4d5e").unwrap(), 2);
+    refused(c.put_parameter("has space", "x"), "ValidationException");
+    refused(
+        c.put_parameter("no/leading/slash", "x"),
+        "ValidationException",
+    );
+    // More names than one call takes: batched, ten at a time.
+    let mut names: Vec<ParameterName> = (0..11)
+        .map(|n| ParameterName::new(format!("/unknown/{n}")).unwrap())
+        .collect();
+    names.push(ParameterName::new(name).unwrap());
+    let got = c.parameters(&names).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[&ParameterName::new(name).unwrap()], "ami-2b3c4d5e");
+    let rows = c.list().unwrap();
+    assert_eq!(rows[0].kind, ResourceType::Parameter);
+    assert_eq!(rows[0].state, "version 2: ami-2b3c4d5e");
+    c.delete_parameter(name).unwrap();
+    refused(c.delete_parameter(name), "ParameterNotFound");
+    assert!(c.parameters(&names).await.unwrap().is_empty());
 }

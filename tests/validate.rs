@@ -3,8 +3,10 @@
 //! rejected with a message naming file, resource and field.
 
 use converge::manifest::{self, Diagnostic, Diagnostics, Loaded};
-use converge_core::desired::{Source, TemplatePart};
-use converge_core::ids::ResourceName;
+use converge_core::desired::{
+    HttpTokens, ImageSource, MetadataOptions, RootVolume, Source, TemplatePart, VolumeType,
+};
+use converge_core::ids::{ParameterName, ResourceName};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -1677,4 +1679,149 @@ fn a_document_that_is_not_a_mapping_is_an_error() {
             .contains("expected a document with kind, name and spec, found a list")
     );
     assert_eq!(all[0].line, Some(1));
+}
+
+// ---- fleets: instance profile, metadata, root volume, SSM images ----------------
+
+#[test]
+fn launch_options_default_to_imdsv2_and_the_images_root_volume() {
+    let l = loads(&[("stack.yaml", STACK), ("app.yaml", FLEET)]);
+    let app = &l.desired.fleets[&ResourceName::from("app")];
+    assert_eq!(app.metadata, MetadataOptions::DEFAULT);
+    assert_eq!(app.metadata.tokens, HttpTokens::Required);
+    assert_eq!(app.metadata.hop_limit, 2);
+    assert_eq!(app.instance_profile, None);
+    assert_eq!(app.root_volume, None);
+
+    let fleet = format!(
+        "{FLEET}  image: ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64\n  instanceProfile: arn:aws:iam::123456789012:instance-profile/web/app-role\n  metadata: {{ tokens: optional, hopLimit: 1 }}\n  rootVolume: {{ sizeGiB: 30 }}\n"
+    )
+    .replacen("  image: ami-147f977d\n", "", 1);
+    let l = loads(&[("stack.yaml", STACK), ("app.yaml", &fleet)]);
+    let app = &l.desired.fleets[&ResourceName::from("app")];
+    assert_eq!(
+        app.image,
+        ImageSource::Parameter(ParameterName::from(
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        ))
+    );
+    assert_eq!(
+        app.instance_profile.as_ref().map(|p| p.name()),
+        Some("app-role")
+    );
+    assert_eq!(app.metadata.tokens, HttpTokens::Optional);
+    assert_eq!(app.metadata.hop_limit, 1);
+    // gp3 and encrypted unless the manifest says otherwise.
+    assert_eq!(
+        app.root_volume,
+        Some(RootVolume {
+            size_gib: 30,
+            volume_type: VolumeType::Gp3,
+            encrypted: true,
+        })
+    );
+}
+
+#[test]
+fn bad_launch_options_name_the_field() {
+    let with = |extra: &str| format!("{FLEET}{extra}");
+    for (extra, field, needle) in [
+        (
+            "  instanceProfile: \"app role\"\n",
+            "spec.instanceProfile",
+            "found ' ' in \"app role\"",
+        ),
+        (
+            &format!("  instanceProfile: {}\n", "a".repeat(129)),
+            "spec.instanceProfile",
+            "found 129 characters",
+        ),
+        (
+            "  instanceProfile: arn:aws:iam::1234:instance-profile/app\n",
+            "spec.instanceProfile",
+            "expected 12 digits",
+        ),
+        (
+            "  instanceProfile: arn:aws:iam::123456789012:role/app\n",
+            "spec.instanceProfile",
+            "expected instance-profile/NAME",
+        ),
+        (
+            "  instanceProfile: arn:aws:ec2::123456789012:instance-profile/app\n",
+            "spec.instanceProfile",
+            "IAM is global",
+        ),
+        (
+            "  metadata: { hopLimit: 0 }\n",
+            "spec.metadata.hopLimit",
+            "expected a hop limit from 1 to 64, found 0",
+        ),
+        (
+            "  metadata: { hopLimit: 65 }\n",
+            "spec.metadata.hopLimit",
+            "found 65",
+        ),
+        (
+            "  rootVolume: { sizeGiB: 0 }\n",
+            "spec.rootVolume.sizeGiB",
+            "expected a size from 1 to 16384 GiB for a gp3 volume, found 0",
+        ),
+        (
+            "  rootVolume: { sizeGiB: 20, type: st1 }\n",
+            "spec.rootVolume.sizeGiB",
+            "from 125 to 16384 GiB for a st1 volume",
+        ),
+        (
+            "  rootVolume: { sizeGiB: 2000, type: standard }\n",
+            "spec.rootVolume.sizeGiB",
+            "from 1 to 1024 GiB",
+        ),
+    ] {
+        expect_res(&with(extra), "Fleet/app", field, needle);
+    }
+    expect_res(
+        &FLEET.replace("zones:", "metadata: { tokens: sometimes }\n  zones:"),
+        "Fleet/app",
+        "spec.metadata.tokens",
+        "sometimes",
+    );
+    for (image, needle) in [
+        ("ssm:has space", "found ' '"),
+        ("ssm:no/leading/slash", "starts with `/`"),
+        ("ssm:/a//b", "an empty level"),
+        ("\"ssm:\"", "found 0 characters"),
+        (
+            "ssm:/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16",
+            "at most 15 levels deep, found 16",
+        ),
+        ("ubuntu", "or ssm:NAME"),
+    ] {
+        expect_res(
+            &FLEET.replace("ami-147f977d", image),
+            "Fleet/app",
+            "spec.image",
+            needle,
+        );
+    }
+}
+
+#[test]
+fn a_root_volume_counts_its_tag_against_the_limit() {
+    let stack = format!(
+        "kind: Stack\nname: demo\nspec:\n  region: us-east-1\n  tags:\n{}",
+        tags(5, "s")
+    );
+    let fleet = |root: &str| format!("{FLEET}{root}  tags:\n{}", tags(41, "t"));
+    // 41 own + 5 from the Stack + 4 of converge's = 50: fine.
+    loads(&[("stack.yaml", &stack), ("app.yaml", &fleet(""))]);
+    let all = errors(&[
+        ("stack.yaml", &stack),
+        ("app.yaml", &fleet("  rootVolume: { sizeGiB: 20 }\n")),
+    ]);
+    assert!(
+        all.iter().any(|d| d.field.as_deref() == Some("spec.tags")
+            && d.message.contains("5 that converge adds make 51")),
+        "{}",
+        Diagnostics(all)
+    );
 }

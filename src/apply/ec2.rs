@@ -15,7 +15,8 @@ use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ModificationState, SnapshotState, VolumeState,
 };
 use converge_core::plan::{
-    GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, StepId, VolumeRef, rule_ports,
+    GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, Step, StepId, VolumeRef,
+    rule_ports,
 };
 use converge_core::spec_hash::launch_spec_hash;
 
@@ -175,6 +176,10 @@ pub(super) async fn launch(
             &spec.instance_type,
             spec.key_name.as_ref().map(KeyName::as_str),
             &user_data,
+            spec.root_volume
+                .as_ref()
+                .map(|r| r.volume.tag_value())
+                .as_deref(),
         ),
     );
     let op = Op::RunInstances {
@@ -187,6 +192,9 @@ pub(super) async fn launch(
         count,
         tags,
         client_token: token.to_owned(),
+        instance_profile: spec.instance_profile.clone(),
+        metadata: spec.metadata,
+        root_volume: spec.root_volume.clone(),
     };
     let ids = match ctx.call(&op, true).await? {
         Outcome::Instances(ids) => ids,
@@ -210,6 +218,47 @@ pub(super) async fn set_instance_groups(
     let op = Op::SetInstanceGroups {
         instance: instance.clone(),
         groups: ctx.groups(groups)?,
+    };
+    ctx.perform(&op, false).await
+}
+
+/// Changes a running instance's metadata options or instance profile in
+/// place: one call each (ModifyInstanceMetadataOptions,
+/// AssociateIamInstanceProfile, ReplaceIamInstanceProfileAssociation,
+/// DisassociateIamInstanceProfile).
+pub(super) async fn change_in_place(ctx: &Ctx, step: &Step) -> Result<Output, StepError> {
+    let op = match step {
+        Step::SetMetadataOptions {
+            instance, metadata, ..
+        } => Op::ModifyInstanceMetadataOptions {
+            instance: instance.clone(),
+            metadata: *metadata,
+        },
+        Step::AssociateInstanceProfile {
+            instance, profile, ..
+        } => Op::AssociateIamInstanceProfile {
+            instance: instance.clone(),
+            profile: profile.clone(),
+        },
+        Step::ReplaceInstanceProfile {
+            association,
+            profile,
+            ..
+        } => Op::ReplaceIamInstanceProfileAssociation {
+            association: association.clone(),
+            profile: profile.clone(),
+        },
+        Step::DisassociateInstanceProfile { association, .. } => {
+            Op::DisassociateIamInstanceProfile {
+                association: association.clone(),
+            }
+        }
+        other => {
+            return Err(StepError::Unexpected(format!(
+                "{} is not an in-place change of an instance",
+                other.describe()
+            )));
+        }
     };
     ctx.perform(&op, false).await
 }

@@ -271,6 +271,10 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         Step::SetInstanceGroups {
             instance, groups, ..
         } => ec2::set_instance_groups(ctx, instance, groups).await,
+        Step::SetMetadataOptions { .. }
+        | Step::AssociateInstanceProfile { .. }
+        | Step::ReplaceInstanceProfile { .. }
+        | Step::DisassociateInstanceProfile { .. } => ec2::change_in_place(ctx, step).await,
         Step::WaitHealthy {
             instances,
             balancers,

@@ -233,6 +233,50 @@ enum LocalCommand {
         /// The instance ID.
         id: String,
     },
+    /// Make something that exists outside any stack; prints its new ID.
+    Add {
+        #[command(subcommand)]
+        what: LocalAdd,
+    },
+    /// Remove something made with `converge local add`.
+    Remove {
+        #[command(subcommand)]
+        what: LocalRemove,
+    },
+}
+
+/// What `converge local add` makes.
+#[derive(Debug, Subcommand)]
+enum LocalAdd {
+    /// An IAM instance profile, for `instanceProfile`; prints its ARN.
+    InstanceProfile {
+        /// Its name.
+        name: String,
+    },
+    /// An SSM parameter, created or overwritten (how a new AMI is
+    /// published under the name an `image: ssm:NAME` reads); prints its
+    /// version.
+    Parameter {
+        /// Its name (`/aws/service/ami-amazon-linux-latest/…`).
+        name: String,
+        /// Its value (an image ID for `image: ssm:NAME`).
+        value: String,
+    },
+}
+
+/// What `converge local remove` removes.
+#[derive(Debug, Subcommand)]
+enum LocalRemove {
+    /// An IAM instance profile; prints its ARN.
+    InstanceProfile {
+        /// Its name.
+        name: String,
+    },
+    /// An SSM parameter; prints its name.
+    Parameter {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// The exit code for "changes present" with `--detailed-exitcode`.
@@ -862,6 +906,23 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
             cloud.lose_instance(&instance)?;
             println!("{id} lost (terminated as a crash would)");
         }
+        LocalCommand::Add { what } => match what {
+            LocalAdd::InstanceProfile { name } => {
+                println!("{}", cloud.add_instance_profile(&name)?)
+            }
+            LocalAdd::Parameter { name, value } => {
+                println!("{}", cloud.put_parameter(&name, &value)?)
+            }
+        },
+        LocalCommand::Remove { what } => match what {
+            LocalRemove::InstanceProfile { name } => {
+                println!("{}", cloud.remove_instance_profile(&name)?)
+            }
+            LocalRemove::Parameter { name } => {
+                cloud.delete_parameter(&name)?;
+                println!("{name}");
+            }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

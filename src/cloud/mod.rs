@@ -6,18 +6,19 @@ pub mod aws;
 pub mod local;
 
 use async_trait::async_trait;
-use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::desired::{HealthCheck, Listener, MetadataOptions, Tags, VolumeType};
 use converge_core::ebs::KmsKey;
 use converge_core::ids::{
-    BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, InstanceId, KeyName,
-    ResourceName, SnapshotId, VolumeId, Zone,
+    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, ImageId,
+    InstanceId, InstanceProfile, KeyName, ParameterName, ResourceName, SnapshotId, VolumeId, Zone,
 };
 use converge_core::observed::{
-    CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedInstance,
-    ObservedSnapshot, ObservedVolume,
+    CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedImage,
+    ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
-use converge_core::plan::TagTarget;
+use converge_core::plan::{PlannedRootVolume, TagTarget};
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One operation on the cloud, with every ID resolved.
@@ -100,6 +101,12 @@ pub enum Op {
         tags: Tags,
         /// Idempotency token.
         client_token: String,
+        /// The IAM instance profile (name or ARN).
+        instance_profile: Option<InstanceProfile>,
+        /// Metadata options (the endpoint always enabled).
+        metadata: MetadataOptions,
+        /// The root volume, mapped on the image's root device.
+        root_volume: Option<PlannedRootVolume>,
     },
     /// Terminate instances.
     TerminateInstances {
@@ -112,6 +119,32 @@ pub enum Op {
         instance: InstanceId,
         /// Groups.
         groups: Vec<GroupId>,
+    },
+    /// Change a running instance's metadata options.
+    ModifyInstanceMetadataOptions {
+        /// The instance.
+        instance: InstanceId,
+        /// The options.
+        metadata: MetadataOptions,
+    },
+    /// Associate an instance profile with an instance that has none.
+    AssociateIamInstanceProfile {
+        /// The instance.
+        instance: InstanceId,
+        /// The profile (name or ARN).
+        profile: InstanceProfile,
+    },
+    /// Replace the profile of an association.
+    ReplaceIamInstanceProfileAssociation {
+        /// The association.
+        association: AssociationId,
+        /// The new profile (name or ARN).
+        profile: InstanceProfile,
+    },
+    /// Remove an association.
+    DisassociateIamInstanceProfile {
+        /// The association.
+        association: AssociationId,
     },
     /// Create a volume; answers [`Outcome::Volume`].
     CreateVolume {
@@ -296,6 +329,49 @@ pub enum Op {
 }
 
 impl Op {
+    /// The service (and, for EC2, the part of it) an operation belongs
+    /// to: each backend routes an operation to that service's file.
+    pub fn service(&self) -> Service {
+        match self {
+            Op::CreateKeyPair { .. }
+            | Op::DeleteKeyPair { .. }
+            | Op::CreateGroup { .. }
+            | Op::AuthorizeIngress { .. }
+            | Op::RevokeIngress { .. }
+            | Op::DeleteGroup { .. } => Service::Ec2Network,
+            Op::RunInstances { .. }
+            | Op::TerminateInstances { .. }
+            | Op::SetInstanceGroups { .. }
+            | Op::ModifyInstanceMetadataOptions { .. }
+            | Op::AssociateIamInstanceProfile { .. }
+            | Op::ReplaceIamInstanceProfileAssociation { .. }
+            | Op::DisassociateIamInstanceProfile { .. } => Service::Ec2Instances,
+            Op::CreateVolume { .. }
+            | Op::ModifyVolume { .. }
+            | Op::AttachVolume { .. }
+            | Op::DetachVolume { .. }
+            | Op::DeleteVolume { .. }
+            | Op::CreateSnapshot { .. }
+            | Op::DeleteSnapshot { .. } => Service::Ebs,
+            Op::CreateTags { .. } | Op::DeleteTags { .. } => Service::Tagging,
+            Op::CreateBalancer { .. }
+            | Op::ConfigureHealthCheck { .. }
+            | Op::CreateListeners { .. }
+            | Op::DeleteListeners { .. }
+            | Op::EnableZones { .. }
+            | Op::DisableZones { .. }
+            | Op::RegisterInstances { .. }
+            | Op::DeregisterInstances { .. }
+            | Op::DeleteBalancer { .. } => Service::Elb,
+            Op::CreateBucket { .. } | Op::SetBucketPublicRead { .. } | Op::DeleteBucket { .. } => {
+                Service::S3
+            }
+            Op::CreateDistribution { .. }
+            | Op::UpdateDistribution { .. }
+            | Op::DeleteDistribution { .. } => Service::CloudFront,
+        }
+    }
+
     /// The operation's name as the AWS API calls it, for errors and stats.
     pub fn name(&self) -> &'static str {
         match self {
@@ -310,6 +386,12 @@ impl Op {
             Op::RunInstances { .. } => "RunInstances",
             Op::TerminateInstances { .. } => "TerminateInstances",
             Op::SetInstanceGroups { .. } => "ModifyInstanceAttribute",
+            Op::ModifyInstanceMetadataOptions { .. } => "ModifyInstanceMetadataOptions",
+            Op::AssociateIamInstanceProfile { .. } => "AssociateIamInstanceProfile",
+            Op::ReplaceIamInstanceProfileAssociation { .. } => {
+                "ReplaceIamInstanceProfileAssociation"
+            }
+            Op::DisassociateIamInstanceProfile { .. } => "DisassociateIamInstanceProfile",
             Op::CreateVolume { .. } => "CreateVolume",
             Op::ModifyVolume { .. } => "ModifyVolume",
             Op::AttachVolume { .. } => "AttachVolume",
@@ -350,6 +432,40 @@ impl Op {
                 | Op::DeleteDistribution { .. }
         )
     }
+}
+/// Where an [`Op`] goes: the service, with EC2 in parts as AWS's own
+/// documentation splits it (networking and security groups, instances,
+/// EBS). Tags are set through each service's own calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// EC2 key pairs, security groups (and VPC networking).
+    Ec2Network,
+    /// EC2 instances and their in-place options.
+    Ec2Instances,
+    /// EBS volumes and snapshots.
+    Ebs,
+    /// Tags of a resource of any service.
+    Tagging,
+    /// Classic Elastic Load Balancing.
+    Elb,
+    /// S3 buckets.
+    S3,
+    /// CloudFront distributions.
+    CloudFront,
+}
+
+/// The error a backend gives for an operation routed to the wrong
+/// service's handler: a bug in converge, reported rather than a panic.
+pub(crate) fn misrouted(op: &Op, handler: &str) -> CloudError {
+    CloudError::new(
+        ErrorKind::Invalid,
+        op.name(),
+        "Misrouted",
+        format!(
+            "converge routed {} to the {handler} handler (a bug)",
+            op.name()
+        ),
+    )
 }
 
 /// What an operation produced.
@@ -547,6 +663,19 @@ pub trait Cloud: Send + Sync {
         &self,
         id: &DistributionId,
     ) -> Result<Option<ObservedDistribution>, CloudError>;
+
+    /// The values of these SSM parameters (GetParameters, at most 10
+    /// names a call: backends batch). Names SSM does not know are left
+    /// out, as GetParameters lists them apart (`InvalidParameters`).
+    async fn parameters(
+        &self,
+        names: &[ParameterName],
+    ) -> Result<BTreeMap<ParameterName, String>, CloudError>;
+
+    /// These images' root devices, in one DescribeImages call. Images EC2
+    /// does not know are left out.
+    async fn images(&self, ids: &[ImageId])
+    -> Result<BTreeMap<ImageId, ObservedImage>, CloudError>;
 
     /// Requests sent to the cloud's API so far, by service and operation
     /// (for `--stats` and benchmarks). Backends that do not count answer

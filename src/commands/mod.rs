@@ -6,12 +6,12 @@ pub mod planfile;
 use crate::apply::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
 use converge_core::Refused;
-use converge_core::desired::Desired;
-use converge_core::ids::{Kind, ResourceName};
+use converge_core::desired::{Desired, ImageSource};
+use converge_core::ids::{ImageId, Kind, ParameterName, ResourceName};
 use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,65 @@ pub async fn observe_with(
     policy.run("observe", false, || cloud.observe(stack)).await
 }
 
+/// Observes the stack and what planning its fleets needs besides it
+/// ([`read_launch_inputs`]), retrying transient errors under `policy`.
+pub async fn observe_for(
+    cloud: &dyn Cloud,
+    desired: &Desired,
+    policy: &RetryPolicy,
+) -> Result<Observed, CloudError> {
+    let mut observed = observe_with(cloud, &desired.stack, policy).await?;
+    read_launch_inputs(cloud, desired, &mut observed, policy).await?;
+    Ok(observed)
+}
+
+/// Reads into `observed` what the planner needs to launch the stack's
+/// fleets and that no tag finds: the values of the SSM parameters fleets
+/// take their image from (one GetParameters per ten names, for all
+/// fleets), then the root devices of the images fleets with a
+/// `rootVolume` launch (one DescribeImages). Neither call is made when no
+/// fleet needs it.
+pub async fn read_launch_inputs(
+    cloud: &dyn Cloud,
+    desired: &Desired,
+    observed: &mut Observed,
+    policy: &RetryPolicy,
+) -> Result<(), CloudError> {
+    let names: Vec<ParameterName> = desired
+        .fleets
+        .values()
+        .filter_map(|f| match &f.image {
+            ImageSource::Parameter(p) => Some(p.clone()),
+            ImageSource::Id(_) => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !names.is_empty() {
+        observed.parameters = policy
+            .run("GetParameters", false, || cloud.parameters(&names))
+            .await?;
+    }
+    let images: Vec<ImageId> = desired
+        .fleets
+        .values()
+        .filter(|f| f.root_volume.is_some())
+        .filter_map(|f| match &f.image {
+            ImageSource::Id(id) => Some(id.clone()),
+            // A value that is no image ID is the planner's to refuse.
+            ImageSource::Parameter(p) => observed.parameters.get(p)?.parse().ok(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !images.is_empty() {
+        observed.images = policy
+            .run("DescribeImages", false, || cloud.images(&images))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Observes the stack (with retries) and plans it for `at`.
 pub async fn observe_and_plan(
     cloud: &dyn Cloud,
@@ -54,13 +113,12 @@ pub async fn observe_and_plan(
     at: Timestamp,
     scale: &BTreeMap<ResourceName, u32>,
 ) -> Result<(Observed, Plan), PlanningError> {
-    let observed =
-        observe(cloud, &desired.stack)
-            .await
-            .map_err(|source| PlanningError::Observe {
-                stack: desired.stack.clone(),
-                source,
-            })?;
+    let observed = observe_for(cloud, desired, &RetryPolicy::default())
+        .await
+        .map_err(|source| PlanningError::Observe {
+            stack: desired.stack.clone(),
+            source,
+        })?;
     let input = PlanInput {
         scale,
         ..PlanInput::new(desired, &observed, at)

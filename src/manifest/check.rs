@@ -215,6 +215,122 @@ pub(crate) fn image(s: &str) -> Result<(), String> {
     aws_id(s, "ami-", "a machine image ID like \"ami-147f977d\"")
 }
 
+/// A fleet's image: an image ID, or `ssm:` and an SSM parameter name.
+pub(crate) fn image_source(s: &str) -> Result<(), String> {
+    match s.strip_prefix("ssm:") {
+        Some(name) => ssm_parameter(name),
+        None => image(s).map_err(|m| format!("{m} (or ssm:NAME, an SSM parameter naming one)")),
+    }
+}
+
+/// The longest SSM parameter name ("The maximum length for the fully
+/// qualified parameter name is 1011 characters").
+const MAX_PARAMETER: usize = 1011;
+/// The deepest SSM parameter hierarchy ("limited to a maximum depth of
+/// fifteen levels").
+const MAX_PARAMETER_DEPTH: usize = 15;
+
+/// An SSM parameter name, as SSM allows it
+/// (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html>,
+/// "Naming Constraints"): 1–1011 characters of `a-zA-Z0-9_.-` and `/`
+/// between hierarchy levels, a hierarchy starting with `/`, at most 15
+/// levels, no empty level. (Names under `/aws` and `/ssm` are AWS's own,
+/// readable by everyone, such as the public AMI parameters, so they are
+/// allowed here.)
+pub(crate) fn ssm_parameter(name: &str) -> Result<(), String> {
+    let rule = "expected an SSM parameter name: 1-1011 letters, digits, `_`, `.`, `-` and `/` between hierarchy levels, a hierarchy starting with `/`";
+    let n = name.chars().count();
+    if n == 0 || n > MAX_PARAMETER {
+        return Err(format!("{rule}, found {n} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(format!("{rule}, found {c:?} in {name:?}"));
+    }
+    if name.contains('/') {
+        if !name.starts_with('/') {
+            return Err(format!(
+                "{rule}, found {name:?}: a name in a hierarchy starts with `/`"
+            ));
+        }
+        let levels: Vec<&str> = name[1..].split('/').collect();
+        if levels.iter().any(|l| l.is_empty()) {
+            return Err(format!("{rule}, found an empty level in {name:?}"));
+        }
+        if levels.len() > MAX_PARAMETER_DEPTH {
+            return Err(format!(
+                "{rule}, at most {MAX_PARAMETER_DEPTH} levels deep, found {} in {name:?}",
+                levels.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The characters IAM allows in a name (`[\w+=,.@-]`).
+fn iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
+}
+
+/// An IAM instance profile: its name or its ARN. IAM's rules
+/// (<https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateInstanceProfile.html>):
+/// a name is 1–128 characters of `[\w+=,.@-]`; a path is `/` or
+/// `/…/` of printable ASCII, at most 512 characters; the ARN is
+/// `arn:PARTITION:iam::ACCOUNT:instance-profile/PATH/NAME` with a
+/// 12-digit account.
+pub(crate) fn instance_profile(s: &str) -> Result<(), String> {
+    let rule = "expected an instance profile name (1-128 letters, digits and `_+=,.@-`) or ARN (arn:aws:iam::ACCOUNT:instance-profile/NAME)";
+    let Some(rest) = s.strip_prefix("arn:") else {
+        return iam_name(s).map_err(|found| format!("{rule}, found {found}"));
+    };
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    let [partition, service, region, account, resource] = parts.as_slice() else {
+        return Err(format!("{rule}, found {s:?}"));
+    };
+    if !matches!(*partition, "aws" | "aws-cn" | "aws-us-gov")
+        || *service != "iam"
+        || !region.is_empty()
+    {
+        return Err(format!(
+            "{rule}, found {s:?}: an instance profile's ARN starts arn:aws:iam:: (IAM is global)"
+        ));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{rule}, found account {account:?}: expected 12 digits"
+        ));
+    }
+    let Some(path_name) = resource.strip_prefix("instance-profile/") else {
+        return Err(format!(
+            "{rule}, found {resource:?} after the account: expected instance-profile/NAME"
+        ));
+    };
+    let (path, name) = match path_name.rsplit_once('/') {
+        Some((p, n)) => (format!("/{p}/"), n),
+        None => ("/".to_owned(), path_name),
+    };
+    if path.len() > 512 || !path.chars().all(|c| ('!'..='~').contains(&c)) {
+        return Err(format!(
+            "{rule}, found the path {path:?}: expected printable ASCII, at most 512 characters"
+        ));
+    }
+    iam_name(name).map_err(|found| format!("{rule}, found {found} as the name"))
+}
+
+/// An IAM name; the error says what was found.
+fn iam_name(s: &str) -> Result<(), String> {
+    let n = s.chars().count();
+    if !(1..=128).contains(&n) {
+        return Err(format!("{n} characters"));
+    }
+    match s.chars().find(|c| !iam_name_char(*c)) {
+        Some(c) => Err(format!("{c:?} in {s:?}")),
+        None => Ok(()),
+    }
+}
+
 /// A snapshot ID: `snap-` and 8 or 17 hex digits.
 pub(crate) fn snapshot_id(s: &str) -> Result<(), String> {
     aws_id(s, "snap-", "a snapshot ID like \"snap-0123456789abcdef0\"")

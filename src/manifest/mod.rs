@@ -18,7 +18,7 @@
 //! Every problem becomes a [`Diagnostic`] naming file, line, resource and
 //! field; [`load`] returns them all.
 
-mod check;
+pub(crate) mod check;
 mod decode;
 mod diagnostics;
 mod node;

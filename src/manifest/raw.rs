@@ -161,8 +161,13 @@ pub enum Protocol {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FleetSpec {
-    /// The machine image, `ami-` followed by 8 or 17 hex digits.
-    #[schemars(regex(pattern = r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$"))]
+    /// The machine image: `ami-` followed by 8 or 17 hex digits, or
+    /// `ssm:NAME`, the SSM parameter whose value is the image (read when
+    /// planning), such as
+    /// `ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`.
+    #[schemars(regex(
+        pattern = r"^(ami-([0-9a-f]{8}|[0-9a-f]{17})|ssm:[a-zA-Z0-9_./-]{1,1011})$"
+    ))]
     pub image: String,
     /// The instance type, such as `m1.small`.
     pub instance_type: String,
@@ -200,6 +205,67 @@ pub struct FleetSpec {
     /// How instances are replaced when the launch spec changes.
     #[serde(default)]
     pub update: Update,
+    /// The IAM instance profile the instances run with: the name or ARN
+    /// of an existing one. Changed in place on running instances.
+    #[serde(default)]
+    pub instance_profile: Option<String>,
+    /// The instance metadata service's options. Default
+    /// `{tokens: required, hopLimit: 2}` (IMDSv2 only). Changed in place.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The root volume. Left out: the image's own. A change replaces
+    /// instances.
+    #[serde(default)]
+    pub root_volume: Option<RootVolume>,
+}
+
+/// The instance metadata service's options.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// `required` (IMDSv2 only) or `optional` (IMDSv1 too). Default
+    /// `required`.
+    #[serde(default)]
+    #[schemars(extend("default" = "required"))]
+    pub tokens: Option<HttpTokens>,
+    /// How many network hops the metadata PUT response may travel, 1–64.
+    /// Default 2 (so that containers on the instance reach it).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64), extend("default" = 2))]
+    pub hop_limit: Option<i64>,
+}
+
+/// Whether the instance metadata service requires session tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// IMDSv2 only.
+    Required,
+    /// IMDSv1 too.
+    Optional,
+}
+
+/// A fleet's root volume.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RootVolume {
+    /// The size in GiB: within the type's EBS range (gp2/gp3 1–16384,
+    /// io1/io2 from 4, st1/sc1 from 125, standard up to 1024), and at
+    /// least the image's root snapshot.
+    #[serde(rename = "sizeGiB")]
+    #[schemars(range(min = 1, max = 16384))]
+    pub size_gib: i64,
+    /// The volume type. Default `gp3`.
+    #[serde(default = "default_volume_type", rename = "type")]
+    pub volume_type: VolumeType,
+    /// Whether it is encrypted (with the account's default EBS key).
+    /// Default `true`.
+    #[serde(default = "default_encrypted")]
+    pub encrypted: bool,
+}
+
+fn default_encrypted() -> bool {
+    true
 }
 
 /// Replica counts that follow cron rules: the rule that fired most
@@ -430,10 +496,6 @@ pub struct VolumeSpec {
     /// Tags of this volume.
     #[serde(default)]
     pub tags: Tags,
-}
-
-fn default_encrypted() -> bool {
-    true
 }
 
 fn default_volume_type() -> VolumeType {

@@ -34,8 +34,8 @@ pub(crate) const MAX_ALIASES: usize = 100;
 
 /// The tags converge itself puts on a resource of this kind
 /// (`converge:stack`, `converge:kind`, `converge:name`, plus the spec hash
-/// on instances and the deletion policy on volumes and buckets). They count
-/// against AWS's limit too.
+/// on instances and the deletion policy on volumes and buckets; a fleet
+/// with a root volume adds one more). They count against AWS's limit too.
 pub(crate) fn converge_tag_count(kind: Kind) -> usize {
     match kind {
         Kind::Fleet | Kind::Volume | Kind::Bucket => 4,
@@ -571,15 +571,28 @@ impl Resolver<'_> {
                 Spec::Bucket(s) => Some(&s.tags),
                 Spec::Cdn(s) => Some(&s.tags),
             };
+            // Instances launched with a declared root volume also carry
+            // `converge:root-volume`.
+            let extra = match spec {
+                Spec::Fleet(s) => usize::from(s.root_volume.is_some()),
+                _ => 0,
+            };
             if let Some(tags) = own_tags {
-                self.tags(&at, kind, tags, &mut out);
+                self.tags(&at, kind, tags, extra, &mut out);
             }
             self.diags.extend(out);
         }
         complete.then_some(desired)
     }
 
-    fn tags(&self, at: &At<'_>, kind: Kind, tags: &d::Tags, out: &mut Vec<Diagnostic>) {
+    fn tags(
+        &self,
+        at: &At<'_>,
+        kind: Kind,
+        tags: &d::Tags,
+        extra: usize,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let path = FieldPath::spec().key("tags");
         tag_syntax(at, &path, tags, out);
         let from_stack = self
@@ -587,7 +600,7 @@ impl Resolver<'_> {
             .keys()
             .filter(|k| !tags.contains_key(*k))
             .count();
-        let ours = converge_tag_count(kind);
+        let ours = converge_tag_count(kind) + extra;
         let total = tags.len() + from_stack + ours;
         if total > MAX_TAGS {
             out.push(at.diag(
@@ -837,9 +850,14 @@ impl Resolver<'_> {
         out: &mut Vec<Diagnostic>,
     ) -> Option<d::FleetSpec> {
         let spec = FieldPath::spec();
-        if let Err(m) = check::image(&s.image) {
-            out.push(at.diag(&spec.key("image"), false, m));
-        }
+        let image = match check::image_source(&s.image) {
+            Ok(()) => image_source(&s.image),
+            Err(m) => {
+                out.push(at.diag(&spec.key("image"), false, m));
+                None
+            }
+        };
+        let options = launch_options(at, &spec, s, out);
         if let Err(m) = check::instance_type(&s.instance_type) {
             out.push(at.diag(&spec.key("instanceType"), false, m));
         }
@@ -889,8 +907,9 @@ impl Resolver<'_> {
             Some(a) => a.min,
             None => s.replicas.map_or(Some(1), |n| u32::try_from(n).ok())?,
         };
+        let (instance_profile, metadata, root_volume) = options?;
         Some(d::FleetSpec {
-            image: id(&s.image)?,
+            image: image?,
             instance_type: s.instance_type.clone(),
             zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
             replicas,
@@ -905,6 +924,9 @@ impl Resolver<'_> {
             autoscale,
             health: health?,
             update: update?,
+            instance_profile,
+            metadata,
+            root_volume,
         })
     }
 
@@ -1483,6 +1505,125 @@ fn tag_syntax(at: &At<'_>, path: &FieldPath, tags: &d::Tags, out: &mut Vec<Diagn
 }
 
 /// A count such as replicas: `min`..=MAX_REPLICAS.
+/// A checked `image`: an image ID, or the SSM parameter after `ssm:`.
+fn image_source(s: &str) -> Option<d::ImageSource> {
+    match s.strip_prefix("ssm:") {
+        Some(name) => id(name).map(d::ImageSource::Parameter),
+        None => id(s).map(d::ImageSource::Id),
+    }
+}
+
+/// What a fleet's instances launch with besides the image: the instance
+/// profile, the metadata options (defaults written out: IMDSv2 only, two
+/// hops) and the root volume (its size within the type's EBS range).
+fn launch_options(
+    at: &At<'_>,
+    spec: &FieldPath,
+    s: &raw::FleetSpec,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(
+    Option<converge_core::ids::InstanceProfile>,
+    d::MetadataOptions,
+    Option<d::RootVolume>,
+)> {
+    let mut ok = true;
+    let profile = match &s.instance_profile {
+        Some(p) => match check::instance_profile(p) {
+            Ok(()) => id(p),
+            Err(m) => {
+                out.push(at.diag(&spec.key("instanceProfile"), false, m));
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let tokens = match s.metadata.tokens {
+        None | Some(raw::HttpTokens::Required) => d::HttpTokens::Required,
+        Some(raw::HttpTokens::Optional) => d::HttpTokens::Optional,
+    };
+    let limits = d::MetadataOptions::HOP_LIMITS;
+    let hop_limit = match s.metadata.hop_limit {
+        None => d::MetadataOptions::DEFAULT.hop_limit,
+        Some(n) => match u8::try_from(n).ok().filter(|n| limits.contains(n)) {
+            Some(n) => n,
+            None => {
+                out.push(at.diag(
+                    &spec.key("metadata").key("hopLimit"),
+                    false,
+                    format!(
+                        "expected a hop limit from {} to {}, found {n}",
+                        limits.start(),
+                        limits.end()
+                    ),
+                ));
+                ok = false;
+                0
+            }
+        },
+    };
+    let root_volume = match &s.root_volume {
+        Some(r) => {
+            let v = root_volume(at, &spec.key("rootVolume"), r, out);
+            ok &= v.is_some();
+            v
+        }
+        None => None,
+    };
+    ok.then_some((
+        profile,
+        d::MetadataOptions { tokens, hop_limit },
+        root_volume,
+    ))
+}
+
+/// A fleet's root volume, its size within its type's EBS range. (That it
+/// is at least the image's root snapshot is the planner's check, once
+/// DescribeImages has told the snapshot's size.)
+fn root_volume(
+    at: &At<'_>,
+    path: &FieldPath,
+    r: &raw::RootVolume,
+    out: &mut Vec<Diagnostic>,
+) -> Option<d::RootVolume> {
+    let volume_type = ebs_type(r.volume_type);
+    let range = volume_type.size_range_gib();
+    match u32::try_from(r.size_gib).ok().filter(|n| range.contains(n)) {
+        Some(size_gib) => Some(d::RootVolume {
+            size_gib,
+            volume_type,
+            encrypted: r.encrypted,
+        }),
+        None => {
+            out.push(at.diag(
+                &path.key("sizeGiB"),
+                false,
+                format!(
+                    "expected a size from {} to {} GiB for a {} volume, found {}",
+                    range.start(),
+                    range.end(),
+                    volume_type.as_str(),
+                    r.size_gib
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// An EBS type as the desired state names it.
+fn ebs_type(t: raw::VolumeType) -> d::VolumeType {
+    match t {
+        raw::VolumeType::Gp2 => d::VolumeType::Gp2,
+        raw::VolumeType::Gp3 => d::VolumeType::Gp3,
+        raw::VolumeType::Io1 => d::VolumeType::Io1,
+        raw::VolumeType::Io2 => d::VolumeType::Io2,
+        raw::VolumeType::St1 => d::VolumeType::St1,
+        raw::VolumeType::Sc1 => d::VolumeType::Sc1,
+        raw::VolumeType::Standard => d::VolumeType::Standard,
+    }
+}
+
 fn count(
     at: &At<'_>,
     path: &FieldPath,

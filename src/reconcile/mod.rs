@@ -37,7 +37,7 @@ pub use http::{HttpClient, HttpConfig, HttpError, HttpGet, HttpResponse};
 
 use crate::apply::{ApplyOptions, Progress, Report, RetryPolicy, StepError, StepResult, execute};
 use crate::cloud::{Cloud, ErrorKind};
-use crate::commands::observe_with;
+use crate::commands::observe_for;
 use crate::manifest;
 use crate::sys::Clock;
 use converge_core::controller::autoscale::{self, AutoscaleInput, Decision, Hold, Reading};
@@ -527,7 +527,7 @@ impl Reconciler {
     /// The stack as the cloud holds it, with retries; `None` when it could
     /// not be read (reported).
     async fn observe(&self, pass: &mut Pass, desired: &Desired) -> Option<Observed> {
-        match observe_with(self.cloud.as_ref(), &desired.stack, &self.opts.retry).await {
+        match observe_for(self.cloud.as_ref(), desired, &self.opts.retry).await {
             Ok(o) => {
                 pass.report.observed = true;
                 Some(o)

@@ -29,3 +29,64 @@ macro_rules! moto_or_skip {
         }
     };
 }
+
+/// Sends one request straight to the moto server, in `account`, for what
+/// a test sets up outside converge (converge has no IAM client, and never
+/// writes SSM parameters) or reads back beyond what converge observes.
+/// `service` names the SigV4 scope moto routes by (`iam`, `ssm`, `ec2`);
+/// moto checks no signature. Answers the response body; a status other
+/// than 200 fails the test.
+#[allow(dead_code)] // not every test binary that includes this uses it
+pub fn call(
+    endpoint: &str,
+    account: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint
+        .strip_prefix("http://")
+        .expect("moto listens on plain http")
+        .trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).expect("moto answers");
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\nx-moto-account-id: {account}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("request sent");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "moto refused {service} {body:?}:\n{out}"
+    );
+    body.to_owned()
+}
+
+/// Form-encodes query-protocol parameters (IAM, EC2).
+#[allow(dead_code)]
+pub fn form(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

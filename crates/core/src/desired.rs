@@ -2,7 +2,9 @@
 //! reference checked. The manifest loader builds it; the planner reads it.
 
 use crate::cron::Cron;
-use crate::ids::{ImageId, Kind, ResourceKey, ResourceName, SnapshotId, Zone};
+use crate::ids::{
+    ImageId, InstanceProfile, Kind, ParameterName, ResourceKey, ResourceName, SnapshotId, Zone,
+};
 pub use crate::tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -178,8 +180,8 @@ impl fmt::Display for IngressRule {
 /// A fleet of identical instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FleetSpec {
-    /// The machine image.
-    pub image: ImageId,
+    /// The machine image, or the SSM parameter that names it.
+    pub image: ImageSource,
     /// The instance type (`m1.small`).
     pub instance_type: String,
     /// Zones to spread instances over, in the manifest's order.
@@ -202,6 +204,158 @@ pub struct FleetSpec {
     pub health: Health,
     /// How replacements roll.
     pub update: UpdatePolicy,
+    /// The IAM instance profile its instances run with, if any (changed
+    /// in place on running instances).
+    pub instance_profile: Option<InstanceProfile>,
+    /// The instance metadata service's options (changed in place).
+    pub metadata: MetadataOptions,
+    /// The root volume; `None` keeps the image's own (a change replaces
+    /// instances).
+    pub root_volume: Option<RootVolume>,
+}
+
+/// Where a fleet's machine image comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// This image.
+    Id(ImageId),
+    /// The image an SSM parameter names, read when planning
+    /// (`ssm:/aws/service/ami-amazon-linux-latest/…`).
+    Parameter(ParameterName),
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageSource::Id(id) => write!(f, "{id}"),
+            ImageSource::Parameter(p) => write!(f, "ssm:{p}"),
+        }
+    }
+}
+
+/// For literals in code and tests only: `ssm:NAME` is a parameter,
+/// anything else an image ID.
+impl From<&'static str> for ImageSource {
+    fn from(s: &'static str) -> Self {
+        match s.strip_prefix("ssm:") {
+            Some(name) => ImageSource::Parameter(ParameterName::from(name)),
+            None => ImageSource::Id(s.into()),
+        }
+    }
+}
+
+/// Whether the instance metadata service wants session tokens (IMDSv2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// Only IMDSv2: every request needs a session token.
+    Required,
+    /// IMDSv1 too: requests without a token are answered.
+    Optional,
+}
+
+impl HttpTokens {
+    /// The value as the EC2 API and manifests write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpTokens::Required => "required",
+            HttpTokens::Optional => "optional",
+        }
+    }
+}
+
+/// The instance metadata service's options, as EC2's
+/// `InstanceMetadataOptionsRequest` takes them (the endpoint is always
+/// enabled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MetadataOptions {
+    /// Whether tokens are required.
+    pub tokens: HttpTokens,
+    /// How many network hops the PUT response may travel, 1–64.
+    pub hop_limit: u8,
+}
+
+impl MetadataOptions {
+    /// converge's default: IMDSv2 only, two hops (so containers on the
+    /// instance reach it).
+    pub const DEFAULT: MetadataOptions = MetadataOptions {
+        tokens: HttpTokens::Required,
+        hop_limit: 2,
+    };
+    /// The hop limits EC2 accepts (`HttpPutResponseHopLimit`: "Possible
+    /// values: Integers from 1 to 64",
+    /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceMetadataOptionsRequest.html>).
+    pub const HOP_LIMITS: std::ops::RangeInclusive<u8> = 1..=64;
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A fleet's root volume, set at launch by a block device mapping on the
+/// image's root device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootVolume {
+    /// The size in GiB.
+    pub size_gib: u32,
+    /// The EBS type.
+    pub volume_type: VolumeType,
+    /// Whether it is encrypted (with the account's default key).
+    pub encrypted: bool,
+}
+
+impl RootVolume {
+    /// The root volume as its instances' `converge:root-volume` tag and
+    /// the launch-spec hash write it: `20:gp3:encrypted`.
+    pub fn tag_value(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.size_gib,
+            self.volume_type.as_str(),
+            if self.encrypted {
+                "encrypted"
+            } else {
+                "unencrypted"
+            }
+        )
+    }
+
+    /// Reads a [`RootVolume::tag_value`]; `None` if it is not one.
+    pub fn from_tag_value(s: &str) -> Option<RootVolume> {
+        let mut parts = s.split(':');
+        let size_gib = parts.next()?.parse().ok()?;
+        let t = parts.next()?;
+        let volume_type = VolumeType::ALL.into_iter().find(|v| v.as_str() == t)?;
+        let encrypted = match parts.next()? {
+            "encrypted" => true,
+            "unencrypted" => false,
+            _ => return None,
+        };
+        parts.next().is_none().then_some(RootVolume {
+            size_gib,
+            volume_type,
+            encrypted,
+        })
+    }
+}
+
+impl fmt::Display for RootVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} GiB {}{}",
+            self.size_gib,
+            self.volume_type.as_str(),
+            if self.encrypted {
+                ", encrypted"
+            } else {
+                ", not encrypted"
+            }
+        )
+    }
 }
 
 /// Replica counts that follow cron rules in a time zone.
@@ -322,6 +476,19 @@ pub enum VolumeType {
 }
 
 impl VolumeType {
+    /// The sizes EBS allows for a volume of this type, in GiB
+    /// (<https://docs.aws.amazon.com/ebs/latest/userguide/ebs-volume-types.html>):
+    /// gp2/gp3 1–16384, io1/io2 4–16384, st1/sc1 125–16384, standard
+    /// 1–1024.
+    pub fn size_range_gib(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            VolumeType::Io1 | VolumeType::Io2 => 4..=16384,
+            VolumeType::St1 | VolumeType::Sc1 => 125..=16384,
+            VolumeType::Standard => 1..=1024,
+            VolumeType::Gp2 | VolumeType::Gp3 => 1..=16384,
+        }
+    }
+
     /// Every type, as written in manifests.
     pub const ALL: [VolumeType; 7] = [
         VolumeType::Gp2,

@@ -296,6 +296,30 @@ string_id!(
     |s| prefixed(s, "ami-")
 );
 string_id!(
+    /// An SSM parameter's name (`/aws/service/ami-amazon-linux-latest/…`),
+    /// whose value is a machine image ID. The shape is loose here; the
+    /// manifest loader holds names to SSM's rules.
+    ParameterName,
+    "SSM parameter name",
+    cloud_name
+);
+string_id!(
+    /// An IAM instance profile as a manifest names it: its name
+    /// (`app-role`) or its ARN
+    /// (`arn:aws:iam::123456789012:instance-profile/app-role`). The
+    /// manifest loader holds it to IAM's rules.
+    InstanceProfile,
+    "instance profile",
+    cloud_name
+);
+string_id!(
+    /// The ID of an instance profile's association with an instance
+    /// (`iip-assoc-…`), which replacing or removing the profile needs.
+    AssociationId,
+    "instance profile association ID",
+    |s| prefixed(s, "iip-assoc-")
+);
+string_id!(
     /// A key pair's name in the cloud (`shop-deploy`).
     KeyName,
     "key pair name",
@@ -356,7 +380,14 @@ macro_rules! text_eq {
     )*};
 }
 
-text_eq!(KeyName, GroupName, BalancerName, BucketName);
+text_eq!(
+    KeyName,
+    GroupName,
+    BalancerName,
+    BucketName,
+    ParameterName,
+    InstanceProfile
+);
 
 impl KeyName {
     /// The cloud name converge gives a stack's key pair: `<stack>-<name>`,
@@ -374,6 +405,31 @@ impl GroupName {
     pub fn of(stack: &ResourceName, name: &ResourceName, description: &str) -> Self {
         let digest = crate::spec_hash::short_digest(&[description]);
         Self(format!("{stack}-{name}-{}", &digest[..6]))
+    }
+}
+
+impl InstanceProfile {
+    /// The profile's name: the text itself, or an ARN's last path segment.
+    pub fn name(&self) -> &str {
+        match self.0.strip_prefix("arn:") {
+            Some(rest) => rest.rsplit('/').next().unwrap_or(rest),
+            None => &self.0,
+        }
+    }
+
+    /// Whether this is an ARN rather than a name.
+    pub fn is_arn(&self) -> bool {
+        self.0.starts_with("arn:")
+    }
+
+    /// Whether the profile with this ARN is the one meant: the same ARN,
+    /// or, for a name, the ARN's name.
+    pub fn matches_arn(&self, arn: &str) -> bool {
+        if self.is_arn() {
+            self.0 == arn
+        } else {
+            arn.rsplit('/').next() == Some(self.0.as_str())
+        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! The observed state: what the cloud holds that carries the stack's tags,
 //! as one snapshot in time. A cloud backend builds it; the planner reads it.
 
-use crate::desired::{HealthCheck, Listener, Protocol, Tags, VolumeType};
+use crate::desired::{HealthCheck, Listener, MetadataOptions, Protocol, Tags, VolumeType};
 use crate::ids::{
-    BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
-    KeyPairId, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
+    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId,
+    InstanceId, KeyName, KeyPairId, Kind, ParameterName, ResourceName, SnapshotId, VolumeId, Zone,
+    tags,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// Who owns a cloud resource, read from its `converge:*` tags.
@@ -62,6 +64,34 @@ pub struct Observed {
     pub buckets: Vec<ObservedBucket>,
     /// Distributions.
     pub distributions: Vec<ObservedDistribution>,
+    /// The values of the SSM parameters the stack's fleets take their
+    /// image from (`image: ssm:NAME`), by name, read when planning; a name
+    /// SSM does not know is absent.
+    #[serde(default)]
+    pub parameters: BTreeMap<ParameterName, String>,
+    /// The images fleets with a `rootVolume` launch from, by ID, as
+    /// DescribeImages tells them; an image EC2 does not know is absent.
+    #[serde(default)]
+    pub images: BTreeMap<ImageId, ObservedImage>,
+}
+
+/// What launching with a root volume needs to know of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedImage {
+    /// The device its root volume is attached at (`/dev/xvda`).
+    pub root_device_name: String,
+    /// The size of its root snapshot, in GiB, when the image has one: a
+    /// root volume may not be smaller.
+    pub root_snapshot_gib: Option<u32>,
+}
+
+/// An instance's IAM instance profile, as its association says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileAssociation {
+    /// The association (replacing or removing the profile names it).
+    pub id: AssociationId,
+    /// The profile's ARN.
+    pub arn: String,
 }
 
 impl Observed {
@@ -194,6 +224,12 @@ pub struct ObservedInstance {
     pub user_data: Option<String>,
     /// All its tags.
     pub tags: Tags,
+    /// Its IAM instance profile, if it has one.
+    #[serde(default)]
+    pub profile: Option<ProfileAssociation>,
+    /// Its instance metadata options.
+    #[serde(default)]
+    pub metadata: MetadataOptions,
 }
 
 /// A volume's state.

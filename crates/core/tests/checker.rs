@@ -431,3 +431,22 @@ fn a_plan_with_a_problem_is_refused_whole_and_says_why() {
     assert!(message.contains("was not carried out"), "{message}");
     assert!(message.contains("999"), "the problem is named: {message}");
 }
+
+#[test]
+fn an_in_place_change_of_an_instance_that_goes_is_caught() {
+    let (d, o) = rolling();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            steps.push(Step::SetMetadataOptions {
+                fleet: "app".into(),
+                instance: "i-app-1".into(),
+                metadata: converge_core::desired::MetadataOptions::DEFAULT,
+            });
+        })
+    });
+    assert_caught(
+        &found,
+        "ChangesTerminated",
+        |p| matches!(p, Problem::ChangesTerminated { instance, .. } if instance.as_str() == "i-app-1"),
+    );
+}

@@ -10,7 +10,12 @@
 mod common;
 
 use common::*;
-use converge_core::observed::Observed;
+use converge_core::desired::{
+    Desired, HttpTokens, ImageSource, MetadataOptions, RootVolume, VolumeType,
+};
+use converge_core::ids::{ImageId, InstanceProfile, ParameterName};
+use converge_core::observed::{Observed, ObservedInstance};
+use converge_core::plan::{ChangeAction, PlanInput, Step};
 use converge_core::render;
 use insta::assert_snapshot;
 
@@ -167,7 +172,7 @@ fn long_user_data_diffs_fold_in_markdown() {
     fleet_mut(&mut d, "app").user_data = template(&script(2), &[]);
     let plan = run(&d, &o, SATURDAY_NOON);
     let md = render::markdown(&plan);
-    assert!(md.contains("<details><summary><code>spec.userData</code>"));
+    assert!(md.contains("<details><summary><code>spec.userData (new instances)</code>"));
     assert_snapshot!("user_data_long_diff.md", md);
 }
 
@@ -1016,4 +1021,176 @@ fn colour_only_when_asked_and_values_cannot_forge_lines() {
     );
     assert_snapshot!("escaped_values.txt", plain);
     assert_snapshot!("escaped_values.md", md);
+}
+
+// ---- launch options: instance profile, metadata, root volume, SSM images ----
+
+const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+fn al2023() -> ParameterName {
+    ParameterName::new(AL2023).unwrap()
+}
+
+fn instances_of<'a>(
+    o: &'a mut Observed,
+    fleet: &'a str,
+) -> impl Iterator<Item = &'a mut ObservedInstance> + 'a {
+    o.instances
+        .iter_mut()
+        .filter(move |i| i.owner.name.as_str() == fleet)
+}
+
+#[test]
+fn metadata_and_instance_profile_change_in_place() {
+    let mut d = smallpayroll();
+    fleet_mut(&mut d, "db").instance_profile = Some(InstanceProfile::from("db-old"));
+    fleet_mut(&mut d, "job").instance_profile = Some(InstanceProfile::from("job-role"));
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    // The app's instances were launched with IMDSv1 allowed, one hop.
+    for i in instances_of(&mut o, "app") {
+        i.metadata = MetadataOptions {
+            tokens: HttpTokens::Optional,
+            hop_limit: 1,
+        };
+    }
+    fleet_mut(&mut d, "app").instance_profile = Some(InstanceProfile::from("app-role"));
+    fleet_mut(&mut d, "db").instance_profile = Some(InstanceProfile::from(
+        "arn:aws:iam::123456789012:instance-profile/db/db-role",
+    ));
+    fleet_mut(&mut d, "job").instance_profile = None;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("launch_options_in_place.txt", text(&plan));
+    assert_snapshot!("launch_options_in_place.md", render::markdown(&plan));
+    // Nothing is launched or terminated: every change is in place.
+    let kinds: Vec<&str> = plan.graph.steps().iter().map(|s| s.kind()).collect();
+    assert!(
+        !kinds.contains(&"launch") && !kinds.contains(&"terminate"),
+        "{kinds:?}"
+    );
+    for kind in [
+        "set-metadata-options",
+        "associate-instance-profile",
+        "replace-instance-profile",
+        "disassociate-instance-profile",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert_eq!(steps(&plan, "set metadata options of Fleet/app").len(), 2);
+    for c in &plan.changes {
+        assert!(!matches!(c.action, ChangeAction::Replace { .. }), "{c:?}");
+    }
+    // Applied, nothing is left to do.
+    let fixed = in_place(&d, ts(SATURDAY_NOON));
+    let again = run(&d, &fixed, SATURDAY_NOON);
+    assert!(!again.has_changes(), "{}", text(&again));
+}
+
+#[test]
+fn root_volume_change_rolls_the_fleet() {
+    let mut d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    o.images
+        .insert(ImageId::from(FIXTURE_IMAGE), fixture_image());
+    fleet_mut(&mut d, "app").root_volume = Some(RootVolume {
+        size_gib: 20,
+        volume_type: VolumeType::Gp3,
+        encrypted: true,
+    });
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("root_volume_change.txt", text(&plan));
+    let launch = steps(&plan, "launch 1 Fleet/app")[0];
+    let Step::Launch { spec, .. } = &plan.graph.steps()[launch] else {
+        panic!("not a launch")
+    };
+    let root = spec.root_volume.as_ref().expect("a root volume");
+    assert_eq!(root.device, "/dev/xvda");
+    assert_eq!(root.volume.size_gib, 20);
+    // Once rolled, a larger volume rolls again and shows what it was.
+    let rolled = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "app").root_volume = Some(RootVolume {
+        size_gib: 40,
+        volume_type: VolumeType::Io2,
+        encrypted: false,
+    });
+    let again = run(&d, &rolled, SATURDAY_NOON);
+    assert!(
+        text(&again).contains(
+            "spec.rootVolume: 20 GiB gp3, encrypted → 40 GiB io2, not encrypted (new instances)"
+        ),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn ssm_image_is_resolved_when_planning() {
+    let mut d = smallpayroll();
+    fleet_mut(&mut d, "app").image = ImageSource::Parameter(al2023());
+    let mut o = Observed::default();
+    o.parameters.insert(al2023(), "ami-147f977d".into());
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let t = text(&plan);
+    assert!(
+        t.contains(&format!("+ spec.image: ami-147f977d (from ssm:{AL2023})")),
+        "{t}"
+    );
+    for s in steps(&plan, "launch 1 Fleet/app") {
+        let Step::Launch { spec, .. } = &plan.graph.steps()[s] else {
+            panic!("not a launch")
+        };
+        assert_eq!(spec.image, ImageId::from("ami-147f977d"));
+    }
+    assert_snapshot!("ssm_image_create.json", render::json(&plan));
+}
+
+#[test]
+fn a_new_ami_published_under_the_parameter_rolls_the_fleet() {
+    let mut d = smallpayroll();
+    fleet_mut(&mut d, "app").image = ImageSource::Parameter(al2023());
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    let same = run(&d, &o, SATURDAY_NOON);
+    assert!(!same.has_changes(), "{}", text(&same));
+    o.parameters.insert(al2023(), "ami-2b3c4d5e".into());
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("ssm_image_published.txt", text(&plan));
+    assert_eq!(steps(&plan, "launch 1 Fleet/app").len(), 2);
+}
+
+#[test]
+fn images_the_cloud_cannot_give_are_refused_before_any_change() {
+    let mut d = smallpayroll();
+    fleet_mut(&mut d, "app").image = ImageSource::Parameter(al2023());
+    let o = Observed::default();
+    let err = |d: &Desired, o: &Observed| {
+        converge_core::plan(&PlanInput::new(d, o, ts(SATURDAY_NOON)))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        err(&d, &o),
+        format!(
+            "Fleet/app: spec.image: SSM parameter {AL2023} does not exist (GetParameters lists it as invalid)"
+        )
+    );
+    let mut o = Observed::default();
+    o.parameters.insert(al2023(), "not-an-ami".into());
+    assert!(err(&d, &o).contains("holds \"not-an-ami\", expected an image ID"));
+    let mut d = smallpayroll();
+    fleet_mut(&mut d, "db").root_volume = Some(RootVolume {
+        size_gib: 4,
+        volume_type: VolumeType::Gp3,
+        encrypted: true,
+    });
+    let mut o = Observed::default();
+    assert!(
+        err(&d, &o).contains("image ami-147f977d does not exist"),
+        "{}",
+        err(&d, &o)
+    );
+    o.images
+        .insert(ImageId::from(FIXTURE_IMAGE), fixture_image());
+    assert_eq!(
+        err(&d, &o),
+        "Fleet/db: spec.rootVolume.sizeGiB: 4 GiB is smaller than the 8 GiB root snapshot of image ami-147f977d; expected at least 8"
+    );
 }

@@ -6,20 +6,23 @@ use super::error::{refuse, sdk_error};
 use super::{AwsCloud, tags_from, timestamp};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Placement, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, IpPermission, IpRange,
+    Placement, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 use aws_smithy_types::Blob;
-use converge_core::desired::{Protocol, Tags, VolumeType};
+use converge_core::desired::{HttpTokens, MetadataOptions, Protocol, Tags, VolumeType};
 use converge_core::ebs::KmsKey;
 use converge_core::ids::{
-    GroupId, GroupName, InstanceId, KeyName, Kind, ResourceName, SnapshotId, VolumeId, Zone, tags,
+    AssociationId, GroupId, GroupName, ImageId, InstanceId, InstanceProfile, KeyName, Kind,
+    ResourceName, SnapshotId, VolumeId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ModificationState, ObservedAttachment, ObservedGroup,
-    ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner, SnapshotState,
-    VolumeModification, VolumeState,
+    ObservedImage, ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner,
+    ProfileAssociation, SnapshotState, VolumeModification, VolumeState,
 };
-use converge_core::plan::TagTarget;
+use converge_core::plan::{PlannedRootVolume, TagTarget};
 use std::collections::BTreeMap;
 
 /// The EC2 part of a stack.
@@ -42,6 +45,9 @@ pub(super) struct Launch<'a> {
     pub(super) count: u32,
     pub(super) tags: &'a Tags,
     pub(super) client_token: &'a str,
+    pub(super) instance_profile: Option<&'a InstanceProfile>,
+    pub(super) metadata: MetadataOptions,
+    pub(super) root_volume: Option<&'a PlannedRootVolume>,
 }
 
 /// The most values one EC2 filter takes.
@@ -132,7 +138,63 @@ fn instance(
         // Reading user data is one call per instance: left out.
         user_data: None,
         tags: t,
+        // Filled from DescribeIamInstanceProfileAssociations, which holds
+        // the association's ID (`describe_instances`).
+        profile: None,
+        metadata: metadata_options(i.metadata_options()),
     }))
+}
+
+/// An instance's metadata options as EC2 reports them; what it leaves out
+/// reads as EC2's own defaults (tokens optional, one hop).
+fn metadata_options(
+    m: Option<&aws_sdk_ec2::types::InstanceMetadataOptionsResponse>,
+) -> MetadataOptions {
+    let tokens = match m.and_then(|m| m.http_tokens()) {
+        Some(HttpTokensState::Required) => HttpTokens::Required,
+        _ => HttpTokens::Optional,
+    };
+    let hop_limit = m
+        .and_then(|m| m.http_put_response_hop_limit())
+        .and_then(|n| u8::try_from(n).ok())
+        .unwrap_or(1);
+    MetadataOptions { tokens, hop_limit }
+}
+
+/// Metadata options as RunInstances and ModifyInstanceMetadataOptions take
+/// them: the endpoint always enabled.
+fn http_tokens(m: MetadataOptions) -> HttpTokensState {
+    match m.tokens {
+        HttpTokens::Required => HttpTokensState::Required,
+        HttpTokens::Optional => HttpTokensState::Optional,
+    }
+}
+
+/// A root volume as a block device mapping on the image's root device,
+/// deleted with its instance.
+fn root_mapping(r: &PlannedRootVolume) -> BlockDeviceMapping {
+    let v = r.volume;
+    BlockDeviceMapping::builder()
+        .device_name(&r.device)
+        .ebs(
+            EbsBlockDevice::builder()
+                .volume_size(i32::try_from(v.size_gib).unwrap_or(i32::MAX))
+                .volume_type(aws_sdk_ec2::types::VolumeType::from(v.volume_type.as_str()))
+                .encrypted(v.encrypted)
+                .delete_on_termination(true)
+                .build(),
+        )
+        .build()
+}
+
+/// A profile as EC2 takes it: by ARN or by name.
+fn profile_spec(p: &InstanceProfile) -> IamInstanceProfileSpecification {
+    let b = IamInstanceProfileSpecification::builder();
+    if p.is_arn() {
+        b.arn(p.as_str()).build()
+    } else {
+        b.name(p.as_str()).build()
+    }
 }
 
 fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeState> {
@@ -406,15 +468,108 @@ impl AwsCloud {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut with_profile = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("DescribeInstances", e))?;
             for r in page.reservations() {
                 for i in r.instances() {
-                    out.extend(instance(i, stack)?);
+                    if let Some(o) = instance(i, stack)? {
+                        if i.iam_instance_profile().is_some() {
+                            with_profile.push(o.id.clone());
+                        }
+                        out.push(o);
+                    }
                 }
             }
         }
+        let mut associations = self.profile_associations(&with_profile).await?;
+        for i in &mut out {
+            i.profile = associations.remove(&i.id);
+        }
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The profile associations of these instances, in one paginated
+    /// DescribeIamInstanceProfileAssociations per 200 instances (none when
+    /// no instance has a profile): DescribeInstances names an instance's
+    /// profile but not the association, which replacing or removing it
+    /// needs.
+    async fn profile_associations(
+        &self,
+        ids: &[InstanceId],
+    ) -> Result<BTreeMap<InstanceId, ProfileAssociation>, CloudError> {
+        const OP: &str = "DescribeIamInstanceProfileAssociations";
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let mut pages = self
+                .ec2
+                .describe_iam_instance_profile_associations()
+                .filters(filter("instance-id", chunk.iter().map(|i| i.to_string())))
+                .filters(filter("state", ["associated".to_owned()]))
+                .max_results(1000)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error(OP, e))?;
+                for a in page.iam_instance_profile_associations() {
+                    let (Some(id), Some(instance), Some(arn)) = (
+                        a.association_id(),
+                        a.instance_id(),
+                        a.iam_instance_profile().and_then(|p| p.arn()),
+                    ) else {
+                        continue;
+                    };
+                    out.insert(
+                        answered_id(OP, instance)?,
+                        ProfileAssociation {
+                            id: answered_id(OP, id)?,
+                            arn: arn.to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The root device of each image, in one DescribeImages call (a filter
+    /// rather than ImageIds, so that an unknown image is left out instead
+    /// of failing the call with `InvalidAMIID.NotFound`).
+    pub(super) async fn describe_images(
+        &self,
+        ids: &[ImageId],
+    ) -> Result<BTreeMap<ImageId, ObservedImage>, CloudError> {
+        const OP: &str = "DescribeImages";
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let answer = self
+                .ec2
+                .describe_images()
+                .filters(filter("image-id", chunk.iter().map(|i| i.to_string())))
+                .send()
+                .await
+                .map_err(|e| sdk_error(OP, e))?;
+            for img in answer.images() {
+                let (Some(id), Some(root)) = (img.image_id(), img.root_device_name()) else {
+                    continue;
+                };
+                let snapshot = img
+                    .block_device_mappings()
+                    .iter()
+                    .find(|m| m.device_name() == Some(root))
+                    .and_then(|m| m.ebs())
+                    .and_then(|e| e.volume_size())
+                    .and_then(|n| u32::try_from(n).ok());
+                out.insert(
+                    answered_id(OP, id)?,
+                    ObservedImage {
+                        root_device_name: root.to_owned(),
+                        root_snapshot_gib: snapshot,
+                    },
+                );
+            }
+        }
         Ok(out)
     }
 
@@ -896,6 +1051,15 @@ impl AwsCloud {
             .max_count(count)
             .client_token(l.client_token)
             .tag_specifications(tag_spec(ResourceType::Instance, l.tags))
+            .set_iam_instance_profile(l.instance_profile.map(profile_spec))
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(http_tokens(l.metadata))
+                    .http_put_response_hop_limit(i32::from(l.metadata.hop_limit))
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .build(),
+            )
+            .set_block_device_mappings(l.root_volume.map(|r| vec![root_mapping(r)]))
             .send()
             .await
             .map_err(|e| sdk_error("RunInstances", e))?;
@@ -957,6 +1121,68 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| sdk_error("ModifyInstanceAttribute", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn modify_metadata_options(
+        &self,
+        instance: &InstanceId,
+        m: MetadataOptions,
+    ) -> Result<Outcome, CloudError> {
+        // Both values always: an option left out keeps its value on AWS,
+        // but moto resets it to EC2's default.
+        self.ec2
+            .modify_instance_metadata_options()
+            .instance_id(instance.as_str())
+            .http_tokens(http_tokens(m))
+            .http_put_response_hop_limit(i32::from(m.hop_limit))
+            .http_endpoint(InstanceMetadataEndpointState::Enabled)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ModifyInstanceMetadataOptions", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn associate_profile(
+        &self,
+        instance: &InstanceId,
+        profile: &InstanceProfile,
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .associate_iam_instance_profile()
+            .instance_id(instance.as_str())
+            .iam_instance_profile(profile_spec(profile))
+            .send()
+            .await
+            .map_err(|e| sdk_error("AssociateIamInstanceProfile", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn replace_profile(
+        &self,
+        association: &AssociationId,
+        profile: &InstanceProfile,
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .replace_iam_instance_profile_association()
+            .association_id(association.as_str())
+            .iam_instance_profile(profile_spec(profile))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ReplaceIamInstanceProfileAssociation", e))?;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn disassociate_profile(
+        &self,
+        association: &AssociationId,
+    ) -> Result<Outcome, CloudError> {
+        self.ec2
+            .disassociate_iam_instance_profile()
+            .association_id(association.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("DisassociateIamInstanceProfile", e))?;
         Ok(Outcome::Done)
     }
 

@@ -54,6 +54,7 @@ fn service_label(service: &str) -> String {
         "elasticloadbalancing" | "elastic load balancing" => "ELB".into(),
         "s3" => "S3".into(),
         "cloudfront" => "CloudFront".into(),
+        "ssm" => "SSM".into(),
         "sts" => "STS".into(),
         _ => service.to_owned(),
     }
@@ -204,6 +205,11 @@ fn throttling_response(service: &str) -> (u16, String) {
         "s3" => (
             503,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate. (injected by converge)</Message><RequestId>converge-injected</RequestId></Error>".into(),
+        ),
+        // SSM speaks awsJson1.1.
+        "ssm" => (
+            400,
+            "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded (injected by converge)\"}".into(),
         ),
         // ELB (awsQuery) and CloudFront (restXml) share this shape.
         _ => (

@@ -19,20 +19,23 @@ mod error;
 mod hooks;
 mod http;
 mod s3;
+mod ssm;
 
 pub(crate) use error::sdk_error;
 
-use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome};
+use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome, Service, misrouted};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use converge_core::ids::{
-    BalancerName, DistributionId, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId,
+    BalancerName, DistributionId, ImageId, InstanceId, KeyName, ParameterName, ResourceName,
+    SnapshotId, VolumeId,
 };
 use converge_core::observed::{
-    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
+    Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedSnapshot,
+    ObservedVolume,
 };
 use converge_core::plan::TagTarget;
 use std::collections::BTreeMap;
@@ -96,6 +99,7 @@ pub struct AwsCloud {
     /// The S3 client, shared with the stack lease in S3.
     pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
+    ssm: aws_sdk_ssm::Client,
     counter: hooks::CallCounter,
     injected: Option<hooks::InjectedCount>,
     /// Buckets known not to be converge's, with their creation time, so
@@ -179,6 +183,7 @@ impl AwsCloud {
             elb: client!(aws_sdk_elasticloadbalancing),
             s3: client!(aws_sdk_s3, force_path_style),
             cloudfront: client!(aws_sdk_cloudfront),
+            ssm: client!(aws_sdk_ssm),
             counter,
             injected,
             foreign_buckets: Mutex::new(BTreeMap::new()),
@@ -272,10 +277,27 @@ impl AwsCloud {
             balancers,
             buckets,
             distributions,
+            // Read for the desired state, when planning
+            // (`commands::observe_with`).
+            parameters: BTreeMap::new(),
+            images: BTreeMap::new(),
         })
     }
 
     async fn act_once(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op.service() {
+            Service::Ec2Network => self.act_ec2_network(op).await,
+            Service::Tagging => self.act_tagging(op).await,
+            Service::Ec2Instances => self.act_ec2_instances(op).await,
+            Service::Ebs => self.act_ebs(op).await,
+            Service::Elb => self.act_elb(op).await,
+            Service::S3 => self.act_s3(op).await,
+            Service::CloudFront => self.act_cloudfront(op).await,
+        }
+    }
+
+    /// EC2 key pairs and security groups.
+    async fn act_ec2_network(&self, op: &Op) -> Result<Outcome, CloudError> {
         match op {
             Op::CreateKeyPair {
                 name,
@@ -291,6 +313,13 @@ impl AwsCloud {
             Op::AuthorizeIngress { group, rules } => self.authorize(group, rules).await,
             Op::RevokeIngress { group, rules } => self.revoke(group, rules).await,
             Op::DeleteGroup { group } => self.delete_group(group).await,
+            other => Err(misrouted(other, "EC2 network")),
+        }
+    }
+
+    /// Tags, through the resource's own service.
+    async fn act_tagging(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::CreateTags { target, tags } => match target {
                 TagTarget::Balancer(name) => self.tag_balancer(name, tags).await,
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
@@ -303,6 +332,13 @@ impl AwsCloud {
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 _ => self.ec2_untag(target, keys).await,
             },
+            other => Err(misrouted(other, "tagging")),
+        }
+    }
+
+    /// EC2 instances.
+    async fn act_ec2_instances(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::RunInstances {
                 image,
                 instance_type,
@@ -313,6 +349,9 @@ impl AwsCloud {
                 count,
                 tags,
                 client_token,
+                instance_profile,
+                metadata,
+                root_volume,
             } => {
                 self.run_instances(ec2::Launch {
                     image,
@@ -324,6 +363,9 @@ impl AwsCloud {
                     count: *count,
                     tags,
                     client_token,
+                    instance_profile: instance_profile.as_ref(),
+                    metadata: *metadata,
+                    root_volume: root_volume.as_ref(),
                 })
                 .await
             }
@@ -331,6 +373,26 @@ impl AwsCloud {
             Op::SetInstanceGroups { instance, groups } => {
                 self.set_instance_groups(instance, groups).await
             }
+            Op::ModifyInstanceMetadataOptions { instance, metadata } => {
+                self.modify_metadata_options(instance, *metadata).await
+            }
+            Op::AssociateIamInstanceProfile { instance, profile } => {
+                self.associate_profile(instance, profile).await
+            }
+            Op::ReplaceIamInstanceProfileAssociation {
+                association,
+                profile,
+            } => self.replace_profile(association, profile).await,
+            Op::DisassociateIamInstanceProfile { association } => {
+                self.disassociate_profile(association).await
+            }
+            other => Err(misrouted(other, "EC2 instances")),
+        }
+    }
+
+    /// EBS volumes and snapshots.
+    async fn act_ebs(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::CreateVolume {
                 zone,
                 size_gib,
@@ -380,6 +442,13 @@ impl AwsCloud {
                 tags,
             } => self.create_snapshot(volume, description, tags).await,
             Op::DeleteSnapshot { snapshot } => self.delete_snapshot(snapshot).await,
+            other => Err(misrouted(other, "EBS")),
+        }
+    }
+
+    /// Classic load balancers.
+    async fn act_elb(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::CreateBalancer {
                 name,
                 zones,
@@ -396,11 +465,25 @@ impl AwsCloud {
             Op::RegisterInstances { name, ids } => self.register(name, ids).await,
             Op::DeregisterInstances { name, ids } => self.deregister(name, ids).await,
             Op::DeleteBalancer { name } => self.delete_balancer(name).await,
+            other => Err(misrouted(other, "ELB")),
+        }
+    }
+
+    /// S3 buckets.
+    async fn act_s3(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::CreateBucket { name, tags } => self.create_bucket(name.as_str(), tags).await,
             Op::SetBucketPublicRead { name, public_read } => {
                 self.set_public_read(name.as_str(), *public_read).await
             }
             Op::DeleteBucket { name } => self.delete_bucket(name.as_str()).await,
+            other => Err(misrouted(other, "S3")),
+        }
+    }
+
+    /// CloudFront distributions.
+    async fn act_cloudfront(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
             Op::CreateDistribution {
                 caller_reference,
                 config,
@@ -411,6 +494,8 @@ impl AwsCloud {
             }
             Op::UpdateDistribution { id, config } => self.update_distribution(id, config).await,
             Op::DeleteDistribution { id } => self.delete_distribution(id).await,
+
+            other => Err(misrouted(other, "CloudFront")),
         }
     }
 }
@@ -454,6 +539,20 @@ impl Cloud for AwsCloud {
         id: &DistributionId,
     ) -> Result<Option<ObservedDistribution>, CloudError> {
         self.get_distribution(id).await
+    }
+
+    async fn parameters(
+        &self,
+        names: &[ParameterName],
+    ) -> Result<BTreeMap<ParameterName, String>, CloudError> {
+        self.get_parameters(names).await
+    }
+
+    async fn images(
+        &self,
+        ids: &[ImageId],
+    ) -> Result<BTreeMap<ImageId, ObservedImage>, CloudError> {
+        self.describe_images(ids).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {

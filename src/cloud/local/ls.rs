@@ -2,7 +2,7 @@
 //! every region and stack, whether converge owns it or not, and whatever
 //! the `lag` fault hides.
 
-use super::world::World;
+use super::world::{Instance, ROOT_SNAPSHOT_GIB, World};
 use converge_core::ids::tags;
 use converge_core::observed::{DistributionStatus, MemberState, Owner};
 use jiff::Timestamp;
@@ -47,6 +47,10 @@ pub enum ResourceType {
     Bucket,
     /// A distribution.
     Distribution,
+    /// An IAM instance profile (made with `converge local add`).
+    InstanceProfile,
+    /// An SSM parameter (made with `converge local add`).
+    Parameter,
 }
 
 impl ResourceType {
@@ -61,6 +65,8 @@ impl ResourceType {
             ResourceType::Balancer => "balancer",
             ResourceType::Bucket => "bucket",
             ResourceType::Distribution => "distribution",
+            ResourceType::InstanceProfile => "instance-profile",
+            ResourceType::Parameter => "parameter",
         }
     }
 }
@@ -110,18 +116,13 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
     }
     for i in w.instances.values().filter(|i| !i.purged(now)) {
         let (stack, resource) = owner_cols(&i.tags);
-        let state = i.state(now);
-        let state = match state {
-            converge_core::observed::InstanceState::Terminated => state.as_str().to_owned(),
-            _ => format!("{} {}", state.as_str(), i.private_ip),
-        };
         out.push(LsRow {
             kind: ResourceType::Instance,
             id: i.id.to_string(),
             stack,
             resource,
             zone: i.zone.to_string(),
-            state,
+            state: instance_state(i, now),
         });
     }
     for v in w.volumes.values() {
@@ -221,8 +222,61 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
             state: format!("{status}, {enabled} ({})", d.domain_name),
         });
     }
+    outside_rows(w, &mut out);
     out.sort();
     out
+}
+
+/// An instance's state, address and launch options: `running 10.0.3.7,
+/// profile app-role, metadata tokens required hop limit 2, root 20 GiB gp3
+/// encrypted`.
+fn instance_state(i: &Instance, now: Timestamp) -> String {
+    let state = i.state(now);
+    if state == converge_core::observed::InstanceState::Terminated {
+        return state.as_str().to_owned();
+    }
+    let profile = match &i.profile {
+        Some(a) => a.arn.rsplit('/').next().unwrap_or(&a.arn).to_owned(),
+        None => "none".to_owned(),
+    };
+    let m = i.metadata;
+    let root = match i.root_volume {
+        Some(r) => r.to_string(),
+        None => format!("the image's, {ROOT_SNAPSHOT_GIB} GiB"),
+    };
+    format!(
+        "{} {}, profile {profile}, metadata tokens {} hop limit {}, root {root}",
+        state.as_str(),
+        i.private_ip,
+        m.tokens.as_str(),
+        m.hop_limit
+    )
+}
+
+/// What exists outside any stack: instance profiles and SSM parameters.
+fn outside_rows(w: &World, out: &mut Vec<LsRow>) {
+    for p in w.instance_profiles.values() {
+        out.push(LsRow {
+            kind: ResourceType::InstanceProfile,
+            id: p.name.clone(),
+            stack: "-".to_owned(),
+            resource: "-".to_owned(),
+            zone: "-".to_owned(),
+            state: p.arn.clone(),
+        });
+    }
+    for (region, params) in &w.parameters {
+        for (name, p) in params {
+            out.push(LsRow {
+                kind: ResourceType::Parameter,
+                id: name.clone(),
+                stack: "-".to_owned(),
+                resource: "-".to_owned(),
+                zone: region.clone(),
+                state: format!("version {}: {}", p.version, p.value),
+            });
+        }
+    }
 }
 
 /// The rows as an aligned table with a header, one line per resource and

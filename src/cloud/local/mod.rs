@@ -52,16 +52,19 @@ mod world;
 pub use config::{Delays, Faults, LocalConfig, ParseError, parse_duration};
 pub use ls::{LsRow, ResourceType, Table, format_table};
 
-use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
+use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome, answered_id};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
 use converge_core::ids::{
-    BalancerName, DistributionId, InstanceId, ResourceName, SnapshotId, VolumeId,
+    BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
+    VolumeId,
 };
+use converge_core::observed::ObservedImage;
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
 };
 use ops::{Ctx, Errs};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -152,6 +155,10 @@ pub enum LocalError {
     /// The instance is terminated already.
     #[error("instance {0} is already terminated")]
     AlreadyTerminated(InstanceId),
+    /// The simulated region refused a change made outside any stack
+    /// (`converge local add|remove`), as its service would.
+    #[error(transparent)]
+    Refused(#[from] CloudError),
 }
 
 impl LocalError {
@@ -277,6 +284,46 @@ impl LocalCloud {
             Ok(Err(Lose::Gone)) => Err(LocalError::AlreadyTerminated(id.clone())),
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates an IAM instance profile (as `iam create-instance-profile`);
+    /// answers its ARN.
+    pub fn add_instance_profile(&self, name: &str) -> Result<String, LocalError> {
+        let e = Errs("CreateInstanceProfile");
+        Ok(self
+            .shared
+            .write(|w, cx| ops::iam::create_profile(w, &e, name, cx.now))??)
+    }
+
+    /// Deletes an IAM instance profile; answers its ARN.
+    pub fn remove_instance_profile(&self, name: &str) -> Result<String, LocalError> {
+        let e = Errs("DeleteInstanceProfile");
+        Ok(self
+            .shared
+            .write(|w, cx| ops::iam::delete_profile(w, &e, name, cx.now))??)
+    }
+
+    /// Creates or overwrites an SSM `String` parameter in the cloud's
+    /// region (as `ssm put-parameter --overwrite`); answers its version.
+    /// The name is held to SSM's naming rules.
+    pub fn put_parameter(&self, name: &str, value: &str) -> Result<u64, LocalError> {
+        let e = Errs("PutParameter");
+        if let Err(m) = crate::manifest::check::ssm_parameter(name) {
+            return Err(e.invalid("ValidationException", m).into());
+        }
+        let region = self.config().region.clone();
+        Ok(self
+            .shared
+            .write(|w, cx| ops::ssm::put_parameter(w, &e, &region, name, value, cx.now))??)
+    }
+
+    /// Deletes an SSM parameter from the cloud's region.
+    pub fn delete_parameter(&self, name: &str) -> Result<(), LocalError> {
+        let e = Errs("DeleteParameter");
+        let region = self.config().region.clone();
+        Ok(self
+            .shared
+            .write(|w, _| ops::ssm::delete_parameter(w, &e, &region, name))??)
     }
 
     /// Runs a synchronous call of the shared state on the blocking pool,
@@ -559,6 +606,40 @@ impl Cloud for LocalCloud {
             s.describe("GetDistribution", |w, cx| {
                 Ok(view::distribution(w, &id, cx))
             })
+        })
+        .await
+    }
+
+    async fn parameters(
+        &self,
+        names: &[ParameterName],
+    ) -> Result<BTreeMap<ParameterName, String>, CloudError> {
+        const OP: &str = "GetParameters";
+        let mut out = BTreeMap::new();
+        // As on AWS: at most ten names a call.
+        for batch in names.chunks(ops::ssm::MAX_NAMES) {
+            let batch: Vec<String> = batch.iter().map(ToString::to_string).collect();
+            let (found, _invalid) = self
+                .blocking(OP, move |s| {
+                    s.describe(OP, |w, cx| {
+                        ops::ssm::get_parameters(w, cx, &Errs(OP), &batch)
+                    })
+                })
+                .await?;
+            for (n, v) in found {
+                out.insert(answered_id(OP, n)?, v);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn images(
+        &self,
+        ids: &[ImageId],
+    ) -> Result<BTreeMap<ImageId, ObservedImage>, CloudError> {
+        let ids = ids.to_vec();
+        self.blocking("DescribeImages", move |s| {
+            s.describe("DescribeImages", |_, _| Ok(view::images(&ids)))
         })
         .await
     }

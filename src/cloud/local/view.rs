@@ -3,16 +3,17 @@
 //! stored timestamps and the moment of the read.
 
 use super::ops::Ctx;
-use super::world::{Balancer, Instance, Snapshot, Volume, World};
+use super::world::{Balancer, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Volume, World};
 use crate::cloud::{CloudError, answered_id};
 use converge_core::desired::Tags;
-use converge_core::ids::{InstanceId, ResourceName, VolumeId, tags};
+use converge_core::ids::{ImageId, InstanceId, ResourceName, VolumeId, tags};
 use converge_core::observed::InstanceState;
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
-    ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedSnapshot, ObservedVolume, Owner,
-    VolumeModification,
+    ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair, ObservedSnapshot,
+    ObservedVolume, Owner, ProfileAssociation, VolumeModification,
 };
+use std::collections::BTreeMap;
 
 /// The owner of a resource, if its tags say it belongs to `stack`.
 fn owned(t: &Tags, stack: &ResourceName) -> Option<Owner> {
@@ -128,6 +129,31 @@ pub(crate) fn observe(
     Ok(o)
 }
 
+/// What DescribeImages tells of images: every well-formed image exists in
+/// the local cloud, with its root on [`ROOT_DEVICE`] from a
+/// [`ROOT_SNAPSHOT_GIB`] GiB snapshot, as Amazon Linux 2023's AMIs.
+pub(crate) fn images(ids: &[ImageId]) -> BTreeMap<ImageId, ObservedImage> {
+    // Well formed as RunInstances requires (else `InvalidAMIID.Malformed`):
+    // `ami-` and 8 or 17 hex digits.
+    let well_formed = |id: &&ImageId| {
+        id.as_str().strip_prefix("ami-").is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    };
+    ids.iter()
+        .filter(well_formed)
+        .map(|id| {
+            (
+                id.clone(),
+                ObservedImage {
+                    root_device_name: ROOT_DEVICE.to_owned(),
+                    root_snapshot_gib: Some(ROOT_SNAPSHOT_GIB),
+                },
+            )
+        })
+        .collect()
+}
+
 fn visible_instance(i: &Instance, cx: &Ctx<'_>) -> bool {
     !i.purged(cx.now) && i.region() == cx.region && cx.sees(i.launched_at)
 }
@@ -156,6 +182,11 @@ fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance
         spec_hash: i.tags.get(tags::SPEC_HASH).cloned(),
         user_data: Some(i.user_data.clone()),
         tags: i.tags.clone(),
+        profile: i.profile.as_ref().map(|a| ProfileAssociation {
+            id: a.id.clone(),
+            arn: a.arn.clone(),
+        }),
+        metadata: i.metadata,
     })
 }
 

@@ -7,9 +7,12 @@
 //! read. Nothing has to run in the background, and a world left alone for
 //! an hour is an hour older when it is next opened.
 
-use converge_core::desired::{HealthCheck, Listener, Tags, VolumeType};
+use converge_core::desired::{
+    HealthCheck, Listener, MetadataOptions, RootVolume, Tags, VolumeType,
+};
 use converge_core::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, SnapshotId, VolumeId, Zone,
+    AssociationId, DistributionId, GroupId, ImageId, InstanceId, KeyPairId, SnapshotId, VolumeId,
+    Zone,
 };
 use converge_core::observed::{
     CloudRule, DistributionConfig, DistributionStatus, InstanceState, MemberState,
@@ -59,7 +62,46 @@ pub(crate) struct World {
     pub run_tokens: BTreeMap<String, RunToken>,
     /// CreateVolume client tokens, by `region/token`.
     pub volume_tokens: BTreeMap<String, VolumeToken>,
+    /// IAM instance profiles by name (global, as in IAM), made with
+    /// `converge local add instance-profile`.
+    #[serde(default)]
+    pub instance_profiles: BTreeMap<String, InstanceProfileRecord>,
+    /// SSM parameters by region, then name (SSM is regional), made with
+    /// `converge local add parameter`.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, BTreeMap<String, Parameter>>,
 }
+
+/// An IAM instance profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InstanceProfileRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_at: Timestamp,
+}
+
+/// An SSM parameter (a `String`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Parameter {
+    pub value: String,
+    /// 1 when created, one more at each overwrite.
+    pub version: u64,
+    pub modified_at: Timestamp,
+}
+
+/// An instance's association with an instance profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Association {
+    pub id: AssociationId,
+    /// The profile's ARN.
+    pub arn: String,
+}
+
+/// The root device of every image in the local cloud, as on Amazon Linux
+/// and most current AMIs.
+pub(crate) const ROOT_DEVICE: &str = "/dev/xvda";
+/// The size of every image's root snapshot, in GiB (Amazon Linux 2023's).
+pub(crate) const ROOT_SNAPSHOT_GIB: u32 = 8;
 
 /// An imported key pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +143,16 @@ pub(crate) struct Instance {
     pub running_at: Timestamp,
     /// When it was told to terminate (or lost), and when it is gone.
     pub termination: Option<Termination>,
+    /// Its instance profile association.
+    #[serde(default)]
+    pub profile: Option<Association>,
+    /// Its metadata options.
+    #[serde(default)]
+    pub metadata: MetadataOptions,
+    /// Its root volume as launched; `None`: the image's own
+    /// ([`ROOT_SNAPSHOT_GIB`] GiB gp2, not encrypted).
+    #[serde(default)]
+    pub root_volume: Option<RootVolume>,
 }
 
 /// When an instance was terminated.
@@ -334,6 +386,8 @@ impl World {
             distributions: BTreeMap::new(),
             run_tokens: BTreeMap::new(),
             volume_tokens: BTreeMap::new(),
+            instance_profiles: BTreeMap::new(),
+            parameters: BTreeMap::new(),
         }
     }
 

@@ -21,6 +21,10 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                 fleet, zone, count, ..
             } => launch(cx, i, fleet, zone, *count, &volume_zone),
             Step::SetInstanceGroups { instance, .. }
+            | Step::SetMetadataOptions { instance, .. }
+            | Step::AssociateInstanceProfile { instance, .. }
+            | Step::ReplaceInstanceProfile { instance, .. }
+            | Step::DisassociateInstanceProfile { instance, .. }
                 if !cx.index.terminates(instance).is_empty() =>
             {
                 cx.report(Problem::ChangesTerminated {

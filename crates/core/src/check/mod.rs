@@ -199,7 +199,11 @@ fn named<'a>(
         Step::Terminate { instances, .. } | Step::Deregister { instances, .. } => {
             instances.iter().for_each(&mut *instance)
         }
-        Step::SetInstanceGroups { instance: id, .. } => instance(id),
+        Step::SetInstanceGroups { instance: id, .. }
+        | Step::SetMetadataOptions { instance: id, .. }
+        | Step::AssociateInstanceProfile { instance: id, .. }
+        | Step::ReplaceInstanceProfile { instance: id, .. }
+        | Step::DisassociateInstanceProfile { instance: id, .. } => instance(id),
         Step::Register { instances, .. } => instances.iter().for_each(known),
         Step::AttachVolume {
             volume: v,

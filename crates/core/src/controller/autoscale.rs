@@ -234,6 +234,8 @@ mod tests {
             spec_hash: None,
             user_data: None,
             tags: Tags::new(),
+            profile: None,
+            metadata: Default::default(),
         }
     }
 

@@ -283,6 +283,9 @@ mod tests {
                 max_surge: surge,
                 max_unavailable: 0,
             },
+            instance_profile: None,
+            metadata: Default::default(),
+            root_volume: None,
         }
     }
 
@@ -329,6 +332,8 @@ mod tests {
             spec_hash: None,
             user_data: None,
             tags: Tags::new(),
+            profile: None,
+            metadata: Default::default(),
         }
     }
 

@@ -24,14 +24,16 @@ mod hold;
 mod s3;
 mod types;
 
-pub use ec2::fleet::{SENSITIVE_TAG, fleet_target};
+pub use ec2::fleet::{ROOT_VOLUME_TAG, SENSITIVE_TAG, fleet_target};
 pub use ec2::{rule_ports, snapshot_tags};
 pub use graph::{Cycle, StepGraph};
 pub use types::*;
 
 use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
-use crate::ids::{GroupId, InstanceId, KeyName, Kind, ResourceKey, ResourceName, VolumeId};
+use crate::ids::{
+    GroupId, ImageId, InstanceId, KeyName, Kind, ParameterName, ResourceKey, ResourceName, VolumeId,
+};
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
 };
@@ -103,6 +105,53 @@ pub enum PlanError {
     /// Fleets reference each other in a cycle.
     #[error("fleets reference each other in a cycle: {0}")]
     ReferenceCycle(String),
+    /// A fleet's image comes from an SSM parameter that does not exist.
+    #[error(
+        "Fleet/{fleet}: spec.image: SSM parameter {parameter} does not exist (GetParameters lists it as invalid)"
+    )]
+    UnknownParameter {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The parameter.
+        parameter: ParameterName,
+    },
+    /// A fleet's SSM parameter holds something other than an image ID.
+    #[error(
+        "Fleet/{fleet}: spec.image: SSM parameter {parameter} holds {value:?}, expected an image ID (ami-…)"
+    )]
+    NotAnImage {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The parameter.
+        parameter: ParameterName,
+        /// What it holds.
+        value: String,
+    },
+    /// A fleet with a root volume launches from an image EC2 does not
+    /// know (its root device is needed).
+    #[error(
+        "Fleet/{fleet}: spec.image: image {image} does not exist (DescribeImages does not list it), and spec.rootVolume needs its root device"
+    )]
+    UnknownImage {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The image.
+        image: ImageId,
+    },
+    /// A fleet's root volume is smaller than its image's root snapshot.
+    #[error(
+        "Fleet/{fleet}: spec.rootVolume.sizeGiB: {size_gib} GiB is smaller than the {snapshot_gib} GiB root snapshot of image {image}; expected at least {snapshot_gib}"
+    )]
+    RootVolumeTooSmall {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The image.
+        image: ImageId,
+        /// The size declared.
+        size_gib: u32,
+        /// The image's root snapshot size.
+        snapshot_gib: u32,
+    },
 }
 
 /// Makes a plan. Pure: the same input always gives the same plan.

@@ -3,11 +3,13 @@
 
 use super::graph::StepGraph;
 use crate::desired::{
-    Attr, DeletionPolicy, Encryption, HealthCheck, IngressRule, Listener, Secret, Tags, VolumeType,
+    Attr, DeletionPolicy, Encryption, HealthCheck, IngressRule, Listener, MetadataOptions,
+    RootVolume, Secret, Tags, VolumeType,
 };
 use crate::ids::{
-    BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId, InstanceId, KeyName,
-    ResourceKey, ResourceName, SnapshotId, VolumeId, Zone,
+    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId,
+    InstanceId, InstanceProfile, KeyName, ParameterName, ResourceKey, ResourceName, SnapshotId,
+    VolumeId, Zone,
 };
 use crate::observed::{CloudRule, DistributionConfig, ModificationState};
 use jiff::Timestamp;
@@ -314,6 +316,26 @@ pub enum InstanceChange {
         /// The instance.
         instance: InstanceId,
     },
+    /// An instance's metadata options change in place.
+    SetMetadataOptions {
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// An instance without a profile gets one, in place.
+    AssociateProfile {
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// An instance's profile is swapped for another, in place.
+    ReplaceProfile {
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// An instance's profile is taken away, in place.
+    DisassociateProfile {
+        /// The instance.
+        instance: InstanceId,
+    },
 }
 
 /// Why instances are launched.
@@ -424,6 +446,14 @@ pub enum Note {
     SnapshotPruned {
         /// The snapshot.
         snapshot: SnapshotId,
+    },
+    /// A new image was published under the SSM parameter a fleet takes
+    /// its image from: its instances are replaced.
+    ImagePublished {
+        /// The parameter.
+        parameter: ParameterName,
+        /// The image it names now.
+        image: ImageId,
     },
     /// A change converge cannot make, shown and left alone.
     Unsupported {
@@ -581,6 +611,10 @@ impl fmt::Display for Note {
             Note::SnapshotPruned { snapshot } => {
                 write!(f, "snapshot {snapshot} is pruned (keep the newest)")
             }
+            Note::ImagePublished { parameter, image } => write!(
+                f,
+                "image ssm:{parameter} now {image}: instances started from the previous image are replaced"
+            ),
             Note::Unsupported { reason } => write!(f, "not done: {reason}"),
             Note::Blocked { field, reason } => write!(f, "blocked: {field}: {reason}"),
             Note::ModificationHeld { fields, wait } => {
@@ -685,6 +719,26 @@ pub struct LaunchSpec {
     pub user_data: Vec<UserDataPart>,
     /// Tags, ownership included; the executor adds the spec hash.
     pub tags: Tags,
+    /// The IAM instance profile, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<InstanceProfile>,
+    /// The instance metadata options.
+    #[serde(default)]
+    pub metadata: MetadataOptions,
+    /// The root volume, on the image's root device; `None` keeps the
+    /// image's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_volume: Option<PlannedRootVolume>,
+}
+
+/// A root volume as a launch sets it: the image's root device (from
+/// DescribeImages, observed when planning) and the volume declared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRootVolume {
+    /// The image's root device name (`/dev/xvda`).
+    pub device: String,
+    /// The volume.
+    pub volume: RootVolume,
 }
 
 /// Something a step acts on that can carry tags.
@@ -819,6 +873,44 @@ pub enum Step {
         instance: InstanceId,
         /// The groups.
         groups: Vec<GroupRef>,
+    },
+    /// Change a running instance's metadata options in place.
+    SetMetadataOptions {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instance.
+        instance: InstanceId,
+        /// The options.
+        metadata: MetadataOptions,
+    },
+    /// Give a running instance that has none an instance profile.
+    AssociateInstanceProfile {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instance.
+        instance: InstanceId,
+        /// The profile.
+        profile: InstanceProfile,
+    },
+    /// Swap a running instance's instance profile for another.
+    ReplaceInstanceProfile {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instance.
+        instance: InstanceId,
+        /// Its current association.
+        association: AssociationId,
+        /// The new profile.
+        profile: InstanceProfile,
+    },
+    /// Take a running instance's instance profile away.
+    DisassociateInstanceProfile {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The instance.
+        instance: InstanceId,
+        /// Its association.
+        association: AssociationId,
     },
     /// Wait until instances run and are InService on the fleet's balancers.
     WaitHealthy {
@@ -1061,6 +1153,18 @@ impl Step {
             Step::SetInstanceGroups {
                 fleet, instance, ..
             } => format!("set security groups of Fleet/{fleet} instance {instance}"),
+            Step::SetMetadataOptions {
+                fleet, instance, ..
+            } => format!("set metadata options of Fleet/{fleet} instance {instance}"),
+            Step::AssociateInstanceProfile {
+                fleet, instance, ..
+            } => format!("associate an instance profile with Fleet/{fleet} instance {instance}"),
+            Step::ReplaceInstanceProfile {
+                fleet, instance, ..
+            } => format!("replace the instance profile of Fleet/{fleet} instance {instance}"),
+            Step::DisassociateInstanceProfile {
+                fleet, instance, ..
+            } => format!("disassociate the instance profile of Fleet/{fleet} instance {instance}"),
             Step::WaitHealthy { fleet, .. } => {
                 format!("wait for new Fleet/{fleet} instances to be healthy")
             }
@@ -1131,6 +1235,10 @@ impl Step {
             Step::SetTags { .. } => "set-tags",
             Step::Launch { .. } => "launch",
             Step::SetInstanceGroups { .. } => "set-instance-groups",
+            Step::SetMetadataOptions { .. } => "set-metadata-options",
+            Step::AssociateInstanceProfile { .. } => "associate-instance-profile",
+            Step::ReplaceInstanceProfile { .. } => "replace-instance-profile",
+            Step::DisassociateInstanceProfile { .. } => "disassociate-instance-profile",
             Step::WaitHealthy { .. } => "wait-healthy",
             Step::Terminate { .. } => "terminate",
             Step::CreateVolume { .. } => "create-volume",
@@ -1192,6 +1300,10 @@ impl Step {
             Step::SetTags { key: k, .. } => k.clone(),
             Step::Launch { fleet, .. }
             | Step::SetInstanceGroups { fleet, .. }
+            | Step::SetMetadataOptions { fleet, .. }
+            | Step::AssociateInstanceProfile { fleet, .. }
+            | Step::ReplaceInstanceProfile { fleet, .. }
+            | Step::DisassociateInstanceProfile { fleet, .. }
             | Step::WaitHealthy { fleet, .. }
             | Step::Terminate { fleet, .. } => key(Kind::Fleet, fleet),
             Step::CreateVolume { name, .. }

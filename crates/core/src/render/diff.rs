@@ -107,7 +107,8 @@ fn needs_attention(n: &Note) -> bool {
         | Note::DisableBeforeDelete
         | Note::FinalSnapshot
         | Note::SnapshotDue
-        | Note::SnapshotPruned { .. } => false,
+        | Note::SnapshotPruned { .. }
+        | Note::ImagePublished { .. } => false,
         Note::BackingOff { .. } => true,
     }
 }
@@ -246,6 +247,21 @@ fn instance_line(i: &InstanceChange) -> (Mark, String) {
             (Mark::Change, format!("set security groups of {instance}"))
         }
         InstanceChange::SetTags { instance } => (Mark::Change, format!("set tags of {instance}")),
+        InstanceChange::SetMetadataOptions { instance } => {
+            (Mark::Change, format!("set metadata options of {instance}"))
+        }
+        InstanceChange::AssociateProfile { instance } => (
+            Mark::Change,
+            format!("associate the instance profile with {instance}"),
+        ),
+        InstanceChange::ReplaceProfile { instance } => (
+            Mark::Change,
+            format!("replace the instance profile of {instance}"),
+        ),
+        InstanceChange::DisassociateProfile { instance } => (
+            Mark::Change,
+            format!("disassociate the instance profile of {instance}"),
+        ),
     }
 }
 
@@ -274,13 +290,26 @@ fn field_lines(c: &ResourceChange, f: &FieldDiff, out: &mut Vec<Line>) {
         ));
         return;
     }
+    // A fleet's field that changes says how: on the running instances, or
+    // by new ones.
+    let how = match (c.key.kind, &f.before, &f.after) {
+        (Kind::Fleet, Some(_), Some(_)) if f.forces_replacement => Some("new instances"),
+        (Kind::Fleet, Some(_), Some(_)) => Some("in place"),
+        _ => None,
+    };
+    let heading = |field: String| match how {
+        Some(h) => format!("{field} ({h})"),
+        None => field,
+    };
     match (&f.before, &f.after) {
         (None, None) => {}
         (Some(Value::List(b)), Some(Value::List(a))) => {
+            let field = heading(field);
             out.push(line(Mark::Change, Body::Heading { field }));
             list_diff(b, a, out);
         }
         (Some(Value::Multiline(b)), Some(Value::Multiline(a))) => {
+            let field = heading(field);
             out.push(line(Mark::Change, Body::Heading { field }));
             line_diff(b, a, out);
         }
@@ -291,7 +320,10 @@ fn field_lines(c: &ResourceChange, f: &FieldDiff, out: &mut Vec<Line>) {
             Body::FieldChange {
                 field,
                 before: scalar(b),
-                after: scalar(a),
+                after: match how {
+                    Some(h) => format!("{} ({h})", scalar(a)),
+                    None => scalar(a),
+                },
             },
         )),
     }

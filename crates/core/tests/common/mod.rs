@@ -12,22 +12,22 @@ pub mod invariants;
 use converge_core::cron::Cron;
 use converge_core::desired::{
     Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
-    Encryption, FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
-    ListenerProtocol, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule,
-    Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
-    VolumeSpec, VolumeType,
+    Encryption, FleetSpec, Health, HealthCheck, HttpCheck, ImageSource, IngressRule, KeyPairSpec,
+    Listener, ListenerProtocol, MetadataOptions, PortRange, Protocol, Reference, ScaleIn, ScaleOut,
+    Schedule, ScheduleRule, Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template,
+    TemplatePart, UpdatePolicy, VolumeSpec, VolumeType,
 };
 use converge_core::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceKey, ResourceName,
-    VolumeId, Zone, tags,
+    AssociationId, DistributionId, GroupId, ImageId, InstanceId, InstanceProfile, KeyPairId, Kind,
+    ResourceKey, ResourceName, VolumeId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, Member,
     MemberState, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket,
-    ObservedDistribution, ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedVolume, Owner,
-    VolumeState, bucket_domain,
+    ObservedDistribution, ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair,
+    ObservedVolume, Owner, ProfileAssociation, VolumeState, bucket_domain,
 };
-use converge_core::plan::{Plan, PlanInput, SENSITIVE_TAG, rule_ports};
+use converge_core::plan::{Plan, PlanInput, ROOT_VOLUME_TAG, SENSITIVE_TAG, rule_ports};
 use converge_core::render::{self, TextOptions};
 use converge_core::spec_hash::{launch_spec_hash, short_digest};
 use converge_core::tz::Tz;
@@ -123,7 +123,7 @@ pub const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH23A8DpTfNAtN
 /// on `m1.small` in us-east-1a, key pair `main`, the `web` group.
 pub fn fleet(user_data: &str) -> FleetSpec {
     FleetSpec {
-        image: ImageId::from("ami-147f977d"),
+        image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),
         zones: vec![zone("us-east-1a")],
         replicas: 1,
@@ -138,6 +138,30 @@ pub fn fleet(user_data: &str) -> FleetSpec {
             http: None,
         },
         update: UpdatePolicy::default(),
+        instance_profile: None,
+        metadata: MetadataOptions::DEFAULT,
+        root_volume: None,
+    }
+}
+
+/// The image a fleet's SSM parameter names in [`in_place`].
+pub const FIXTURE_IMAGE: &str = "ami-147f977d";
+
+/// What DescribeImages tells of every fixture image: root device
+/// `/dev/xvda`, an 8 GiB root snapshot.
+pub fn fixture_image() -> ObservedImage {
+    ObservedImage {
+        root_device_name: "/dev/xvda".into(),
+        root_snapshot_gib: Some(8),
+    }
+}
+
+/// A fixture profile's ARN, in account 123456789012.
+pub fn profile_arn(p: &InstanceProfile) -> String {
+    if p.is_arn() {
+        p.to_string()
+    } else {
+        format!("arn:aws:iam::123456789012:instance-profile/{p}")
     }
 }
 
@@ -466,14 +490,32 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
         };
         let user_data = resolve(d, &o, &f.user_data);
         let key_name = f.key_pair.as_ref().map(|k| format!("{stack}-{k}"));
+        // An image from SSM is the first fixture image, published under
+        // its parameter; an image a root volume is set on is known, with
+        // an 8 GiB root snapshot on /dev/xvda.
+        let image = match &f.image {
+            ImageSource::Id(id) => id.clone(),
+            ImageSource::Parameter(p) => {
+                o.parameters.insert(p.clone(), FIXTURE_IMAGE.to_owned());
+                ImageId::from(FIXTURE_IMAGE)
+            }
+        };
+        if f.root_volume.is_some() {
+            o.images.insert(image.clone(), fixture_image());
+        }
+        let root_tag = f.root_volume.map(|r| r.tag_value());
         let hash = launch_spec_hash(
-            f.image.as_str(),
+            image.as_str(),
             &f.instance_type,
             key_name.as_deref(),
             &user_data,
+            root_tag.as_deref(),
         );
         let mut t = tags_for(d, Kind::Fleet, n, &f.tags);
         t.insert(tags::SPEC_HASH.into(), hash.clone());
+        if let Some(r) = root_tag {
+            t.insert(ROOT_VOLUME_TAG.into(), r);
+        }
         if f.user_data.is_sensitive() {
             t.insert(SENSITIVE_TAG.into(), "true".into());
         }
@@ -489,13 +531,18 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
                     private_ip: Some(address(idx, seq)),
                     launched_at: ts("2026-01-05T12:00:00Z")
                         + jiff::SignedDuration::from_mins(seq as i64),
-                    image: f.image.clone(),
+                    image: image.clone(),
                     instance_type: f.instance_type.clone(),
                     key_name: key_name.as_ref().map(|k| k.parse().unwrap()),
                     groups: f.security_groups.iter().map(gid).collect(),
                     spec_hash: Some(hash.clone()),
                     user_data: Some(user_data.clone()),
                     tags: t.clone(),
+                    profile: f.instance_profile.as_ref().map(|p| ProfileAssociation {
+                        id: AssociationId::new(format!("iip-assoc-{n}-{seq}")).unwrap(),
+                        arn: profile_arn(p),
+                    }),
+                    metadata: f.metadata,
                 });
             }
         }

@@ -17,14 +17,16 @@
 mod cloudfront;
 mod ec2;
 mod elb;
+pub(crate) mod iam;
 mod s3;
+pub(crate) mod ssm;
 mod tags;
 
 pub(crate) use elb::find_balancer;
 
 use super::config::Delays;
 use super::world::{World, after};
-use crate::cloud::{CloudError, ErrorKind, Op, Outcome};
+use crate::cloud::{CloudError, ErrorKind, Op, Outcome, Service, misrouted};
 use converge_core::ids::{KeyName, Zone};
 use jiff::Timestamp;
 use std::time::Duration;
@@ -54,18 +56,29 @@ impl Ctx<'_> {
     }
 }
 
-/// Carries out one operation on the world.
+/// Carries out one operation on the world, in the file of its service.
 pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, CloudError> {
     let e = &Errs(op.name());
+    match op.service() {
+        Service::Ec2Network => act_ec2_network(w, op, cx, e),
+        Service::Ec2Instances => act_ec2_instances(w, op, cx, e),
+        Service::Ebs => act_ebs(w, op, cx, e),
+        Service::Tagging => act_tagging(w, op, cx, e),
+        Service::Elb => act_elb(w, op, cx, e),
+        Service::S3 => act_s3(w, op, cx, e),
+        Service::CloudFront => act_cloudfront(w, op, cx, e),
+    }
+}
+
+/// EC2 key pairs and security groups.
+fn act_ec2_network(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
     match op {
-        // EC2: key pairs.
         Op::CreateKeyPair {
             name,
             public_key,
             tags,
         } => ec2::create_key_pair(w, cx, e, name.as_str(), public_key, tags),
         Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name.as_str()),
-        // EC2: security groups.
         Op::CreateGroup {
             name,
             description,
@@ -74,10 +87,18 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Op::AuthorizeIngress { group, rules } => ec2::authorize_ingress(w, cx, e, group, rules),
         Op::RevokeIngress { group, rules } => ec2::revoke_ingress(w, cx, e, group, rules),
         Op::DeleteGroup { group } => ec2::delete_group(w, cx, e, group),
-        // Tags, of a resource of any service.
-        Op::CreateTags { target, tags } => tags::create_tags(w, cx, e, target, tags),
-        Op::DeleteTags { target, keys } => tags::delete_tags(w, cx, e, target, keys),
-        // EC2: instances.
+        other => Err(misrouted(other, "EC2 network")),
+    }
+}
+
+/// EC2 instances.
+fn act_ec2_instances(
+    w: &mut World,
+    op: &Op,
+    cx: &Ctx<'_>,
+    e: &Errs,
+) -> Result<Outcome, CloudError> {
+    match op {
         Op::RunInstances {
             image,
             instance_type,
@@ -88,6 +109,9 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             count,
             tags,
             client_token,
+            instance_profile,
+            metadata,
+            root_volume,
         } => {
             let launch = ec2::Launch {
                 image,
@@ -99,6 +123,9 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
                 count: *count,
                 tags,
                 client_token,
+                instance_profile: instance_profile.as_ref(),
+                metadata: *metadata,
+                root_volume: root_volume.as_ref(),
             };
             ec2::run_instances(w, cx, e, &launch)
         }
@@ -106,7 +133,26 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Op::SetInstanceGroups { instance, groups } => {
             ec2::set_instance_groups(w, cx, e, instance, groups)
         }
-        // EC2: volumes and snapshots.
+        Op::ModifyInstanceMetadataOptions { instance, metadata } => {
+            ec2::modify_instance_metadata_options(w, cx, e, instance, *metadata)
+        }
+        Op::AssociateIamInstanceProfile { instance, profile } => {
+            ec2::associate_iam_instance_profile(w, cx, e, instance, profile)
+        }
+        Op::ReplaceIamInstanceProfileAssociation {
+            association,
+            profile,
+        } => ec2::replace_iam_instance_profile_association(w, cx, e, association, profile),
+        Op::DisassociateIamInstanceProfile { association } => {
+            ec2::disassociate_iam_instance_profile(w, cx, e, association)
+        }
+        other => Err(misrouted(other, "EC2 instances")),
+    }
+}
+
+/// EBS volumes and snapshots.
+fn act_ebs(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
         Op::CreateVolume {
             zone,
             size_gib,
@@ -161,7 +207,22 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             tags,
         } => ec2::create_snapshot(w, cx, e, volume, description, tags),
         Op::DeleteSnapshot { snapshot } => ec2::delete_snapshot(w, cx, e, snapshot),
-        // ELB: classic load balancers.
+        other => Err(misrouted(other, "EBS")),
+    }
+}
+
+/// Tags, of a resource of any service.
+fn act_tagging(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
+        Op::CreateTags { target, tags } => tags::create_tags(w, cx, e, target, tags),
+        Op::DeleteTags { target, keys } => tags::delete_tags(w, cx, e, target, keys),
+        other => Err(misrouted(other, "tagging")),
+    }
+}
+
+/// Classic load balancers.
+fn act_elb(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
         Op::CreateBalancer {
             name,
             zones,
@@ -178,13 +239,25 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Op::RegisterInstances { name, ids } => elb::register_instances(w, cx, e, name, ids),
         Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
         Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
-        // S3: buckets.
+        other => Err(misrouted(other, "ELB")),
+    }
+}
+
+/// S3 buckets.
+fn act_s3(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
         Op::CreateBucket { name, tags } => s3::create_bucket(w, cx, e, name.as_str(), tags),
         Op::SetBucketPublicRead { name, public_read } => {
             s3::set_bucket_public_read(w, e, name.as_str(), *public_read)
         }
         Op::DeleteBucket { name } => s3::delete_bucket(w, e, name.as_str()),
-        // CloudFront: distributions.
+        other => Err(misrouted(other, "S3")),
+    }
+}
+
+/// CloudFront distributions.
+fn act_cloudfront(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
         Op::CreateDistribution {
             caller_reference,
             config,
@@ -194,6 +267,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
             cloudfront::update_distribution(w, cx, e, id, config)
         }
         Op::DeleteDistribution { id } => cloudfront::delete_distribution(w, cx, e, id),
+        other => Err(misrouted(other, "CloudFront")),
     }
 }
 
@@ -303,6 +377,9 @@ mod tests {
                 count: 2,
                 tags: tags(Kind::Fleet, "db"),
                 client_token: "t".into(),
+                instance_profile: None,
+                metadata: Default::default(),
+                root_volume: None,
             },
             t0,
         ) else {

@@ -2,13 +2,15 @@
 //! a private address in 10.0.0.0/16 and a launch time; client tokens make
 //! a launch idempotent.
 
+use super::instance_options::{check_launch_options, new_association};
 use super::{find_group, find_key_pair};
 use crate::cloud::local::ops::tags::check_tags;
 use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Instance, RunToken, Termination, World};
 use crate::cloud::{CloudError, Outcome};
-use converge_core::desired::Tags;
-use converge_core::ids::{GroupId, ImageId, InstanceId, Zone};
+use converge_core::desired::{MetadataOptions, Tags};
+use converge_core::ids::{GroupId, ImageId, InstanceId, InstanceProfile, Zone};
+use converge_core::plan::PlannedRootVolume;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -26,6 +28,9 @@ pub(crate) struct Launch<'a> {
     pub count: u32,
     pub tags: &'a Tags,
     pub client_token: &'a str,
+    pub instance_profile: Option<&'a InstanceProfile>,
+    pub metadata: MetadataOptions,
+    pub root_volume: Option<&'a PlannedRootVolume>,
 }
 
 pub(crate) fn run_instances(
@@ -44,9 +49,12 @@ pub(crate) fn run_instances(
         count,
         tags,
         client_token,
+        instance_profile,
+        metadata,
+        root_volume,
     } = *l;
     let request = format!(
-        "{image}|{instance_type}|{key_name:?}|{groups:?}|{zone}|{count}|{}",
+        "{image}|{instance_type}|{key_name:?}|{groups:?}|{zone}|{count}|{}|{instance_profile:?}|{metadata:?}|{root_volume:?}",
         hex::encode(sha2_digest(user_data.as_bytes()))
     );
     let token_key = format!("{}/{client_token}", cx.region);
@@ -79,6 +87,10 @@ pub(crate) fn run_instances(
         let start = w.next_u64();
         let ip = free_address(start, &used);
         used.insert(ip);
+        let profile = match instance_profile {
+            Some(p) => Some(new_association(w, e, p)?),
+            None => None,
+        };
         w.instances.insert(
             id.clone(),
             Instance {
@@ -94,6 +106,9 @@ pub(crate) fn run_instances(
                 launched_at: cx.now,
                 running_at: cx.later(cx.delays.boot),
                 termination: None,
+                profile,
+                metadata,
+                root_volume: root_volume.map(|r| r.volume),
             },
         );
         ids.push(id);
@@ -133,6 +148,7 @@ fn check_launch(w: &World, cx: &Ctx<'_>, e: &Errs, l: &Launch<'_>) -> Result<(),
             format!("User data is limited to {MAX_USER_DATA} bytes."),
         ));
     }
+    check_launch_options(w, e, l.instance_profile, l.metadata, l.root_volume)?;
     check_tags(e, l.tags)
 }
 

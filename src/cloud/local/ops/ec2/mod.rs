@@ -4,11 +4,13 @@
 //! backend's `ec2.rs` does.
 
 mod groups;
+mod instance_options;
 mod instances;
 mod key_pairs;
 mod volumes;
 
 pub(crate) use groups::*;
+pub(crate) use instance_options::*;
 pub(crate) use instances::*;
 pub(crate) use key_pairs::*;
 pub(crate) use volumes::*;

@@ -3,9 +3,11 @@
 //! its action).
 
 use super::placement::Placement;
+use super::wanted::ROOT_VOLUME_TAG;
 use super::wanted::Wanted;
 use super::{Running, SENSITIVE_TAG};
 use crate::desired::FleetSpec;
+use crate::desired::RootVolume;
 use crate::ids::{KeyName, Kind, ResourceKey, ResourceName, Zone};
 use crate::observed::ObservedInstance;
 use crate::plan::{ChangeAction, FieldDiff, InstanceChange, Note, Planner, TerminateReason, Value};
@@ -20,6 +22,16 @@ pub(super) struct Shown {
     because: Vec<String>,
     /// Whether the fleet is new: nothing of it runs and it wants some.
     created: bool,
+    /// Notes on what forces the replacement (a new image published under
+    /// the fleet's SSM parameter).
+    notes: Vec<Note>,
+}
+
+impl Shown {
+    /// Adds the fields that change in place on the instances that stay.
+    pub(super) fn in_place(&mut self, fields: Vec<FieldDiff>) {
+        self.fields.extend(fields);
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -45,7 +57,8 @@ impl<'a> Planner<'a> {
         let c = self.change(ResourceKey::new(Kind::Fleet, name.clone()), action);
         c.fields = shown.fields;
         c.instances = instances;
-        c.notes = notes;
+        c.notes = shown.notes;
+        c.notes.extend(notes);
     }
 }
 
@@ -61,6 +74,7 @@ pub(super) fn shown(
 ) -> Shown {
     let mut fields = Vec::new();
     let mut because = Vec::new();
+    let mut notes = Vec::new();
     // Instances in a zone the fleet left are replaced for that, not for
     // their launch spec: only outdated ones say what changed in it.
     let going = || {
@@ -88,23 +102,20 @@ pub(super) fn shown(
     }
     if let Some(sample) = outdated.first() {
         launch_spec_diff(spec, wanted, sample, &mut fields, &mut because);
+        if let Some(p) = &wanted.image.parameter
+            && sample.image != wanted.image.id
+        {
+            notes.push(Note::ImagePublished {
+                parameter: p.clone(),
+                image: wanted.image.id.clone(),
+            });
+        }
     }
     let live_n = running.live.len() as u32;
     let target = wanted.target;
     let created = running.all.is_empty() && target > 0;
     if created {
-        fields.push(FieldDiff {
-            field: "spec.image".into(),
-            before: None,
-            after: Some(Value::Text(spec.image.to_string())),
-            forces_replacement: false,
-        });
-        fields.push(FieldDiff {
-            field: "spec.instanceType".into(),
-            before: None,
-            after: Some(Value::Text(spec.instance_type.clone())),
-            forces_replacement: false,
-        });
+        created_fields(spec, wanted, &mut fields);
         if !spec.user_data.is_empty() {
             fields.push(FieldDiff {
                 field: "spec.userData".into(),
@@ -126,7 +137,43 @@ pub(super) fn shown(
         fields,
         because,
         created,
+        notes,
     }
+}
+
+/// What a new fleet's entry shows of its launch spec (user data aside):
+/// the image and where it came from, the type, and every launch option,
+/// defaults included, so that the plan is explicit.
+fn created_fields(spec: &FleetSpec, wanted: &Wanted<'_>, fields: &mut Vec<FieldDiff>) {
+    let mut set = |field: &str, value: String| {
+        fields.push(FieldDiff {
+            field: field.into(),
+            before: None,
+            after: Some(Value::Text(value)),
+            forces_replacement: false,
+        })
+    };
+    set("spec.image", wanted.image.shown());
+    set("spec.instanceType", spec.instance_type.clone());
+    if let Some(p) = &spec.instance_profile {
+        set("spec.instanceProfile", p.to_string());
+    }
+    set(
+        "spec.metadata.tokens",
+        spec.metadata.tokens.as_str().to_owned(),
+    );
+    set(
+        "spec.metadata.hopLimit",
+        spec.metadata.hop_limit.to_string(),
+    );
+    if let Some(r) = &spec.root_volume {
+        set("spec.rootVolume", r.to_string());
+    }
+}
+
+/// A root volume as a plan shows it: the one declared, or the image's.
+fn root_text(r: Option<RootVolume>) -> String {
+    r.map_or_else(|| "the image's own".to_owned(), |r| r.to_string())
 }
 
 /// The launch spec's fields that differ between an outdated instance
@@ -152,11 +199,12 @@ fn launch_spec_diff(
             });
         }
     };
+    let image = &wanted.image.id;
     diff(
         "spec.image",
         Some(Value::Text(sample.image.to_string())),
-        Value::Text(spec.image.to_string()),
-        sample.image != spec.image,
+        Value::Text(wanted.image.shown()),
+        sample.image != *image,
     );
     diff(
         "spec.instanceType",
@@ -170,9 +218,23 @@ fn launch_spec_diff(
         Value::Text(key_text(key_name)),
         sample.key_name != *key_name,
     );
-    let ud_changed = sample.image == spec.image
+    // Instances launched before root volumes were declared carry no tag:
+    // theirs is the image's own.
+    let had_root = sample
+        .tags
+        .get(ROOT_VOLUME_TAG)
+        .and_then(|t| RootVolume::from_tag_value(t));
+    let root_changed = had_root != spec.root_volume;
+    diff(
+        "spec.rootVolume",
+        Some(Value::Text(root_text(had_root))),
+        Value::Text(root_text(spec.root_volume)),
+        root_changed,
+    );
+    let ud_changed = sample.image == *image
         && sample.instance_type == spec.instance_type
         && sample.key_name == *key_name
+        && !root_changed
         || ud.text.is_none();
     let before = match (&ud.display, &sample.user_data) {
         (Value::Sensitive, _) => Some(Value::Sensitive),

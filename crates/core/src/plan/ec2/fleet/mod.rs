@@ -8,7 +8,8 @@
 //! ([`wanted`]: count, zones, launch spec, user data), where its instances
 //! stand ([`placement`]: keep, replace, retire, grow), the steps that get
 //! there ([`rollout`]: retirements, growth, replacement waves), in-place
-//! drift on the instances that stay ([`drift`]), the attached volume
+//! drift on the instances that stay, set back in place (groups, tags,
+//! metadata options, instance profile: [`drift`]), the attached volume
 //! following the instance ([`volume`]), and the change the plan shows
 //! ([`change`]).
 
@@ -26,6 +27,7 @@ use rollout::Rollout;
 
 pub use target::fleet_target;
 pub(crate) use target::reference_order;
+pub use wanted::ROOT_VOLUME_TAG;
 
 use crate::desired::FleetSpec;
 use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName};
@@ -82,7 +84,7 @@ impl<'a> Planner<'a> {
         let live = all.iter().copied().filter(|i| is_live(i.state)).collect();
         let running = Running { all, live };
         let (target, mut notes) = self.target_replicas(name, spec, running.live.len() as u32);
-        let wanted = self.wanted(name, spec, target);
+        let wanted = self.wanted(name, spec, target)?;
         let placement = self.placement(spec, &wanted, &running);
         let Rollout {
             mut instance_changes,
@@ -91,7 +93,8 @@ impl<'a> Planner<'a> {
             rolling,
         } = self.roll_out(name, spec, &wanted, &running, &placement);
         notes.extend(rolling);
-        instance_changes.extend(self.drift(name, &wanted, &placement.staying));
+        let drift = self.drift(name, &wanted, &placement.staying);
+        instance_changes.extend(drift.changes);
         let volume_moved =
             self.move_volume(name, &wanted, &placement.staying, &launches, &detaches);
         if volume_moved
@@ -102,7 +105,8 @@ impl<'a> Planner<'a> {
                 volume: vname.clone(),
             });
         }
-        let shown = change::shown(spec, &wanted, &running, &placement);
+        let mut shown = change::shown(spec, &wanted, &running, &placement);
+        shown.in_place(drift.fields);
         self.fleet_change(name, shown, instance_changes, notes);
 
         let staying = &placement.staying;

@@ -5,14 +5,40 @@
 
 use super::SENSITIVE_TAG;
 use super::user_data::ResolvedUserData;
-use crate::desired::{FleetSpec, Tags, VolumeSpec};
-use crate::ids::{KeyName, Kind, ResourceName, Zone};
-use crate::plan::{GroupRef, LaunchSpec, Planner, Produced, StepId};
+use crate::desired::{FleetSpec, ImageSource, Tags, VolumeSpec};
+use crate::ids::{ImageId, KeyName, Kind, ParameterName, ResourceName, Zone};
+use crate::plan::{GroupRef, LaunchSpec, PlanError, PlannedRootVolume, Planner, Produced, StepId};
 use crate::spec_hash::launch_spec_hash;
 use std::collections::BTreeSet;
 
+/// On instances launched with a declared root volume: the volume, as
+/// [`crate::desired::RootVolume::tag_value`] writes it, so that a plan
+/// can show what a replacement changes.
+pub const ROOT_VOLUME_TAG: &str = "converge:root-volume";
+
+/// A fleet's image, with where it came from.
+#[derive(Clone, Debug)]
+pub(super) struct ResolvedImage {
+    /// The image launches use.
+    pub(super) id: ImageId,
+    /// The SSM parameter that named it, if it came from one.
+    pub(super) parameter: Option<ParameterName>,
+}
+
+impl ResolvedImage {
+    /// The image as a plan shows it: `ami-… (from ssm:NAME)`.
+    pub(super) fn shown(&self) -> String {
+        match &self.parameter {
+            Some(p) => format!("{} (from ssm:{p})", self.id),
+            None => self.id.to_string(),
+        }
+    }
+}
+
 /// What a fleet should run.
 pub(super) struct Wanted<'a> {
+    /// The image.
+    pub(super) image: ResolvedImage,
     /// How many instances.
     pub(super) target: u32,
     /// The zones they run in: the attached volume's, else the fleet's.
@@ -38,8 +64,16 @@ pub(super) struct Wanted<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Resolves what a fleet should run, for `target` instances.
-    pub(super) fn wanted(&self, name: &ResourceName, spec: &FleetSpec, target: u32) -> Wanted<'a> {
+    /// Resolves what a fleet should run, for `target` instances; refuses
+    /// an image the observed SSM parameters or images cannot give.
+    pub(super) fn wanted(
+        &self,
+        name: &ResourceName,
+        spec: &FleetSpec,
+        target: u32,
+    ) -> Result<Wanted<'a>, PlanError> {
+        let image = self.resolve_image(name, spec)?;
+        let root_volume = self.root_volume(name, spec, &image.id)?;
         let volume = self.desired().volume_attached_to(name);
         let zones: Vec<Zone> = match &volume {
             Some((_, v)) => vec![v.zone.clone()],
@@ -69,27 +103,36 @@ impl<'a> Planner<'a> {
         }
         let user_data = self.resolve_user_data(&spec.user_data);
         base_deps.extend(user_data.deps.iter().copied());
+        let root_tag = spec.root_volume.as_ref().map(|r| r.tag_value());
         let hash = user_data.text.as_deref().map(|t| {
             launch_spec_hash(
-                spec.image.as_str(),
+                image.id.as_str(),
                 &spec.instance_type,
                 key_name.as_ref().map(KeyName::as_str),
                 t,
+                root_tag.as_deref(),
             )
         });
         let mut tags = self.tags_for(Kind::Fleet, name, &spec.tags);
         if spec.user_data.is_sensitive() {
             tags.insert(SENSITIVE_TAG.to_owned(), "true".to_owned());
         }
+        if let Some(t) = root_tag {
+            tags.insert(ROOT_VOLUME_TAG.to_owned(), t);
+        }
         let launch_spec = LaunchSpec {
-            image: spec.image.clone(),
+            image: image.id.clone(),
             instance_type: spec.instance_type.clone(),
             key_name: key_name.clone(),
             groups: groups.clone(),
             user_data: user_data.parts.clone(),
             tags: tags.clone(),
+            instance_profile: spec.instance_profile.clone(),
+            metadata: spec.metadata,
+            root_volume,
         };
-        Wanted {
+        Ok(Wanted {
+            image,
             target,
             zones,
             volume,
@@ -100,6 +143,86 @@ impl<'a> Planner<'a> {
             tags,
             launch_spec,
             base_deps,
+        })
+    }
+
+    /// The fleet's image: as declared, or the value of its SSM parameter
+    /// (read when observing), which must exist and be an image ID.
+    fn resolve_image(
+        &self,
+        name: &ResourceName,
+        spec: &FleetSpec,
+    ) -> Result<ResolvedImage, PlanError> {
+        let parameter = match &spec.image {
+            ImageSource::Id(id) => {
+                return Ok(ResolvedImage {
+                    id: id.clone(),
+                    parameter: None,
+                });
+            }
+            ImageSource::Parameter(p) => p,
+        };
+        let Some(value) = self.observed().parameters.get(parameter) else {
+            return Err(PlanError::UnknownParameter {
+                fleet: name.clone(),
+                parameter: parameter.clone(),
+            });
+        };
+        match ImageId::new(value.as_str()) {
+            Ok(id) if is_ami_id(value) => Ok(ResolvedImage {
+                id,
+                parameter: Some(parameter.clone()),
+            }),
+            _ => Err(PlanError::NotAnImage {
+                fleet: name.clone(),
+                parameter: parameter.clone(),
+                value: value.clone(),
+            }),
         }
     }
+
+    /// The root volume launches set, on the image's root device: the
+    /// image must be known (DescribeImages, read when observing) and the
+    /// volume at least its root snapshot's size.
+    fn root_volume(
+        &self,
+        name: &ResourceName,
+        spec: &FleetSpec,
+        image: &ImageId,
+    ) -> Result<Option<PlannedRootVolume>, PlanError> {
+        let Some(volume) = spec.root_volume else {
+            return Ok(None);
+        };
+        let Some(img) = self.observed().images.get(image) else {
+            return Err(PlanError::UnknownImage {
+                fleet: name.clone(),
+                image: image.clone(),
+            });
+        };
+        if let Some(snapshot_gib) = img.root_snapshot_gib
+            && volume.size_gib < snapshot_gib
+        {
+            return Err(PlanError::RootVolumeTooSmall {
+                fleet: name.clone(),
+                image: image.clone(),
+                size_gib: volume.size_gib,
+                snapshot_gib,
+            });
+        }
+        Ok(Some(PlannedRootVolume {
+            device: img.root_device_name.clone(),
+            volume,
+        }))
+    }
+}
+
+/// Whether text is an AMI ID as EC2 makes them: `ami-` and 8 or 17
+/// lowercase hex digits.
+pub(crate) fn is_ami_id(s: &str) -> bool {
+    s.strip_prefix("ami-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }

@@ -200,6 +200,8 @@ mod tests {
             spec_hash: None,
             user_data: None,
             tags: Default::default(),
+            profile: None,
+            metadata: Default::default(),
         };
         // Oldest first: b1 (minute 1), a1 (2), b2 (3), a2 (4).
         let all = [
