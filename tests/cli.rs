@@ -702,3 +702,39 @@ fn local_add_instance_profile_prints_its_arn_and_the_fleet_uses_it_in_place() {
     r.expect(1);
     assert!(r.stderr().contains("DeleteConflict"), "{}", r.stderr());
 }
+
+#[test]
+fn version_completions_and_man_pages() {
+    let w = Workdir::new();
+    let r = w.run(&["version", "--json"]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(r.stdout().trim()).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(w.run(&["--version"]).stdout().contains("(commit "));
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let r = w.run(&["completions", shell]);
+        r.ok();
+        assert!(r.stdout().contains("reconcile"), "{shell}");
+    }
+    let r = w.run(&["man", "--out", "man"]);
+    r.ok();
+    let page = std::fs::read_to_string(w.dir.path().join("man/converge-local-ls.1")).unwrap();
+    assert!(page.contains("converge local ls"), "{page}");
+    assert!(w.dir.path().join("man/converge-plan.1").exists());
+}
+
+#[test]
+fn color_is_decided_by_the_flag_no_color_and_clicolor_force() {
+    let w = Workdir::new();
+    let esc = |r: &Run| r.stdout().contains('\u{1b}');
+    // Piped, NO_COLOR set by `run`: no colour unless asked for.
+    assert!(!esc(w.run(&["plan", "stack"]).ok()));
+    assert!(esc(w.run(&["--color", "always", "plan", "stack"]).ok()));
+    let forced = w.run_env(&["plan", "stack"], &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")]);
+    assert!(esc(forced.ok()));
+    let never = w.run_env(
+        &["--color", "never", "plan", "stack"],
+        &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!esc(never.ok()));
+}

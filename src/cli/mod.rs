@@ -1,5 +1,6 @@
 //! Argument parsing and command dispatch.
 
+mod meta;
 mod output;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 /// converge: declare AWS resources in YAML, see the plan, apply it.
 #[derive(Debug, Parser)]
-#[command(name = "converge", version, about, long_about = None)]
+#[command(name = "converge", version = meta::LONG_VERSION, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -90,6 +91,10 @@ struct Global {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Colours in plans and logs: `auto` (a terminal, unless `NO_COLOR` is
+    /// set; `CLICOLOR_FORCE` forces them), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    color: meta::ColorChoice,
     /// More logs (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -142,6 +147,25 @@ enum Command {
         /// all schemas are printed as one JSON object.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Print converge's version, commit and build date.
+    Version {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (e.g. `converge completions bash >
+    /// /etc/bash_completion.d/converge`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per command (`converge.1`, `converge-plan.1`,
+    /// …), into a directory.
+    Man {
+        /// The directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Inspect and disturb the local cloud.
     Local {
@@ -296,6 +320,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    meta::set_color(cli.global.color);
     init_logging(&cli.global, matches!(cli.command, Command::Reconcile(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -336,8 +361,7 @@ fn init_logging(g: &Global, reconciling: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVERGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let color = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = meta::stderr_colored();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(color)
@@ -362,6 +386,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { out } => schema(out.as_deref()),
+        Command::Version { json } => {
+            println!("{}", meta::version(json));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            meta::completions(shell, <Cli as clap::CommandFactory>::command())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            let files = meta::man(&out, <Cli as clap::CommandFactory>::command())?;
+            eprintln!("Wrote {} man pages to {}", files.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan(args) => plan(g, args).await,
         Command::Apply(args) => apply_cmd(g, args).await,
         Command::Destroy(args) => destroy(g, args).await,
@@ -527,7 +564,7 @@ fn print_stats(g: &Global, cloud: &dyn Cloud) {
 }
 
 fn color_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    meta::stdout_colored()
 }
 
 fn render(plan: &converge::core::Plan, format: Format) -> String {
