@@ -730,7 +730,10 @@ fn color_is_decided_by_the_flag_no_color_and_clicolor_force() {
     // Piped, NO_COLOR set by `run`: no colour unless asked for.
     assert!(!esc(w.run(&["plan", "stack"]).ok()));
     assert!(esc(w.run(&["--color", "always", "plan", "stack"]).ok()));
-    let forced = w.run_env(&["plan", "stack"], &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")]);
+    let forced = w.run_env(
+        &["plan", "stack"],
+        &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")],
+    );
     assert!(esc(forced.ok()));
     let never = w.run_env(
         &["--color", "never", "plan", "stack"],
