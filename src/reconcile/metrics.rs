@@ -59,7 +59,19 @@ struct Inner {
     last_success: Option<Timestamp>,
     last_pass: Option<Timestamp>,
     last_duration: Option<Duration>,
+    /// Passes by duration: counts per bucket of [`PASS_BUCKETS`], the sum.
+    pass_buckets: [u64; PASS_BUCKETS.len()],
+    pass_seconds_sum: f64,
+    /// The last reading of each autoscaled fleet's metric.
+    readings: BTreeMap<String, f64>,
 }
+
+/// The upper bounds, in seconds, of the pass-duration histogram's
+/// buckets (`+Inf` is added): a pass is a few milliseconds when nothing
+/// changes, seconds to minutes when it launches and waits.
+pub const PASS_BUCKETS: [f64; 12] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct FleetGauge {
@@ -91,6 +103,24 @@ impl Metrics {
         }
         inner.last_pass = Some(at);
         inner.last_duration = Some(duration);
+        let secs = duration.as_secs_f64();
+        inner.pass_seconds_sum += secs;
+        for (count, bound) in inner.pass_buckets.iter_mut().zip(PASS_BUCKETS) {
+            if secs <= bound {
+                *count += 1;
+            }
+        }
+    }
+
+    /// The value an autoscaled fleet's metric was last read as.
+    pub fn autoscale_reading(&self, fleet: &str, value: f64) {
+        let mut inner = self.inner();
+        match inner.readings.get_mut(fleet) {
+            Some(v) => *v = value,
+            None => {
+                inner.readings.insert(fleet.to_owned(), value);
+            }
+        }
     }
 
     /// One error of the given kind (`Throttled`, `AccessDenied`, `metric`,
@@ -133,8 +163,10 @@ impl Metrics {
     /// so their gauges stop being exported.
     pub fn retain_fleets<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let keep: std::collections::BTreeSet<&str> = names.into_iter().collect();
-        self.inner()
-            .fleets
+        let mut inner = self.inner();
+        inner.fleets.retain(|name, _| keep.contains(name.as_str()));
+        inner
+            .readings
             .retain(|name, _| keep.contains(name.as_str()));
     }
 
@@ -269,17 +301,181 @@ impl Inner {
             "converge_last_pass_timestamp_seconds {}",
             self.last_pass.map(seconds).unwrap_or(0.0)
         )?;
+        self.write_durations(out)?;
+        self.write_readings(out)?;
+        write_build_info(out)?;
+        process::write(out)
+    }
+
+    fn write_durations(&self, out: &mut String) -> fmt::Result {
         header(
             out,
-            "converge_pass_duration_seconds",
+            "converge_last_pass_duration_seconds",
             "How long the last pass took (0: none yet).",
             "gauge",
         )?;
         writeln!(
             out,
-            "converge_pass_duration_seconds {}",
+            "converge_last_pass_duration_seconds {}",
             self.last_duration.map(|d| d.as_secs_f64()).unwrap_or(0.0)
-        )
+        )?;
+        header(
+            out,
+            "converge_pass_duration_seconds",
+            "How long reconcile passes take.",
+            "histogram",
+        )?;
+        for (count, bound) in self.pass_buckets.iter().zip(PASS_BUCKETS) {
+            writeln!(
+                out,
+                "converge_pass_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            )?;
+        }
+        let total = self.reconciles_ok + self.reconciles_error;
+        writeln!(
+            out,
+            "converge_pass_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
+        )?;
+        writeln!(
+            out,
+            "converge_pass_duration_seconds_sum {}",
+            self.pass_seconds_sum
+        )?;
+        writeln!(out, "converge_pass_duration_seconds_count {total}")
+    }
+
+    fn write_readings(&self, out: &mut String) -> fmt::Result {
+        header(
+            out,
+            "converge_autoscale_metric_value",
+            "The last reading of an autoscaled fleet's metric (autoscale.metric.url).",
+            "gauge",
+        )?;
+        for (fleet, value) in &self.readings {
+            writeln!(
+                out,
+                "converge_autoscale_metric_value{{fleet=\"{}\"}} {value}",
+                Label(fleet)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `converge_build_info`: always 1, with the version and commit as labels
+/// (the Prometheus convention for build information).
+fn write_build_info(out: &mut String) -> fmt::Result {
+    header(
+        out,
+        "converge_build_info",
+        "The running converge's version and commit (always 1).",
+        "gauge",
+    )?;
+    writeln!(
+        out,
+        "converge_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        Label(env!("CONVERGE_COMMIT"))
+    )
+}
+
+/// The process metrics of the Prometheus client libraries' convention
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_start_time_seconds`),
+/// read from `/proc/self` on Linux; elsewhere they are left out.
+mod process {
+    use super::header;
+    use std::fmt::{self, Write as _};
+
+    /// Clock ticks per second of `/proc/self/stat`'s times: 100 on every
+    /// Linux platform converge builds for (`sysconf(_SC_CLK_TCK)`, which
+    /// needs libc to ask).
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    /// Bytes per page of `/proc/self/statm` (4 KiB on x86-64 and the
+    /// usual aarch64 kernels).
+    const PAGE_BYTES: u64 = 4096;
+
+    pub(super) fn write(out: &mut String) -> fmt::Result {
+        let Some(stat) = read_stat() else {
+            return Ok(());
+        };
+        header(
+            out,
+            "process_cpu_seconds_total",
+            "User and system CPU time spent, in seconds.",
+            "counter",
+        )?;
+        writeln!(out, "process_cpu_seconds_total {}", stat.cpu_seconds)?;
+        if let Some(rss) = resident_bytes() {
+            header(
+                out,
+                "process_resident_memory_bytes",
+                "Resident memory size, in bytes.",
+                "gauge",
+            )?;
+            writeln!(out, "process_resident_memory_bytes {rss}")?;
+        }
+        if let Some(fds) = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count()) {
+            header(out, "process_open_fds", "Open file descriptors.", "gauge")?;
+            writeln!(out, "process_open_fds {fds}")?;
+        }
+        if let Some(max) = max_fds() {
+            header(
+                out,
+                "process_max_fds",
+                "The most file descriptors the process may open.",
+                "gauge",
+            )?;
+            writeln!(out, "process_max_fds {max}")?;
+        }
+        if let Some(start) = stat.start_seconds {
+            header(
+                out,
+                "process_start_time_seconds",
+                "When the process started, in seconds since the Unix epoch.",
+                "gauge",
+            )?;
+            writeln!(out, "process_start_time_seconds {start}")?;
+        }
+        Ok(())
+    }
+
+    struct Stat {
+        cpu_seconds: f64,
+        start_seconds: Option<f64>,
+    }
+
+    fn read_stat() -> Option<Stat> {
+        let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name, in parentheses, may hold spaces: the fields
+        // counted below start after its closing parenthesis (field 3).
+        let rest = &text[text.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let cpu_seconds = (field(14)? + field(15)?) / TICKS_PER_SECOND;
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+        let start_seconds = boot.zip(field(22)).map(|(b, t)| b + t / TICKS_PER_SECOND);
+        Some(Stat {
+            cpu_seconds,
+            start_seconds,
+        })
+    }
+
+    fn resident_bytes() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * PAGE_BYTES)
+    }
+
+    fn max_fds() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
     }
 }
 
@@ -634,11 +830,32 @@ converge_last_success_timestamp_seconds 0
 # HELP converge_last_pass_timestamp_seconds When the last pass finished, in seconds since the Unix epoch (0: never).
 # TYPE converge_last_pass_timestamp_seconds gauge
 converge_last_pass_timestamp_seconds 0
-# HELP converge_pass_duration_seconds How long the last pass took (0: none yet).
-# TYPE converge_pass_duration_seconds gauge
-converge_pass_duration_seconds 0
+# HELP converge_last_pass_duration_seconds How long the last pass took (0: none yet).
+# TYPE converge_last_pass_duration_seconds gauge
+converge_last_pass_duration_seconds 0
+# HELP converge_pass_duration_seconds How long reconcile passes take.
+# TYPE converge_pass_duration_seconds histogram
+converge_pass_duration_seconds_bucket{le=\"0.01\"} 0
 ";
-        assert_eq!(text, expected);
+        assert!(text.starts_with(expected), "{text}");
+        let build = format!(
+            "converge_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("CONVERGE_COMMIT")
+        );
+        assert!(text.contains(&build), "{text}");
+        // Process metrics where /proc has them (Linux).
+        if cfg!(target_os = "linux") {
+            for family in [
+                "process_cpu_seconds_total ",
+                "process_resident_memory_bytes ",
+                "process_open_fds ",
+                "process_max_fds ",
+                "process_start_time_seconds ",
+            ] {
+                assert!(text.contains(&format!("\n{family}")), "{family} in\n{text}");
+            }
+        }
     }
 
     #[test]
@@ -669,6 +886,8 @@ converge_pass_duration_seconds 0
         m.fleet("db", 1, 0);
         m.fleet("app", 3, 2);
         m.fleet("app", 3, 3);
+        m.autoscale_reading("job", 12.0);
+        m.autoscale_reading("job", 27.5);
         let text = m.render();
         for line in [
             "converge_reconciles_total{result=\"ok\"} 1",
@@ -682,7 +901,12 @@ converge_pass_duration_seconds 0
             // The success time stays at the last ok pass.
             "converge_last_success_timestamp_seconds 1773064800.5\n",
             "converge_last_pass_timestamp_seconds 1773064830\n",
-            "converge_pass_duration_seconds 0.02\n",
+            "converge_last_pass_duration_seconds 0.02\n",
+            // 20 ms and 1.25 s: one pass at most 0.05 s, both at most 2.5 s.
+            "converge_pass_duration_seconds_bucket{le=\"0.01\"} 0\nconverge_pass_duration_seconds_bucket{le=\"0.05\"} 1\n",
+            "converge_pass_duration_seconds_bucket{le=\"1\"} 1\nconverge_pass_duration_seconds_bucket{le=\"2.5\"} 2\n",
+            "converge_pass_duration_seconds_bucket{le=\"+Inf\"} 2\nconverge_pass_duration_seconds_sum 1.27\nconverge_pass_duration_seconds_count 2\n",
+            "converge_autoscale_metric_value{fleet=\"job\"} 27.5\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
@@ -693,13 +917,19 @@ converge_pass_duration_seconds 0
                 declared.push(rest.split(' ').next().unwrap().to_owned());
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert_eq!(Some(&name.to_owned()), declared.last(), "{line}");
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|f| declared.last().is_some_and(|d| d == f))
+                    .unwrap_or(name);
+                assert_eq!(Some(&family.to_owned()), declared.last(), "{line}");
             }
         }
 
         m.retain_fleets(["app"]);
         let text = m.render();
         assert!(!text.contains("fleet=\"db\""), "{text}");
+        assert!(!text.contains("fleet=\"job\""), "{text}");
         assert!(text.contains("fleet=\"app\""), "{text}");
     }
 
@@ -718,10 +948,9 @@ converge_pass_duration_seconds 0
             "{text}"
         );
         // No sample spans two lines.
-        assert!(
-            text.lines()
-                .all(|l| l.starts_with("converge_") || l.starts_with("# "))
-        );
+        assert!(text.lines().all(|l| l.starts_with("converge_")
+            || l.starts_with("process_")
+            || l.starts_with("# ")));
     }
 
     #[test]
@@ -819,8 +1048,17 @@ converge_pass_duration_seconds 0
             head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
             "{head}"
         );
-        assert_eq!(body, metrics.render());
+        // The process's own figures (open files, memory) move between two
+        // renders; the loop's do not.
+        let converge_only = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with("converge_"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(converge_only(body), converge_only(&metrics.render()));
         assert!(body.contains("converge_fleet_running_instances{fleet=\"app\"} 2\n"));
+        assert!(body.contains("\nprocess_open_fds "), "{body}");
 
         let r = get(server.addr, "/nope").await;
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");

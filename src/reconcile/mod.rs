@@ -868,6 +868,9 @@ impl Reconciler {
                 state.last_read = Some(at);
                 let reading =
                     read_metric(self.http.as_ref(), &a.metric_url, self.opts.metric_timeout).await;
+                if let (Reading::Value(v), Some(m)) = (&reading, &self.metrics) {
+                    m.autoscale_reading(name.as_str(), *v);
+                }
                 let decision = autoscale::decide(&AutoscaleInput {
                     spec: a,
                     current,
