@@ -741,3 +741,32 @@ fn color_is_decided_by_the_flag_no_color_and_clicolor_force() {
     );
     assert!(!esc(never.ok()));
 }
+
+#[test]
+fn output_prints_the_live_stacks_outputs() {
+    let w = Workdir::new();
+    let r = w.run(&["output", "stack", "--json"]);
+    r.ok();
+    let before: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert!(before.get("Balancer/web.dnsName").is_none(), "{before}");
+    w.run(&["apply", "stack", "--yes"]).ok();
+    let r = w.run(&["output", "stack"]);
+    r.ok();
+    assert!(
+        r.stdout().contains("Balancer/web.dnsName  = web-"),
+        "{}",
+        r.stdout()
+    );
+    let r = w.run(&["output", "stack", "Fleet/db.privateIp"]);
+    r.ok();
+    let ip: std::net::Ipv4Addr = r.stdout().trim().parse().unwrap();
+    let r = w.run(&["output", "stack", "Fleet/db.privateIp", "--json"]);
+    assert_eq!(r.stdout().trim(), format!("\"{ip}\""));
+    let r = w.run(&["output", "stack", "Balancer/nope.dnsName"]);
+    r.expect(1);
+    assert!(
+        r.stderr().contains("no output \"Balancer/nope.dnsName\" in stack smallpayroll; it has: Balancer/web.dnsName,"),
+        "{}",
+        r.stderr()
+    );
+}

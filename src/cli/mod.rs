@@ -148,6 +148,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the live stack's outputs (balancer and CDN names, fleet
+    /// addresses), like `terraform output`.
+    Output(OutputArgs),
     /// Print converge's version, commit and build date.
     Version {
         /// As JSON.
@@ -194,6 +197,22 @@ struct PlanArgs {
     /// 2026-03-09T08:30:00-04:00) instead of now.
     #[arg(long)]
     at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  converge output manifests/smallpayroll
+  converge output manifests/smallpayroll Balancer/web.dnsName
+  converge output manifests/smallpayroll --json | jq -r '.\"Fleet/db.privateIp\"'")]
+struct OutputArgs {
+    /// The stack directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// One output (`Balancer/web.dnsName`): print only its value.
+    name: Option<String>,
+    /// As JSON: an object of all outputs, or the one value as a string.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +327,7 @@ const EXIT_CHANGES: u8 = 2;
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -348,6 +368,27 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `converge plan … | head` closes stdout early; `println!` then panics
+/// ("failed printing to stdout: Broken pipe"). Like any Unix tool, exit
+/// quietly instead (status 141, as SIGPIPE would give), leaving every
+/// other panic to the default hook. (Resetting SIGPIPE itself would need
+/// `unsafe` and would also apply to the loop's sockets.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// Logs go to stderr: warnings by default, `-v` info, `-vv` debug;
 /// `reconcile` also shows its own events (target `reconcile`) at info.
 fn init_logging(g: &Global, reconciling: bool) {
@@ -386,6 +427,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { out } => schema(out.as_deref()),
+        Command::Output(args) => output_cmd(g, args).await,
         Command::Version { json } => {
             println!("{}", meta::version(json));
             Ok(ExitCode::SUCCESS)
@@ -885,6 +927,45 @@ async fn execute(
     let report = apply::execute(cloud, plan, opts, progress).await;
     output::print_report(&report);
     report.is_success()
+}
+
+/// `converge output`: the outputs of the stack as the cloud holds it now.
+async fn output_cmd(g: &Global, args: OutputArgs) -> Result<ExitCode> {
+    let desired = load(&args.dir)?;
+    let cloud = open_cloud(g, &desired.region).await?;
+    let observed = converge::commands::observe(cloud.cloud.as_ref(), &desired.stack)
+        .await
+        .with_context(|| format!("observing stack {}", desired.stack))?;
+    let outs: BTreeMap<String, String> = outputs(&desired, &observed).into_iter().collect();
+    match (&args.name, args.json) {
+        (Some(name), json) => {
+            let Some(value) = outs.get(name) else {
+                let known: Vec<&str> = outs.keys().map(String::as_str).collect();
+                bail!(
+                    "no output {name:?} in stack {}; it has: {}",
+                    desired.stack,
+                    if known.is_empty() {
+                        "none (apply it first)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            if json {
+                println!("{}", serde_json::to_string(value)?);
+            } else {
+                println!("{value}");
+            }
+        }
+        (None, true) => println!("{}", serde_json::to_string_pretty(&outs)?),
+        (None, false) => {
+            let width = outs.keys().map(String::len).max().unwrap_or(0);
+            for (k, v) in &outs {
+                println!("{k:width$} = {v}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the stack's outputs as `observed` shows them.
