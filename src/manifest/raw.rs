@@ -901,12 +901,54 @@ fn schema_of<S: KindSpec>() -> (String, serde_json::Value) {
     let schema = settings
         .into_generator()
         .into_root_schema_for::<Document<S>>();
-    (format!("{}.schema.json", S::KIND), schema.to_value())
+    let file = format!("{}.schema.json", S::KIND);
+    let mut value = schema.to_value();
+    if let Some(object) = value.as_object_mut() {
+        // A relative `$id`: resolved against where the file is read from,
+        // so `converge.schema.json` finds its siblings wherever they are.
+        object.insert("$id".to_owned(), serde_json::Value::String(file.clone()));
+    }
+    (file, value)
+}
+
+/// The schema of any document of a stack, for files that mix kinds: one
+/// `oneOf` branch per kind, each a `$ref` to that kind's schema by its
+/// `$id`. The `kind` property alone picks the branch.
+fn combined(kinds: &[(String, serde_json::Value)]) -> (String, serde_json::Value) {
+    let names: Vec<&str> = kinds
+        .iter()
+        .filter_map(|(_, s)| s.get("title").and_then(|t| t.as_str()))
+        .collect();
+    let branches: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|(file, _)| serde_json::json!({ "$ref": file }))
+        .collect();
+    (
+        "converge.schema.json".to_owned(),
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "converge.schema.json",
+            "title": "converge manifest",
+            "description": "A document of a converge stack, of any kind (docs/manifests.md).",
+            "type": "object",
+            "properties": { "kind": { "enum": names, "description": "The kind of document." } },
+            "required": ["kind"],
+            "oneOf": branches,
+        }),
+    )
 }
 
 /// The JSON Schema of each kind's document, generated from the types
-/// above: `(file name, schema)`, in the order kinds are listed in plans.
+/// above: `(file name, schema)`, in the order kinds are listed in plans,
+/// then `converge.schema.json`, which accepts a document of any kind.
 pub fn schemas() -> Vec<(String, serde_json::Value)> {
+    let mut kinds = kind_schemas();
+    let all = combined(&kinds);
+    kinds.push(all);
+    kinds
+}
+
+fn kind_schemas() -> Vec<(String, serde_json::Value)> {
     vec![
         schema_of::<StackSpec>(),
         schema_of::<KeyPairSpec>(),
