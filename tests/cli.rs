@@ -387,7 +387,7 @@ fn schema_prints_every_kind() {
     r.ok();
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
     let kinds = v.as_object().unwrap().len();
-    assert_eq!(kinds, 8, "{v}");
+    assert_eq!(kinds, 9, "{v}");
 }
 
 #[test]

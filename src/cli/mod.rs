@@ -11,7 +11,8 @@ use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
-use converge::core::ids::ResourceName;
+use converge::core::ids::{ResourceName, Zone};
+use converge::core::net::Ipv4Cidr;
 use converge::core::observed::Observed;
 use converge::core::render;
 use converge::lease::s3::S3Lease;
@@ -231,6 +232,40 @@ enum LocalCommand {
         /// The instance ID.
         id: String,
     },
+    /// Make something outside any stack (prints its ID).
+    Add {
+        /// What to make.
+        #[command(subcommand)]
+        what: LocalAdd,
+    },
+    /// Remove something outside any stack (prints its ID).
+    Remove {
+        /// What to remove.
+        #[command(subcommand)]
+        what: LocalRemove,
+    },
+}
+
+/// What `converge local add` makes.
+#[derive(Debug, Subcommand)]
+enum LocalAdd {
+    /// A VPC with subnets, as an existing VPC a Network can name
+    /// (`spec.vpc`).
+    Vpc {
+        /// The VPC's IPv4 block (`10.1.0.0/16`).
+        cidr: String,
+        /// A subnet, `ZONE=CIDR` (`us-east-1a=10.1.1.0/24`); repeatable.
+        #[arg(long = "subnet", value_name = "ZONE=CIDR")]
+        subnets: Vec<String>,
+    },
+}
+
+/// What `converge local remove` removes.
+#[derive(Debug, Subcommand)]
+enum LocalRemove {
+    /// The region's default VPC (as an account whose landing zone deleted
+    /// it); refused while anything is in it.
+    DefaultVpc,
 }
 
 /// The exit code for "changes present" with `--detailed-exitcode`.
@@ -554,7 +589,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
-        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired.stack)
+        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired)
             .await
             .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
         print_outputs(&desired, &after);
@@ -848,6 +883,31 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
                 .map_err(|_| LocalError::NoSuchInstance(id.clone()))?;
             cloud.lose_instance(&instance)?;
             println!("{id} lost (terminated as a crash would)");
+        }
+        LocalCommand::Add {
+            what: LocalAdd::Vpc { cidr, subnets },
+        } => {
+            let block: Ipv4Cidr = cidr.parse().map_err(|e| anyhow!("VPC block: {e}"))?;
+            let mut parsed = Vec::new();
+            for s in &subnets {
+                let (zone, block) = s.split_once('=').ok_or_else(|| {
+                    anyhow!("--subnet {s:?}: expected ZONE=CIDR, like us-east-1a=10.1.1.0/24")
+                })?;
+                let zone: Zone = zone.parse().map_err(|e| anyhow!("--subnet {s:?}: {e}"))?;
+                let block: Ipv4Cidr = block.parse().map_err(|e| anyhow!("--subnet {s:?}: {e}"))?;
+                parsed.push((zone, block));
+            }
+            let (vpc, ids) = cloud.add_vpc(block, &parsed)?;
+            println!("{vpc}");
+            for id in ids {
+                println!("{id}");
+            }
+        }
+        LocalCommand::Remove {
+            what: LocalRemove::DefaultVpc,
+        } => {
+            let vpc = cloud.remove_default_vpc()?;
+            println!("{vpc}");
         }
     }
     Ok(ExitCode::SUCCESS)

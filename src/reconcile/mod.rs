@@ -526,7 +526,7 @@ impl Reconciler {
     /// The stack as the cloud holds it, with retries; `None` when it could
     /// not be read (reported).
     async fn observe(&self, pass: &mut Pass, desired: &Desired) -> Option<Observed> {
-        match observe_with(self.cloud.as_ref(), &desired.stack, &self.opts.retry).await {
+        match observe_with(self.cloud.as_ref(), desired, &self.opts.retry).await {
             Ok(o) => {
                 pass.report.observed = true;
                 Some(o)

@@ -290,6 +290,36 @@ string_id!(
     zone
 );
 string_id!(
+    /// A VPC ID (`vpc-…`).
+    VpcId,
+    "VPC ID",
+    |s| prefixed(s, "vpc-")
+);
+string_id!(
+    /// A subnet ID (`subnet-…`).
+    SubnetId,
+    "subnet ID",
+    |s| prefixed(s, "subnet-")
+);
+string_id!(
+    /// An internet gateway ID (`igw-…`).
+    GatewayId,
+    "internet gateway ID",
+    |s| prefixed(s, "igw-")
+);
+string_id!(
+    /// A route table ID (`rtb-…`).
+    RouteTableId,
+    "route table ID",
+    |s| prefixed(s, "rtb-")
+);
+string_id!(
+    /// A route table association ID (`rtbassoc-…`).
+    AssociationId,
+    "route table association ID",
+    |s| prefixed(s, "rtbassoc-")
+);
+string_id!(
     /// A machine image ID (`ami-…`).
     ImageId,
     "image ID",
@@ -396,6 +426,8 @@ impl From<&ResourceName> for BucketName {
 pub enum Kind {
     /// The stack itself: region and common tags.
     Stack,
+    /// A VPC network and its subnets (at most one per stack).
+    Network,
     /// An SSH key pair.
     KeyPair,
     /// A security group and its ingress rules.
@@ -414,8 +446,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order resources are listed in plans.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Stack,
+        Kind::Network,
         Kind::KeyPair,
         Kind::SecurityGroup,
         Kind::Fleet,
@@ -429,6 +462,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Stack => "Stack",
+            Kind::Network => "Network",
             Kind::KeyPair => "KeyPair",
             Kind::SecurityGroup => "SecurityGroup",
             Kind::Fleet => "Fleet",
@@ -494,6 +528,9 @@ pub mod tags {
     /// On volumes and buckets: the deletion policy, so that it still holds
     /// once the manifest that declared it is gone.
     pub const DELETION_POLICY: &str = "converge:deletion-policy";
+    /// On a network's subnets: the subnet's manifest name (the kind and
+    /// name tags say `Network/<network>`).
+    pub const SUBNET: &str = "converge:subnet";
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod cron;
 pub mod desired;
 pub mod ids;
+pub mod net;
 pub mod observed;
 pub mod plan;
 pub mod render;

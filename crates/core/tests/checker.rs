@@ -270,7 +270,7 @@ fn a_repeated_idempotency_token_is_caught() {
     // From nothing, every volume and distribution is created: one more
     // create of each with the same token or caller reference.
     let d = smallpayroll();
-    let found = problems(&d, &Observed::default(), |p| {
+    let found = problems(&d, &empty_region(), |p| {
         edit_graph(p, |steps, _| {
             let again: Vec<Step> = steps
                 .iter()

@@ -17,7 +17,7 @@ use insta::assert_snapshot;
 #[test]
 fn create_everything_from_empty() {
     let d = smallpayroll();
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     assert!(plan.has_changes());
     assert_snapshot!("create_everything.txt", text(&plan));
     assert_snapshot!("create_everything.md", render::markdown(&plan));
@@ -182,7 +182,7 @@ fn env_values_are_sensitive_everywhere() {
     let mut d = smallpayroll();
     fleet_mut(&mut d, "app").user_data = secret_ud(SECRET);
     // From nothing: the user data is (sensitive) in every output.
-    let create = run(&d, &Observed::default(), SATURDAY_NOON);
+    let create = run(&d, &empty_region(), SATURDAY_NOON);
     assert_snapshot!("env_secret_create.txt", text(&create));
     // In place: no change, and the secret still goes nowhere.
     let o = in_place(&d, ts(SATURDAY_NOON));
@@ -638,7 +638,7 @@ fn json_shape_of_a_sensitive_launch() {
         "role=db;password=${env:DB_PASSWORD}",
         &[("DB_PASSWORD", SECRET)],
     );
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).unwrap();
     let launch = json["steps"]
         .as_array()
@@ -660,7 +660,7 @@ fn plan_json_doc_covers_what_plans_hold() {
     let d = smallpayroll();
     let o = in_place(&d, ts(SATURDAY_NOON));
     let mut worlds: Vec<(converge_core::Desired, Observed)> = vec![
-        (d.clone(), Observed::default()),
+        (d.clone(), empty_region()),
         (
             converge_core::Desired::empty(d.stack.clone(), d.region.clone()),
             o.clone(),
@@ -768,7 +768,7 @@ fn instances_join_a_new_group_once_its_rules_are_in() {
         assert!(precedes(&plan, authorize, moved));
     }
     // And from nothing: launches wait for their group's rules.
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     let authorize = step(&plan, "authorize 2 rule(s) on SecurityGroup/web");
     for launch in steps(&plan, "Fleet/app instance(s)") {
         assert!(precedes(&plan, authorize, launch));

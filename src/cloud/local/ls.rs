@@ -31,6 +31,14 @@ pub struct LsRow {
 /// The type of a cloud resource, in the order `ls` lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
+    /// A VPC.
+    Vpc,
+    /// A subnet.
+    Subnet,
+    /// An internet gateway.
+    Gateway,
+    /// A route table.
+    RouteTable,
     /// A key pair.
     KeyPair,
     /// A security group.
@@ -53,6 +61,10 @@ impl ResourceType {
     /// The type's name as `ls` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
+            ResourceType::Vpc => "vpc",
+            ResourceType::Subnet => "subnet",
+            ResourceType::Gateway => "internet-gateway",
+            ResourceType::RouteTable => "route-table",
             ResourceType::KeyPair => "key-pair",
             ResourceType::SecurityGroup => "security-group",
             ResourceType::Instance => "instance",
@@ -85,7 +97,7 @@ fn owner_cols(t: &converge_core::desired::Tags) -> (String, String) {
 
 /// Every resource in the world at `now`, sorted by type, then ID.
 pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
-    let mut out = Vec::new();
+    let mut out = network_rows(w);
     for k in w.key_pairs.values() {
         let (stack, resource) = owner_cols(&k.tags);
         out.push(LsRow {
@@ -111,10 +123,16 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
     for i in w.instances.values().filter(|i| !i.purged(now)) {
         let (stack, resource) = owner_cols(&i.tags);
         let state = i.state(now);
-        let state = match state {
+        let mut state = match state {
             converge_core::observed::InstanceState::Terminated => state.as_str().to_owned(),
             _ => format!("{} {}", state.as_str(), i.private_ip),
         };
+        if let Some(p) = i.public_ip {
+            state.push_str(&format!(" public {p}"));
+        }
+        if let Some(s) = &i.subnet {
+            state.push_str(&format!(" in {s}"));
+        }
         out.push(LsRow {
             kind: ResourceType::Instance,
             id: i.id.to_string(),
@@ -222,6 +240,77 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
         });
     }
     out.sort();
+    out
+}
+
+/// The VPCs (those made by CreateVpc or `local add vpc`; default VPCs are
+/// implicit), subnets, internet gateways and route tables.
+fn network_rows(w: &World) -> Vec<LsRow> {
+    let mut out = Vec::new();
+    for v in w.vpcs.values() {
+        let (stack, resource) = owner_cols(&v.tags);
+        let dns = match (v.dns_support, v.dns_hostnames) {
+            (true, true) => "DNS support and host names",
+            (true, false) => "DNS support",
+            _ => "no DNS",
+        };
+        out.push(LsRow {
+            kind: ResourceType::Vpc,
+            id: v.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("available {} ({}, {dns})", v.cidr, v.region),
+        });
+    }
+    for s in w.subnets.values() {
+        let (stack, resource) = owner_cols(&s.tags);
+        let public = if s.map_public_ip {
+            ", public addresses"
+        } else {
+            ""
+        };
+        out.push(LsRow {
+            kind: ResourceType::Subnet,
+            id: s.id.to_string(),
+            stack,
+            resource,
+            zone: s.zone.to_string(),
+            state: format!("available {} in {}{public}", s.cidr, s.vpc),
+        });
+    }
+    for g in w.gateways.values() {
+        let (stack, resource) = owner_cols(&g.tags);
+        out.push(LsRow {
+            kind: ResourceType::Gateway,
+            id: g.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: match &g.attached_to {
+                Some(v) => format!("attached to {v}"),
+                None => "detached".to_owned(),
+            },
+        });
+    }
+    for r in w.route_tables.values() {
+        let (stack, resource) = owner_cols(&r.tags);
+        let routes: Vec<String> = r.routes.iter().map(|(d, g)| format!("{d}→{g}")).collect();
+        let subnets: Vec<&str> = r.associations.values().map(|s| s.as_str()).collect();
+        out.push(LsRow {
+            kind: ResourceType::RouteTable,
+            id: r.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!(
+                "in {}, routes [{}], subnets [{}]",
+                r.vpc,
+                routes.join(", "),
+                subnets.join(", ")
+            ),
+        });
+    }
     out
 }
 

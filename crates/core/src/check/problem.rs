@@ -452,6 +452,10 @@ fn produced(what: Produces) -> &'static str {
         Produces::Volume => "a volume",
         Produces::Balancer => "a balancer",
         Produces::Distribution => "a distribution",
+        Produces::Vpc => "a VPC",
+        Produces::Gateway => "an internet gateway",
+        Produces::RouteTable => "a route table",
+        Produces::Subnet => "a subnet",
     }
 }
 

@@ -217,6 +217,8 @@ mod tests {
 
     fn instance(id: &'static str, launched: &str) -> ObservedInstance {
         ObservedInstance {
+            public_ip: None,
+            subnet: None,
             id: id.into(),
             owner: Owner {
                 stack: "sp".into(),

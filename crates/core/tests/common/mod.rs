@@ -13,19 +13,20 @@ use converge_core::cron::Cron;
 use converge_core::desired::{
     Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
     FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
-    ListenerProtocol, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule,
-    Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
-    VolumeSpec, VolumeType,
+    ListenerProtocol, NetworkVpc, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule,
+    ScheduleRule, Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart,
+    UpdatePolicy, VolumeSpec, VolumeType,
 };
 use converge_core::ids::{
-    DistributionId, GroupId, ImageId, InstanceId, KeyPairId, Kind, ResourceKey, ResourceName,
-    VolumeId, Zone, tags,
+    AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, KeyPairId, Kind,
+    ResourceKey, ResourceName, RouteTableId, SubnetId, VolumeId, VpcId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, Member,
     MemberState, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket,
-    ObservedDistribution, ObservedGroup, ObservedInstance, ObservedKeyPair, ObservedVolume, Owner,
-    VolumeState, bucket_domain,
+    ObservedDistribution, ObservedGateway, ObservedGroup, ObservedInstance, ObservedKeyPair,
+    ObservedRouteTable, ObservedSubnet, ObservedVolume, ObservedVpc, Owner, VolumeState,
+    bucket_domain,
 };
 use converge_core::plan::{Plan, PlanInput, SENSITIVE_TAG, rule_ports};
 use converge_core::render::{self, TextOptions};
@@ -122,6 +123,8 @@ pub fn fleet(user_data: &str) -> FleetSpec {
         image: ImageId::from("ami-147f977d"),
         instance_type: "m1.small".into(),
         zones: vec![zone("us-east-1a")],
+        subnets: Vec::new(),
+        public_ip: None,
         replicas: 1,
         key_pair: Some(name("main")),
         security_groups: vec![name("web")],
@@ -237,6 +240,7 @@ pub fn smallpayroll() -> Desired {
         name("web"),
         BalancerSpec {
             zones: vec![zone("us-east-1a"), zone("us-east-1b")],
+            subnets: Vec::new(),
             listeners: vec![Listener {
                 port: 80,
                 instance_port: 80,
@@ -340,9 +344,87 @@ pub fn in_place(d: &Desired, at: Timestamp) -> Observed {
     in_place_with(d, at, &BTreeMap::new())
 }
 
+/// The default VPC every fixture region has.
+pub const DEFAULT_VPC: &str = "vpc-default";
+
+/// A region holding nothing of the stack, with a default VPC.
+pub fn empty_region() -> Observed {
+    Observed {
+        default_vpc: Some(VpcId::from(DEFAULT_VPC)),
+        ..Observed::default()
+    }
+}
+
+/// The ID a fixture gives a created network's subnet.
+pub fn subnet_id(subnet: &str) -> SubnetId {
+    SubnetId::new(format!("subnet-{subnet}")).unwrap()
+}
+
+/// The network's VPC, subnets, gateway and route table as `d` declares
+/// them (a created network), added to `o`; returns the VPC groups are in.
+fn network_in_place(d: &Desired, o: &mut Observed) -> VpcId {
+    let Some(net) = &d.network else {
+        return VpcId::from(DEFAULT_VPC);
+    };
+    let (cidr, subnets) = match &net.vpc {
+        NetworkVpc::Existing { vpc, .. } => return vpc.clone(),
+        NetworkVpc::Create { cidr, subnets } => (cidr, subnets),
+    };
+    let vpc = VpcId::new(format!("vpc-{}", net.name)).unwrap();
+    let mut t = tags_for(d, Kind::Network, &net.name, &net.tags);
+    t.insert(
+        tags::DELETION_POLICY.into(),
+        net.deletion_policy.as_str().into(),
+    );
+    o.vpcs.push(ObservedVpc {
+        id: vpc.clone(),
+        owner: owner(d, Kind::Network, &net.name),
+        cidr: *cidr,
+        tags: t.clone(),
+    });
+    let gw = GatewayId::new(format!("igw-{}", net.name)).unwrap();
+    o.gateways.push(ObservedGateway {
+        id: gw.clone(),
+        owner: owner(d, Kind::Network, &net.name),
+        attached_to: Some(vpc.clone()),
+        tags: t.clone(),
+    });
+    let mut associations = Vec::new();
+    for (n, s) in subnets {
+        let mut st = t.clone();
+        st.insert(tags::SUBNET.into(), n.to_string());
+        o.subnets.push(ObservedSubnet {
+            id: subnet_id(n.as_str()),
+            vpc: vpc.clone(),
+            zone: s.zone.clone(),
+            cidr: s.cidr,
+            map_public_ip: s.public,
+            owner: Some(owner(d, Kind::Network, &net.name)),
+            name: Some(n.clone()),
+            tags: st,
+        });
+        if s.public {
+            associations.push((
+                AssociationId::new(format!("rtbassoc-{n}")).unwrap(),
+                subnet_id(n.as_str()),
+            ));
+        }
+    }
+    o.route_tables.push(ObservedRouteTable {
+        id: RouteTableId::new(format!("rtb-{}", net.name)).unwrap(),
+        owner: owner(d, Kind::Network, &net.name),
+        vpc: vpc.clone(),
+        default_route: Some(gw),
+        associations,
+        tags: t,
+    });
+    vpc
+}
+
 /// [`in_place`], with some fleets' instance counts given.
 pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -> Observed {
-    let mut o = Observed::default();
+    let mut o = empty_region();
+    let vpc = network_in_place(d, &mut o);
     let stack = &d.stack;
     for (n, k) in &d.key_pairs {
         o.key_pairs.push(ObservedKeyPair {
@@ -360,6 +442,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             cloud_name: group_cloud_name(stack, n, &g.description).parse().unwrap(),
             owner: owner(d, Kind::SecurityGroup, n),
             description: g.description.clone(),
+            vpc: vpc.clone(),
             ingress: g
                 .ingress
                 .iter()
@@ -422,6 +505,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             owner: owner(d, Kind::Balancer, n),
             dns_name: dns_name(n),
             zones: b.zones.clone(),
+            subnets: b.subnets.iter().map(|s| subnet_id(s.as_str())).collect(),
             listeners: b.listeners.clone(),
             health_check: Some(b.health_check.clone()),
             members: Vec::new(),
@@ -438,8 +522,23 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             .copied()
             .unwrap_or_else(|| replicas_at(f, at));
         let idx = d.fleets.keys().position(|k| k == n).unwrap() as u32 + 1;
+        // With a Network: each subnet's zone, and the subnet of a zone.
+        let subnet_of: BTreeMap<Zone, (SubnetId, bool)> = f
+            .subnets
+            .iter()
+            .filter_map(|s| {
+                let obs = o.subnets.iter().find(|x| x.name.as_ref() == Some(s))?;
+                Some((obs.zone.clone(), (obs.id.clone(), obs.map_public_ip)))
+            })
+            .collect();
         let zones = match d.volume_attached_to(n) {
             Some((_, v)) => vec![v.zone.clone()],
+            None if !f.subnets.is_empty() => f
+                .subnets
+                .iter()
+                .filter_map(|s| o.subnets.iter().find(|x| x.name.as_ref() == Some(s)))
+                .map(|x| x.zone.clone())
+                .collect(),
             None => f.zones.clone(),
         };
         let user_data = resolve(d, &o, &f.user_data);
@@ -465,6 +564,11 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
                     zone: z.clone(),
                     state: InstanceState::Running,
                     private_ip: Some(address(idx, seq)),
+                    subnet: subnet_of.get(&z).map(|(s, _)| s.clone()),
+                    public_ip: f
+                        .public_ip
+                        .unwrap_or_else(|| subnet_of.get(&z).is_none_or(|(_, p)| *p))
+                        .then(|| Ipv4Addr::new(198, 51, 100, (idx * 16 + seq) as u8)),
                     launched_at: ts("2026-01-05T12:00:00Z")
                         + jiff::SignedDuration::from_mins(seq as i64),
                     image: f.image.clone(),

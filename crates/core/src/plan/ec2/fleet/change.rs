@@ -86,6 +86,26 @@ pub(super) fn shown(
             forces_replacement: true,
         });
     }
+    if going().any(|r| r.reason == TerminateReason::WrongSubnet) {
+        because.push("spec.subnets".to_owned());
+        let have: BTreeSet<String> = running
+            .live
+            .iter()
+            .map(|i| {
+                i.subnet
+                    .as_ref()
+                    .map_or_else(|| "default".to_owned(), |s| s.to_string())
+            })
+            .collect();
+        fields.push(FieldDiff {
+            field: "spec.subnets".into(),
+            before: Some(Value::List(have.into_iter().collect())),
+            after: Some(Value::List(
+                spec.subnets.iter().map(|s| s.to_string()).collect(),
+            )),
+            forces_replacement: true,
+        });
+    }
     if let Some(sample) = outdated.first() {
         launch_spec_diff(spec, wanted, sample, &mut fields, &mut because);
     }
@@ -170,9 +190,22 @@ fn launch_spec_diff(
         Value::Text(key_text(key_name)),
         sample.key_name != *key_name,
     );
+    let public_changed = spec
+        .public_ip
+        .is_some_and(|want| want != sample.public_ip.is_some());
+    if let Some(want) = spec.public_ip {
+        let has = sample.public_ip.is_some();
+        diff(
+            "spec.publicIp",
+            Some(Value::Text(has.to_string())),
+            Value::Text(want.to_string()),
+            has != want,
+        );
+    }
     let ud_changed = sample.image == spec.image
         && sample.instance_type == spec.instance_type
         && sample.key_name == *key_name
+        && !public_changed
         || ud.text.is_none();
     let before = match (&ud.display, &sample.user_data) {
         (Value::Sensitive, _) => Some(Value::Sensitive),

@@ -7,16 +7,19 @@ use super::SENSITIVE_TAG;
 use super::user_data::ResolvedUserData;
 use crate::desired::{FleetSpec, Tags, VolumeSpec};
 use crate::ids::{KeyName, Kind, ResourceName, Zone};
-use crate::plan::{GroupRef, LaunchSpec, Planner, Produced, StepId};
+use crate::plan::{GroupRef, LaunchSpec, Planner, Produced, StepId, SubnetRef};
 use crate::spec_hash::launch_spec_hash;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a fleet should run.
 pub(super) struct Wanted<'a> {
     /// How many instances.
     pub(super) target: u32,
-    /// The zones they run in: the attached volume's, else the fleet's.
+    /// The zones they run in: the attached volume's, else the fleet's
+    /// (its subnets' with a Network).
     pub(super) zones: Vec<Zone>,
+    /// With a Network: the subnet instances of each zone go in.
+    pub(super) subnets: BTreeMap<Zone, SubnetRef>,
     /// The volume attached to the fleet's one instance, if any.
     pub(super) volume: Option<(&'a ResourceName, &'a VolumeSpec)>,
     /// The key pair's name in the cloud.
@@ -41,8 +44,23 @@ impl<'a> Planner<'a> {
     /// Resolves what a fleet should run, for `target` instances.
     pub(super) fn wanted(&self, name: &ResourceName, spec: &FleetSpec, target: u32) -> Wanted<'a> {
         let volume = self.desired().volume_attached_to(name);
+        let mut base_deps: BTreeSet<StepId> = BTreeSet::new();
+        // With a Network, a fleet's zones are its subnets' (one subnet per
+        // zone, as validation makes sure).
+        let mut subnets: BTreeMap<Zone, SubnetRef> = BTreeMap::new();
+        let mut subnet_zones: Vec<Zone> = Vec::new();
+        for s in &spec.subnets {
+            if let Some(p) = self.subnets.get(s) {
+                subnets
+                    .entry(p.zone.clone())
+                    .or_insert_with(|| p.id.clone());
+                subnet_zones.push(p.zone.clone());
+                base_deps.extend(p.ready.iter().copied());
+            }
+        }
         let zones: Vec<Zone> = match &volume {
             Some((_, v)) => vec![v.zone.clone()],
+            None if !spec.subnets.is_empty() => subnet_zones,
             None => spec.zones.clone(),
         };
         let key_name = spec
@@ -50,7 +68,6 @@ impl<'a> Planner<'a> {
             .as_ref()
             .and_then(|k| self.key_pairs.get(k))
             .map(|(cloud, _)| cloud.clone());
-        let mut base_deps: BTreeSet<StepId> = BTreeSet::new();
         if let Some(k) = &spec.key_pair
             && let Some((_, Produced { step: Some(s) })) = self.key_pairs.get(k)
         {
@@ -86,12 +103,15 @@ impl<'a> Planner<'a> {
             instance_type: spec.instance_type.clone(),
             key_name: key_name.clone(),
             groups: groups.clone(),
+            subnet: None,
+            public_ip: spec.public_ip,
             user_data: user_data.parts.clone(),
             tags: tags.clone(),
         };
         Wanted {
             target,
             zones,
+            subnets,
             volume,
             key_name,
             groups,
