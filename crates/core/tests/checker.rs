@@ -342,3 +342,78 @@ fn a_plan_with_a_problem_is_refused_whole_and_says_why() {
     assert!(message.contains("was not carried out"), "{message}");
     assert!(message.contains("999"), "the problem is named: {message}");
 }
+
+/// SmallPayroll in its own network, in place, and the manifests emptied:
+/// a destroy that deletes the network.
+fn network_destroy() -> (Desired, Observed) {
+    let d = with_network(smallpayroll());
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    (Desired::empty(d.stack.clone(), d.region.clone()), o)
+}
+
+#[test]
+fn a_network_deleted_before_the_stack_left_it_is_caught() {
+    let (d, o) = network_destroy();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, edges| {
+            // The VPC no longer waits for anything.
+            let vpc = steps
+                .iter()
+                .position(|s| matches!(s, Step::DeleteVpc { .. }))
+                .unwrap();
+            edges.retain(|(_, b)| *b != vpc);
+        })
+    });
+    assert_caught(
+        &found,
+        "a VPC deleted too early",
+        |p| matches!(p, Problem::NetworkDeletedBeforeLeft { step, .. } if step.description.contains("delete the VPC")),
+    );
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, edges| {
+            let table = steps
+                .iter()
+                .position(|s| matches!(s, Step::DeleteRouteTable { .. }))
+                .unwrap();
+            edges.retain(|(_, b)| *b != table);
+        })
+    });
+    assert_caught(
+        &found,
+        "a route table deleted before instances go",
+        |p| matches!(p, Problem::NetworkDeletedBeforeLeft { first, .. } if first.description.starts_with("terminate")),
+    );
+}
+
+#[test]
+fn a_launch_in_the_wrong_subnet_is_caught() {
+    let mut d = with_network(smallpayroll());
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "app").image = "ami-2b3c4d5e".into();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            for s in steps.iter_mut() {
+                if let Step::Launch { zone, spec, .. } = s
+                    && zone.as_str() == "us-east-1a"
+                {
+                    spec.subnet = Some(converge_core::plan::Ref::Known(subnet_id("private-b")));
+                }
+            }
+        })
+    });
+    assert_caught(&found, "a launch in another zone's subnet", |p| {
+        matches!(p, Problem::LaunchInWrongSubnet { .. })
+    });
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            for s in steps.iter_mut() {
+                if let Step::Launch { spec, .. } = s {
+                    spec.subnet = None;
+                }
+            }
+        })
+    });
+    assert_caught(&found, "a launch without a subnet", |p| {
+        matches!(p, Problem::LaunchWithoutSubnet { .. })
+    });
+}

@@ -7,8 +7,8 @@ use crate::desired::{BalancerSpec, Tags};
 use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName, SubnetId};
 use crate::observed::ObservedBalancer;
 use crate::plan::{
-    ChangeAction, FieldDiff, InstanceRef, Planner, Produced, Step, StepId, SubnetRef, TagTarget,
-    Value, sorted_strings, update_if,
+    ChangeAction, FieldDiff, InstanceRef, Note, Planner, Produced, Step, StepId, SubnetRef,
+    TagTarget, Value, sorted_strings, update_if,
 };
 use std::collections::BTreeSet;
 
@@ -116,8 +116,19 @@ impl<'a> Planner<'a> {
         let mut fields = Vec::new();
         fields.extend(self.set_listeners(name, spec, b));
         fields.extend(self.set_health_check(name, spec, b));
+        // A balancer in none of the Network's subnets (made in the default
+        // VPC) would have to move VPCs: a classic balancer cannot.
+        let ours = |id: &SubnetId| self.subnets.values().any(|p| p.id.known() == Some(id));
+        let moves = !spec.subnets.is_empty() && !b.subnets.iter().any(ours);
+        let mut notes = Vec::new();
         if spec.subnets.is_empty() {
             fields.extend(self.set_balancer_zones(name, spec, b));
+        } else if moves {
+            notes.push(Note::Unsupported {
+                reason: format!(
+                    "Balancer/{name} is not in the Network's VPC, and a classic balancer cannot move VPCs: remove it from the manifests, apply, then declare it again"
+                ),
+            });
         } else {
             fields.extend(self.set_balancer_subnets(name, spec, b));
         }
@@ -136,6 +147,7 @@ impl<'a> Planner<'a> {
         let action = update_if(changed || drift.is_some());
         let c = self.change(key, action);
         c.fields = fields;
+        c.notes = notes;
         Self::tag_field(c, &tags, &b.tags);
     }
 

@@ -13,9 +13,9 @@ use converge_core::cron::Cron;
 use converge_core::desired::{
     Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
     FleetSpec, Health, HealthCheck, HttpCheck, IngressRule, KeyPairSpec, Listener,
-    ListenerProtocol, NetworkVpc, PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule,
-    ScheduleRule, Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart,
-    UpdatePolicy, VolumeSpec, VolumeType,
+    ListenerProtocol, Network, NetworkVpc, NewSubnet, PortRange, Protocol, Reference, ScaleIn,
+    ScaleOut, Schedule, ScheduleRule, Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags,
+    Template, TemplatePart, UpdatePolicy, VolumeSpec, VolumeType,
 };
 use converge_core::ids::{
     AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, KeyPairId, Kind,
@@ -342,6 +342,43 @@ fn address(fleet: u32, seq: u32) -> Ipv4Addr {
 /// `10.0.N.x` with N the fleet's position by name.
 pub fn in_place(d: &Desired, at: Timestamp) -> Observed {
     in_place_with(d, at, &BTreeMap::new())
+}
+
+/// SmallPayroll in a Network of its own (`main`, 10.0.0.0/16): two public
+/// subnets for the balancer, two private ones for the fleets.
+pub fn with_network(mut d: Desired) -> Desired {
+    let sub = |z: &str, c: &str, public: bool| NewSubnet {
+        zone: zone(z),
+        cidr: c.parse().unwrap(),
+        public,
+    };
+    d.network = Some(Network {
+        name: name("main"),
+        vpc: NetworkVpc::Create {
+            cidr: "10.0.0.0/16".parse().unwrap(),
+            subnets: BTreeMap::from([
+                (name("public-a"), sub("us-east-1a", "10.0.0.0/24", true)),
+                (name("public-b"), sub("us-east-1b", "10.0.1.0/24", true)),
+                (name("private-a"), sub("us-east-1a", "10.0.10.0/24", false)),
+                (name("private-b"), sub("us-east-1b", "10.0.11.0/24", false)),
+            ]),
+        },
+        deletion_policy: DeletionPolicy::Delete,
+        tags: Tags::new(),
+    });
+    for (n, f) in d.fleets.iter_mut() {
+        f.subnets = if n.as_str() == "db" {
+            vec![name("private-a")]
+        } else {
+            vec![name("private-a"), name("private-b")]
+        };
+        f.zones.clear();
+    }
+    for b in d.balancers.values_mut() {
+        b.subnets = vec![name("public-a"), name("public-b")];
+        b.zones.clear();
+    }
+    d
 }
 
 /// The default VPC every fixture region has.

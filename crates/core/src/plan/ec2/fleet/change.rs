@@ -91,10 +91,12 @@ pub(super) fn shown(
         let have: BTreeSet<String> = running
             .live
             .iter()
-            .map(|i| {
-                i.subnet
-                    .as_ref()
-                    .map_or_else(|| "default".to_owned(), |s| s.to_string())
+            .map(|i| match &i.subnet {
+                Some(s) => wanted
+                    .subnet_names
+                    .get(s)
+                    .map_or_else(|| s.to_string(), |n| n.to_string()),
+                None => "(default subnet)".to_owned(),
             })
             .collect();
         fields.push(FieldDiff {

@@ -6,7 +6,7 @@
 use super::SENSITIVE_TAG;
 use super::user_data::ResolvedUserData;
 use crate::desired::{FleetSpec, Tags, VolumeSpec};
-use crate::ids::{KeyName, Kind, ResourceName, Zone};
+use crate::ids::{KeyName, Kind, ResourceName, SubnetId, Zone};
 use crate::plan::{GroupRef, LaunchSpec, Planner, Produced, StepId, SubnetRef};
 use crate::spec_hash::launch_spec_hash;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +20,9 @@ pub(super) struct Wanted<'a> {
     pub(super) zones: Vec<Zone>,
     /// With a Network: the subnet instances of each zone go in.
     pub(super) subnets: BTreeMap<Zone, SubnetRef>,
+    /// The manifest names of the Network's subnets that exist, by ID (to
+    /// show where instances are).
+    pub(super) subnet_names: BTreeMap<SubnetId, ResourceName>,
     /// The volume attached to the fleet's one instance, if any.
     pub(super) volume: Option<(&'a ResourceName, &'a VolumeSpec)>,
     /// The key pair's name in the cloud.
@@ -58,6 +61,11 @@ impl<'a> Planner<'a> {
                 base_deps.extend(p.ready.iter().copied());
             }
         }
+        let subnet_names = self
+            .subnets
+            .iter()
+            .filter_map(|(n, p)| Some((p.id.known()?.clone(), n.clone())))
+            .collect();
         let zones: Vec<Zone> = match &volume {
             Some((_, v)) => vec![v.zone.clone()],
             None if !spec.subnets.is_empty() => subnet_zones,
@@ -112,6 +120,7 @@ impl<'a> Planner<'a> {
             target,
             zones,
             subnets,
+            subnet_names,
             volume,
             key_name,
             groups,
