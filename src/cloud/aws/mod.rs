@@ -202,6 +202,12 @@ impl AwsCloud {
         self.counter.snapshot()
     }
 
+    /// The EC2 client, for tests that shape the account outside any stack
+    /// (deleting its default VPC, as a landing zone does).
+    pub fn ec2_client_for_tests(&self) -> &aws_sdk_ec2::Client {
+        &self.ec2
+    }
+
     /// Forgets the counts (e.g. between the apply and the plan a benchmark
     /// measures).
     pub fn reset_stats(&self) {

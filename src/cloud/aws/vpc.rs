@@ -35,6 +35,12 @@ pub(super) struct NetworkObserved {
     pub(super) route_tables: Vec<ObservedRouteTable>,
 }
 
+/// The tags to create a resource with; none at all when there are none
+/// (EC2 refuses a TagSpecification without tags).
+fn tagged(kind: ResourceType, tags: &Tags) -> Option<Vec<aws_sdk_ec2::types::TagSpecification>> {
+    (!tags.is_empty()).then(|| vec![tag_spec(kind, tags)])
+}
+
 fn missing(op: &'static str, what: &str) -> CloudError {
     CloudError::new(
         ErrorKind::Unavailable,
@@ -291,7 +297,7 @@ impl AwsCloud {
             .ec2
             .create_vpc()
             .cidr_block(block.to_string())
-            .tag_specifications(tag_spec(ResourceType::Vpc, tags))
+            .set_tag_specifications(tagged(ResourceType::Vpc, tags))
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
@@ -345,7 +351,7 @@ impl AwsCloud {
             .vpc_id(vpc.as_str())
             .availability_zone(zone.as_str())
             .cidr_block(block.to_string())
-            .tag_specifications(tag_spec(ResourceType::Subnet, tags))
+            .set_tag_specifications(tagged(ResourceType::Subnet, tags))
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
@@ -387,7 +393,7 @@ impl AwsCloud {
         let out = self
             .ec2
             .create_internet_gateway()
-            .tag_specifications(tag_spec(ResourceType::InternetGateway, tags))
+            .set_tag_specifications(tagged(ResourceType::InternetGateway, tags))
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
@@ -453,7 +459,7 @@ impl AwsCloud {
             .create_route_table()
             .vpc_id(vpc.as_str())
             .client_token(client_token)
-            .tag_specifications(tag_spec(ResourceType::RouteTable, tags))
+            .set_tag_specifications(tagged(ResourceType::RouteTable, tags))
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;

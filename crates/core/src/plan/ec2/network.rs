@@ -320,8 +320,10 @@ impl<'a> Planner<'a> {
                 Ref::Created(step)
             }
         };
-        let map_public = obs.is_some_and(|s| s.map_public_ip);
-        if map_public != want.public {
+        // A new subnet's setting is set either way: what a new subnet
+        // defaults to is the account's and zone's business (moto, for one,
+        // turns it on in a zone without a default subnet).
+        if obs.is_none_or(|s| s.map_public_ip != want.public) {
             t.changed = true;
             let s = self.add(
                 Step::SetSubnetPublicIp {
