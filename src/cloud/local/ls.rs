@@ -264,7 +264,10 @@ fn network_rows(w: &World) -> Vec<LsRow> {
         });
     }
     for s in w.subnets.values() {
-        let (stack, resource) = owner_cols(&s.tags);
+        let (stack, mut resource) = owner_cols(&s.tags);
+        if let Some(name) = s.tags.get(tags::SUBNET) {
+            resource.push_str(&format!(" subnet {name}"));
+        }
         let public = if s.map_public_ip {
             ", public addresses"
         } else {
