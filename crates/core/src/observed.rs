@@ -271,6 +271,9 @@ pub struct ObservedInstance {
     /// Its subnet, once it has one.
     #[serde(default)]
     pub subnet: Option<SubnetId>,
+    /// Its VPC, once it has one.
+    #[serde(default)]
+    pub vpc: Option<VpcId>,
     /// Its public address, if it has one.
     #[serde(default)]
     pub public_ip: Option<Ipv4Addr>,

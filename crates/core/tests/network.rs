@@ -239,3 +239,18 @@ fn destroying_deletes_the_network_last_in_order() {
     assert!(steps(&plan, "Network/main").is_empty());
     assert!(text(&plan).contains("Network/main"), "{}", text(&plan));
 }
+
+#[test]
+fn moving_a_stack_into_a_network_replaces_its_groups_and_instances() {
+    let d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    let plan = run(&with_network(d), &o, SATURDAY_NOON);
+    assert_snapshot!("network_move_in.txt", text(&plan));
+    // A classic balancer cannot move VPCs: said, and left alone.
+    assert!(text(&plan).contains("cannot move VPCs"), "{}", text(&plan));
+    assert!(
+        steps(&plan, "Balancer/web")
+            .iter()
+            .all(|s| !describe(&plan)[*s].starts_with("delete"))
+    );
+}

@@ -117,6 +117,7 @@ fn instance(
         state: instance_state(i.state().and_then(|s| s.name())),
         private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
         subnet: i.subnet_id().map(|s| answered_id(OP, s)).transpose()?,
+        vpc: i.vpc_id().map(|v| answered_id(OP, v)).transpose()?,
         public_ip: i.public_ip_address().and_then(|a| a.parse().ok()),
         launched_at: timestamp(i.launch_time()),
         image: answered_id(OP, i.image_id().unwrap_or_default())?,

@@ -71,7 +71,7 @@ pub(crate) fn observe(
         if visible_instance(i, cx)
             && let Some(owner) = owned(&i.tags, stack)
         {
-            o.instances.push(instance(i, owner, cx)?);
+            o.instances.push(instance(w, i, owner, cx)?);
         }
     }
     for v in w.volumes.values() {
@@ -241,7 +241,12 @@ fn visible_volume(v: &Volume, cx: &Ctx<'_>) -> bool {
     v.region() == cx.region && cx.sees(v.created_at)
 }
 
-fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance, CloudError> {
+fn instance(
+    w: &World,
+    i: &Instance,
+    owner: Owner,
+    cx: &Ctx<'_>,
+) -> Result<ObservedInstance, CloudError> {
     let state = i.state(cx.now);
     let key_name = i.key_name.as_deref();
     Ok(ObservedInstance {
@@ -252,6 +257,7 @@ fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance
         // EC2 releases a terminated instance's address.
         private_ip: (state != InstanceState::Terminated).then_some(i.private_ip),
         subnet: i.subnet.clone(),
+        vpc: w.instance_vpc(i),
         public_ip: i.public_ip.filter(|_| state.is_live()),
         launched_at: i.launched_at,
         image: i.image.clone(),
@@ -324,7 +330,7 @@ pub(crate) fn instances(
         if let Some(i) = w.instances.get(id).filter(|i| visible_instance(i, cx))
             && let Some(owner) = Owner::from_tags(&i.tags)
         {
-            out.push(instance(i, owner, cx)?);
+            out.push(instance(w, i, owner, cx)?);
         }
     }
     Ok(out)

@@ -217,6 +217,7 @@ mod tests {
 
     fn instance(id: &'static str, launched: &str) -> ObservedInstance {
         ObservedInstance {
+            vpc: None,
             public_ip: None,
             subnet: None,
             id: id.into(),

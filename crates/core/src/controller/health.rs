@@ -315,6 +315,7 @@ mod tests {
 
     fn instance(id: &str, launched: &str) -> ObservedInstance {
         ObservedInstance {
+            vpc: None,
             public_ip: None,
             subnet: None,
             id: id.parse().unwrap(),

@@ -124,6 +124,7 @@ impl<'a> Planner<'a> {
         if spec.subnets.is_empty() {
             fields.extend(self.set_balancer_zones(name, spec, b));
         } else if moves {
+            self.stranded.insert(name.clone());
             notes.push(Note::Unsupported {
                 reason: format!(
                     "Balancer/{name} is not in the Network's VPC, and a classic balancer cannot move VPCs: remove it from the manifests, apply, then declare it again"
@@ -290,6 +291,9 @@ impl<'a> Planner<'a> {
     pub(crate) fn balancer_membership(&mut self) {
         let d = self.desired();
         for (name, spec) in &d.balancers {
+            if self.stranded.contains(name) {
+                continue;
+            }
             let observed = self
                 .observed()
                 .balancers

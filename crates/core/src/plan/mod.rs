@@ -226,6 +226,9 @@ pub(crate) struct Planner<'a> {
     /// Volumes that go, with the steps that must finish before.
     doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
     balancers: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    /// Balancers left in another VPC than the stack's (they cannot move):
+    /// no instance of the stack's VPC joins them.
+    stranded: BTreeSet<ResourceName>,
     /// Per fleet: what stays and what is launched, for references and
     /// balancer membership.
     fleets: BTreeMap<ResourceName, fleet::FleetOutcome>,
@@ -320,6 +323,7 @@ impl<'a> Planner<'a> {
             volumes: BTreeMap::new(),
             doomed_volumes: Vec::new(),
             balancers: BTreeMap::new(),
+            stranded: BTreeSet::new(),
             fleets: BTreeMap::new(),
             terminating: BTreeMap::new(),
             deregistered: BTreeSet::new(),

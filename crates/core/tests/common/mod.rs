@@ -596,6 +596,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             for _ in 0..c {
                 seq += 1;
                 o.instances.push(ObservedInstance {
+                    vpc: Some(vpc.clone()),
                     id: InstanceId::new(format!("i-{n}-{seq}")).unwrap(),
                     owner: owner(d, Kind::Fleet, n),
                     zone: z.clone(),

@@ -45,8 +45,11 @@ struct Launcher<'w> {
     /// Seeds the launches' client tokens: the launch-spec hash and the
     /// fleet's instances, so that a retried apply reuses the tokens.
     token_seed: String,
-    /// The balancers the fleet is behind.
+    /// The balancers the fleet is behind (those it can join).
     balancers: Vec<ResourceName>,
+    /// Whether the manifests put it behind any balancer (one left in
+    /// another VPC included: its successors are still waited for).
+    behind_balancer: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -76,6 +79,7 @@ impl<'a> Planner<'a> {
             base_deps: &wanted.base_deps,
             token_seed,
             balancers: self.balancers_of(name),
+            behind_balancer: self.index.balancers_of.contains_key(name),
         };
         let mut out = Rollout::default();
         // What goes without a successor: stopped, surplus, leftovers.
@@ -157,7 +161,7 @@ impl<'a> Planner<'a> {
                 reason: LaunchReason::Replace,
             });
         }
-        let wait = if l.balancers.is_empty() {
+        let wait = if !l.behind_balancer {
             wave_launches.clone()
         } else {
             vec![
@@ -251,11 +255,14 @@ impl<'a> Planner<'a> {
     }
 
     fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
-        self.index
+        let mut all = self
+            .index
             .balancers_of
             .get(fleet)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        all.retain(|b| !self.stranded.contains(b));
+        all
     }
 
     /// Launches `count` instances in `zone` after `deps` and registers
