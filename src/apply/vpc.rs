@@ -12,6 +12,7 @@ use converge_core::desired::Tags;
 use converge_core::ids::{AssociationId, GatewayId, RouteTableId, SubnetId, VpcId, Zone};
 use converge_core::net::Ipv4Cidr;
 use converge_core::plan::{GatewayRef, RouteTableRef, SubnetRef, VpcRef};
+use converge_core::spec_hash::short_digest;
 use std::net::Ipv4Addr;
 
 /// Creates a VPC, then turns on DNS support and DNS host names: EC2 sets
@@ -77,10 +78,13 @@ pub(super) async fn create_route_table(
     tags: &Tags,
     token: &str,
 ) -> Result<Output, StepError> {
+    let vpc = ctx.vpc(vpc)?;
+    // The plan's token, tied to this VPC: the same step retried reuses it,
+    // a network made again (another VPC) does not.
     let op = Op::CreateRouteTable {
-        vpc: ctx.vpc(vpc)?,
+        client_token: short_digest(&[token, vpc.as_str()]),
+        vpc,
         tags: tags.clone(),
-        client_token: token.to_owned(),
     };
     match ctx.call(&op, true).await? {
         Outcome::RouteTable(r) => Ok(Output::RouteTable(r)),

@@ -36,11 +36,14 @@ pub(crate) const MAX_ALIASES: usize = 100;
 
 /// The tags converge itself puts on a resource of this kind
 /// (`converge:stack`, `converge:kind`, `converge:name`, plus the spec hash
-/// on instances and the deletion policy on volumes and buckets). They count
+/// on instances, the deletion policy on volumes, buckets and networks, and
+/// the subnet's name on subnets). They count
 /// against AWS's limit too.
 pub(crate) fn converge_tag_count(kind: Kind) -> usize {
     match kind {
         Kind::Fleet | Kind::Volume | Kind::Bucket => 4,
+        // A subnet carries the deletion policy and its own name too.
+        Kind::Network => 5,
         _ => 3,
     }
 }

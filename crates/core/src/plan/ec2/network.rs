@@ -229,12 +229,10 @@ impl<'a> Planner<'a> {
             Some(r) => Ref::Known(r.id.clone()),
             None => {
                 t.changed = true;
-                let token = short_digest(&[
-                    self.desired().stack.as_str(),
-                    name.as_str(),
-                    "route-table",
-                    &vpc.known().map(VpcId::to_string).unwrap_or_default(),
-                ]);
+                // The executor adds the VPC's ID (known only once it is
+                // made), so a network made again gets another token.
+                let token =
+                    short_digest(&[self.desired().stack.as_str(), name.as_str(), "route-table"]);
                 Ref::Created(self.add(
                     Step::CreateRouteTable {
                         name: name.clone(),
