@@ -71,8 +71,15 @@ pub(crate) fn run_instances(
         return Ok(Outcome::Instances(t.ids.clone()));
     }
     check_launch(w, cx, e, l)?;
-    let mut used: HashSet<Ipv4Addr> = w.instances.values().map(|i| i.private_ip).collect();
     let block = subnet.and_then(|s| w.subnets.get(s)).map(|s| s.cidr);
+    // In a subnet, as in AWS, a terminated instance's address is free
+    // again (a small subnet rolls through its instances).
+    let mut used: HashSet<Ipv4Addr> = w
+        .instances
+        .values()
+        .filter(|i| block.is_none() || !i.is_gone(cx.now))
+        .map(|i| i.private_ip)
+        .collect();
     let room = match block {
         Some(b) => subnet_free(b, &used),
         None => ADDRESSES.saturating_sub(used.len()),
