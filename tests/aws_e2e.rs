@@ -21,13 +21,15 @@ mod moto;
 
 use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions, RetryMode};
-use converge::cloud::{Cloud, ErrorKind, Op};
+use converge::cloud::{Cloud, ErrorKind, Op, Outcome};
 use converge::commands::observe_and_plan;
 use converge::core::desired::{
-    DeletionPolicy, Desired, HttpTokens, ImageSource, MetadataOptions, RootVolume, Tags, VolumeType,
+    DeletionPolicy, Desired, HttpTokens, ImageSource, MetadataOptions, Network, NetworkVpc,
+    NewSubnet, RootVolume, Tags, VolumeType,
 };
 use converge::core::ids::{
-    GroupId, ImageId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, tags,
+    GroupId, ImageId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, SubnetId,
+    Zone, tags,
 };
 use converge::core::observed::{InstanceState, Observed, Owner, VolumeState};
 use converge::core::plan::{ChangeAction, Note, Plan, Step, StepGraph};
@@ -245,10 +247,11 @@ async fn smallpayroll_applies_and_a_second_plan_has_no_changes() {
         "no-change plan of SmallPayroll: {} calls: {calls:?}",
         total_calls(&e.cloud)
     );
-    // Constant per kind: 5 EC2 describes and the volumes' modifications,
-    // ELB list + tags + health, S3 list + tags + policy, CloudFront list +
-    // get + tags.
-    assert!(total_calls(&e.cloud) <= 15, "{calls:?}");
+    // Constant per kind: 5 EC2 describes and the volumes' modifications, 5
+    // network ones (the default VPC, the stack's VPCs, subnets, gateways and
+    // route tables), ELB list + tags + health, S3 list + tags + policy,
+    // CloudFront list + get + tags.
+    assert!(total_calls(&e.cloud) <= 20, "{calls:?}");
     assert_smallpayroll(&observed);
     // Every instance carries the ownership tags and the launch-spec hash.
     for i in &observed.instances {
@@ -1064,4 +1067,264 @@ async fn metadata_options_and_instance_profiles_change_in_place() {
     let after = converge(&e, &e.desired).await;
     assert_eq!(live(&after, "db"), ids);
     assert_eq!(db_profile(&after), None);
+}
+
+// ---- networks -----------------------------------------------------------------
+
+/// The stack in a Network: the fleets in private subnets, the balancer in
+/// public ones.
+fn in_network(mut d: Desired, vpc: NetworkVpc, policy: DeletionPolicy) -> Desired {
+    d.network = Some(Network {
+        name: ResourceName::from("main"),
+        vpc,
+        deletion_policy: policy,
+        tags: Tags::new(),
+    });
+    let n = |s: &str| ResourceName::new(s).unwrap();
+    for (name, f) in d.fleets.iter_mut() {
+        f.subnets = if name.as_str() == "db" {
+            vec![n("private-a")]
+        } else {
+            vec![n("private-a"), n("private-b")]
+        };
+        f.zones.clear();
+    }
+    for b in d.balancers.values_mut() {
+        b.subnets = vec![n("public-a"), n("public-b")];
+        b.zones.clear();
+    }
+    d
+}
+
+fn created_vpc() -> NetworkVpc {
+    let sub = |z: &str, c: &str, public: bool| NewSubnet {
+        zone: Zone::new(z).unwrap(),
+        cidr: c.parse().unwrap(),
+        public,
+    };
+    NetworkVpc::Create {
+        cidr: "10.20.0.0/16".parse().unwrap(),
+        subnets: BTreeMap::from([
+            (
+                ResourceName::from("public-a"),
+                sub("us-east-1a", "10.20.0.0/24", true),
+            ),
+            (
+                ResourceName::from("public-b"),
+                sub("us-east-1b", "10.20.1.0/24", true),
+            ),
+            (
+                ResourceName::from("private-a"),
+                sub("us-east-1a", "10.20.10.0/24", false),
+            ),
+            (
+                ResourceName::from("private-b"),
+                sub("us-east-1b", "10.20.11.0/24", false),
+            ),
+        ]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_network_holds_the_stack_and_is_deleted_in_order() {
+    let e = env(moto_or_skip!(), "network", None).await;
+    let d = in_network(e.desired.clone(), created_vpc(), DeletionPolicy::Delete);
+    let o = converge(&e, &d).await;
+    assert_smallpayroll(&o);
+    assert_eq!(o.vpcs.len(), 1, "{:?}", o.vpcs);
+    let vpc = &o.vpcs[0].id;
+    assert_eq!(o.subnets.len(), 4);
+    assert!(o.subnets.iter().all(|s| s.vpc == *vpc && s.name.is_some()));
+    assert_eq!(o.gateways.len(), 1);
+    assert_eq!(o.gateways[0].attached_to.as_ref(), Some(vpc));
+    assert_eq!(o.route_tables.len(), 1);
+    let rt = &o.route_tables[0];
+    assert_eq!(rt.default_route.as_ref(), Some(&o.gateways[0].id));
+    let public: Vec<&SubnetId> = o
+        .subnets
+        .iter()
+        .filter(|s| {
+            s.name
+                .as_ref()
+                .is_some_and(|n| n.as_str().starts_with("public"))
+        })
+        .map(|s| &s.id)
+        .collect();
+    let mut routed: Vec<&SubnetId> = rt.associations.iter().map(|(_, s)| s).collect();
+    routed.sort();
+    let mut want = public.clone();
+    want.sort();
+    assert_eq!(
+        routed, want,
+        "the public subnets use the public route table"
+    );
+    assert!(
+        o.subnets
+            .iter()
+            .all(|s| s.map_public_ip == public.contains(&&s.id))
+    );
+    // Groups are in the VPC; instances in their zone's private subnet.
+    assert!(o.security_groups.iter().all(|g| g.vpc == *vpc));
+    for i in o.instances.iter().filter(|i| i.state.is_live()) {
+        let s = o
+            .subnets
+            .iter()
+            .find(|s| Some(&s.id) == i.subnet.as_ref())
+            .unwrap();
+        assert_eq!(s.zone, i.zone);
+        assert!(
+            s.name.as_ref().unwrap().as_str().starts_with("private"),
+            "{i:?}"
+        );
+    }
+    let mut lb_subnets = o.balancers[0].subnets.clone();
+    lb_subnets.sort();
+    assert_eq!(lb_subnets.iter().collect::<Vec<_>>(), want);
+    // Destroy: everything goes, the network last.
+    let empty = Desired::empty(d.stack.clone(), d.region.clone());
+    let (_, plan) = plan_for(&e, &empty).await;
+    apply(&e, &plan).await;
+    let after = e.cloud.observe(&d.stack).await.unwrap();
+    assert!(after.vpcs.is_empty(), "{:?}", after.vpcs);
+    assert!(after.subnets.is_empty() && after.gateways.is_empty() && after.route_tables.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_vpc_given_by_id_is_used_and_kept() {
+    let e = env(moto_or_skip!(), "existing", None).await;
+    // Someone else's VPC, without converge's tags.
+    let Outcome::Vpc(vpc) = e
+        .cloud
+        .act(&Op::CreateVpc {
+            cidr: "10.30.0.0/16".parse().unwrap(),
+            tags: Tags::new(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("no VPC");
+    };
+    let mut ids = Vec::new();
+    for (z, c) in [
+        ("us-east-1a", "10.30.1.0/24"),
+        ("us-east-1b", "10.30.2.0/24"),
+    ] {
+        let op = Op::CreateSubnet {
+            vpc: vpc.clone(),
+            zone: Zone::new(z).unwrap(),
+            cidr: c.parse().unwrap(),
+            tags: Tags::new(),
+        };
+        let Outcome::Subnet(s) = e.cloud.act(&op).await.unwrap() else {
+            panic!("no subnet");
+        };
+        ids.push(s);
+    }
+    let subnets = ["public-a", "public-b", "private-a", "private-b"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (ResourceName::from(n), ids[i % 2].clone()))
+        .collect();
+    let d = in_network(
+        e.desired.clone(),
+        NetworkVpc::Existing {
+            vpc: vpc.clone(),
+            subnets,
+        },
+        DeletionPolicy::Retain,
+    );
+    e.cloud.reset_stats();
+    let o = converge(&e, &d).await;
+    assert_smallpayroll(&o);
+    assert!(o.vpcs.is_empty(), "converge made no VPC: {:?}", o.vpcs);
+    assert!(o.security_groups.iter().all(|g| g.vpc == vpc));
+    for i in o.instances.iter().filter(|i| i.state.is_live()) {
+        assert!(ids.contains(i.subnet.as_ref().unwrap()), "{i:?}");
+    }
+    let by_id = e
+        .cloud
+        .stats()
+        .iter()
+        .filter(|c| c.operation == "DescribeSubnets")
+        .map(|c| c.calls)
+        .sum::<u64>();
+    assert!(
+        by_id >= 2,
+        "the stack's subnets, and the existing ones by ID"
+    );
+    // Destroyed, the VPC and its subnets stay.
+    let empty = Desired::empty(d.stack.clone(), d.region.clone());
+    let (_, plan) = plan_for(&e, &empty).await;
+    assert!(!steps(&plan).contains("Network/"), "{}", steps(&plan));
+    apply(&e, &plan).await;
+    assert_eq!(e.cloud.subnets(&ids).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_without_a_default_vpc_is_refused_before_any_change() {
+    let e = env(moto_or_skip!(), "nodefault", None).await;
+    let o = e.cloud.observe(&e.desired.stack).await.unwrap();
+    let default = o.default_vpc.expect("moto makes a default VPC");
+    delete_default_vpc(&e, &default).await;
+    let o = e.cloud.observe(&e.desired.stack).await.unwrap();
+    assert_eq!(o.default_vpc, None);
+    let err = observe_and_plan(&*e.cloud, &e.desired, at(), &BTreeMap::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("declare a Network"), "{err}");
+    let after = e.cloud.observe(&e.desired.stack).await.unwrap();
+    assert!(after.is_empty(), "nothing was made: {after:?}");
+    // With a Network, the stack needs no default VPC.
+    let d = in_network(e.desired.clone(), created_vpc(), DeletionPolicy::Delete);
+    converge(&e, &d).await;
+}
+
+/// Deletes the account's default VPC as a landing zone does: its subnets,
+/// its gateway, then the VPC.
+async fn delete_default_vpc(e: &Env, vpc: &converge::core::ids::VpcId) {
+    let sdk = e.cloud.ec2_client_for_tests();
+    let subnets = sdk
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(vpc.as_str())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for s in subnets.subnets() {
+        sdk.delete_subnet()
+            .subnet_id(s.subnet_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let gws = sdk
+        .describe_internet_gateways()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.vpc-id")
+                .values(vpc.as_str())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for g in gws.internet_gateways() {
+        let id = g.internet_gateway_id().unwrap();
+        sdk.detach_internet_gateway()
+            .internet_gateway_id(id)
+            .vpc_id(vpc.as_str())
+            .send()
+            .await
+            .unwrap();
+        sdk.delete_internet_gateway()
+            .internet_gateway_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    sdk.delete_vpc().vpc_id(vpc.as_str()).send().await.unwrap();
 }

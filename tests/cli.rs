@@ -414,6 +414,7 @@ fn schema_prints_every_kind() {
     let files = v.as_object().unwrap();
     for kind in [
         "Stack",
+        "Network",
         "KeyPair",
         "SecurityGroup",
         "Fleet",
@@ -784,4 +785,149 @@ fn output_prints_the_live_stacks_outputs() {
         "{}",
         r.stderr()
     );
+}
+
+/// Puts the SmallPayroll stack in a Network (`network.yaml` holds the
+/// Network document): fleets in the private subnets, the balancer in the
+/// public ones.
+fn into_network(w: &Workdir, network: &str) {
+    std::fs::write(w.file("05-vpc.yaml"), network).unwrap();
+    w.edit("20-db.yaml", "zones: [us-east-1a]", "subnets: [private-a]");
+    for _ in 0..2 {
+        w.edit(
+            "30-app.yaml",
+            "zones: [us-east-1a, us-east-1b]",
+            "subnets: [private-a, private-b]",
+        );
+    }
+    w.edit(
+        "40-web.yaml",
+        "zones: [us-east-1a, us-east-1b]",
+        "subnets: [public-a, public-b]",
+    );
+}
+
+#[test]
+fn a_region_without_a_default_vpc_is_refused_before_any_change() {
+    let w = Workdir::new();
+    let r = w.run(&["local", "remove", "default-vpc"]);
+    r.ok();
+    assert_eq!(r.stdout().trim(), "vpc-default-us-east-1");
+    for args in [vec!["plan", "stack"], vec!["apply", "stack", "--yes"]] {
+        let r = w.run(&args);
+        r.expect(1);
+        assert!(
+            r.stderr().contains("no default VPC") && r.stderr().contains("declare a Network"),
+            "{}",
+            r.stderr()
+        );
+    }
+    assert_eq!(w.ls().len(), 1, "nothing was made: {:?}", w.ls());
+}
+
+#[test]
+fn a_created_network_is_applied_converges_and_is_deleted_in_order() {
+    let w = Workdir::new();
+    into_network(
+        &w,
+        "kind: Network
+name: main
+spec:
+  cidr: 10.20.0.0/16
+  deletionPolicy: delete
+  subnets:
+    - { name: public-a, zone: us-east-1a, cidr: 10.20.0.0/24, public: true }
+    - { name: public-b, zone: us-east-1b, cidr: 10.20.1.0/24, public: true }
+    - { name: private-a, zone: us-east-1a, cidr: 10.20.10.0/24 }
+    - { name: private-b, zone: us-east-1b, cidr: 10.20.11.0/24 }
+",
+    );
+    // Without a default VPC: the Network is all the stack needs.
+    w.run(&["local", "remove", "default-vpc"]).ok();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    let ls = w.ls();
+    let count = |kind: &str| ls.iter().filter(|l| l.starts_with(kind)).count();
+    assert_eq!(count("vpc "), 1, "{ls:#?}");
+    assert_eq!(count("subnet "), 4, "{ls:#?}");
+    assert_eq!(count("internet-gateway "), 1, "{ls:#?}");
+    assert_eq!(count("route-table "), 1, "{ls:#?}");
+    let apps: Vec<&String> = ls
+        .iter()
+        .filter(|l| l.starts_with("instance") && l.contains("Fleet/app"))
+        .collect();
+    assert_eq!(apps.len(), 3, "{ls:#?}");
+    assert!(
+        apps.iter()
+            .all(|l| l.contains(" 10.20.1") && l.contains(" in subnet-")),
+        "{apps:#?}"
+    );
+    w.run(&["destroy", "stack", "--yes"]).ok();
+    let ls = w.ls();
+    assert!(
+        !ls.iter().any(|l| l.starts_with("vpc")
+            || l.starts_with("subnet")
+            || l.starts_with("internet-gateway")
+            || l.starts_with("route-table")),
+        "{ls:#?}"
+    );
+}
+
+#[test]
+fn an_existing_vpc_made_with_local_add_is_used_and_kept() {
+    let w = Workdir::new();
+    let r = w.run(&[
+        "local",
+        "add",
+        "vpc",
+        "10.30.0.0/16",
+        "--subnet",
+        "us-east-1a=10.30.1.0/24",
+        "--subnet",
+        "us-east-1b=10.30.2.0/24",
+    ]);
+    r.ok();
+    let ids: Vec<String> = r.stdout().lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids[0].starts_with("vpc-") && ids[1].starts_with("subnet-"));
+    into_network(
+        &w,
+        &format!(
+            "kind: Network
+name: main
+spec:
+  vpc: {}
+  subnets:
+    - {{ name: public-a, id: {a} }}
+    - {{ name: public-b, id: {b} }}
+    - {{ name: private-a, id: {a} }}
+    - {{ name: private-b, id: {b} }}
+",
+            ids[0],
+            a = ids[1],
+            b = ids[2]
+        ),
+    );
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    w.run(&["destroy", "stack", "--yes"]).ok();
+    let ls = w.ls();
+    assert!(
+        ls.iter()
+            .any(|l| l.starts_with("vpc") && l.contains(&ids[0]))
+    );
+    assert_eq!(ls.iter().filter(|l| l.starts_with("subnet")).count(), 2);
+    // A subnet that overlaps is refused, with AWS's code.
+    let r = w.run(&[
+        "local",
+        "add",
+        "vpc",
+        "10.40.0.0/16",
+        "--subnet",
+        "us-east-1a=10.41.0.0/24",
+    ]);
+    r.expect(1);
+    assert!(r.stderr().contains("InvalidSubnet.Range"), "{}", r.stderr());
 }

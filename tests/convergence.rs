@@ -2,7 +2,9 @@
 //! observed states (what an earlier version of the manifests left, then
 //! disturbed: instances lost, a stray version still running), applying the
 //! plan for the target manifests and planning again leaves no changes, and
-//! applying twice equals applying once.
+//! applying twice equals applying once. Versions move between the default
+//! VPC and a Network of their own, and within a Network between subnets,
+//! public and private subnets, and explicit public addresses.
 //!
 //! Manifests are generated as YAML text and read by the real loader, the
 //! cloud is an in-memory local cloud with zero delays, and the plan is
@@ -46,6 +48,12 @@ struct Shape {
     cdn: bool,
     cdn_enabled: bool,
     team: u8,
+    /// In a Network of its own rather than the default VPC.
+    network: bool,
+    /// With a Network: the app and db subnets give public addresses.
+    public_subnets: bool,
+    /// With a Network: the app fleet's `publicIp` (none, true, false).
+    public_ip: u8,
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -60,6 +68,7 @@ fn shape() -> impl Strategy<Value = Shape> {
             any::<bool>(),
             0u8..2,
         ),
+        (any::<bool>(), any::<bool>(), 0u8..3),
     )
         .prop_map(
             |(
@@ -67,6 +76,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 (db, volume, balancer, health_interval),
                 (web_port, ssh_from),
                 (bucket, bucket_public, cdn, cdn_enabled, team),
+                (network, public_subnets, public_ip),
             )| Shape {
                 app_replicas,
                 app_two_zones,
@@ -84,6 +94,9 @@ fn shape() -> impl Strategy<Value = Shape> {
                 cdn: cdn && bucket,
                 cdn_enabled,
                 team,
+                network,
+                public_subnets,
+                public_ip,
             },
         )
 }
@@ -108,10 +121,21 @@ impl Shape {
             self.web_port
         )
         .unwrap();
-        let zones = if self.app_two_zones {
-            "[us-east-1a, us-east-1b]"
-        } else {
-            "[us-east-1a]"
+        if self.network {
+            writeln!(
+                y,
+                "---\nkind: Network\nname: main\nspec:\n  cidr: 10.0.0.0/16\n  deletionPolicy: delete\n  subnets:\n    - {{ name: a, zone: us-east-1a, cidr: 10.0.1.0/24, public: {p} }}\n    - {{ name: b, zone: us-east-1b, cidr: 10.0.2.0/24, public: {p} }}\n    - {{ name: lb-a, zone: us-east-1a, cidr: 10.0.101.0/24, public: true }}\n    - {{ name: lb-b, zone: us-east-1b, cidr: 10.0.102.0/24, public: true }}",
+                p = self.public_subnets
+            )
+            .unwrap();
+        }
+        // Where a fleet goes: zones in the default VPC, subnets in the
+        // Network.
+        let place = |two: bool| match (self.network, two) {
+            (false, true) => "zones: [us-east-1a, us-east-1b]",
+            (false, false) => "zones: [us-east-1a]",
+            (true, true) => "subnets: [a, b]",
+            (true, false) => "subnets: [a]",
         };
         let itype = ["m1.small", "t3.micro"][self.app_type as usize];
         let user_data = match (self.app_user_data, self.db) {
@@ -122,18 +146,29 @@ impl Shape {
         };
         writeln!(
             y,
-            "---\nkind: Fleet\nname: app\nspec:\n  image: ami-147f977d\n  instanceType: {itype}\n  zones: {zones}\n  replicas: {}\n  keyPair: main\n  securityGroups: [web]\n  userData: {}",
+            "---\nkind: Fleet\nname: app\nspec:\n  image: ami-147f977d\n  instanceType: {itype}\n  {}\n  replicas: {}\n  keyPair: main\n  securityGroups: [web]\n  userData: {}",
+            place(self.app_two_zones),
             self.app_replicas,
             serde_json::to_string(&user_data).unwrap()
         )
         .unwrap();
+        match (self.network, self.public_ip) {
+            (true, 1) => y.push_str("  publicIp: true\n"),
+            (true, 2) => y.push_str("  publicIp: false\n"),
+            _ => {}
+        }
         if self.app_schedule {
             y.push_str("  schedule:\n    timezone: America/Toronto\n    rules:\n      - { cron: \"0 8 * * 1-5\", replicas: 3 }\n      - { cron: \"0 21 * * 1-5\", replicas: 1 }\n");
         }
         y.push_str("  update: { maxSurge: 1, maxUnavailable: 0 }\n");
         if self.db {
             y.push_str("---\nkind: SecurityGroup\nname: db\nspec:\n  description: db\n  ingress:\n    - { port: 5432, group: web }\n");
-            y.push_str("---\nkind: Fleet\nname: db\nspec:\n  image: ami-147f977d\n  instanceType: m1.small\n  zones: [us-east-1a]\n  keyPair: main\n  securityGroups: [db]\n");
+            writeln!(
+                y,
+                "---\nkind: Fleet\nname: db\nspec:\n  image: ami-147f977d\n  instanceType: m1.small\n  {}\n  keyPair: main\n  securityGroups: [db]",
+                place(false)
+            )
+            .unwrap();
         }
         if self.volume {
             y.push_str("---\nkind: Volume\nname: pgdata\nspec:\n  sizeGiB: 20\n  zone: us-east-1a\n  attach: { fleet: db, device: /dev/sdj }\n  deletionPolicy: delete\n");
@@ -141,8 +176,15 @@ impl Shape {
         if self.balancer {
             writeln!(
                 y,
-                "---\nkind: Balancer\nname: web\nspec:\n  zones: [us-east-1a, us-east-1b]\n  listeners:\n    - {{ port: 80, instancePort: {}, protocol: HTTP }}\n  healthCheck: {{ target: \"HTTP:{}/\", interval: {}s, timeout: 3s, healthyThreshold: 2, unhealthyThreshold: 2 }}\n  fleets: [app]",
-                self.web_port, self.web_port, self.health_interval
+                "---\nkind: Balancer\nname: web\nspec:\n  {}\n  listeners:\n    - {{ port: 80, instancePort: {}, protocol: HTTP }}\n  healthCheck: {{ target: \"HTTP:{}/\", interval: {}s, timeout: 3s, healthyThreshold: 2, unhealthyThreshold: 2 }}\n  fleets: [app]",
+                if self.network {
+                    "subnets: [lb-a, lb-b]"
+                } else {
+                    "zones: [us-east-1a, us-east-1b]"
+                },
+                self.web_port,
+                self.web_port,
+                self.health_interval
             )
             .unwrap();
         }
@@ -202,7 +244,13 @@ async fn apply(cloud: &Arc<LocalCloud>, desired: &Desired) -> bool {
     plan.has_changes()
 }
 
-fn run(start: Shape, lose: Vec<usize>, target: Shape) {
+fn run(mut start: Shape, lose: Vec<usize>, mut target: Shape) {
+    // A classic balancer cannot move between VPCs (the plan says so and
+    // leaves it): between the default VPC and a Network, none is declared.
+    if start.network != target.network {
+        start.balancer = false;
+        target.balancer = false;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,10 +332,23 @@ fn the_richest_shape_converges_from_nothing_and_back() {
         cdn: true,
         cdn_enabled: true,
         team: 0,
+        network: true,
+        public_subnets: false,
+        public_ip: 1,
     };
     let bare = bare_shape();
     run(bare.clone(), vec![], rich.clone());
-    run(rich, vec![0, 1], bare);
+    run(rich.clone(), vec![0, 1], bare.clone());
+    // Into a Network and out of it, with the balancer (which then stays
+    // out), and within one from private to public subnets.
+    let mut in_default = rich.clone();
+    in_default.network = false;
+    run(in_default.clone(), vec![], rich.clone());
+    run(rich.clone(), vec![2], in_default);
+    let mut public = rich.clone();
+    public.public_subnets = true;
+    public.public_ip = 0;
+    run(rich, vec![], public);
 }
 
 /// A Terminate step naming an instance the cloud no longer knows still
@@ -365,6 +426,9 @@ fn bare_shape() -> Shape {
         cdn: false,
         cdn_enabled: false,
         team: 1,
+        network: false,
+        public_subnets: false,
+        public_ip: 0,
     }
 }
 

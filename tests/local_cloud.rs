@@ -18,7 +18,8 @@ use converge::core::desired::{
     Tags, VolumeType,
 };
 use converge::core::ids::{
-    GroupId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, VolumeId, Zone, tags,
+    GroupId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, VolumeId, VpcId, Zone,
+    tags,
 };
 use converge::core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, MemberState,
@@ -76,6 +77,8 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
     let mut t = owned(Kind::Fleet, fleet);
     t.insert(tags::SPEC_HASH.into(), "abc123".into());
     Op::RunInstances {
+        public_ip: None,
+        subnet: None,
         image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),
         key_name: None,
@@ -190,6 +193,7 @@ fn health_check() -> HealthCheck {
 
 async fn create_balancer(c: &LocalCloud, name: &str) -> String {
     let op = Op::CreateBalancer {
+        subnets: Vec::new(),
         name: name.parse().unwrap(),
         zones: vec![Zone::from(ZONE_A)],
         listeners: vec![Listener {
@@ -1084,6 +1088,7 @@ async fn groups_in_use_or_referenced_cannot_be_deleted() {
         Arc::new(ManualClock::new(t0())),
     );
     let group = |name: &str| Op::CreateGroup {
+        vpc: VpcId::from("vpc-default-us-east-1"),
         name: format!("shop-{name}").parse().unwrap(),
         description: format!("{name} servers"),
         tags: owned(Kind::SecurityGroup, name),

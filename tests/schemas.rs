@@ -53,9 +53,10 @@ fn every_kind_has_a_schema_describing_its_document() {
     let schemas = converge::manifest::schemas();
     let names: Vec<&str> = schemas.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(
-        names[..8],
+        names[..9],
         [
             "Stack.schema.json",
+            "Network.schema.json",
             "KeyPair.schema.json",
             "SecurityGroup.schema.json",
             "Fleet.schema.json",
@@ -95,17 +96,24 @@ fn every_kind_has_a_schema_describing_its_document() {
         .map(|f| f.trim_end_matches(".schema.json"))
         .collect();
     assert_eq!(enum_kinds, file_kinds);
-    let fleet = &schemas[3].1;
+    let fleet = &schemas[4].1;
     let spec = &fleet["$defs"]["FleetSpec"];
     assert_eq!(spec["additionalProperties"], false);
     for field in ["instanceType", "keyPair", "securityGroups", "userData"] {
         assert!(spec["properties"][field].is_object(), "FleetSpec.{field}");
     }
-    let cdn = &schemas[7].1;
+    let cdn = &schemas[8].1;
     let logging = &cdn["$defs"]["Logging"]["oneOf"];
     assert_eq!(logging[0]["const"], false, "{cdn:#}");
-    let volume = &schemas[4].1;
+    let volume = &schemas[5].1;
     assert!(volume["$defs"]["VolumeSpec"]["properties"]["sizeGiB"].is_object());
+    let network = &schemas[1].1;
+    for field in ["cidr", "vpc", "subnets", "deletionPolicy"] {
+        assert!(
+            network["$defs"]["NetworkSpec"]["properties"][field].is_object(),
+            "NetworkSpec.{field}"
+        );
+    }
 }
 
 /// The example stack's documents are valid against `converge.schema.json`

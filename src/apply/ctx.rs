@@ -7,9 +7,12 @@
 use super::{ApplyOptions, Progress, StepError};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge_core::desired::Attr;
-use converge_core::ids::{GroupId, InstanceId, VolumeId};
+use converge_core::ids::{GatewayId, GroupId, InstanceId, RouteTableId, SubnetId, VolumeId, VpcId};
 use converge_core::observed::{InstanceState, ObservedInstance, VolumeState};
-use converge_core::plan::{GroupRef, InstanceRef, StepId, UserDataPart, VolumeRef};
+use converge_core::plan::{
+    GatewayRef, GroupRef, InstanceRef, Ref, RouteTableRef, StepId, SubnetRef, UserDataPart,
+    VolumeRef, VpcRef,
+};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,14 @@ use tokio::time::Instant;
 pub(super) enum Output {
     /// Nothing later steps need.
     None,
+    /// The VPC it created.
+    Vpc(VpcId),
+    /// The subnet it created.
+    Subnet(SubnetId),
+    /// The internet gateway it created.
+    Gateway(GatewayId),
+    /// The route table it created.
+    RouteTable(RouteTableId),
     /// The security group it created.
     Group(GroupId),
     /// The instances it launched, running.
@@ -77,6 +88,51 @@ impl Ctx {
                 Output::Group(id) => Ok(id),
                 _ => Err(StepError::Unexpected(format!("step {s} created no group"))),
             },
+        }
+    }
+
+    /// The ID of a VPC, known or created by an earlier step.
+    pub(super) fn vpc(&self, r: &VpcRef) -> Result<VpcId, StepError> {
+        self.net(r, "VPC", |o| match o {
+            Output::Vpc(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The ID of a subnet, known or created by an earlier step.
+    pub(super) fn subnet(&self, r: &SubnetRef) -> Result<SubnetId, StepError> {
+        self.net(r, "subnet", |o| match o {
+            Output::Subnet(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The ID of a gateway, known or created by an earlier step.
+    pub(super) fn gateway(&self, r: &GatewayRef) -> Result<GatewayId, StepError> {
+        self.net(r, "internet gateway", |o| match o {
+            Output::Gateway(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The ID of a route table, known or created by an earlier step.
+    pub(super) fn route_table(&self, r: &RouteTableRef) -> Result<RouteTableId, StepError> {
+        self.net(r, "route table", |o| match o {
+            Output::RouteTable(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    fn net<T: Clone>(
+        &self,
+        r: &Ref<T>,
+        what: &str,
+        pick: fn(Output) -> Option<T>,
+    ) -> Result<T, StepError> {
+        match r {
+            Ref::Known(id) => Ok(id.clone()),
+            Ref::Created(s) => pick(self.output(*s)?)
+                .ok_or_else(|| StepError::Unexpected(format!("step {s} created no {what}"))),
         }
     }
 

@@ -16,7 +16,7 @@ use converge_core::observed::{
 };
 use converge_core::plan::{
     GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, Step, StepId, VolumeRef,
-    rule_ports,
+    VpcRef, rule_ports,
 };
 use converge_core::spec_hash::launch_spec_hash;
 
@@ -58,11 +58,14 @@ pub(super) async fn create_group(
     ctx: &Ctx,
     name: &ResourceName,
     cloud_name: &GroupName,
+    vpc: &VpcRef,
     description: &str,
     tags: &Tags,
 ) -> Result<Output, StepError> {
+    let vpc = ctx.vpc(vpc)?;
     let op = Op::CreateGroup {
         name: cloud_name.clone(),
+        vpc: vpc.clone(),
         description: description.to_owned(),
         tags: tags.clone(),
     };
@@ -79,7 +82,7 @@ pub(super) async fn create_group(
                         let o = ctx.cloud.observe(stack).await?;
                         Ok(o.security_groups
                             .into_iter()
-                            .find(|g| g.cloud_name == *cloud_name)
+                            .find(|g| g.cloud_name == *cloud_name && g.vpc == vpc)
                             .map(|g| g.id))
                     })
                     .await?
@@ -189,6 +192,8 @@ pub(super) async fn launch(
         groups,
         user_data,
         zone: zone.clone(),
+        subnet: spec.subnet.as_ref().map(|s| ctx.subnet(s)).transpose()?,
+        public_ip: spec.public_ip,
         count,
         tags,
         client_token: token.to_owned(),

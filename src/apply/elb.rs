@@ -6,23 +6,37 @@ use super::StepError;
 use super::ctx::{Ctx, Output, answered};
 use crate::cloud::{ErrorKind, Op, Outcome};
 use converge_core::desired::{HealthCheck, Listener, Tags};
-use converge_core::ids::{BalancerName, InstanceId, ResourceName, Zone};
+use converge_core::ids::{BalancerName, InstanceId, ResourceName, SubnetId, Zone};
 use converge_core::observed::MemberState;
-use converge_core::plan::{InstanceRef, StepId};
+use converge_core::plan::{InstanceRef, StepId, SubnetRef};
+
+/// Where a balancer serves: zones (default VPC) or subnets.
+pub(super) struct Placement<'a> {
+    pub(super) zones: &'a [Zone],
+    pub(super) subnets: &'a [SubnetRef],
+}
 
 /// Creates a balancer with its listeners, sets its health check and
-/// hands on its DNS name.
+/// hands on its DNS name. In a VPC it is created with Subnets rather than
+/// AvailabilityZones (at most one subnet per zone)
+/// (<https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html>).
 pub(super) async fn create_balancer(
     ctx: &Ctx,
     name: &ResourceName,
-    zones: &[Zone],
+    placed: &Placement<'_>,
     listeners: &[Listener],
     health_check: &HealthCheck,
     tags: &Tags,
 ) -> Result<Output, StepError> {
+    let subnets = placed
+        .subnets
+        .iter()
+        .map(|s| ctx.subnet(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let op = Op::CreateBalancer {
         name: name.into(),
-        zones: zones.to_vec(),
+        zones: placed.zones.to_vec(),
+        subnets,
         listeners: listeners.to_vec(),
         tags: tags.clone(),
     };
@@ -36,6 +50,35 @@ pub(super) async fn create_balancer(
     };
     ctx.call(&op, true).await?;
     Ok(Output::Balancer(dns))
+}
+
+/// Attaches the balancer to new subnets, then detaches the old ones
+/// (AttachLoadBalancerToSubnets, DetachLoadBalancerFromSubnets).
+pub(super) async fn set_balancer_subnets(
+    ctx: &Ctx,
+    name: &ResourceName,
+    attach: &[SubnetRef],
+    detach: &[SubnetId],
+) -> Result<Output, StepError> {
+    if !attach.is_empty() {
+        let subnets = attach
+            .iter()
+            .map(|s| ctx.subnet(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let op = Op::AttachBalancerToSubnets {
+            name: name.into(),
+            subnets,
+        };
+        ctx.call(&op, true).await?;
+    }
+    if !detach.is_empty() {
+        let op = Op::DetachBalancerFromSubnets {
+            name: name.into(),
+            subnets: detach.to_vec(),
+        };
+        ctx.call(&op, false).await?;
+    }
+    Ok(Output::None)
 }
 
 /// Removes the listeners on the `remove` ports, then adds `add`.

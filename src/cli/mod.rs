@@ -12,7 +12,8 @@ use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError
 use converge::commands::planfile::PlanFile;
 use converge::commands::{observe_and_plan, outputs};
 use converge::core::desired::Desired;
-use converge::core::ids::ResourceName;
+use converge::core::ids::{ResourceName, Zone};
+use converge::core::net::Ipv4Cidr;
 use converge::core::observed::Observed;
 use converge::core::render;
 use converge::lease::s3::S3Lease;
@@ -305,6 +306,15 @@ enum LocalAdd {
         /// Its value (an image ID for `image: ssm:NAME`).
         value: String,
     },
+    /// A VPC with subnets, as an existing VPC a Network can name
+    /// (`spec.vpc`).
+    Vpc {
+        /// The VPC's IPv4 block (`10.1.0.0/16`).
+        cidr: String,
+        /// A subnet, `ZONE=CIDR` (`us-east-1a=10.1.1.0/24`); repeatable.
+        #[arg(long = "subnet", value_name = "ZONE=CIDR")]
+        subnets: Vec<String>,
+    },
 }
 
 /// What `converge local remove` removes.
@@ -320,6 +330,9 @@ enum LocalRemove {
         /// Its name.
         name: String,
     },
+    /// The region's default VPC (as an account whose landing zone deleted
+    /// it); refused while anything is in it.
+    DefaultVpc,
 }
 
 /// The exit code for "changes present" with `--detailed-exitcode`.
@@ -687,7 +700,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
-        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired.stack)
+        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired)
             .await
             .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
         print_outputs(&desired, &after);
@@ -933,7 +946,7 @@ async fn execute(
 async fn output_cmd(g: &Global, args: OutputArgs) -> Result<ExitCode> {
     let desired = load(&args.dir)?;
     let cloud = open_cloud(g, &desired.region).await?;
-    let observed = converge::commands::observe(cloud.cloud.as_ref(), &desired.stack)
+    let observed = converge::commands::observe(cloud.cloud.as_ref(), &desired)
         .await
         .with_context(|| format!("observing stack {}", desired.stack))?;
     let outs: BTreeMap<String, String> = outputs(&desired, &observed).into_iter().collect();
@@ -1031,6 +1044,24 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
             LocalAdd::Parameter { name, value } => {
                 println!("{}", cloud.put_parameter(&name, &value)?)
             }
+            LocalAdd::Vpc { cidr, subnets } => {
+                let block: Ipv4Cidr = cidr.parse().map_err(|e| anyhow!("VPC block: {e}"))?;
+                let mut parsed = Vec::new();
+                for s in &subnets {
+                    let (zone, block) = s.split_once('=').ok_or_else(|| {
+                        anyhow!("--subnet {s:?}: expected ZONE=CIDR, like us-east-1a=10.1.1.0/24")
+                    })?;
+                    let zone: Zone = zone.parse().map_err(|e| anyhow!("--subnet {s:?}: {e}"))?;
+                    let block: Ipv4Cidr =
+                        block.parse().map_err(|e| anyhow!("--subnet {s:?}: {e}"))?;
+                    parsed.push((zone, block));
+                }
+                let (vpc, ids) = cloud.add_vpc(block, &parsed)?;
+                println!("{vpc}");
+                for id in ids {
+                    println!("{id}");
+                }
+            }
         },
         LocalCommand::Remove { what } => match what {
             LocalRemove::InstanceProfile { name } => {
@@ -1039,6 +1070,10 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
             LocalRemove::Parameter { name } => {
                 cloud.delete_parameter(&name)?;
                 println!("{name}");
+            }
+            LocalRemove::DefaultVpc => {
+                let vpc = cloud.remove_default_vpc()?;
+                println!("{vpc}");
             }
         },
     }

@@ -9,12 +9,14 @@ use async_trait::async_trait;
 use converge_core::desired::{HealthCheck, Listener, MetadataOptions, Tags, VolumeType};
 use converge_core::ebs::KmsKey;
 use converge_core::ids::{
-    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, IdError, ImageId,
-    InstanceId, InstanceProfile, KeyName, ParameterName, ResourceName, SnapshotId, VolumeId, Zone,
+    AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
+    IdError, ImageId, InstanceId, InstanceProfile, KeyName, ParameterName, ResourceName,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
 };
+use converge_core::net::Ipv4Cidr;
 use converge_core::observed::{
     CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedImage,
-    ObservedInstance, ObservedSnapshot, ObservedVolume,
+    ObservedInstance, ObservedSnapshot, ObservedSubnet, ObservedVolume,
 };
 use converge_core::plan::{PlannedRootVolume, TagTarget};
 use jiff::Timestamp;
@@ -38,10 +40,115 @@ pub enum Op {
         /// Cloud name.
         name: KeyName,
     },
+    /// Create a VPC; answers [`Outcome::Vpc`].
+    CreateVpc {
+        /// Its IPv4 block.
+        cidr: Ipv4Cidr,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Turn one VPC attribute on (EC2 takes one attribute per call).
+    ModifyVpcAttribute {
+        /// The VPC.
+        vpc: VpcId,
+        /// The attribute.
+        attribute: VpcAttribute,
+    },
+    /// Delete a VPC.
+    DeleteVpc {
+        /// The VPC.
+        vpc: VpcId,
+    },
+    /// Create a subnet; answers [`Outcome::Subnet`].
+    CreateSubnet {
+        /// The VPC.
+        vpc: VpcId,
+        /// Its zone.
+        zone: Zone,
+        /// Its block.
+        cidr: Ipv4Cidr,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set `MapPublicIpOnLaunch` on a subnet.
+    ModifySubnetAttribute {
+        /// The subnet.
+        subnet: SubnetId,
+        /// The setting.
+        map_public_ip: bool,
+    },
+    /// Delete a subnet.
+    DeleteSubnet {
+        /// The subnet.
+        subnet: SubnetId,
+    },
+    /// Create an internet gateway; answers [`Outcome::Gateway`].
+    CreateInternetGateway {
+        /// Tags.
+        tags: Tags,
+    },
+    /// Attach an internet gateway to a VPC.
+    AttachInternetGateway {
+        /// The gateway.
+        gateway: GatewayId,
+        /// The VPC.
+        vpc: VpcId,
+    },
+    /// Detach an internet gateway from a VPC.
+    DetachInternetGateway {
+        /// The gateway.
+        gateway: GatewayId,
+        /// The VPC.
+        vpc: VpcId,
+    },
+    /// Delete a (detached) internet gateway.
+    DeleteInternetGateway {
+        /// The gateway.
+        gateway: GatewayId,
+    },
+    /// Create a route table; answers [`Outcome::RouteTable`]. The same
+    /// client token returns the same table.
+    CreateRouteTable {
+        /// The VPC.
+        vpc: VpcId,
+        /// Tags.
+        tags: Tags,
+        /// Idempotency token.
+        client_token: String,
+    },
+    /// Add a route to an internet gateway.
+    CreateRoute {
+        /// The route table.
+        route_table: RouteTableId,
+        /// The destination block.
+        destination: Ipv4Cidr,
+        /// The gateway.
+        gateway: GatewayId,
+    },
+    /// Associate a subnet with a route table; answers
+    /// [`Outcome::Association`].
+    AssociateRouteTable {
+        /// The route table.
+        route_table: RouteTableId,
+        /// The subnet.
+        subnet: SubnetId,
+    },
+    /// Undo a subnet's association.
+    DisassociateRouteTable {
+        /// The association.
+        association: RouteTableAssociationId,
+    },
+    /// Delete a route table with no associations.
+    DeleteRouteTable {
+        /// The route table.
+        route_table: RouteTableId,
+    },
     /// Create a security group; answers [`Outcome::Group`].
     CreateGroup {
         /// Cloud name.
         name: GroupName,
+        /// Its VPC.
+        vpc: VpcId,
         /// Description.
         description: String,
         /// Tags.
@@ -95,6 +202,11 @@ pub enum Op {
         user_data: String,
         /// Zone.
         zone: Zone,
+        /// The subnet (in the zone); `None` for the zone's default subnet.
+        subnet: Option<SubnetId>,
+        /// Whether instances get a public address; `None` leaves it to
+        /// the subnet.
+        public_ip: Option<bool>,
         /// How many.
         count: u32,
         /// Tags.
@@ -224,8 +336,10 @@ pub enum Op {
     CreateBalancer {
         /// Name.
         name: BalancerName,
-        /// Zones.
+        /// Zones (without subnets).
         zones: Vec<Zone>,
+        /// Subnets (in a VPC; then no zones).
+        subnets: Vec<SubnetId>,
         /// Listeners.
         listeners: Vec<Listener>,
         /// Tags.
@@ -265,6 +379,20 @@ pub enum Op {
         name: BalancerName,
         /// Zones.
         zones: Vec<Zone>,
+    },
+    /// Attach a balancer to subnets.
+    AttachBalancerToSubnets {
+        /// Name.
+        name: BalancerName,
+        /// Subnets.
+        subnets: Vec<SubnetId>,
+    },
+    /// Detach a balancer from subnets.
+    DetachBalancerFromSubnets {
+        /// Name.
+        name: BalancerName,
+        /// Subnets.
+        subnets: Vec<SubnetId>,
     },
     /// Register instances.
     RegisterInstances {
@@ -339,6 +467,21 @@ impl Op {
             | Op::AuthorizeIngress { .. }
             | Op::RevokeIngress { .. }
             | Op::DeleteGroup { .. } => Service::Ec2Network,
+            Op::CreateVpc { .. }
+            | Op::ModifyVpcAttribute { .. }
+            | Op::DeleteVpc { .. }
+            | Op::CreateSubnet { .. }
+            | Op::ModifySubnetAttribute { .. }
+            | Op::DeleteSubnet { .. }
+            | Op::CreateInternetGateway { .. }
+            | Op::AttachInternetGateway { .. }
+            | Op::DetachInternetGateway { .. }
+            | Op::DeleteInternetGateway { .. }
+            | Op::CreateRouteTable { .. }
+            | Op::CreateRoute { .. }
+            | Op::AssociateRouteTable { .. }
+            | Op::DisassociateRouteTable { .. }
+            | Op::DeleteRouteTable { .. } => Service::Vpc,
             Op::RunInstances { .. }
             | Op::TerminateInstances { .. }
             | Op::SetInstanceGroups { .. }
@@ -360,6 +503,8 @@ impl Op {
             | Op::DeleteListeners { .. }
             | Op::EnableZones { .. }
             | Op::DisableZones { .. }
+            | Op::AttachBalancerToSubnets { .. }
+            | Op::DetachBalancerFromSubnets { .. }
             | Op::RegisterInstances { .. }
             | Op::DeregisterInstances { .. }
             | Op::DeleteBalancer { .. } => Service::Elb,
@@ -377,6 +522,21 @@ impl Op {
         match self {
             Op::CreateKeyPair { .. } => "ImportKeyPair",
             Op::DeleteKeyPair { .. } => "DeleteKeyPair",
+            Op::CreateVpc { .. } => "CreateVpc",
+            Op::ModifyVpcAttribute { .. } => "ModifyVpcAttribute",
+            Op::DeleteVpc { .. } => "DeleteVpc",
+            Op::CreateSubnet { .. } => "CreateSubnet",
+            Op::ModifySubnetAttribute { .. } => "ModifySubnetAttribute",
+            Op::DeleteSubnet { .. } => "DeleteSubnet",
+            Op::CreateInternetGateway { .. } => "CreateInternetGateway",
+            Op::AttachInternetGateway { .. } => "AttachInternetGateway",
+            Op::DetachInternetGateway { .. } => "DetachInternetGateway",
+            Op::DeleteInternetGateway { .. } => "DeleteInternetGateway",
+            Op::CreateRouteTable { .. } => "CreateRouteTable",
+            Op::CreateRoute { .. } => "CreateRoute",
+            Op::AssociateRouteTable { .. } => "AssociateRouteTable",
+            Op::DisassociateRouteTable { .. } => "DisassociateRouteTable",
+            Op::DeleteRouteTable { .. } => "DeleteRouteTable",
             Op::CreateGroup { .. } => "CreateSecurityGroup",
             Op::AuthorizeIngress { .. } => "AuthorizeSecurityGroupIngress",
             Op::RevokeIngress { .. } => "RevokeSecurityGroupIngress",
@@ -405,6 +565,8 @@ impl Op {
             Op::DeleteListeners { .. } => "DeleteLoadBalancerListeners",
             Op::EnableZones { .. } => "EnableAvailabilityZonesForLoadBalancer",
             Op::DisableZones { .. } => "DisableAvailabilityZonesForLoadBalancer",
+            Op::AttachBalancerToSubnets { .. } => "AttachLoadBalancerToSubnets",
+            Op::DetachBalancerFromSubnets { .. } => "DetachLoadBalancerFromSubnets",
             Op::RegisterInstances { .. } => "RegisterInstancesWithLoadBalancer",
             Op::DeregisterInstances { .. } => "DeregisterInstancesFromLoadBalancer",
             Op::DeleteBalancer { .. } => "DeleteLoadBalancer",
@@ -423,6 +585,12 @@ impl Op {
         matches!(
             self,
             Op::DeleteKeyPair { .. }
+                | Op::DeleteVpc { .. }
+                | Op::DeleteSubnet { .. }
+                | Op::DetachInternetGateway { .. }
+                | Op::DeleteInternetGateway { .. }
+                | Op::DisassociateRouteTable { .. }
+                | Op::DeleteRouteTable { .. }
                 | Op::DeleteGroup { .. }
                 | Op::TerminateInstances { .. }
                 | Op::DeleteVolume { .. }
@@ -438,8 +606,10 @@ impl Op {
 /// EBS). Tags are set through each service's own calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
-    /// EC2 key pairs, security groups (and VPC networking).
+    /// EC2 key pairs and security groups.
     Ec2Network,
+    /// EC2 networking: VPCs, subnets, internet gateways, route tables.
+    Vpc,
     /// EC2 instances and their in-place options.
     Ec2Instances,
     /// EBS volumes and snapshots.
@@ -468,11 +638,30 @@ pub(crate) fn misrouted(op: &Op, handler: &str) -> CloudError {
     )
 }
 
+/// A VPC attribute converge turns on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VpcAttribute {
+    /// `EnableDnsSupport`: the Amazon DNS server answers in the VPC.
+    DnsSupport,
+    /// `EnableDnsHostnames`: instances get public DNS host names.
+    DnsHostnames,
+}
+
 /// What an operation produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Done; nothing to report.
     Done,
+    /// A VPC was created.
+    Vpc(VpcId),
+    /// A subnet was created.
+    Subnet(SubnetId),
+    /// An internet gateway was created.
+    Gateway(GatewayId),
+    /// A route table was created (or found by its client token).
+    RouteTable(RouteTableId),
+    /// A subnet was associated with a route table.
+    Association(RouteTableAssociationId),
     /// A security group was created.
     Group(GroupId),
     /// Instances were launched (or found by their client token).
@@ -648,6 +837,10 @@ pub trait Cloud: Send + Sync {
     /// The given instances, in one call (for waits). Unknown IDs are left
     /// out.
     async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError>;
+
+    /// The given subnets (of an existing VPC a Network names), in one
+    /// call. Unknown IDs are left out.
+    async fn subnets(&self, ids: &[SubnetId]) -> Result<Vec<ObservedSubnet>, CloudError>;
 
     /// The given volumes, in one call. Unknown IDs are left out.
     async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError>;

@@ -6,8 +6,8 @@ pub mod planfile;
 use crate::apply::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
 use converge_core::Refused;
-use converge_core::desired::{Desired, ImageSource};
-use converge_core::ids::{ImageId, Kind, ParameterName, ResourceName};
+use converge_core::desired::{Desired, ImageSource, Network, NetworkVpc};
+use converge_core::ids::{ImageId, Kind, ParameterName, ResourceName, SubnetId};
 use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
@@ -34,17 +34,35 @@ pub enum PlanningError {
 
 /// Observes the stack, retrying what the cloud throttles with the default
 /// [`RetryPolicy`] (backoff with jitter, bounded in time).
-pub async fn observe(cloud: &dyn Cloud, stack: &ResourceName) -> Result<Observed, CloudError> {
-    observe_with(cloud, stack, &RetryPolicy::default()).await
+pub async fn observe(cloud: &dyn Cloud, desired: &Desired) -> Result<Observed, CloudError> {
+    observe_with(cloud, desired, &RetryPolicy::default()).await
 }
 
-/// Observes the stack, retrying transient errors under `policy`.
+/// Observes the stack, retrying transient errors under `policy`: what
+/// carries its tags, and the subnets of an existing VPC its Network names
+/// (one more call, by ID, as they carry no tags of converge's).
 pub async fn observe_with(
     cloud: &dyn Cloud,
-    stack: &ResourceName,
+    desired: &Desired,
     policy: &RetryPolicy,
 ) -> Result<Observed, CloudError> {
-    policy.run("observe", false, || cloud.observe(stack)).await
+    let mut observed = policy
+        .run("observe", false, || cloud.observe(&desired.stack))
+        .await?;
+    if let Some(Network {
+        vpc: NetworkVpc::Existing { subnets, .. },
+        ..
+    }) = &desired.network
+    {
+        let ids: Vec<SubnetId> = subnets.values().cloned().collect();
+        let found = policy.run("observe", false, || cloud.subnets(&ids)).await?;
+        for s in found {
+            if !observed.subnets.iter().any(|o| o.id == s.id) {
+                observed.subnets.push(s);
+            }
+        }
+    }
+    Ok(observed)
 }
 
 /// Observes the stack and what planning its fleets needs besides it
@@ -54,7 +72,7 @@ pub async fn observe_for(
     desired: &Desired,
     policy: &RetryPolicy,
 ) -> Result<Observed, CloudError> {
-    let mut observed = observe_with(cloud, &desired.stack, policy).await?;
+    let mut observed = observe_with(cloud, desired, policy).await?;
     read_launch_inputs(cloud, desired, &mut observed, policy).await?;
     Ok(observed)
 }

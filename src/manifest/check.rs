@@ -4,6 +4,7 @@
 
 use converge_core::desired::PortRange;
 use converge_core::ids::{IdProblem, Kind, ResourceName, check_plain_name};
+use converge_core::net::{CidrError, Ipv4Cidr};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -118,6 +119,56 @@ pub(crate) fn cidr(s: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("{addr}/{len}"))
+}
+
+/// A VPC's or subnet's block: a network address and a prefix from `/16`
+/// to `/28`, the sizes AWS allows for both
+/// (<https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html>,
+/// <https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html>).
+pub(crate) fn network_block(s: &str) -> Result<Ipv4Cidr, String> {
+    let block: Ipv4Cidr = s.parse().map_err(|e: CidrError| match e {
+        CidrError::Shape(_) => format!("expected an IPv4 CIDR block like 10.0.0.0/16, found {s:?}"),
+        CidrError::HostBits { network, .. } => {
+            format!("expected the block's first address, found {s:?} (the block is {network})")
+        }
+    })?;
+    if !(16..=28).contains(&block.prefix()) {
+        return Err(format!(
+            "expected a block from /16 to /28 (AWS's limits for VPCs and subnets), found /{}",
+            block.prefix()
+        ));
+    }
+    Ok(block)
+}
+
+/// The addresses of a subnet instances can use: AWS reserves five in
+/// every subnet (the first four and the last).
+pub(crate) fn usable_addresses(block: Ipv4Cidr) -> u64 {
+    block.size().saturating_sub(5)
+}
+
+/// A VPC ID, `vpc-` and hex digits.
+pub(crate) fn vpc_id(s: &str) -> Result<(), String> {
+    hex_id(s, "vpc-", "a VPC ID like vpc-0abc12de")
+}
+
+/// A subnet ID, `subnet-` and hex digits.
+pub(crate) fn subnet_id(s: &str) -> Result<(), String> {
+    hex_id(s, "subnet-", "a subnet ID like subnet-0abc12de")
+}
+
+fn hex_id(s: &str, prefix: &str, what: &str) -> Result<(), String> {
+    match s.strip_prefix(prefix) {
+        Some(rest)
+            if !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("expected {what}, found {s:?}")),
+    }
 }
 
 /// A port number, 1–65535.

@@ -172,9 +172,19 @@ pub struct FleetSpec {
     /// The instance type, such as `m1.small`.
     pub instance_type: String,
     /// Zones of the stack's region to spread instances over, evenly, the
-    /// remainder going to the zones listed first.
-    #[schemars(length(min = 1))]
+    /// remainder going to the zones listed first. Without a Network only
+    /// (with one, name `subnets`).
+    #[serde(default)]
     pub zones: Vec<String>,
+    /// With a Network: its subnets (names from its `spec.subnets`) to
+    /// spread instances over, evenly, one subnet per zone; the fleet's
+    /// zones are theirs.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Whether instances get a public address (with a Network only).
+    /// Default: the subnet's own setting (public subnets give one).
+    #[serde(default)]
+    pub public_ip: Option<bool>,
     /// The instance count, 0–1000, when no schedule rule says otherwise.
     /// Default 1. Not allowed with `autoscale`.
     #[serde(default)]
@@ -569,9 +579,15 @@ pub struct Snapshots {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BalancerSpec {
-    /// Zones it serves; its fleets must launch only in these.
-    #[schemars(length(min = 1))]
+    /// Zones it serves; its fleets must launch only in these. Without a
+    /// Network only (with one, name `subnets`).
+    #[serde(default)]
     pub zones: Vec<String>,
+    /// With a Network: the subnets it serves in (names from its
+    /// `spec.subnets`), at most one per zone; its fleets must launch only
+    /// in their zones.
+    #[serde(default)]
+    pub subnets: Vec<String>,
     /// Its listeners (at least one).
     #[schemars(length(min = 1))]
     pub listeners: Vec<Listener>,
@@ -669,6 +685,70 @@ pub struct BucketSpec {
     /// Tags of this bucket.
     #[serde(default)]
     pub tags: Tags,
+}
+
+/// A `Network` document: the stack's VPC (at most one per stack), created
+/// (`cidr`) or existing (`vpc`), and the subnets fleets and balancers go
+/// in.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Create a VPC with this IPv4 block, `/16` to `/28`. Exactly one of
+    /// `cidr` and `vpc`.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// Use this existing VPC (`vpc-…`); converge never changes or deletes
+    /// it. Exactly one of `cidr` and `vpc`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^vpc-[0-9a-f]+$"))]
+    pub vpc: Option<String>,
+    /// Its subnets, at least one.
+    #[schemars(length(min = 1))]
+    pub subnets: Vec<SubnetSpec>,
+    /// What happens to a created VPC when the Network is removed: `retain`
+    /// (default) or `delete`, which deletes it once nothing else is left
+    /// in it.
+    #[serde(default)]
+    pub deletion_policy: NetworkDeletionPolicy,
+    /// Tags of what converge creates for it.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// What happens to a created VPC when its Network is removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDeletionPolicy {
+    /// Keep it (the plan shows the delete as blocked).
+    #[default]
+    Retain,
+    /// Delete it, its subnets, gateway and route table, once nothing else
+    /// is left in it.
+    Delete,
+}
+
+/// A subnet of a Network: `{name, zone, cidr, public}` in a created VPC,
+/// `{name, id}` in an existing one.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubnetSpec {
+    /// The name fleets and balancers use for it.
+    pub name: String,
+    /// Created VPC: its zone.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Created VPC: its IPv4 block, `/16` to `/28`, inside the VPC's and
+    /// overlapping no other subnet.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// Created VPC: whether it routes to the internet and gives instances
+    /// public addresses by default. Default `false`.
+    #[serde(default)]
+    pub public: Option<bool>,
+    /// Existing VPC: the subnet's ID (`subnet-…`); its zone and public
+    /// setting are read from the cloud.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// What happens to a bucket removed from the manifests.
@@ -832,6 +912,11 @@ impl KindSpec for StackSpec {
     const DESCRIPTION: &'static str =
         "The stack: its region and the tags every resource gets. Exactly one per directory.";
 }
+impl KindSpec for NetworkSpec {
+    const KIND: &'static str = "Network";
+    const DESCRIPTION: &'static str =
+        "The stack's VPC network and its subnets (at most one per stack).";
+}
 impl KindSpec for KeyPairSpec {
     const KIND: &'static str = "KeyPair";
     const DESCRIPTION: &'static str = "An SSH key pair, imported from an OpenSSH public key.";
@@ -951,6 +1036,7 @@ pub fn schemas() -> Vec<(String, serde_json::Value)> {
 fn kind_schemas() -> Vec<(String, serde_json::Value)> {
     vec![
         schema_of::<StackSpec>(),
+        schema_of::<NetworkSpec>(),
         schema_of::<KeyPairSpec>(),
         schema_of::<SecurityGroupSpec>(),
         schema_of::<FleetSpec>(),

@@ -5,6 +5,8 @@
 //! all.
 
 use super::check;
+
+mod network;
 use super::decode::decode_all;
 use super::diagnostics::Diagnostic;
 use super::node::{FieldPath, Node};
@@ -34,11 +36,14 @@ pub(crate) const MAX_ALIASES: usize = 100;
 
 /// The tags converge itself puts on a resource of this kind
 /// (`converge:stack`, `converge:kind`, `converge:name`, plus the spec hash
-/// on instances and the deletion policy on volumes and buckets; a fleet
-/// with a root volume adds one more). They count against AWS's limit too.
+/// on instances, the deletion policy on volumes, buckets and networks, and
+/// the subnet's name on subnets; a fleet with a root volume adds one more).
+/// They count against AWS's limit too.
 pub(crate) fn converge_tag_count(kind: Kind) -> usize {
     match kind {
         Kind::Fleet | Kind::Volume | Kind::Bucket => 4,
+        // A subnet carries the deletion policy and its own name too.
+        Kind::Network => 5,
         _ => 3,
     }
 }
@@ -52,6 +57,7 @@ pub(crate) struct Source {
 /// A document's spec, decoded.
 enum Spec {
     Stack(raw::StackSpec),
+    Network(raw::NetworkSpec),
     KeyPair(raw::KeyPairSpec),
     SecurityGroup(raw::SecurityGroupSpec),
     Fleet(Box<raw::FleetSpec>),
@@ -323,6 +329,7 @@ impl Resolver<'_> {
         let value = spec.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
         let decoded = match kind {
             Kind::Stack => decode_all(value, &path).map(Spec::Stack),
+            Kind::Network => decode_all(value, &path).map(Spec::Network),
             Kind::KeyPair => decode_all(value, &path).map(Spec::KeyPair),
             Kind::SecurityGroup => decode_all(value, &path).map(Spec::SecurityGroup),
             Kind::Fleet => decode_all(value, &path).map(|f| Spec::Fleet(Box::new(f))),
@@ -527,6 +534,11 @@ impl Resolver<'_> {
             });
             match spec {
                 Spec::Stack(_) => {}
+                Spec::Network(s) => {
+                    if let Some(n) = self.network(&at, name.clone(), s, &mut out) {
+                        desired.network = Some(n);
+                    }
+                }
                 Spec::KeyPair(s) => {
                     if let Some(k) = self.key_pair(&at, &e.file, s, &mut out) {
                         desired.key_pairs.insert(name, k);
@@ -563,6 +575,7 @@ impl Resolver<'_> {
             let kind = e.kind;
             let own_tags = match spec {
                 Spec::Stack(_) => None,
+                Spec::Network(s) => Some(&s.tags),
                 Spec::KeyPair(s) => Some(&s.tags),
                 Spec::SecurityGroup(s) => Some(&s.tags),
                 Spec::Fleet(s) => Some(&s.tags),
@@ -861,7 +874,15 @@ impl Resolver<'_> {
         if let Err(m) = check::instance_type(&s.instance_type) {
             out.push(at.diag(&spec.key("instanceType"), false, m));
         }
-        self.zones(at, &spec.key("zones"), &s.zones, out);
+        let subnets = self.placement(at, "fleet", &s.zones, &s.subnets, out);
+        if s.public_ip.is_some() && self.declared_network().is_none() {
+            out.push(at.diag(
+                &spec.key("publicIp"),
+                false,
+                "publicIp needs a Network (kind: Network); in the default VPC instances get the default subnet's setting",
+            ));
+        }
+        self.subnet_room(at, s, out);
         if let Some(n) = s.replicas {
             count(at, &spec.key("replicas"), n, 0, out);
             if s.autoscale.is_some() {
@@ -912,6 +933,8 @@ impl Resolver<'_> {
             image: image?,
             instance_type: s.instance_type.clone(),
             zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
+            subnets: subnets?,
+            public_ip: s.public_ip,
             replicas,
             key_pair: match &s.key_pair {
                 Some(k) => Some(id(k)?),
@@ -1097,7 +1120,7 @@ impl Resolver<'_> {
         out: &mut Vec<Diagnostic>,
     ) -> Option<d::BalancerSpec> {
         let spec = FieldPath::spec();
-        self.zones(at, &spec.key("zones"), &s.zones, out);
+        let subnets = self.placement(at, "balancer", &s.zones, &s.subnets, out);
         if s.listeners.is_empty() {
             out.push(at.diag(
                 &spec.key("listeners"),
@@ -1153,6 +1176,7 @@ impl Resolver<'_> {
         fleets.sort();
         Some(d::BalancerSpec {
             zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
+            subnets: subnets?,
             listeners,
             health_check: health_check?,
             fleets,
@@ -1316,14 +1340,19 @@ impl Resolver<'_> {
                         ),
                     ));
                 }
-                if !f.zones.contains(&v.zone) {
+                // With an existing VPC's subnets the zones are known only
+                // once observed: the planner checks them then.
+                let zones = self.fleet_zones(f);
+                if let Some(zones) = zones
+                    && !zones.contains(&v.zone)
+                {
                     out.push(at.diag(
                         &path,
                         false,
                         format!(
                             "Fleet/{} launches in {} but the volume is in {}; a volume attaches only in its own zone",
                             a.fleet,
-                            f.zones.join(", "),
+                            zones.join(", "),
                             v.zone
                         ),
                     ));
@@ -1347,13 +1376,19 @@ impl Resolver<'_> {
                         continue;
                     };
                     // A fleet with a volume launches in the volume's zone.
-                    let zones: Vec<&String> = match attached.get(fleet.as_str()) {
-                        Some((_, v)) => vec![&v.zone],
-                        None => f.zones.iter().collect(),
+                    let Some(fleet_zones) = self.fleet_zones(f) else {
+                        continue;
+                    };
+                    let zones: Vec<String> = match attached.get(fleet.as_str()) {
+                        Some((_, v)) => vec![v.zone.clone()],
+                        None => fleet_zones,
+                    };
+                    let Some(served) = self.balancer_zones_of(b) else {
+                        continue;
                     };
                     let outside: Vec<&str> = zones
-                        .into_iter()
-                        .filter(|z| !b.zones.contains(z))
+                        .iter()
+                        .filter(|z| !served.contains(z))
                         .map(String::as_str)
                         .collect();
                     if !outside.is_empty() {
@@ -1363,7 +1398,7 @@ impl Resolver<'_> {
                             format!(
                                 "Fleet/{fleet} launches in {}, which this balancer does not serve (zones: {})",
                                 outside.join(", "),
-                                b.zones.join(", ")
+                                served.join(", ")
                             ),
                         ));
                     }

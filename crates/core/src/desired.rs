@@ -3,8 +3,10 @@
 
 use crate::cron::Cron;
 use crate::ids::{
-    ImageId, InstanceProfile, Kind, ParameterName, ResourceKey, ResourceName, SnapshotId, Zone,
+    ImageId, InstanceProfile, Kind, ParameterName, ResourceKey, ResourceName, SnapshotId, SubnetId,
+    VpcId, Zone,
 };
+use crate::net::Ipv4Cidr;
 pub use crate::tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,6 +25,10 @@ pub struct Desired {
     pub region: String,
     /// Tags added to every resource.
     pub tags: Tags,
+    /// The stack's VPC network, if it declares one; without it, the
+    /// region's default VPC is used.
+    #[serde(default)]
+    pub network: Option<Network>,
     /// Key pairs by name.
     pub key_pairs: BTreeMap<ResourceName, KeyPairSpec>,
     /// Security groups by name.
@@ -46,6 +52,7 @@ impl Desired {
             stack,
             region,
             tags: Tags::new(),
+            network: None,
             key_pairs: BTreeMap::new(),
             security_groups: BTreeMap::new(),
             fleets: BTreeMap::new(),
@@ -61,6 +68,7 @@ impl Desired {
         let n = &key.name;
         match key.kind {
             Kind::Stack => *n == self.stack,
+            Kind::Network => self.network.as_ref().is_some_and(|net| net.name == *n),
             Kind::KeyPair => self.key_pairs.contains_key(n),
             Kind::SecurityGroup => self.security_groups.contains_key(n),
             Kind::Fleet => self.fleets.contains_key(n),
@@ -77,6 +85,71 @@ impl Desired {
             .iter()
             .find(|(_, v)| v.attach.as_ref().is_some_and(|a| &a.fleet == fleet))
     }
+}
+
+/// The stack's network: a VPC converge creates, or one that exists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Its manifest name.
+    pub name: ResourceName,
+    /// Which VPC, and its subnets.
+    pub vpc: NetworkVpc,
+    /// What happens to a created VPC when the Network is removed
+    /// (`retain` or `delete`); an existing VPC is never deleted.
+    pub deletion_policy: DeletionPolicy,
+    /// Tags of what converge creates for it.
+    pub tags: Tags,
+}
+
+impl Network {
+    /// The names of its subnets, in order.
+    pub fn subnet_names(&self) -> Vec<&ResourceName> {
+        match &self.vpc {
+            NetworkVpc::Create { subnets, .. } => subnets.keys().collect(),
+            NetworkVpc::Existing { subnets, .. } => subnets.keys().collect(),
+        }
+    }
+
+    /// Whether it declares a subnet of this name.
+    pub fn has_subnet(&self, name: &ResourceName) -> bool {
+        match &self.vpc {
+            NetworkVpc::Create { subnets, .. } => subnets.contains_key(name),
+            NetworkVpc::Existing { subnets, .. } => subnets.contains_key(name),
+        }
+    }
+}
+
+/// Where a network's VPC comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkVpc {
+    /// converge creates the VPC, its subnets, an internet gateway and a
+    /// route table for the public subnets.
+    Create {
+        /// The VPC's IPv4 block (`/16` to `/28`).
+        cidr: Ipv4Cidr,
+        /// Its subnets by manifest name.
+        subnets: BTreeMap<ResourceName, NewSubnet>,
+    },
+    /// A VPC that exists; converge never changes or deletes it.
+    Existing {
+        /// The VPC.
+        vpc: VpcId,
+        /// Its subnets converge places things in, by manifest name.
+        subnets: BTreeMap<ResourceName, SubnetId>,
+    },
+}
+
+/// A subnet converge creates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSubnet {
+    /// Its zone.
+    pub zone: Zone,
+    /// Its block, inside the VPC's.
+    pub cidr: Ipv4Cidr,
+    /// Whether it routes to the internet gateway and gives instances
+    /// public addresses by default.
+    pub public: bool,
 }
 
 /// An SSH key pair.
@@ -184,8 +257,18 @@ pub struct FleetSpec {
     pub image: ImageSource,
     /// The instance type (`m1.small`).
     pub instance_type: String,
-    /// Zones to spread instances over, in the manifest's order.
+    /// Zones to spread instances over, in the manifest's order (empty
+    /// when the fleet names `subnets`: its zones are theirs).
     pub zones: Vec<Zone>,
+    /// The network's subnets to spread instances over (manifest names, in
+    /// the manifest's order, each in its own zone); empty without a
+    /// Network.
+    #[serde(default)]
+    pub subnets: Vec<ResourceName>,
+    /// Whether instances get a public address; `None` leaves it to the
+    /// subnet's own setting.
+    #[serde(default)]
+    pub public_ip: Option<bool>,
     /// The replica count when no schedule rule or autoscaler says otherwise.
     pub replicas: u32,
     /// The key pair (manifest name), if any.
@@ -753,8 +836,12 @@ impl fmt::Display for HealthCheck {
 /// A classic load balancer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BalancerSpec {
-    /// Zones it serves.
+    /// Zones it serves (empty when it names `subnets`).
     pub zones: Vec<Zone>,
+    /// The network's subnets it serves in (manifest names, at most one per
+    /// zone); empty without a Network.
+    #[serde(default)]
+    pub subnets: Vec<ResourceName>,
     /// Its listeners.
     pub listeners: Vec<Listener>,
     /// Its health check.

@@ -290,6 +290,36 @@ string_id!(
     zone
 );
 string_id!(
+    /// A VPC ID (`vpc-…`).
+    VpcId,
+    "VPC ID",
+    |s| prefixed(s, "vpc-")
+);
+string_id!(
+    /// A subnet ID (`subnet-…`).
+    SubnetId,
+    "subnet ID",
+    |s| prefixed(s, "subnet-")
+);
+string_id!(
+    /// An internet gateway ID (`igw-…`).
+    GatewayId,
+    "internet gateway ID",
+    |s| prefixed(s, "igw-")
+);
+string_id!(
+    /// A route table ID (`rtb-…`).
+    RouteTableId,
+    "route table ID",
+    |s| prefixed(s, "rtb-")
+);
+string_id!(
+    /// A route table association ID (`rtbassoc-…`).
+    RouteTableAssociationId,
+    "route table association ID",
+    |s| prefixed(s, "rtbassoc-")
+);
+string_id!(
     /// A machine image ID (`ami-…`).
     ImageId,
     "image ID",
@@ -452,6 +482,8 @@ impl From<&ResourceName> for BucketName {
 pub enum Kind {
     /// The stack itself: region and common tags.
     Stack,
+    /// A VPC network and its subnets (at most one per stack).
+    Network,
     /// An SSH key pair.
     KeyPair,
     /// A security group and its ingress rules.
@@ -470,8 +502,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order resources are listed in plans.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Stack,
+        Kind::Network,
         Kind::KeyPair,
         Kind::SecurityGroup,
         Kind::Fleet,
@@ -485,6 +518,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Stack => "Stack",
+            Kind::Network => "Network",
             Kind::KeyPair => "KeyPair",
             Kind::SecurityGroup => "SecurityGroup",
             Kind::Fleet => "Fleet",
@@ -554,6 +588,9 @@ pub mod tags {
     /// the volume was created (`default` for the account's default key),
     /// since EC2 reports only the key's ARN.
     pub const KMS_KEY: &str = "converge:kms-key";
+    /// On a network's subnets: the subnet's manifest name (the kind and
+    /// name tags say `Network/<network>`).
+    pub const SUBNET: &str = "converge:subnet";
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod desired;
 pub mod duration;
 pub mod ebs;
 pub mod ids;
+pub mod net;
 pub mod observed;
 pub mod plan;
 pub mod render;

@@ -3,10 +3,11 @@
 
 use crate::desired::{HealthCheck, Listener, MetadataOptions, Protocol, Tags, VolumeType};
 use crate::ids::{
-    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId,
-    InstanceId, KeyName, KeyPairId, Kind, ParameterName, ResourceName, SnapshotId, VolumeId, Zone,
-    tags,
+    AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
+    ImageId, InstanceId, KeyName, KeyPairId, Kind, ParameterName, ResourceName,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone, tags,
 };
+use crate::net::Ipv4Cidr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,6 +49,23 @@ impl Owner {
 /// Everything of one stack the cloud holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
+    /// The region's default VPC, if it has one (looked up on every
+    /// observation: without a Network, groups and instances go there).
+    #[serde(default)]
+    pub default_vpc: Option<VpcId>,
+    /// VPCs carrying the stack's tags.
+    #[serde(default)]
+    pub vpcs: Vec<ObservedVpc>,
+    /// Subnets carrying the stack's tags, and the subnets an existing
+    /// VPC's Network names (read by ID).
+    #[serde(default)]
+    pub subnets: Vec<ObservedSubnet>,
+    /// Internet gateways carrying the stack's tags.
+    #[serde(default)]
+    pub gateways: Vec<ObservedGateway>,
+    /// Route tables carrying the stack's tags.
+    #[serde(default)]
+    pub route_tables: Vec<ObservedRouteTable>,
     /// Key pairs.
     pub key_pairs: Vec<ObservedKeyPair>,
     /// Security groups.
@@ -99,6 +117,10 @@ impl Observed {
     /// snapshots aside).
     pub fn is_empty(&self) -> bool {
         self.key_pairs.is_empty()
+            && self.vpcs.is_empty()
+            && self.subnets.iter().all(|s| s.owner.is_none())
+            && self.gateways.is_empty()
+            && self.route_tables.is_empty()
             && self.security_groups.is_empty()
             && self.instances.iter().all(|i| !i.state.is_live())
             && self.volumes.is_empty()
@@ -106,6 +128,72 @@ impl Observed {
             && self.buckets.is_empty()
             && self.distributions.is_empty()
     }
+}
+
+/// A VPC converge created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedVpc {
+    /// Its ID.
+    pub id: VpcId,
+    /// Its owner (the Network).
+    pub owner: Owner,
+    /// Its IPv4 block.
+    pub cidr: Ipv4Cidr,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A subnet: one converge created (with an owner), or one of an existing
+/// VPC that a Network names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedSubnet {
+    /// Its ID.
+    pub id: SubnetId,
+    /// Its VPC.
+    pub vpc: VpcId,
+    /// Its zone.
+    pub zone: Zone,
+    /// Its IPv4 block.
+    pub cidr: Ipv4Cidr,
+    /// Whether instances launched in it get a public address by default
+    /// (`MapPublicIpOnLaunch`).
+    pub map_public_ip: bool,
+    /// The Network that created it, `None` for an existing VPC's subnet.
+    pub owner: Option<Owner>,
+    /// Its manifest name, from its `converge:subnet` tag.
+    pub name: Option<ResourceName>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// An internet gateway converge created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedGateway {
+    /// Its ID.
+    pub id: GatewayId,
+    /// Its owner (the Network).
+    pub owner: Owner,
+    /// The VPC it is attached to, if any.
+    pub attached_to: Option<VpcId>,
+    /// All its tags.
+    pub tags: Tags,
+}
+
+/// A route table converge created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedRouteTable {
+    /// Its ID.
+    pub id: RouteTableId,
+    /// Its owner (the Network).
+    pub owner: Owner,
+    /// Its VPC.
+    pub vpc: VpcId,
+    /// The gateway its `0.0.0.0/0` route goes to, if it has one.
+    pub default_route: Option<GatewayId>,
+    /// Its subnet associations.
+    pub associations: Vec<(RouteTableAssociationId, SubnetId)>,
+    /// All its tags.
+    pub tags: Tags,
 }
 
 /// A key pair.
@@ -154,6 +242,8 @@ pub struct ObservedGroup {
     pub owner: Owner,
     /// Its description.
     pub description: String,
+    /// Its VPC.
+    pub vpc: VpcId,
     /// Its inbound rules.
     pub ingress: Vec<CloudRule>,
     /// All its tags.
@@ -207,6 +297,15 @@ pub struct ObservedInstance {
     pub state: InstanceState,
     /// Its private address, once it has one.
     pub private_ip: Option<Ipv4Addr>,
+    /// Its subnet, once it has one.
+    #[serde(default)]
+    pub subnet: Option<SubnetId>,
+    /// Its VPC, once it has one.
+    #[serde(default)]
+    pub vpc: Option<VpcId>,
+    /// Its public address, if it has one.
+    #[serde(default)]
+    pub public_ip: Option<Ipv4Addr>,
     /// When it was launched.
     pub launched_at: Timestamp,
     /// Its image.
@@ -411,6 +510,9 @@ pub struct ObservedBalancer {
     pub dns_name: String,
     /// Its zones.
     pub zones: Vec<Zone>,
+    /// Its subnets (in a VPC).
+    #[serde(default)]
+    pub subnets: Vec<SubnetId>,
     /// Its listeners.
     pub listeners: Vec<Listener>,
     /// Its health check.

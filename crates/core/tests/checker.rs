@@ -270,7 +270,7 @@ fn a_repeated_idempotency_token_is_caught() {
     // From nothing, every volume and distribution is created: one more
     // create of each with the same token or caller reference.
     let d = smallpayroll();
-    let found = problems(&d, &Observed::default(), |p| {
+    let found = problems(&d, &empty_region(), |p| {
         edit_graph(p, |steps, _| {
             let again: Vec<Step> = steps
                 .iter()
@@ -449,4 +449,79 @@ fn an_in_place_change_of_an_instance_that_goes_is_caught() {
         "ChangesTerminated",
         |p| matches!(p, Problem::ChangesTerminated { instance, .. } if instance.as_str() == "i-app-1"),
     );
+}
+
+/// SmallPayroll in its own network, in place, and the manifests emptied:
+/// a destroy that deletes the network.
+fn network_destroy() -> (Desired, Observed) {
+    let d = with_network(smallpayroll());
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    (Desired::empty(d.stack.clone(), d.region.clone()), o)
+}
+
+#[test]
+fn a_network_deleted_before_the_stack_left_it_is_caught() {
+    let (d, o) = network_destroy();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, edges| {
+            // The VPC no longer waits for anything.
+            let vpc = steps
+                .iter()
+                .position(|s| matches!(s, Step::DeleteVpc { .. }))
+                .unwrap();
+            edges.retain(|(_, b)| *b != vpc);
+        })
+    });
+    assert_caught(
+        &found,
+        "a VPC deleted too early",
+        |p| matches!(p, Problem::NetworkDeletedBeforeLeft { step, .. } if step.description.contains("delete the VPC")),
+    );
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, edges| {
+            let table = steps
+                .iter()
+                .position(|s| matches!(s, Step::DeleteRouteTable { .. }))
+                .unwrap();
+            edges.retain(|(_, b)| *b != table);
+        })
+    });
+    assert_caught(
+        &found,
+        "a route table deleted before instances go",
+        |p| matches!(p, Problem::NetworkDeletedBeforeLeft { first, .. } if first.description.starts_with("terminate")),
+    );
+}
+
+#[test]
+fn a_launch_in_the_wrong_subnet_is_caught() {
+    let mut d = with_network(smallpayroll());
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "app").image = "ami-2b3c4d5e".into();
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            for s in steps.iter_mut() {
+                if let Step::Launch { zone, spec, .. } = s
+                    && zone.as_str() == "us-east-1a"
+                {
+                    spec.subnet = Some(converge_core::plan::Ref::Known(subnet_id("private-b")));
+                }
+            }
+        })
+    });
+    assert_caught(&found, "a launch in another zone's subnet", |p| {
+        matches!(p, Problem::LaunchInWrongSubnet { .. })
+    });
+    let found = problems(&d, &o, |p| {
+        edit_graph(p, |steps, _| {
+            for s in steps.iter_mut() {
+                if let Step::Launch { spec, .. } = s {
+                    spec.subnet = None;
+                }
+            }
+        })
+    });
+    assert_caught(&found, "a launch without a subnet", |p| {
+        matches!(p, Problem::LaunchWithoutSubnet { .. })
+    });
 }

@@ -22,7 +22,7 @@ use insta::assert_snapshot;
 #[test]
 fn create_everything_from_empty() {
     let d = smallpayroll();
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     assert!(plan.has_changes());
     assert_snapshot!("create_everything.txt", text(&plan));
     assert_snapshot!("create_everything.md", render::markdown(&plan));
@@ -187,7 +187,7 @@ fn env_values_are_sensitive_everywhere() {
     let mut d = smallpayroll();
     fleet_mut(&mut d, "app").user_data = secret_ud(SECRET);
     // From nothing: the user data is (sensitive) in every output.
-    let create = run(&d, &Observed::default(), SATURDAY_NOON);
+    let create = run(&d, &empty_region(), SATURDAY_NOON);
     assert_snapshot!("env_secret_create.txt", text(&create));
     // In place: no change, and the secret still goes nowhere.
     let o = in_place(&d, ts(SATURDAY_NOON));
@@ -804,7 +804,7 @@ fn json_shape_of_a_sensitive_launch() {
         "role=db;password=${env:DB_PASSWORD}",
         &[("DB_PASSWORD", SECRET)],
     );
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).unwrap();
     let launch = json["steps"]
         .as_array()
@@ -826,7 +826,7 @@ fn plan_json_doc_covers_what_plans_hold() {
     let d = smallpayroll();
     let o = in_place(&d, ts(SATURDAY_NOON));
     let mut worlds: Vec<(converge_core::Desired, Observed)> = vec![
-        (d.clone(), Observed::default()),
+        (d.clone(), empty_region()),
         (
             converge_core::Desired::empty(d.stack.clone(), d.region.clone()),
             o.clone(),
@@ -934,7 +934,7 @@ fn instances_join_a_new_group_once_its_rules_are_in() {
         assert!(precedes(&plan, authorize, moved));
     }
     // And from nothing: launches wait for their group's rules.
-    let plan = run(&d, &Observed::default(), SATURDAY_NOON);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
     let authorize = step(&plan, "authorize 2 rule(s) on SecurityGroup/web");
     for launch in steps(&plan, "Fleet/app instance(s)") {
         assert!(precedes(&plan, authorize, launch));
@@ -1126,7 +1126,7 @@ fn root_volume_change_rolls_the_fleet() {
 fn ssm_image_is_resolved_when_planning() {
     let mut d = smallpayroll();
     fleet_mut(&mut d, "app").image = ImageSource::Parameter(al2023());
-    let mut o = Observed::default();
+    let mut o = empty_region();
     o.parameters.insert(al2023(), "ami-147f977d".into());
     let plan = run(&d, &o, SATURDAY_NOON);
     let t = text(&plan);
@@ -1160,7 +1160,7 @@ fn a_new_ami_published_under_the_parameter_rolls_the_fleet() {
 fn images_the_cloud_cannot_give_are_refused_before_any_change() {
     let mut d = smallpayroll();
     fleet_mut(&mut d, "app").image = ImageSource::Parameter(al2023());
-    let o = Observed::default();
+    let o = empty_region();
     let err = |d: &Desired, o: &Observed| {
         converge_core::plan(&PlanInput::new(d, o, ts(SATURDAY_NOON)))
             .unwrap_err()
@@ -1172,7 +1172,7 @@ fn images_the_cloud_cannot_give_are_refused_before_any_change() {
             "Fleet/app: spec.image: SSM parameter {AL2023} does not exist (GetParameters lists it as invalid)"
         )
     );
-    let mut o = Observed::default();
+    let mut o = empty_region();
     o.parameters.insert(al2023(), "not-an-ami".into());
     assert!(err(&d, &o).contains("holds \"not-an-ami\", expected an image ID"));
     let mut d = smallpayroll();
@@ -1181,7 +1181,7 @@ fn images_the_cloud_cannot_give_are_refused_before_any_change() {
         volume_type: VolumeType::Gp3,
         encrypted: true,
     });
-    let mut o = Observed::default();
+    let mut o = empty_region();
     assert!(
         err(&d, &o).contains("image ami-147f977d does not exist"),
         "{}",

@@ -15,7 +15,7 @@ use converge_core::desired::{HttpTokens, MetadataOptions, Protocol, Tags, Volume
 use converge_core::ebs::KmsKey;
 use converge_core::ids::{
     AssociationId, GroupId, GroupName, ImageId, InstanceId, InstanceProfile, KeyName, Kind,
-    ResourceName, SnapshotId, VolumeId, Zone, tags,
+    ResourceName, SnapshotId, SubnetId, VolumeId, VpcId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ModificationState, ObservedAttachment, ObservedGroup,
@@ -42,6 +42,8 @@ pub(super) struct Launch<'a> {
     pub(super) groups: &'a [GroupId],
     pub(super) user_data: &'a str,
     pub(super) zone: &'a Zone,
+    pub(super) subnet: Option<&'a SubnetId>,
+    pub(super) public_ip: Option<bool>,
     pub(super) count: u32,
     pub(super) tags: &'a Tags,
     pub(super) client_token: &'a str,
@@ -53,14 +55,14 @@ pub(super) struct Launch<'a> {
 /// The most values one EC2 filter takes.
 const FILTER_VALUES: usize = 200;
 
-fn stack_filter(stack: &ResourceName) -> Filter {
+pub(super) fn stack_filter(stack: &ResourceName) -> Filter {
     Filter::builder()
         .name(format!("tag:{}", tags::STACK))
         .values(stack.as_str())
         .build()
 }
 
-fn filter(name: &str, values: impl IntoIterator<Item = String>) -> Filter {
+pub(super) fn filter(name: &str, values: impl IntoIterator<Item = String>) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.into_iter().collect()))
@@ -73,20 +75,20 @@ fn ec2_tags(tags: &Tags) -> Vec<Tag> {
         .collect()
 }
 
-fn tag_spec(kind: ResourceType, tags: &Tags) -> TagSpecification {
+pub(super) fn tag_spec(kind: ResourceType, tags: &Tags) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(kind)
         .set_tags(Some(ec2_tags(tags)))
         .build()
 }
 
-fn read_tags(t: &[Tag]) -> Tags {
+pub(super) fn read_tags(t: &[Tag]) -> Tags {
     tags_from(t.iter().map(|t| (t.key(), t.value())))
 }
 
 /// The owner of a resource of `kind` in `stack`, or `None` when its tags
 /// say it is not one.
-fn owned(t: &Tags, stack: &ResourceName, kind: Kind) -> Option<Owner> {
+pub(super) fn owned(t: &Tags, stack: &ResourceName, kind: Kind) -> Option<Owner> {
     Owner::from_tags(t).filter(|o| o.stack == *stack && o.kind == kind)
 }
 
@@ -122,6 +124,9 @@ fn instance(
         zone: answered_id(OP, zone.unwrap_or_default())?,
         state: instance_state(i.state().and_then(|s| s.name())),
         private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
+        subnet: i.subnet_id().map(|s| answered_id(OP, s)).transpose()?,
+        vpc: i.vpc_id().map(|v| answered_id(OP, v)).transpose()?,
+        public_ip: i.public_ip_address().and_then(|a| a.parse().ok()),
         launched_at: timestamp(i.launch_time()),
         image: answered_id(OP, i.image_id().unwrap_or_default())?,
         instance_type: i
@@ -746,6 +751,7 @@ impl AwsCloud {
                     )?,
                     owner,
                     description: g.description().unwrap_or_default().to_owned(),
+                    vpc: answered_id("DescribeSecurityGroups", g.vpc_id().unwrap_or_default())?,
                     ingress,
                     tags: t,
                 });
@@ -858,13 +864,17 @@ impl AwsCloud {
     pub(super) async fn create_group(
         &self,
         name: &GroupName,
+        vpc: &VpcId,
         description: &str,
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
+        // The VPC is always named: in an account without a default VPC a
+        // group without one fails with VPCIdNotSpecified.
         let out = self
             .ec2
             .create_security_group()
             .group_name(name.as_str())
+            .vpc_id(vpc.as_str())
             .description(description)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
             .send()
@@ -974,6 +984,8 @@ impl AwsCloud {
             TagTarget::Instance(i) => i.to_string(),
             TagTarget::Volume(v) => v.to_string(),
             TagTarget::Group(g) => g.to_string(),
+            TagTarget::Vpc(v) => v.to_string(),
+            TagTarget::Subnet(s) => s.to_string(),
             TagTarget::KeyPair(name) => match self.key_pair(name.as_str()).await? {
                 Some((id, _)) => id,
                 None => {
@@ -1031,13 +1043,34 @@ impl AwsCloud {
 
     pub(super) async fn run_instances(&self, l: Launch<'_>) -> Result<Outcome, CloudError> {
         let count = i32::try_from(l.count).unwrap_or(i32::MAX);
-        let out = self
+        let groups: Vec<String> = l.groups.iter().map(|g| g.to_string()).collect();
+        let req = self
             .ec2
             .run_instances()
             .image_id(l.image)
             .instance_type(aws_sdk_ec2::types::InstanceType::from(l.instance_type))
-            .set_key_name(l.key_name.map(str::to_owned))
-            .set_security_group_ids(Some(l.groups.iter().map(|g| g.to_string()).collect()))
+            .set_key_name(l.key_name.map(str::to_owned));
+        // An explicit public address needs the network interface spec
+        // (device 0), and then the subnet and groups go in the interface,
+        // not at the top level: EC2 refuses both
+        // (<https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceNetworkInterfaceSpecification.html>:
+        // "you cannot specify this option and the network interfaces
+        // option in the same request" for SubnetId and SecurityGroupIds).
+        let req = match (l.public_ip, l.subnet) {
+            (Some(public), subnet) => req.network_interfaces(
+                aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .set_subnet_id(subnet.map(|s| s.to_string()))
+                    .set_groups(Some(groups))
+                    .associate_public_ip_address(public)
+                    .delete_on_termination(true)
+                    .build(),
+            ),
+            (None, subnet) => req
+                .set_subnet_id(subnet.map(|s| s.to_string()))
+                .set_security_group_ids(Some(groups)),
+        };
+        let out = req
             .set_user_data(
                 (!l.user_data.is_empty())
                     .then(|| aws_smithy_types::base64::encode(l.user_data.as_bytes())),

@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancing::types::{
     TagKeyOnly,
 };
 use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
-use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, Zone};
+use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, SubnetId, Zone};
 use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -85,6 +85,15 @@ fn balancer(
         owner,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
         zones,
+        subnets: {
+            let mut v: Vec<SubnetId> = d
+                .subnets()
+                .iter()
+                .map(|s| answered_id("DescribeLoadBalancers", s.as_str()))
+                .collect::<Result<_, _>>()?;
+            v.sort();
+            v
+        },
         listeners,
         health_check: d.health_check().map(read_health_check),
         members,
@@ -231,6 +240,7 @@ impl AwsCloud {
         &self,
         name: &BalancerName,
         zones: &[Zone],
+        subnets: &[SubnetId],
         listeners: &[Listener],
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
@@ -257,7 +267,15 @@ impl AwsCloud {
             .set_listeners(Some(
                 listeners.iter().map(listener).collect::<Result<_, _>>()?,
             ))
-            .set_availability_zones(Some(zones.iter().map(|z| z.to_string()).collect()))
+            // In a VPC: Subnets (at most one per zone) instead of
+            // AvailabilityZones
+            // (<https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html>).
+            .set_availability_zones(
+                (!zones.is_empty()).then(|| zones.iter().map(|z| z.to_string()).collect()),
+            )
+            .set_subnets(
+                (!subnets.is_empty()).then(|| subnets.iter().map(|s| s.to_string()).collect()),
+            )
             .set_tags(Some(elb_tags(tags)?))
             .send()
             .await
@@ -265,6 +283,38 @@ impl AwsCloud {
         Ok(Outcome::Balancer {
             dns_name: out.dns_name().unwrap_or_default().to_owned(),
         })
+    }
+
+    /// AttachLoadBalancerToSubnets.
+    pub(super) async fn attach_subnets(
+        &self,
+        name: &BalancerName,
+        subnets: &[SubnetId],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .attach_load_balancer_to_subnets()
+            .load_balancer_name(name.as_str())
+            .set_subnets(Some(subnets.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("AttachLoadBalancerToSubnets", e))?;
+        Ok(Outcome::Done)
+    }
+
+    /// DetachLoadBalancerFromSubnets.
+    pub(super) async fn detach_subnets(
+        &self,
+        name: &BalancerName,
+        subnets: &[SubnetId],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .detach_load_balancer_from_subnets()
+            .load_balancer_name(name.as_str())
+            .set_subnets(Some(subnets.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DetachLoadBalancerFromSubnets", e))?;
+        Ok(Outcome::Done)
     }
 
     pub(super) async fn configure_health_check(

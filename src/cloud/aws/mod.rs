@@ -20,6 +20,7 @@ mod hooks;
 mod http;
 mod s3;
 mod ssm;
+mod vpc;
 
 pub(crate) use error::sdk_error;
 
@@ -31,11 +32,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use converge_core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, KeyName, ParameterName, ResourceName,
-    SnapshotId, VolumeId,
+    SnapshotId, SubnetId, VolumeId,
 };
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedSnapshot,
-    ObservedVolume,
+    ObservedSubnet, ObservedVolume,
 };
 use converge_core::plan::TagTarget;
 use std::collections::BTreeMap;
@@ -202,6 +203,12 @@ impl AwsCloud {
         self.counter.snapshot()
     }
 
+    /// The EC2 client, for tests that shape the account outside any stack
+    /// (deleting its default VPC, as a landing zone does).
+    pub fn ec2_client_for_tests(&self) -> &aws_sdk_ec2::Client {
+        &self.ec2
+    }
+
     /// Forgets the counts (e.g. between the apply and the plan a benchmark
     /// measures).
     pub fn reset_stats(&self) {
@@ -255,7 +262,8 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
 
 impl AwsCloud {
     async fn observe_once(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        let (ec2, balancers, buckets, distributions) = tokio::try_join!(
+        let (network, ec2, balancers, buckets, distributions) = tokio::try_join!(
+            self.observe_network(stack),
             self.observe_ec2(stack),
             self.observe_balancers(stack),
             self.observe_buckets(stack),
@@ -268,7 +276,19 @@ impl AwsCloud {
             volumes,
             snapshots,
         } = ec2;
+        let vpc::NetworkObserved {
+            default_vpc,
+            vpcs,
+            subnets,
+            gateways,
+            route_tables,
+        } = network;
         Ok(Observed {
+            default_vpc,
+            vpcs,
+            subnets,
+            gateways,
+            route_tables,
             key_pairs,
             security_groups,
             instances,
@@ -287,6 +307,7 @@ impl AwsCloud {
     async fn act_once(&self, op: &Op) -> Result<Outcome, CloudError> {
         match op.service() {
             Service::Ec2Network => self.act_ec2_network(op).await,
+            Service::Vpc => self.act_vpc(op).await,
             Service::Tagging => self.act_tagging(op).await,
             Service::Ec2Instances => self.act_ec2_instances(op).await,
             Service::Ebs => self.act_ebs(op).await,
@@ -307,13 +328,63 @@ impl AwsCloud {
             Op::DeleteKeyPair { name } => self.delete_key_pair(name).await,
             Op::CreateGroup {
                 name,
+                vpc,
                 description,
                 tags,
-            } => self.create_group(name, description, tags).await,
+            } => self.create_group(name, vpc, description, tags).await,
             Op::AuthorizeIngress { group, rules } => self.authorize(group, rules).await,
             Op::RevokeIngress { group, rules } => self.revoke(group, rules).await,
             Op::DeleteGroup { group } => self.delete_group(group).await,
             other => Err(misrouted(other, "EC2 network")),
+        }
+    }
+
+    /// EC2 networking: VPCs, subnets, internet gateways, route tables.
+    async fn act_vpc(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
+            Op::CreateVpc { cidr, tags } => self.create_vpc(*cidr, tags).await,
+            Op::ModifyVpcAttribute { vpc, attribute } => {
+                self.modify_vpc_attribute(vpc, *attribute).await
+            }
+            Op::DeleteVpc { vpc } => self.delete_vpc(vpc).await,
+            Op::CreateSubnet {
+                vpc,
+                zone,
+                cidr,
+                tags,
+            } => self.create_subnet(vpc, zone, *cidr, tags).await,
+            Op::ModifySubnetAttribute {
+                subnet,
+                map_public_ip,
+            } => self.set_map_public_ip(subnet, *map_public_ip).await,
+            Op::DeleteSubnet { subnet } => self.delete_subnet(subnet).await,
+            Op::CreateInternetGateway { tags } => self.create_internet_gateway(tags).await,
+            Op::AttachInternetGateway { gateway, vpc } => {
+                self.attach_internet_gateway(gateway, vpc).await
+            }
+            Op::DetachInternetGateway { gateway, vpc } => {
+                self.detach_internet_gateway(gateway, vpc).await
+            }
+            Op::DeleteInternetGateway { gateway } => self.delete_internet_gateway(gateway).await,
+            Op::CreateRouteTable {
+                vpc,
+                tags,
+                client_token,
+            } => self.create_route_table(vpc, tags, client_token).await,
+            Op::CreateRoute {
+                route_table,
+                destination,
+                gateway,
+            } => self.create_route(route_table, *destination, gateway).await,
+            Op::AssociateRouteTable {
+                route_table,
+                subnet,
+            } => self.associate_route_table(route_table, subnet).await,
+            Op::DisassociateRouteTable { association } => {
+                self.disassociate_route_table(association).await
+            }
+            Op::DeleteRouteTable { route_table } => self.delete_route_table(route_table).await,
+            other => Err(misrouted(other, "VPC")),
         }
     }
 
@@ -346,6 +417,8 @@ impl AwsCloud {
                 groups,
                 user_data,
                 zone,
+                subnet,
+                public_ip,
                 count,
                 tags,
                 client_token,
@@ -360,6 +433,8 @@ impl AwsCloud {
                     groups,
                     user_data,
                     zone,
+                    subnet: subnet.as_ref(),
+                    public_ip: *public_ip,
                     count: *count,
                     tags,
                     client_token,
@@ -452,9 +527,19 @@ impl AwsCloud {
             Op::CreateBalancer {
                 name,
                 zones,
+                subnets,
                 listeners,
                 tags,
-            } => self.create_balancer(name, zones, listeners, tags).await,
+            } => {
+                self.create_balancer(name, zones, subnets, listeners, tags)
+                    .await
+            }
+            Op::AttachBalancerToSubnets { name, subnets } => {
+                self.attach_subnets(name, subnets).await
+            }
+            Op::DetachBalancerFromSubnets { name, subnets } => {
+                self.detach_subnets(name, subnets).await
+            }
             Op::ConfigureHealthCheck { name, health_check } => {
                 self.configure_health_check(name, health_check).await
             }
@@ -516,6 +601,10 @@ impl Cloud for AwsCloud {
 
     async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<ObservedInstance>, CloudError> {
         self.describe_instances_by_id(ids).await
+    }
+
+    async fn subnets(&self, ids: &[SubnetId]) -> Result<Vec<ObservedSubnet>, CloudError> {
+        self.subnets_by_id(ids).await
     }
 
     async fn volumes(&self, ids: &[VolumeId]) -> Result<Vec<ObservedVolume>, CloudError> {

@@ -31,6 +31,14 @@ pub struct LsRow {
 /// The type of a cloud resource, in the order `ls` lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
+    /// A VPC.
+    Vpc,
+    /// A subnet.
+    Subnet,
+    /// An internet gateway.
+    Gateway,
+    /// A route table.
+    RouteTable,
     /// A key pair.
     KeyPair,
     /// A security group.
@@ -57,6 +65,10 @@ impl ResourceType {
     /// The type's name as `ls` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
+            ResourceType::Vpc => "vpc",
+            ResourceType::Subnet => "subnet",
+            ResourceType::Gateway => "internet-gateway",
+            ResourceType::RouteTable => "route-table",
             ResourceType::KeyPair => "key-pair",
             ResourceType::SecurityGroup => "security-group",
             ResourceType::Instance => "instance",
@@ -91,7 +103,7 @@ fn owner_cols(t: &converge_core::desired::Tags) -> (String, String) {
 
 /// Every resource in the world at `now`, sorted by type, then ID.
 pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
-    let mut out = Vec::new();
+    let mut out = network_rows(w);
     for k in w.key_pairs.values() {
         let (stack, resource) = owner_cols(&k.tags);
         out.push(LsRow {
@@ -227,9 +239,9 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
     out
 }
 
-/// An instance's state, address and launch options: `running 10.0.3.7,
-/// profile app-role, metadata tokens required hop limit 2, root 20 GiB gp3
-/// encrypted`.
+/// An instance's state, addresses, subnet and launch options: `running
+/// 10.0.3.7 public 198.51.4.9 in subnet-…, profile app-role, metadata
+/// tokens required hop limit 2, root 20 GiB gp3 encrypted`.
 fn instance_state(i: &Instance, now: Timestamp) -> String {
     let state = i.state(now);
     if state == converge_core::observed::InstanceState::Terminated {
@@ -244,13 +256,19 @@ fn instance_state(i: &Instance, now: Timestamp) -> String {
         Some(r) => r.to_string(),
         None => format!("the image's, {ROOT_SNAPSHOT_GIB} GiB"),
     };
-    format!(
-        "{} {}, profile {profile}, metadata tokens {} hop limit {}, root {root}",
-        state.as_str(),
-        i.private_ip,
+    let mut text = format!("{} {}", state.as_str(), i.private_ip);
+    if let Some(p) = i.public_ip {
+        text.push_str(&format!(" public {p}"));
+    }
+    if let Some(s) = &i.subnet {
+        text.push_str(&format!(" in {s}"));
+    }
+    text.push_str(&format!(
+        ", profile {profile}, metadata tokens {} hop limit {}, root {root}",
         m.tokens.as_str(),
         m.hop_limit
-    )
+    ));
+    text
 }
 
 /// What exists outside any stack: instance profiles and SSM parameters.
@@ -277,6 +295,80 @@ fn outside_rows(w: &World, out: &mut Vec<LsRow>) {
             });
         }
     }
+}
+
+/// The VPCs (those made by CreateVpc or `local add vpc`; default VPCs are
+/// implicit), subnets, internet gateways and route tables.
+fn network_rows(w: &World) -> Vec<LsRow> {
+    let mut out = Vec::new();
+    for v in w.vpcs.values() {
+        let (stack, resource) = owner_cols(&v.tags);
+        let dns = match (v.dns_support, v.dns_hostnames) {
+            (true, true) => "DNS support and host names",
+            (true, false) => "DNS support",
+            _ => "no DNS",
+        };
+        out.push(LsRow {
+            kind: ResourceType::Vpc,
+            id: v.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!("available {} ({}, {dns})", v.cidr, v.region),
+        });
+    }
+    for s in w.subnets.values() {
+        let (stack, mut resource) = owner_cols(&s.tags);
+        if let Some(name) = s.tags.get(tags::SUBNET) {
+            resource.push_str(&format!(" subnet {name}"));
+        }
+        let public = if s.map_public_ip {
+            ", public addresses"
+        } else {
+            ""
+        };
+        out.push(LsRow {
+            kind: ResourceType::Subnet,
+            id: s.id.to_string(),
+            stack,
+            resource,
+            zone: s.zone.to_string(),
+            state: format!("available {} in {}{public}", s.cidr, s.vpc),
+        });
+    }
+    for g in w.gateways.values() {
+        let (stack, resource) = owner_cols(&g.tags);
+        out.push(LsRow {
+            kind: ResourceType::Gateway,
+            id: g.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: match &g.attached_to {
+                Some(v) => format!("attached to {v}"),
+                None => "detached".to_owned(),
+            },
+        });
+    }
+    for r in w.route_tables.values() {
+        let (stack, resource) = owner_cols(&r.tags);
+        let routes: Vec<String> = r.routes.iter().map(|(d, g)| format!("{d}→{g}")).collect();
+        let subnets: Vec<&str> = r.associations.values().map(|s| s.as_str()).collect();
+        out.push(LsRow {
+            kind: ResourceType::RouteTable,
+            id: r.id.to_string(),
+            stack,
+            resource,
+            zone: "-".to_owned(),
+            state: format!(
+                "in {}, routes [{}], subnets [{}]",
+                r.vpc,
+                routes.join(", "),
+                subnets.join(", ")
+            ),
+        });
+    }
+    out
 }
 
 /// The rows as an aligned table with a header, one line per resource and

@@ -55,13 +55,16 @@ pub use ls::{LsRow, ResourceType, Table, format_table};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome, answered_id};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
+use converge_core::desired::Tags;
 use converge_core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
-    VolumeId,
+    SubnetId, VolumeId, VpcId, Zone,
 };
+use converge_core::net::Ipv4Cidr;
 use converge_core::observed::ObservedImage;
 use converge_core::observed::{
-    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedVolume,
+    Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedSubnet,
+    ObservedVolume,
 };
 use ops::{Ctx, Errs};
 use std::collections::BTreeMap;
@@ -161,6 +164,16 @@ pub enum LocalError {
     Refused(#[from] CloudError),
 }
 
+/// A local operation that answered the wrong kind of outcome (a bug).
+fn unexpected(op: &'static str, other: &Outcome) -> CloudError {
+    CloudError::new(
+        ErrorKind::Invalid,
+        op,
+        "Unexpected",
+        format!("{op} answered {other:?}"),
+    )
+}
+
 impl LocalError {
     fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LocalError {
         let path = path.to_owned();
@@ -174,9 +187,10 @@ impl LocalError {
     /// As a cloud error naming `operation`: file trouble is `Unavailable`
     /// (retrying may help), a bad file `Invalid`.
     fn into_cloud(self, operation: &'static str) -> CloudError {
-        let kind = match self {
+        let kind = match &self {
             LocalError::Io { .. } => ErrorKind::Unavailable,
             LocalError::NoSuchInstance(_) => ErrorKind::NotFound,
+            LocalError::Refused(e) => e.kind,
             _ => ErrorKind::Invalid,
         };
         let mut message = self.to_string();
@@ -259,6 +273,73 @@ impl LocalCloud {
     pub fn list(&self) -> Result<Vec<LsRow>, LocalError> {
         let now = self.shared.clock.now();
         self.shared.read(|w, _| ls::rows(w, now))
+    }
+
+    /// Makes a VPC outside any stack (`converge local add vpc`), with
+    /// subnets, by the rules CreateVpc and CreateSubnet follow; returns
+    /// their IDs. Nothing is made if any of it is refused.
+    pub fn add_vpc(
+        &self,
+        cidr: Ipv4Cidr,
+        subnets: &[(Zone, Ipv4Cidr)],
+    ) -> Result<(VpcId, Vec<SubnetId>), LocalError> {
+        let r = self.shared.write(|w, cx| {
+            let tags = Tags::new();
+            let vpc = match ops::act(
+                w,
+                &Op::CreateVpc {
+                    cidr,
+                    tags: tags.clone(),
+                },
+                cx,
+            )? {
+                Outcome::Vpc(v) => v,
+                other => return Err(unexpected("CreateVpc", &other)),
+            };
+            let mut ids = Vec::new();
+            for (zone, block) in subnets {
+                let op = Op::CreateSubnet {
+                    vpc: vpc.clone(),
+                    zone: zone.clone(),
+                    cidr: *block,
+                    tags: tags.clone(),
+                };
+                match ops::act(w, &op, cx)? {
+                    Outcome::Subnet(s) => ids.push(s),
+                    other => return Err(unexpected("CreateSubnet", &other)),
+                }
+            }
+            Ok((vpc, ids))
+        });
+        r?.map_err(LocalError::Refused)
+    }
+
+    /// Removes the region's default VPC (`converge local remove
+    /// default-vpc`), as an account without one (an Organizations landing
+    /// zone) is; returns its ID. Refused while anything is in it.
+    pub fn remove_default_vpc(&self) -> Result<VpcId, LocalError> {
+        let r = self.shared.write(|w, cx| {
+            let e = ops::Errs("DeleteVpc");
+            let Some(vpc) = w.default_vpc(cx.region) else {
+                return Err(e.not_found(
+                    "InvalidVpcID.NotFound",
+                    format!("{} has no default VPC", cx.region),
+                ));
+            };
+            let in_use = w.groups.values().any(|g| w.group_vpc(g).as_ref() == Some(&vpc))
+                || w.instances
+                    .values()
+                    .any(|i| !i.is_gone(cx.now) && w.instance_vpc(i).as_ref() == Some(&vpc));
+            if in_use {
+                return Err(e.state(
+                    "DependencyViolation",
+                    format!("The vpc '{vpc}' has dependencies (groups or instances) and cannot be deleted."),
+                ));
+            }
+            w.no_default_vpc.insert(cx.region.to_owned());
+            Ok(vpc)
+        });
+        r?.map_err(LocalError::Refused)
     }
 
     /// Loses an instance as a crash would: it is terminated at once, its
@@ -563,6 +644,14 @@ impl Cloud for LocalCloud {
         let ids = ids.to_vec();
         self.blocking("DescribeInstances", move |s| {
             s.describe("DescribeInstances", |w, cx| view::instances(w, &ids, cx))
+        })
+        .await
+    }
+
+    async fn subnets(&self, ids: &[SubnetId]) -> Result<Vec<ObservedSubnet>, CloudError> {
+        let ids = ids.to_vec();
+        self.blocking("DescribeSubnets", move |s| {
+            s.describe("DescribeSubnets", |w, cx| Ok(view::subnets(w, &ids, cx)))
         })
         .await
     }

@@ -3,15 +3,18 @@
 //! stored timestamps and the moment of the read.
 
 use super::ops::Ctx;
-use super::world::{Balancer, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Volume, World};
+use super::world::{
+    Balancer, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Subnet, Volume, World,
+};
 use crate::cloud::{CloudError, answered_id};
 use converge_core::desired::Tags;
-use converge_core::ids::{ImageId, InstanceId, ResourceName, VolumeId, tags};
+use converge_core::ids::{ImageId, InstanceId, ResourceName, SubnetId, VolumeId, tags};
 use converge_core::observed::InstanceState;
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
-    ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair, ObservedSnapshot,
-    ObservedVolume, Owner, ProfileAssociation, VolumeModification,
+    ObservedGateway, ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair,
+    ObservedRouteTable, ObservedSnapshot, ObservedSubnet, ObservedVolume, ObservedVpc, Owner,
+    ProfileAssociation, VolumeModification,
 };
 use std::collections::BTreeMap;
 
@@ -29,7 +32,11 @@ pub(crate) fn observe(
     cx: &Ctx<'_>,
 ) -> Result<Observed, CloudError> {
     let now = cx.now;
-    let mut o = Observed::default();
+    let mut o = Observed {
+        default_vpc: w.default_vpc(cx.region),
+        ..Observed::default()
+    };
+    network(w, stack, cx, &mut o);
     for k in w.key_pairs.values() {
         if k.region != cx.region || !cx.sees(k.created_at) {
             continue;
@@ -48,12 +55,17 @@ pub(crate) fn observe(
         if g.region != cx.region || !cx.sees(g.created_at) {
             continue;
         }
-        if let Some(owner) = owned(&g.tags, stack) {
+        // Every group is in a VPC (a default VPC with groups in it cannot
+        // be removed).
+        if let Some(owner) = owned(&g.tags, stack)
+            && let Some(vpc) = w.group_vpc(g)
+        {
             o.security_groups.push(ObservedGroup {
                 id: g.id.clone(),
                 cloud_name: answered_id("DescribeSecurityGroups", g.name.as_str())?,
                 owner,
                 description: g.description.clone(),
+                vpc,
                 ingress: g.rules.clone(),
                 tags: g.tags.clone(),
             });
@@ -63,7 +75,7 @@ pub(crate) fn observe(
         if visible_instance(i, cx)
             && let Some(owner) = owned(&i.tags, stack)
         {
-            o.instances.push(instance(i, owner, cx)?);
+            o.instances.push(instance(w, i, owner, cx)?);
         }
     }
     for v in w.volumes.values() {
@@ -96,6 +108,7 @@ pub(crate) fn observe(
                 owner,
                 dns_name: b.dns_name.clone(),
                 zones: b.zones.clone(),
+                subnets: b.subnets.clone(),
                 listeners: b.listeners.clone(),
                 health_check: b.health_check.clone(),
                 members: members(w, b, cx),
@@ -154,6 +167,101 @@ pub(crate) fn images(ids: &[ImageId]) -> BTreeMap<ImageId, ObservedImage> {
         .collect()
 }
 
+/// The stack's VPCs, subnets, gateways and route tables.
+fn network(w: &World, stack: &ResourceName, cx: &Ctx<'_>, o: &mut Observed) {
+    for v in w.vpcs.values() {
+        if v.region == cx.region
+            && cx.sees(v.created_at)
+            && let Some(owner) = owned(&v.tags, stack)
+        {
+            o.vpcs.push(ObservedVpc {
+                id: v.id.clone(),
+                owner,
+                cidr: v.cidr,
+                tags: v.tags.clone(),
+            });
+        }
+    }
+    for s in w.subnets.values() {
+        if s.region() == cx.region
+            && cx.sees(s.created_at)
+            && let Some(owner) = owned(&s.tags, stack)
+        {
+            o.subnets.push(subnet(s, Some(owner)));
+        }
+    }
+    for g in w.gateways.values() {
+        if g.region == cx.region
+            && cx.sees(g.created_at)
+            && let Some(owner) = owned(&g.tags, stack)
+        {
+            o.gateways.push(ObservedGateway {
+                id: g.id.clone(),
+                owner,
+                attached_to: g.attached_to.clone(),
+                tags: g.tags.clone(),
+            });
+        }
+    }
+    for r in w.route_tables.values() {
+        if r.region == cx.region
+            && cx.sees(r.created_at)
+            && let Some(owner) = owned(&r.tags, stack)
+        {
+            let default_route = r
+                .routes
+                .iter()
+                .find(|(d, _)| d.prefix() == 0)
+                .map(|(_, g)| g.clone());
+            o.route_tables.push(ObservedRouteTable {
+                id: r.id.clone(),
+                owner,
+                vpc: r.vpc.clone(),
+                default_route,
+                associations: r
+                    .associations
+                    .iter()
+                    .map(|(a, s)| (a.clone(), s.clone()))
+                    .collect(),
+                tags: r.tags.clone(),
+            });
+        }
+    }
+}
+
+fn subnet(s: &Subnet, owner: Option<Owner>) -> ObservedSubnet {
+    ObservedSubnet {
+        id: s.id.clone(),
+        vpc: s.vpc.clone(),
+        zone: s.zone.clone(),
+        cidr: s.cidr,
+        map_public_ip: s.map_public_ip,
+        name: s.tags.get(tags::SUBNET).and_then(|n| n.parse().ok()),
+        owner,
+        tags: s.tags.clone(),
+    }
+}
+
+/// The given subnets that are visible, in the order asked, each once
+/// (DescribeSubnets by ID: an existing VPC's subnets carry no tags of
+/// converge's).
+pub(crate) fn subnets(w: &World, ids: &[SubnetId], cx: &Ctx<'_>) -> Vec<ObservedSubnet> {
+    let mut out: Vec<ObservedSubnet> = Vec::new();
+    for id in ids {
+        if out.iter().any(|o| o.id == *id) {
+            continue;
+        }
+        if let Some(s) = w
+            .subnets
+            .get(id)
+            .filter(|s| s.region() == cx.region && cx.sees(s.created_at))
+        {
+            out.push(subnet(s, Owner::from_tags(&s.tags)));
+        }
+    }
+    out
+}
+
 fn visible_instance(i: &Instance, cx: &Ctx<'_>) -> bool {
     !i.purged(cx.now) && i.region() == cx.region && cx.sees(i.launched_at)
 }
@@ -162,7 +270,12 @@ fn visible_volume(v: &Volume, cx: &Ctx<'_>) -> bool {
     v.region() == cx.region && cx.sees(v.created_at)
 }
 
-fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance, CloudError> {
+fn instance(
+    w: &World,
+    i: &Instance,
+    owner: Owner,
+    cx: &Ctx<'_>,
+) -> Result<ObservedInstance, CloudError> {
     let state = i.state(cx.now);
     let key_name = i.key_name.as_deref();
     Ok(ObservedInstance {
@@ -172,6 +285,9 @@ fn instance(i: &Instance, owner: Owner, cx: &Ctx<'_>) -> Result<ObservedInstance
         state,
         // EC2 releases a terminated instance's address.
         private_ip: (state != InstanceState::Terminated).then_some(i.private_ip),
+        subnet: i.subnet.clone(),
+        vpc: w.instance_vpc(i),
+        public_ip: i.public_ip.filter(|_| state.is_live()),
         launched_at: i.launched_at,
         image: i.image.clone(),
         instance_type: i.instance_type.clone(),
@@ -257,7 +373,7 @@ pub(crate) fn instances(
         if let Some(i) = w.instances.get(id).filter(|i| visible_instance(i, cx))
             && let Some(owner) = Owner::from_tags(&i.tags)
         {
-            out.push(instance(i, owner, cx)?);
+            out.push(instance(w, i, owner, cx)?);
         }
     }
     Ok(out)

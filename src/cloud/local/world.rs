@@ -11,16 +11,17 @@ use converge_core::desired::{
     HealthCheck, Listener, MetadataOptions, RootVolume, Tags, VolumeType,
 };
 use converge_core::ids::{
-    AssociationId, DistributionId, GroupId, ImageId, InstanceId, KeyPairId, SnapshotId, VolumeId,
-    Zone,
+    AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, KeyPairId,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
 };
+use converge_core::net::Ipv4Cidr;
 use converge_core::observed::{
     CloudRule, DistributionConfig, DistributionStatus, InstanceState, MemberState,
     ModificationState, SnapshotState, VolumeState,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -42,6 +43,25 @@ pub(crate) struct World {
     pub seed: u64,
     /// How many IDs have been generated.
     pub counter: u64,
+    /// VPCs by ID (default VPCs are not stored: see [`World::default_vpc`]).
+    #[serde(default)]
+    pub vpcs: BTreeMap<VpcId, Vpc>,
+    /// Subnets by ID.
+    #[serde(default)]
+    pub subnets: BTreeMap<SubnetId, Subnet>,
+    /// Internet gateways by ID.
+    #[serde(default)]
+    pub gateways: BTreeMap<GatewayId, Gateway>,
+    /// Route tables by ID.
+    #[serde(default)]
+    pub route_tables: BTreeMap<RouteTableId, RouteTable>,
+    /// CreateRouteTable client tokens, by `region/token`.
+    #[serde(default)]
+    pub route_table_tokens: BTreeMap<String, RouteTableId>,
+    /// Regions whose default VPC was removed (`converge local remove
+    /// default-vpc`).
+    #[serde(default)]
+    pub no_default_vpc: BTreeSet<String>,
     /// Key pairs by ID.
     pub key_pairs: BTreeMap<KeyPairId, KeyPair>,
     /// Security groups by ID.
@@ -114,11 +134,70 @@ pub(crate) struct KeyPair {
     pub created_at: Timestamp,
 }
 
+/// A VPC made by CreateVpc or `converge local add vpc`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Vpc {
+    pub id: VpcId,
+    pub region: String,
+    pub cidr: Ipv4Cidr,
+    pub dns_support: bool,
+    pub dns_hostnames: bool,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// A subnet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Subnet {
+    pub id: SubnetId,
+    pub vpc: VpcId,
+    pub zone: Zone,
+    pub cidr: Ipv4Cidr,
+    pub map_public_ip: bool,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+impl Subnet {
+    /// The region, from the zone.
+    pub fn region(&self) -> &str {
+        region_of(self.zone.as_str())
+    }
+}
+
+/// An internet gateway.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Gateway {
+    pub id: GatewayId,
+    pub region: String,
+    pub attached_to: Option<VpcId>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// A route table (not a VPC's main one, which is implicit: subnets
+/// without an association use it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RouteTable {
+    pub id: RouteTableId,
+    pub region: String,
+    pub vpc: VpcId,
+    /// Routes to internet gateways, by destination.
+    pub routes: BTreeMap<Ipv4Cidr, GatewayId>,
+    pub associations: BTreeMap<RouteTableAssociationId, SubnetId>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
 /// A security group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Group {
     pub id: GroupId,
     pub region: String,
+    /// Its VPC (`None`: the region's default VPC, as in world files from
+    /// before VPCs).
+    #[serde(default)]
+    pub vpc: Option<VpcId>,
     pub name: String,
     pub description: String,
     pub rules: Vec<CloudRule>,
@@ -138,6 +217,12 @@ pub(crate) struct Instance {
     pub user_data: String,
     pub tags: Tags,
     pub private_ip: Ipv4Addr,
+    /// Its subnet (`None`: the default subnet of its zone).
+    #[serde(default)]
+    pub subnet: Option<SubnetId>,
+    /// Its public address, if it has one.
+    #[serde(default)]
+    pub public_ip: Option<Ipv4Addr>,
     pub launched_at: Timestamp,
     /// When it leaves `pending`.
     pub running_at: Timestamp,
@@ -299,6 +384,9 @@ pub(crate) struct Balancer {
     pub region: String,
     pub dns_name: String,
     pub zones: Vec<Zone>,
+    /// Its subnets, when created in a VPC's subnets.
+    #[serde(default)]
+    pub subnets: Vec<SubnetId>,
     pub listeners: Vec<Listener>,
     pub health_check: Option<HealthCheck>,
     /// Registered instances.
@@ -376,6 +464,12 @@ impl World {
             version: VERSION,
             seed,
             counter: 0,
+            vpcs: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            gateways: BTreeMap::new(),
+            route_tables: BTreeMap::new(),
+            route_table_tokens: BTreeMap::new(),
+            no_default_vpc: BTreeSet::new(),
             key_pairs: BTreeMap::new(),
             groups: BTreeMap::new(),
             instances: BTreeMap::new(),
@@ -419,6 +513,34 @@ impl World {
             s.push(char::from(alphabet[i]));
         }
         s
+    }
+
+    /// The region's default VPC, unless it was removed. It is not stored:
+    /// every region has one, with a default subnet in each zone.
+    pub fn default_vpc(&self, region: &str) -> Option<VpcId> {
+        if self.no_default_vpc.contains(region) {
+            return None;
+        }
+        VpcId::new(format!("vpc-default-{region}")).ok()
+    }
+
+    /// Whether `vpc` exists in `region` (a stored VPC or the default one).
+    pub fn vpc_exists(&self, region: &str, vpc: &VpcId) -> bool {
+        self.vpcs.get(vpc).is_some_and(|v| v.region == region)
+            || self.default_vpc(region).as_ref() == Some(vpc)
+    }
+
+    /// The VPC an instance is in: its subnet's, or the default VPC's.
+    pub fn instance_vpc(&self, i: &Instance) -> Option<VpcId> {
+        match &i.subnet {
+            Some(s) => self.subnets.get(s).map(|s| s.vpc.clone()),
+            None => self.default_vpc(i.region()),
+        }
+    }
+
+    /// The VPC a group is in.
+    pub fn group_vpc(&self, g: &Group) -> Option<VpcId> {
+        g.vpc.clone().or_else(|| self.default_vpc(&g.region))
     }
 
     /// An instance that exists at `now` (not purged), regardless of

@@ -114,8 +114,8 @@ fn launch(
         return;
     };
     let allowed = match volume_zone.get(fleet) {
-        Some(&z) => std::slice::from_ref(z),
-        None => spec.zones.as_slice(),
+        Some(&z) => vec![z.clone()],
+        None => super::network::fleet_zones(cx, spec),
     };
     if !allowed.contains(zone) {
         cx.report(Problem::LaunchOutsideZones {

@@ -9,7 +9,8 @@
 //! the fleet's balancers), within the update budget; members are
 //! deregistered before they are terminated; groups, volumes, buckets and
 //! distributions are deleted only once nothing uses them, and only if
-//! their deletion policy allows it; idempotency tokens do not repeat; the
+//! their deletion policy allows it; launches go in their zone's subnet,
+//! and a network is deleted only once the stack has left it; idempotency tokens do not repeat; the
 //! summary agrees with the steps. `docs/plan-checks.md` lists the rules.
 //!
 //! It is cheap enough to run before every apply and every reconcile pass:
@@ -22,6 +23,7 @@ mod changes;
 mod graph;
 mod groups;
 mod instances;
+mod network;
 mod order;
 mod problem;
 mod rolling;
@@ -94,6 +96,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<Problem> {
     groups::check(&mut cx);
     volumes::check(&mut cx);
     cdn::check(&mut cx);
+    network::check(&mut cx);
     cx.problems
 }
 

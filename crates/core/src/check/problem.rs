@@ -5,7 +5,7 @@
 use crate::desired::DeletionPolicy;
 use crate::ids::{
     BalancerName, DistributionId, GroupId, InstanceId, ResourceKey, ResourceName, SnapshotId,
-    VolumeId, Zone,
+    SubnetId, VolumeId, Zone,
 };
 use crate::plan::{Produces, StepId};
 use std::fmt;
@@ -215,6 +215,35 @@ pub enum Problem {
         zone: Zone,
         /// The zones it may launch in.
         allowed: Vec<Zone>,
+    },
+    /// A fleet with subnets launches into one of them.
+    #[error(
+        "{step} launches Fleet/{fleet} instances without a subnet, but the fleet names spec.subnets"
+    )]
+    LaunchWithoutSubnet {
+        /// The step.
+        step: StepName,
+        /// The fleet.
+        fleet: ResourceName,
+    },
+    /// A launch's subnet is one of its fleet's, in the launch's zone.
+    #[error("{step} launches in subnet {subnet}, which is not the fleet's subnet in {zone}")]
+    LaunchInWrongSubnet {
+        /// The step.
+        step: StepName,
+        /// The subnet.
+        subnet: SubnetId,
+        /// The launch's zone.
+        zone: Zone,
+    },
+    /// A network's subnets, route table and gateway are deleted only once
+    /// the stack has left the network, and its VPC last.
+    #[error("{step} does not wait for {first}")]
+    NetworkDeletedBeforeLeft {
+        /// The delete.
+        step: StepName,
+        /// The step that must finish first.
+        first: StepName,
     },
     /// Instances are launched only for declared fleets.
     #[error("{step} launches for Fleet/{fleet}, which is not declared")]
@@ -499,6 +528,10 @@ fn produced(what: Produces) -> &'static str {
         Produces::Volume => "a volume",
         Produces::Balancer => "a balancer",
         Produces::Distribution => "a distribution",
+        Produces::Vpc => "a VPC",
+        Produces::Gateway => "an internet gateway",
+        Produces::RouteTable => "a route table",
+        Produces::Subnet => "a subnet",
     }
 }
 

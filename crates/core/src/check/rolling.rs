@@ -30,7 +30,10 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                 fleet,
                 instances,
                 reason:
-                    TerminateReason::Outdated | TerminateReason::WrongZone | TerminateReason::Unhealthy,
+                    TerminateReason::Outdated
+                    | TerminateReason::WrongZone
+                    | TerminateReason::WrongSubnet
+                    | TerminateReason::Unhealthy,
             } => by_fleet
                 .entry(fleet)
                 .or_default()

@@ -217,6 +217,9 @@ mod tests {
 
     fn instance(id: &'static str, launched: &str) -> ObservedInstance {
         ObservedInstance {
+            vpc: None,
+            public_ip: None,
+            subnet: None,
             id: id.into(),
             owner: Owner {
                 stack: "sp".into(),

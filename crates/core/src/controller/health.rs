@@ -261,6 +261,8 @@ mod tests {
 
     fn fleet(http: bool, surge: u32) -> FleetSpec {
         FleetSpec {
+            public_ip: None,
+            subnets: Vec::new(),
             image: "ami-1".into(),
             instance_type: "m1.small".into(),
             zones: vec![Zone::from("us-east-1a")],
@@ -296,6 +298,7 @@ mod tests {
             d.balancers.insert(
                 "web".into(),
                 BalancerSpec {
+                    subnets: Vec::new(),
                     zones: vec![Zone::from("us-east-1a")],
                     listeners: Vec::new(),
                     health_check: HealthCheck {
@@ -315,6 +318,9 @@ mod tests {
 
     fn instance(id: &str, launched: &str) -> ObservedInstance {
         ObservedInstance {
+            vpc: None,
+            public_ip: None,
+            subnet: None,
             id: id.parse().unwrap(),
             owner: Owner {
                 stack: "sp".into(),
@@ -356,6 +362,7 @@ mod tests {
         Observed {
             instances,
             balancers: vec![ObservedBalancer {
+                subnets: Vec::new(),
                 name: "web".into(),
                 owner: Owner {
                     stack: "sp".into(),

@@ -4,11 +4,11 @@
 //! registered, strays deregistered).
 
 use crate::desired::{BalancerSpec, Tags};
-use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName};
+use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName, SubnetId};
 use crate::observed::ObservedBalancer;
 use crate::plan::{
-    ChangeAction, FieldDiff, InstanceRef, Planner, Produced, Step, TagTarget, Value,
-    sorted_strings, update_if,
+    ChangeAction, FieldDiff, InstanceRef, Note, Planner, Produced, Step, StepId, SubnetRef,
+    TagTarget, Value, sorted_strings, update_if,
 };
 use std::collections::BTreeSet;
 
@@ -46,15 +46,17 @@ impl<'a> Planner<'a> {
 
     fn new_balancer(&mut self, key: ResourceKey, spec: &BalancerSpec, tags: Tags) {
         let name = key.name.clone();
+        let (subnets, deps) = self.balancer_subnets(spec);
         let step = self.add(
             Step::CreateBalancer {
                 name: name.clone(),
                 zones: spec.zones.clone(),
+                subnets,
                 listeners: spec.listeners.clone(),
                 health_check: spec.health_check.clone(),
                 tags,
             },
-            [],
+            deps,
         );
         self.balancers
             .insert(name, (None, Produced { step: Some(step) }));
@@ -71,12 +73,34 @@ impl<'a> Planner<'a> {
             after: Some(Value::Text(spec.health_check.to_string())),
             forces_replacement: false,
         });
-        c.fields.push(FieldDiff {
-            field: "spec.zones".into(),
-            before: None,
-            after: Some(Value::List(sorted_strings(spec.zones.iter()))),
-            forces_replacement: false,
-        });
+        if spec.subnets.is_empty() {
+            c.fields.push(FieldDiff {
+                field: "spec.zones".into(),
+                before: None,
+                after: Some(Value::List(sorted_strings(spec.zones.iter()))),
+                forces_replacement: false,
+            });
+        } else {
+            c.fields.push(FieldDiff {
+                field: "spec.subnets".into(),
+                before: None,
+                after: Some(Value::List(sorted_strings(spec.subnets.iter()))),
+                forces_replacement: false,
+            });
+        }
+    }
+
+    /// A balancer's subnets, and the steps that make them ready.
+    fn balancer_subnets(&self, spec: &BalancerSpec) -> (Vec<SubnetRef>, Vec<StepId>) {
+        let mut refs = Vec::new();
+        let mut deps = Vec::new();
+        for s in &spec.subnets {
+            if let Some(p) = self.subnets.get(s) {
+                refs.push(p.id.clone());
+                deps.extend(p.ready.iter().copied());
+            }
+        }
+        (refs, deps)
     }
 
     /// A balancer that exists: listeners, health check, zones and tags
@@ -92,7 +116,23 @@ impl<'a> Planner<'a> {
         let mut fields = Vec::new();
         fields.extend(self.set_listeners(name, spec, b));
         fields.extend(self.set_health_check(name, spec, b));
-        fields.extend(self.set_balancer_zones(name, spec, b));
+        // A balancer in none of the Network's subnets (made in the default
+        // VPC) would have to move VPCs: a classic balancer cannot.
+        let ours = |id: &SubnetId| self.subnets.values().any(|p| p.id.known() == Some(id));
+        let moves = !spec.subnets.is_empty() && !b.subnets.iter().any(ours);
+        let mut notes = Vec::new();
+        if spec.subnets.is_empty() {
+            fields.extend(self.set_balancer_zones(name, spec, b));
+        } else if moves {
+            self.stranded.insert(name.clone());
+            notes.push(Note::Unsupported {
+                reason: format!(
+                    "Balancer/{name} is not in the Network's VPC, and a classic balancer cannot move VPCs: remove it from the manifests, apply, then declare it again"
+                ),
+            });
+        } else {
+            fields.extend(self.set_balancer_subnets(name, spec, b));
+        }
         let changed = !fields.is_empty();
         let drift = self.tag_drift(
             &key,
@@ -108,6 +148,7 @@ impl<'a> Planner<'a> {
         let action = update_if(changed || drift.is_some());
         let c = self.change(key, action);
         c.fields = fields;
+        c.notes = notes;
         Self::tag_field(c, &tags, &b.tags);
     }
 
@@ -199,11 +240,60 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// Attaches and detaches subnets; the field shown when they differ.
+    fn set_balancer_subnets(
+        &mut self,
+        name: &ResourceName,
+        spec: &BalancerSpec,
+        b: &ObservedBalancer,
+    ) -> Option<FieldDiff> {
+        let (want, deps) = self.balancer_subnets(spec);
+        let have: BTreeSet<&SubnetId> = b.subnets.iter().collect();
+        let attach: Vec<SubnetRef> = want
+            .iter()
+            .filter(|r| r.known().is_none_or(|id| !have.contains(id)))
+            .cloned()
+            .collect();
+        let wanted_ids: BTreeSet<&SubnetId> = want.iter().filter_map(|r| r.known()).collect();
+        let detach: Vec<SubnetId> = b
+            .subnets
+            .iter()
+            .filter(|id| !wanted_ids.contains(id))
+            .cloned()
+            .collect();
+        if attach.is_empty() && detach.is_empty() {
+            return None;
+        }
+        self.add(
+            Step::SetBalancerSubnets {
+                name: name.clone(),
+                attach,
+                detach,
+            },
+            deps,
+        );
+        let names = |id: &SubnetId| {
+            self.subnets
+                .iter()
+                .find(|(_, p)| p.id.known() == Some(id))
+                .map_or_else(|| id.to_string(), |(n, _)| n.to_string())
+        };
+        Some(FieldDiff {
+            field: "spec.subnets".into(),
+            before: Some(Value::List(sorted_strings(b.subnets.iter().map(names)))),
+            after: Some(Value::List(sorted_strings(spec.subnets.iter()))),
+            forces_replacement: false,
+        })
+    }
+
     /// Registers instances that stay but are not members, and deregisters
     /// members that are not the fleets' instances.
     pub(crate) fn balancer_membership(&mut self) {
         let d = self.desired();
         for (name, spec) in &d.balancers {
+            if self.stranded.contains(name) {
+                continue;
+            }
             let observed = self
                 .observed()
                 .balancers

@@ -2,7 +2,8 @@
 //! function. It decides everything (zones, counts, which instance goes,
 //! the order of steps) so that the executor only carries the plan out.
 //!
-//! Resources are planned kind by kind in dependency order: key pairs,
+//! Resources are planned kind by kind in dependency order: the network,
+//! key pairs,
 //! security groups, buckets, distributions, volumes, balancers, fleets (in
 //! reference order), balancer membership, then what the manifests no
 //! longer declare.
@@ -32,7 +33,8 @@ pub use types::*;
 use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
 use crate::ids::{
-    GroupId, ImageId, InstanceId, KeyName, Kind, ParameterName, ResourceKey, ResourceName, VolumeId,
+    GroupId, ImageId, InstanceId, KeyName, Kind, ParameterName, ResourceKey, ResourceName,
+    SubnetId, VolumeId, VpcId, Zone,
 };
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
@@ -152,11 +154,55 @@ pub enum PlanError {
         /// The image's root snapshot size.
         snapshot_gib: u32,
     },
+    /// No Network is declared and the region has no default VPC.
+    #[error(
+        "the region has no default VPC, and the stack declares no Network: declare a Network (kind: Network, with spec.cidr and spec.subnets, or spec.vpc naming an existing VPC) and place fleets and balancers in its subnets"
+    )]
+    NoDefaultVpc,
+    /// A subnet an existing VPC's Network names does not exist.
+    #[error("Network/{network}: spec.subnets {subnet}: subnet {id} does not exist")]
+    SubnetNotFound {
+        /// The Network.
+        network: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// Its ID.
+        id: SubnetId,
+    },
+    /// A subnet an existing VPC's Network names is in another VPC.
+    #[error(
+        "Network/{network}: spec.subnets {subnet}: subnet {id} is in {actual}, not in spec.vpc {vpc}"
+    )]
+    SubnetNotInVpc {
+        /// The Network.
+        network: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// Its ID.
+        id: SubnetId,
+        /// The VPC the Network names.
+        vpc: VpcId,
+        /// The VPC the subnet is in.
+        actual: VpcId,
+    },
+    /// A fleet's volume is in a zone none of its subnets is in.
+    #[error(
+        "Fleet/{fleet}: spec.subnets: none is in {zone}, the zone of Volume/{volume} attached to it"
+    )]
+    VolumeZoneNotInSubnets {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The volume.
+        volume: ResourceName,
+        /// The volume's zone.
+        zone: Zone,
+    },
 }
 
 /// Makes a plan. Pure: the same input always gives the same plan.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut p = Planner::new(input);
+    p.network()?;
     p.key_pairs();
     p.security_groups();
     p.buckets();
@@ -171,6 +217,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();
+    p.finish_network_deletes();
     p.scheduled_snapshots();
     let Planner {
         steps,
@@ -205,6 +252,11 @@ pub(crate) struct Planner<'a> {
     steps: Vec<Step>,
     edges: BTreeSet<(StepId, StepId)>,
     changes: Vec<ResourceChange>,
+    /// The VPC groups, instances and balancers go in: the Network's, or
+    /// the region's default VPC (`None` only when nothing needs one).
+    vpc: Option<VpcRef>,
+    /// The Network's subnets by manifest name.
+    subnets: BTreeMap<ResourceName, ec2::PlannedSubnet>,
     /// Key pair cloud names and their creating step.
     key_pairs: BTreeMap<ResourceName, (KeyName, Produced)>,
     /// The group each manifest name resolves to.
@@ -222,6 +274,9 @@ pub(crate) struct Planner<'a> {
     /// Volumes that go, with the steps that must finish before.
     doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
     balancers: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    /// Balancers left in another VPC than the stack's (they cannot move):
+    /// no instance of the stack's VPC joins them.
+    stranded: BTreeSet<ResourceName>,
     /// Per fleet: what stays and what is launched, for references and
     /// balancer membership.
     fleets: BTreeMap<ResourceName, fleet::FleetOutcome>,
@@ -303,6 +358,8 @@ impl<'a> Planner<'a> {
             steps: Vec::new(),
             edges: BTreeSet::new(),
             changes: Vec::new(),
+            vpc: None,
+            subnets: BTreeMap::new(),
             key_pairs: BTreeMap::new(),
             groups: BTreeMap::new(),
             doomed_groups: BTreeMap::new(),
@@ -314,6 +371,7 @@ impl<'a> Planner<'a> {
             volumes: BTreeMap::new(),
             doomed_volumes: Vec::new(),
             balancers: BTreeMap::new(),
+            stranded: BTreeSet::new(),
             fleets: BTreeMap::new(),
             terminating: BTreeMap::new(),
             deregistered: BTreeSet::new(),

@@ -7,10 +7,11 @@ use crate::desired::{
     RootVolume, Secret, Tags, VolumeType,
 };
 use crate::ids::{
-    AssociationId, BalancerName, BucketName, DistributionId, GroupId, GroupName, ImageId,
-    InstanceId, InstanceProfile, KeyName, ParameterName, ResourceKey, ResourceName, SnapshotId,
-    VolumeId, Zone,
+    AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
+    ImageId, InstanceId, InstanceProfile, KeyName, ParameterName, ResourceKey, ResourceName,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
 };
+use crate::net::Ipv4Cidr;
 use crate::observed::{CloudRule, DistributionConfig, ModificationState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -358,6 +359,8 @@ pub enum TerminateReason {
     Outdated,
     /// It is in a zone the fleet no longer uses.
     WrongZone,
+    /// It is not in the subnet the fleet places instances of its zone in.
+    WrongSubnet,
     /// It is stopped: converge treats it as lost.
     Stopped,
     /// The fleet was removed from the manifests.
@@ -373,6 +376,7 @@ impl TerminateReason {
             TerminateReason::Scale => "scale in",
             TerminateReason::Outdated => "outdated launch spec",
             TerminateReason::WrongZone => "zone not in spec.zones",
+            TerminateReason::WrongSubnet => "subnet not in spec.subnets",
             TerminateReason::Stopped => "stopped",
             TerminateReason::Removed => "fleet removed",
             TerminateReason::Unhealthy => "unhealthy",
@@ -650,6 +654,43 @@ pub enum GroupRef {
     Created(StepId),
 }
 
+/// A network resource that exists, or that an earlier step of the plan
+/// creates (a VPC, a subnet, a gateway, a route table).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Ref<T> {
+    /// Exists already.
+    Known(T),
+    /// Created by this step.
+    Created(StepId),
+}
+
+impl<T> Ref<T> {
+    /// The ID, when it exists already.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Ref::Known(t) => Some(t),
+            Ref::Created(_) => None,
+        }
+    }
+
+    /// The creating step, when this plan creates it.
+    pub fn created(&self) -> Option<StepId> {
+        match self {
+            Ref::Known(_) => None,
+            Ref::Created(s) => Some(*s),
+        }
+    }
+}
+
+/// A VPC that exists or is created by a step.
+pub type VpcRef = Ref<VpcId>;
+/// A subnet that exists or is created by a step.
+pub type SubnetRef = Ref<SubnetId>;
+/// An internet gateway that exists or is created by a step.
+pub type GatewayRef = Ref<GatewayId>;
+/// A route table that exists or is created by a step.
+pub type RouteTableRef = Ref<RouteTableId>;
+
 /// Instances that exist, or all instances a launch step starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InstanceRef {
@@ -715,6 +756,14 @@ pub struct LaunchSpec {
     pub key_name: Option<KeyName>,
     /// Security groups.
     pub groups: Vec<GroupRef>,
+    /// The subnet (with a Network; else the zone's default subnet). Set
+    /// per launch step, as each zone has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<SubnetRef>,
+    /// Whether instances get a public address; `None` leaves it to the
+    /// subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<bool>,
     /// User data parts.
     pub user_data: Vec<UserDataPart>,
     /// Tags, ownership included; the executor adds the spec hash.
@@ -758,6 +807,10 @@ pub enum TagTarget {
     Bucket(BucketName),
     /// A distribution.
     Distribution(DistributionId),
+    /// A VPC.
+    Vpc(VpcId),
+    /// A subnet.
+    Subnet(SubnetId),
 }
 
 /// Why a snapshot is taken.
@@ -804,12 +857,143 @@ pub enum Step {
         /// Cloud name.
         cloud_name: KeyName,
     },
+    /// Create a VPC with DNS support and DNS hostnames on.
+    CreateVpc {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// Its IPv4 block.
+        cidr: Ipv4Cidr,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Create an internet gateway and attach it to the VPC.
+    CreateGateway {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The VPC.
+        vpc: VpcRef,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Attach an internet gateway that is not attached.
+    AttachGateway {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The gateway.
+        gateway: GatewayId,
+        /// The VPC.
+        vpc: VpcId,
+    },
+    /// Create the route table of the public subnets (idempotent by
+    /// client token).
+    CreateRouteTable {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The VPC.
+        vpc: VpcRef,
+        /// Tags.
+        tags: Tags,
+        /// Idempotency token.
+        token: String,
+    },
+    /// Add the `0.0.0.0/0` route to the internet gateway.
+    AddDefaultRoute {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The route table.
+        route_table: RouteTableRef,
+        /// The gateway.
+        gateway: GatewayRef,
+    },
+    /// Create a subnet.
+    CreateSubnet {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// The VPC.
+        vpc: VpcRef,
+        /// Its zone.
+        zone: Zone,
+        /// Its block.
+        cidr: Ipv4Cidr,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set whether instances launched in a subnet get a public address
+    /// by default (`MapPublicIpOnLaunch`).
+    SetSubnetPublicIp {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// The subnet.
+        id: SubnetRef,
+        /// The setting.
+        public: bool,
+    },
+    /// Associate a (public) subnet with the route table.
+    AssociateSubnet {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// The subnet.
+        id: SubnetRef,
+        /// The route table.
+        route_table: RouteTableRef,
+    },
+    /// Take a subnet out of the route table (back to the main one).
+    DisassociateSubnet {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// The association.
+        association: RouteTableAssociationId,
+    },
+    /// Delete a subnet (nothing of the stack is left in it).
+    DeleteSubnet {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// The subnet.
+        id: SubnetId,
+    },
+    /// Disassociate a route table from its subnets and delete it.
+    DeleteRouteTable {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The route table.
+        route_table: RouteTableId,
+        /// Its associations.
+        associations: Vec<RouteTableAssociationId>,
+    },
+    /// Detach an internet gateway and delete it.
+    DeleteGateway {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The gateway.
+        gateway: GatewayId,
+        /// The VPC it is attached to.
+        vpc: Option<VpcId>,
+    },
+    /// Delete a VPC (nothing else is left in it).
+    DeleteVpc {
+        /// The Network's manifest name.
+        name: ResourceName,
+        /// The VPC.
+        vpc: VpcId,
+    },
     /// Create a security group (no rules).
     CreateGroup {
         /// Manifest name.
         name: ResourceName,
         /// Cloud name.
         cloud_name: GroupName,
+        /// Its VPC.
+        vpc: VpcRef,
         /// Description.
         description: String,
         /// Tags.
@@ -1021,8 +1205,11 @@ pub enum Step {
     CreateBalancer {
         /// Name.
         name: ResourceName,
-        /// Zones.
+        /// Zones (empty in a Network).
         zones: Vec<Zone>,
+        /// Subnets (in a Network; else empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        subnets: Vec<SubnetRef>,
         /// Listeners.
         listeners: Vec<Listener>,
         /// Health check.
@@ -1054,6 +1241,15 @@ pub enum Step {
         enable: Vec<Zone>,
         /// Zones to disable.
         disable: Vec<Zone>,
+    },
+    /// Attach and detach subnets.
+    SetBalancerSubnets {
+        /// Name.
+        name: ResourceName,
+        /// Subnets to attach.
+        attach: Vec<SubnetRef>,
+        /// Subnets to detach.
+        detach: Vec<SubnetId>,
     },
     /// Register instances (once they run).
     Register {
@@ -1138,6 +1334,47 @@ impl Step {
         match self {
             Step::CreateKeyPair { name, .. } => format!("create KeyPair/{name}"),
             Step::DeleteKeyPair { name, .. } => format!("delete KeyPair/{name}"),
+            Step::CreateVpc { name, .. } => format!("create the VPC of Network/{name}"),
+            Step::CreateGateway { name, .. } => {
+                format!("create the internet gateway of Network/{name}")
+            }
+            Step::AttachGateway { name, .. } => {
+                format!("attach the internet gateway of Network/{name}")
+            }
+            Step::CreateRouteTable { name, .. } => {
+                format!("create the public route table of Network/{name}")
+            }
+            Step::AddDefaultRoute { name, .. } => {
+                format!("route 0.0.0.0/0 to the internet gateway in Network/{name}")
+            }
+            Step::CreateSubnet { name, subnet, .. } => {
+                format!("create subnet {subnet} of Network/{name}")
+            }
+            Step::SetSubnetPublicIp {
+                name,
+                subnet,
+                public,
+                ..
+            } => format!(
+                "{} public addresses in subnet {subnet} of Network/{name}",
+                if *public { "turn on" } else { "turn off" }
+            ),
+            Step::AssociateSubnet { name, subnet, .. } => {
+                format!("route subnet {subnet} of Network/{name} to the internet gateway")
+            }
+            Step::DisassociateSubnet { name, subnet, .. } => {
+                format!("take subnet {subnet} of Network/{name} off the public route table")
+            }
+            Step::DeleteSubnet { name, subnet, .. } => {
+                format!("delete subnet {subnet} of Network/{name}")
+            }
+            Step::DeleteRouteTable { name, .. } => {
+                format!("delete the public route table of Network/{name}")
+            }
+            Step::DeleteGateway { name, .. } => {
+                format!("delete the internet gateway of Network/{name}")
+            }
+            Step::DeleteVpc { name, .. } => format!("delete the VPC of Network/{name}"),
             Step::CreateGroup { name, .. } => format!("create SecurityGroup/{name}"),
             Step::AuthorizeIngress { name, rules, .. } => {
                 format!("authorize {} rule(s) on SecurityGroup/{name}", rules.len())
@@ -1195,6 +1432,7 @@ impl Step {
                 format!("configure health check of Balancer/{name}")
             }
             Step::SetBalancerZones { name, .. } => format!("set zones of Balancer/{name}"),
+            Step::SetBalancerSubnets { name, .. } => format!("set subnets of Balancer/{name}"),
             Step::Register {
                 balancer,
                 instances,
@@ -1228,6 +1466,19 @@ impl Step {
         match self {
             Step::CreateKeyPair { .. } => "create-key-pair",
             Step::DeleteKeyPair { .. } => "delete-key-pair",
+            Step::CreateVpc { .. } => "create-vpc",
+            Step::CreateGateway { .. } => "create-gateway",
+            Step::AttachGateway { .. } => "attach-gateway",
+            Step::CreateRouteTable { .. } => "create-route-table",
+            Step::AddDefaultRoute { .. } => "add-default-route",
+            Step::CreateSubnet { .. } => "create-subnet",
+            Step::SetSubnetPublicIp { .. } => "set-subnet-public-ip",
+            Step::AssociateSubnet { .. } => "associate-subnet",
+            Step::DisassociateSubnet { .. } => "disassociate-subnet",
+            Step::DeleteSubnet { .. } => "delete-subnet",
+            Step::DeleteRouteTable { .. } => "delete-route-table",
+            Step::DeleteGateway { .. } => "delete-gateway",
+            Step::DeleteVpc { .. } => "delete-vpc",
             Step::CreateGroup { .. } => "create-group",
             Step::AuthorizeIngress { .. } => "authorize-ingress",
             Step::RevokeIngress { .. } => "revoke-ingress",
@@ -1252,6 +1503,7 @@ impl Step {
             Step::SetListeners { .. } => "set-listeners",
             Step::ConfigureHealthCheck { .. } => "configure-health-check",
             Step::SetBalancerZones { .. } => "set-balancer-zones",
+            Step::SetBalancerSubnets { .. } => "set-balancer-subnets",
             Step::Register { .. } => "register",
             Step::Deregister { .. } => "deregister",
             Step::DeleteBalancer { .. } => "delete-balancer",
@@ -1293,6 +1545,19 @@ impl Step {
             Step::CreateKeyPair { name, .. } | Step::DeleteKeyPair { name, .. } => {
                 key(Kind::KeyPair, name)
             }
+            Step::CreateVpc { name, .. }
+            | Step::CreateGateway { name, .. }
+            | Step::AttachGateway { name, .. }
+            | Step::CreateRouteTable { name, .. }
+            | Step::AddDefaultRoute { name, .. }
+            | Step::CreateSubnet { name, .. }
+            | Step::SetSubnetPublicIp { name, .. }
+            | Step::AssociateSubnet { name, .. }
+            | Step::DisassociateSubnet { name, .. }
+            | Step::DeleteSubnet { name, .. }
+            | Step::DeleteRouteTable { name, .. }
+            | Step::DeleteGateway { name, .. }
+            | Step::DeleteVpc { name, .. } => key(Kind::Network, name),
             Step::CreateGroup { name, .. }
             | Step::AuthorizeIngress { name, .. }
             | Step::RevokeIngress { name, .. }
@@ -1317,6 +1582,7 @@ impl Step {
             | Step::SetListeners { name, .. }
             | Step::ConfigureHealthCheck { name, .. }
             | Step::SetBalancerZones { name, .. }
+            | Step::SetBalancerSubnets { name, .. }
             | Step::DeleteBalancer { name } => key(Kind::Balancer, name),
             Step::Register { balancer, .. } | Step::Deregister { balancer, .. } => {
                 key(Kind::Balancer, balancer)
@@ -1347,6 +1613,14 @@ pub enum Produces {
     Balancer,
     /// A distribution ([`Step::CreateDistribution`]).
     Distribution,
+    /// A VPC ([`Step::CreateVpc`]).
+    Vpc,
+    /// An internet gateway ([`Step::CreateGateway`]).
+    Gateway,
+    /// A route table ([`Step::CreateRouteTable`]).
+    RouteTable,
+    /// A subnet ([`Step::CreateSubnet`]).
+    Subnet,
 }
 
 impl Produces {
@@ -1359,6 +1633,10 @@ impl Produces {
                 | (Produces::Volume, Step::CreateVolume { .. })
                 | (Produces::Balancer, Step::CreateBalancer { .. })
                 | (Produces::Distribution, Step::CreateDistribution { .. })
+                | (Produces::Vpc, Step::CreateVpc { .. })
+                | (Produces::Gateway, Step::CreateGateway { .. })
+                | (Produces::RouteTable, Step::CreateRouteTable { .. })
+                | (Produces::Subnet, Step::CreateSubnet { .. })
         )
     }
 
@@ -1407,7 +1685,39 @@ impl Step {
                 f(s, Produces::Instances);
             }
         };
+        fn net<T>(r: &mut Ref<T>, what: Produces, f: &mut dyn FnMut(&mut StepId, Produces)) {
+            if let Ref::Created(s) = r {
+                f(s, what);
+            }
+        }
         match self {
+            Step::CreateGateway { vpc, .. }
+            | Step::CreateRouteTable { vpc, .. }
+            | Step::CreateSubnet { vpc, .. } => net(vpc, Produces::Vpc, f),
+            Step::CreateGroup { vpc, .. } => net(vpc, Produces::Vpc, f),
+            Step::AddDefaultRoute {
+                route_table,
+                gateway,
+                ..
+            } => {
+                net(route_table, Produces::RouteTable, f);
+                net(gateway, Produces::Gateway, f);
+            }
+            Step::SetSubnetPublicIp { id, .. } => net(id, Produces::Subnet, f),
+            Step::AssociateSubnet {
+                id, route_table, ..
+            } => {
+                net(id, Produces::Subnet, f);
+                net(route_table, Produces::RouteTable, f);
+            }
+            Step::CreateBalancer { subnets, .. }
+            | Step::SetBalancerSubnets {
+                attach: subnets, ..
+            } => {
+                for s in subnets {
+                    net(s, Produces::Subnet, f);
+                }
+            }
             Step::AuthorizeIngress {
                 group: g, rules, ..
             } => {
@@ -1421,6 +1731,9 @@ impl Step {
             Step::Launch { spec, .. } => {
                 for g in &mut spec.groups {
                     group(g, f);
+                }
+                if let Some(s) = &mut spec.subnet {
+                    net(s, Produces::Subnet, f);
                 }
                 for part in &mut spec.user_data {
                     match part {

@@ -13,19 +13,21 @@ use converge_core::cron::Cron;
 use converge_core::desired::{
     Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
     Encryption, FleetSpec, Health, HealthCheck, HttpCheck, ImageSource, IngressRule, KeyPairSpec,
-    Listener, ListenerProtocol, MetadataOptions, PortRange, Protocol, Reference, ScaleIn, ScaleOut,
-    Schedule, ScheduleRule, Secret, SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template,
-    TemplatePart, UpdatePolicy, VolumeSpec, VolumeType,
+    Listener, ListenerProtocol, MetadataOptions, Network, NetworkVpc, NewSubnet, PortRange,
+    Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule, Secret, SecurityGroupSpec,
+    SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy, VolumeSpec, VolumeType,
 };
 use converge_core::ids::{
-    AssociationId, DistributionId, GroupId, ImageId, InstanceId, InstanceProfile, KeyPairId, Kind,
-    ResourceKey, ResourceName, VolumeId, Zone, tags,
+    AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, InstanceProfile,
+    KeyPairId, Kind, ResourceKey, ResourceName, RouteTableAssociationId, RouteTableId, SubnetId,
+    VolumeId, VpcId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, Member,
     MemberState, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket,
-    ObservedDistribution, ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair,
-    ObservedVolume, Owner, ProfileAssociation, VolumeState, bucket_domain,
+    ObservedDistribution, ObservedGateway, ObservedGroup, ObservedImage, ObservedInstance,
+    ObservedKeyPair, ObservedRouteTable, ObservedSubnet, ObservedVolume, ObservedVpc, Owner,
+    ProfileAssociation, VolumeState, bucket_domain,
 };
 use converge_core::plan::{Plan, PlanInput, ROOT_VOLUME_TAG, SENSITIVE_TAG, rule_ports};
 use converge_core::render::{self, TextOptions};
@@ -126,6 +128,8 @@ pub fn fleet(user_data: &str) -> FleetSpec {
         image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),
         zones: vec![zone("us-east-1a")],
+        subnets: Vec::new(),
+        public_ip: None,
         replicas: 1,
         key_pair: Some(name("main")),
         security_groups: vec![name("web")],
@@ -268,6 +272,7 @@ pub fn smallpayroll() -> Desired {
         name("web"),
         BalancerSpec {
             zones: vec![zone("us-east-1a"), zone("us-east-1b")],
+            subnets: Vec::new(),
             listeners: vec![Listener {
                 port: 80,
                 instance_port: 80,
@@ -371,9 +376,124 @@ pub fn in_place(d: &Desired, at: Timestamp) -> Observed {
     in_place_with(d, at, &BTreeMap::new())
 }
 
+/// SmallPayroll in a Network of its own (`main`, 10.0.0.0/16): two public
+/// subnets for the balancer, two private ones for the fleets.
+pub fn with_network(mut d: Desired) -> Desired {
+    let sub = |z: &str, c: &str, public: bool| NewSubnet {
+        zone: zone(z),
+        cidr: c.parse().unwrap(),
+        public,
+    };
+    d.network = Some(Network {
+        name: name("main"),
+        vpc: NetworkVpc::Create {
+            cidr: "10.0.0.0/16".parse().unwrap(),
+            subnets: BTreeMap::from([
+                (name("public-a"), sub("us-east-1a", "10.0.0.0/24", true)),
+                (name("public-b"), sub("us-east-1b", "10.0.1.0/24", true)),
+                (name("private-a"), sub("us-east-1a", "10.0.10.0/24", false)),
+                (name("private-b"), sub("us-east-1b", "10.0.11.0/24", false)),
+            ]),
+        },
+        deletion_policy: DeletionPolicy::Delete,
+        tags: Tags::new(),
+    });
+    for (n, f) in d.fleets.iter_mut() {
+        f.subnets = if n.as_str() == "db" {
+            vec![name("private-a")]
+        } else {
+            vec![name("private-a"), name("private-b")]
+        };
+        f.zones.clear();
+    }
+    for b in d.balancers.values_mut() {
+        b.subnets = vec![name("public-a"), name("public-b")];
+        b.zones.clear();
+    }
+    d
+}
+
+/// The default VPC every fixture region has.
+pub const DEFAULT_VPC: &str = "vpc-default";
+
+/// A region holding nothing of the stack, with a default VPC.
+pub fn empty_region() -> Observed {
+    Observed {
+        default_vpc: Some(VpcId::from(DEFAULT_VPC)),
+        ..Observed::default()
+    }
+}
+
+/// The ID a fixture gives a created network's subnet.
+pub fn subnet_id(subnet: &str) -> SubnetId {
+    SubnetId::new(format!("subnet-{subnet}")).unwrap()
+}
+
+/// The network's VPC, subnets, gateway and route table as `d` declares
+/// them (a created network), added to `o`; returns the VPC groups are in.
+fn network_in_place(d: &Desired, o: &mut Observed) -> VpcId {
+    let Some(net) = &d.network else {
+        return VpcId::from(DEFAULT_VPC);
+    };
+    let (cidr, subnets) = match &net.vpc {
+        NetworkVpc::Existing { vpc, .. } => return vpc.clone(),
+        NetworkVpc::Create { cidr, subnets } => (cidr, subnets),
+    };
+    let vpc = VpcId::new(format!("vpc-{}", net.name)).unwrap();
+    let mut t = tags_for(d, Kind::Network, &net.name, &net.tags);
+    t.insert(
+        tags::DELETION_POLICY.into(),
+        net.deletion_policy.as_str().into(),
+    );
+    o.vpcs.push(ObservedVpc {
+        id: vpc.clone(),
+        owner: owner(d, Kind::Network, &net.name),
+        cidr: *cidr,
+        tags: t.clone(),
+    });
+    let gw = GatewayId::new(format!("igw-{}", net.name)).unwrap();
+    o.gateways.push(ObservedGateway {
+        id: gw.clone(),
+        owner: owner(d, Kind::Network, &net.name),
+        attached_to: Some(vpc.clone()),
+        tags: t.clone(),
+    });
+    let mut associations = Vec::new();
+    for (n, s) in subnets {
+        let mut st = t.clone();
+        st.insert(tags::SUBNET.into(), n.to_string());
+        o.subnets.push(ObservedSubnet {
+            id: subnet_id(n.as_str()),
+            vpc: vpc.clone(),
+            zone: s.zone.clone(),
+            cidr: s.cidr,
+            map_public_ip: s.public,
+            owner: Some(owner(d, Kind::Network, &net.name)),
+            name: Some(n.clone()),
+            tags: st,
+        });
+        if s.public {
+            associations.push((
+                RouteTableAssociationId::new(format!("rtbassoc-{n}")).unwrap(),
+                subnet_id(n.as_str()),
+            ));
+        }
+    }
+    o.route_tables.push(ObservedRouteTable {
+        id: RouteTableId::new(format!("rtb-{}", net.name)).unwrap(),
+        owner: owner(d, Kind::Network, &net.name),
+        vpc: vpc.clone(),
+        default_route: Some(gw),
+        associations,
+        tags: t,
+    });
+    vpc
+}
+
 /// [`in_place`], with some fleets' instance counts given.
 pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -> Observed {
-    let mut o = Observed::default();
+    let mut o = empty_region();
+    let vpc = network_in_place(d, &mut o);
     let stack = &d.stack;
     for (n, k) in &d.key_pairs {
         o.key_pairs.push(ObservedKeyPair {
@@ -391,6 +511,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             cloud_name: group_cloud_name(stack, n, &g.description).parse().unwrap(),
             owner: owner(d, Kind::SecurityGroup, n),
             description: g.description.clone(),
+            vpc: vpc.clone(),
             ingress: g
                 .ingress
                 .iter()
@@ -468,6 +589,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             owner: owner(d, Kind::Balancer, n),
             dns_name: dns_name(n),
             zones: b.zones.clone(),
+            subnets: b.subnets.iter().map(|s| subnet_id(s.as_str())).collect(),
             listeners: b.listeners.clone(),
             health_check: Some(b.health_check.clone()),
             members: Vec::new(),
@@ -484,8 +606,23 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             .copied()
             .unwrap_or_else(|| replicas_at(f, at));
         let idx = d.fleets.keys().position(|k| k == n).unwrap() as u32 + 1;
+        // With a Network: each subnet's zone, and the subnet of a zone.
+        let subnet_of: BTreeMap<Zone, (SubnetId, bool)> = f
+            .subnets
+            .iter()
+            .filter_map(|s| {
+                let obs = o.subnets.iter().find(|x| x.name.as_ref() == Some(s))?;
+                Some((obs.zone.clone(), (obs.id.clone(), obs.map_public_ip)))
+            })
+            .collect();
         let zones = match d.volume_attached_to(n) {
             Some((_, v)) => vec![v.zone.clone()],
+            None if !f.subnets.is_empty() => f
+                .subnets
+                .iter()
+                .filter_map(|s| o.subnets.iter().find(|x| x.name.as_ref() == Some(s)))
+                .map(|x| x.zone.clone())
+                .collect(),
             None => f.zones.clone(),
         };
         let user_data = resolve(d, &o, &f.user_data);
@@ -524,11 +661,17 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             for _ in 0..c {
                 seq += 1;
                 o.instances.push(ObservedInstance {
+                    vpc: Some(vpc.clone()),
                     id: InstanceId::new(format!("i-{n}-{seq}")).unwrap(),
                     owner: owner(d, Kind::Fleet, n),
                     zone: z.clone(),
                     state: InstanceState::Running,
                     private_ip: Some(address(idx, seq)),
+                    subnet: subnet_of.get(&z).map(|(s, _)| s.clone()),
+                    public_ip: f
+                        .public_ip
+                        .unwrap_or_else(|| subnet_of.get(&z).is_none_or(|(_, p)| *p))
+                        .then(|| Ipv4Addr::new(198, 51, 100, (idx * 16 + seq) as u8)),
                     launched_at: ts("2026-01-05T12:00:00Z")
                         + jiff::SignedDuration::from_mins(seq as i64),
                     image: image.clone(),

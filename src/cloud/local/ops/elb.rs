@@ -8,28 +8,59 @@ use super::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Balancer, Registration, World};
 use crate::cloud::{CloudError, Outcome};
 use converge_core::desired::{HealthCheck, Listener, Tags};
-use converge_core::ids::{BalancerName, InstanceId, Zone};
+use converge_core::ids::{BalancerName, InstanceId, SubnetId, VpcId, Zone};
 use converge_core::observed::InstanceState;
 use std::collections::BTreeMap;
+
+/// A balancer's request, as `Op::CreateBalancer` carries it.
+pub(crate) struct NewBalancer<'a> {
+    pub name: &'a BalancerName,
+    pub zones: &'a [Zone],
+    pub subnets: &'a [SubnetId],
+    pub listeners: &'a [Listener],
+    pub tags: &'a Tags,
+}
 
 pub(crate) fn create_balancer(
     w: &mut World,
     cx: &Ctx<'_>,
     e: &Errs,
-    name: &BalancerName,
-    zones: &[Zone],
-    listeners: &[Listener],
-    tags: &Tags,
+    n: &NewBalancer<'_>,
 ) -> Result<Outcome, CloudError> {
+    let NewBalancer {
+        name,
+        zones,
+        subnets,
+        listeners,
+        tags,
+    } = *n;
     check_balancer_name(name.as_str()).map_err(|m| e.invalid("ValidationError", m))?;
-    if zones.is_empty() {
+    if zones.is_empty() && subnets.is_empty() {
         return Err(e.invalid(
             "ValidationError",
-            "A load balancer needs at least one availability zone.",
+            "A load balancer needs at least one availability zone or subnet.",
+        ));
+    }
+    if !zones.is_empty() && !subnets.is_empty() {
+        return Err(e.invalid(
+            "ValidationError",
+            "Specify either availability zones or subnets, not both.",
         ));
     }
     for z in zones {
         check_zone(cx, e, z)?;
+    }
+    let subnets = dedup(subnets);
+    let zones = if subnets.is_empty() {
+        zones.to_vec()
+    } else {
+        subnet_zones(w, cx, e, &subnets, None)?
+    };
+    if zones.is_empty() {
+        return Err(e.invalid(
+            "ValidationError",
+            "A load balancer needs at least one availability zone or subnet.",
+        ));
     }
     if listeners.is_empty() {
         return Err(e.invalid(
@@ -39,7 +70,7 @@ pub(crate) fn create_balancer(
     }
     check_listeners(e, &[], listeners)?;
     check_tags(e, tags)?;
-    let zones = dedup(zones);
+    let zones = dedup(&zones);
     if let Some(b) = w.balancer(cx.region, name.as_str()) {
         // CreateLoadBalancer is idempotent for the same settings.
         let same = sorted(b.zones.clone()) == sorted(zones.clone())
@@ -65,6 +96,7 @@ pub(crate) fn create_balancer(
         region: cx.region.to_owned(),
         dns_name: dns_name.clone(),
         zones,
+        subnets,
         listeners: listeners.to_vec(),
         health_check: None,
         members: BTreeMap::new(),
@@ -129,7 +161,13 @@ pub(crate) fn enable_zones(
     name: &BalancerName,
     zones: &[Zone],
 ) -> Result<Outcome, CloudError> {
-    find_balancer(w, cx, e, name.as_str())?;
+    let b = find_balancer(w, cx, e, name.as_str())?;
+    if !b.subnets.is_empty() {
+        return Err(e.invalid(
+            "InvalidConfigurationRequest",
+            format!("Load balancer '{name}' is in a VPC: attach it to subnets instead of enabling zones."),
+        ));
+    }
     for z in zones {
         check_zone(cx, e, z)?;
     }
@@ -163,6 +201,110 @@ pub(crate) fn disable_zones(
     Ok(Outcome::Done)
 }
 
+/// The VPC a balancer is in: its subnets', or the default VPC.
+fn balancer_vpc(w: &World, b: &Balancer) -> Option<VpcId> {
+    match b.subnets.first() {
+        Some(s) => w.subnets.get(s).map(|s| s.vpc.clone()),
+        None => w.default_vpc(&b.region),
+    }
+}
+
+/// The zones of a balancer's subnets: each must exist, all in one VPC
+/// (`vpc`, when the balancer has one already), at most one per zone.
+fn subnet_zones(
+    w: &World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    subnets: &[SubnetId],
+    vpc: Option<VpcId>,
+) -> Result<Vec<Zone>, CloudError> {
+    let mut vpc = vpc;
+    let mut zones: Vec<Zone> = Vec::new();
+    for id in subnets {
+        let s = super::ec2::find_subnet(w, cx, e, id)?;
+        if vpc.as_ref().is_some_and(|v| *v != s.vpc) {
+            return Err(e.invalid(
+                "InvalidConfigurationRequest",
+                format!("Subnet {id} is in another VPC than the load balancer's other subnets."),
+            ));
+        }
+        vpc = Some(s.vpc.clone());
+        if zones.contains(&s.zone) {
+            return Err(e.invalid(
+                "InvalidConfigurationRequest",
+                format!(
+                    "A load balancer can have only one subnet per availability zone ({}).",
+                    s.zone
+                ),
+            ));
+        }
+        zones.push(s.zone.clone());
+    }
+    Ok(zones)
+}
+
+/// AttachLoadBalancerToSubnets: the balancer serves in these subnets too.
+pub(crate) fn attach_subnets(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &BalancerName,
+    subnets: &[SubnetId],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name.as_str())?;
+    if b.subnets.is_empty() {
+        return Err(e.invalid(
+            "InvalidConfigurationRequest",
+            format!("Load balancer '{name}' is not in a VPC's subnets: enable zones instead."),
+        ));
+    }
+    let mut all = b.subnets.clone();
+    for s in subnets {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+    let vpc = balancer_vpc(w, b);
+    let zones = subnet_zones(w, cx, e, &all, vpc)?;
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
+        b.subnets = all;
+        b.zones = zones;
+    }
+    Ok(Outcome::Done)
+}
+
+/// DetachLoadBalancerFromSubnets: never its last subnet.
+pub(crate) fn detach_subnets(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &BalancerName,
+    subnets: &[SubnetId],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name.as_str())?;
+    let left: Vec<SubnetId> = b
+        .subnets
+        .iter()
+        .filter(|s| !subnets.contains(s))
+        .cloned()
+        .collect();
+    if left.is_empty() {
+        return Err(e.invalid(
+            "InvalidConfigurationRequest",
+            format!("Cannot detach every subnet of load balancer '{name}'."),
+        ));
+    }
+    let zones: Vec<Zone> = left
+        .iter()
+        .filter_map(|s| w.subnets.get(s).map(|s| s.zone.clone()))
+        .collect();
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
+        b.subnets = left;
+        b.zones = zones;
+    }
+    Ok(Outcome::Done)
+}
+
 pub(crate) fn register_instances(
     w: &mut World,
     cx: &Ctx<'_>,
@@ -171,10 +313,17 @@ pub(crate) fn register_instances(
     ids: &[InstanceId],
 ) -> Result<Outcome, CloudError> {
     let b = find_balancer(w, cx, e, name.as_str())?;
+    let vpc = balancer_vpc(w, b);
     for id in ids {
         let i = find_instance(w, cx, e, id).map_err(|_| {
             e.not_found("InvalidInstance", format!("EC2 instance {id} is not found"))
         })?;
+        if w.instance_vpc(i) != vpc {
+            return Err(e.invalid(
+                "InvalidInstance",
+                format!("EC2 instance {id} is not in the same VPC as load balancer '{name}'"),
+            ));
+        }
         match i.state(cx.now) {
             InstanceState::Running => {}
             InstanceState::Pending => {

@@ -61,6 +61,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
     let e = &Errs(op.name());
     match op.service() {
         Service::Ec2Network => act_ec2_network(w, op, cx, e),
+        Service::Vpc => act_vpc(w, op, cx, e),
         Service::Ec2Instances => act_ec2_instances(w, op, cx, e),
         Service::Ebs => act_ebs(w, op, cx, e),
         Service::Tagging => act_tagging(w, op, cx, e),
@@ -81,13 +82,71 @@ fn act_ec2_network(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Out
         Op::DeleteKeyPair { name } => ec2::delete_key_pair(w, cx, name.as_str()),
         Op::CreateGroup {
             name,
+            vpc,
             description,
             tags,
-        } => ec2::create_group(w, cx, e, name.as_str(), description, tags),
+        } => ec2::create_group(w, cx, e, name.as_str(), vpc, description, tags),
         Op::AuthorizeIngress { group, rules } => ec2::authorize_ingress(w, cx, e, group, rules),
         Op::RevokeIngress { group, rules } => ec2::revoke_ingress(w, cx, e, group, rules),
         Op::DeleteGroup { group } => ec2::delete_group(w, cx, e, group),
         other => Err(misrouted(other, "EC2 network")),
+    }
+}
+
+/// EC2 networking: VPCs, subnets, internet gateways, route tables.
+fn act_vpc(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
+        Op::CreateVpc { cidr, tags } => ec2::create_vpc(w, cx, e, *cidr, tags),
+        Op::ModifyVpcAttribute { vpc, attribute } => {
+            ec2::modify_vpc_attribute(w, cx, e, vpc, *attribute)
+        }
+        Op::DeleteVpc { vpc } => ec2::delete_vpc(w, cx, e, vpc),
+        Op::CreateSubnet {
+            vpc,
+            zone,
+            cidr,
+            tags,
+        } => {
+            let n = ec2::NewSubnet {
+                vpc,
+                zone,
+                cidr: *cidr,
+                tags,
+            };
+            ec2::create_subnet(w, cx, e, &n)
+        }
+        Op::ModifySubnetAttribute {
+            subnet,
+            map_public_ip,
+        } => ec2::modify_subnet_attribute(w, cx, e, subnet, *map_public_ip),
+        Op::DeleteSubnet { subnet } => ec2::delete_subnet(w, cx, e, subnet),
+        Op::CreateInternetGateway { tags } => ec2::create_internet_gateway(w, cx, e, tags),
+        Op::AttachInternetGateway { gateway, vpc } => {
+            ec2::attach_internet_gateway(w, cx, e, gateway, vpc)
+        }
+        Op::DetachInternetGateway { gateway, vpc } => {
+            ec2::detach_internet_gateway(w, cx, e, gateway, vpc)
+        }
+        Op::DeleteInternetGateway { gateway } => ec2::delete_internet_gateway(w, cx, e, gateway),
+        Op::CreateRouteTable {
+            vpc,
+            tags,
+            client_token,
+        } => ec2::create_route_table(w, cx, e, vpc, tags, client_token),
+        Op::CreateRoute {
+            route_table,
+            destination,
+            gateway,
+        } => ec2::create_route(w, cx, e, route_table, *destination, gateway),
+        Op::AssociateRouteTable {
+            route_table,
+            subnet,
+        } => ec2::associate_route_table(w, cx, e, route_table, subnet),
+        Op::DisassociateRouteTable { association } => {
+            ec2::disassociate_route_table(w, e, association)
+        }
+        Op::DeleteRouteTable { route_table } => ec2::delete_route_table(w, cx, e, route_table),
+        other => Err(misrouted(other, "VPC")),
     }
 }
 
@@ -106,6 +165,8 @@ fn act_ec2_instances(
             groups,
             user_data,
             zone,
+            subnet,
+            public_ip,
             count,
             tags,
             client_token,
@@ -120,6 +181,8 @@ fn act_ec2_instances(
                 groups,
                 user_data,
                 zone,
+                subnet: subnet.as_ref(),
+                public_ip: *public_ip,
                 count: *count,
                 tags,
                 client_token,
@@ -226,9 +289,19 @@ fn act_elb(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, Cl
         Op::CreateBalancer {
             name,
             zones,
+            subnets,
             listeners,
             tags,
-        } => elb::create_balancer(w, cx, e, name, zones, listeners, tags),
+        } => {
+            let n = elb::NewBalancer {
+                name,
+                zones,
+                subnets,
+                listeners,
+                tags,
+            };
+            elb::create_balancer(w, cx, e, &n)
+        }
         Op::ConfigureHealthCheck { name, health_check } => {
             elb::configure_health_check(w, cx, e, name, health_check)
         }
@@ -236,6 +309,12 @@ fn act_elb(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, Cl
         Op::DeleteListeners { name, ports } => elb::delete_listeners(w, cx, e, name, ports),
         Op::EnableZones { name, zones } => elb::enable_zones(w, cx, e, name, zones),
         Op::DisableZones { name, zones } => elb::disable_zones(w, cx, e, name, zones),
+        Op::AttachBalancerToSubnets { name, subnets } => {
+            elb::attach_subnets(w, cx, e, name, subnets)
+        }
+        Op::DetachBalancerFromSubnets { name, subnets } => {
+            elb::detach_subnets(w, cx, e, name, subnets)
+        }
         Op::RegisterInstances { name, ids } => elb::register_instances(w, cx, e, name, ids),
         Op::DeregisterInstances { name, ids } => elb::deregister_instances(w, cx, e, name, ids),
         Op::DeleteBalancer { name } => elb::delete_balancer(w, cx, name),
@@ -374,6 +453,8 @@ mod tests {
                 groups: vec![],
                 user_data: String::new(),
                 zone: Zone::from("us-east-1a"),
+                subnet: None,
+                public_ip: None,
                 count: 2,
                 tags: tags(Kind::Fleet, "db"),
                 client_token: "t".into(),
@@ -418,6 +499,7 @@ mod tests {
             Op::CreateBalancer {
                 name: "web".into(),
                 zones: vec![Zone::from("us-east-1a")],
+                subnets: vec![],
                 listeners: vec![Listener {
                     port: 80,
                     instance_port: 80,

@@ -85,6 +85,14 @@ fn tags_mut<'w>(
             w.balancer_mut(cx.region, name.as_str())
                 .map(|b| &mut b.tags)
         }
+        TagTarget::Vpc(id) => {
+            super::ec2::find_vpc(w, cx, e, id)?;
+            w.vpcs.get_mut(id).map(|v| &mut v.tags)
+        }
+        TagTarget::Subnet(id) => {
+            super::ec2::find_subnet(w, cx, e, id)?;
+            w.subnets.get_mut(id).map(|s| &mut s.tags)
+        }
         TagTarget::Bucket(name) => Some(
             w.buckets
                 .get_mut(name.as_str())

@@ -47,9 +47,14 @@ impl<'a> Planner<'a> {
         let mut creates: BTreeMap<ResourceName, StepId> = BTreeMap::new();
         for (name, spec) in &self.desired().security_groups {
             let cloud_name = GroupName::of(&self.desired().stack, name, &spec.description);
-            let current = obs
-                .iter()
-                .find(|g| g.owner.name == *name && g.cloud_name == cloud_name);
+            // A group lives in one VPC: one in another VPC than the
+            // stack's is replaced, as for a new description.
+            let vpc = self.vpc.clone();
+            let current = obs.iter().find(|g| {
+                g.owner.name == *name
+                    && g.cloud_name == cloud_name
+                    && vpc.as_ref().and_then(|v| v.known()) == Some(&g.vpc)
+            });
             match current {
                 Some(g) => {
                     self.groups
@@ -58,14 +63,18 @@ impl<'a> Planner<'a> {
                 }
                 None => {
                     let tags = self.tags_for(Kind::SecurityGroup, name, &spec.tags);
+                    // `network()` planned first: a stack with groups has a
+                    // VPC, or planning stopped at NoDefaultVpc.
+                    let Some(vpc) = vpc else { continue };
                     let step = self.add(
                         Step::CreateGroup {
                             name: name.clone(),
                             cloud_name,
+                            vpc: vpc.clone(),
                             description: spec.description.clone(),
                             tags,
                         },
-                        [],
+                        vpc.created(),
                     );
                     creates.insert(name.clone(), step);
                     self.groups.insert(name.clone(), GroupRef::Created(step));
@@ -99,19 +108,33 @@ impl<'a> Planner<'a> {
             .security_groups
             .iter()
             .find(|g| g.owner.name == *name);
-        let action = match replaced {
-            Some(_) => ChangeAction::Replace {
+        let new_vpc = self.vpc.as_ref().and_then(|v| v.known()).cloned();
+        let moved = replaced.filter(|g| g.description == spec.description);
+        let action = match (replaced, moved) {
+            (Some(_), Some(_)) => ChangeAction::Replace {
+                because: vec!["vpc".into()],
+            },
+            (Some(_), None) => ChangeAction::Replace {
                 because: vec!["spec.description".into()],
             },
-            None => ChangeAction::Create,
+            (None, _) => ChangeAction::Create,
         };
         let c = self.change(key, action);
-        c.fields.push(FieldDiff {
-            field: "spec.description".into(),
-            before: replaced.map(|g| Value::Text(g.description.clone())),
-            after: Some(Value::Text(spec.description.clone())),
-            forces_replacement: replaced.is_some(),
-        });
+        if let Some(g) = moved {
+            c.fields.push(FieldDiff {
+                field: "vpc".into(),
+                before: Some(Value::Text(g.vpc.to_string())),
+                after: Some(new_vpc.map_or(Value::Unknown, |v| Value::Text(v.to_string()))),
+                forces_replacement: true,
+            });
+        } else {
+            c.fields.push(FieldDiff {
+                field: "spec.description".into(),
+                before: replaced.map(|g| Value::Text(g.description.clone())),
+                after: Some(Value::Text(spec.description.clone())),
+                forces_replacement: replaced.is_some(),
+            });
+        }
         if !desired_rules.is_empty() {
             c.fields.push(FieldDiff {
                 field: "spec.ingress".into(),

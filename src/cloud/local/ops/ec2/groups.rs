@@ -6,7 +6,7 @@ use crate::cloud::local::ops::{Ctx, Errs};
 use crate::cloud::local::world::{Group, World};
 use crate::cloud::{CloudError, Outcome};
 use converge_core::desired::{Protocol, Tags};
-use converge_core::ids::GroupId;
+use converge_core::ids::{GroupId, VpcId};
 use converge_core::observed::{CloudRule, CloudSource};
 use std::net::Ipv4Addr;
 
@@ -18,9 +18,16 @@ pub(crate) fn create_group(
     cx: &Ctx<'_>,
     e: &Errs,
     name: &str,
+    vpc: &VpcId,
     description: &str,
     tags: &Tags,
 ) -> Result<Outcome, CloudError> {
+    if !w.vpc_exists(cx.region, vpc) {
+        return Err(e.not_found(
+            "InvalidVpcID.NotFound",
+            format!("The vpc ID '{vpc}' does not exist"),
+        ));
+    }
     if name.is_empty() || name.len() > 255 || !name.is_ascii() {
         return Err(e.invalid(
             "InvalidParameterValue",
@@ -46,9 +53,10 @@ pub(crate) fn create_group(
         ));
     }
     check_tags(e, tags)?;
+    // Group names are unique within a VPC.
     if w.groups
         .values()
-        .any(|g| g.region == cx.region && g.name == *name)
+        .any(|g| g.region == cx.region && g.name == *name && w.group_vpc(g).as_ref() == Some(vpc))
     {
         return Err(e.exists(
             "InvalidGroup.Duplicate",
@@ -61,6 +69,7 @@ pub(crate) fn create_group(
         Group {
             id: id.clone(),
             region: cx.region.to_owned(),
+            vpc: Some(vpc.clone()),
             name: name.to_owned(),
             description: description.to_owned(),
             rules: Vec::new(),
@@ -82,6 +91,16 @@ pub(crate) fn authorize_ingress(
     let mut new: Vec<CloudRule> = Vec::new();
     for r in rules {
         check_rule(w, cx, e, r)?;
+        // A rule's source group must be in the group's own VPC.
+        if let CloudSource::Group(src) = &r.source
+            && let Ok(sg) = find_group(w, cx, e, src)
+            && w.group_vpc(sg) != w.group_vpc(g)
+        {
+            return Err(e.invalid(
+                "InvalidGroup.NotFound",
+                format!("You have specified two resources that belong to different networks: {src} and {group}."),
+            ));
+        }
         if g.rules.contains(r) {
             return Err(e.exists(
                 "InvalidPermission.Duplicate",

@@ -3,13 +3,14 @@
 //! a launch idempotent.
 
 use super::instance_options::{check_launch_options, new_association};
-use super::{find_group, find_key_pair};
+use super::{find_group, find_key_pair, find_subnet};
 use crate::cloud::local::ops::tags::check_tags;
 use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Instance, RunToken, Termination, World};
 use crate::cloud::{CloudError, Outcome};
 use converge_core::desired::{MetadataOptions, Tags};
-use converge_core::ids::{GroupId, ImageId, InstanceId, InstanceProfile, Zone};
+use converge_core::ids::{GroupId, ImageId, InstanceId, InstanceProfile, SubnetId, Zone};
+use converge_core::net::Ipv4Cidr;
 use converge_core::plan::PlannedRootVolume;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -25,6 +26,8 @@ pub(crate) struct Launch<'a> {
     pub groups: &'a [GroupId],
     pub user_data: &'a str,
     pub zone: &'a Zone,
+    pub subnet: Option<&'a SubnetId>,
+    pub public_ip: Option<bool>,
     pub count: u32,
     pub tags: &'a Tags,
     pub client_token: &'a str,
@@ -46,6 +49,8 @@ pub(crate) fn run_instances(
         groups,
         user_data,
         zone,
+        subnet,
+        public_ip,
         count,
         tags,
         client_token,
@@ -53,10 +58,13 @@ pub(crate) fn run_instances(
         metadata,
         root_volume,
     } = *l;
-    let request = format!(
+    let mut request = format!(
         "{image}|{instance_type}|{key_name:?}|{groups:?}|{zone}|{count}|{}|{instance_profile:?}|{metadata:?}|{root_volume:?}",
         hex::encode(sha2_digest(user_data.as_bytes()))
     );
+    if subnet.is_some() || public_ip.is_some() {
+        request.push_str(&format!("|{subnet:?}|{public_ip:?}"));
+    }
     let token_key = format!("{}/{client_token}", cx.region);
     if !client_token.is_empty()
         && let Some(t) = w.run_tokens.get(&token_key)
@@ -71,13 +79,33 @@ pub(crate) fn run_instances(
         return Ok(Outcome::Instances(t.ids.clone()));
     }
     check_launch(w, cx, e, l)?;
-    let mut used: HashSet<Ipv4Addr> = w.instances.values().map(|i| i.private_ip).collect();
-    if used.len() + count as usize > ADDRESSES {
+    let block = subnet.and_then(|s| w.subnets.get(s)).map(|s| s.cidr);
+    // In a subnet, as in AWS, a terminated instance's address is free
+    // again (a small subnet rolls through its instances).
+    let mut used: HashSet<Ipv4Addr> = w
+        .instances
+        .values()
+        .filter(|i| block.is_none() || !i.is_gone(cx.now))
+        .map(|i| i.private_ip)
+        .collect();
+    let room = match block {
+        Some(b) => subnet_free(b, &used),
+        None => ADDRESSES.saturating_sub(used.len()),
+    };
+    if count as usize > room {
+        let within = block.map_or_else(|| "10.0.0.0/16".to_owned(), |b| b.to_string());
         return Err(e.invalid(
             "InsufficientFreeAddressesInSubnet",
-            "There are not enough free addresses in 10.0.0.0/16 to satisfy the request.",
+            format!("There are not enough free addresses in {within} to satisfy the request."),
         ));
     }
+    // The subnet's setting unless the launch says otherwise; the default
+    // subnets of a default VPC give public addresses.
+    let public = public_ip.unwrap_or_else(|| {
+        subnet
+            .and_then(|s| w.subnets.get(s))
+            .is_none_or(|s| s.map_public_ip)
+    });
     // Checked above, so only a bug in that check could fail here.
     let image_id: ImageId = e.id(image.to_owned())?;
     let unique_groups = dedup(groups);
@@ -85,8 +113,28 @@ pub(crate) fn run_instances(
     for _ in 0..count {
         let id: InstanceId = e.id(format!("i-{}", w.next_hex(17)))?;
         let start = w.next_u64();
-        let ip = free_address(start, &used);
+        let ip = match block {
+            Some(b) => subnet_address(b, &used),
+            None => Some(free_address(start, &used)),
+        };
+        let Some(ip) = ip else {
+            return Err(e.invalid(
+                "InsufficientFreeAddressesInSubnet",
+                "There are not enough free addresses in the subnet to satisfy the request.",
+            ));
+        };
         used.insert(ip);
+        let public_addr = if public {
+            let n = w.next_u64();
+            Some(Ipv4Addr::new(
+                198,
+                51,
+                (n >> 8) as u8 % 100,
+                (n as u8).max(1),
+            ))
+        } else {
+            None
+        };
         let profile = match instance_profile {
             Some(p) => Some(new_association(w, e, p)?),
             None => None,
@@ -103,6 +151,8 @@ pub(crate) fn run_instances(
                 user_data: user_data.to_owned(),
                 tags: tags.clone(),
                 private_ip: ip,
+                subnet: subnet.cloned(),
+                public_ip: public_addr,
                 launched_at: cx.now,
                 running_at: cx.later(cx.delays.boot),
                 termination: None,
@@ -139,8 +189,37 @@ fn check_launch(w: &World, cx: &Ctx<'_>, e: &Errs, l: &Launch<'_>) -> Result<(),
     if let Some(k) = l.key_name {
         find_key_pair(w, cx, e, k)?;
     }
+    // The VPC the instances go in: the subnet's (in the launch's zone),
+    // or the default VPC's default subnet of the zone.
+    let vpc = match l.subnet {
+        Some(id) => {
+            let s = find_subnet(w, cx, e, id)?;
+            if s.zone != *l.zone {
+                return Err(e.invalid(
+                    "InvalidParameterValue",
+                    format!(
+                        "Value ({}) for parameter availabilityZone is invalid. Subnet '{id}' is in the availability zone {}",
+                        l.zone, s.zone
+                    ),
+                ));
+            }
+            s.vpc.clone()
+        }
+        None => w.default_vpc(cx.region).ok_or_else(|| {
+            e.invalid(
+                "VPCIdNotSpecified",
+                "No default VPC for this user. GroupName is only supported for EC2-Classic and default VPC.",
+            )
+        })?,
+    };
     for g in l.groups {
-        find_group(w, cx, e, g)?;
+        let found = find_group(w, cx, e, g)?;
+        if w.group_vpc(found).as_ref() != Some(&vpc) {
+            return Err(e.invalid(
+                "InvalidParameter",
+                format!("Security group {g} and subnet belong to different networks."),
+            ));
+        }
     }
     if l.user_data.len() > MAX_USER_DATA {
         return Err(e.invalid(
@@ -200,12 +279,19 @@ pub(crate) fn set_instance_groups(
             ),
         ));
     }
+    let vpc = w.instance_vpc(i);
     for g in groups {
         let found = find_group(w, cx, e, g)?;
         if found.region != i.region() {
             return Err(e.not_found(
                 "InvalidGroup.NotFound",
                 format!("The security group '{g}' does not exist in {}", i.region()),
+            ));
+        }
+        if w.group_vpc(found) != vpc {
+            return Err(e.invalid(
+                "InvalidGroup.NotFound",
+                format!("You have specified two resources that belong to different networks: {g} is not in the instance's VPC."),
             ));
         }
     }
@@ -265,6 +351,22 @@ fn check_instance_type(t: &str) -> Result<(), String> {
 /// Host addresses handed out: 10.0.0.0/16 without AWS's reserved first four
 /// and the broadcast address, and without `.0`/`.255` hosts for clarity.
 const ADDRESSES: usize = 256 * 254;
+
+/// How many addresses of a subnet are free. AWS reserves five in every
+/// subnet: the first four and the last
+/// (<https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html>).
+fn subnet_free(block: Ipv4Cidr, used: &HashSet<Ipv4Addr>) -> usize {
+    let usable = block.size().saturating_sub(5) as usize;
+    let taken = used.iter().filter(|a| block.contains_addr(**a)).count();
+    usable.saturating_sub(taken)
+}
+
+/// The lowest free address of a subnet that AWS does not reserve.
+fn subnet_address(block: Ipv4Cidr, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    (4..block.size().saturating_sub(1))
+        .filter_map(|n| block.nth(n))
+        .find(|a| !used.contains(a))
+}
 
 /// The first free address at or after a pseudo-random starting point.
 fn free_address(start: u64, used: &HashSet<Ipv4Addr>) -> Ipv4Addr {

@@ -100,6 +100,28 @@ pub(super) fn shown(
             forces_replacement: true,
         });
     }
+    if going().any(|r| r.reason == TerminateReason::WrongSubnet) {
+        because.push("spec.subnets".to_owned());
+        let have: BTreeSet<String> = running
+            .live
+            .iter()
+            .map(|i| match &i.subnet {
+                Some(s) => wanted
+                    .subnet_names
+                    .get(s)
+                    .map_or_else(|| s.to_string(), |n| n.to_string()),
+                None => "(default subnet)".to_owned(),
+            })
+            .collect();
+        fields.push(FieldDiff {
+            field: "spec.subnets".into(),
+            before: Some(Value::List(have.into_iter().collect())),
+            after: Some(Value::List(
+                spec.subnets.iter().map(|s| s.to_string()).collect(),
+            )),
+            forces_replacement: true,
+        });
+    }
     if let Some(sample) = outdated.first() {
         launch_spec_diff(spec, wanted, sample, &mut fields, &mut because);
         if let Some(p) = &wanted.image.parameter
@@ -231,10 +253,23 @@ fn launch_spec_diff(
         Value::Text(root_text(spec.root_volume)),
         root_changed,
     );
+    let public_changed = spec
+        .public_ip
+        .is_some_and(|want| want != sample.public_ip.is_some());
+    if let Some(want) = spec.public_ip {
+        let has = sample.public_ip.is_some();
+        diff(
+            "spec.publicIp",
+            Some(Value::Text(has.to_string())),
+            Value::Text(want.to_string()),
+            has != want,
+        );
+    }
     let ud_changed = sample.image == *image
         && sample.instance_type == spec.instance_type
         && sample.key_name == *key_name
         && !root_changed
+        && !public_changed
         || ud.text.is_none();
     let before = match (&ud.display, &sample.user_data) {
         (Value::Sensitive, _) => Some(Value::Sensitive),

@@ -152,9 +152,29 @@ impl<'a> Planner<'a> {
             Some(h) => i.spec_hash.as_ref() != Some(h),
             None => true,
         };
+        // With a Network, an instance must be in its zone's subnet (one
+        // this plan creates holds none yet).
+        let wrong_subnet = wanted
+            .subnets
+            .get(&i.zone)
+            .is_some_and(|s| s.known().is_none() || s.known() != i.subnet.as_ref());
+        // An instance in another VPC than the stack's (a Network declared
+        // or removed) cannot even change groups: it is replaced.
+        let wrong_vpc = match (&self.vpc, &i.vpc) {
+            (Some(want), Some(have)) => want.known() != Some(have),
+            _ => false,
+        };
+        // An explicit `publicIp` is judged on running instances only: a
+        // pending one may not show its address yet.
+        let wrong_public = wanted
+            .launch_spec
+            .public_ip
+            .is_some_and(|want| i.state == InstanceState::Running && want != i.public_ip.is_some());
         if !wanted.zones.contains(&i.zone) {
             Some(TerminateReason::WrongZone)
-        } else if outdated {
+        } else if wrong_subnet || wrong_vpc {
+            Some(TerminateReason::WrongSubnet)
+        } else if outdated || wrong_public {
             Some(TerminateReason::Outdated)
         } else if self.input.replace.contains(&i.id) {
             Some(TerminateReason::Unhealthy)

@@ -13,10 +13,11 @@ use super::{Retiring, Running};
 use crate::desired::{FleetSpec, UpdatePolicy};
 use crate::ids::{ResourceName, Zone};
 use crate::plan::{
-    InstanceChange, InstanceRef, LaunchReason, LaunchSpec, Note, Planner, Step, StepId,
+    InstanceChange, InstanceRef, LaunchReason, LaunchSpec, Note, Planner, Ref, Step, StepId,
+    SubnetRef,
 };
 use crate::spec_hash::short_digest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The steps a fleet's rollout adds, as its change entry and the later
 /// phases need them.
@@ -37,13 +38,18 @@ pub(super) struct Rollout {
 struct Launcher<'w> {
     fleet: &'w ResourceName,
     spec: &'w LaunchSpec,
+    /// With a Network: the subnet of each zone.
+    subnets: &'w BTreeMap<Zone, SubnetRef>,
     /// The steps every launch waits for.
     base_deps: &'w BTreeSet<StepId>,
     /// Seeds the launches' client tokens: the launch-spec hash and the
     /// fleet's instances, so that a retried apply reuses the tokens.
     token_seed: String,
-    /// The balancers the fleet is behind.
+    /// The balancers the fleet is behind (those it can join).
     balancers: Vec<ResourceName>,
+    /// Whether the manifests put it behind any balancer (one left in
+    /// another VPC included: its successors are still waited for).
+    behind_balancer: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -69,9 +75,11 @@ impl<'a> Planner<'a> {
         let l = Launcher {
             fleet: name,
             spec: &wanted.launch_spec,
+            subnets: &wanted.subnets,
             base_deps: &wanted.base_deps,
             token_seed,
             balancers: self.balancers_of(name),
+            behind_balancer: self.index.balancers_of.contains_key(name),
         };
         let mut out = Rollout::default();
         // What goes without a successor: stopped, surplus, leftovers.
@@ -153,7 +161,7 @@ impl<'a> Planner<'a> {
                 reason: LaunchReason::Replace,
             });
         }
-        let wait = if l.balancers.is_empty() {
+        let wait = if !l.behind_balancer {
             wave_launches.clone()
         } else {
             vec![
@@ -247,11 +255,14 @@ impl<'a> Planner<'a> {
     }
 
     fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
-        self.index
+        let mut all = self
+            .index
             .balancers_of
             .get(fleet)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        all.retain(|b| !self.stranded.contains(b));
+        all
     }
 
     /// Launches `count` instances in `zone` after `deps` and registers
@@ -265,20 +276,35 @@ impl<'a> Planner<'a> {
         deps: &BTreeSet<StepId>,
         wave: usize,
     ) -> (StepId, Vec<StepId>) {
-        let token = short_digest(&[
+        let mut spec = l.spec.clone();
+        spec.subnet = l.subnets.get(zone).cloned();
+        let subnet_text = match &spec.subnet {
+            Some(Ref::Known(s)) => s.to_string(),
+            Some(Ref::Created(step)) => format!("step {step}"),
+            None => String::new(),
+        };
+        let public = spec.public_ip.map(|p| p.to_string()).unwrap_or_default();
+        let mut token_parts = vec![
             self.desired().stack.as_str(),
             l.fleet.as_str(),
             zone.as_str(),
-            &count.to_string(),
-            &wave.to_string(),
-            &l.token_seed,
-        ]);
+        ];
+        let (count_text, wave_text) = (count.to_string(), wave.to_string());
+        token_parts.extend([count_text.as_str(), wave_text.as_str(), &l.token_seed]);
+        // A launch into a subnet (or with an explicit public address) is
+        // another request: its token must differ, or EC2 answers
+        // IdempotentParameterMismatch. Without either, tokens stay as
+        // they were.
+        if !subnet_text.is_empty() || !public.is_empty() {
+            token_parts.extend([subnet_text.as_str(), public.as_str()]);
+        }
+        let token = short_digest(&token_parts);
         let step = self.add(
             Step::Launch {
                 fleet: l.fleet.clone(),
                 zone: zone.clone(),
                 count,
-                spec: l.spec.clone(),
+                spec,
                 token,
             },
             deps.iter().copied(),

@@ -6,10 +6,12 @@
 use super::SENSITIVE_TAG;
 use super::user_data::ResolvedUserData;
 use crate::desired::{FleetSpec, ImageSource, Tags, VolumeSpec};
-use crate::ids::{ImageId, KeyName, Kind, ParameterName, ResourceName, Zone};
-use crate::plan::{GroupRef, LaunchSpec, PlanError, PlannedRootVolume, Planner, Produced, StepId};
+use crate::ids::{ImageId, KeyName, Kind, ParameterName, ResourceName, SubnetId, Zone};
+use crate::plan::{
+    GroupRef, LaunchSpec, PlanError, PlannedRootVolume, Planner, Produced, StepId, SubnetRef,
+};
 use crate::spec_hash::launch_spec_hash;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// On instances launched with a declared root volume: the volume, as
 /// [`crate::desired::RootVolume::tag_value`] writes it, so that a plan
@@ -41,8 +43,14 @@ pub(super) struct Wanted<'a> {
     pub(super) image: ResolvedImage,
     /// How many instances.
     pub(super) target: u32,
-    /// The zones they run in: the attached volume's, else the fleet's.
+    /// The zones they run in: the attached volume's, else the fleet's
+    /// (its subnets' with a Network).
     pub(super) zones: Vec<Zone>,
+    /// With a Network: the subnet instances of each zone go in.
+    pub(super) subnets: BTreeMap<Zone, SubnetRef>,
+    /// The manifest names of the Network's subnets that exist, by ID (to
+    /// show where instances are).
+    pub(super) subnet_names: BTreeMap<SubnetId, ResourceName>,
     /// The volume attached to the fleet's one instance, if any.
     pub(super) volume: Option<(&'a ResourceName, &'a VolumeSpec)>,
     /// The key pair's name in the cloud.
@@ -75,8 +83,28 @@ impl<'a> Planner<'a> {
         let image = self.resolve_image(name, spec)?;
         let root_volume = self.root_volume(name, spec, &image.id)?;
         let volume = self.desired().volume_attached_to(name);
+        let mut base_deps: BTreeSet<StepId> = BTreeSet::new();
+        // With a Network, a fleet's zones are its subnets' (one subnet per
+        // zone, as validation makes sure).
+        let mut subnets: BTreeMap<Zone, SubnetRef> = BTreeMap::new();
+        let mut subnet_zones: Vec<Zone> = Vec::new();
+        for s in &spec.subnets {
+            if let Some(p) = self.subnets.get(s) {
+                subnets
+                    .entry(p.zone.clone())
+                    .or_insert_with(|| p.id.clone());
+                subnet_zones.push(p.zone.clone());
+                base_deps.extend(p.ready.iter().copied());
+            }
+        }
+        let subnet_names = self
+            .subnets
+            .iter()
+            .filter_map(|(n, p)| Some((p.id.known()?.clone(), n.clone())))
+            .collect();
         let zones: Vec<Zone> = match &volume {
             Some((_, v)) => vec![v.zone.clone()],
+            None if !spec.subnets.is_empty() => subnet_zones,
             None => spec.zones.clone(),
         };
         let key_name = spec
@@ -84,7 +112,6 @@ impl<'a> Planner<'a> {
             .as_ref()
             .and_then(|k| self.key_pairs.get(k))
             .map(|(cloud, _)| cloud.clone());
-        let mut base_deps: BTreeSet<StepId> = BTreeSet::new();
         if let Some(k) = &spec.key_pair
             && let Some((_, Produced { step: Some(s) })) = self.key_pairs.get(k)
         {
@@ -125,6 +152,8 @@ impl<'a> Planner<'a> {
             instance_type: spec.instance_type.clone(),
             key_name: key_name.clone(),
             groups: groups.clone(),
+            subnet: None,
+            public_ip: spec.public_ip,
             user_data: user_data.parts.clone(),
             tags: tags.clone(),
             instance_profile: spec.instance_profile.clone(),
@@ -135,6 +164,8 @@ impl<'a> Planner<'a> {
             image,
             target,
             zones,
+            subnets,
+            subnet_names,
             volume,
             key_name,
             groups,

@@ -181,6 +181,9 @@ mod tests {
     fn successors_go_in_their_predecessors_zone_first() {
         let z = |s: &'static str| Zone::from(s);
         let inst = |id: &'static str, zone: &'static str, minute: i64| ObservedInstance {
+            vpc: None,
+            public_ip: None,
+            subnet: None,
             id: id.into(),
             owner: crate::observed::Owner {
                 stack: "s".into(),
