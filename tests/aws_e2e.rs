@@ -1096,6 +1096,26 @@ fn in_network(mut d: Desired, vpc: NetworkVpc, policy: DeletionPolicy) -> Desire
     d
 }
 
+/// The stack without a Network, in the region's default VPC: the db in
+/// its volume's zone, the rest over two zones.
+fn in_default_vpc(mut d: Desired) -> Desired {
+    d.network = None;
+    let z = |s: &str| Zone::new(s).unwrap();
+    for (name, f) in d.fleets.iter_mut() {
+        f.zones = if name.as_str() == "db" {
+            vec![z("us-east-1a")]
+        } else {
+            vec![z("us-east-1a"), z("us-east-1b")]
+        };
+        f.subnets.clear();
+    }
+    for b in d.balancers.values_mut() {
+        b.zones = vec![z("us-east-1a"), z("us-east-1b")];
+        b.subnets.clear();
+    }
+    d
+}
+
 fn created_vpc() -> NetworkVpc {
     let sub = |z: &str, c: &str, public: bool| NewSubnet {
         zone: Zone::new(z).unwrap(),
@@ -1262,7 +1282,9 @@ async fn an_existing_vpc_given_by_id_is_used_and_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_without_a_default_vpc_is_refused_before_any_change() {
-    let e = env(moto_or_skip!(), "nodefault", None).await;
+    let mut e = env(moto_or_skip!(), "nodefault", None).await;
+    // The example without its Network: everything in the default VPC.
+    e.desired = in_default_vpc(e.desired.clone());
     let o = e.cloud.observe(&e.desired.stack).await.unwrap();
     let default = o.default_vpc.expect("moto makes a default VPC");
     delete_default_vpc(&e, &default).await;

@@ -787,29 +787,62 @@ fn output_prints_the_live_stacks_outputs() {
     );
 }
 
-/// Puts the SmallPayroll stack in a Network (`network.yaml` holds the
-/// Network document): fleets in the private subnets, the balancer in the
-/// public ones.
+/// Gives the SmallPayroll stack another Network (`network` is its
+/// document, with the example's subnet names): the fleets in the private
+/// subnets, the balancer in the public ones.
 fn into_network(w: &Workdir, network: &str) {
-    std::fs::write(w.file("05-vpc.yaml"), network).unwrap();
-    w.edit("20-db.yaml", "zones: [us-east-1a]", "subnets: [private-a]");
+    std::fs::write(w.file("05-network.yaml"), network).unwrap();
     for _ in 0..2 {
         w.edit(
             "30-app.yaml",
-            "zones: [us-east-1a, us-east-1b]",
+            "subnets: [public-a, public-b]",
             "subnets: [private-a, private-b]",
+        );
+    }
+}
+
+/// Takes the SmallPayroll stack out of its Network, into the region's
+/// default VPC: zones instead of subnets.
+fn into_default_vpc(w: &Workdir) {
+    std::fs::remove_file(w.file("05-network.yaml")).unwrap();
+    w.edit("20-db.yaml", "subnets: [private-a]", "zones: [us-east-1a]");
+    for _ in 0..2 {
+        w.edit(
+            "30-app.yaml",
+            "subnets: [public-a, public-b]",
+            "zones: [us-east-1a, us-east-1b]",
         );
     }
     w.edit(
         "40-web.yaml",
-        "zones: [us-east-1a, us-east-1b]",
         "subnets: [public-a, public-b]",
+        "zones: [us-east-1a, us-east-1b]",
+    );
+}
+
+#[test]
+fn the_example_stack_needs_no_default_vpc_and_moves_to_it_when_asked() {
+    let w = Workdir::new();
+    w.run(&["local", "remove", "default-vpc"]).ok();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let ls = w.ls();
+    let db: Vec<&String> = ls.iter().filter(|l| l.contains("Fleet/db")).collect();
+    assert!(
+        db.len() == 1 && db[0].contains(" 10.0.10.") && !db[0].contains(" public "),
+        "the db runs in private-a, without a public address: {db:?}"
+    );
+    assert!(
+        ls.iter()
+            .filter(|l| l.starts_with("instance") && l.contains("Fleet/app"))
+            .all(|l| l.contains(" public ")),
+        "app servers run in public subnets: {ls:#?}"
     );
 }
 
 #[test]
 fn a_region_without_a_default_vpc_is_refused_before_any_change() {
     let w = Workdir::new();
+    into_default_vpc(&w);
     let r = w.run(&["local", "remove", "default-vpc"]);
     r.ok();
     assert_eq!(r.stdout().trim(), "vpc-default-us-east-1");

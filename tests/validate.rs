@@ -120,7 +120,9 @@ fn smallpayroll_loads_without_diagnostics() {
     let d = &loaded.desired;
     assert_eq!(d.stack.as_str(), "smallpayroll");
     assert_eq!(d.region, "us-east-1");
-    assert_eq!(loaded.files.len(), 6);
+    assert_eq!(loaded.files.len(), 7);
+    let network = d.network.as_ref().expect("a Network");
+    assert_eq!(network.subnet_names().len(), 4);
     let name = |s: &'static str| ResourceName::from(s);
     assert_eq!(d.fleets.len(), 3);
     assert_eq!(d.fleets[&name("app")].replicas, 2);
