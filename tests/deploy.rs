@@ -270,3 +270,60 @@ fn the_systemd_unit_verifies() {
         .collect();
     assert!(out.status.success() && problems.is_empty(), "{text}");
 }
+
+/// The example GitHub Actions workflow: it parses, plans pull requests as
+/// Markdown with the detailed exit code, and applies on a push to main,
+/// with flags converge accepts.
+#[test]
+fn the_github_actions_example_plans_pull_requests_and_applies_merges() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions/converge.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap();
+    let wf = &docs[0];
+    assert!(wf["on"]["pull_request"].is_object() && wf["on"]["push"].is_object());
+    let runs = |job: &str| -> String {
+        wf["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let plan = runs("plan");
+    assert!(
+        plan.contains("converge plan \"$STACK\" --format markdown --detailed-exitcode"),
+        "{plan}"
+    );
+    let apply = runs("apply");
+    assert!(
+        apply.contains("converge apply \"$STACK\" --yes --lease-wait 10m"),
+        "{apply}"
+    );
+    // The flags parse: each command line runs against the local cloud.
+    let dir = stack();
+    for args in [
+        vec![
+            "plan",
+            "stack",
+            "--format",
+            "markdown",
+            "--detailed-exitcode",
+        ],
+        vec!["apply", "stack", "--yes", "--lease-wait", "10m"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_converge"))
+            .current_dir(dir.path())
+            .args(&args)
+            .env("CONVERGE_CLOUD", "local")
+            .env("CONVERGE_LOCAL_DELAYS", "zero")
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || (args[0] == "plan" && code == Some(2)),
+            "{args:?}: {code:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
