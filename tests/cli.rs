@@ -964,3 +964,36 @@ spec:
     r.expect(1);
     assert!(r.stderr().contains("InvalidSubnet.Range"), "{}", r.stderr());
 }
+
+#[test]
+fn every_commands_help_ends_with_examples() {
+    let w = Workdir::new();
+    for cmd in [
+        vec![],
+        vec!["validate"],
+        vec!["plan"],
+        vec!["apply"],
+        vec!["destroy"],
+        vec!["reconcile"],
+        vec!["output"],
+        vec!["schema"],
+        vec!["version"],
+        vec!["completions"],
+        vec!["man"],
+        vec!["local"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let r = w.run(&args);
+        r.ok();
+        let help = r.stdout();
+        let examples = help
+            .rfind("\nExamples:\n")
+            .unwrap_or_else(|| panic!("{cmd:?}: {help}"));
+        let first = help[examples..].lines().nth(2).unwrap_or_default();
+        assert!(
+            first.trim_start().starts_with("converge "),
+            "{cmd:?}: {help}"
+        );
+    }
+}

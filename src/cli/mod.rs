@@ -35,7 +35,20 @@ use std::time::Duration;
 
 /// converge: declare AWS resources in YAML, see the plan, apply it.
 #[derive(Debug, Parser)]
-#[command(name = "converge", version = meta::LONG_VERSION, about, long_about = None)]
+#[command(
+    name = "converge",
+    version = meta::LONG_VERSION,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  converge validate manifests/smallpayroll
+  converge plan manifests/smallpayroll
+  converge apply manifests/smallpayroll
+  converge --cloud aws plan manifests/smallpayroll --stats
+Environment: CONVERGE_CLOUD, CONVERGE_STATE_DIR, CONVERGE_LOCAL_DELAYS, CONVERGE_LOCAL_FAULTS,
+CONVERGE_LEASE_BUCKET, AWS_ENDPOINT_URL and the AWS SDK's variables, HTTPS_PROXY/HTTP_PROXY/NO_PROXY,
+SSL_CERT_FILE, NO_COLOR, CLICOLOR_FORCE, and CONVERGE_LOG (a tracing filter, e.g. info,converge::apply=debug)."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -127,6 +140,9 @@ enum Format {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a stack's manifests without touching the cloud.
+    #[command(after_help = "Examples:
+  converge validate manifests/smallpayroll
+  converge validate .                              # the current directory")]
     Validate {
         /// The stack directory.
         #[arg(default_value = ".")]
@@ -143,6 +159,9 @@ enum Command {
     /// schedules.
     Reconcile(ReconcileArgs),
     /// Write the JSON Schemas of the manifest kinds.
+    #[command(after_help = "Examples:
+  converge schema --out schemas                    # <Kind>.schema.json and converge.schema.json
+  converge schema | jq 'keys'")]
     Schema {
         /// Directory to write `<Kind>.schema.json` files to; without it,
         /// all schemas are printed as one JSON object.
@@ -153,6 +172,9 @@ enum Command {
     /// addresses), like `terraform output`.
     Output(OutputArgs),
     /// Print converge's version, commit and build date.
+    #[command(after_help = "Examples:
+  converge version
+  converge version --json | jq -r .commit")]
     Version {
         /// As JSON.
         #[arg(long)]
@@ -160,18 +182,30 @@ enum Command {
     },
     /// Print a shell completion script (e.g. `converge completions bash >
     /// /etc/bash_completion.d/converge`).
+    #[command(after_help = "Examples:
+  converge completions bash > ~/.local/share/bash-completion/completions/converge
+  converge completions zsh > \"${fpath[1]}/_converge\"
+  converge completions fish > ~/.config/fish/completions/converge.fish")]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
     /// Write man pages, one per command (`converge.1`, `converge-plan.1`,
     /// …), into a directory.
+    #[command(after_help = "Examples:
+  converge man --out /usr/local/share/man/man1 && man converge-plan")]
     Man {
         /// The directory (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
     /// Inspect and disturb the local cloud.
+    #[command(after_help = "Examples:
+  converge local ls
+  converge local terminate i-0123456789abcdef0
+  converge local add vpc 10.1.0.0/16 --subnet us-east-1a=10.1.1.0/24
+  converge local add parameter /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64 ami-147f977d
+  converge local remove default-vpc")]
     Local {
         #[command(subcommand)]
         command: LocalCommand,
@@ -179,6 +213,12 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  converge plan manifests/smallpayroll
+  converge plan manifests/smallpayroll --format markdown --detailed-exitcode
+  converge plan manifests/smallpayroll --at 2026-03-09T08:30:00-04:00
+  converge plan manifests/smallpayroll --out plan.json && converge apply --plan plan.json
+  converge plan manifests/smallpayroll --format dot | dot -Tsvg > plan.svg")]
 struct PlanArgs {
     /// The stack directory.
     #[arg(default_value = ".")]
@@ -217,6 +257,11 @@ struct OutputArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  converge apply manifests/smallpayroll            # shows the plan, asks on a terminal
+  converge apply manifests/smallpayroll --yes      # no question (CI, scripts)
+  converge apply --plan plan.json --yes            # exactly a saved plan, refused if the world changed
+  converge --cloud aws --profile prod apply manifests/smallpayroll")]
 struct ApplyArgs {
     /// The stack directory.
     #[arg(default_value = ".")]
@@ -236,6 +281,9 @@ struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  converge destroy manifests/smallpayroll          # keeps what deletion policies retain
+  converge destroy manifests/smallpayroll --yes")]
 struct DestroyArgs {
     /// The stack directory.
     #[arg(default_value = ".")]
@@ -249,6 +297,11 @@ struct DestroyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  converge reconcile manifests/smallpayroll --interval 30s --listen 127.0.0.1:9464
+  converge reconcile manifests/smallpayroll --once
+  converge --cloud aws --lease-bucket my-leases reconcile manifests/smallpayroll
+Logs: CONVERGE_LOG takes a tracing filter (CONVERGE_LOG=info,converge::apply=debug).")]
 struct ReconcileArgs {
     /// The stack directory (read again every pass).
     #[arg(default_value = ".")]
