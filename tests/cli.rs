@@ -997,3 +997,57 @@ fn every_commands_help_ends_with_examples() {
         );
     }
 }
+
+#[test]
+fn replace_rolls_a_fleet_on_request_and_a_saved_plan_keeps_the_request() {
+    let w = Workdir::new();
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    let before = w.instances("app");
+    let r = w.run(&[
+        "plan",
+        "stack",
+        "--at",
+        WEEKDAY,
+        "--replace",
+        "Fleet/app",
+        "--detailed-exitcode",
+    ]);
+    r.expect(2);
+    assert!(
+        r.stdout().contains("-/+ Fleet/app (replace requested)"),
+        "{}",
+        r.stdout()
+    );
+    w.run(&[
+        "plan",
+        "stack",
+        "--at",
+        WEEKDAY,
+        "--replace",
+        "Fleet/app",
+        "--out",
+        "plan.json",
+    ])
+    .ok();
+    w.run(&["apply", "--plan", "plan.json", "--yes"]).ok();
+    let after = w.instances("app");
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|i| !before.contains(i)),
+        "{before:?} → {after:?}"
+    );
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    for (arg, error) in [
+        ("Volume/pgdata", "only fleets are replaced on request"),
+        (
+            "Fleet/nope",
+            "the manifests declare no Fleet/nope (fleets: app, db, job)",
+        ),
+        ("app", "expected Fleet/NAME"),
+    ] {
+        let r = w.run(&["plan", "stack", "--replace", arg]);
+        r.expect(1);
+        assert!(r.stderr().contains(error), "{arg}: {}", r.stderr());
+    }
+}

@@ -10,7 +10,7 @@ use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError};
 use converge::commands::planfile::PlanFile;
-use converge::commands::{observe_and_plan, outputs};
+use converge::commands::{observe_and_plan, observe_and_plan_replacing, outputs};
 use converge::core::desired::Desired;
 use converge::core::ids::{ResourceName, Zone};
 use converge::core::net::Ipv4Cidr;
@@ -25,7 +25,7 @@ use converge::reconcile::{
 };
 use converge::sys::SystemClock;
 use jiff::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -238,6 +238,11 @@ struct PlanArgs {
     /// 2026-03-09T08:30:00-04:00) instead of now.
     #[arg(long)]
     at: Option<String>,
+    /// Replace every instance of this fleet, rolling within its
+    /// `update` budget, although nothing changed (`Fleet/NAME`;
+    /// repeatable).
+    #[arg(long = "replace", value_name = "Fleet/NAME")]
+    replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +283,11 @@ struct ApplyArgs {
     /// Apply for this moment's schedules (RFC 3339 with an offset).
     #[arg(long)]
     at: Option<String>,
+    /// Replace every instance of this fleet, rolling within its
+    /// `update` budget, although nothing changed (`Fleet/NAME`;
+    /// repeatable).
+    #[arg(long = "replace", value_name = "Fleet/NAME", conflicts_with = "plan")]
+    replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -547,6 +557,30 @@ fn parse_interval_arg(s: &str) -> Result<Duration, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The fleets `--replace` names, each `Fleet/NAME` of the manifests.
+fn replace_fleets(desired: &Desired, names: &[String]) -> Result<BTreeSet<ResourceName>> {
+    let mut fleets = BTreeSet::new();
+    for text in names {
+        let Some((kind, name)) = text.split_once('/') else {
+            bail!("--replace {text:?}: expected Fleet/NAME, like Fleet/app");
+        };
+        if kind != "Fleet" {
+            bail!(
+                "--replace {text}: only fleets are replaced on request (their instances roll within the fleet's update budget); {kind} has no replacement converge would make without a change"
+            );
+        }
+        let Some(fleet) = desired.fleets.keys().find(|f| f.as_str() == name) else {
+            let known: Vec<&str> = desired.fleets.keys().map(ResourceName::as_str).collect();
+            bail!(
+                "--replace {text}: the manifests declare no Fleet/{name} (fleets: {})",
+                known.join(", ")
+            );
+        };
+        fleets.insert(fleet.clone());
+    }
+    Ok(fleets)
+}
+
 fn parse_at(at: Option<&str>) -> Result<Timestamp> {
     match at {
         None => Ok(Timestamp::now()),
@@ -692,11 +726,20 @@ fn render(plan: &converge::core::Plan, format: Format) -> String {
 async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
     let desired = load(&args.dir)?;
     let at = parse_at(args.at.as_deref())?;
+    let replace = replace_fleets(&desired, &args.replace)?;
     let cloud = open_cloud(g, &desired.region).await?;
-    let (_, plan) = observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+    let (_, plan) = observe_and_plan_replacing(
+        cloud.cloud.as_ref(),
+        &desired,
+        at,
+        &BTreeMap::new(),
+        &replace,
+    )
+    .await?;
     print!("{}", render(&plan, args.format));
     if let Some(out) = &args.out {
-        let file = PlanFile::new(&desired, &plan);
+        let mut file = PlanFile::new(&desired, &plan);
+        file.replace = replace.iter().cloned().collect();
         let text = serde_json::to_string_pretty(&file)?;
         converge::sys::write_atomic(out, text.as_bytes())
             .with_context(|| format!("saving the plan to {}", out.display()))?;
@@ -717,13 +760,23 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
 }
 
 async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
-    let (desired, at, saved) = match &args.plan {
+    let (desired, at, saved, replace) = match &args.plan {
         Some(path) => {
             let file = PlanFile::load(path, &env_var)?;
             let at = file.plan.at;
-            (file.desired.clone(), at, Some((path.clone(), file)))
+            let replace: BTreeSet<ResourceName> = file.replace.iter().cloned().collect();
+            (
+                file.desired.clone(),
+                at,
+                Some((path.clone(), file)),
+                replace,
+            )
         }
-        None => (load(&args.dir)?, parse_at(args.at.as_deref())?, None),
+        None => {
+            let desired = load(&args.dir)?;
+            let replace = replace_fleets(&desired, &args.replace)?;
+            (desired, parse_at(args.at.as_deref())?, None, replace)
+        }
     };
     let cloud = open_cloud(g, &desired.region).await?;
     // The lease is taken before observing, so that the plan shown is the
@@ -731,8 +784,14 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     let holding = cloud.hold(g, &desired.stack).await?;
     let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
-        let (observed, plan) =
-            observe_and_plan(cloud.cloud.as_ref(), &desired, at, &BTreeMap::new()).await?;
+        let (observed, plan) = observe_and_plan_replacing(
+            cloud.cloud.as_ref(),
+            &desired,
+            at,
+            &BTreeMap::new(),
+            &replace,
+        )
+        .await?;
         if let Some((path, file)) = &saved
             && !file.matches(&plan)
         {

@@ -131,6 +131,18 @@ pub async fn observe_and_plan(
     at: Timestamp,
     scale: &BTreeMap<ResourceName, u32>,
 ) -> Result<(Observed, Plan), PlanningError> {
+    observe_and_plan_replacing(cloud, desired, at, scale, &BTreeSet::new()).await
+}
+
+/// [`observe_and_plan`], also rolling every instance of `replace_fleets`
+/// (`--replace Fleet/NAME`) although nothing changed.
+pub async fn observe_and_plan_replacing(
+    cloud: &dyn Cloud,
+    desired: &Desired,
+    at: Timestamp,
+    scale: &BTreeMap<ResourceName, u32>,
+    replace_fleets: &BTreeSet<ResourceName>,
+) -> Result<(Observed, Plan), PlanningError> {
     let observed = observe_for(cloud, desired, &RetryPolicy::default())
         .await
         .map_err(|source| PlanningError::Observe {
@@ -139,6 +151,7 @@ pub async fn observe_and_plan(
         })?;
     let input = PlanInput {
         scale,
+        replace_fleets,
         ..PlanInput::new(desired, &observed, at)
     };
     let plan = converge_core::checked(converge_core::plan(&input)?, &input)?;

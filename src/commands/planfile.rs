@@ -5,6 +5,7 @@
 //! world changed since the plan was made and the apply is refused.
 
 use converge_core::desired::{Desired, Secret, TemplatePart};
+use converge_core::ids::ResourceName;
 use converge_core::plan::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +27,10 @@ pub struct PlanFile {
     pub env_digest: String,
     /// The plan.
     pub plan: Plan,
+    /// The fleets `--replace` named: a fresh plan for `apply --plan`
+    /// replaces them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<ResourceName>,
 }
 
 /// Why a saved plan cannot be used.
@@ -90,6 +95,7 @@ impl PlanFile {
             desired: desired.clone(),
             env_digest: env_digest(desired),
             plan: plan.clone(),
+            replace: Vec::new(),
         }
     }
 

@@ -636,6 +636,7 @@ impl Reconciler {
             retire: &decisions.retire,
             snapshots: &snapshots,
             held: &held,
+            ..PlanInput::new(desired, observed, at)
         };
         let plan = match converge_core::plan(&input) {
             Ok(p) => p,

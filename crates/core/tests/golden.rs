@@ -13,11 +13,12 @@ use common::*;
 use converge_core::desired::{
     Desired, HttpTokens, ImageSource, MetadataOptions, RootVolume, VolumeType,
 };
-use converge_core::ids::{ImageId, InstanceProfile, ParameterName};
+use converge_core::ids::{ImageId, InstanceProfile, ParameterName, ResourceName};
 use converge_core::observed::{Observed, ObservedInstance};
 use converge_core::plan::{ChangeAction, PlanInput, Step};
 use converge_core::render;
 use insta::assert_snapshot;
+use std::collections::BTreeSet;
 
 #[test]
 fn create_everything_from_empty() {
@@ -1193,4 +1194,40 @@ fn images_the_cloud_cannot_give_are_refused_before_any_change() {
         err(&d, &o),
         "Fleet/db: spec.rootVolume.sizeGiB: 4 GiB is smaller than the 8 GiB root snapshot of image ami-147f977d; expected at least 8"
     );
+}
+
+// ---- replacement on request --------------------------------------------------
+
+/// `--replace Fleet/app` on a stack that matches its manifests: every app
+/// instance rolls, one wave at a time, and nothing else changes.
+#[test]
+fn a_requested_replacement_rolls_the_fleet() {
+    let d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    let fleets = BTreeSet::from([ResourceName::from("app")]);
+    let input = PlanInput {
+        replace_fleets: &fleets,
+        ..PlanInput::new(&d, &o, ts(SATURDAY_NOON))
+    };
+    let plan = converge_core::checked(converge_core::plan(&input).unwrap(), &input).unwrap();
+    let t = text(&plan);
+    assert!(t.contains("-/+ Fleet/app (replace requested)"), "{t}");
+    let live_app = o
+        .instances
+        .iter()
+        .filter(|i| i.owner.name.as_str() == "app" && i.state.is_live())
+        .count();
+    assert_eq!(
+        t.matches("(replace requested)\n").count(),
+        live_app + 1,
+        "{t}"
+    );
+    let changed: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != ChangeAction::NoChange)
+        .map(|c| c.key.to_string())
+        .collect();
+    assert_eq!(changed, ["Fleet/app"], "{t}");
+    assert_snapshot!("replace_requested.txt", t);
 }

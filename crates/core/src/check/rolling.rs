@@ -33,7 +33,8 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                     TerminateReason::Outdated
                     | TerminateReason::WrongZone
                     | TerminateReason::WrongSubnet
-                    | TerminateReason::Unhealthy,
+                    | TerminateReason::Unhealthy
+                    | TerminateReason::Requested,
             } => by_fleet
                 .entry(fleet)
                 .or_default()

@@ -65,6 +65,10 @@ pub struct PlanInput<'a> {
     /// without a successor; the fleet's other instances stay where they
     /// are.
     pub retire: &'a BTreeSet<InstanceId>,
+    /// Fleets whose instances are all replaced although nothing changed
+    /// (`--replace Fleet/NAME`): a rolling replacement within the
+    /// fleet's `update` budget, shown as "replace requested".
+    pub replace_fleets: &'a BTreeSet<ResourceName>,
     /// Scheduled snapshots due and snapshots to prune (the reconcile
     /// loop's decision, [`crate::controller::snapshots::snapshot_work`]).
     pub snapshots: &'a SnapshotWork,
@@ -85,6 +89,7 @@ impl<'a> PlanInput<'a> {
             scale: &NO_SCALE,
             replace: &NO_INSTANCES,
             retire: &NO_INSTANCES,
+            replace_fleets: &NO_FLEETS,
             snapshots: &NO_SNAPSHOTS,
             held: &NO_HOLDS,
         }
@@ -98,6 +103,7 @@ static NO_SNAPSHOTS: SnapshotWork = SnapshotWork {
 static NO_HOLDS: BTreeMap<WorkKey, HoldBack> = BTreeMap::new();
 
 static NO_SCALE: BTreeMap<ResourceName, u32> = BTreeMap::new();
+static NO_FLEETS: BTreeSet<ResourceName> = BTreeSet::new();
 static NO_INSTANCES: BTreeSet<InstanceId> = BTreeSet::new();
 
 /// Why a plan could not be made. Validation catches these first; the

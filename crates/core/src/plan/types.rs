@@ -367,6 +367,8 @@ pub enum TerminateReason {
     Removed,
     /// It stayed unhealthy past its fleet's grace; a successor replaces it.
     Unhealthy,
+    /// Its replacement was asked for (`--replace Fleet/NAME`).
+    Requested,
 }
 
 impl TerminateReason {
@@ -380,6 +382,7 @@ impl TerminateReason {
             TerminateReason::Stopped => "stopped",
             TerminateReason::Removed => "fleet removed",
             TerminateReason::Unhealthy => "unhealthy",
+            TerminateReason::Requested => "replace requested",
         }
     }
 }

@@ -166,6 +166,10 @@ pub(crate) fn action_word(a: &ChangeAction) -> &'static str {
 /// keeps it.
 pub(crate) fn action_reason(a: &ChangeAction) -> Option<String> {
     match a {
+        // No field forces it: `--replace` asked for it.
+        ChangeAction::Replace { because } if because.is_empty() => {
+            Some("replace requested".to_owned())
+        }
         ChangeAction::Replace { because } => Some(format!("because {} changed", and_list(because))),
         ChangeAction::DeleteBlocked { policy } => {
             Some(format!("kept: deletionPolicy {}", policy.as_str()))

@@ -25,6 +25,8 @@ pub(super) struct Shown {
     /// Notes on what forces the replacement (a new image published under
     /// the fleet's SSM parameter).
     notes: Vec<Note>,
+    /// Its instances are replaced because `--replace` asked for it.
+    requested: bool,
 }
 
 impl Shown {
@@ -45,7 +47,7 @@ impl<'a> Planner<'a> {
     ) {
         let action = if shown.created {
             ChangeAction::Create
-        } else if !shown.because.is_empty() {
+        } else if !shown.because.is_empty() || shown.requested {
             ChangeAction::Replace {
                 because: shown.because,
             }
@@ -155,11 +157,13 @@ pub(super) fn shown(
             forces_replacement: false,
         });
     }
+    let requested = going().any(|r| r.reason == TerminateReason::Requested);
     Shown {
         fields,
         because,
         created,
         notes,
+        requested,
     }
 }
 

@@ -178,6 +178,8 @@ impl<'a> Planner<'a> {
             Some(TerminateReason::Outdated)
         } else if self.input.replace.contains(&i.id) {
             Some(TerminateReason::Unhealthy)
+        } else if self.input.replace_fleets.contains(&i.owner.name) {
+            Some(TerminateReason::Requested)
         } else {
             None
         }
