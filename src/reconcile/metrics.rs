@@ -560,7 +560,7 @@ impl Default for ServeLimits {
     }
 }
 
-/// Serves `GET /healthz` (200 `ok` while `healthy()` says so, else 503)
+/// Serves `GET` (and `HEAD`) `/healthz` (200 `ok` while `healthy()` says so, else 503)
 /// and `GET /metrics` (200, [`Metrics::render`], [`CONTENT_TYPE`]) on
 /// `listener` until `stop` turns true (or its sender is dropped); other
 /// paths are 404 and other methods on these paths 405. Connections still
@@ -731,12 +731,12 @@ fn route(
     if !known {
         return Response::text(404, "not found\n");
     }
-    if request.method != "GET" {
+    if request.method != "GET" && request.method != "HEAD" {
         let mut r = Response::text(405, "method not allowed\n");
         r.allow = true;
         return r;
     }
-    match request.path.as_str() {
+    let mut r = match request.path.as_str() {
         "/healthz" if healthy() => Response::text(200, "ok\n"),
         "/healthz" => Response::text(503, "unhealthy\n"),
         _ => Response {
@@ -744,8 +744,13 @@ fn route(
             content_type: CONTENT_TYPE,
             body: metrics.render(),
             allow: false,
+            head_only: false,
         },
-    }
+    };
+    // HEAD: the same head, the length of the body it would get, no body
+    // (RFC 9110 9.3.2).
+    r.head_only = request.method == "HEAD";
+    r
 }
 
 /// An answer, always with `Connection: close`.
@@ -753,8 +758,10 @@ struct Response {
     status: u16,
     content_type: &'static str,
     body: String,
-    /// Send `Allow: GET` (with 405).
+    /// Send `Allow: GET, HEAD` (with 405).
     allow: bool,
+    /// Answer a HEAD: the head alone.
+    head_only: bool,
 }
 
 impl Response {
@@ -764,6 +771,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: body.to_owned(),
             allow: false,
+            head_only: false,
         }
     }
 
@@ -785,11 +793,13 @@ impl Response {
             self.body.len()
         );
         if self.allow {
-            head.push_str("Allow: GET\r\n");
+            head.push_str("Allow: GET, HEAD\r\n");
         }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(self.body.as_bytes());
+        if !self.head_only {
+            bytes.extend_from_slice(self.body.as_bytes());
+        }
         bytes
     }
 }
@@ -1069,7 +1079,14 @@ converge_pass_duration_seconds_bucket{le=\"0.01\"} 0
         )
         .await;
         assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
-        assert!(r.contains("\r\nAllow: GET\r\n"), "{r}");
+        assert!(r.contains("\r\nAllow: GET, HEAD\r\n"), "{r}");
+
+        // HEAD: the head GET would get, with its length, and no body.
+        let r = exchange(server.addr, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        // (The loop is unhealthy by now: "unhealthy\n" is 10 bytes.)
+        assert!(r.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{r}");
+        assert!(r.contains("\r\nContent-Length: 10\r\n"), "{r}");
+        assert!(r.ends_with("\r\n\r\n"), "no body: {r:?}");
 
         let r = exchange(server.addr, b"garbage\r\n\r\n").await;
         assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
