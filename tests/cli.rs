@@ -1051,3 +1051,67 @@ fn replace_rolls_a_fleet_on_request_and_a_saved_plan_keeps_the_request() {
         assert!(r.stderr().contains(error), "{arg}: {}", r.stderr());
     }
 }
+
+#[test]
+fn target_plans_and_applies_a_resource_and_what_it_depends_on() {
+    let w = Workdir::new();
+    let r = w.run(&["plan", "stack", "--at", WEEKDAY, "--target", "Fleet/db"]);
+    r.ok();
+    let out = r.stdout();
+    assert!(
+        out.contains("Warning: Partial plan (--target Fleet/db)"),
+        "{out}"
+    );
+    for shown in [
+        "+ Fleet/db",
+        "+ SecurityGroup/db",
+        "+ KeyPair/main",
+        "+ Network/main",
+    ] {
+        assert!(out.contains(shown), "{shown}: {out}");
+    }
+    for left in ["Fleet/app", "Volume/pgdata", "Balancer/web", "Cdn/assets"] {
+        assert!(!out.contains(left), "{left}: {out}");
+    }
+    w.run(&[
+        "apply", "stack", "--yes", "--at", WEEKDAY, "--target", "Fleet/db",
+    ])
+    .ok();
+    assert_eq!(w.instances("db").len(), 1);
+    assert!(w.instances("app").is_empty());
+    // A saved partial plan stays partial when applied.
+    w.run(&[
+        "plan",
+        "stack",
+        "--at",
+        WEEKDAY,
+        "--target",
+        "Volume/pgdata",
+        "--out",
+        "p.json",
+    ])
+    .ok();
+    w.run(&["apply", "--plan", "p.json", "--yes"]).ok();
+    assert!(
+        w.ls()
+            .iter()
+            .any(|l| l.starts_with("volume") && l.contains("in-use"))
+    );
+    assert!(w.instances("app").is_empty());
+    // The rest comes with a whole plan.
+    w.run(&["apply", "stack", "--yes", "--at", WEEKDAY]).ok();
+    w.run(&["plan", "stack", "--at", WEEKDAY, "--detailed-exitcode"])
+        .ok();
+    for (arg, error) in [
+        (
+            "Fleet/nope",
+            "--target Fleet/nope: the stack has no such resource",
+        ),
+        ("db", "expected Kind/NAME"),
+        ("Widget/x", "expected Kind/NAME"),
+    ] {
+        let r = w.run(&["plan", "stack", "--target", arg]);
+        r.expect(1);
+        assert!(r.stderr().contains(error), "{arg}: {}", r.stderr());
+    }
+}

@@ -400,6 +400,7 @@ fn terminating_a_batch_with_an_unknown_instance_terminates_the_rest() {
                 [],
             ),
             held: Vec::new(),
+            targets: Vec::new(),
         };
         let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
         let report = execute(dyn_cloud, &plan, options(), Arc::new(Quiet)).await;

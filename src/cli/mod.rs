@@ -10,7 +10,7 @@ use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig, LocalError};
 use converge::commands::planfile::PlanFile;
-use converge::commands::{observe_and_plan, observe_and_plan_replacing, outputs};
+use converge::commands::{PlanRequest, observe_and_plan, observe_and_plan_requested, outputs};
 use converge::core::desired::Desired;
 use converge::core::ids::{ResourceName, Zone};
 use converge::core::net::Ipv4Cidr;
@@ -243,6 +243,10 @@ struct PlanArgs {
     /// repeatable).
     #[arg(long = "replace", value_name = "Fleet/NAME")]
     replace: Vec<String>,
+    /// Plan only this resource and what it depends on (`Kind/NAME`;
+    /// repeatable); the plan says it is partial.
+    #[arg(long = "target", value_name = "Kind/NAME")]
+    target: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +292,10 @@ struct ApplyArgs {
     /// repeatable).
     #[arg(long = "replace", value_name = "Fleet/NAME", conflicts_with = "plan")]
     replace: Vec<String>,
+    /// Plan only this resource and what it depends on (`Kind/NAME`;
+    /// repeatable); the plan says it is partial.
+    #[arg(long = "target", value_name = "Kind/NAME", conflicts_with = "plan")]
+    target: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -557,6 +565,25 @@ fn parse_interval_arg(s: &str) -> Result<Duration, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The resources `--target` names, each `Kind/NAME`.
+fn targets(names: &[String]) -> Result<BTreeSet<converge::core::ids::ResourceKey>> {
+    names
+        .iter()
+        .map(|text| {
+            let bad = || {
+                anyhow!("--target {text:?}: expected Kind/NAME, like Fleet/app or Volume/pgdata")
+            };
+            let (kind, name) = text.split_once('/').ok_or_else(bad)?;
+            let kind = converge::core::ids::Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kind)
+                .ok_or_else(bad)?;
+            let name = ResourceName::new(name).map_err(|_| bad())?;
+            Ok(converge::core::ids::ResourceKey::new(kind, name))
+        })
+        .collect()
+}
+
 /// The fleets `--replace` names, each `Fleet/NAME` of the manifests.
 fn replace_fleets(desired: &Desired, names: &[String]) -> Result<BTreeSet<ResourceName>> {
     let mut fleets = BTreeSet::new();
@@ -726,20 +753,23 @@ fn render(plan: &converge::core::Plan, format: Format) -> String {
 async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
     let desired = load(&args.dir)?;
     let at = parse_at(args.at.as_deref())?;
-    let replace = replace_fleets(&desired, &args.replace)?;
+    let request = PlanRequest {
+        replace_fleets: replace_fleets(&desired, &args.replace)?,
+        targets: targets(&args.target)?,
+    };
     let cloud = open_cloud(g, &desired.region).await?;
-    let (_, plan) = observe_and_plan_replacing(
+    let (_, plan) = observe_and_plan_requested(
         cloud.cloud.as_ref(),
         &desired,
         at,
         &BTreeMap::new(),
-        &replace,
+        &request,
     )
     .await?;
     print!("{}", render(&plan, args.format));
     if let Some(out) = &args.out {
         let mut file = PlanFile::new(&desired, &plan);
-        file.replace = replace.iter().cloned().collect();
+        file.replace = request.replace_fleets.iter().cloned().collect();
         let text = serde_json::to_string_pretty(&file)?;
         converge::sys::write_atomic(out, text.as_bytes())
             .with_context(|| format!("saving the plan to {}", out.display()))?;
@@ -760,22 +790,25 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
 }
 
 async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
-    let (desired, at, saved, replace) = match &args.plan {
+    let (desired, at, saved, request) = match &args.plan {
         Some(path) => {
             let file = PlanFile::load(path, &env_var)?;
             let at = file.plan.at;
-            let replace: BTreeSet<ResourceName> = file.replace.iter().cloned().collect();
+            let request = file.request();
             (
                 file.desired.clone(),
                 at,
                 Some((path.clone(), file)),
-                replace,
+                request,
             )
         }
         None => {
             let desired = load(&args.dir)?;
-            let replace = replace_fleets(&desired, &args.replace)?;
-            (desired, parse_at(args.at.as_deref())?, None, replace)
+            let request = PlanRequest {
+                replace_fleets: replace_fleets(&desired, &args.replace)?,
+                targets: targets(&args.target)?,
+            };
+            (desired, parse_at(args.at.as_deref())?, None, request)
         }
     };
     let cloud = open_cloud(g, &desired.region).await?;
@@ -784,12 +817,12 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     let holding = cloud.hold(g, &desired.stack).await?;
     let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
-        let (observed, plan) = observe_and_plan_replacing(
+        let (observed, plan) = observe_and_plan_requested(
             cloud.cloud.as_ref(),
             &desired,
             at,
             &BTreeMap::new(),
-            &replace,
+            &request,
         )
         .await?;
         if let Some((path, file)) = &saved

@@ -7,7 +7,7 @@ use crate::apply::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
 use converge_core::Refused;
 use converge_core::desired::{Desired, ImageSource, Network, NetworkVpc};
-use converge_core::ids::{ImageId, Kind, ParameterName, ResourceName, SubnetId};
+use converge_core::ids::{ImageId, Kind, ParameterName, ResourceKey, ResourceName, SubnetId};
 use converge_core::observed::Observed;
 use converge_core::plan::{Plan, PlanError, PlanInput};
 use jiff::Timestamp;
@@ -30,6 +30,9 @@ pub enum PlanningError {
     /// The plan breaks an invariant: it is not carried out.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// A `--target` names nothing of the stack.
+    #[error("--target {0}: the stack has no such resource, in the manifests or in the cloud")]
+    UnknownTarget(ResourceKey),
 }
 
 /// Observes the stack, retrying what the cloud throttles with the default
@@ -131,17 +134,28 @@ pub async fn observe_and_plan(
     at: Timestamp,
     scale: &BTreeMap<ResourceName, u32>,
 ) -> Result<(Observed, Plan), PlanningError> {
-    observe_and_plan_replacing(cloud, desired, at, scale, &BTreeSet::new()).await
+    observe_and_plan_requested(cloud, desired, at, scale, &PlanRequest::default()).await
 }
 
-/// [`observe_and_plan`], also rolling every instance of `replace_fleets`
-/// (`--replace Fleet/NAME`) although nothing changed.
-pub async fn observe_and_plan_replacing(
+/// What the command line asks of a plan beyond the manifests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanRequest {
+    /// Fleets whose instances all roll although nothing changed
+    /// (`--replace Fleet/NAME`).
+    pub replace_fleets: BTreeSet<ResourceName>,
+    /// Resources the plan is narrowed to, with what they depend on
+    /// (`--target Kind/NAME`); empty: the whole stack.
+    pub targets: BTreeSet<ResourceKey>,
+}
+
+/// [`observe_and_plan`] with a [`PlanRequest`]: the fleets to replace,
+/// and the targets the plan is narrowed to before it is checked.
+pub async fn observe_and_plan_requested(
     cloud: &dyn Cloud,
     desired: &Desired,
     at: Timestamp,
     scale: &BTreeMap<ResourceName, u32>,
-    replace_fleets: &BTreeSet<ResourceName>,
+    request: &PlanRequest,
 ) -> Result<(Observed, Plan), PlanningError> {
     let observed = observe_for(cloud, desired, &RetryPolicy::default())
         .await
@@ -151,10 +165,21 @@ pub async fn observe_and_plan_replacing(
         })?;
     let input = PlanInput {
         scale,
-        replace_fleets,
+        replace_fleets: &request.replace_fleets,
         ..PlanInput::new(desired, &observed, at)
     };
-    let plan = converge_core::checked(converge_core::plan(&input)?, &input)?;
+    let whole = converge_core::plan(&input)?;
+    // Every resource of the stack, declared or found, has a change entry
+    // (unchanged ones too).
+    if let Some(t) = request
+        .targets
+        .iter()
+        .find(|t| !whole.changes.iter().any(|c| c.key == **t))
+    {
+        return Err(PlanningError::UnknownTarget(t.clone()));
+    }
+    let plan = converge_core::plan::targeted(whole, &request.targets);
+    let plan = converge_core::checked(plan, &input)?;
     Ok((observed, plan))
 }
 

@@ -33,6 +33,17 @@ pub struct PlanFile {
     pub replace: Vec<ResourceName>,
 }
 
+impl PlanFile {
+    /// What the saved plan was asked for: its fleets to replace and its
+    /// targets, for the fresh plan `apply --plan` compares it with.
+    pub fn request(&self) -> crate::commands::PlanRequest {
+        crate::commands::PlanRequest {
+            replace_fleets: self.replace.iter().cloned().collect(),
+            targets: self.plan.targets.iter().cloned().collect(),
+        }
+    }
+}
+
 /// Why a saved plan cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {

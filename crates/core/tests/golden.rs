@@ -1231,3 +1231,35 @@ fn a_requested_replacement_rolls_the_fleet() {
     assert_eq!(changed, ["Fleet/app"], "{t}");
     assert_snapshot!("replace_requested.txt", t);
 }
+
+/// `--target Fleet/db` on a new stack: the db fleet and what it waits
+/// for (key pair, groups), nothing else; the plan says it is partial, and
+/// the checker accepts the narrowed plan.
+#[test]
+fn a_partial_plan_holds_the_target_and_its_dependencies() {
+    let d = smallpayroll();
+    let o = empty_region();
+    let input = PlanInput::new(&d, &o, ts(SATURDAY_NOON));
+    let targets = BTreeSet::from([converge_core::ids::ResourceKey::new(
+        converge_core::ids::Kind::Fleet,
+        "db",
+    )]);
+    let plan = converge_core::plan::targeted(converge_core::plan(&input).unwrap(), &targets);
+    let plan = converge_core::checked(plan, &input).unwrap();
+    let keys: Vec<String> = plan.changes.iter().map(|c| c.key.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "KeyPair/main",
+            "SecurityGroup/db",
+            "SecurityGroup/web",
+            "Fleet/db"
+        ]
+    );
+    let json = render::json(&plan);
+    assert!(
+        json.contains("\"targets\": [\n    {\n      \"kind\": \"Fleet\",\n      \"name\": \"db\""),
+        "{json}"
+    );
+    assert_snapshot!("partial_fleet_db.txt", text(&plan));
+}

@@ -65,9 +65,12 @@ fn fleet(
         return;
     }
     let Some(change) = cx.index.changes.get(&key) else {
-        cx.report(Problem::FleetWithoutChange {
-            fleet: name.clone(),
-        });
+        // A partial plan (`--target`) leaves the other fleets out.
+        if cx.plan.targets.is_empty() {
+            cx.report(Problem::FleetWithoutChange {
+                fleet: name.clone(),
+            });
+        }
         return;
     };
     let replacements: u32 = change

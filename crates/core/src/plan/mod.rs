@@ -22,12 +22,14 @@ mod ec2;
 mod elb;
 mod graph;
 mod hold;
+mod partial;
 mod s3;
 mod types;
 
 pub use ec2::fleet::{ROOT_VOLUME_TAG, SENSITIVE_TAG, fleet_target};
 pub use ec2::{rule_ports, snapshot_tags};
 pub use graph::{Cycle, StepGraph};
+pub use partial::targeted;
 pub use types::*;
 
 use crate::controller::snapshots::SnapshotWork;
@@ -241,6 +243,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         changes,
         graph,
         held,
+        targets: Vec::new(),
     })
 }
 

@@ -45,6 +45,11 @@ pub struct Plan {
     /// serialized).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<HeldStep>,
+    /// A partial plan's targets (`--target Kind/NAME`): only their steps
+    /// and what those wait for are here ([`crate::plan::targeted`]).
+    /// Empty for a whole plan (and then not serialized).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<ResourceKey>,
 }
 
 /// What the reconcile loop backs off by: a resource, or a volume's

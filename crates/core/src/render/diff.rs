@@ -530,3 +530,15 @@ mod tests {
         assert_eq!(scalar(&Value::Multiline("a\nb\nc".into())), "(3 lines)");
     }
 }
+
+/// The warning a partial plan (`--target`) starts with.
+pub(crate) fn partial_line(plan: &crate::plan::Plan) -> Option<String> {
+    if plan.targets.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = plan.targets.iter().map(|k| clean(&k.to_string())).collect();
+    Some(format!(
+        "Partial plan (--target {}): only these and what they depend on; other changes wait for a full plan.",
+        names.join(", --target ")
+    ))
+}

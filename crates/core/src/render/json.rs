@@ -24,7 +24,7 @@
 //! variants may appear within a version. Values from the environment are
 //! never serialized (the `Secret` type has no serialized form).
 
-use crate::ids::ResourceName;
+use crate::ids::{ResourceKey, ResourceName};
 use crate::plan::{PLAN_FORMAT_VERSION, Plan, ResourceChange, Step, StepId, Summary};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -38,6 +38,9 @@ struct Document<'a> {
     at: Timestamp,
     has_changes: bool,
     has_blocked_changes: bool,
+    /// A partial plan's targets (`--target`); absent from a whole plan.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    targets: &'a [ResourceKey],
     summary: Summary,
     changes: &'a [ResourceChange],
     steps: Vec<NumberedStep<'a>>,
@@ -65,6 +68,7 @@ pub fn json(plan: &Plan) -> String {
         at: plan.at,
         has_changes: plan.has_changes(),
         has_blocked_changes: plan.has_blocked_changes(),
+        targets: &plan.targets,
         summary: plan.summary(),
         changes: &plan.changes,
         steps: plan

@@ -29,6 +29,9 @@ pub fn markdown(plan: &Plan) -> String {
         code(&plan.at.to_string())
     );
     out.push('\n');
+    if let Some(warning) = super::diff::partial_line(plan) {
+        let _ = writeln!(out, "> **Warning:** {warning}\n");
+    }
     let s = plan.summary();
     if plan.has_changes() || !plan.held.is_empty() {
         let _ = writeln!(out, "**Plan: {s}.**");

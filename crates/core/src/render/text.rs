@@ -56,6 +56,9 @@ pub fn text(plan: &Plan, opts: &TextOptions) -> String {
             )
         )
     );
+    if let Some(warning) = diff::partial_line(plan) {
+        let _ = writeln!(out, "{}", p.paint(YELLOW, &format!("Warning: {warning}")));
+    }
     let listed: Vec<_> = plan.changes.iter().filter(|c| diff::is_listed(c)).collect();
     if !listed.is_empty() {
         let _ = writeln!(out, "Symbols: {}", legend(&listed, p));
