@@ -477,6 +477,18 @@ fn line_diff(before: &str, after: &str, out: &mut Vec<Line>) {
     }
 }
 
+/// The warning a partial plan (`--target`) starts with.
+pub(crate) fn partial_line(plan: &crate::plan::Plan) -> Option<String> {
+    if plan.targets.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = plan.targets.iter().map(|k| clean(&k.to_string())).collect();
+    Some(format!(
+        "Partial plan (--target {}): only these and what they depend on; other changes wait for a full plan.",
+        names.join(", --target ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,16 +541,4 @@ mod tests {
         assert_eq!(scalar(&Value::Text("x\ty".into())), "x\\ty");
         assert_eq!(scalar(&Value::Multiline("a\nb\nc".into())), "(3 lines)");
     }
-}
-
-/// The warning a partial plan (`--target`) starts with.
-pub(crate) fn partial_line(plan: &crate::plan::Plan) -> Option<String> {
-    if plan.targets.is_empty() {
-        return None;
-    }
-    let names: Vec<String> = plan.targets.iter().map(|k| clean(&k.to_string())).collect();
-    Some(format!(
-        "Partial plan (--target {}): only these and what they depend on; other changes wait for a full plan.",
-        names.join(", --target ")
-    ))
 }
