@@ -1115,3 +1115,66 @@ fn target_plans_and_applies_a_resource_and_what_it_depends_on() {
         assert!(r.stderr().contains(error), "{arg}: {}", r.stderr());
     }
 }
+
+#[test]
+fn each_command_shows_and_takes_only_the_options_it_uses() {
+    let w = Workdir::new();
+    let help = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let r = w.run(&args);
+        r.ok();
+        r.stdout()
+    };
+    let validate = help(&["validate"]);
+    for hidden in [
+        "--cloud",
+        "--region",
+        "--state-dir",
+        "--lease-bucket",
+        "--stats",
+    ] {
+        assert!(!validate.contains(hidden), "{hidden}: {validate}");
+    }
+    assert!(validate.contains("--color"), "{validate}");
+    let plan = help(&["plan"]);
+    assert!(
+        plan.contains("--region") && plan.contains("--state-dir"),
+        "{plan}"
+    );
+    assert!(!plan.contains("--lease-bucket"), "{plan}");
+    assert!(help(&["apply"]).contains("--lease-bucket"));
+    let ls = help(&["local", "ls"]);
+    assert!(
+        ls.contains("--state-dir") && !ls.contains("--region"),
+        "{ls}"
+    );
+    // Given where it is not used: an error naming it, before or after the
+    // command; from the environment it is simply not read.
+    for args in [
+        vec!["validate", "stack", "--region", "eu-west-1"],
+        vec!["--region", "eu-west-1", "validate", "stack"],
+    ] {
+        let r = w.run(&args);
+        r.expect(1);
+        assert!(
+            r.stderr()
+                .contains("--region is not used by `converge validate`"),
+            "{}",
+            r.stderr()
+        );
+    }
+    let r = w.run(&["plan", "stack", "--lease-wait", "5m"]);
+    r.expect(1);
+    assert!(
+        r.stderr()
+            .contains("--lease-wait is not used by `converge plan`"),
+        "{}",
+        r.stderr()
+    );
+    w.run_env(&["validate", "stack"], &[("CONVERGE_LEASE_BUCKET", "b")])
+        .ok();
+    // Before or after the command, where it is used.
+    w.run(&["--cloud", "local", "plan", "stack"]).ok();
+    w.run(&["plan", "stack", "--cloud", "local"]).ok();
+}

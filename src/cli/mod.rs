@@ -2,6 +2,7 @@
 
 mod meta;
 mod output;
+mod scope;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -412,7 +413,16 @@ const EXIT_CHANGES: u8 = 2;
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let cli = match Cli::try_parse() {
+    let parsed = scope::command(<Cli as clap::CommandFactory>::command())
+        .try_get_matches()
+        .and_then(|m| {
+            if let Err(message) = scope::check(&m) {
+                let mut cmd = scope::command(<Cli as clap::CommandFactory>::command());
+                return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, message));
+            }
+            <Cli as clap::FromArgMatches>::from_arg_matches(&m)
+        });
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -517,11 +527,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
-            meta::completions(shell, <Cli as clap::CommandFactory>::command())?;
+            meta::completions(
+                shell,
+                scope::command(<Cli as clap::CommandFactory>::command()),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => {
-            let files = meta::man(&out, <Cli as clap::CommandFactory>::command())?;
+            let files = meta::man(
+                &out,
+                scope::command(<Cli as clap::CommandFactory>::command()),
+            )?;
             eprintln!("Wrote {} man pages to {}", files.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
