@@ -1178,3 +1178,30 @@ fn each_command_shows_and_takes_only_the_options_it_uses() {
     w.run(&["--cloud", "local", "plan", "stack"]).ok();
     w.run(&["plan", "stack", "--cloud", "local"]).ok();
 }
+
+#[test]
+fn reconcile_reads_ssl_cert_file_and_refuses_an_unusable_one() {
+    let w = Workdir::new();
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem");
+    let ca = ca.to_str().unwrap();
+    w.run_env(&["reconcile", "stack", "--once"], &[("SSL_CERT_FILE", ca)])
+        .ok();
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/server.key");
+    for (file, error) in [
+        ("/nonexistent/ca.pem", "SSL_CERT_FILE /nonexistent/ca.pem"),
+        (key.to_str().unwrap(), "no certificate in it"),
+    ] {
+        let r = w.run_env(
+            &["reconcile", "stack", "--once"],
+            &[("SSL_CERT_FILE", file)],
+        );
+        r.expect(1);
+        assert!(
+            r.stderr()
+                .contains("the client for metrics and health probes")
+                && r.stderr().contains(error),
+            "{}",
+            r.stderr()
+        );
+    }
+}
