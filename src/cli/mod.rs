@@ -608,8 +608,19 @@ fn replace_fleets(desired: &Desired, names: &[String]) -> Result<BTreeSet<Resour
             bail!("--replace {text:?}: expected Fleet/NAME, like Fleet/app");
         };
         if kind != "Fleet" {
+            let why = match kind {
+                "Volume" | "Bucket" => "it holds data a new one would not have",
+                "SecurityGroup" => {
+                    "its cloud name comes from the manifests, so without a state file a new group could not stay the stack's"
+                }
+                "KeyPair" => "it would be imported again, the same key under the same name",
+                "Balancer" | "Cdn" => {
+                    "a new one has another DNS name, and traffic would stop while it is made"
+                }
+                _ => "it has no replacement converge makes without a change",
+            };
             bail!(
-                "--replace {text}: only fleets are replaced on request (their instances roll within the fleet's update budget); {kind} has no replacement converge would make without a change"
+                "--replace {text}: only fleets are replaced on request (their instances roll within the fleet's update budget); not a {kind}: {why}"
             );
         }
         let Some(fleet) = desired.fleets.keys().find(|f| f.as_str() == name) else {
