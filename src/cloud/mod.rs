@@ -601,6 +601,114 @@ impl Op {
         )
     }
 }
+/// What RunInstances sends, borrowed from an [`Op::RunInstances`]: the
+/// one shape both backends launch from ([`Op::launch`]).
+pub(crate) struct Launch<'a> {
+    pub image: &'a str,
+    pub instance_type: &'a str,
+    pub key_name: Option<&'a str>,
+    pub groups: &'a [GroupId],
+    pub user_data: &'a str,
+    pub zone: &'a Zone,
+    pub subnet: Option<&'a SubnetId>,
+    pub public_ip: Option<bool>,
+    pub count: u32,
+    pub tags: &'a Tags,
+    pub client_token: &'a str,
+    pub instance_profile: Option<&'a InstanceProfile>,
+    pub metadata: MetadataOptions,
+    pub root_volume: Option<&'a PlannedRootVolume>,
+}
+
+/// What CreateVolume sends, borrowed from an [`Op::CreateVolume`]
+/// ([`Op::new_volume`]).
+pub(crate) struct NewVolume<'a> {
+    pub zone: &'a Zone,
+    pub size_gib: u32,
+    pub volume_type: VolumeType,
+    pub snapshot: Option<&'a SnapshotId>,
+    pub encrypted: bool,
+    pub kms_key: Option<&'a KmsKey>,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    pub tags: &'a Tags,
+    pub client_token: &'a str,
+}
+
+impl Op {
+    /// The launch an [`Op::RunInstances`] asks for; `None` for any other
+    /// operation.
+    pub(crate) fn launch(&self) -> Option<Launch<'_>> {
+        let Op::RunInstances {
+            image,
+            instance_type,
+            key_name,
+            groups,
+            user_data,
+            zone,
+            subnet,
+            public_ip,
+            count,
+            tags,
+            client_token,
+            instance_profile,
+            metadata,
+            root_volume,
+        } = self
+        else {
+            return None;
+        };
+        Some(Launch {
+            image,
+            instance_type,
+            key_name: key_name.as_ref().map(KeyName::as_str),
+            groups,
+            user_data,
+            zone,
+            subnet: subnet.as_ref(),
+            public_ip: *public_ip,
+            count: *count,
+            tags,
+            client_token,
+            instance_profile: instance_profile.as_ref(),
+            metadata: *metadata,
+            root_volume: root_volume.as_ref(),
+        })
+    }
+
+    /// The volume an [`Op::CreateVolume`] asks for; `None` for any other
+    /// operation.
+    pub(crate) fn new_volume(&self) -> Option<NewVolume<'_>> {
+        let Op::CreateVolume {
+            zone,
+            size_gib,
+            volume_type,
+            snapshot,
+            encrypted,
+            kms_key,
+            iops,
+            throughput,
+            tags,
+            client_token,
+        } = self
+        else {
+            return None;
+        };
+        Some(NewVolume {
+            zone,
+            size_gib: *size_gib,
+            volume_type: *volume_type,
+            snapshot: snapshot.as_ref(),
+            encrypted: *encrypted,
+            kms_key: kms_key.as_ref(),
+            iops: *iops,
+            throughput: *throughput,
+            tags,
+            client_token,
+        })
+    }
+}
+
 /// Where an [`Op`] goes: the service, with EC2 in parts as AWS's own
 /// documentation splits it (networking and security groups, instances,
 /// EBS). Tags are set through each service's own calls.

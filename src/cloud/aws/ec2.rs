@@ -4,7 +4,7 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, tags_from, timestamp};
-use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
+use crate::cloud::{CloudError, ErrorKind, Launch, NewVolume, Outcome, answered_id};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, IpPermission, IpRange,
@@ -12,10 +12,9 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::Blob;
 use converge_core::desired::{HttpTokens, MetadataOptions, Protocol, Tags, VolumeType};
-use converge_core::ebs::KmsKey;
 use converge_core::ids::{
     AssociationId, GroupId, GroupName, ImageId, InstanceId, InstanceProfile, KeyName, Kind,
-    ResourceName, SnapshotId, SubnetId, VolumeId, VpcId, Zone, tags,
+    ResourceName, SnapshotId, VolumeId, VpcId, Zone, tags,
 };
 use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ModificationState, ObservedAttachment, ObservedGroup,
@@ -32,24 +31,6 @@ pub(super) struct Ec2Observed {
     pub(super) instances: Vec<ObservedInstance>,
     pub(super) volumes: Vec<ObservedVolume>,
     pub(super) snapshots: Vec<ObservedSnapshot>,
-}
-
-/// What a launch needs (the fields of `Op::RunInstances`).
-pub(super) struct Launch<'a> {
-    pub(super) image: &'a str,
-    pub(super) instance_type: &'a str,
-    pub(super) key_name: Option<&'a str>,
-    pub(super) groups: &'a [GroupId],
-    pub(super) user_data: &'a str,
-    pub(super) zone: &'a Zone,
-    pub(super) subnet: Option<&'a SubnetId>,
-    pub(super) public_ip: Option<bool>,
-    pub(super) count: u32,
-    pub(super) tags: &'a Tags,
-    pub(super) client_token: &'a str,
-    pub(super) instance_profile: Option<&'a InstanceProfile>,
-    pub(super) metadata: MetadataOptions,
-    pub(super) root_volume: Option<&'a PlannedRootVolume>,
 }
 
 /// The most values one EC2 filter takes.
@@ -213,20 +194,6 @@ fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> Option<VolumeSta
         S::Deleted => return None,
         _ => VolumeState::Error,
     })
-}
-
-/// What CreateVolume sends (the fields of `Op::CreateVolume`).
-pub(super) struct NewVolume<'a> {
-    pub zone: &'a Zone,
-    pub size_gib: u32,
-    pub volume_type: VolumeType,
-    pub snapshot: Option<&'a SnapshotId>,
-    pub encrypted: bool,
-    pub kms_key: Option<&'a KmsKey>,
-    pub iops: Option<u32>,
-    pub throughput: Option<u32>,
-    pub tags: &'a Tags,
-    pub client_token: &'a str,
 }
 
 /// Reads a volume; `None` if it is not the stack's, has no ID or is gone,

@@ -31,8 +31,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use converge_core::ids::{
-    BalancerName, DistributionId, ImageId, InstanceId, KeyName, ParameterName, ResourceName,
-    SnapshotId, SubnetId, VolumeId,
+    BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
+    SubnetId, VolumeId,
 };
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedSnapshot,
@@ -410,40 +410,10 @@ impl AwsCloud {
     /// EC2 instances.
     async fn act_ec2_instances(&self, op: &Op) -> Result<Outcome, CloudError> {
         match op {
-            Op::RunInstances {
-                image,
-                instance_type,
-                key_name,
-                groups,
-                user_data,
-                zone,
-                subnet,
-                public_ip,
-                count,
-                tags,
-                client_token,
-                instance_profile,
-                metadata,
-                root_volume,
-            } => {
-                self.run_instances(ec2::Launch {
-                    image,
-                    instance_type,
-                    key_name: key_name.as_ref().map(KeyName::as_str),
-                    groups,
-                    user_data,
-                    zone,
-                    subnet: subnet.as_ref(),
-                    public_ip: *public_ip,
-                    count: *count,
-                    tags,
-                    client_token,
-                    instance_profile: instance_profile.as_ref(),
-                    metadata: *metadata,
-                    root_volume: root_volume.as_ref(),
-                })
-                .await
-            }
+            Op::RunInstances { .. } => match op.launch() {
+                Some(launch) => self.run_instances(launch).await,
+                None => Err(misrouted(op, "EC2 instances")),
+            },
             Op::TerminateInstances { ids } => self.terminate(ids).await,
             Op::SetInstanceGroups { instance, groups } => {
                 self.set_instance_groups(instance, groups).await
@@ -468,32 +438,10 @@ impl AwsCloud {
     /// EBS volumes and snapshots.
     async fn act_ebs(&self, op: &Op) -> Result<Outcome, CloudError> {
         match op {
-            Op::CreateVolume {
-                zone,
-                size_gib,
-                volume_type,
-                snapshot,
-                encrypted,
-                kms_key,
-                iops,
-                throughput,
-                tags,
-                client_token,
-            } => {
-                self.create_volume(&ec2::NewVolume {
-                    zone,
-                    size_gib: *size_gib,
-                    volume_type: *volume_type,
-                    snapshot: snapshot.as_ref(),
-                    encrypted: *encrypted,
-                    kms_key: kms_key.as_ref(),
-                    iops: *iops,
-                    throughput: *throughput,
-                    tags,
-                    client_token,
-                })
-                .await
-            }
+            Op::CreateVolume { .. } => match op.new_volume() {
+                Some(new) => self.create_volume(&new).await,
+                None => Err(misrouted(op, "EBS")),
+            },
             Op::ModifyVolume {
                 volume,
                 size_gib,

@@ -27,7 +27,7 @@ pub(crate) use elb::find_balancer;
 use super::config::Delays;
 use super::world::{World, after};
 use crate::cloud::{CloudError, ErrorKind, Op, Outcome, Service, misrouted};
-use converge_core::ids::{KeyName, Zone};
+use converge_core::ids::Zone;
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -158,40 +158,10 @@ fn act_ec2_instances(
     e: &Errs,
 ) -> Result<Outcome, CloudError> {
     match op {
-        Op::RunInstances {
-            image,
-            instance_type,
-            key_name,
-            groups,
-            user_data,
-            zone,
-            subnet,
-            public_ip,
-            count,
-            tags,
-            client_token,
-            instance_profile,
-            metadata,
-            root_volume,
-        } => {
-            let launch = ec2::Launch {
-                image,
-                instance_type,
-                key_name: key_name.as_ref().map(KeyName::as_str),
-                groups,
-                user_data,
-                zone,
-                subnet: subnet.as_ref(),
-                public_ip: *public_ip,
-                count: *count,
-                tags,
-                client_token,
-                instance_profile: instance_profile.as_ref(),
-                metadata: *metadata,
-                root_volume: root_volume.as_ref(),
-            };
-            ec2::run_instances(w, cx, e, &launch)
-        }
+        Op::RunInstances { .. } => match op.launch() {
+            Some(launch) => ec2::run_instances(w, cx, e, &launch),
+            None => Err(misrouted(op, "EC2 instances")),
+        },
         Op::TerminateInstances { ids } => ec2::terminate_instances(w, cx, e, ids),
         Op::SetInstanceGroups { instance, groups } => {
             ec2::set_instance_groups(w, cx, e, instance, groups)
@@ -216,32 +186,10 @@ fn act_ec2_instances(
 /// EBS volumes and snapshots.
 fn act_ebs(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
     match op {
-        Op::CreateVolume {
-            zone,
-            size_gib,
-            volume_type,
-            snapshot,
-            encrypted,
-            kms_key,
-            iops,
-            throughput,
-            tags,
-            client_token,
-        } => {
-            let new = ec2::NewVolume {
-                zone,
-                size_gib: *size_gib,
-                volume_type: *volume_type,
-                snapshot: snapshot.as_ref(),
-                encrypted: *encrypted,
-                kms_key: kms_key.as_ref(),
-                iops: *iops,
-                throughput: *throughput,
-                tags,
-                client_token,
-            };
-            ec2::create_volume(w, cx, e, &new)
-        }
+        Op::CreateVolume { .. } => match op.new_volume() {
+            Some(new) => ec2::create_volume(w, cx, e, &new),
+            None => Err(misrouted(op, "EBS")),
+        },
         Op::ModifyVolume {
             volume,
             size_gib,

@@ -7,34 +7,14 @@ use super::{find_group, find_key_pair, find_subnet};
 use crate::cloud::local::ops::tags::check_tags;
 use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Instance, RunToken, Termination, World};
-use crate::cloud::{CloudError, Outcome};
-use converge_core::desired::{MetadataOptions, Tags};
-use converge_core::ids::{GroupId, ImageId, InstanceId, InstanceProfile, SubnetId, Zone};
+use crate::cloud::{CloudError, Launch, Outcome};
+use converge_core::ids::{GroupId, ImageId, InstanceId};
 use converge_core::net::Ipv4Cidr;
-use converge_core::plan::PlannedRootVolume;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 /// The largest user data, in bytes, as in EC2.
 const MAX_USER_DATA: usize = 16 * 1024;
-
-/// What a launch needs (the fields of `Op::RunInstances`).
-pub(crate) struct Launch<'a> {
-    pub image: &'a str,
-    pub instance_type: &'a str,
-    pub key_name: Option<&'a str>,
-    pub groups: &'a [GroupId],
-    pub user_data: &'a str,
-    pub zone: &'a Zone,
-    pub subnet: Option<&'a SubnetId>,
-    pub public_ip: Option<bool>,
-    pub count: u32,
-    pub tags: &'a Tags,
-    pub client_token: &'a str,
-    pub instance_profile: Option<&'a InstanceProfile>,
-    pub metadata: MetadataOptions,
-    pub root_volume: Option<&'a PlannedRootVolume>,
-}
 
 pub(crate) fn run_instances(
     w: &mut World,

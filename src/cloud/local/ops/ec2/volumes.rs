@@ -12,26 +12,12 @@ use crate::cloud::local::ops::{Ctx, Errs, check_zone};
 use crate::cloud::local::world::{
     Attachment, Modification, Snapshot, Volume, VolumeToken, World, after,
 };
-use crate::cloud::{CloudError, Outcome};
+use crate::cloud::{CloudError, NewVolume, Outcome};
 use converge_core::desired::{Tags, VolumeType};
 use converge_core::ebs::{self, KmsKey, KmsKeyForm};
-use converge_core::ids::{InstanceId, SnapshotId, VolumeId, Zone};
+use converge_core::ids::{InstanceId, SnapshotId, VolumeId};
 use converge_core::observed::{InstanceState, ModificationState, SnapshotState, VolumeState};
 use converge_core::spec_hash::short_digest;
-
-/// What a new volume needs (the fields of `Op::CreateVolume`).
-pub(crate) struct NewVolume<'a> {
-    pub zone: &'a Zone,
-    pub size_gib: u32,
-    pub volume_type: VolumeType,
-    pub snapshot: Option<&'a SnapshotId>,
-    pub encrypted: bool,
-    pub kms_key: Option<&'a KmsKey>,
-    pub iops: Option<u32>,
-    pub throughput: Option<u32>,
-    pub tags: &'a Tags,
-    pub client_token: &'a str,
-}
 
 /// The account every local-cloud ARN names (AWS's documentation account).
 pub(crate) const ACCOUNT: &str = "123456789012";
