@@ -910,6 +910,24 @@ impl CloudError {
     }
 }
 
+/// An error and its causes, each one's message once, joined by `: `, as
+/// the AWS CLI prints them (the AWS backend's errors, the loop's HTTP
+/// client's); never a `Debug` dump (the SDK's own
+/// `DisplayErrorContext` ends with one: headers, bodies and all).
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Makes an identifier from text in a cloud's answer. A malformed one is
 /// the cloud's fault, reported like an answer missing a field (retryable,
 /// as the service may answer better next time), never a panic.

@@ -204,7 +204,9 @@ impl HttpClient {
             let response = client
                 .request(self.request(&uri, client)?)
                 .await
-                .map_err(|e| HttpError::Io(describe(&e)))?;
+                // hyper keeps the causes apart (`client error (Connect)` alone says
+                // little).
+                .map_err(|e| HttpError::Io(crate::cloud::causes(&e)))?;
             let status = response.status();
             if status.is_redirection()
                 && status != http::StatusCode::NOT_MODIFIED
@@ -360,22 +362,6 @@ fn redirect_target(base: &Uri, location: &HeaderValue) -> Result<Uri, HttpError>
         format!("{scheme}://{authority}{dir}/{location}")
     };
     parse_url(&absolute).map_err(|_| bad())
-}
-
-/// An error with its causes, which hyper keeps apart (`client error
-/// (Connect)` alone says little).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The TCP connector under TLS: straight to the server, to the proxy for

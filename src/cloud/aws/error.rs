@@ -2,7 +2,7 @@
 //! and message, and a [`ErrorKind`] that tells the executor whether
 //! retrying can help.
 
-use crate::cloud::{CloudError, ErrorKind};
+use crate::cloud::{CloudError, ErrorKind, causes};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -61,23 +61,6 @@ where
         }
         _ => CloudError::new(ErrorKind::Unavailable, operation, "Unknown", causes(&err)),
     }
-}
-
-/// An error and its causes, each one's message once, joined by `: `, as
-/// the AWS CLI prints them; never a `Debug` dump (the SDK's own
-/// `DisplayErrorContext` ends with one: headers, bodies and all).
-pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        if !line.is_empty() && !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// What kind of failure an AWS error code (and, where the code says

@@ -244,7 +244,10 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
                 ErrorKind::AccessDenied,
                 "LoadCredentials",
                 "InvalidConfiguration",
-                format!("the AWS configuration is not usable: {}", error::causes(&e)),
+                format!(
+                    "the AWS configuration is not usable: {}",
+                    crate::cloud::causes(&e)
+                ),
             ),
             _ => CloudError::new(
                 ErrorKind::AccessDenied,
@@ -254,7 +257,7 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
                     "Unable to locate credentials. Tried the environment, the shared config \
                      and credentials files, SSO, web identity, and container and instance \
                      metadata; the last said: {}",
-                    error::causes(&e)
+                    crate::cloud::causes(&e)
                 ),
             ),
         })
