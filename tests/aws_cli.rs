@@ -12,6 +12,9 @@
 #[path = "support/moto.rs"]
 mod moto;
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -72,18 +75,7 @@ fn forward(client: TcpStream, upstream: &str, record: &Mutex<Vec<String>>) {
 
 /// A copy of the example stack under its own name, in a fresh directory.
 fn example_stack(dir: &Path) {
-    let stack = dir.join("stack");
-    std::fs::create_dir(&stack).unwrap();
-    let suffix = fastrand::u32(..);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        let text = text
-            .replace("name: smallpayroll\n", &format!("name: proxy-{suffix}\n"))
-            .replace("smallpayroll-assets", &format!("proxy-assets-{suffix}"));
-        std::fs::write(stack.join(entry.file_name()), text).unwrap();
-    }
+    example::copy_into(dir, Some("proxy"));
 }
 
 /// `converge --cloud aws plan stack` with only the given proxy variables.

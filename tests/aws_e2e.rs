@@ -19,6 +19,9 @@
 #[path = "support/moto.rs"]
 mod moto;
 
+#[path = "support/example.rs"]
+mod example;
+
 use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions, RetryMode};
 use converge::cloud::{Cloud, ErrorKind, Op, Outcome};
@@ -760,18 +763,7 @@ async fn bucket_access_and_distribution_settings_change_in_place() {
 fn the_cli_applies_plans_and_destroys_on_aws() {
     let endpoint = moto_or_skip!();
     let dir = tempfile::tempdir().unwrap();
-    let stack = dir.path().join("stack");
-    std::fs::create_dir(&stack).unwrap();
-    let suffix = fastrand::u32(..);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        let text = text
-            .replace("name: smallpayroll\n", &format!("name: cli-{suffix}\n"))
-            .replace("smallpayroll-assets", &format!("cli-assets-{suffix}"));
-        std::fs::write(stack.join(entry.file_name()), text).unwrap();
-    }
+    let suffix = example::copy_into(dir.path(), Some("cli"));
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
             .current_dir(dir.path())

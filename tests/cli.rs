@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,13 +23,7 @@ struct Workdir {
 impl Workdir {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let stack = dir.path().join("stack");
-        std::fs::create_dir(&stack).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), stack.join(entry.file_name())).unwrap();
-        }
+        example::copy_into(dir.path(), None);
         Self { dir }
     }
 

@@ -10,6 +10,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/example.rs"]
+mod example;
+
 use converge::reconcile::metrics::Metrics;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -129,13 +132,7 @@ fn kubernetes_manifests_are_a_service_account_and_a_probed_scraped_deployment() 
 /// The example stack, copied, and a local-cloud state directory.
 fn stack() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let stack = dir.path().join("stack");
-    std::fs::create_dir(&stack).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), stack.join(entry.file_name())).unwrap();
-    }
+    example::copy_into(dir.path(), None);
     dir
 }
 

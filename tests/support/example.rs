@@ -1,0 +1,28 @@
+//! The example stack (`manifests/smallpayroll/`) copied for a test.
+//! Included with `#[path = "support/example.rs"] mod example;`.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test uses what it needs
+
+use std::path::Path;
+
+/// Copies the example stack into `dir/stack`; with `prefix`, under a
+/// stack and bucket name of its own (`PREFIX-N`, `PREFIX-assets-N`), so
+/// that tests sharing an AWS account or a moto server do not meet.
+/// Returns the `N` used.
+pub fn copy_into(dir: &Path, prefix: Option<&str>) -> u32 {
+    let stack = dir.join("stack");
+    std::fs::create_dir(&stack).unwrap();
+    let suffix = fastrand::u32(..);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if let Some(p) = prefix {
+            text = text
+                .replace("name: smallpayroll\n", &format!("name: {p}-{suffix}\n"))
+                .replace("smallpayroll-assets", &format!("{p}-assets-{suffix}"));
+        }
+        std::fs::write(stack.join(entry.file_name()), text).unwrap();
+    }
+    suffix
+}
