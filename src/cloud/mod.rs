@@ -6,12 +6,16 @@ pub mod aws;
 pub mod local;
 
 use async_trait::async_trait;
-use converge_core::desired::{HealthCheck, Listener, MetadataOptions, Tags, VolumeType};
+use converge_core::desired::{
+    HealthCheck, Listener, ListenerProtocol, MetadataOptions, Tags, VolumeType,
+};
 use converge_core::ebs::KmsKey;
+use converge_core::elb::{BalancerType, Scheme, TargetHealthCheck};
 use converge_core::ids::{
     AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
     IdError, ImageId, InstanceId, InstanceProfile, KeyName, ParameterName, ResourceName,
-    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, TargetGroupName, VolumeId, VpcId,
+    Zone,
 };
 use converge_core::net::Ipv4Cidr;
 use converge_core::observed::{
@@ -332,18 +336,40 @@ pub enum Op {
         /// The snapshot.
         snapshot: SnapshotId,
     },
-    /// Create a balancer; answers [`Outcome::Balancer`].
+    /// Create a classic balancer; answers [`Outcome::Balancer`].
     CreateBalancer {
         /// Name.
         name: BalancerName,
+        /// Internet-facing or internal (in a VPC).
+        scheme: Scheme,
         /// Zones (without subnets).
         zones: Vec<Zone>,
         /// Subnets (in a VPC; then no zones).
         subnets: Vec<SubnetId>,
-        /// Listeners.
+        /// Security groups (in a VPC).
+        groups: Vec<GroupId>,
+        /// Listeners (with the certificates of HTTPS and SSL ones).
         listeners: Vec<Listener>,
         /// Tags.
         tags: Tags,
+    },
+    /// Set a classic balancer's connection draining (0: off) and
+    /// cross-zone balancing (ModifyLoadBalancerAttributes).
+    ModifyBalancerAttributes {
+        /// Name.
+        name: BalancerName,
+        /// Draining timeout in seconds; 0 turns draining off.
+        drain_secs: u32,
+        /// Cross-zone balancing.
+        cross_zone: bool,
+    },
+    /// Set a classic balancer's security groups
+    /// (ApplySecurityGroupsToLoadBalancer).
+    ApplyBalancerGroups {
+        /// Name.
+        name: BalancerName,
+        /// The groups.
+        groups: Vec<GroupId>,
     },
     /// Set the health check.
     ConfigureHealthCheck {
@@ -408,10 +434,127 @@ pub enum Op {
         /// Instances.
         ids: Vec<InstanceId>,
     },
-    /// Delete a balancer.
+    /// Delete a classic balancer.
     DeleteBalancer {
         /// Name.
         name: BalancerName,
+    },
+    /// Create an application or network balancer (elbv2
+    /// CreateLoadBalancer); answers [`Outcome::Balancer`]. Without
+    /// subnets, the backend uses the default subnet of each zone.
+    CreateLoadBalancerV2 {
+        /// Name.
+        name: BalancerName,
+        /// Application or network.
+        kind: BalancerType,
+        /// Internet-facing or internal.
+        scheme: Scheme,
+        /// Zones (default VPC; then no subnets).
+        zones: Vec<Zone>,
+        /// Subnets (in a VPC).
+        subnets: Vec<SubnetId>,
+        /// Security groups (application balancers).
+        groups: Vec<GroupId>,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set an elbv2 balancer's security groups (SetSecurityGroups).
+    SetSecurityGroupsV2 {
+        /// Name.
+        name: BalancerName,
+        /// The groups.
+        groups: Vec<GroupId>,
+    },
+    /// Set the whole list of an elbv2 balancer's subnets (SetSubnets);
+    /// zones mean their default subnets.
+    SetSubnetsV2 {
+        /// Name.
+        name: BalancerName,
+        /// Zones (default VPC).
+        zones: Vec<Zone>,
+        /// Subnets (in a VPC).
+        subnets: Vec<SubnetId>,
+    },
+    /// Delete an elbv2 balancer (and with it its listeners).
+    DeleteLoadBalancerV2 {
+        /// Name.
+        name: BalancerName,
+    },
+    /// Create a target group of instances in the balancer's VPC
+    /// (CreateTargetGroup; the same name and settings again answer the
+    /// existing group, as AWS does).
+    CreateTargetGroup {
+        /// Name.
+        name: TargetGroupName,
+        /// The balancer it serves (whose VPC it is made in).
+        balancer: BalancerName,
+        /// The protocol its targets speak.
+        protocol: ListenerProtocol,
+        /// The port its targets listen on.
+        port: u16,
+        /// Its health check.
+        health_check: TargetHealthCheck,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set a target group's health check (ModifyTargetGroup).
+    ModifyTargetGroup {
+        /// Name.
+        name: TargetGroupName,
+        /// Health check.
+        health_check: TargetHealthCheck,
+    },
+    /// Set a target group's deregistration delay
+    /// (ModifyTargetGroupAttributes).
+    ModifyTargetGroupAttributes {
+        /// Name.
+        name: TargetGroupName,
+        /// Seconds a deregistered target drains.
+        deregistration_delay_secs: u32,
+    },
+    /// Delete a target group.
+    DeleteTargetGroup {
+        /// Name.
+        name: TargetGroupName,
+    },
+    /// Add a listener forwarding to a target group (CreateListener).
+    CreateListenerV2 {
+        /// The balancer.
+        balancer: BalancerName,
+        /// Port, protocol and certificate.
+        listener: Listener,
+        /// Where it forwards.
+        target_group: TargetGroupName,
+    },
+    /// Change the listener on a port in place (ModifyListener).
+    ModifyListenerV2 {
+        /// The balancer.
+        balancer: BalancerName,
+        /// Port, protocol and certificate.
+        listener: Listener,
+        /// Where it forwards.
+        target_group: TargetGroupName,
+    },
+    /// Remove the listener on a port (DeleteListener).
+    DeleteListenerV2 {
+        /// The balancer.
+        balancer: BalancerName,
+        /// Its port.
+        port: u16,
+    },
+    /// Register instances with a target group.
+    RegisterTargets {
+        /// The target group.
+        target_group: TargetGroupName,
+        /// Instances.
+        ids: Vec<InstanceId>,
+    },
+    /// Deregister instances from a target group (they drain).
+    DeregisterTargets {
+        /// The target group.
+        target_group: TargetGroupName,
+        /// Instances.
+        ids: Vec<InstanceId>,
     },
     /// Create a bucket.
     CreateBucket {
@@ -507,7 +650,22 @@ impl Op {
             | Op::DetachBalancerFromSubnets { .. }
             | Op::RegisterInstances { .. }
             | Op::DeregisterInstances { .. }
+            | Op::ModifyBalancerAttributes { .. }
+            | Op::ApplyBalancerGroups { .. }
             | Op::DeleteBalancer { .. } => Service::Elb,
+            Op::CreateLoadBalancerV2 { .. }
+            | Op::SetSecurityGroupsV2 { .. }
+            | Op::SetSubnetsV2 { .. }
+            | Op::DeleteLoadBalancerV2 { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::ModifyTargetGroup { .. }
+            | Op::ModifyTargetGroupAttributes { .. }
+            | Op::DeleteTargetGroup { .. }
+            | Op::CreateListenerV2 { .. }
+            | Op::ModifyListenerV2 { .. }
+            | Op::DeleteListenerV2 { .. }
+            | Op::RegisterTargets { .. }
+            | Op::DeregisterTargets { .. } => Service::Elbv2,
             Op::CreateBucket { .. } | Op::SetBucketPublicRead { .. } | Op::DeleteBucket { .. } => {
                 Service::S3
             }
@@ -570,6 +728,21 @@ impl Op {
             Op::RegisterInstances { .. } => "RegisterInstancesWithLoadBalancer",
             Op::DeregisterInstances { .. } => "DeregisterInstancesFromLoadBalancer",
             Op::DeleteBalancer { .. } => "DeleteLoadBalancer",
+            Op::ModifyBalancerAttributes { .. } => "ModifyLoadBalancerAttributes",
+            Op::ApplyBalancerGroups { .. } => "ApplySecurityGroupsToLoadBalancer",
+            Op::CreateLoadBalancerV2 { .. } => "CreateLoadBalancer",
+            Op::SetSecurityGroupsV2 { .. } => "SetSecurityGroups",
+            Op::SetSubnetsV2 { .. } => "SetSubnets",
+            Op::DeleteLoadBalancerV2 { .. } => "DeleteLoadBalancer",
+            Op::CreateTargetGroup { .. } => "CreateTargetGroup",
+            Op::ModifyTargetGroup { .. } => "ModifyTargetGroup",
+            Op::ModifyTargetGroupAttributes { .. } => "ModifyTargetGroupAttributes",
+            Op::DeleteTargetGroup { .. } => "DeleteTargetGroup",
+            Op::CreateListenerV2 { .. } => "CreateListener",
+            Op::ModifyListenerV2 { .. } => "ModifyListener",
+            Op::DeleteListenerV2 { .. } => "DeleteListener",
+            Op::RegisterTargets { .. } => "RegisterTargets",
+            Op::DeregisterTargets { .. } => "DeregisterTargets",
             Op::CreateBucket { .. } => "CreateBucket",
             Op::SetBucketPublicRead { .. } => "PutBucketPolicy",
             Op::DeleteBucket { .. } => "DeleteBucket",
@@ -596,6 +769,9 @@ impl Op {
                 | Op::DeleteVolume { .. }
                 | Op::DeleteSnapshot { .. }
                 | Op::DeleteBalancer { .. }
+                | Op::DeleteLoadBalancerV2 { .. }
+                | Op::DeleteTargetGroup { .. }
+                | Op::DeleteListenerV2 { .. }
                 | Op::DeleteBucket { .. }
                 | Op::DeleteDistribution { .. }
         )
@@ -726,6 +902,9 @@ pub enum Service {
     Tagging,
     /// Classic Elastic Load Balancing.
     Elb,
+    /// Elastic Load Balancing v2: application and network balancers,
+    /// target groups, listeners.
+    Elbv2,
     /// S3 buckets.
     S3,
     /// CloudFront distributions.
@@ -787,6 +966,8 @@ pub enum Outcome {
     Balancer {
         /// Its DNS name.
         dns_name: String,
+        /// The hosted zone of its DNS name.
+        zone_id: String,
     },
     /// A distribution was created.
     Distribution {
@@ -974,8 +1155,16 @@ pub trait Cloud: Send + Sync {
     /// One snapshot, if it exists.
     async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError>;
 
-    /// A balancer's members and their health.
-    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError>;
+    /// A balancer's members and their health: a classic balancer's
+    /// instances (DescribeInstanceHealth), or each target of an elbv2
+    /// balancer once, in the worst state it has in any of its target
+    /// groups (DescribeTargetGroups, DescribeTargetHealth), draining ones
+    /// included.
+    async fn balancer_members(
+        &self,
+        name: &BalancerName,
+        kind: BalancerType,
+    ) -> Result<Vec<Member>, CloudError>;
 
     /// One distribution, if it exists.
     async fn distribution(

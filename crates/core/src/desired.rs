@@ -2,6 +2,7 @@
 //! reference checked. The manifest loader builds it; the planner reads it.
 
 use crate::cron::Cron;
+use crate::elb::{BalancerType, Scheme, TargetHealthCheck};
 use crate::ids::{
     ImageId, InstanceProfile, Kind, ParameterName, ResourceKey, ResourceName, SnapshotId, SubnetId,
     VpcId, Zone,
@@ -760,6 +761,15 @@ pub enum ListenerProtocol {
     /// SSL.
     #[serde(rename = "SSL")]
     Ssl,
+    /// TLS (network balancers).
+    #[serde(rename = "TLS")]
+    Tls,
+    /// UDP (network balancers).
+    #[serde(rename = "UDP")]
+    Udp,
+    /// TCP and UDP on one port (network balancers).
+    #[serde(rename = "TCP_UDP")]
+    TcpUdp,
 }
 
 impl ListenerProtocol {
@@ -770,18 +780,31 @@ impl ListenerProtocol {
             ListenerProtocol::Https => "HTTPS",
             ListenerProtocol::Tcp => "TCP",
             ListenerProtocol::Ssl => "SSL",
+            ListenerProtocol::Tls => "TLS",
+            ListenerProtocol::Udp => "UDP",
+            ListenerProtocol::TcpUdp => "TCP_UDP",
         }
     }
 
+    /// Every protocol.
+    pub const ALL: [ListenerProtocol; 7] = [
+        Self::Http,
+        Self::Https,
+        Self::Tcp,
+        Self::Ssl,
+        Self::Tls,
+        Self::Udp,
+        Self::TcpUdp,
+    ];
+
     /// Parses a protocol as written in manifests.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Http, Self::Https, Self::Tcp, Self::Ssl]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
-/// A balancer listener: traffic on `port` goes to `instance_port`.
+/// A balancer listener: traffic on `port` goes to `instance_port` (the
+/// target port of an elbv2 balancer).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Listener {
     /// The balancer's port.
@@ -790,6 +813,9 @@ pub struct Listener {
     pub instance_port: u16,
     /// The protocol.
     pub protocol: ListenerProtocol,
+    /// The ACM (or IAM) certificate ARN of an HTTPS, SSL or TLS listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 impl fmt::Display for Listener {
@@ -800,7 +826,13 @@ impl fmt::Display for Listener {
             self.protocol.as_str(),
             self.port,
             self.instance_port
-        )
+        )?;
+        if let Some(c) = &self.certificate {
+            // The ARN's last segment names the certificate well enough.
+            let short = c.rsplit('/').next().unwrap_or(c);
+            write!(f, " (certificate {short})")?;
+        }
+        Ok(())
     }
 }
 
@@ -833,19 +865,76 @@ impl fmt::Display for HealthCheck {
     }
 }
 
-/// A classic load balancer.
+/// How a balancer checks its members: a classic balancer's `target`, or
+/// the health check of an elbv2 balancer's target groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BalancerHealth {
+    /// A classic balancer's health check.
+    Classic(HealthCheck),
+    /// The health check of every target group of an elbv2 balancer.
+    Targets(TargetHealthCheck),
+}
+
+impl BalancerHealth {
+    /// Seconds between checks.
+    pub fn interval_secs(&self) -> u32 {
+        match self {
+            BalancerHealth::Classic(h) => h.interval_secs,
+            BalancerHealth::Targets(h) => h.interval_secs,
+        }
+    }
+
+    /// Consecutive successes before a member is healthy.
+    pub fn healthy_threshold(&self) -> u32 {
+        match self {
+            BalancerHealth::Classic(h) => h.healthy_threshold,
+            BalancerHealth::Targets(h) => h.healthy_threshold,
+        }
+    }
+}
+
+impl fmt::Display for BalancerHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BalancerHealth::Classic(h) => h.fmt(f),
+            BalancerHealth::Targets(h) => h.fmt(f),
+        }
+    }
+}
+
+/// A load balancer: classic, application or network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BalancerSpec {
+    /// Its type.
+    #[serde(default, rename = "type")]
+    pub kind: BalancerType,
+    /// Internet-facing or internal.
+    #[serde(default)]
+    pub scheme: Scheme,
     /// Zones it serves (empty when it names `subnets`).
     pub zones: Vec<Zone>,
     /// The network's subnets it serves in (manifest names, at most one per
     /// zone); empty without a Network.
     #[serde(default)]
     pub subnets: Vec<ResourceName>,
-    /// Its listeners.
+    /// Its security groups (manifest names); none for a network balancer
+    /// or a classic one outside a Network.
+    #[serde(default)]
+    pub security_groups: Vec<ResourceName>,
+    /// Its listeners, sorted.
     pub listeners: Vec<Listener>,
     /// Its health check.
-    pub health_check: HealthCheck,
+    pub health_check: BalancerHealth,
+    /// Seconds a leaving member drains before it may be terminated: an
+    /// elbv2 balancer's deregistration delay, a classic balancer's
+    /// connection draining timeout (0: draining off).
+    #[serde(default = "default_drain")]
+    pub drain_secs: u32,
+    /// Whether a classic balancer spreads traffic across zones evenly
+    /// (elbv2 balancers: AWS's default, not set).
+    #[serde(default = "yes")]
+    pub cross_zone: bool,
     /// Fleets whose instances are its members.
     pub fleets: Vec<ResourceName>,
     /// Tags of this resource.
@@ -995,6 +1084,14 @@ impl fmt::Display for Reference {
     }
 }
 
+fn default_drain() -> u32 {
+    crate::elb::DEFAULT_DRAIN_SECS
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Attributes a reference may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Attr {
@@ -1004,6 +1101,8 @@ pub enum Attr {
     PrivateIps,
     /// `Balancer/x.dnsName`.
     DnsName,
+    /// `Balancer/x.zoneId`: the hosted zone of its DNS name (for aliases).
+    ZoneId,
     /// `Cdn/x.domainName`.
     DomainName,
     /// `Volume/x.id`.
@@ -1017,6 +1116,7 @@ impl Attr {
             Attr::PrivateIp => "privateIp",
             Attr::PrivateIps => "privateIps",
             Attr::DnsName => "dnsName",
+            Attr::ZoneId => "zoneId",
             Attr::DomainName => "domainName",
             Attr::Id => "id",
         }
@@ -1026,7 +1126,7 @@ impl Attr {
     pub fn of_kind(kind: Kind) -> &'static [Attr] {
         match kind {
             Kind::Fleet => &[Attr::PrivateIp, Attr::PrivateIps],
-            Kind::Balancer => &[Attr::DnsName],
+            Kind::Balancer => &[Attr::DnsName, Attr::ZoneId],
             Kind::Cdn => &[Attr::DomainName],
             Kind::Volume => &[Attr::Id],
             _ => &[],

@@ -362,9 +362,18 @@ string_id!(
     cloud_name
 );
 string_id!(
-    /// A classic load balancer's name in the cloud: its manifest name.
+    /// A load balancer's name in the cloud: its manifest name for a classic
+    /// one, with the type and scheme added for an elbv2 one
+    /// ([`crate::elb::BalancerHandle::of`]).
     BalancerName,
     "balancer name",
+    cloud_name
+);
+string_id!(
+    /// An elbv2 target group's name in the cloud (`web-alb-80-3f2a`; see
+    /// [`crate::elb::target_group_name`]).
+    TargetGroupName,
+    "target group name",
     cloud_name
 );
 string_id!(
@@ -414,6 +423,7 @@ text_eq!(
     KeyName,
     GroupName,
     BalancerName,
+    TargetGroupName,
     BucketName,
     ParameterName,
     InstanceProfile

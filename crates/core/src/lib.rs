@@ -10,6 +10,7 @@ pub mod cron;
 pub mod desired;
 pub mod duration;
 pub mod ebs;
+pub mod elb;
 pub mod ids;
 pub mod net;
 pub mod observed;

@@ -1,11 +1,14 @@
 //! The observed state: what the cloud holds that carries the stack's tags,
 //! as one snapshot in time. A cloud backend builds it; the planner reads it.
 
-use crate::desired::{HealthCheck, Listener, MetadataOptions, Protocol, Tags, VolumeType};
+use crate::desired::{
+    HealthCheck, Listener, ListenerProtocol, MetadataOptions, Protocol, Tags, VolumeType,
+};
+use crate::elb::{BalancerType, Scheme, TargetHealthCheck};
 use crate::ids::{
     AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
     ImageId, InstanceId, KeyName, KeyPairId, Kind, ParameterName, ResourceName,
-    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone, tags,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, TargetGroupName, VolumeId, VpcId, Zone, tags,
 };
 use crate::net::Ipv4Cidr;
 use jiff::Timestamp;
@@ -481,13 +484,31 @@ pub struct ObservedSnapshot {
     pub tags: Tags,
 }
 
-/// A balancer member's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A balancer member's health: a classic balancer's InService and
+/// OutOfService, and the states of an elbv2 target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MemberState {
-    /// Passing its health check.
+    /// Passing its health check (elbv2: `healthy`).
     InService,
-    /// Not (yet) passing.
+    /// Just registered, its first checks not yet passed (elbv2:
+    /// `initial`).
+    Initial,
+    /// Not passing (elbv2: `unhealthy`, `unavailable`).
     OutOfService,
+    /// Deregistered and finishing its requests (elbv2: `draining`).
+    Draining,
+}
+
+impl MemberState {
+    /// Whether the member takes traffic.
+    pub fn healthy(self) -> bool {
+        self == MemberState::InService
+    }
+
+    /// Whether the member is leaving: deregistered, still draining.
+    pub fn draining(self) -> bool {
+        self == MemberState::Draining
+    }
 }
 
 /// A balancer member.
@@ -499,15 +520,54 @@ pub struct Member {
     pub state: MemberState,
 }
 
-/// A classic load balancer.
+/// An elbv2 balancer's target group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedTargetGroup {
+    /// Its name.
+    pub name: TargetGroupName,
+    /// The protocol its targets speak.
+    pub protocol: ListenerProtocol,
+    /// The port its targets listen on.
+    pub port: u16,
+    /// Its health check.
+    pub health_check: TargetHealthCheck,
+    /// Seconds a deregistered target drains.
+    pub deregistration_delay_secs: u32,
+    /// Its registered targets (draining ones included).
+    pub members: Vec<Member>,
+}
+
+/// A load balancer, classic or elbv2.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedBalancer {
-    /// Its name (the manifest name).
+    /// Its name in the cloud (the manifest name for a classic one).
     pub name: BalancerName,
     /// Its owner.
     pub owner: Owner,
+    /// Its type.
+    #[serde(default, rename = "type")]
+    pub kind: BalancerType,
+    /// Internet-facing or internal.
+    #[serde(default)]
+    pub scheme: Scheme,
     /// Its DNS name.
     pub dns_name: String,
+    /// The hosted zone of its DNS name (CanonicalHostedZoneNameID; for alias records).
+    #[serde(default)]
+    pub zone_id: String,
+    /// Its security groups.
+    #[serde(default)]
+    pub security_groups: Vec<GroupId>,
+    /// An elbv2 balancer's target groups (empty for a classic one).
+    #[serde(default)]
+    pub target_groups: Vec<ObservedTargetGroup>,
+    /// A classic balancer's connection draining timeout, `Some(0)` when
+    /// off; `None` for elbv2 (see its target groups) or when unknown.
+    #[serde(default)]
+    pub drain_secs: Option<u32>,
+    /// Whether a classic balancer balances across zones; `None` for elbv2.
+    #[serde(default)]
+    pub cross_zone: Option<bool>,
     /// Its zones.
     pub zones: Vec<Zone>,
     /// Its subnets (in a VPC).
@@ -515,9 +575,10 @@ pub struct ObservedBalancer {
     pub subnets: Vec<SubnetId>,
     /// Its listeners.
     pub listeners: Vec<Listener>,
-    /// Its health check.
+    /// A classic balancer's health check.
     pub health_check: Option<HealthCheck>,
-    /// Its registered instances.
+    /// Its registered instances; for elbv2, each instance once, in the
+    /// worst state it has in any target group.
     pub members: Vec<Member>,
     /// All its tags.
     pub tags: Tags,

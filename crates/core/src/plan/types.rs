@@ -3,13 +3,15 @@
 
 use super::graph::StepGraph;
 use crate::desired::{
-    Attr, DeletionPolicy, Encryption, HealthCheck, IngressRule, Listener, MetadataOptions,
+    Attr, BalancerHealth, DeletionPolicy, Encryption, IngressRule, Listener, MetadataOptions,
     RootVolume, Secret, Tags, VolumeType,
 };
+use crate::elb::{BalancerHandle, Scheme};
 use crate::ids::{
     AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
     ImageId, InstanceId, InstanceProfile, KeyName, ParameterName, ResourceKey, ResourceName,
-    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, TargetGroupName, VolumeId, VpcId,
+    Zone,
 };
 use crate::net::Ipv4Cidr;
 use crate::observed::{CloudRule, DistributionConfig, ModificationState};
@@ -1104,14 +1106,15 @@ pub enum Step {
         /// Its association.
         association: AssociationId,
     },
-    /// Wait until instances run and are InService on the fleet's balancers.
+    /// Wait until instances run and are healthy (InService, or target
+    /// state `healthy`) on every balancer of their fleet.
     WaitHealthy {
         /// The fleet.
         fleet: ResourceName,
         /// The instances.
         instances: Vec<InstanceRef>,
-        /// Balancers they must be InService on.
-        balancers: Vec<ResourceName>,
+        /// Balancers they must be healthy on (with the target groups).
+        balancers: Vec<BalancerHandle>,
     },
     /// Terminate instances.
     Terminate {
@@ -1209,74 +1212,130 @@ pub enum Step {
         /// The volume.
         volume: VolumeId,
     },
-    /// Create a balancer with its listeners and health check.
+    /// Create a balancer with its listeners, health check and draining
+    /// (an elbv2 balancer with its target groups).
     CreateBalancer {
-        /// Name.
-        name: ResourceName,
+        /// The balancer, with all its target groups.
+        balancer: BalancerHandle,
+        /// Internet-facing or internal.
+        #[serde(default)]
+        scheme: Scheme,
         /// Zones (empty in a Network).
         zones: Vec<Zone>,
         /// Subnets (in a Network; else empty).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         subnets: Vec<SubnetRef>,
+        /// Security groups.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        security_groups: Vec<GroupRef>,
         /// Listeners.
         listeners: Vec<Listener>,
         /// Health check.
-        health_check: HealthCheck,
+        health_check: BalancerHealth,
+        /// Seconds a leaving member drains (0: off).
+        drain_secs: u32,
+        /// Cross-zone balancing (classic).
+        cross_zone: bool,
         /// Tags.
         tags: Tags,
     },
-    /// Add and remove listeners.
+    /// Add, change and remove listeners (an elbv2 balancer's target groups
+    /// made for new target ports, and those no listener uses deleted).
     SetListeners {
-        /// Name.
-        name: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Listeners to add.
         add: Vec<Listener>,
+        /// Listeners changed in place on their port (elbv2).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        modify: Vec<Listener>,
         /// Balancer ports whose listeners go.
         remove: Vec<u16>,
+        /// The health check new target groups get.
+        health_check: BalancerHealth,
+        /// The deregistration delay new target groups get.
+        drain_secs: u32,
+        /// Target groups no listener uses any more, deleted last.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        retire: Vec<TargetGroupName>,
     },
-    /// Set the health check.
+    /// Set the health check (of each of the handle's target groups).
     ConfigureHealthCheck {
-        /// Name.
-        name: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Health check.
-        health_check: HealthCheck,
+        health_check: BalancerHealth,
+    },
+    /// Set how long leaving members drain, and (classic) cross-zone
+    /// balancing.
+    SetBalancerAttributes {
+        /// The balancer (elbv2: the target groups to set).
+        balancer: BalancerHandle,
+        /// Seconds a leaving member drains (0: off).
+        drain_secs: u32,
+        /// Cross-zone balancing (classic).
+        cross_zone: bool,
+    },
+    /// Set a balancer's security groups.
+    SetBalancerGroups {
+        /// The balancer.
+        balancer: BalancerHandle,
+        /// The groups.
+        groups: Vec<GroupRef>,
     },
     /// Enable and disable zones.
     SetBalancerZones {
-        /// Name.
-        name: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Zones to enable.
         enable: Vec<Zone>,
         /// Zones to disable.
         disable: Vec<Zone>,
+        /// Every zone it serves after (elbv2 sets the whole list).
+        #[serde(default)]
+        all: Vec<Zone>,
     },
     /// Attach and detach subnets.
     SetBalancerSubnets {
-        /// Name.
-        name: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Subnets to attach.
         attach: Vec<SubnetRef>,
         /// Subnets to detach.
         detach: Vec<SubnetId>,
+        /// Every subnet it serves in after (elbv2 sets the whole list).
+        #[serde(default)]
+        all: Vec<SubnetRef>,
     },
-    /// Register instances (once they run).
+    /// Register instances (once they run) with a classic balancer or the
+    /// handle's target groups.
     Register {
-        /// Balancer.
-        balancer: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Instances.
         instances: Vec<InstanceRef>,
     },
-    /// Deregister instances.
+    /// Deregister instances (they start draining).
     Deregister {
-        /// Balancer.
-        balancer: ResourceName,
+        /// The balancer.
+        balancer: BalancerHandle,
         /// Instances.
         instances: Vec<InstanceId>,
     },
-    /// Delete a balancer.
+    /// Wait until deregistered instances have drained: their target state
+    /// is gone or `unused`, or (classic) the draining time has passed.
+    WaitDrained {
+        /// The balancer.
+        balancer: BalancerHandle,
+        /// Instances.
+        instances: Vec<InstanceId>,
+        /// The longest it takes: the balancer's draining time.
+        bound_secs: u32,
+    },
+    /// Delete a balancer (an elbv2 one's target groups after it).
     DeleteBalancer {
-        /// Name.
-        name: ResourceName,
+        /// The balancer, with the target groups to delete.
+        balancer: BalancerHandle,
     },
     /// Create a bucket.
     CreateBucket {
@@ -1434,28 +1493,43 @@ impl Step {
                 format!("delete snapshot {snapshot} of Volume/{name}")
             }
             Step::DeleteVolume { name, .. } => format!("delete Volume/{name}"),
-            Step::CreateBalancer { name, .. } => format!("create Balancer/{name}"),
-            Step::SetListeners { name, .. } => format!("set listeners of Balancer/{name}"),
-            Step::ConfigureHealthCheck { name, .. } => {
-                format!("configure health check of Balancer/{name}")
+            Step::CreateBalancer { balancer, .. } => format!("create {balancer}"),
+            Step::SetListeners { balancer, .. } => format!("set listeners of {balancer}"),
+            Step::ConfigureHealthCheck { balancer, .. } => {
+                format!("configure health check of {balancer}")
             }
-            Step::SetBalancerZones { name, .. } => format!("set zones of Balancer/{name}"),
-            Step::SetBalancerSubnets { name, .. } => format!("set subnets of Balancer/{name}"),
+            Step::SetBalancerAttributes { balancer, .. } => {
+                format!("set draining of {balancer}")
+            }
+            Step::SetBalancerGroups { balancer, .. } => {
+                format!("set security groups of {balancer}")
+            }
+            Step::SetBalancerZones { balancer, .. } => format!("set zones of {balancer}"),
+            Step::SetBalancerSubnets { balancer, .. } => format!("set subnets of {balancer}"),
             Step::Register {
                 balancer,
                 instances,
             } => format!(
-                "register {} instance group(s) with Balancer/{balancer}",
+                "register {} instance group(s) with {balancer}",
                 instances.len()
             ),
             Step::Deregister {
                 balancer,
                 instances,
             } => format!(
-                "deregister {} from Balancer/{balancer}",
+                "deregister {} from {balancer}",
                 join_ids(instances.iter().map(|i| i.as_str()))
             ),
-            Step::DeleteBalancer { name } => format!("delete Balancer/{name}"),
+            Step::WaitDrained {
+                balancer,
+                instances,
+                bound_secs,
+            } => format!(
+                "drain {} from {balancer}, up to {}",
+                join_ids(instances.iter().map(|i| i.as_str())),
+                crate::duration::show(std::time::Duration::from_secs(u64::from(*bound_secs)))
+            ),
+            Step::DeleteBalancer { balancer } => format!("delete {balancer}"),
             Step::CreateBucket { name, .. } => format!("create Bucket/{name}"),
             Step::SetBucketPublicRead { name, .. } => format!("set access of Bucket/{name}"),
             Step::DeleteBucket { name } => format!("delete Bucket/{name}"),
@@ -1510,10 +1584,13 @@ impl Step {
             Step::CreateBalancer { .. } => "create-balancer",
             Step::SetListeners { .. } => "set-listeners",
             Step::ConfigureHealthCheck { .. } => "configure-health-check",
+            Step::SetBalancerAttributes { .. } => "set-balancer-attributes",
+            Step::SetBalancerGroups { .. } => "set-balancer-groups",
             Step::SetBalancerZones { .. } => "set-balancer-zones",
             Step::SetBalancerSubnets { .. } => "set-balancer-subnets",
             Step::Register { .. } => "register",
             Step::Deregister { .. } => "deregister",
+            Step::WaitDrained { .. } => "wait-drained",
             Step::DeleteBalancer { .. } => "delete-balancer",
             Step::CreateBucket { .. } => "create-bucket",
             Step::SetBucketPublicRead { .. } => "set-bucket-public-read",
@@ -1586,15 +1663,17 @@ impl Step {
             | Step::Snapshot { name, .. }
             | Step::DeleteSnapshot { name, .. }
             | Step::DeleteVolume { name, .. } => key(Kind::Volume, name),
-            Step::CreateBalancer { name, .. }
-            | Step::SetListeners { name, .. }
-            | Step::ConfigureHealthCheck { name, .. }
-            | Step::SetBalancerZones { name, .. }
-            | Step::SetBalancerSubnets { name, .. }
-            | Step::DeleteBalancer { name } => key(Kind::Balancer, name),
-            Step::Register { balancer, .. } | Step::Deregister { balancer, .. } => {
-                key(Kind::Balancer, balancer)
-            }
+            Step::CreateBalancer { balancer, .. }
+            | Step::SetListeners { balancer, .. }
+            | Step::ConfigureHealthCheck { balancer, .. }
+            | Step::SetBalancerAttributes { balancer, .. }
+            | Step::SetBalancerGroups { balancer, .. }
+            | Step::SetBalancerZones { balancer, .. }
+            | Step::SetBalancerSubnets { balancer, .. }
+            | Step::Register { balancer, .. }
+            | Step::Deregister { balancer, .. }
+            | Step::WaitDrained { balancer, .. }
+            | Step::DeleteBalancer { balancer } => key(Kind::Balancer, &balancer.name),
             Step::CreateBucket { name, .. }
             | Step::SetBucketPublicRead { name, .. }
             | Step::DeleteBucket { name } => key(Kind::Bucket, name),
@@ -1651,7 +1730,7 @@ impl Produces {
     /// What produces an attribute a template reads.
     pub fn of_attr(attr: Attr) -> Produces {
         match attr {
-            Attr::DnsName => Produces::Balancer,
+            Attr::DnsName | Attr::ZoneId => Produces::Balancer,
             Attr::DomainName => Produces::Distribution,
             Attr::Id => Produces::Volume,
             Attr::PrivateIp | Attr::PrivateIps => Produces::Instances,
@@ -1718,12 +1797,26 @@ impl Step {
                 net(id, Produces::Subnet, f);
                 net(route_table, Produces::RouteTable, f);
             }
-            Step::CreateBalancer { subnets, .. }
-            | Step::SetBalancerSubnets {
-                attach: subnets, ..
+            Step::CreateBalancer {
+                subnets,
+                security_groups,
+                ..
             } => {
                 for s in subnets {
                     net(s, Produces::Subnet, f);
+                }
+                for g in security_groups {
+                    group(g, f);
+                }
+            }
+            Step::SetBalancerSubnets { attach, all, .. } => {
+                for s in attach.iter_mut().chain(all.iter_mut()) {
+                    net(s, Produces::Subnet, f);
+                }
+            }
+            Step::SetBalancerGroups { groups, .. } => {
+                for g in groups {
+                    group(g, f);
                 }
             }
             Step::AuthorizeIngress {
