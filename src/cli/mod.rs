@@ -378,6 +378,14 @@ enum LocalAdd {
         /// Its value (an image ID for `image: ssm:NAME`).
         value: String,
     },
+    /// An ACM certificate for these domain names, issued at once, for
+    /// the `certificate` of HTTPS, SSL and TLS listeners; prints its ARN.
+    Certificate {
+        /// The domain names it covers (`example.com`, `*.example.com`),
+        /// the first one its subject.
+        #[arg(required = true, num_args = 1..)]
+        domains: Vec<String>,
+    },
     /// A VPC with subnets, as an existing VPC a Network can name
     /// (`spec.vpc`).
     Vpc {
@@ -1212,6 +1220,9 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
         LocalCommand::Add { what } => match what {
             LocalAdd::InstanceProfile { name } => {
                 println!("{}", cloud.add_instance_profile(&name)?)
+            }
+            LocalAdd::Certificate { domains } => {
+                println!("{}", cloud.add_certificate(&domains)?)
             }
             LocalAdd::Parameter { name, value } => {
                 println!("{}", cloud.put_parameter(&name, &value)?)

@@ -3,7 +3,7 @@
 //! the `lag` fault hides.
 
 use super::world::{Instance, ROOT_SNAPSHOT_GIB, World};
-use converge_core::ids::tags;
+use converge_core::ids::{InstanceId, tags};
 use converge_core::observed::{DistributionStatus, MemberState, Owner};
 use jiff::Timestamp;
 use std::fmt;
@@ -49,8 +49,10 @@ pub enum ResourceType {
     Volume,
     /// A snapshot.
     Snapshot,
-    /// A load balancer.
+    /// A load balancer (classic, application or network).
     Balancer,
+    /// An elbv2 target group.
+    TargetGroup,
     /// A bucket.
     Bucket,
     /// A distribution.
@@ -59,6 +61,8 @@ pub enum ResourceType {
     InstanceProfile,
     /// An SSM parameter (made with `converge local add`).
     Parameter,
+    /// An ACM certificate (made with `converge local add`).
+    Certificate,
 }
 
 impl ResourceType {
@@ -75,10 +79,12 @@ impl ResourceType {
             ResourceType::Volume => "volume",
             ResourceType::Snapshot => "snapshot",
             ResourceType::Balancer => "balancer",
+            ResourceType::TargetGroup => "target-group",
             ResourceType::Bucket => "bucket",
             ResourceType::Distribution => "distribution",
             ResourceType::InstanceProfile => "instance-profile",
             ResourceType::Parameter => "parameter",
+            ResourceType::Certificate => "certificate",
         }
     }
 }
@@ -177,27 +183,7 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
             state: format!("{state} (of {})", s.volume_id),
         });
     }
-    for b in &w.balancers {
-        let (stack, resource) = owner_cols(&b.tags);
-        let states: Vec<MemberState> = b
-            .members
-            .iter()
-            .filter_map(|(id, reg)| w.member_state(b, id, reg, now))
-            .collect();
-        let healthy = states
-            .iter()
-            .filter(|s| **s == MemberState::InService)
-            .count();
-        let zones: Vec<&str> = b.zones.iter().map(|z| z.as_str()).collect();
-        out.push(LsRow {
-            kind: ResourceType::Balancer,
-            id: b.name.clone(),
-            stack,
-            resource,
-            zone: zones.join(","),
-            state: format!("active, {healthy}/{} InService", states.len()),
-        });
-    }
+    balancer_rows(w, now, &mut out);
     for b in w.buckets.values() {
         let (stack, resource) = owner_cols(&b.tags);
         out.push(LsRow {
@@ -271,8 +257,108 @@ fn instance_state(i: &Instance, now: Timestamp) -> String {
     text
 }
 
-/// What exists outside any stack: instance profiles and SSM parameters.
+/// Balancers of every type, with `N/M healthy` members (M: those not
+/// leaving) and the draining ones named; target groups.
+fn balancer_rows(w: &World, now: Timestamp, out: &mut Vec<LsRow>) {
+    for b in &w.balancers {
+        let (stack, resource) = owner_cols(&b.tags);
+        let states: Vec<(InstanceId, MemberState)> = b
+            .members
+            .iter()
+            .filter_map(|(id, reg)| w.member_state(b, id, reg, now).map(|s| (id.clone(), s)))
+            .chain(
+                b.draining
+                    .iter()
+                    .filter(|(_, d)| d.active(now))
+                    .map(|(id, _)| (id.clone(), MemberState::Draining)),
+            )
+            .collect();
+        let zones: Vec<&str> = b.zones.iter().map(|z| z.as_str()).collect();
+        out.push(LsRow {
+            kind: ResourceType::Balancer,
+            id: b.name.clone(),
+            stack,
+            resource,
+            zone: zones.join(","),
+            state: format!("classic {}, {}", b.scheme, members_text(&states)),
+        });
+    }
+    for b in &w.balancers_v2 {
+        let (stack, resource) = owner_cols(&b.tags);
+        let mut worst: std::collections::BTreeMap<InstanceId, MemberState> = Default::default();
+        for l in &b.listeners {
+            if let Some(g) = w.target_group(&b.region, &l.target_group) {
+                for (id, s) in w.targets(g, now) {
+                    let e = worst.entry(id).or_insert(s);
+                    *e = (*e).max(s);
+                }
+            }
+        }
+        let states: Vec<(InstanceId, MemberState)> = worst.into_iter().collect();
+        let zones: Vec<&str> = b.zones.iter().map(|z| z.as_str()).collect();
+        out.push(LsRow {
+            kind: ResourceType::Balancer,
+            id: b.name.clone(),
+            stack,
+            resource,
+            zone: zones.join(","),
+            state: format!("{} {}, {}", b.kind, b.scheme, members_text(&states)),
+        });
+    }
+    for g in &w.target_groups {
+        let (stack, resource) = owner_cols(&g.tags);
+        let used = w
+            .group_balancer(g)
+            .map_or_else(|| "unused".to_owned(), |b| format!("for {}", b.name));
+        let targets = w.targets(g, now);
+        let states: Vec<(InstanceId, MemberState)> = targets;
+        out.push(LsRow {
+            kind: ResourceType::TargetGroup,
+            id: g.name.clone(),
+            stack,
+            resource,
+            zone: g.region.clone(),
+            state: format!(
+                "{}:{} {used}, drains {}s, {}",
+                g.protocol.as_str(),
+                g.port,
+                g.deregistration_delay_secs,
+                members_text(&states)
+            ),
+        });
+    }
+}
+
+/// `2/3 healthy, draining i-…`: the members not leaving and how many of
+/// them pass their checks, then those draining.
+fn members_text(states: &[(InstanceId, MemberState)]) -> String {
+    let staying = states.iter().filter(|(_, s)| !s.draining()).count();
+    let healthy = states.iter().filter(|(_, s)| s.healthy()).count();
+    let draining: Vec<&str> = states
+        .iter()
+        .filter(|(_, s)| s.draining())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let mut text = format!("{healthy}/{staying} healthy");
+    if !draining.is_empty() {
+        text.push_str(&format!(", draining {}", draining.join(" ")));
+    }
+    text
+}
+
+/// What exists outside any stack: instance profiles, SSM parameters and
+/// certificates.
 fn outside_rows(w: &World, out: &mut Vec<LsRow>) {
+    for c in w.certificates.values() {
+        out.push(LsRow {
+            kind: ResourceType::Certificate,
+            id: c.arn.clone(),
+            stack: "-".to_owned(),
+            resource: "-".to_owned(),
+            zone: c.region.clone(),
+            state: format!("ISSUED for {}", c.domains.join(", ")),
+        });
+    }
     for p in w.instance_profiles.values() {
         out.push(LsRow {
             kind: ResourceType::InstanceProfile,

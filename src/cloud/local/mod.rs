@@ -56,6 +56,7 @@ use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome, answered_id};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
 use converge_core::desired::Tags;
+use converge_core::elb::BalancerType;
 use converge_core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
     SubnetId, VolumeId, VpcId, Zone,
@@ -384,6 +385,17 @@ impl LocalCloud {
             .write(|w, cx| ops::iam::delete_profile(w, &e, name, cx.now))??)
     }
 
+    /// Requests an ACM certificate for `domains` in the cloud's region,
+    /// issued at once (`converge local add certificate`); answers its ARN,
+    /// which HTTPS, SSL and TLS listeners may then name.
+    pub fn add_certificate(&self, domains: &[String]) -> Result<String, LocalError> {
+        let e = Errs("RequestCertificate");
+        let region = self.config().region.clone();
+        Ok(self
+            .shared
+            .write(|w, cx| ops::add_certificate(w, &e, &region, domains, cx.now))??)
+    }
+
     /// Creates or overwrites an SSM `String` parameter in the cloud's
     /// region (as `ssm put-parameter --overwrite`); answers its version.
     /// The name is held to SSM's naming rules.
@@ -674,13 +686,28 @@ impl Cloud for LocalCloud {
         .await
     }
 
-    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
-        const OP: &str = "DescribeInstanceHealth";
+    async fn balancer_members(
+        &self,
+        name: &BalancerName,
+        kind: BalancerType,
+    ) -> Result<Vec<Member>, CloudError> {
         let name = name.to_string();
+        if kind == BalancerType::Classic {
+            const OP: &str = "DescribeInstanceHealth";
+            return self
+                .blocking(OP, move |s| {
+                    s.describe(OP, |w, cx| {
+                        let b = ops::find_balancer(w, cx, &Errs(OP), &name)?;
+                        Ok(view::balancer_members(w, b, cx))
+                    })
+                })
+                .await;
+        }
+        const OP: &str = "DescribeTargetHealth";
         self.blocking(OP, move |s| {
             s.describe(OP, |w, cx| {
-                let b = ops::find_balancer(w, cx, &Errs(OP), &name)?;
-                Ok(view::balancer_members(w, b, cx))
+                let b = ops::elbv2::find_balancer_v2(w, cx, &Errs(OP), &name)?;
+                Ok(view::balancer_v2_members(w, b, cx))
             })
         })
         .await

@@ -4,12 +4,15 @@
 
 use super::ops::Ctx;
 use super::world::{
-    Balancer, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Subnet, Volume, World,
+    Balancer, BalancerV2, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Subnet,
+    TargetGroup, Volume, World,
 };
 use crate::cloud::{CloudError, answered_id};
 use converge_core::desired::Tags;
 use converge_core::ids::{ImageId, InstanceId, ResourceName, SubnetId, VolumeId, tags};
-use converge_core::observed::InstanceState;
+use converge_core::desired::Listener;
+use converge_core::elb::BalancerType;
+use converge_core::observed::{InstanceState, MemberState, ObservedTargetGroup};
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
     ObservedGateway, ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair,
@@ -103,19 +106,19 @@ pub(crate) fn observe(
     balancers.sort_by(|a, b| a.name.cmp(&b.name));
     for b in balancers {
         if let Some(owner) = owned(&b.tags, stack) {
-            o.balancers.push(ObservedBalancer {
-                name: answered_id("DescribeLoadBalancers", b.name.as_str())?,
-                owner,
-                dns_name: b.dns_name.clone(),
-                zones: b.zones.clone(),
-                subnets: b.subnets.clone(),
-                listeners: b.listeners.clone(),
-                health_check: b.health_check.clone(),
-                members: members(w, b, cx),
-                tags: b.tags.clone(),
-            });
+            o.balancers.push(classic_balancer(w, b, owner, cx)?);
         }
     }
+    for b in w
+        .balancers_v2
+        .iter()
+        .filter(|b| b.region == cx.region && cx.sees(b.created_at))
+    {
+        if let Some(owner) = owned(&b.tags, stack) {
+            o.balancers.push(balancer_v2(w, b, owner, cx)?);
+        }
+    }
+    o.balancers.sort_by(|a, b| a.name.cmp(&b.name));
     // Buckets and distributions are global, and strongly consistent.
     for b in w.buckets.values() {
         if let Some(owner) = owned(&b.tags, stack) {
@@ -407,9 +410,152 @@ pub(crate) fn snapshot_by_id(
         .and_then(|s| snapshot(s, cx))
 }
 
-/// A balancer's members.
+/// A classic balancer's members (DescribeInstanceHealth: a deregistered
+/// member is gone at once, draining or not).
 pub(crate) fn balancer_members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
     members(w, b, cx)
+}
+
+/// A classic balancer as DescribeLoadBalancers and
+/// DescribeLoadBalancerAttributes show it.
+fn classic_balancer(
+    w: &World,
+    b: &Balancer,
+    owner: Owner,
+    cx: &Ctx<'_>,
+) -> Result<ObservedBalancer, CloudError> {
+    Ok(ObservedBalancer {
+        name: answered_id("DescribeLoadBalancers", b.name.as_str())?,
+        owner,
+        kind: BalancerType::Classic,
+        scheme: b.scheme,
+        dns_name: b.dns_name.clone(),
+        zone_id: super::ops::elbv2::zone_id(&b.region, BalancerType::Classic),
+        security_groups: b.groups.clone(),
+        target_groups: Vec::new(),
+        drain_secs: Some(b.drain_secs),
+        cross_zone: Some(b.cross_zone),
+        zones: b.zones.clone(),
+        subnets: b.subnets.clone(),
+        listeners: b.listeners.clone(),
+        health_check: b.health_check.clone(),
+        members: members(w, b, cx),
+        tags: b.tags.clone(),
+    })
+}
+
+/// An application or network balancer, with the target groups its
+/// listeners forward to.
+fn balancer_v2(
+    w: &World,
+    b: &BalancerV2,
+    owner: Owner,
+    cx: &Ctx<'_>,
+) -> Result<ObservedBalancer, CloudError> {
+    let groups = balancer_groups(w, b);
+    let listeners: Vec<Listener> = b
+        .listeners
+        .iter()
+        .map(|l| {
+            // The target port is the target group's (elbv2 listeners
+            // have none of their own).
+            let port = groups
+                .iter()
+                .find(|g| g.name == l.target_group)
+                .map_or(l.listener.instance_port, |g| g.port);
+            Listener {
+                instance_port: port,
+                ..l.listener.clone()
+            }
+        })
+        .collect();
+    let mut target_groups = Vec::new();
+    for g in &groups {
+        target_groups.push(ObservedTargetGroup {
+            name: answered_id("DescribeTargetGroups", g.name.as_str())?,
+            protocol: g.protocol,
+            port: g.port,
+            health_check: g.health_check.clone(),
+            deregistration_delay_secs: g.deregistration_delay_secs,
+            members: group_members(w, g, cx),
+        });
+    }
+    Ok(ObservedBalancer {
+        name: answered_id("DescribeLoadBalancers", b.name.as_str())?,
+        owner,
+        kind: b.kind,
+        scheme: b.scheme,
+        dns_name: b.dns_name.clone(),
+        zone_id: super::ops::elbv2::zone_id(&b.region, b.kind),
+        security_groups: b.groups.clone(),
+        members: worst_members(&target_groups),
+        target_groups,
+        drain_secs: None,
+        cross_zone: None,
+        zones: b.zones.clone(),
+        subnets: b.subnets.clone(),
+        listeners,
+        health_check: None,
+        tags: b.tags.clone(),
+    })
+}
+
+/// The target groups a balancer's listeners forward to, each once, by
+/// name.
+pub(crate) fn balancer_groups<'w>(w: &'w World, b: &BalancerV2) -> Vec<&'w TargetGroup> {
+    let mut out: Vec<&TargetGroup> = Vec::new();
+    for l in &b.listeners {
+        if let Some(g) = w.target_group(&b.region, &l.target_group)
+            && !out.iter().any(|o| o.name == g.name)
+        {
+            out.push(g);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A target group's targets (DescribeTargetHealth), draining ones
+/// included.
+fn group_members(w: &World, g: &TargetGroup, cx: &Ctx<'_>) -> Vec<Member> {
+    w.targets(g, cx.now)
+        .into_iter()
+        .map(|(instance, state)| Member { instance, state })
+        .collect()
+}
+
+/// Each target once, in the worst state it has in any group.
+fn worst_members(groups: &[ObservedTargetGroup]) -> Vec<Member> {
+    let mut worst: BTreeMap<InstanceId, MemberState> = BTreeMap::new();
+    for g in groups {
+        for m in &g.members {
+            let e = worst.entry(m.instance.clone()).or_insert(m.state);
+            *e = (*e).max(m.state);
+        }
+    }
+    worst
+        .into_iter()
+        .map(|(instance, state)| Member { instance, state })
+        .collect()
+}
+
+/// An elbv2 balancer's members: each target once, in its worst state
+/// over the balancer's target groups.
+pub(crate) fn balancer_v2_members(w: &World, b: &BalancerV2, cx: &Ctx<'_>) -> Vec<Member> {
+    let groups: Vec<ObservedTargetGroup> = balancer_groups(w, b)
+        .into_iter()
+        .filter_map(|g| {
+            Some(ObservedTargetGroup {
+                name: g.name.parse().ok()?,
+                protocol: g.protocol,
+                port: g.port,
+                health_check: g.health_check.clone(),
+                deregistration_delay_secs: g.deregistration_delay_secs,
+                members: group_members(w, g, cx),
+            })
+        })
+        .collect();
+    worst_members(&groups)
 }
 
 /// One distribution, if it is converge's.

@@ -8,8 +8,9 @@
 //! an hour is an hour older when it is next opened.
 
 use converge_core::desired::{
-    HealthCheck, Listener, MetadataOptions, RootVolume, Tags, VolumeType,
+    HealthCheck, Listener, ListenerProtocol, MetadataOptions, RootVolume, Tags, VolumeType,
 };
+use converge_core::elb::{BalancerType, Scheme, TargetHealthCheck};
 use converge_core::ids::{
     AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, KeyPairId,
     RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, VolumeId, VpcId, Zone,
@@ -74,6 +75,18 @@ pub(crate) struct World {
     pub snapshots: BTreeMap<SnapshotId, Snapshot>,
     /// Balancers, in creation order (their key is region and name).
     pub balancers: Vec<Balancer>,
+    /// Application and network balancers (elbv2), in creation order
+    /// (their key is region and name; elbv2 names are apart from classic
+    /// ones).
+    #[serde(default)]
+    pub balancers_v2: Vec<BalancerV2>,
+    /// elbv2 target groups, in creation order (key: region and name).
+    #[serde(default)]
+    pub target_groups: Vec<TargetGroup>,
+    /// ACM certificates by ARN, made with `converge local add
+    /// certificate`.
+    #[serde(default)]
+    pub certificates: BTreeMap<String, Certificate>,
     /// Buckets by name (global, as in S3).
     pub buckets: BTreeMap<String, Bucket>,
     /// Distributions by ID (global, as in CloudFront).
@@ -393,6 +406,106 @@ pub(crate) struct Balancer {
     pub members: BTreeMap<InstanceId, Registration>,
     pub tags: Tags,
     pub created_at: Timestamp,
+    /// Internet-facing or internal (internal only in a VPC).
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// Its security groups (in a VPC).
+    #[serde(default)]
+    pub groups: Vec<GroupId>,
+    /// Connection draining timeout in seconds; 0: off (the API's default).
+    #[serde(default)]
+    pub drain_secs: u32,
+    /// Cross-zone balancing (off by default through the API).
+    #[serde(default)]
+    pub cross_zone: bool,
+    /// Deregistered instances still finishing their requests, and, kept
+    /// until the instance is purged, those that have drained: the record
+    /// a test reads to check that no instance was terminated while
+    /// draining.
+    #[serde(default)]
+    pub draining: BTreeMap<InstanceId, Drain>,
+}
+
+/// A member leaving a balancer: it drains from `since` until `until`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Drain {
+    /// When it was deregistered (or its instance began to terminate).
+    pub since: Timestamp,
+    /// When it has drained.
+    pub until: Timestamp,
+    /// Whether the cloud deregistered it because its instance was
+    /// terminated (as elbv2 does), rather than a DeregisterTargets call.
+    #[serde(default)]
+    pub by_termination: bool,
+}
+
+impl Drain {
+    /// Whether it is still draining at `now`.
+    pub fn active(&self, now: Timestamp) -> bool {
+        now < self.until
+    }
+}
+
+/// An application or network balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BalancerV2 {
+    pub name: String,
+    pub region: String,
+    pub arn: String,
+    pub kind: BalancerType,
+    pub scheme: Scheme,
+    pub dns_name: String,
+    pub vpc: VpcId,
+    /// The zones it serves (of its subnets, or named with no subnets).
+    pub zones: Vec<Zone>,
+    /// Its subnets; empty when it serves the default subnets of `zones`.
+    pub subnets: Vec<SubnetId>,
+    pub groups: Vec<GroupId>,
+    /// Its listeners, each forwarding to one target group.
+    pub listeners: Vec<ListenerV2>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// An elbv2 listener.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ListenerV2 {
+    /// Port, protocol, certificate (its `instance_port` as it was given).
+    pub listener: Listener,
+    /// The name of the target group it forwards to.
+    pub target_group: String,
+}
+
+/// An elbv2 target group of instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TargetGroup {
+    pub name: String,
+    pub region: String,
+    pub arn: String,
+    pub protocol: ListenerProtocol,
+    pub port: u16,
+    pub vpc: VpcId,
+    pub health_check: TargetHealthCheck,
+    pub deregistration_delay_secs: u32,
+    /// How long a target drains, in this world's time: the delay scaled
+    /// by the `health` factor of the process that set it.
+    pub drain_ms: u64,
+    /// Registered targets.
+    pub targets: BTreeMap<InstanceId, Registration>,
+    /// Deregistered targets (see [`Balancer::draining`]).
+    pub draining: BTreeMap<InstanceId, Drain>,
+    pub tags: Tags,
+    pub created_at: Timestamp,
+}
+
+/// An ACM certificate (issued at once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Certificate {
+    pub arn: String,
+    pub region: String,
+    /// The domain names it covers, the first one its subject.
+    pub domains: Vec<String>,
+    pub created_at: Timestamp,
 }
 
 /// An instance's registration with a balancer.
@@ -476,6 +589,9 @@ impl World {
             volumes: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             balancers: Vec::new(),
+            balancers_v2: Vec::new(),
+            target_groups: Vec::new(),
+            certificates: BTreeMap::new(),
             buckets: BTreeMap::new(),
             distributions: BTreeMap::new(),
             run_tokens: BTreeMap::new(),
@@ -594,6 +710,115 @@ impl World {
         }
     }
 
+    /// An elbv2 balancer by region and name.
+    pub fn balancer_v2(&self, region: &str, name: &str) -> Option<&BalancerV2> {
+        self.balancers_v2
+            .iter()
+            .find(|b| b.region == region && b.name == name)
+    }
+
+    /// An elbv2 balancer by region and name, to change it.
+    pub fn balancer_v2_mut(&mut self, region: &str, name: &str) -> Option<&mut BalancerV2> {
+        self.balancers_v2
+            .iter_mut()
+            .find(|b| b.region == region && b.name == name)
+    }
+
+    /// A target group by region and name.
+    pub fn target_group(&self, region: &str, name: &str) -> Option<&TargetGroup> {
+        self.target_groups
+            .iter()
+            .find(|g| g.region == region && g.name == name)
+    }
+
+    /// A target group by region and name, to change it.
+    pub fn target_group_mut(&mut self, region: &str, name: &str) -> Option<&mut TargetGroup> {
+        self.target_groups
+            .iter_mut()
+            .find(|g| g.region == region && g.name == name)
+    }
+
+    /// The balancer whose listeners forward to a target group (at most
+    /// one: CreateListener refuses a second).
+    pub fn group_balancer(&self, tg: &TargetGroup) -> Option<&BalancerV2> {
+        self.balancers_v2.iter().find(|b| {
+            b.region == tg.region && b.listeners.iter().any(|l| l.target_group == tg.name)
+        })
+    }
+
+    /// The drain elbv2 starts on its own when a target's instance begins
+    /// to terminate: the target is deregistered and drains for the
+    /// group's delay.
+    pub fn termination_drain(
+        &self,
+        tg: &TargetGroup,
+        id: &InstanceId,
+        now: Timestamp,
+    ) -> Option<Drain> {
+        let t = self.instances.get(id)?.termination?;
+        (now >= t.requested_at).then(|| Drain {
+            since: t.requested_at,
+            until: after(t.requested_at, Duration::from_millis(tg.drain_ms)),
+            by_termination: true,
+        })
+    }
+
+    /// A registered target's state at `now` (DescribeTargetHealth), or
+    /// `None` once it is gone: `initial` until `healthyThreshold ×
+    /// interval` after it is registered and running, then `healthy`;
+    /// `unhealthy` while its instance is not running, `unused` (shown as
+    /// out of service) while no listener forwards to the group or its
+    /// zone is not the balancer's; `draining` once its instance
+    /// terminates.
+    pub fn target_state(
+        &self,
+        tg: &TargetGroup,
+        id: &InstanceId,
+        reg: &Registration,
+        now: Timestamp,
+    ) -> Option<MemberState> {
+        let i = self.instance(id, now)?;
+        if let Some(d) = self.termination_drain(tg, id, now) {
+            return d.active(now).then_some(MemberState::Draining);
+        }
+        if i.state(now) != InstanceState::Running {
+            return Some(MemberState::OutOfService);
+        }
+        let in_use = self
+            .group_balancer(tg)
+            .is_some_and(|b| b.zones.contains(&i.zone));
+        if !in_use {
+            return Some(MemberState::OutOfService);
+        }
+        let since = reg.registered_at.max(i.running_at);
+        let healthy_at = after(since, Duration::from_millis(reg.healthy_after_ms));
+        Some(if now >= healthy_at {
+            MemberState::InService
+        } else {
+            MemberState::Initial
+        })
+    }
+
+    /// Every target of a group at `now` with its state, draining ones
+    /// included, sorted by instance.
+    pub fn targets(&self, tg: &TargetGroup, now: Timestamp) -> Vec<(InstanceId, MemberState)> {
+        let mut out: Vec<(InstanceId, MemberState)> = tg
+            .targets
+            .iter()
+            .filter_map(|(id, reg)| {
+                self.target_state(tg, id, reg, now)
+                    .map(|s| (id.clone(), s))
+            })
+            .collect();
+        for (id, d) in &tg.draining {
+            if d.active(now) && !tg.targets.contains_key(id) {
+                out.push((id.clone(), MemberState::Draining));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// A balancer by region and name.
     pub fn balancer(&self, region: &str, name: &str) -> Option<&Balancer> {
         self.balancers
@@ -630,7 +855,41 @@ impl World {
             b.members
                 .retain(|id, _| self.instances.contains_key(id) && !gone.contains(id));
         }
+        for tg in &mut self.target_groups {
+            let ids: Vec<InstanceId> = tg.targets.keys().cloned().collect();
+            for id in ids {
+                let Some(i) = self.instances.get(&id) else {
+                    tg.targets.remove(&id);
+                    continue;
+                };
+                if let Some(t) = i.termination
+                    && now >= t.requested_at
+                {
+                    tg.targets.remove(&id);
+                    let until = after(t.requested_at, Duration::from_millis(tg.drain_ms));
+                    tg.draining.insert(
+                        id,
+                        Drain {
+                            since: t.requested_at,
+                            until,
+                            by_termination: true,
+                        },
+                    );
+                }
+            }
+        }
         self.instances.retain(|_, i| !i.purged(now));
+        // Drains are kept, once over, as long as their instance is: the
+        // record of when each member drained.
+        let instances = &self.instances;
+        for b in &mut self.balancers {
+            b.draining
+                .retain(|id, d| d.active(now) || instances.contains_key(id));
+        }
+        for tg in &mut self.target_groups {
+            tg.draining
+                .retain(|id, d| d.active(now) || instances.contains_key(id));
+        }
         let instances = &self.instances;
         self.run_tokens
             .retain(|_, t| t.ids.iter().any(|id| instances.contains_key(id)));

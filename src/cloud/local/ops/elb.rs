@@ -1,22 +1,31 @@
-//! ELB: classic load balancers, their listeners, zones, health check and
-//! members. Members become InService only `interval × healthyThreshold`
-//! after they run.
+//! ELB: classic load balancers, their listeners (with the certificates of
+//! HTTPS and SSL ones), zones, security groups, health check, attributes
+//! and members. Members become InService only `interval ×
+//! healthyThreshold` after they run; with connection draining on, a
+//! deregistered member leaves DescribeInstanceHealth at once but drains
+//! for the timeout (scaled by the `health` delay factor), which the world
+//! records.
 
-use super::ec2::find_instance;
+use super::acm::check_listener_certificate;
+use super::ec2::{find_group, find_instance};
 use super::tags::check_tags;
 use super::{Ctx, Errs, check_zone, dedup};
-use crate::cloud::local::world::{Balancer, Registration, World};
+use crate::cloud::local::world::{Balancer, Drain, Registration, World, after};
 use crate::cloud::{CloudError, Outcome};
 use converge_core::desired::{HealthCheck, Listener, Tags};
-use converge_core::ids::{BalancerName, InstanceId, SubnetId, VpcId, Zone};
+use converge_core::elb::{BalancerType, Scheme, ranges};
+use converge_core::ids::{BalancerName, GroupId, InstanceId, SubnetId, VpcId, Zone};
 use converge_core::observed::InstanceState;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// A balancer's request, as `Op::CreateBalancer` carries it.
 pub(crate) struct NewBalancer<'a> {
     pub name: &'a BalancerName,
+    pub scheme: Scheme,
     pub zones: &'a [Zone],
     pub subnets: &'a [SubnetId],
+    pub groups: &'a [GroupId],
     pub listeners: &'a [Listener],
     pub tags: &'a Tags,
 }
@@ -29,8 +38,10 @@ pub(crate) fn create_balancer(
 ) -> Result<Outcome, CloudError> {
     let NewBalancer {
         name,
+        scheme,
         zones,
         subnets,
+        groups,
         listeners,
         tags,
     } = *n;
@@ -69,15 +80,32 @@ pub(crate) fn create_balancer(
         ));
     }
     check_listeners(e, &[], listeners)?;
+    for l in listeners {
+        check_listener_certificate(w, cx, e, l)?;
+    }
+    let groups = dedup(groups);
+    if !groups.is_empty() {
+        if subnets.is_empty() {
+            return Err(e.invalid(
+                "InvalidConfigurationRequest",
+                "Security groups are only supported for a load balancer in a VPC's subnets.",
+            ));
+        }
+        let vpc = w.subnets.get(&subnets[0]).map(|s| s.vpc.clone());
+        check_groups(w, cx, e, vpc.as_ref(), &groups)?;
+    }
     check_tags(e, tags)?;
     let zones = dedup(&zones);
     if let Some(b) = w.balancer(cx.region, name.as_str()) {
         // CreateLoadBalancer is idempotent for the same settings.
         let same = sorted(b.zones.clone()) == sorted(zones.clone())
-            && sorted(b.listeners.clone()) == sorted(listeners.to_vec());
+            && sorted(b.listeners.clone()) == sorted(listeners.to_vec())
+            && b.scheme == scheme
+            && sorted(b.groups.clone()) == sorted(groups.clone());
         if same {
             return Ok(Outcome::Balancer {
                 dns_name: b.dns_name.clone(),
+                zone_id: super::elbv2::zone_id(cx.region, BalancerType::Classic),
             });
         }
         return Err(e.exists(
@@ -86,8 +114,13 @@ pub(crate) fn create_balancer(
         ));
     }
     let digits = w.next_chars(1, b"123456789") + &w.next_chars(9, b"0123456789");
+    let internal = if scheme == Scheme::Internal {
+        "internal-"
+    } else {
+        ""
+    };
     let dns_name = format!(
-        "{}-{digits}.{}.elb.amazonaws.com",
+        "{internal}{}-{digits}.{}.elb.amazonaws.com",
         name.as_str().to_ascii_lowercase(),
         cx.region
     );
@@ -102,8 +135,96 @@ pub(crate) fn create_balancer(
         members: BTreeMap::new(),
         tags: tags.clone(),
         created_at: cx.now,
+        scheme,
+        groups,
+        drain_secs: 0,
+        cross_zone: false,
+        draining: BTreeMap::new(),
     });
-    Ok(Outcome::Balancer { dns_name })
+    Ok(Outcome::Balancer {
+        dns_name,
+        zone_id: super::elbv2::zone_id(cx.region, BalancerType::Classic),
+    })
+}
+
+/// ModifyLoadBalancerAttributes: connection draining (a timeout of 1 to
+/// 3600 s; 0 here turns it off) and cross-zone balancing.
+pub(crate) fn modify_attributes(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &BalancerName,
+    drain_secs: u32,
+    cross_zone: bool,
+) -> Result<Outcome, CloudError> {
+    find_balancer(w, cx, e, name.as_str())?;
+    let (lo, hi) = ranges::CONNECTION_DRAINING;
+    if drain_secs != 0 && !(lo..=hi).contains(&drain_secs) {
+        return Err(e.invalid(
+            "ValidationError",
+            format!("Connection draining timeout {drain_secs}s is not within {lo} to {hi}s."),
+        ));
+    }
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
+        b.drain_secs = drain_secs;
+        b.cross_zone = cross_zone;
+    }
+    Ok(Outcome::Done)
+}
+
+/// ApplySecurityGroupsToLoadBalancer: only for a balancer in a VPC's
+/// subnets; each group must exist there (`InvalidSecurityGroup`).
+pub(crate) fn apply_groups(
+    w: &mut World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    name: &BalancerName,
+    groups: &[GroupId],
+) -> Result<Outcome, CloudError> {
+    let b = find_balancer(w, cx, e, name.as_str())?;
+    if b.subnets.is_empty() {
+        return Err(e.invalid(
+            "InvalidConfigurationRequest",
+            format!("Load balancer '{name}' is not in a VPC's subnets: it takes no security groups."),
+        ));
+    }
+    if groups.is_empty() {
+        return Err(e.invalid(
+            "ValidationError",
+            "ApplySecurityGroupsToLoadBalancer needs at least one security group.",
+        ));
+    }
+    let groups = dedup(groups);
+    check_groups(w, cx, e, balancer_vpc(w, b).as_ref(), &groups)?;
+    if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
+        b.groups = groups;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Each group exists, in the balancer's VPC.
+fn check_groups(
+    w: &World,
+    cx: &Ctx<'_>,
+    e: &Errs,
+    vpc: Option<&VpcId>,
+    groups: &[GroupId],
+) -> Result<(), CloudError> {
+    for g in groups {
+        let found = find_group(w, cx, e, g).map_err(|_| {
+            e.not_found(
+                "InvalidSecurityGroup",
+                format!("Security group '{g}' does not exist"),
+            )
+        })?;
+        if w.group_vpc(found).as_ref() != vpc {
+            return Err(e.invalid(
+                "InvalidSecurityGroup",
+                format!("Security group '{g}' is not in the load balancer's VPC"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn configure_health_check(
@@ -130,6 +251,9 @@ pub(crate) fn create_listeners(
 ) -> Result<Outcome, CloudError> {
     let b = find_balancer(w, cx, e, name.as_str())?;
     check_listeners(e, &b.listeners, listeners)?;
+    for l in listeners {
+        check_listener_certificate(w, cx, e, l)?;
+    }
     if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for l in listeners {
             if !b.listeners.contains(l) {
@@ -349,6 +473,7 @@ pub(crate) fn register_instances(
     let healthy_after_ms = (secs * 1000.0).min(u64::MAX as f64) as u64;
     if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for id in ids {
+            b.draining.remove(id);
             b.members.entry(id.clone()).or_insert(Registration {
                 registered_at: cx.now,
                 healthy_after_ms,
@@ -377,12 +502,31 @@ pub(crate) fn deregister_instances(
             format!("EC2 instance(s) {} not found", unknown.join(", ")),
         ));
     }
+    let drain_ms = f64::from(b_drain_secs(w, cx, name)) * cx.delays.health.max(0.0) * 1000.0;
+    let until = after(cx.now, Duration::from_millis(drain_ms.min(u64::MAX as f64) as u64));
     if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for id in ids {
-            b.members.remove(id);
+            // With connection draining on, the instance leaves the members
+            // at once but finishes its requests until `until`.
+            if b.members.remove(id).is_some() && b.drain_secs > 0 {
+                b.draining.insert(
+                    id.clone(),
+                    Drain {
+                        since: cx.now,
+                        until,
+                        by_termination: false,
+                    },
+                );
+            }
         }
     }
     Ok(Outcome::Done)
+}
+
+/// A classic balancer's draining timeout (0: off, or no such balancer).
+fn b_drain_secs(w: &World, cx: &Ctx<'_>, name: &BalancerName) -> u32 {
+    w.balancer(cx.region, name.as_str())
+        .map_or(0, |b| b.drain_secs)
 }
 
 pub(crate) fn delete_balancer(

@@ -14,14 +14,17 @@
 //! resources of every service. [`act`] only routes: adding an operation
 //! means one function in its service's file and one arm here.
 
+mod acm;
 mod cloudfront;
 mod ec2;
 mod elb;
+pub(crate) mod elbv2;
 pub(crate) mod iam;
 mod s3;
 pub(crate) mod ssm;
 mod tags;
 
+pub(crate) use acm::add_certificate;
 pub(crate) use elb::find_balancer;
 
 use super::config::Delays;
@@ -66,6 +69,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Service::Ebs => act_ebs(w, op, cx, e),
         Service::Tagging => act_tagging(w, op, cx, e),
         Service::Elb => act_elb(w, op, cx, e),
+        Service::Elbv2 => elbv2::act(w, op, cx, e),
         Service::S3 => act_s3(w, op, cx, e),
         Service::CloudFront => act_cloudfront(w, op, cx, e),
     }
@@ -236,20 +240,30 @@ fn act_elb(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, Cl
     match op {
         Op::CreateBalancer {
             name,
+            scheme,
             zones,
             subnets,
+            groups,
             listeners,
             tags,
         } => {
             let n = elb::NewBalancer {
                 name,
+                scheme: *scheme,
                 zones,
                 subnets,
+                groups,
                 listeners,
                 tags,
             };
             elb::create_balancer(w, cx, e, &n)
         }
+        Op::ModifyBalancerAttributes {
+            name,
+            drain_secs,
+            cross_zone,
+        } => elb::modify_attributes(w, cx, e, name, *drain_secs, *cross_zone),
+        Op::ApplyBalancerGroups { name, groups } => elb::apply_groups(w, cx, e, name, groups),
         Op::ConfigureHealthCheck { name, health_check } => {
             elb::configure_health_check(w, cx, e, name, health_check)
         }
@@ -446,12 +460,15 @@ mod tests {
             &mut w,
             Op::CreateBalancer {
                 name: "web".into(),
+                scheme: Default::default(),
                 zones: vec![Zone::from("us-east-1a")],
                 subnets: vec![],
+                groups: vec![],
                 listeners: vec![Listener {
                     port: 80,
                     instance_port: 80,
                     protocol: ListenerProtocol::Http,
+                    certificate: None,
                 }],
                 tags: tags(Kind::Balancer, "web"),
             },

@@ -81,9 +81,15 @@ fn tags_mut<'w>(
             w.key_pairs.get_mut(&id).map(|k| &mut k.tags)
         }
         TagTarget::Balancer(name) => {
-            find_balancer(w, cx, e, name.as_str())?;
-            w.balancer_mut(cx.region, name.as_str())
-                .map(|b| &mut b.tags)
+            // A classic balancer, or else an elbv2 one of that name.
+            if find_balancer(w, cx, e, name.as_str()).is_err() {
+                super::elbv2::find_balancer_v2(w, cx, e, name.as_str())?;
+                w.balancer_v2_mut(cx.region, name.as_str())
+                    .map(|b| &mut b.tags)
+            } else {
+                w.balancer_mut(cx.region, name.as_str())
+                    .map(|b| &mut b.tags)
+            }
         }
         TagTarget::Vpc(id) => {
             super::ec2::find_vpc(w, cx, e, id)?;

@@ -161,6 +161,24 @@ pub(crate) fn delete_group(
             format!("resource {group} has a dependent object: instance {}", i.id),
         ));
     }
+    let balancer = w
+        .balancers
+        .iter()
+        .filter(|b| b.groups.contains(group))
+        .map(|b| b.name.as_str())
+        .chain(
+            w.balancers_v2
+                .iter()
+                .filter(|b| b.groups.contains(group))
+                .map(|b| b.name.as_str()),
+        )
+        .next();
+    if let Some(b) = balancer {
+        return Err(e.state(
+            "DependencyViolation",
+            format!("resource {group} has a dependent object: load balancer {b}"),
+        ));
+    }
     if let Some(other) = w.groups.values().find(|o| {
         o.id != *group
             && o.rules

@@ -214,6 +214,15 @@ pub(crate) fn delete_subnet(
             ),
         ));
     }
+    if let Some(b) = w.balancers_v2.iter().find(|b| b.subnets.contains(subnet)) {
+        return Err(e.state(
+            "DependencyViolation",
+            format!(
+                "The subnet '{subnet}' has dependencies and cannot be deleted: load balancer {}.",
+                b.name
+            ),
+        ));
+    }
     if let Some(b) = w.balancers.iter().find(|b| b.subnets.contains(subnet)) {
         return Err(e.state(
             "DependencyViolation",
