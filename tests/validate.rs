@@ -141,7 +141,11 @@ fn smallpayroll_loads_without_diagnostics() {
         Some("/dev/sdj")
     );
     assert_eq!(pg.snapshots.as_ref().map(|s| s.keep), Some(7));
-    let hc = &d.balancers[&name("web")].health_check;
+    let converge_core::desired::BalancerHealth::Classic(hc) =
+        &d.balancers[&name("web")].health_check
+    else {
+        panic!("the example's balancer is classic");
+    };
     assert_eq!(
         (
             hc.target.as_str(),

@@ -655,9 +655,11 @@ fn balancer_listener_and_health_check_change() {
         port: 8080,
         instance_port: 8080,
         protocol: converge_core::desired::ListenerProtocol::Tcp,
+        certificate: None,
     });
-    web.health_check.interval_secs = 10;
-    web.health_check.target = "HTTP:80/health".into();
+    let hc = web.health_check.classic_mut().unwrap();
+    hc.interval_secs = 10;
+    hc.target = "HTTP:80/health".into();
     let plan = run(&d, &o, SATURDAY_NOON);
     assert_snapshot!("balancer_change.txt", text(&plan));
     assert_snapshot!("balancer_change.md", render::markdown(&plan));
@@ -847,6 +849,8 @@ fn plan_json_doc_covers_what_plans_hold() {
         .get_mut(&name("web"))
         .unwrap()
         .health_check
+        .classic_mut()
+        .unwrap()
         .interval_secs = 10;
     changed.balancers.get_mut(&name("web")).unwrap().zones.pop();
     changed

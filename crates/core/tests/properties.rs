@@ -193,13 +193,16 @@ fn build(k: &Knobs) -> Desired {
     }
     if k.balancer {
         let b = d.balancers.get_mut(&name("web")).unwrap();
-        b.health_check.interval_secs = k.health_interval;
+        if let Some(h) = b.health_check.classic_mut() {
+            h.interval_secs = k.health_interval;
+        }
         if k.job_in_balancer {
             b.fleets.push(name("job"));
             b.listeners.push(Listener {
                 port: 443,
                 instance_port: 80,
                 protocol: ListenerProtocol::Tcp,
+                certificate: None,
             });
         }
     } else {

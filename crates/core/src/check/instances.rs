@@ -5,6 +5,7 @@
 //! their balancer is deleted.
 
 use super::{Ctx, Problem, listed, push};
+use crate::elb::BalancerHandle;
 use crate::ids::{InstanceId, ResourceName, Zone};
 use crate::observed::ObservedBalancer;
 use crate::plan::{InstanceRef, Step, StepId};
@@ -37,7 +38,7 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                 instances,
             } => register(cx, &balancers, i, balancer, instances),
             Step::Deregister { balancer, .. } => {
-                for &delete in listed(&balancers.deletes, &balancer) {
+                for &delete in listed(&balancers.deletes, &balancer.cloud_name.as_str()) {
                     if !cx.order.before(i, delete) {
                         cx.report(Problem::DeregisterAfterBalancerDelete {
                             step: cx.name(i),
@@ -128,10 +129,10 @@ fn launch(
 
 /// The balancer steps and memberships the instance checks look up.
 struct Balancers<'a> {
-    /// Create steps by balancer.
-    creates: BTreeMap<&'a ResourceName, Vec<StepId>>,
-    /// Delete steps by balancer.
-    deletes: BTreeMap<&'a ResourceName, Vec<StepId>>,
+    /// Create steps by balancer (cloud name).
+    creates: BTreeMap<&'a str, Vec<StepId>>,
+    /// Delete steps by balancer (cloud name).
+    deletes: BTreeMap<&'a str, Vec<StepId>>,
     /// Deregister steps by balancer name and instance.
     deregisters: BTreeMap<(&'a str, &'a InstanceId), Vec<StepId>>,
     /// The observed balancers each terminated instance is a member of,
@@ -149,14 +150,18 @@ impl<'a> Balancers<'a> {
         };
         for (i, s) in cx.plan.graph.iter() {
             match s {
-                Step::CreateBalancer { name, .. } => push(&mut b.creates, name, i),
-                Step::DeleteBalancer { name } => push(&mut b.deletes, name, i),
+                Step::CreateBalancer { balancer, .. } => {
+                    push(&mut b.creates, balancer.cloud_name.as_str(), i)
+                }
+                Step::DeleteBalancer { balancer } => {
+                    push(&mut b.deletes, balancer.cloud_name.as_str(), i)
+                }
                 Step::Deregister {
                     balancer,
                     instances,
                 } => {
                     for id in instances {
-                        push(&mut b.deregisters, (balancer.as_str(), id), i);
+                        push(&mut b.deregisters, (balancer.cloud_name.as_str(), id), i);
                     }
                 }
                 _ => {}
@@ -170,9 +175,11 @@ impl<'a> Balancers<'a> {
             .iter()
             .filter(|_| !terminated.is_empty())
         {
+            // A member already draining was deregistered before.
             let members: BTreeSet<&InstanceId> = balancer
                 .members
                 .iter()
+                .filter(|m| !m.state.draining())
                 .map(|m| &m.instance)
                 .filter(|id| terminated.contains_key(id))
                 .collect();
@@ -190,7 +197,7 @@ fn register(
     cx: &mut Ctx<'_>,
     balancers: &Balancers<'_>,
     i: StepId,
-    balancer: &ResourceName,
+    balancer: &BalancerHandle,
     instances: &[InstanceRef],
 ) {
     for r in instances {
@@ -214,7 +221,7 @@ fn register(
             }
         }
     }
-    for &create in listed(&balancers.creates, &balancer) {
+    for &create in listed(&balancers.creates, &balancer.cloud_name.as_str()) {
         if !cx.order.before(create, i) {
             cx.report(Problem::RegisterBeforeBalancer {
                 step: cx.name(i),
