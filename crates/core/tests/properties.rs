@@ -460,7 +460,7 @@ fn check_outputs(plan: &converge_core::Plan) {
     let colored = render::text(plan, &render::TextOptions { color: true });
     assert!(!colored.is_empty());
     let parsed: serde_json::Value = serde_json::from_str(&render::json(plan)).unwrap();
-    assert_eq!(parsed["format_version"], 1);
+    assert_eq!(parsed["format_version"], 2);
     assert_eq!(parsed["steps"].as_array().unwrap().len(), plan.graph.len());
 }
 

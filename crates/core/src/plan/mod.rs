@@ -222,6 +222,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     }
     p.removed_fleets();
     p.balancer_membership();
+    p.balancer_notes();
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();

@@ -374,3 +374,89 @@ impl<'a> Planner<'a> {
         }
     }
 }
+
+impl Planner<'_> {
+    /// Notes on the change entries that say what waits for balancers: the
+    /// members that drain (on the fleet whose instances go, or on a
+    /// replaced balancer), and the health every rollout waits for.
+    pub(crate) fn balancer_notes(&mut self) {
+        use crate::plan::Note;
+        let mut drains: BTreeMap<(ResourceKey, ResourceName), (Vec<InstanceId>, u32)> =
+            BTreeMap::new();
+        let mut gates: BTreeMap<ResourceKey, BTreeSet<ResourceName>> = BTreeMap::new();
+        for s in &self.steps {
+            match s {
+                Step::WaitDrained {
+                    balancer,
+                    instances,
+                    bound_secs,
+                } => {
+                    for i in instances {
+                        let key = match self.terminating.get(i).map(|t| &self.steps[*t]) {
+                            Some(Step::Terminate { fleet, .. }) => {
+                                ResourceKey::new(Kind::Fleet, fleet.clone())
+                            }
+                            _ => ResourceKey::new(Kind::Balancer, balancer.name.clone()),
+                        };
+                        let e = drains.entry((key, balancer.name.clone())).or_default();
+                        e.0.push(i.clone());
+                        e.1 = e.1.max(*bound_secs);
+                    }
+                }
+                Step::WaitHealthy {
+                    fleet, balancers, ..
+                } => {
+                    let key = match balancers.as_slice() {
+                        [b] if self
+                            .balancers
+                            .get(&b.name)
+                            .is_some_and(|p| p.predecessor.is_some()) =>
+                        {
+                            ResourceKey::new(Kind::Balancer, b.name.clone())
+                        }
+                        _ => ResourceKey::new(Kind::Fleet, fleet.clone()),
+                    };
+                    gates
+                        .entry(key)
+                        .or_default()
+                        .extend(balancers.iter().map(|b| b.name.clone()));
+                }
+                _ => {}
+            }
+        }
+        let d = self.desired();
+        let mut notes: Vec<(ResourceKey, Note)> = Vec::new();
+        for (key, balancers) in gates {
+            let typical_secs = balancers
+                .iter()
+                .filter_map(|b| d.balancers.get(b))
+                .map(|s| s.health_check.healthy_threshold() * s.health_check.interval_secs())
+                .max()
+                .unwrap_or(0);
+            notes.push((
+                key,
+                Note::HealthGate {
+                    balancers: balancers.into_iter().collect(),
+                    typical_secs,
+                },
+            ));
+        }
+        for ((key, balancer), (mut instances, bound_secs)) in drains {
+            instances.sort();
+            instances.dedup();
+            notes.push((
+                key,
+                Note::Drains {
+                    balancer,
+                    instances,
+                    bound_secs,
+                },
+            ));
+        }
+        for (key, note) in notes {
+            if let Some(c) = self.changes.iter_mut().find(|c| c.key == key) {
+                c.notes.push(note);
+            }
+        }
+    }
+}
