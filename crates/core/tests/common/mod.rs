@@ -18,7 +18,9 @@ use converge_core::desired::{
     SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
     VolumeSpec, VolumeType,
 };
-use converge_core::elb::{BalancerHandle, BalancerType, Scheme, listener_target_groups};
+use converge_core::elb::{
+    BalancerHandle, BalancerType, Scheme, TargetHealthCheck, listener_target_groups,
+};
 use converge_core::ids::{
     AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, InstanceProfile,
     KeyPairId, Kind, ResourceKey, ResourceName, RouteTableAssociationId, RouteTableId, SubnetId,
@@ -726,13 +728,33 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
         members_of.insert(n.clone(), members);
     }
     for (n, members) in members_of {
-        o.balancers
-            .iter_mut()
-            .find(|x| x.name == n.as_str())
-            .unwrap()
-            .members = members;
+        let b = o.balancers.iter_mut().find(|x| x.owner.name == n).unwrap();
+        for t in &mut b.target_groups {
+            t.members = members.clone();
+        }
+        b.members = members;
     }
     o
+}
+
+/// Makes the example's balancer an application balancer (with a
+/// security group, an HTTP listener on 80 and the default target health
+/// check) draining for `drain_secs`.
+pub fn application_balancer(d: &mut Desired, drain_secs: u32) {
+    let web = d.balancers.get_mut(&name("web")).unwrap();
+    web.kind = BalancerType::Application;
+    web.security_groups = vec![name("web")];
+    web.health_check = BalancerHealth::Targets(TargetHealthCheck {
+        protocol: ListenerProtocol::Http,
+        port: None,
+        path: Some("/".into()),
+        matcher: Some("200-399".into()),
+        interval_secs: 10,
+        timeout_secs: 5,
+        healthy_threshold: 3,
+        unhealthy_threshold: 2,
+    });
+    web.drain_secs = drain_secs;
 }
 
 pub fn dns_name(balancer: &ResourceName) -> String {
@@ -989,7 +1011,11 @@ pub fn observed_balancer(d: &Desired, n: &ResourceName, b: &BalancerSpec) -> Obs
         scheme: b.scheme,
         dns_name: dns_name(n),
         zone_id: "Z35SXDOTRQ7X7K".into(),
-        security_groups: Vec::new(),
+        security_groups: b
+            .security_groups
+            .iter()
+            .map(|g| GroupId::new(format!("sg-{g}")).unwrap())
+            .collect(),
         target_groups,
         drain_secs: (!v2).then_some(b.drain_secs),
         cross_zone: (!v2).then_some(b.cross_zone),

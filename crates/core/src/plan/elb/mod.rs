@@ -214,6 +214,14 @@ impl<'a> Planner<'a> {
                 forces_replacement: false,
             });
         }
+        if !spec.security_groups.is_empty() {
+            c.fields.push(FieldDiff {
+                field: "spec.securityGroups".into(),
+                before: None,
+                after: Some(Value::List(sorted_strings(spec.security_groups.iter()))),
+                forces_replacement: false,
+            });
+        }
         let (field, places) = if spec.subnets.is_empty() {
             ("spec.zones", sorted_strings(spec.zones.iter()))
         } else {
