@@ -135,6 +135,8 @@ struct Balancers<'a> {
     deletes: BTreeMap<&'a str, Vec<StepId>>,
     /// Deregister steps by balancer name and instance.
     deregisters: BTreeMap<(&'a str, &'a InstanceId), Vec<StepId>>,
+    /// Drain waits by balancer name and instance.
+    drains: BTreeMap<(&'a str, &'a InstanceId), Vec<StepId>>,
     /// The observed balancers each terminated instance is a member of,
     /// once each.
     memberships: BTreeMap<&'a InstanceId, Vec<&'a ObservedBalancer>>,
@@ -146,6 +148,7 @@ impl<'a> Balancers<'a> {
             creates: BTreeMap::new(),
             deletes: BTreeMap::new(),
             deregisters: BTreeMap::new(),
+            drains: BTreeMap::new(),
             memberships: BTreeMap::new(),
         };
         for (i, s) in cx.plan.graph.iter() {
@@ -162,6 +165,15 @@ impl<'a> Balancers<'a> {
                 } => {
                     for id in instances {
                         push(&mut b.deregisters, (balancer.cloud_name.as_str(), id), i);
+                    }
+                }
+                Step::WaitDrained {
+                    balancer,
+                    instances,
+                    ..
+                } => {
+                    for id in instances {
+                        push(&mut b.drains, (balancer.cloud_name.as_str(), id), i);
                     }
                 }
                 _ => {}
@@ -238,9 +250,22 @@ fn deregistered_first(cx: &mut Ctx<'_>, balancers: &Balancers<'_>) {
     for (&id, terminates) in &index.terminates {
         for b in listed_balancers(balancers, id) {
             let deregisters = listed(&balancers.deregisters, &(b.name.as_str(), id));
+            let drains = listed(&balancers.drains, &(b.name.as_str(), id));
+            // A balancer that drains: elbv2 target groups with a delay, a
+            // classic balancer with draining on.
+            let drains_members = b.drain_secs.unwrap_or(0) > 0
+                || b.target_groups.iter().any(|t| {
+                    t.deregistration_delay_secs > 0 && t.members.iter().any(|m| &m.instance == id)
+                });
             for &t in terminates {
                 if !cx.order.any_before(deregisters, t) {
                     cx.report(Problem::DeregisterAfterTerminate {
+                        step: cx.name(t),
+                        instance: id.clone(),
+                        balancer: b.name.clone(),
+                    });
+                } else if drains_members && !cx.order.any_before(drains, t) {
+                    cx.report(Problem::TerminatedBeforeDrained {
                         step: cx.name(t),
                         instance: id.clone(),
                         balancer: b.name.clone(),

@@ -138,11 +138,13 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
             by_fleet.entry(&i.owner.name).or_default().push(i);
         }
     }
-    // Member health by balancer name and instance.
+    // Member health by balancer (manifest name) and instance: an elbv2
+    // target's worst state over its groups; `initial` and `draining` are
+    // not failures, only OutOfService (`unhealthy`) is.
     let mut members: BTreeMap<(&str, &InstanceId), MemberState> = BTreeMap::new();
     for b in &input.observed.balancers {
         for m in &b.members {
-            members.insert((b.name.as_str(), &m.instance), m.state);
+            members.insert((b.owner.name.as_str(), &m.instance), m.state);
         }
     }
     for (name, spec) in &d.fleets {
