@@ -37,6 +37,15 @@ fn protocol_of(p: raw::ListenerProtocol) -> ListenerProtocol {
     }
 }
 
+/// The article before a protocol's name as it is read aloud ("an HTTPS
+/// listener", "a TLS listener").
+fn article(p: ListenerProtocol) -> &'static str {
+    match p {
+        ListenerProtocol::Http | ListenerProtocol::Https | ListenerProtocol::Ssl => "an",
+        _ => "a",
+    }
+}
+
 fn names(ps: &[ListenerProtocol]) -> String {
     ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -329,7 +338,8 @@ fn certificate(
                 &path,
                 false,
                 format!(
-                    "a {} listener needs a certificate (an ACM certificate ARN, arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+                    "{} {} listener needs a certificate (an ACM certificate ARN, arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+                    article(protocol),
                     protocol.as_str()
                 ),
             ));
@@ -340,7 +350,8 @@ fn certificate(
                 &path,
                 false,
                 format!(
-                    "a {} listener takes no certificate (only HTTPS, SSL and TLS ones do)",
+                    "{} {} listener takes no certificate (only HTTPS, SSL and TLS ones do)",
+                    article(protocol),
                     protocol.as_str()
                 ),
             ));
@@ -478,7 +489,11 @@ fn target_health(
             out.push(at.diag(
                 &path.key("path"),
                 false,
-                format!("a {} health check requests no path", protocol.as_str()),
+                format!(
+                    "{} {} health check requests no path",
+                    article(protocol),
+                    protocol.as_str()
+                ),
             ));
         }
         (Some(p), true) if !path_ok(p) => {
@@ -498,7 +513,11 @@ fn target_health(
             out.push(at.diag(
                 &path.key("matcher"),
                 false,
-                format!("a {} health check has no matcher", protocol.as_str()),
+                format!(
+                    "{} {} health check has no matcher",
+                    article(protocol),
+                    protocol.as_str()
+                ),
             ));
             None
         }
