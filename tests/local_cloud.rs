@@ -17,6 +17,7 @@ use converge::core::desired::{
     HealthCheck, HttpTokens, Listener, ListenerProtocol, MetadataOptions, Protocol, RootVolume,
     Tags, VolumeType,
 };
+use converge::core::elb::{BalancerType, Scheme};
 use converge::core::ids::{
     GroupId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, VolumeId, VpcId, Zone,
     tags,
@@ -26,7 +27,6 @@ use converge::core::observed::{
     Owner, SnapshotState, VolumeState,
 };
 use converge::core::plan::{PlannedRootVolume, TagTarget};
-use converge::core::elb::BalancerType;
 use converge::sys::ManualClock;
 use jiff::Timestamp;
 use std::path::Path;
@@ -196,9 +196,9 @@ async fn create_balancer(c: &LocalCloud, name: &str) -> String {
     let op = Op::CreateBalancer {
         subnets: Vec::new(),
         name: name.parse().unwrap(),
-        scheme: Default::default(),
-        zones: vec![Zone::from(ZONE_A)],
+        scheme: Scheme::InternetFacing,
         groups: Vec::new(),
+        zones: vec![Zone::from(ZONE_A)],
         listeners: vec![Listener {
             port: 80,
             instance_port: 80,
@@ -1022,7 +1022,10 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
     })
     .await
     .unwrap();
-    let members = c.balancer_members(&"web".into(), BalancerType::Classic).await.unwrap();
+    let members = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(members.len(), 2);
     assert!(
         members
@@ -1030,13 +1033,21 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
             .any(|m| m.instance == ids[0] && m.state == MemberState::OutOfService)
     );
     clock.advance(Delays::default().shutdown);
-    let members = c.balancer_members(&"web".into(), BalancerType::Classic).await.unwrap();
+    let members = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].instance, ids[1]);
 
     // Lost as a crash would: dropped at once.
     c.lose_instance(&ids[1]).unwrap();
-    assert!(c.balancer_members(&"web".into(), BalancerType::Classic).await.unwrap().is_empty());
+    assert!(
+        c.balancer_members(&"web".into(), BalancerType::Classic)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         c.lose_instance(&ids[1]),
         Err(LocalError::AlreadyTerminated(_))
@@ -1070,7 +1081,10 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members(&"web".into(), BalancerType::Classic).await.unwrap();
+    let m = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(m[0].state, MemberState::InService);
     // An instance in a zone the balancer does not serve is out of service.
     let far = launch(&c, "far", ZONE_B, 1, "far").await;
@@ -1080,7 +1094,10 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members(&"web".into(), BalancerType::Classic).await.unwrap();
+    let m = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     let far_state = m.iter().find(|m| m.instance == far[0]).unwrap().state;
     assert_eq!(far_state, MemberState::OutOfService);
 }

@@ -11,6 +11,7 @@ use aws_sdk_elasticloadbalancing::types::{
     TagKeyOnly,
 };
 use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
+use converge_core::elb::{BalancerType, Scheme};
 use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, SubnetId, Zone};
 use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,7 @@ fn read_listener(l: &ElbListener) -> Option<Listener> {
         port: u16::try_from(l.load_balancer_port()).ok()?,
         instance_port: u16::try_from(l.instance_port()).ok()?,
         protocol: ListenerProtocol::parse(&l.protocol().to_ascii_uppercase())?,
+        certificate: l.ssl_certificate_id().map(str::to_owned),
     })
 }
 
@@ -83,7 +85,17 @@ fn balancer(
             d.load_balancer_name().unwrap_or_default(),
         )?,
         owner,
+        kind: BalancerType::Classic,
+        scheme: Scheme::InternetFacing,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
+        zone_id: d
+            .canonical_hosted_zone_name_id()
+            .unwrap_or_default()
+            .to_owned(),
+        security_groups: Vec::new(),
+        target_groups: Vec::new(),
+        drain_secs: None,
+        cross_zone: None,
         zones,
         subnets: {
             let mut v: Vec<SubnetId> = d
@@ -282,6 +294,7 @@ impl AwsCloud {
             .map_err(|e| sdk_error(OP, e))?;
         Ok(Outcome::Balancer {
             dns_name: out.dns_name().unwrap_or_default().to_owned(),
+            zone_id: String::new(),
         })
     }
 
@@ -584,6 +597,7 @@ mod tests {
             port: 80,
             instance_port: 8080,
             protocol: ListenerProtocol::Http,
+            certificate: None,
         };
         assert_eq!(read_listener(&listener(&l).expect("valid")), Some(l));
     }

@@ -30,6 +30,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use converge_core::elb::BalancerType;
 use converge_core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
     SubnetId, VolumeId,
@@ -315,6 +316,7 @@ impl AwsCloud {
             Service::Ec2Instances => self.act_ec2_instances(op).await,
             Service::Ebs => self.act_ebs(op).await,
             Service::Elb => self.act_elb(op).await,
+            Service::Elbv2 => Err(misrouted(op, "elbv2 (not built yet)")),
             Service::S3 => self.act_s3(op).await,
             Service::CloudFront => self.act_cloudfront(op).await,
         }
@@ -481,6 +483,7 @@ impl AwsCloud {
                 subnets,
                 listeners,
                 tags,
+                ..
             } => {
                 self.create_balancer(name, zones, subnets, listeners, tags)
                     .await
@@ -570,7 +573,11 @@ impl Cloud for AwsCloud {
         self.describe_snapshot(id).await
     }
 
-    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
+    async fn balancer_members(
+        &self,
+        name: &BalancerName,
+        _kind: BalancerType,
+    ) -> Result<Vec<Member>, CloudError> {
         self.instance_health(name.as_str()).await
     }
 
