@@ -4,14 +4,14 @@
 
 use super::ops::Ctx;
 use super::world::{
-    Balancer, BalancerV2, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Subnet,
-    TargetGroup, Volume, World,
+    Balancer, BalancerV2, Instance, ROOT_DEVICE, ROOT_SNAPSHOT_GIB, Snapshot, Subnet, TargetGroup,
+    Volume, World,
 };
 use crate::cloud::{CloudError, answered_id};
-use converge_core::desired::Tags;
-use converge_core::ids::{ImageId, InstanceId, ResourceName, SubnetId, VolumeId, tags};
 use converge_core::desired::Listener;
+use converge_core::desired::Tags;
 use converge_core::elb::BalancerType;
+use converge_core::ids::{ImageId, InstanceId, ResourceName, SubnetId, VolumeId, tags};
 use converge_core::observed::{InstanceState, MemberState, ObservedTargetGroup};
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,

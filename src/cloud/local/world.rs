@@ -805,10 +805,7 @@ impl World {
         let mut out: Vec<(InstanceId, MemberState)> = tg
             .targets
             .iter()
-            .filter_map(|(id, reg)| {
-                self.target_state(tg, id, reg, now)
-                    .map(|s| (id.clone(), s))
-            })
+            .filter_map(|(id, reg)| self.target_state(tg, id, reg, now).map(|s| (id.clone(), s)))
             .collect();
         for (id, d) in &tg.draining {
             if d.active(now) && !tg.targets.contains_key(id) {

@@ -105,10 +105,7 @@ pub(crate) fn check_listener_certificate(
         )),
         (Some(_), false) => Err(e.invalid(
             "ValidationError",
-            format!(
-                "A {proto} listener (port {}) takes no certificate.",
-                l.port
-            ),
+            format!("A {proto} listener (port {}) takes no certificate.", l.port),
         )),
         (Some(arn), true) => {
             let known = w

@@ -185,7 +185,9 @@ pub(crate) fn apply_groups(
     if b.subnets.is_empty() {
         return Err(e.invalid(
             "InvalidConfigurationRequest",
-            format!("Load balancer '{name}' is not in a VPC's subnets: it takes no security groups."),
+            format!(
+                "Load balancer '{name}' is not in a VPC's subnets: it takes no security groups."
+            ),
         ));
     }
     if groups.is_empty() {
@@ -503,7 +505,10 @@ pub(crate) fn deregister_instances(
         ));
     }
     let drain_ms = f64::from(b_drain_secs(w, cx, name)) * cx.delays.health.max(0.0) * 1000.0;
-    let until = after(cx.now, Duration::from_millis(drain_ms.min(u64::MAX as f64) as u64));
+    let until = after(
+        cx.now,
+        Duration::from_millis(drain_ms.min(u64::MAX as f64) as u64),
+    );
     if let Some(b) = w.balancer_mut(cx.region, name.as_str()) {
         for id in ids {
             // With connection draining on, the instance leaves the members

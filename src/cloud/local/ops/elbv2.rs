@@ -25,7 +25,9 @@ use converge_core::elb::{
     BalancerType, DEFAULT_DRAIN_SECS, NAME_MAX, Scheme, TargetHealthCheck, canonical_zone_id,
     ranges,
 };
-use converge_core::ids::{BalancerName, GroupId, InstanceId, SubnetId, TargetGroupName, VpcId, Zone};
+use converge_core::ids::{
+    BalancerName, GroupId, InstanceId, SubnetId, TargetGroupName, VpcId, Zone,
+};
 use converge_core::observed::InstanceState;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -141,12 +143,14 @@ pub(crate) fn create_load_balancer(
     // of 32 characters, must contain only alphanumeric characters or
     // hyphens, must not begin or end with a hyphen, and must not begin with
     // 'internal-'." (CreateLoadBalancer, Name)
-    check_name(n.name.as_str(), "Load balancer")
-        .map_err(|m| e.invalid("ValidationError", m))?;
+    check_name(n.name.as_str(), "Load balancer").map_err(|m| e.invalid("ValidationError", m))?;
     if n.name.as_str().starts_with("internal-") {
         return Err(e.invalid(
             "ValidationError",
-            format!("Load balancer name '{}' cannot begin with 'internal-'.", n.name),
+            format!(
+                "Load balancer name '{}' cannot begin with 'internal-'.",
+                n.name
+            ),
         ));
     }
     if n.kind == BalancerType::Classic {
@@ -264,7 +268,10 @@ fn placement(
         let mut out: Vec<Zone> = Vec::new();
         for id in &subnets {
             let s = find_subnet(w, cx, e, id).map_err(|_| {
-                e.not_found("SubnetNotFound", format!("The subnet ID '{id}' is not valid"))
+                e.not_found(
+                    "SubnetNotFound",
+                    format!("The subnet ID '{id}' is not valid"),
+                )
             })?;
             if vpc.as_ref().is_some_and(|v| *v != s.vpc) {
                 return Err(e.invalid(
@@ -505,7 +512,9 @@ pub(crate) fn modify_target_group_attributes(
     if !(lo..=hi).contains(&delay_secs) {
         return Err(e.invalid(
             "ValidationError",
-            format!("deregistration_delay.timeout_seconds {delay_secs} is not within {lo} to {hi}."),
+            format!(
+                "deregistration_delay.timeout_seconds {delay_secs} is not within {lo} to {hi}."
+            ),
         ));
     }
     let ms = scaled_ms(cx, delay_secs);
@@ -553,7 +562,11 @@ pub(crate) fn create_listener(
 ) -> Result<Outcome, CloudError> {
     let b = find_balancer_v2(w, cx, e, balancer.as_str())?;
     check_listener(w, cx, e, b, listener, target_group)?;
-    if let Some(existing) = b.listeners.iter().find(|l| l.listener.port == listener.port) {
+    if let Some(existing) = b
+        .listeners
+        .iter()
+        .find(|l| l.listener.port == listener.port)
+    {
         if existing.listener == *listener && existing.target_group == *target_group {
             return Ok(Outcome::Done);
         }
