@@ -137,7 +137,17 @@ fn read_attributes(a: Option<&LoadBalancerAttributes>) -> Attributes {
     }
 }
 
+/// The hosted zone of a classic balancer's DNS name: as the API reports
+/// it, else from AWS's table for the region (moto reports none).
+fn zone_of(region: &str, reported: Option<&str>) -> Option<String> {
+    reported
+        .filter(|z| !z.is_empty())
+        .or_else(|| converge_core::elb::canonical_zone_id(region, BalancerType::Classic))
+        .map(str::to_owned)
+}
+
 fn balancer(
+    region: &str,
     d: &LoadBalancerDescription,
     owner: Owner,
     tags: Tags,
@@ -168,10 +178,7 @@ fn balancer(
             _ => Scheme::InternetFacing,
         },
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
-        zone_id: d
-            .canonical_hosted_zone_name_id()
-            .unwrap_or_default()
-            .to_owned(),
+        zone_id: zone_of(region, d.canonical_hosted_zone_name_id()).unwrap_or_default(),
         security_groups: {
             let mut v: Vec<GroupId> = d
                 .security_groups()
@@ -281,8 +288,10 @@ impl AwsCloud {
             })
             .collect();
         let elb = self.elb.clone();
+        let region = self.region().to_owned();
         let out = bounded(mine, 8, move |(d, owner, t)| {
             let elb = elb.clone();
+            let region = region.clone();
             async move {
                 let registered: Vec<InstanceId> = d
                     .instances()
@@ -297,7 +306,14 @@ impl AwsCloud {
                 } else {
                     tokio::try_join!(health_of(&elb, name), attributes_of(&elb, name))?
                 };
-                balancer(&d, owner, t, members(&registered, &health), attributes)
+                balancer(
+                    &region,
+                    &d,
+                    owner,
+                    t,
+                    members(&registered, &health),
+                    attributes,
+                )
             }
         })
         .await?;
@@ -392,18 +408,16 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
-        // CreateLoadBalancer answers the DNS name only; the zone of its
-        // DNS name is one DescribeLoadBalancers away, else AWS's table.
-        let zone_id = self
-            .describe_one(name)
-            .await?
-            .and_then(|d| d.canonical_hosted_zone_name_id().map(str::to_owned))
-            .filter(|z| !z.is_empty())
-            .or_else(|| {
-                converge_core::elb::canonical_zone_id(self.region(), BalancerType::Classic)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
+        // CreateLoadBalancer answers the DNS name only: the zone of its
+        // DNS name is AWS's per region, else one DescribeLoadBalancers away.
+        let zone_id = match zone_of(self.region(), None) {
+            Some(z) => z,
+            None => self
+                .describe_one(name)
+                .await?
+                .and_then(|d| d.canonical_hosted_zone_name_id().map(str::to_owned))
+                .unwrap_or_default(),
+        };
         Ok(Outcome::Balancer {
             dns_name: out.dns_name().unwrap_or_default().to_owned(),
             zone_id,
