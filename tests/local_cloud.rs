@@ -17,6 +17,7 @@ use converge::core::desired::{
     HealthCheck, HttpTokens, Listener, ListenerProtocol, MetadataOptions, Protocol, RootVolume,
     Tags, VolumeType,
 };
+use converge::core::elb::{BalancerType, Scheme};
 use converge::core::ids::{
     GroupId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, VolumeId, VpcId, Zone,
     tags,
@@ -195,15 +196,18 @@ async fn create_balancer(c: &LocalCloud, name: &str) -> String {
     let op = Op::CreateBalancer {
         subnets: Vec::new(),
         name: name.parse().unwrap(),
+        scheme: Scheme::InternetFacing,
+        groups: Vec::new(),
         zones: vec![Zone::from(ZONE_A)],
         listeners: vec![Listener {
             port: 80,
             instance_port: 80,
             protocol: ListenerProtocol::Http,
+            certificate: None,
         }],
         tags: owned(Kind::Balancer, name),
     };
-    let Outcome::Balancer { dns_name } = c.act(&op).await.unwrap() else {
+    let Outcome::Balancer { dns_name, .. } = c.act(&op).await.unwrap() else {
         panic!("CreateLoadBalancer answered something else");
     };
     c.act(&Op::ConfigureHealthCheck {
@@ -996,7 +1000,7 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
 
     // 30 s × 2 checks × 0.05 = 3 s.
     let states = |c: LocalCloud| async move {
-        c.balancer_members(&"web".into())
+        c.balancer_members(&"web".into(), BalancerType::Classic)
             .await
             .unwrap()
             .into_iter()
@@ -1018,7 +1022,10 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
     })
     .await
     .unwrap();
-    let members = c.balancer_members(&"web".into()).await.unwrap();
+    let members = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(members.len(), 2);
     assert!(
         members
@@ -1026,13 +1033,21 @@ async fn members_are_in_service_after_the_healthy_threshold_while_running() {
             .any(|m| m.instance == ids[0] && m.state == MemberState::OutOfService)
     );
     clock.advance(Delays::default().shutdown);
-    let members = c.balancer_members(&"web".into()).await.unwrap();
+    let members = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].instance, ids[1]);
 
     // Lost as a crash would: dropped at once.
     c.lose_instance(&ids[1]).unwrap();
-    assert!(c.balancer_members(&"web".into()).await.unwrap().is_empty());
+    assert!(
+        c.balancer_members(&"web".into(), BalancerType::Classic)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         c.lose_instance(&ids[1]),
         Err(LocalError::AlreadyTerminated(_))
@@ -1066,7 +1081,10 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members(&"web".into()).await.unwrap();
+    let m = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     assert_eq!(m[0].state, MemberState::InService);
     // An instance in a zone the balancer does not serve is out of service.
     let far = launch(&c, "far", ZONE_B, 1, "far").await;
@@ -1076,7 +1094,10 @@ async fn with_zero_delays_members_are_in_service_at_once() {
     })
     .await
     .unwrap();
-    let m = c.balancer_members(&"web".into()).await.unwrap();
+    let m = c
+        .balancer_members(&"web".into(), BalancerType::Classic)
+        .await
+        .unwrap();
     let far_state = m.iter().find(|m| m.instance == far[0]).unwrap().state;
     assert_eq!(far_state, MemberState::OutOfService);
 }

@@ -141,16 +141,21 @@ fn smallpayroll_loads_without_diagnostics() {
         Some("/dev/sdj")
     );
     assert_eq!(pg.snapshots.as_ref().map(|s| s.keep), Some(7));
-    let hc = &d.balancers[&name("web")].health_check;
+    let web = &d.balancers[&name("web")];
+    assert_eq!(web.kind, converge_core::elb::BalancerType::Application);
+    assert_eq!(web.drain_secs, 30);
+    let converge_core::desired::BalancerHealth::Targets(hc) = &web.health_check else {
+        panic!("the example's balancer is an application balancer");
+    };
     assert_eq!(
         (
-            hc.target.as_str(),
+            hc.path.as_deref(),
             hc.interval_secs,
             hc.timeout_secs,
             hc.healthy_threshold,
             hc.unhealthy_threshold
         ),
-        ("HTTP:80/", 30, 3, 2, 2)
+        (Some("/"), 30, 3, 2, 2)
     );
     let cdn = &d.cdns[&name("assets")];
     assert_eq!(cdn.aliases.len(), 4);

@@ -38,8 +38,13 @@ pub(super) enum Output {
     Instances(Vec<ObservedInstance>),
     /// The volume it created.
     Volume(VolumeId),
-    /// The DNS name of the balancer it created.
-    Balancer(String),
+    /// The balancer it created.
+    Balancer {
+        /// Its DNS name.
+        dns_name: String,
+        /// The hosted zone of its DNS name.
+        zone_id: String,
+    },
     /// The distribution it created.
     Distribution {
         /// Its domain name.
@@ -176,7 +181,8 @@ impl Ctx {
                 UserDataPart::Text(t) => s.push_str(t),
                 UserDataPart::Secret(v) => s.push_str(v.expose()),
                 UserDataPart::StepOutput { step, attr } => match (self.output(*step)?, attr) {
-                    (Output::Balancer(dns), Attr::DnsName) => s.push_str(&dns),
+                    (Output::Balancer { dns_name, .. }, Attr::DnsName) => s.push_str(&dns_name),
+                    (Output::Balancer { zone_id, .. }, Attr::ZoneId) => s.push_str(&zone_id),
                     (Output::Distribution { domain_name }, Attr::DomainName) => {
                         s.push_str(&domain_name)
                     }

@@ -291,11 +291,7 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         | Step::AssociateInstanceProfile { .. }
         | Step::ReplaceInstanceProfile { .. }
         | Step::DisassociateInstanceProfile { .. } => ec2::change_in_place(ctx, step).await,
-        Step::WaitHealthy {
-            instances,
-            balancers,
-            ..
-        } => elb::wait_healthy(ctx, id, instances, balancers).await,
+        Step::WaitHealthy { .. } => elb::run_balancer_step(ctx, id, step).await,
         Step::Terminate { instances, .. } => ec2::terminate(ctx, id, instances).await,
         Step::CreateVolume { .. }
         | Step::ModifyVolume { .. }
@@ -304,42 +300,17 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         | Step::Snapshot { .. }
         | Step::DeleteSnapshot { .. }
         | Step::DeleteVolume { .. } => run_ebs_step(ctx, id, step).await,
-        Step::CreateBalancer {
-            name,
-            zones,
-            subnets,
-            listeners,
-            health_check,
-            tags,
-        } => {
-            let placed = elb::Placement { zones, subnets };
-            elb::create_balancer(ctx, name, &placed, listeners, health_check, tags).await
-        }
-        Step::SetBalancerSubnets {
-            name,
-            attach,
-            detach,
-        } => elb::set_balancer_subnets(ctx, name, attach, detach).await,
-        Step::SetListeners { name, add, remove } => {
-            elb::set_listeners(ctx, name, add, remove).await
-        }
-        Step::ConfigureHealthCheck { name, health_check } => {
-            elb::configure_health_check(ctx, name, health_check).await
-        }
-        Step::SetBalancerZones {
-            name,
-            enable,
-            disable,
-        } => elb::set_balancer_zones(ctx, name, enable, disable).await,
-        Step::Register {
-            balancer,
-            instances,
-        } => elb::register(ctx, balancer, instances).await,
-        Step::Deregister {
-            balancer,
-            instances,
-        } => elb::deregister(ctx, balancer, instances).await,
-        Step::DeleteBalancer { name } => elb::delete_balancer(ctx, name).await,
+        Step::CreateBalancer { .. }
+        | Step::SetBalancerSubnets { .. }
+        | Step::SetListeners { .. }
+        | Step::ConfigureHealthCheck { .. }
+        | Step::SetBalancerAttributes { .. }
+        | Step::SetBalancerGroups { .. }
+        | Step::SetBalancerZones { .. }
+        | Step::Register { .. }
+        | Step::Deregister { .. }
+        | Step::WaitDrained { .. }
+        | Step::DeleteBalancer { .. } => elb::run_balancer_step(ctx, id, step).await,
         Step::CreateBucket {
             name,
             public_read,

@@ -1155,6 +1155,14 @@ pub trait Cloud: Send + Sync {
     /// One snapshot, if it exists.
     async fn snapshot(&self, id: &SnapshotId) -> Result<Option<ObservedSnapshot>, CloudError>;
 
+    /// Whether `balancer_members` shows a classic balancer's members as
+    /// draining until their draining time has passed (the local cloud
+    /// does; AWS's DescribeInstanceHealth drops them at once, so the
+    /// executor waits the draining time out).
+    fn tracks_classic_draining(&self) -> bool {
+        false
+    }
+
     /// A balancer's members and their health: a classic balancer's
     /// instances (DescribeInstanceHealth), or each target of an elbv2
     /// balancer once, in the worst state it has in any of its target

@@ -184,16 +184,23 @@ pub async fn observe_and_plan_requested(
 }
 
 /// The stack's outputs, as `(name, value)` pairs sorted by name:
-/// `Balancer/web.dnsName`, `Cdn/assets.domainName`,
+/// `Balancer/web.dnsName`, `Balancer/web.zoneId`, `Cdn/assets.domainName`,
 /// `Fleet/app.privateIps`, `Fleet/db.privateIp`, `Volume/pgdata.id`.
 pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> {
     let mut out = BTreeMap::new();
+    // While a balancer is replaced, the one of the declared type and scheme
+    // is the balancer.
     for b in &observed.balancers {
-        if desired.balancers.contains_key(&b.owner.name) {
-            out.insert(
-                format!("Balancer/{}.dnsName", b.owner.name),
-                b.dns_name.clone(),
-            );
+        if let Some(spec) = desired.balancers.get(&b.owner.name) {
+            let current = b.kind == spec.kind && b.scheme == spec.scheme;
+            let key = format!("Balancer/{}.dnsName", b.owner.name);
+            if current || !out.contains_key(&key) {
+                out.insert(key, b.dns_name.clone());
+                out.insert(
+                    format!("Balancer/{}.zoneId", b.owner.name),
+                    b.zone_id.clone(),
+                );
+            }
         }
     }
     for d in &observed.distributions {

@@ -38,7 +38,7 @@ impl<'de> Deserialize<'de> for DurationText {
 }
 
 impl DurationText {
-    fn of(s: &str) -> Self {
+    pub(crate) fn of(s: &str) -> Self {
         Self(s.to_owned())
     }
 }
@@ -574,13 +574,24 @@ pub struct Snapshots {
     pub keep: i64,
 }
 
-/// A `Balancer` document: a classic Elastic Load Balancer in front of
-/// fleets.
+/// A `Balancer` document: a load balancer in front of fleets: a classic
+/// Elastic Load Balancer, an Application Load Balancer or a Network Load
+/// Balancer.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BalancerSpec {
+    /// `classic` (the default), `application` (HTTP and HTTPS) or
+    /// `network` (TCP, TLS, UDP). Changing it replaces the balancer: the
+    /// new one is made and its members healthy before the old one goes.
+    #[serde(default, rename = "type")]
+    pub kind: BalancerType,
+    /// `internet-facing` (the default) or `internal`. Changing it replaces
+    /// the balancer.
+    #[serde(default)]
+    pub scheme: BalancerScheme,
     /// Zones it serves; its fleets must launch only in these. Without a
-    /// Network only (with one, name `subnets`).
+    /// Network only (with one, name `subnets`). An application balancer
+    /// needs two at least.
     #[serde(default)]
     pub zones: Vec<String>,
     /// With a Network: the subnets it serves in (names from its
@@ -588,11 +599,31 @@ pub struct BalancerSpec {
     /// in their zones.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// SecurityGroups of the stack (document names): at least one for an
+    /// application balancer; none for a network one; a classic balancer
+    /// takes them with a Network.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
     /// Its listeners (at least one).
     #[schemars(length(min = 1))]
     pub listeners: Vec<Listener>,
-    /// Its health check.
-    pub health_check: HealthCheck,
+    /// Its health check: required for a classic balancer (`target`); for
+    /// application and network balancers every field has a default.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Application and network balancers: how long a leaving member
+    /// drains before its instance may be terminated, whole seconds from
+    /// 0s to 3600s. Default `300s` (AWS's).
+    #[serde(default)]
+    pub deregistration_delay: Option<DurationText>,
+    /// Classic balancers: how long a leaving member drains, whole seconds
+    /// up to 3600s; `0s` turns draining off. Default `300s`.
+    #[serde(default)]
+    pub connection_draining: Option<DurationText>,
+    /// Classic balancers: spread traffic evenly across zones. Default
+    /// true.
+    #[serde(default)]
+    pub cross_zone: Option<bool>,
     /// Fleets whose instances are its members (names of Fleet documents).
     #[serde(default)]
     pub fleets: Vec<String>,
@@ -601,71 +632,150 @@ pub struct BalancerSpec {
     pub tags: Tags,
 }
 
-/// A listener: traffic to `port` goes to `instancePort`.
+/// The type of a balancer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BalancerType {
+    /// A classic Elastic Load Balancer.
+    #[default]
+    Classic,
+    /// An Application Load Balancer.
+    Application,
+    /// A Network Load Balancer.
+    Network,
+}
+
+/// Whether a balancer is reachable from the internet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BalancerScheme {
+    /// Public addresses (the default).
+    #[default]
+    #[serde(rename = "internet-facing")]
+    InternetFacing,
+    /// Private addresses only.
+    #[serde(rename = "internal")]
+    Internal,
+}
+
+/// A listener: traffic to `port` goes to the members' `instancePort`
+/// (classic) or `targetPort` (application, network).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Listener {
-    /// The balancer's port: 25, 80, 443, 465, 587 or 1024–65535.
+    /// The balancer's port: 1–65535 (a classic balancer: 25, 80, 443, 465,
+    /// 587 or 1024–65535).
     #[schemars(range(min = 1, max = 65535))]
     pub port: i64,
-    /// The instances' port, 1–65535. Default: the same as `port`.
+    /// Classic balancers: the instances' port, 1–65535. Default: `port`.
     #[serde(default)]
     #[schemars(range(min = 1, max = 65535))]
     pub instance_port: Option<i64>,
-    /// The protocol.
+    /// Application and network balancers: the targets' port, 1–65535.
+    /// Default: `port`.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub target_port: Option<i64>,
+    /// The protocol: HTTP, HTTPS, TCP or SSL (classic); HTTP or HTTPS
+    /// (application); TCP, TLS, UDP or TCP_UDP (network).
     pub protocol: ListenerProtocol,
+    /// The certificate of an HTTPS, SSL or TLS listener (required there,
+    /// refused elsewhere): an ACM certificate ARN.
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 /// A listener's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
 pub enum ListenerProtocol {
     /// HTTP.
+    #[serde(rename = "HTTP")]
     Http,
     /// HTTPS.
+    #[serde(rename = "HTTPS")]
     Https,
     /// TCP.
+    #[serde(rename = "TCP")]
     Tcp,
-    /// SSL.
+    /// SSL (classic).
+    #[serde(rename = "SSL")]
     Ssl,
+    /// TLS (network).
+    #[serde(rename = "TLS")]
+    Tls,
+    /// UDP (network).
+    #[serde(rename = "UDP")]
+    Udp,
+    /// TCP and UDP on one port (network).
+    #[serde(rename = "TCP_UDP")]
+    TcpUdp,
 }
 
 /// A balancer's health check.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthCheck {
-    /// What is checked: `HTTP:80/`, `HTTPS:443/path`, `TCP:5432` or `SSL:443`.
+    /// Classic balancers: what is checked: `HTTP:80/`, `HTTPS:443/path`,
+    /// `TCP:5432` or `SSL:443`.
+    #[serde(default)]
     #[schemars(regex(pattern = r"^((HTTP|HTTPS):[0-9]+/.*|(TCP|SSL):[0-9]+)$"))]
-    pub target: String,
+    pub target: Option<String>,
+    /// Application and network balancers: HTTP or HTTPS (application;
+    /// default HTTP), TCP, HTTP or HTTPS (network; default TCP).
+    #[serde(default)]
+    pub protocol: Option<ListenerProtocol>,
+    /// Application and network balancers: the port checked, 1–65535.
+    /// Default: the target port.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i64>,
+    /// Application and network balancers, HTTP and HTTPS checks: the path
+    /// requested. Default `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Application and network balancers, HTTP and HTTPS checks: the codes
+    /// that count as healthy (`200`, `200,302`, `200-399`). Default
+    /// `200-399`.
+    #[serde(default)]
+    pub matcher: Option<String>,
     /// Time between checks, whole seconds from 5s to 5m. Default `30s`.
     #[serde(default = "default_interval")]
     pub interval: DurationText,
-    /// Time before a check fails, whole seconds from 2s to 60s, less than
-    /// the interval. Default `5s`.
-    #[serde(default = "default_timeout")]
-    pub timeout: DurationText,
-    /// Consecutive successes before an instance is in service, 2–10.
-    /// Default 10.
-    #[serde(default = "default_healthy")]
+    /// Time before a check fails, less than the interval: whole seconds
+    /// from 2s to 60s (classic) or 120s. Default `5s` (classic,
+    /// application) or `10s` (network).
+    #[serde(default)]
+    pub timeout: Option<DurationText>,
+    /// Consecutive successes before a member is healthy, 2–10. Default 10
+    /// (classic) or 5 (application, network).
+    #[serde(default)]
     #[schemars(range(min = 2, max = 10))]
-    pub healthy_threshold: i64,
-    /// Consecutive failures before an instance is out of service, 2–10.
-    /// Default 2.
+    pub healthy_threshold: Option<i64>,
+    /// Consecutive failures before a member is unhealthy, 2–10. Default 2.
     #[serde(default = "default_unhealthy")]
     #[schemars(range(min = 2, max = 10))]
     pub unhealthy_threshold: i64,
 }
 
+impl Default for HealthCheck {
+    /// Every field's default (an elbv2 balancer's check when none is
+    /// written).
+    fn default() -> Self {
+        HealthCheck {
+            target: None,
+            protocol: None,
+            port: None,
+            path: None,
+            matcher: None,
+            interval: default_interval(),
+            timeout: None,
+            healthy_threshold: None,
+            unhealthy_threshold: default_unhealthy(),
+        }
+    }
+}
+
 fn default_interval() -> DurationText {
     DurationText::of("30s")
-}
-
-fn default_timeout() -> DurationText {
-    DurationText::of("5s")
-}
-
-fn default_healthy() -> i64 {
-    10
 }
 
 fn default_unhealthy() -> i64 {

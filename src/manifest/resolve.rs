@@ -6,6 +6,7 @@
 
 use super::check;
 
+mod balancer;
 mod network;
 use super::decode::decode_all;
 use super::diagnostics::Diagnostic;
@@ -559,7 +560,7 @@ impl Resolver<'_> {
                     }
                 }
                 Spec::Balancer(s) => {
-                    if let Some(b) = self.balancer(&at, s, &mut out) {
+                    if let Some(b) = self.balancer(&at, name.as_str(), s, &mut out) {
                         desired.balancers.insert(name, b);
                     }
                 }
@@ -1109,77 +1110,6 @@ impl Resolver<'_> {
             attach,
             snapshots,
             deletion_policy,
-            tags: s.tags.clone(),
-        })
-    }
-
-    fn balancer(
-        &self,
-        at: &At<'_>,
-        s: &raw::BalancerSpec,
-        out: &mut Vec<Diagnostic>,
-    ) -> Option<d::BalancerSpec> {
-        let spec = FieldPath::spec();
-        let subnets = self.placement(at, "balancer", &s.zones, &s.subnets, out);
-        if s.listeners.is_empty() {
-            out.push(at.diag(
-                &spec.key("listeners"),
-                false,
-                "expected at least one listener, found none",
-            ));
-        }
-        let mut listeners = Vec::new();
-        let mut ports = BTreeMap::new();
-        for (i, l) in s.listeners.iter().enumerate() {
-            let path = spec.key("listeners").index(i);
-            let port = check::balancer_port(l.port)
-                .map_err(|m| out.push(at.diag(&path.key("port"), false, m)))
-                .ok();
-            let instance_port = match l.instance_port {
-                None => port,
-                Some(p) => check::port(p)
-                    .map_err(|m| out.push(at.diag(&path.key("instancePort"), false, m)))
-                    .ok(),
-            };
-            if let (Some(port), Some(instance_port)) = (port, instance_port) {
-                if let Some(first) = ports.insert(port, i) {
-                    out.push(at.diag(
-                        &path.key("port"),
-                        false,
-                        format!("port {port} is already used by listeners[{first}]"),
-                    ));
-                }
-                let protocol = match l.protocol {
-                    raw::ListenerProtocol::Http => d::ListenerProtocol::Http,
-                    raw::ListenerProtocol::Https => d::ListenerProtocol::Https,
-                    raw::ListenerProtocol::Tcp => d::ListenerProtocol::Tcp,
-                    raw::ListenerProtocol::Ssl => d::ListenerProtocol::Ssl,
-                };
-                listeners.push(d::Listener {
-                    port,
-                    instance_port,
-                    protocol,
-                });
-            }
-        }
-        listeners.sort();
-        let health_check = health_check(at, &spec.key("healthCheck"), &s.health_check, out);
-        let mut fleets = Vec::new();
-        for (i, f) in s.fleets.iter().enumerate() {
-            let path = spec.key("fleets").index(i);
-            if fleets.iter().any(|n: &ResourceName| n.as_str() == f) {
-                out.push(at.diag(&path, false, format!("Fleet/{f} is listed twice")));
-            } else if self.reference(at, &path, Kind::Fleet, f, out) {
-                fleets.extend(id(f));
-            }
-        }
-        fleets.sort();
-        Some(d::BalancerSpec {
-            zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
-            subnets: subnets?,
-            listeners,
-            health_check: health_check?,
-            fleets,
             tags: s.tags.clone(),
         })
     }
@@ -1919,15 +1849,40 @@ fn update(
     })
 }
 
+/// A classic balancer's health check.
 fn health_check(
     at: &At<'_>,
     path: &FieldPath,
     h: &raw::HealthCheck,
     out: &mut Vec<Diagnostic>,
 ) -> Option<d::HealthCheck> {
-    let target_ok = check::health_target(&h.target)
+    let before = out.len();
+    for (field, set) in [
+        ("protocol", h.protocol.is_some()),
+        ("port", h.port.is_some()),
+        ("path", h.path.is_some()),
+        ("matcher", h.matcher.is_some()),
+    ] {
+        if set {
+            out.push(at.diag(
+                &path.key(field),
+                false,
+                format!("{field} is for application and network balancers; a classic balancer's check is its target (like \"HTTP:80/health\")"),
+            ));
+        }
+    }
+    let Some(target) = &h.target else {
+        out.push(at.diag(
+            &path.key("target"),
+            false,
+            "a classic balancer's health check needs a target (like \"HTTP:80/\")",
+        ));
+        return None;
+    };
+    let target_ok = check::health_target(target)
         .map_err(|m| out.push(at.diag(&path.key("target"), false, m)))
-        .is_ok();
+        .is_ok()
+        && out.len() == before;
     let secs =
         |field: &str, text: &raw::DurationText, lo: u64, hi: u64, out: &mut Vec<Diagnostic>| {
             let d = duration(at, &path.key(field), text, true, out)?;
@@ -1946,7 +1901,11 @@ fn health_check(
             u32::try_from(d.as_secs()).ok()
         };
     let interval = secs("interval", &h.interval, 5, 300, out);
-    let timeout = secs("timeout", &h.timeout, 2, 60, out);
+    let timeout_text = h
+        .timeout
+        .clone()
+        .unwrap_or_else(|| raw::DurationText::of("5s"));
+    let timeout = secs("timeout", &timeout_text, 2, 60, out);
     let mut ok = target_ok;
     if let (Some(i), Some(t)) = (interval, timeout)
         && t >= i
@@ -1970,11 +1929,11 @@ fn health_check(
             None
         }
     };
-    let healthy = threshold("healthyThreshold", h.healthy_threshold);
+    let healthy = threshold("healthyThreshold", h.healthy_threshold.unwrap_or(10));
     let unhealthy = threshold("unhealthyThreshold", h.unhealthy_threshold);
     ok.then_some(())?;
     Some(d::HealthCheck {
-        target: h.target.clone(),
+        target: target.clone(),
         interval_secs: interval?,
         timeout_secs: timeout?,
         healthy_threshold: healthy?,

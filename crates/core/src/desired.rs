@@ -885,6 +885,14 @@ impl BalancerHealth {
         }
     }
 
+    /// A classic balancer's check, to change it.
+    pub fn classic_mut(&mut self) -> Option<&mut HealthCheck> {
+        match self {
+            BalancerHealth::Classic(h) => Some(h),
+            BalancerHealth::Targets(_) => None,
+        }
+    }
+
     /// Consecutive successes before a member is healthy.
     pub fn healthy_threshold(&self) -> u32 {
         match self {

@@ -286,15 +286,45 @@ pub fn target_group_name(
     protocol: ListenerProtocol,
     port: u16,
 ) -> TargetGroupName {
-    let digest = crate::spec_hash::short_digest(&[
-        balancer.as_str(),
-        protocol.as_str(),
-        &port.to_string(),
-    ]);
+    let digest =
+        crate::spec_hash::short_digest(&[balancer.as_str(), protocol.as_str(), &port.to_string()]);
     let base: String = balancer.as_str().chars().take(21).collect();
     let base = base.trim_end_matches('-');
     let name = format!("{base}-{port}-{}", &digest[..4]);
     TargetGroupName::new(&name).unwrap_or_else(|_| TargetGroupName::from("converge-tg"))
+}
+
+/// The target groups an elbv2 balancer's listeners forward to: one per
+/// target protocol and port, in order, with the protocol and port; none
+/// for a classic balancer.
+pub fn listener_target_groups(
+    kind: BalancerType,
+    balancer: &BalancerName,
+    listeners: &[crate::desired::Listener],
+) -> Vec<(TargetGroupName, ListenerProtocol, u16)> {
+    if !kind.has_target_groups() {
+        return Vec::new();
+    }
+    let set: std::collections::BTreeSet<(ListenerProtocol, u16)> = listeners
+        .iter()
+        .map(|l| (kind.target_protocol(l.protocol), l.instance_port))
+        .collect();
+    set.into_iter()
+        .map(|(p, port)| (target_group_name(balancer, p, port), p, port))
+        .collect()
+}
+
+/// The target group one listener of an elbv2 balancer forwards to.
+pub fn listener_target_group(
+    kind: BalancerType,
+    balancer: &BalancerName,
+    listener: &crate::desired::Listener,
+) -> TargetGroupName {
+    target_group_name(
+        balancer,
+        kind.target_protocol(listener.protocol),
+        listener.instance_port,
+    )
 }
 
 /// The canonical hosted zone of a balancer's DNS name in a region (for

@@ -8,7 +8,8 @@ use crate::elb::{BalancerType, Scheme, TargetHealthCheck};
 use crate::ids::{
     AssociationId, BalancerName, BucketName, DistributionId, GatewayId, GroupId, GroupName,
     ImageId, InstanceId, KeyName, KeyPairId, Kind, ParameterName, ResourceName,
-    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, TargetGroupName, VolumeId, VpcId, Zone, tags,
+    RouteTableAssociationId, RouteTableId, SnapshotId, SubnetId, TargetGroupName, VolumeId, VpcId,
+    Zone, tags,
 };
 use crate::net::Ipv4Cidr;
 use jiff::Timestamp;

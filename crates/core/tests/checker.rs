@@ -525,3 +525,15 @@ fn a_launch_in_the_wrong_subnet_is_caught() {
         matches!(p, Problem::LaunchWithoutSubnet { .. })
     });
 }
+
+#[test]
+fn a_termination_before_its_member_drained_is_caught() {
+    let (d, o) = rolling();
+    let found = problems(&d, &o, |p| {
+        let drain = first(p, |s| matches!(s, Step::WaitDrained { .. }));
+        edit_graph(p, |_, edges| edges.retain(|&(from, _)| from != drain));
+    });
+    assert_caught(&found, "a termination before its drain", |p| {
+        matches!(p, Problem::TerminatedBeforeDrained { .. })
+    });
+}

@@ -655,9 +655,11 @@ fn balancer_listener_and_health_check_change() {
         port: 8080,
         instance_port: 8080,
         protocol: converge_core::desired::ListenerProtocol::Tcp,
+        certificate: None,
     });
-    web.health_check.interval_secs = 10;
-    web.health_check.target = "HTTP:80/health".into();
+    let hc = web.health_check.classic_mut().unwrap();
+    hc.interval_secs = 10;
+    hc.target = "HTTP:80/health".into();
     let plan = run(&d, &o, SATURDAY_NOON);
     assert_snapshot!("balancer_change.txt", text(&plan));
     assert_snapshot!("balancer_change.md", render::markdown(&plan));
@@ -847,6 +849,8 @@ fn plan_json_doc_covers_what_plans_hold() {
         .get_mut(&name("web"))
         .unwrap()
         .health_check
+        .classic_mut()
+        .unwrap()
         .interval_secs = 10;
     changed.balancers.get_mut(&name("web")).unwrap().zones.pop();
     changed
@@ -1262,4 +1266,64 @@ fn a_partial_plan_holds_the_target_and_its_dependencies() {
         "{json}"
     );
     assert_snapshot!("partial_fleet_db.txt", text(&plan));
+}
+
+#[test]
+fn application_balancer_is_created_with_target_groups() {
+    let mut d = smallpayroll();
+    let web = d.balancers.remove(&name("web")).unwrap();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    d.balancers.insert(name("web"), web);
+    application_balancer(&mut d, 30);
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("alb_create.txt", text(&plan));
+    let create = step(&plan, "create Balancer/web");
+    let Some(Step::CreateBalancer { balancer, .. }) = plan.graph.step(create) else {
+        panic!("no create step");
+    };
+    assert_eq!(balancer.cloud_name, "web-alb");
+    assert_eq!(balancer.target_groups.len(), 1, "{balancer:?}");
+}
+
+#[test]
+fn rolling_behind_an_application_balancer_waits_for_health_and_drains() {
+    let mut d = smallpayroll();
+    application_balancer(&mut d, 30);
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    let none = run(&d, &o, SATURDAY_NOON);
+    assert!(
+        none.graph.is_empty(),
+        "an applied application balancer plans nothing:\n{}",
+        text(&none)
+    );
+    fleet_mut(&mut d, "app").image = "ami-2b3c4d5e".into();
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("alb_rolling.txt", text(&plan));
+    // Each predecessor drains after its successor is healthy, and is
+    // terminated only once drained.
+    let ancestors = plan.graph.ancestors().unwrap();
+    for id in ["i-app-1", "i-app-2"] {
+        let drain = step(&plan, &format!("drain {id} from Balancer/web, up to 30s"));
+        let term = step(&plan, &format!("terminate Fleet/app instance(s) {id}"));
+        assert!(ancestors[term].contains(&drain), "{id}");
+    }
+}
+
+#[test]
+fn balancer_type_change_replaces_it_after_its_successor_is_healthy() {
+    let d0 = smallpayroll();
+    let o = in_place(&d0, ts(SATURDAY_NOON));
+    let mut d = d0.clone();
+    application_balancer(&mut d, 30);
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("balancer_type_change.txt", text(&plan));
+    let create = step(&plan, "create Balancer/web");
+    let delete = step(&plan, "delete Balancer/web");
+    let wait = step(&plan, "wait for new Fleet/app instances to be healthy");
+    let ancestors = &plan.graph.ancestors().unwrap()[delete];
+    assert!(ancestors.contains(&create) && ancestors.contains(&wait));
+    let Some(Step::DeleteBalancer { balancer }) = plan.graph.step(delete) else {
+        panic!("no delete step");
+    };
+    assert_eq!(balancer.cloud_name, "web", "the classic predecessor goes");
 }

@@ -193,13 +193,16 @@ fn build(k: &Knobs) -> Desired {
     }
     if k.balancer {
         let b = d.balancers.get_mut(&name("web")).unwrap();
-        b.health_check.interval_secs = k.health_interval;
+        if let Some(h) = b.health_check.classic_mut() {
+            h.interval_secs = k.health_interval;
+        }
         if k.job_in_balancer {
             b.fleets.push(name("job"));
             b.listeners.push(Listener {
                 port: 443,
                 instance_port: 80,
                 protocol: ListenerProtocol::Tcp,
+                certificate: None,
             });
         }
     } else {
@@ -457,7 +460,7 @@ fn check_outputs(plan: &converge_core::Plan) {
     let colored = render::text(plan, &render::TextOptions { color: true });
     assert!(!colored.is_empty());
     let parsed: serde_json::Value = serde_json::from_str(&render::json(plan)).unwrap();
-    assert_eq!(parsed["format_version"], 1);
+    assert_eq!(parsed["format_version"], 2);
     assert_eq!(parsed["steps"].as_array().unwrap().len(), plan.graph.len());
 }
 

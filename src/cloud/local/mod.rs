@@ -56,6 +56,7 @@ use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome, answered_id};
 use crate::sys::{self, Clock, FileLock};
 use async_trait::async_trait;
 use converge_core::desired::Tags;
+use converge_core::elb::BalancerType;
 use converge_core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
     SubnetId, VolumeId, VpcId, Zone,
@@ -674,7 +675,11 @@ impl Cloud for LocalCloud {
         .await
     }
 
-    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
+    async fn balancer_members(
+        &self,
+        name: &BalancerName,
+        _kind: BalancerType,
+    ) -> Result<Vec<Member>, CloudError> {
         const OP: &str = "DescribeInstanceHealth";
         let name = name.to_string();
         self.blocking(OP, move |s| {

@@ -72,7 +72,14 @@ fn acts_for(cx: &Ctx<'_>, s: &Step) -> Vec<ResourceKey> {
         Step::AttachVolume { instance, .. } => keys.extend(of_ref(instance)),
         Step::DetachVolume { instance, .. } => keys.extend(known(instance)),
         Step::Register { instances, .. } => keys.extend(instances.iter().filter_map(of_ref)),
-        Step::Deregister { instances, .. } => keys.extend(instances.iter().filter_map(known)),
+        Step::WaitHealthy { balancers, .. } => keys.extend(
+            balancers
+                .iter()
+                .map(|b| ResourceKey::new(Kind::Balancer, b.name.clone())),
+        ),
+        Step::Deregister { instances, .. } | Step::WaitDrained { instances, .. } => {
+            keys.extend(instances.iter().filter_map(known))
+        }
         _ => {}
     }
     keys

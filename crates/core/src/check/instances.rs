@@ -5,6 +5,7 @@
 //! their balancer is deleted.
 
 use super::{Ctx, Problem, listed, push};
+use crate::elb::BalancerHandle;
 use crate::ids::{InstanceId, ResourceName, Zone};
 use crate::observed::ObservedBalancer;
 use crate::plan::{InstanceRef, Step, StepId};
@@ -37,7 +38,7 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                 instances,
             } => register(cx, &balancers, i, balancer, instances),
             Step::Deregister { balancer, .. } => {
-                for &delete in listed(&balancers.deletes, &balancer) {
+                for &delete in listed(&balancers.deletes, &balancer.cloud_name.as_str()) {
                     if !cx.order.before(i, delete) {
                         cx.report(Problem::DeregisterAfterBalancerDelete {
                             step: cx.name(i),
@@ -128,12 +129,14 @@ fn launch(
 
 /// The balancer steps and memberships the instance checks look up.
 struct Balancers<'a> {
-    /// Create steps by balancer.
-    creates: BTreeMap<&'a ResourceName, Vec<StepId>>,
-    /// Delete steps by balancer.
-    deletes: BTreeMap<&'a ResourceName, Vec<StepId>>,
+    /// Create steps by balancer (cloud name).
+    creates: BTreeMap<&'a str, Vec<StepId>>,
+    /// Delete steps by balancer (cloud name).
+    deletes: BTreeMap<&'a str, Vec<StepId>>,
     /// Deregister steps by balancer name and instance.
     deregisters: BTreeMap<(&'a str, &'a InstanceId), Vec<StepId>>,
+    /// Drain waits by balancer name and instance.
+    drains: BTreeMap<(&'a str, &'a InstanceId), Vec<StepId>>,
     /// The observed balancers each terminated instance is a member of,
     /// once each.
     memberships: BTreeMap<&'a InstanceId, Vec<&'a ObservedBalancer>>,
@@ -145,18 +148,32 @@ impl<'a> Balancers<'a> {
             creates: BTreeMap::new(),
             deletes: BTreeMap::new(),
             deregisters: BTreeMap::new(),
+            drains: BTreeMap::new(),
             memberships: BTreeMap::new(),
         };
         for (i, s) in cx.plan.graph.iter() {
             match s {
-                Step::CreateBalancer { name, .. } => push(&mut b.creates, name, i),
-                Step::DeleteBalancer { name } => push(&mut b.deletes, name, i),
+                Step::CreateBalancer { balancer, .. } => {
+                    push(&mut b.creates, balancer.cloud_name.as_str(), i)
+                }
+                Step::DeleteBalancer { balancer } => {
+                    push(&mut b.deletes, balancer.cloud_name.as_str(), i)
+                }
                 Step::Deregister {
                     balancer,
                     instances,
                 } => {
                     for id in instances {
-                        push(&mut b.deregisters, (balancer.as_str(), id), i);
+                        push(&mut b.deregisters, (balancer.cloud_name.as_str(), id), i);
+                    }
+                }
+                Step::WaitDrained {
+                    balancer,
+                    instances,
+                    ..
+                } => {
+                    for id in instances {
+                        push(&mut b.drains, (balancer.cloud_name.as_str(), id), i);
                     }
                 }
                 _ => {}
@@ -170,9 +187,11 @@ impl<'a> Balancers<'a> {
             .iter()
             .filter(|_| !terminated.is_empty())
         {
+            // A member already draining was deregistered before.
             let members: BTreeSet<&InstanceId> = balancer
                 .members
                 .iter()
+                .filter(|m| !m.state.draining())
                 .map(|m| &m.instance)
                 .filter(|id| terminated.contains_key(id))
                 .collect();
@@ -190,7 +209,7 @@ fn register(
     cx: &mut Ctx<'_>,
     balancers: &Balancers<'_>,
     i: StepId,
-    balancer: &ResourceName,
+    balancer: &BalancerHandle,
     instances: &[InstanceRef],
 ) {
     for r in instances {
@@ -214,7 +233,7 @@ fn register(
             }
         }
     }
-    for &create in listed(&balancers.creates, &balancer) {
+    for &create in listed(&balancers.creates, &balancer.cloud_name.as_str()) {
         if !cx.order.before(create, i) {
             cx.report(Problem::RegisterBeforeBalancer {
                 step: cx.name(i),
@@ -231,9 +250,22 @@ fn deregistered_first(cx: &mut Ctx<'_>, balancers: &Balancers<'_>) {
     for (&id, terminates) in &index.terminates {
         for b in listed_balancers(balancers, id) {
             let deregisters = listed(&balancers.deregisters, &(b.name.as_str(), id));
+            let drains = listed(&balancers.drains, &(b.name.as_str(), id));
+            // A balancer that drains: elbv2 target groups with a delay, a
+            // classic balancer with draining on.
+            let drains_members = b.drain_secs.unwrap_or(0) > 0
+                || b.target_groups.iter().any(|t| {
+                    t.deregistration_delay_secs > 0 && t.members.iter().any(|m| &m.instance == id)
+                });
             for &t in terminates {
                 if !cx.order.any_before(deregisters, t) {
                     cx.report(Problem::DeregisterAfterTerminate {
+                        step: cx.name(t),
+                        instance: id.clone(),
+                        balancer: b.name.clone(),
+                    });
+                } else if drains_members && !cx.order.any_before(drains, t) {
+                    cx.report(Problem::TerminatedBeforeDrained {
                         step: cx.name(t),
                         instance: id.clone(),
                         balancer: b.name.clone(),

@@ -199,9 +199,9 @@ fn named<'a>(
         }
     };
     match s {
-        Step::Terminate { instances, .. } | Step::Deregister { instances, .. } => {
-            instances.iter().for_each(&mut *instance)
-        }
+        Step::Terminate { instances, .. }
+        | Step::Deregister { instances, .. }
+        | Step::WaitDrained { instances, .. } => instances.iter().for_each(&mut *instance),
         Step::SetInstanceGroups { instance: id, .. }
         | Step::SetMetadataOptions { instance: id, .. }
         | Step::AssociateInstanceProfile { instance: id, .. }

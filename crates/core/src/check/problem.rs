@@ -296,6 +296,17 @@ pub enum Problem {
         /// The balancer (its name).
         balancer: BalancerName,
     },
+    /// Members of a balancer that drains are terminated only after they
+    /// have drained.
+    #[error("{step} does not wait for {instance} to drain from Balancer/{balancer}")]
+    TerminatedBeforeDrained {
+        /// The terminate step.
+        step: StepName,
+        /// The member.
+        instance: InstanceId,
+        /// The balancer (its cloud name).
+        balancer: BalancerName,
+    },
     /// A deregistration from a balancer that is deleted finishes before
     /// the delete.
     #[error("{step} may run after {delete}")]

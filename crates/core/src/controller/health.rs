@@ -138,11 +138,13 @@ pub fn assess(input: &HealthInput<'_>) -> HealthDecision {
             by_fleet.entry(&i.owner.name).or_default().push(i);
         }
     }
-    // Member health by balancer name and instance.
+    // Member health by balancer (manifest name) and instance: an elbv2
+    // target's worst state over its groups; `initial` and `draining` are
+    // not failures, only OutOfService (`unhealthy`) is.
     let mut members: BTreeMap<(&str, &InstanceId), MemberState> = BTreeMap::new();
     for b in &input.observed.balancers {
         for m in &b.members {
-            members.insert((b.name.as_str(), &m.instance), m.state);
+            members.insert((b.owner.name.as_str(), &m.instance), m.state);
         }
     }
     for (name, spec) in &d.fleets {
@@ -298,16 +300,21 @@ mod tests {
             d.balancers.insert(
                 "web".into(),
                 BalancerSpec {
+                    kind: crate::elb::BalancerType::Classic,
+                    scheme: crate::elb::Scheme::InternetFacing,
                     subnets: Vec::new(),
+                    security_groups: Vec::new(),
                     zones: vec![Zone::from("us-east-1a")],
                     listeners: Vec::new(),
-                    health_check: HealthCheck {
+                    health_check: crate::desired::BalancerHealth::Classic(HealthCheck {
                         target: "HTTP:80/".into(),
                         interval_secs: 30,
                         timeout_secs: 3,
                         healthy_threshold: 2,
                         unhealthy_threshold: 2,
-                    },
+                    }),
+                    drain_secs: 0,
+                    cross_zone: true,
                     fleets: vec!["app".into()],
                     tags: Tags::new(),
                 },
@@ -369,7 +376,14 @@ mod tests {
                     kind: Kind::Balancer,
                     name: "web".into(),
                 },
+                kind: crate::elb::BalancerType::Classic,
+                scheme: crate::elb::Scheme::InternetFacing,
                 dns_name: "web.example".into(),
+                zone_id: String::new(),
+                security_groups: Vec::new(),
+                target_groups: Vec::new(),
+                drain_secs: Some(0),
+                cross_zone: Some(true),
                 zones: Vec::new(),
                 listeners: Vec::new(),
                 health_check: None,

@@ -35,8 +35,8 @@ pub use types::*;
 use crate::controller::snapshots::SnapshotWork;
 use crate::desired::{DeletionPolicy, Desired, Tags};
 use crate::ids::{
-    GroupId, ImageId, InstanceId, KeyName, Kind, ParameterName, ResourceKey, ResourceName,
-    SubnetId, VolumeId, VpcId, Zone,
+    BalancerName, GroupId, ImageId, InstanceId, KeyName, Kind, ParameterName, ResourceKey,
+    ResourceName, SubnetId, VolumeId, VpcId, Zone,
 };
 use crate::observed::{
     InstanceState, Observed, ObservedBalancer, ObservedInstance, ObservedVolume, Owner,
@@ -222,6 +222,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     }
     p.removed_fleets();
     p.balancer_membership();
+    p.balancer_notes();
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();
@@ -282,7 +283,7 @@ pub(crate) struct Planner<'a> {
     volumes: BTreeMap<ResourceName, ec2::VolumeState>,
     /// Volumes that go, with the steps that must finish before.
     doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
-    balancers: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    balancers: BTreeMap<ResourceName, elb::PlannedBalancer>,
     /// Balancers left in another VPC than the stack's (they cannot move):
     /// no instance of the stack's VPC joins them.
     stranded: BTreeSet<ResourceName>,
@@ -292,10 +293,10 @@ pub(crate) struct Planner<'a> {
     /// Instances being terminated, with the terminating step.
     terminating: BTreeMap<InstanceId, StepId>,
     /// Instances deregistered from a balancer by a fleet step.
-    deregistered: BTreeSet<(ResourceName, InstanceId)>,
+    deregistered: BTreeSet<(BalancerName, InstanceId)>,
     /// Balancers that go, with their delete step: members deregistered
     /// from them must be deregistered before the balancer is deleted.
-    doomed_balancers: BTreeMap<ResourceName, StepId>,
+    doomed_balancers: BTreeMap<BalancerName, StepId>,
     /// For a group this plan creates (by its create step), the step that
     /// authorizes its rules: instances join the group only once it lets
     /// their traffic in.

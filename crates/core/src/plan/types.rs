@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 /// The version of the plan's JSON shape; bumped on incompatible changes.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// A plan: the diff to show and the steps to run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -424,6 +424,25 @@ pub enum Note {
         /// before its predecessor goes.
         max_unavailable: u32,
     },
+    /// Members leave a balancer and drain before their instances go (or
+    /// before a replaced balancer is deleted).
+    Drains {
+        /// The balancer (manifest name).
+        balancer: ResourceName,
+        /// The members that drain.
+        instances: Vec<InstanceId>,
+        /// The longest one drains.
+        bound_secs: u32,
+    },
+    /// New members must be healthy on these balancers before the
+    /// instances they replace go.
+    HealthGate {
+        /// The balancers (manifest names).
+        balancers: Vec<ResourceName>,
+        /// About how long a healthy member takes to pass: the health
+        /// check's healthy threshold times its interval (the longest).
+        typical_secs: u32,
+    },
     /// The volume moves from the old instance to its successor.
     VolumeMoves {
         /// The volume.
@@ -607,6 +626,30 @@ impl fmt::Display for Note {
             } => write!(
                 f,
                 "rolling replacement: {waves} wave(s) of {per_wave}, up to {max_unavailable} instance(s) per wave out before their successors run, each wave up before the next starts"
+            ),
+            Note::Drains {
+                balancer,
+                instances,
+                bound_secs,
+            } => write!(
+                f,
+                "drain {} from Balancer/{balancer} before {} go, up to {} each",
+                join_ids(instances.iter().map(|i| i.as_str())),
+                if instances.len() == 1 { "it" } else { "they" },
+                crate::duration::show(std::time::Duration::from_secs(u64::from(*bound_secs)))
+            ),
+            Note::HealthGate {
+                balancers,
+                typical_secs,
+            } => write!(
+                f,
+                "new instances healthy on {} before their predecessors go (about {} from their first check)",
+                balancers
+                    .iter()
+                    .map(|b| format!("Balancer/{b}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::duration::show(std::time::Duration::from_secs(u64::from(*typical_secs)))
             ),
             Note::VolumeMoves { volume } => write!(
                 f,

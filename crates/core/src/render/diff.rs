@@ -104,6 +104,8 @@ fn needs_attention(n: &Note) -> bool {
         | Note::Autoscaled { .. }
         | Note::Rolling { .. }
         | Note::VolumeMoves { .. }
+        | Note::Drains { .. }
+        | Note::HealthGate { .. }
         | Note::DisableBeforeDelete
         | Note::FinalSnapshot
         | Note::SnapshotDue

@@ -6,7 +6,7 @@
 //!
 //! ```json
 //! {
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "stack": "smallpayroll",
 //!   "region": "us-east-1",
 //!   "at": "2026-03-09T12:00:00Z",

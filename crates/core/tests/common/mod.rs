@@ -11,11 +11,15 @@ pub mod invariants;
 
 use converge_core::cron::Cron;
 use converge_core::desired::{
-    Attachment, Attr, Autoscale, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy, Desired,
-    Encryption, FleetSpec, Health, HealthCheck, HttpCheck, ImageSource, IngressRule, KeyPairSpec,
-    Listener, ListenerProtocol, MetadataOptions, Network, NetworkVpc, NewSubnet, PortRange,
-    Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule, Secret, SecurityGroupSpec,
-    SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy, VolumeSpec, VolumeType,
+    Attachment, Attr, Autoscale, BalancerHealth, BalancerSpec, BucketSpec, CdnSpec, DeletionPolicy,
+    Desired, Encryption, FleetSpec, Health, HealthCheck, HttpCheck, ImageSource, IngressRule,
+    KeyPairSpec, Listener, ListenerProtocol, MetadataOptions, Network, NetworkVpc, NewSubnet,
+    PortRange, Protocol, Reference, ScaleIn, ScaleOut, Schedule, ScheduleRule, Secret,
+    SecurityGroupSpec, SnapshotPolicy, Source, Tags, Template, TemplatePart, UpdatePolicy,
+    VolumeSpec, VolumeType,
+};
+use converge_core::elb::{
+    BalancerHandle, BalancerType, Scheme, TargetHealthCheck, listener_target_groups,
 };
 use converge_core::ids::{
     AssociationId, DistributionId, GatewayId, GroupId, ImageId, InstanceId, InstanceProfile,
@@ -26,8 +30,8 @@ use converge_core::observed::{
     CloudRule, CloudSource, DistributionConfig, DistributionStatus, InstanceState, Member,
     MemberState, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket,
     ObservedDistribution, ObservedGateway, ObservedGroup, ObservedImage, ObservedInstance,
-    ObservedKeyPair, ObservedRouteTable, ObservedSubnet, ObservedVolume, ObservedVpc, Owner,
-    ProfileAssociation, VolumeState, bucket_domain,
+    ObservedKeyPair, ObservedRouteTable, ObservedSubnet, ObservedTargetGroup, ObservedVolume,
+    ObservedVpc, Owner, ProfileAssociation, VolumeState, bucket_domain,
 };
 use converge_core::plan::{Plan, PlanInput, ROOT_VOLUME_TAG, SENSITIVE_TAG, rule_ports};
 use converge_core::render::{self, TextOptions};
@@ -271,20 +275,26 @@ pub fn smallpayroll() -> Desired {
     d.balancers.insert(
         name("web"),
         BalancerSpec {
+            kind: BalancerType::Classic,
+            scheme: Scheme::InternetFacing,
             zones: vec![zone("us-east-1a"), zone("us-east-1b")],
             subnets: Vec::new(),
+            security_groups: Vec::new(),
             listeners: vec![Listener {
                 port: 80,
                 instance_port: 80,
                 protocol: ListenerProtocol::Http,
+                certificate: None,
             }],
-            health_check: HealthCheck {
+            health_check: BalancerHealth::Classic(HealthCheck {
                 target: "HTTP:80/".into(),
                 interval_secs: 30,
                 timeout_secs: 3,
                 healthy_threshold: 2,
                 unhealthy_threshold: 2,
-            },
+            }),
+            drain_secs: 300,
+            cross_zone: true,
             fleets: vec![name("app")],
             tags: Tags::new(),
         },
@@ -584,17 +594,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
         });
     }
     for (n, b) in &d.balancers {
-        o.balancers.push(ObservedBalancer {
-            name: n.to_string().parse().unwrap(),
-            owner: owner(d, Kind::Balancer, n),
-            dns_name: dns_name(n),
-            zones: b.zones.clone(),
-            subnets: b.subnets.iter().map(|s| subnet_id(s.as_str())).collect(),
-            listeners: b.listeners.clone(),
-            health_check: Some(b.health_check.clone()),
-            members: Vec::new(),
-            tags: tags_for(d, Kind::Balancer, n, &b.tags),
-        });
+        o.balancers.push(observed_balancer(d, n, b));
     }
     // Fleets in reference order, so user data can be resolved from the
     // instances already placed.
@@ -728,13 +728,33 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
         members_of.insert(n.clone(), members);
     }
     for (n, members) in members_of {
-        o.balancers
-            .iter_mut()
-            .find(|x| x.name == n.as_str())
-            .unwrap()
-            .members = members;
+        let b = o.balancers.iter_mut().find(|x| x.owner.name == n).unwrap();
+        for t in &mut b.target_groups {
+            t.members = members.clone();
+        }
+        b.members = members;
     }
     o
+}
+
+/// Makes the example's balancer an application balancer (with a
+/// security group, an HTTP listener on 80 and the default target health
+/// check) draining for `drain_secs`.
+pub fn application_balancer(d: &mut Desired, drain_secs: u32) {
+    let web = d.balancers.get_mut(&name("web")).unwrap();
+    web.kind = BalancerType::Application;
+    web.security_groups = vec![name("web")];
+    web.health_check = BalancerHealth::Targets(TargetHealthCheck {
+        protocol: ListenerProtocol::Http,
+        port: None,
+        path: Some("/".into()),
+        matcher: Some("200-399".into()),
+        interval_secs: 10,
+        timeout_secs: 5,
+        healthy_threshold: 3,
+        unhealthy_threshold: 2,
+    });
+    web.drain_secs = drain_secs;
 }
 
 pub fn dns_name(balancer: &ResourceName) -> String {
@@ -959,4 +979,51 @@ pub fn steps(p: &Plan, needle: &str) -> Vec<usize> {
         .filter(|(_, d)| d.contains(needle))
         .map(|(i, _)| i)
         .collect()
+}
+
+/// A balancer as the cloud holds it after an apply of `b`.
+pub fn observed_balancer(d: &Desired, n: &ResourceName, b: &BalancerSpec) -> ObservedBalancer {
+    let handle = BalancerHandle::of(n, b.kind, b.scheme);
+    let (classic, targets) = match &b.health_check {
+        BalancerHealth::Classic(h) => (Some(h.clone()), None),
+        BalancerHealth::Targets(t) => (None, Some(t.clone())),
+    };
+    let target_groups = targets
+        .map(|t| {
+            listener_target_groups(b.kind, &handle.cloud_name, &b.listeners)
+                .into_iter()
+                .map(|(name, protocol, port)| ObservedTargetGroup {
+                    name,
+                    protocol,
+                    port,
+                    health_check: t.clone(),
+                    deregistration_delay_secs: b.drain_secs,
+                    members: Vec::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let v2 = b.kind.has_target_groups();
+    ObservedBalancer {
+        name: handle.cloud_name.clone(),
+        owner: owner(d, Kind::Balancer, n),
+        kind: b.kind,
+        scheme: b.scheme,
+        dns_name: dns_name(n),
+        zone_id: "Z35SXDOTRQ7X7K".into(),
+        security_groups: b
+            .security_groups
+            .iter()
+            .map(|g| GroupId::new(format!("sg-{g}")).unwrap())
+            .collect(),
+        target_groups,
+        drain_secs: (!v2).then_some(b.drain_secs),
+        cross_zone: (!v2).then_some(b.cross_zone),
+        zones: b.zones.clone(),
+        subnets: b.subnets.iter().map(|s| subnet_id(s.as_str())).collect(),
+        listeners: b.listeners.clone(),
+        health_check: classic,
+        members: Vec::new(),
+        tags: tags_for(d, Kind::Balancer, n, &b.tags),
+    }
 }

@@ -78,6 +78,7 @@ pub(crate) fn create_balancer(
         if same {
             return Ok(Outcome::Balancer {
                 dns_name: b.dns_name.clone(),
+                zone_id: zone_id(cx.region),
             });
         }
         return Err(e.exists(
@@ -103,7 +104,18 @@ pub(crate) fn create_balancer(
         tags: tags.clone(),
         created_at: cx.now,
     });
-    Ok(Outcome::Balancer { dns_name })
+    Ok(Outcome::Balancer {
+        dns_name,
+        zone_id: zone_id(cx.region),
+    })
+}
+
+/// The hosted zone of a classic balancer's DNS name in a region (a made-up
+/// one for a region AWS's table does not list).
+pub(crate) fn zone_id(region: &str) -> String {
+    converge_core::elb::canonical_zone_id(region, converge_core::elb::BalancerType::Classic)
+        .unwrap_or("Z0LOCALELB0000")
+        .to_owned()
 }
 
 pub(crate) fn configure_health_check(

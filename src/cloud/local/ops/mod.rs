@@ -22,7 +22,7 @@ mod s3;
 pub(crate) mod ssm;
 mod tags;
 
-pub(crate) use elb::find_balancer;
+pub(crate) use elb::{find_balancer, zone_id};
 
 use super::config::Delays;
 use super::world::{World, after};
@@ -66,6 +66,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Service::Ebs => act_ebs(w, op, cx, e),
         Service::Tagging => act_tagging(w, op, cx, e),
         Service::Elb => act_elb(w, op, cx, e),
+        Service::Elbv2 => Err(misrouted(op, "elbv2 (not built yet)")),
         Service::S3 => act_s3(w, op, cx, e),
         Service::CloudFront => act_cloudfront(w, op, cx, e),
     }
@@ -240,6 +241,7 @@ fn act_elb(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, Cl
             subnets,
             listeners,
             tags,
+            ..
         } => {
             let n = elb::NewBalancer {
                 name,
@@ -446,12 +448,15 @@ mod tests {
             &mut w,
             Op::CreateBalancer {
                 name: "web".into(),
+                scheme: converge_core::elb::Scheme::InternetFacing,
                 zones: vec![Zone::from("us-east-1a")],
                 subnets: vec![],
+                groups: vec![],
                 listeners: vec![Listener {
                     port: 80,
                     instance_port: 80,
                     protocol: ListenerProtocol::Http,
+                    certificate: None,
                 }],
                 tags: tags(Kind::Balancer, "web"),
             },

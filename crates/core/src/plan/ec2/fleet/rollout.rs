@@ -11,6 +11,7 @@ use super::wanted::Wanted;
 use super::zones::group_zones;
 use super::{Retiring, Running};
 use crate::desired::{FleetSpec, UpdatePolicy};
+use crate::elb::BalancerHandle;
 use crate::ids::{ResourceName, Zone};
 use crate::plan::{
     InstanceChange, InstanceRef, LaunchReason, LaunchSpec, Note, Planner, Ref, Step, StepId,
@@ -46,7 +47,7 @@ struct Launcher<'w> {
     /// fleet's instances, so that a retried apply reuses the tokens.
     token_seed: String,
     /// The balancers the fleet is behind (those it can join).
-    balancers: Vec<ResourceName>,
+    balancers: Vec<BalancerHandle>,
     /// Whether the manifests put it behind any balancer (one left in
     /// another VPC included: its successors are still waited for).
     behind_balancer: bool,
@@ -205,26 +206,8 @@ impl<'a> Planner<'a> {
     ) -> (StepId, Option<StepId>) {
         let id = &r.instance.id;
         let mut before: Vec<StepId> = deps.to_vec();
-        let mut after_dereg = Vec::new();
-        let memberships = self.index.memberships.get(id).cloned().unwrap_or_default();
-        for b in memberships {
-            let name = b.owner.name.clone();
-            let s = self.add(
-                Step::Deregister {
-                    balancer: name.clone(),
-                    instances: vec![id.clone()],
-                },
-                before.iter().copied(),
-            );
-            // A deregistration from a balancer that is being deleted must
-            // not race its delete.
-            if let Some(&delete) = self.doomed_balancers.get(&name) {
-                self.edges.insert((s, delete));
-            }
-            self.deregistered.insert((name, id.clone()));
-            after_dereg.push(s);
-        }
-        before.extend(after_dereg);
+        let left = self.leave_balancers(id, deps);
+        before.extend(left);
         let mut detach = None;
         if let Some(v) = self.index.attached_volume.get(id).copied()
             && let Some(&s) = self.detaching.get(&v.id)
@@ -254,15 +237,17 @@ impl<'a> Planner<'a> {
         (term, detach)
     }
 
-    fn balancers_of(&self, fleet: &ResourceName) -> Vec<ResourceName> {
-        let mut all = self
-            .index
+    /// The balancers a fleet's new instances join, as the plan leaves
+    /// them (with every target group).
+    fn balancers_of(&self, fleet: &ResourceName) -> Vec<BalancerHandle> {
+        self.index
             .balancers_of
             .get(fleet)
-            .cloned()
-            .unwrap_or_default();
-        all.retain(|b| !self.stranded.contains(b));
-        all
+            .into_iter()
+            .flatten()
+            .filter(|b| !self.stranded.contains(*b))
+            .filter_map(|b| self.balancers.get(b).map(|p| p.handle.clone()))
+            .collect()
     }
 
     /// Launches `count` instances in `zone` after `deps` and registers
@@ -311,13 +296,17 @@ impl<'a> Planner<'a> {
         );
         let mut regs = Vec::new();
         for b in &l.balancers {
-            let create = self.balancers.get(b).and_then(|(_, p)| p.step);
+            let ready = self
+                .balancers
+                .get(&b.name)
+                .map(|p| p.ready.clone())
+                .unwrap_or_default();
             let r = self.add(
                 Step::Register {
                     balancer: b.clone(),
                     instances: vec![InstanceRef::Launched(step)],
                 },
-                std::iter::once(step).chain(create),
+                std::iter::once(step).chain(ready),
             );
             regs.push(r);
         }

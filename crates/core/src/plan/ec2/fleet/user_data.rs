@@ -119,24 +119,35 @@ impl<'a> Planner<'a> {
                     Resolved::Pending(part, o.launches)
                 }
             }
-            Kind::Balancer | Kind::Cdn => {
-                let entry = if r.target.kind == Kind::Balancer {
-                    self.balancers.get(name)
-                } else {
-                    self.cdns.get(name)
-                };
-                match entry {
-                    Some((Some(v), _)) => Resolved::Known(v.clone()),
-                    Some((None, Produced { step: Some(s) })) => Resolved::Pending(
+            Kind::Balancer => match self.balancers.get(name) {
+                Some(b) => match (&b.dns, b.produced.step) {
+                    (Some((dns, zone)), _) => Resolved::Known(if r.attr == Attr::ZoneId {
+                        zone.clone()
+                    } else {
+                        dns.clone()
+                    }),
+                    (None, Some(s)) => Resolved::Pending(
                         UserDataPart::StepOutput {
-                            step: *s,
+                            step: s,
                             attr: r.attr,
                         },
-                        vec![*s],
+                        vec![s],
                     ),
-                    _ => Resolved::Known(String::new()),
-                }
-            }
+                    (None, None) => Resolved::Known(String::new()),
+                },
+                None => Resolved::Known(String::new()),
+            },
+            Kind::Cdn => match self.cdns.get(name) {
+                Some((Some(v), _)) => Resolved::Known(v.clone()),
+                Some((None, Produced { step: Some(s) })) => Resolved::Pending(
+                    UserDataPart::StepOutput {
+                        step: *s,
+                        attr: r.attr,
+                    },
+                    vec![*s],
+                ),
+                _ => Resolved::Known(String::new()),
+            },
             Kind::Volume => match self.volumes.get(name).map(|v| &v.volume) {
                 Some(VolumeRef::Known(id)) => Resolved::Known(id.as_str().to_owned()),
                 Some(VolumeRef::Created(s)) => Resolved::Pending(
