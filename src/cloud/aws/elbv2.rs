@@ -1134,11 +1134,30 @@ impl AwsCloud {
                 ),
             ));
         }
+        // A group is its balancer's: without ownership tags of its own
+        // (a step that adds listeners to a balancer carries none), it
+        // takes the balancer's.
+        let tags = match Owner::from_tags(tags) {
+            Some(_) => tags.clone(),
+            None => {
+                let theirs = self.tags_of(vec![b.arn.clone()]).await?;
+                let Some(owner) = theirs.get(&b.arn).and_then(Owner::from_tags) else {
+                    return Err(refuse(
+                        OP,
+                        "ValidationError",
+                        format!("load balancer {balancer} is not converge's (no converge tags)"),
+                    ));
+                };
+                let mut all = tags.clone();
+                all.extend(owner.to_tags());
+                all
+            }
+        };
         if let Some(g) = self.find_group(name).await? {
             let arn = g.target_group_arn().unwrap_or_default().to_owned();
             let theirs = self.tags_of(vec![arn.clone()]).await?;
             let have = theirs.get(&arn).and_then(Owner::from_tags);
-            if have.is_none() || have != Owner::from_tags(tags) {
+            if have.is_none() || have != Owner::from_tags(&tags) {
                 return Err(refuse(
                     OP,
                     "DuplicateTargetGroupName",
@@ -1159,7 +1178,7 @@ impl AwsCloud {
                 format!("load balancer {balancer} is in no VPC"),
             ));
         };
-        let mut all = tags.clone();
+        let mut all = tags;
         all.insert(BALANCER_TAG.to_owned(), balancer.to_string());
         let http = matches!(h.protocol, ListenerProtocol::Http | ListenerProtocol::Https);
         let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
