@@ -4,6 +4,12 @@
 //! and the classic balancer's scheme, security groups, certificates and
 //! attributes. Each test has an account of its own on the server.
 //!
+//! The end-to-end tests at the bottom apply the example stack
+//! (`manifests/smallpayroll`, whose `web` balancer is an application one)
+//! with `web` turned into each type, as `converge apply` does: a second
+//! plan has nothing to do, and a type change replaces the balancer, the
+//! successor made before the predecessor is deleted.
+//!
 //! Certificates come from moto's ACM (RequestCertificate): moto's
 //! CreateListener checks that an ACM certificate exists in the account
 //! (it does not check that it is issued, as AWS does).
@@ -14,18 +20,25 @@
 #[path = "support/moto.rs"]
 mod moto;
 
+use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::{Cloud, ErrorKind, Op, Outcome};
+use converge::commands::observe_and_plan;
+use converge::core::desired::{BalancerHealth, BalancerSpec, Desired, HealthCheck};
 use converge::core::desired::{Listener, ListenerProtocol, Tags};
 use converge::core::elb::{BalancerType, Scheme, TargetHealthCheck, target_group_name};
 use converge::core::ids::{
     BalancerName, GroupName, InstanceId, Kind, ResourceName, TargetGroupName, VpcId, Zone, tags,
 };
 use converge::core::observed::{MemberState, Observed, ObservedBalancer};
+use converge::core::plan::{Plan, Step};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Env {
-    cloud: AwsCloud,
+    cloud: Arc<AwsCloud>,
     endpoint: String,
     account: String,
     stack: ResourceName,
@@ -45,7 +58,7 @@ async fn env(endpoint: String, test: &str) -> Env {
     .await
     .unwrap();
     Env {
-        cloud,
+        cloud: Arc::new(cloud),
         endpoint,
         account,
         stack: ResourceName::new(format!("{test}-{}", fastrand::u32(..))).unwrap(),
@@ -709,16 +722,18 @@ async fn aws_rules_moto_does_not_enforce_are_checked_before_calling() {
 
     // Another stack's balancer of the name is never adopted.
     let other = Env {
-        cloud: AwsCloud::connect(
-            AwsOptions {
-                endpoint_url: Some(e.endpoint.clone()),
-                moto_account: Some(e.account.clone()),
-                ..AwsOptions::default()
-            },
-            "us-east-1",
-        )
-        .await
-        .unwrap(),
+        cloud: Arc::new(
+            AwsCloud::connect(
+                AwsOptions {
+                    endpoint_url: Some(e.endpoint.clone()),
+                    moto_account: Some(e.account.clone()),
+                    ..AwsOptions::default()
+                },
+                "us-east-1",
+            )
+            .await
+            .unwrap(),
+        ),
         endpoint: e.endpoint.clone(),
         account: e.account.clone(),
         stack: ResourceName::from("someone-else"),
@@ -842,4 +857,225 @@ async fn a_classic_balancer_takes_a_certificate_groups_and_attributes() {
         .unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].instance, ids[0]);
+}
+
+// ---- end to end: plan and apply the example stack -------------------------
+
+/// Monday 10:00 in Toronto: the app fleet's weekday schedule gives 3.
+fn at() -> jiff::Timestamp {
+    "2026-03-09T14:00:00Z".parse().unwrap()
+}
+
+/// The example stack, renamed for this test's account (bucket names are
+/// global on the server).
+fn example(e: &Env) -> Desired {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
+    let mut d = converge::manifest::load(&dir, &|_| None).unwrap().desired;
+    d.stack = e.stack.clone();
+    let old = ResourceName::from("smallpayroll-assets");
+    let new = ResourceName::new(format!("sp-assets-{}", e.stack)).unwrap();
+    let bucket = d.buckets.remove(&old).unwrap();
+    d.buckets.insert(new.clone(), bucket);
+    for cdn in d.cdns.values_mut() {
+        if cdn.origin_bucket == old {
+            cdn.origin_bucket = new.clone();
+        }
+    }
+    d
+}
+
+fn web(d: &mut Desired) -> &mut BalancerSpec {
+    d.balancers.get_mut(&ResourceName::from("web")).unwrap()
+}
+
+/// `web` as a network balancer: TCP 80 to the app servers, a TCP check,
+/// no security groups (this project's rule for network balancers).
+fn as_network(d: &mut Desired) {
+    let w = web(d);
+    w.kind = BalancerType::Network;
+    w.security_groups.clear();
+    w.listeners = vec![listener(ListenerProtocol::Tcp, 80, 80, None)];
+    w.health_check = BalancerHealth::Targets(tcp_check());
+}
+
+/// `web` as a classic balancer with HTTP and HTTPS, the balancer's group,
+/// a 60 s drain and cross-zone balancing.
+fn as_classic(d: &mut Desired, cert: &str) {
+    let w = web(d);
+    w.kind = BalancerType::Classic;
+    w.listeners = vec![
+        listener(ListenerProtocol::Http, 80, 80, None),
+        listener(ListenerProtocol::Https, 443, 80, Some(cert)),
+    ];
+    w.health_check = BalancerHealth::Classic(HealthCheck {
+        target: "HTTP:80/".into(),
+        interval_secs: 30,
+        timeout_secs: 3,
+        healthy_threshold: 2,
+        unhealthy_threshold: 2,
+    });
+    w.drain_secs = 60;
+    w.cross_zone = true;
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        parallelism: 10,
+        retry: RetryPolicy::fast(),
+        wait_timeout: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(50),
+        ..ApplyOptions::default()
+    }
+}
+
+async fn plan_for(e: &Env, d: &Desired) -> (Observed, Plan) {
+    observe_and_plan(&*e.cloud, d, at(), &BTreeMap::new())
+        .await
+        .unwrap()
+}
+
+async fn apply(e: &Env, plan: &Plan) -> Report {
+    let r = execute(e.cloud.clone(), plan, options(), Arc::new(Quiet)).await;
+    let failed: Vec<String> = r
+        .steps
+        .values()
+        .filter(|(_, res)| !matches!(res, StepResult::Done))
+        .map(|(what, res)| format!("{what}: {res:?}"))
+        .collect();
+    assert!(r.is_success(), "apply failed:\n{}", failed.join("\n"));
+    r
+}
+
+fn steps(plan: &Plan) -> String {
+    plan.graph
+        .steps()
+        .iter()
+        .map(|s| s.describe())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Plans and applies, and checks that a second plan has nothing to do.
+async fn converge(e: &Env, d: &Desired) -> Observed {
+    let (_, plan) = plan_for(e, d).await;
+    apply(e, &plan).await;
+    let (observed, again) = plan_for(e, d).await;
+    assert!(
+        !again.has_changes(),
+        "a plan right after apply still has steps:\n{}",
+        steps(&again)
+    );
+    observed
+}
+
+/// The app fleet's live instances, sorted.
+fn app(o: &Observed) -> Vec<InstanceId> {
+    let mut v: Vec<InstanceId> = o
+        .instances
+        .iter()
+        .filter(|i| i.owner.name.as_str() == "app" && i.state.is_live())
+        .map(|i| i.id.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+fn member_ids(b: &ObservedBalancer) -> Vec<InstanceId> {
+    let mut v: Vec<InstanceId> = b.members.iter().map(|m| m.instance.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_applies_with_each_type_and_a_type_change_replaces_create_before_delete() {
+    let e = env(moto_or_skip!(), "types").await;
+    let mut d = example(&e);
+    // The example's application balancer.
+    let o = converge(&e, &d).await;
+    assert_eq!(o.balancers.len(), 1, "{:?}", o.balancers);
+    let alb = &o.balancers[0];
+    assert_eq!(
+        (alb.name.as_str(), alb.kind),
+        ("web-alb", BalancerType::Application)
+    );
+    assert_eq!(alb.security_groups.len(), 1);
+    assert_eq!(alb.target_groups.len(), 1);
+    assert_eq!(alb.target_groups[0].deregistration_delay_secs, 30);
+    assert_eq!(member_ids(alb), app(&o), "the app servers are its targets");
+
+    // Network: a new balancer beside the old one, the app servers moved
+    // over, then the old one (and its group) deleted.
+    as_network(&mut d);
+    let (_, plan) = plan_for(&e, &d).await;
+    let id_of = |want: &str| {
+        plan.graph
+            .iter()
+            .find(|(_, s)| match (s, want) {
+                (Step::CreateBalancer { balancer, .. }, "create") => {
+                    balancer.cloud_name == "web-nlb"
+                }
+                (Step::DeleteBalancer { balancer }, "delete") => balancer.cloud_name == "web-alb",
+                _ => false,
+            })
+            .map(|(id, _)| id)
+            .unwrap_or_else(|| panic!("{want} in:\n{}", steps(&plan)))
+    };
+    let (create, delete) = (id_of("create"), id_of("delete"));
+    let ancestors = plan.graph.ancestors().unwrap();
+    assert!(
+        ancestors[delete].contains(&create),
+        "the successor is made before the predecessor goes:\n{}",
+        steps(&plan)
+    );
+    apply(&e, &plan).await;
+    let (o, again) = plan_for(&e, &d).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+    assert_eq!(o.balancers.len(), 1, "{:?}", o.balancers);
+    let nlb = &o.balancers[0];
+    assert_eq!(
+        (nlb.name.as_str(), nlb.kind),
+        ("web-nlb", BalancerType::Network)
+    );
+    assert_eq!(
+        nlb.listeners,
+        vec![listener(ListenerProtocol::Tcp, 80, 80, None)]
+    );
+    assert_eq!(nlb.target_groups.len(), 1);
+    assert_eq!(nlb.target_groups[0].health_check, tcp_check());
+    assert_eq!(member_ids(nlb), app(&o));
+
+    // Classic, with a certificate, the balancer's group, draining and
+    // cross-zone balancing; then the drain changes in place.
+    let cert = e.certificate("payroll.example.com");
+    as_classic(&mut d, &cert);
+    let o = converge(&e, &d).await;
+    assert_eq!(o.balancers.len(), 1, "{:?}", o.balancers);
+    let clb = &o.balancers[0];
+    assert_eq!(
+        (clb.name.as_str(), clb.kind),
+        ("web", BalancerType::Classic)
+    );
+    assert_eq!(clb.listeners.len(), 2);
+    assert_eq!(clb.listeners[1].certificate.as_deref(), Some(cert.as_str()));
+    assert_eq!((clb.drain_secs, clb.cross_zone), (Some(60), Some(true)));
+    assert_eq!(clb.security_groups.len(), 1);
+    assert!(!clb.zone_id.is_empty());
+    assert_eq!(member_ids(clb), app(&o));
+    web(&mut d).drain_secs = 0;
+    web(&mut d).cross_zone = false;
+    let (_, plan) = plan_for(&e, &d).await;
+    assert!(
+        plan.graph
+            .steps()
+            .iter()
+            .all(|s| !matches!(s, Step::CreateBalancer { .. } | Step::DeleteBalancer { .. })),
+        "in place:\n{}",
+        steps(&plan)
+    );
+    apply(&e, &plan).await;
+    let o = converge(&e, &d).await;
+    assert_eq!(
+        (o.balancers[0].drain_secs, o.balancers[0].cross_zone),
+        (Some(0), Some(false))
+    );
 }
