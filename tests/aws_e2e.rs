@@ -172,7 +172,7 @@ fn live(o: &Observed, fleet: &str) -> Vec<InstanceId> {
 /// The whole SmallPayroll stack is there, once.
 fn assert_smallpayroll(o: &Observed) {
     assert_eq!(o.key_pairs.len(), 1, "{:?}", o.key_pairs);
-    assert_eq!(o.security_groups.len(), 2);
+    assert_eq!(o.security_groups.len(), 3, "db, app and the balancer's");
     assert_eq!(live(o, "db").len(), 1);
     assert_eq!(live(o, "app").len(), 3);
     assert_eq!(live(o, "job").len(), 0);
@@ -252,9 +252,11 @@ async fn smallpayroll_applies_and_a_second_plan_has_no_changes() {
     );
     // Constant per kind: 5 EC2 describes and the volumes' modifications, 5
     // network ones (the default VPC, the stack's VPCs, subnets, gateways and
-    // route tables), ELB list + tags + health, S3 list + tags + policy,
-    // CloudFront list + get + tags.
-    assert!(total_calls(&e.cloud) <= 20, "{calls:?}");
+    // route tables), the classic ELB list (no classic balancer: no tags),
+    // elbv2's balancers, target groups, tags, and the application
+    // balancer's listeners, its group's targets and attributes, S3 list +
+    // tags + policy, CloudFront list + get + tags: 24.
+    assert!(total_calls(&e.cloud) <= 24, "{calls:?}");
     assert_smallpayroll(&observed);
     // Every instance carries the ownership tags and the launch-spec hash.
     for i in &observed.instances {

@@ -1,23 +1,64 @@
 //! Classic Elastic Load Balancing. Observation: one paginated
 //! DescribeLoadBalancers for the account (400 per page), DescribeTags for
-//! 20 names per call to find the stack's, and DescribeInstanceHealth for
-//! each of the stack's balancers that has members.
+//! 20 names per call to find the stack's, DescribeLoadBalancerAttributes
+//! (connection draining, cross-zone balancing) for each of the stack's
+//! balancers, and DescribeInstanceHealth for each of the stack's
+//! balancers that has members.
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_elasticloadbalancing::types::{
-    HealthCheck as ElbHealthCheck, Instance, Listener as ElbListener, LoadBalancerDescription, Tag,
-    TagKeyOnly,
+    ConnectionDraining, CrossZoneLoadBalancing, HealthCheck as ElbHealthCheck, Instance,
+    Listener as ElbListener, LoadBalancerAttributes, LoadBalancerDescription, Tag, TagKeyOnly,
 };
 use converge_core::desired::{HealthCheck, Listener, ListenerProtocol, Tags};
-use converge_core::elb::{BalancerType, Scheme};
-use converge_core::ids::{BalancerName, InstanceId, Kind, ResourceName, SubnetId, Zone};
+use converge_core::elb::{BalancerType, Scheme, needs_certificate, ranges};
+use converge_core::ids::{BalancerName, GroupId, InstanceId, Kind, ResourceName, SubnetId, Zone};
 use converge_core::observed::{Member, MemberState, ObservedBalancer, Owner};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The most names one DescribeTags takes.
 const TAG_NAMES: usize = 20;
+
+/// Where a new classic balancer goes and who may reach it.
+pub(super) struct Placement<'a> {
+    /// Internet-facing or internal (in a VPC only).
+    pub(super) scheme: Scheme,
+    /// Zones (without subnets).
+    pub(super) zones: &'a [Zone],
+    /// Subnets (in a VPC).
+    pub(super) subnets: &'a [SubnetId],
+    /// Security groups (in a VPC).
+    pub(super) groups: &'a [GroupId],
+}
+
+/// The classic listener rules converge checks before CreateLoadBalancer
+/// and CreateLoadBalancerListeners: the protocols a classic balancer
+/// takes, an `SSLCertificateId` exactly on HTTPS and SSL listeners
+/// (<https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_Listener.html>)
+/// that looks like an ACM or IAM certificate ARN.
+fn check_classic(op: &'static str, listeners: &[Listener]) -> Result<(), CloudError> {
+    listeners
+        .iter()
+        .try_for_each(|l| check_classic_listener(op, l))
+}
+
+fn check_classic_listener(op: &'static str, l: &Listener) -> Result<(), CloudError> {
+    if !BalancerType::Classic
+        .listener_protocols()
+        .contains(&l.protocol)
+    {
+        return Err(refuse(
+            op,
+            "ValidationError",
+            format!(
+                "listener {l}: a classic load balancer takes HTTP, HTTPS, TCP and SSL listeners"
+            ),
+        ));
+    }
+    super::elbv2::check_certificate(op, l)
+}
 
 fn listener(l: &Listener) -> Result<ElbListener, CloudError> {
     ElbListener::builder()
@@ -25,16 +66,25 @@ fn listener(l: &Listener) -> Result<ElbListener, CloudError> {
         .load_balancer_port(i32::from(l.port))
         .instance_protocol(l.protocol.as_str())
         .instance_port(i32::from(l.instance_port))
+        .set_ssl_certificate_id(
+            l.certificate
+                .clone()
+                .filter(|_| needs_certificate(l.protocol)),
+        )
         .build()
         .map_err(|e| refuse("CreateLoadBalancer", "InvalidListener", e.to_string()))
 }
 
 fn read_listener(l: &ElbListener) -> Option<Listener> {
+    let protocol = ListenerProtocol::parse(&l.protocol().to_ascii_uppercase())?;
     Some(Listener {
         port: u16::try_from(l.load_balancer_port()).ok()?,
         instance_port: u16::try_from(l.instance_port()).ok()?,
-        protocol: ListenerProtocol::parse(&l.protocol().to_ascii_uppercase())?,
-        certificate: l.ssl_certificate_id().map(str::to_owned),
+        protocol,
+        certificate: l
+            .ssl_certificate_id()
+            .filter(|c| !c.is_empty() && needs_certificate(protocol))
+            .map(str::to_owned),
     })
 }
 
@@ -61,11 +111,48 @@ fn elb_tags(tags: &Tags) -> Result<Vec<Tag>, CloudError> {
         .collect()
 }
 
+/// A classic balancer's connection draining (`Some(0)`: off) and
+/// cross-zone balancing, as DescribeLoadBalancerAttributes reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Attributes {
+    drain_secs: Option<u32>,
+    cross_zone: Option<bool>,
+}
+
+fn read_attributes(a: Option<&LoadBalancerAttributes>) -> Attributes {
+    let Some(a) = a else {
+        return Attributes::default();
+    };
+    Attributes {
+        drain_secs: a.connection_draining().map(|d| {
+            if d.enabled() {
+                d.timeout()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(converge_core::elb::DEFAULT_DRAIN_SECS)
+            } else {
+                0
+            }
+        }),
+        cross_zone: a.cross_zone_load_balancing().map(|c| c.enabled()),
+    }
+}
+
+/// The hosted zone of a classic balancer's DNS name: as the API reports
+/// it, else from AWS's table for the region (moto reports none).
+fn zone_of(region: &str, reported: Option<&str>) -> Option<String> {
+    reported
+        .filter(|z| !z.is_empty())
+        .or_else(|| converge_core::elb::canonical_zone_id(region, BalancerType::Classic))
+        .map(str::to_owned)
+}
+
 fn balancer(
+    region: &str,
     d: &LoadBalancerDescription,
     owner: Owner,
     tags: Tags,
     members: Vec<Member>,
+    attributes: Attributes,
 ) -> Result<ObservedBalancer, CloudError> {
     let mut zones: Vec<Zone> = d
         .availability_zones()
@@ -86,16 +173,24 @@ fn balancer(
         )?,
         owner,
         kind: BalancerType::Classic,
-        scheme: Scheme::InternetFacing,
+        scheme: match d.scheme() {
+            Some("internal") => Scheme::Internal,
+            _ => Scheme::InternetFacing,
+        },
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
-        zone_id: d
-            .canonical_hosted_zone_name_id()
-            .unwrap_or_default()
-            .to_owned(),
-        security_groups: Vec::new(),
+        zone_id: zone_of(region, d.canonical_hosted_zone_name_id()).unwrap_or_default(),
+        security_groups: {
+            let mut v: Vec<GroupId> = d
+                .security_groups()
+                .iter()
+                .map(|g| answered_id("DescribeLoadBalancers", g.as_str()))
+                .collect::<Result<_, _>>()?;
+            v.sort();
+            v
+        },
         target_groups: Vec::new(),
-        drain_secs: None,
-        cross_zone: None,
+        drain_secs: attributes.drain_secs,
+        cross_zone: attributes.cross_zone,
         zones,
         subnets: {
             let mut v: Vec<SubnetId> = d
@@ -193,8 +288,10 @@ impl AwsCloud {
             })
             .collect();
         let elb = self.elb.clone();
+        let region = self.region().to_owned();
         let out = bounded(mine, 8, move |(d, owner, t)| {
             let elb = elb.clone();
+            let region = region.clone();
             async move {
                 let registered: Vec<InstanceId> = d
                     .instances()
@@ -202,13 +299,21 @@ impl AwsCloud {
                     .filter_map(|i| i.instance_id())
                     .map(|id| answered_id("DescribeLoadBalancers", id))
                     .collect::<Result<_, _>>()?;
+                let name = d.load_balancer_name().unwrap_or_default();
                 // No members, no health to ask for.
-                let health = if registered.is_empty() {
-                    Vec::new()
+                let (health, attributes) = if registered.is_empty() {
+                    (Vec::new(), attributes_of(&elb, name).await?)
                 } else {
-                    health_of(&elb, d.load_balancer_name().unwrap_or_default()).await?
+                    tokio::try_join!(health_of(&elb, name), attributes_of(&elb, name))?
                 };
-                balancer(&d, owner, t, members(&registered, &health))
+                balancer(
+                    &region,
+                    &d,
+                    owner,
+                    t,
+                    members(&registered, &health),
+                    attributes,
+                )
             }
         })
         .await?;
@@ -251,12 +356,18 @@ impl AwsCloud {
     pub(super) async fn create_balancer(
         &self,
         name: &BalancerName,
-        zones: &[Zone],
-        subnets: &[SubnetId],
+        p: Placement<'_>,
         listeners: &[Listener],
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "CreateLoadBalancer";
+        check_classic(OP, listeners)?;
+        let Placement {
+            scheme,
+            zones,
+            subnets,
+            groups,
+        } = p;
         // The name is the only key: CreateLoadBalancer on an existing name
         // succeeds, so look first and never adopt someone else's balancer.
         if let Some(existing) = self.balancer_tags(name.as_str()).await? {
@@ -288,14 +399,110 @@ impl AwsCloud {
             .set_subnets(
                 (!subnets.is_empty()).then(|| subnets.iter().map(|s| s.to_string()).collect()),
             )
+            .set_security_groups(
+                (!groups.is_empty()).then(|| groups.iter().map(|g| g.to_string()).collect()),
+            )
+            // AWS's default is internet-facing; only internal is sent.
+            .set_scheme((scheme == Scheme::Internal).then(|| scheme.as_str().to_owned()))
             .set_tags(Some(elb_tags(tags)?))
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
+        // CreateLoadBalancer answers the DNS name only: the zone of its
+        // DNS name is AWS's per region, else one DescribeLoadBalancers away.
+        let zone_id = match zone_of(self.region(), None) {
+            Some(z) => z,
+            None => self
+                .describe_one(name)
+                .await?
+                .and_then(|d| d.canonical_hosted_zone_name_id().map(str::to_owned))
+                .unwrap_or_default(),
+        };
         Ok(Outcome::Balancer {
             dns_name: out.dns_name().unwrap_or_default().to_owned(),
-            zone_id: String::new(),
+            zone_id,
         })
+    }
+
+    /// DescribeLoadBalancers of one name; `None` if there is none.
+    async fn describe_one(
+        &self,
+        name: &BalancerName,
+    ) -> Result<Option<LoadBalancerDescription>, CloudError> {
+        match self
+            .elb
+            .describe_load_balancers()
+            .load_balancer_names(name.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.load_balancer_descriptions().first().cloned()),
+            Err(e) => {
+                let e = sdk_error("DescribeLoadBalancers", e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// ModifyLoadBalancerAttributes: connection draining (0: off, else
+    /// 1–3,600 s) and cross-zone balancing.
+    pub(super) async fn modify_balancer_attributes(
+        &self,
+        name: &BalancerName,
+        drain_secs: u32,
+        cross_zone: bool,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "ModifyLoadBalancerAttributes";
+        let (_, hi) = ranges::CONNECTION_DRAINING;
+        if drain_secs > hi {
+            return Err(refuse(
+                OP,
+                "InvalidConfigurationRequest",
+                format!(
+                    "load balancer {name}: the connection draining timeout {drain_secs}s is not within 1-{hi} (0 turns draining off)"
+                ),
+            ));
+        }
+        let draining = ConnectionDraining::builder()
+            .enabled(drain_secs > 0)
+            .set_timeout((drain_secs > 0).then(|| i32::try_from(drain_secs).unwrap_or(i32::MAX)))
+            .build();
+        let attributes = LoadBalancerAttributes::builder()
+            .connection_draining(draining)
+            .cross_zone_load_balancing(
+                CrossZoneLoadBalancing::builder()
+                    .enabled(cross_zone)
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_load_balancer_attributes()
+            .load_balancer_name(name.as_str())
+            .load_balancer_attributes(attributes)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(Outcome::Done)
+    }
+
+    /// ApplySecurityGroupsToLoadBalancer (in a VPC).
+    pub(super) async fn apply_groups(
+        &self,
+        name: &BalancerName,
+        groups: &[GroupId],
+    ) -> Result<Outcome, CloudError> {
+        self.elb
+            .apply_security_groups_to_load_balancer()
+            .load_balancer_name(name.as_str())
+            .set_security_groups(Some(groups.iter().map(|g| g.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ApplySecurityGroupsToLoadBalancer", e))?;
+        Ok(Outcome::Done)
     }
 
     /// AttachLoadBalancerToSubnets.
@@ -360,6 +567,9 @@ impl AwsCloud {
         name: &BalancerName,
         listeners: &[Listener],
     ) -> Result<Outcome, CloudError> {
+        for l in listeners {
+            check_classic_listener("CreateLoadBalancerListeners", l)?;
+        }
         self.elb
             .create_load_balancer_listeners()
             .load_balancer_name(name.as_str())
@@ -537,6 +747,21 @@ fn instances(ids: &[InstanceId]) -> Vec<Instance> {
         .collect()
 }
 
+/// A balancer's connection draining and cross-zone balancing
+/// (DescribeLoadBalancerAttributes).
+async fn attributes_of(
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    name: &str,
+) -> Result<Attributes, CloudError> {
+    let out = elb
+        .describe_load_balancer_attributes()
+        .load_balancer_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
+    Ok(read_attributes(out.load_balancer_attributes()))
+}
+
 /// Every registered instance's state (`InService`, `OutOfService`,
 /// `Unknown` for one that is not registered).
 async fn health_of(
@@ -600,5 +825,53 @@ mod tests {
             certificate: None,
         };
         assert_eq!(read_listener(&listener(&l).expect("valid")), Some(l));
+        let cert = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+        let l = Listener {
+            port: 443,
+            instance_port: 8443,
+            protocol: ListenerProtocol::Https,
+            certificate: Some(cert.into()),
+        };
+        let sent = listener(&l).expect("valid");
+        assert_eq!(sent.ssl_certificate_id(), Some(cert));
+        assert_eq!(read_listener(&sent), Some(l));
+    }
+
+    #[test]
+    fn classic_rules_are_checked_before_calling() {
+        let https = |certificate: Option<&str>| Listener {
+            port: 443,
+            instance_port: 8443,
+            protocol: ListenerProtocol::Https,
+            certificate: certificate.map(str::to_owned),
+        };
+        let cert = "arn:aws:iam::123456789012:server-certificate/web";
+        assert!(check_classic("Op", &[https(Some(cert))]).is_ok());
+        let e = check_classic("Op", &[https(None)]).expect_err("refused");
+        assert_eq!(e.code, "CertificateNotFound");
+        let mut udp = https(None);
+        udp.protocol = ListenerProtocol::Udp;
+        assert!(check_classic("Op", &[udp]).is_err());
+    }
+
+    #[test]
+    fn attributes_read_draining_off_as_zero() {
+        let a = LoadBalancerAttributes::builder()
+            .connection_draining(
+                ConnectionDraining::builder()
+                    .enabled(false)
+                    .timeout(300)
+                    .build(),
+            )
+            .cross_zone_load_balancing(CrossZoneLoadBalancing::builder().enabled(true).build())
+            .build();
+        assert_eq!(
+            read_attributes(Some(&a)),
+            Attributes {
+                drain_secs: Some(0),
+                cross_zone: Some(true)
+            }
+        );
+        assert_eq!(read_attributes(None), Attributes::default());
     }
 }

@@ -52,6 +52,7 @@ fn service_label(service: &str) -> String {
     match service.to_ascii_lowercase().as_str() {
         "ec2" => "EC2".into(),
         "elasticloadbalancing" | "elastic load balancing" => "ELB".into(),
+        "elasticloadbalancingv2" | "elastic load balancing v2" => "ELBv2".into(),
         "s3" => "S3".into(),
         "cloudfront" => "CloudFront".into(),
         "ssm" => "SSM".into(),
@@ -241,6 +242,7 @@ mod tests {
     fn services_have_readable_labels() {
         assert_eq!(service_label("ec2"), "EC2");
         assert_eq!(service_label("elasticloadbalancing"), "ELB");
+        assert_eq!(service_label("Elastic Load Balancing v2"), "ELBv2");
         assert_eq!(service_label("cloudfront"), "CloudFront");
     }
 }

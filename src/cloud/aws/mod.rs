@@ -1,5 +1,5 @@
 //! The AWS backend: [`Cloud`] over the official AWS SDK for Rust (EC2,
-//! classic Elastic Load Balancing, S3, CloudFront).
+//! classic Elastic Load Balancing and elbv2, S3, CloudFront).
 //!
 //! Ownership is read from tags only (`converge:stack`, `converge:kind`,
 //! `converge:name`): nothing without them is ever changed. Observing a
@@ -15,6 +15,7 @@
 mod cloudfront;
 mod ec2;
 mod elb;
+mod elbv2;
 mod error;
 mod hooks;
 mod http;
@@ -98,6 +99,7 @@ pub struct AwsCloud {
     region: String,
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancing::Client,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// The S3 client, shared with the stack lease in S3.
     pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
@@ -109,6 +111,9 @@ pub struct AwsCloud {
     foreign_buckets: Mutex<BTreeMap<String, Option<i64>>>,
     /// Distribution ARNs (needed to tag) by ID, learned while observing.
     distribution_arns: Mutex<BTreeMap<DistributionId, String>>,
+    /// elbv2 balancer and target group ARNs by name, learned while
+    /// observing and creating.
+    elbv2_cache: Mutex<elbv2::Elbv2Cache>,
 }
 
 impl AwsCloud {
@@ -183,6 +188,7 @@ impl AwsCloud {
             region,
             ec2: client!(aws_sdk_ec2),
             elb: client!(aws_sdk_elasticloadbalancing),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
             s3: client!(aws_sdk_s3, force_path_style),
             cloudfront: client!(aws_sdk_cloudfront),
             ssm: client!(aws_sdk_ssm),
@@ -190,6 +196,7 @@ impl AwsCloud {
             injected,
             foreign_buckets: Mutex::new(BTreeMap::new()),
             distribution_arns: Mutex::new(BTreeMap::new()),
+            elbv2_cache: Mutex::new(elbv2::Elbv2Cache::default()),
         })
     }
 
@@ -266,13 +273,16 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
 
 impl AwsCloud {
     async fn observe_once(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        let (network, ec2, balancers, buckets, distributions) = tokio::try_join!(
+        let (network, ec2, mut balancers, balancers_v2, buckets, distributions) = tokio::try_join!(
             self.observe_network(stack),
             self.observe_ec2(stack),
             self.observe_balancers(stack),
+            self.observe_balancers_v2(stack),
             self.observe_buckets(stack),
             self.observe_distributions(stack),
         )?;
+        balancers.extend(balancers_v2);
+        balancers.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
         let ec2::Ec2Observed {
             key_pairs,
             security_groups,
@@ -316,7 +326,7 @@ impl AwsCloud {
             Service::Ec2Instances => self.act_ec2_instances(op).await,
             Service::Ebs => self.act_ebs(op).await,
             Service::Elb => self.act_elb(op).await,
-            Service::Elbv2 => Err(misrouted(op, "elbv2 (not built yet)")),
+            Service::Elbv2 => self.act_elbv2(op).await,
             Service::S3 => self.act_s3(op).await,
             Service::CloudFront => self.act_cloudfront(op).await,
         }
@@ -397,13 +407,19 @@ impl AwsCloud {
     async fn act_tagging(&self, op: &Op) -> Result<Outcome, CloudError> {
         match op {
             Op::CreateTags { target, tags } => match target {
-                TagTarget::Balancer(name) => self.tag_balancer(name, tags).await,
+                TagTarget::Balancer(name) => match self.find_balancer_v2(name).await? {
+                    Some(b) => self.tag_balancer_v2(&b, tags).await,
+                    None => self.tag_balancer(name, tags).await,
+                },
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
-                TagTarget::Balancer(name) => self.untag_balancer(name, keys).await,
+                TagTarget::Balancer(name) => match self.find_balancer_v2(name).await? {
+                    Some(b) => self.untag_balancer_v2(&b, keys).await,
+                    None => self.untag_balancer(name, keys).await,
+                },
                 TagTarget::Bucket(name) => self.untag_bucket(name.as_str(), keys).await,
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 _ => self.ec2_untag(target, keys).await,
@@ -479,15 +495,30 @@ impl AwsCloud {
         match op {
             Op::CreateBalancer {
                 name,
+                scheme,
                 zones,
                 subnets,
+                groups,
                 listeners,
                 tags,
-                ..
             } => {
-                self.create_balancer(name, zones, subnets, listeners, tags)
+                let placement = elb::Placement {
+                    scheme: *scheme,
+                    zones,
+                    subnets,
+                    groups,
+                };
+                self.create_balancer(name, placement, listeners, tags).await
+            }
+            Op::ModifyBalancerAttributes {
+                name,
+                drain_secs,
+                cross_zone,
+            } => {
+                self.modify_balancer_attributes(name, *drain_secs, *cross_zone)
                     .await
             }
+            Op::ApplyBalancerGroups { name, groups } => self.apply_groups(name, groups).await,
             Op::AttachBalancerToSubnets { name, subnets } => {
                 self.attach_subnets(name, subnets).await
             }
@@ -505,6 +536,81 @@ impl AwsCloud {
             Op::DeregisterInstances { name, ids } => self.deregister(name, ids).await,
             Op::DeleteBalancer { name } => self.delete_balancer(name).await,
             other => Err(misrouted(other, "ELB")),
+        }
+    }
+
+    /// Application and network balancers, target groups, listeners.
+    async fn act_elbv2(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
+            Op::CreateLoadBalancerV2 {
+                name,
+                kind,
+                scheme,
+                zones,
+                subnets,
+                groups,
+                tags,
+            } => {
+                self.create_load_balancer_v2(name, *kind, *scheme, zones, subnets, groups, tags)
+                    .await
+            }
+            Op::SetSecurityGroupsV2 { name, groups } => {
+                self.set_security_groups_v2(name, groups).await
+            }
+            Op::SetSubnetsV2 {
+                name,
+                zones,
+                subnets,
+            } => self.set_subnets_v2(name, zones, subnets).await,
+            Op::DeleteLoadBalancerV2 { name } => self.delete_load_balancer_v2(name).await,
+            Op::CreateTargetGroup {
+                name,
+                balancer,
+                protocol,
+                port,
+                health_check,
+                tags,
+            } => {
+                self.create_target_group(name, balancer, *protocol, *port, health_check, tags)
+                    .await
+            }
+            Op::ModifyTargetGroup { name, health_check } => {
+                self.modify_target_group(name, health_check).await
+            }
+            Op::ModifyTargetGroupAttributes {
+                name,
+                deregistration_delay_secs,
+            } => {
+                self.modify_target_group_attributes(name, *deregistration_delay_secs)
+                    .await
+            }
+            Op::DeleteTargetGroup { name } => self.delete_target_group(name).await,
+            Op::CreateListenerV2 {
+                balancer,
+                listener,
+                target_group,
+            } => {
+                self.create_listener_v2(balancer, listener, target_group)
+                    .await
+            }
+            Op::ModifyListenerV2 {
+                balancer,
+                listener,
+                target_group,
+            } => {
+                self.modify_listener_v2(balancer, listener, target_group)
+                    .await
+            }
+            Op::DeleteListenerV2 { balancer, port } => {
+                self.delete_listener_v2(balancer, *port).await
+            }
+            Op::RegisterTargets { target_group, ids } => {
+                self.register_targets(target_group, ids).await
+            }
+            Op::DeregisterTargets { target_group, ids } => {
+                self.deregister_targets(target_group, ids).await
+            }
+            other => Err(misrouted(other, "ELBv2")),
         }
     }
 
@@ -576,9 +682,13 @@ impl Cloud for AwsCloud {
     async fn balancer_members(
         &self,
         name: &BalancerName,
-        _kind: BalancerType,
+        kind: BalancerType,
     ) -> Result<Vec<Member>, CloudError> {
-        self.instance_health(name.as_str()).await
+        if kind.has_target_groups() {
+            self.target_members(name).await
+        } else {
+            self.instance_health(name.as_str()).await
+        }
     }
 
     async fn distribution(
