@@ -6,6 +6,7 @@
 use converge::manifest::{self, Diagnostic, Diagnostics};
 use converge_core::desired::{BalancerHealth, ListenerProtocol};
 use converge_core::elb::{BalancerType, Scheme};
+use converge_core::ids::ResourceName;
 use tempfile::TempDir;
 
 const STACK: &str = "kind: Stack\nname: demo\nspec:\n  region: us-east-1\n";
@@ -89,7 +90,7 @@ fn an_application_balancer_loads_with_aws_defaults() {
         ),
     );
     let loaded = load(&[FLEET, GROUP, &b]).unwrap_or_else(|e| panic!("{e}"));
-    let web = &loaded.desired.balancers[&"web".parse().unwrap()];
+    let web = &loaded.desired.balancers[&ResourceName::from("web")];
     assert_eq!(
         (web.kind, web.scheme),
         (BalancerType::Application, Scheme::InternetFacing)
@@ -118,7 +119,7 @@ fn a_network_balancer_checks_tcp_by_default() {
         "  type: network\n  scheme: internal\n  zones: [us-east-1a, us-east-1b]\n  listeners:\n    - { port: 5432, protocol: TCP }\n  deregistrationDelay: 10s\n",
     );
     let loaded = load(&[FLEET, &b]).unwrap_or_else(|e| panic!("{e}"));
-    let db = &loaded.desired.balancers[&"db".parse().unwrap()];
+    let db = &loaded.desired.balancers[&ResourceName::from("db")];
     let BalancerHealth::Targets(h) = &db.health_check else {
         panic!("a network balancer checks its targets");
     };

@@ -686,6 +686,10 @@ impl Cloud for LocalCloud {
         .await
     }
 
+    fn tracks_classic_draining(&self) -> bool {
+        true
+    }
+
     async fn balancer_members(
         &self,
         name: &BalancerName,

@@ -350,7 +350,8 @@ fn snapshot(s: &Snapshot, cx: &Ctx<'_>) -> Option<ObservedSnapshot> {
 }
 
 fn members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
-    b.members
+    let mut out: Vec<Member> = b
+        .members
         .iter()
         .filter_map(|(id, reg)| {
             w.member_state(b, id, reg, cx.now).map(|state| Member {
@@ -358,7 +359,22 @@ fn members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
                 state,
             })
         })
-        .collect()
+        .collect();
+    // Unlike AWS's DescribeInstanceHealth, the local cloud shows a classic
+    // member that still drains as draining (`Cloud::tracks_classic_draining`),
+    // so a drain waits as long as the world says rather than the whole
+    // unscaled timeout.
+    out.extend(
+        b.draining
+            .iter()
+            .filter(|(id, d)| d.active(cx.now) && !b.members.contains_key(*id))
+            .map(|(id, _)| Member {
+                instance: id.clone(),
+                state: MemberState::Draining,
+            }),
+    );
+    out.sort_by(|a, b| a.instance.cmp(&b.instance));
+    out
 }
 
 /// The given instances that are visible and carry converge's tags, in the
@@ -410,8 +426,8 @@ pub(crate) fn snapshot_by_id(
         .and_then(|s| snapshot(s, cx))
 }
 
-/// A classic balancer's members (DescribeInstanceHealth: a deregistered
-/// member is gone at once, draining or not).
+/// A classic balancer's members (DescribeInstanceHealth), and those still
+/// draining (which AWS does not show).
 pub(crate) fn balancer_members(w: &World, b: &Balancer, cx: &Ctx<'_>) -> Vec<Member> {
     members(w, b, cx)
 }
