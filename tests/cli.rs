@@ -177,6 +177,33 @@ fn plan_is_deterministic_and_detailed_exitcode_says_changes() {
     assert!(v["format_version"].is_number(), "{v}");
 }
 
+/// Issue 12, item 8: without `--at`, text and Markdown plans of an
+/// unchanged stack are the same bytes (the moment is not on their first
+/// line); with `--at` they name it; JSON always carries it.
+#[test]
+fn plans_without_at_are_byte_identical_and_name_no_moment() {
+    let w = Workdir::new();
+    for format in ["text", "markdown"] {
+        let x = w.run(&["plan", "stack", "--format", format]);
+        x.ok();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let y = w.run(&["plan", "stack", "--format", format]);
+        assert_eq!(x.stdout(), y.stdout(), "{format} plans differ");
+        let first = x.stdout().lines().take(3).collect::<Vec<_>>().join("\n");
+        assert!(!first.contains(" at 20"), "{format}: {first}");
+        assert!(!first.contains("planned for"), "{format}: {first}");
+        let at = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", format]);
+        assert!(
+            at.stdout().contains("2026-03-09"),
+            "{format}: {}",
+            at.stdout()
+        );
+    }
+    let json = w.run(&["plan", "stack", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert!(v["at"].is_string(), "{v}");
+}
+
 #[test]
 fn a_blocked_volume_change_is_not_no_changes() {
     let w = Workdir::new();
