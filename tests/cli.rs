@@ -518,6 +518,48 @@ fn a_running_reconciler_holds_the_stack_until_sigterm() {
     w.run(&["reconcile", "stack", "--once"]).ok();
 }
 
+/// Issue 12: SIGTERM while a step waits (instances that take an hour to
+/// boot) stops the loop within 10 s, the wait abandoned, exit 0, and the
+/// stack's lease released.
+#[test]
+fn sigterm_during_a_long_wait_stops_the_loop_within_ten_seconds_and_frees_the_lease() {
+    let w = Workdir::new();
+    let loop_ = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(w.dir.path())
+        .args(["reconcile", "stack", "--interval", "1s"])
+        .env("CONVERGE_LOCAL_DELAYS", "zero,boot=1h")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a launch to be in flight: its instances pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.instances("db").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was launched");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lease = w.dir.path().join(".converge/lease-smallpayroll.json");
+    assert!(lease.exists(), "the loop holds the lease");
+    let sent = std::time::Instant::now();
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", loop_.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = loop_.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "{took:?}: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("abandoning waits"), "{stderr}");
+    assert!(!lease.exists(), "the lease was not released: {stderr}");
+}
+
 #[test]
 fn reconcile_once_heals_a_lost_instance() {
     let w = Workdir::new();
