@@ -273,3 +273,26 @@ async fn a_stop_during_a_long_wait_ends_the_loop_within_seconds() {
     assert_eq!(summary.passes, 1);
     assert!(rec.backoffs().is_empty(), "an abandoned wait is no failure");
 }
+
+/// Issue 12, item 4: under the issue's fault mix (throttling 0.3,
+/// describes lagging), with instances lost every two intervals, the loop
+/// converges within three intervals (plus the boot delay, zero here) after
+/// the last loss, running instances members of their balancer, for each of
+/// a few seeds. `cargo bench --bench chaos -- heal` runs twenty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_heals_within_three_intervals_of_the_last_loss() {
+    for seed in [1, 2] {
+        let cfg = chaos::HealConfig::issue(seed, 3);
+        let healed = chaos::heal_run(&cfg, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprintln!("seed {seed}: {healed:?}");
+        assert!(healed.lost > 0, "seed {seed}: nothing was lost");
+        assert!(
+            healed.heal <= cfg.bound(),
+            "seed {seed}: healed in {:?}, over {:?}",
+            healed.heal,
+            cfg.bound()
+        );
+    }
+}
