@@ -47,6 +47,13 @@ use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `CONVERGE_LOG=reconcile=warn` shows the loop's failures.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CONVERGE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -172,7 +179,7 @@ async fn soak(length: Duration) -> bool {
         check_invariants(&desired, &o, &lost_by_chaos, &mut last_in_service, &mut s);
         s.peak_rss_kib = s.peak_rss_kib.max(rss_kib());
         // Once a second: maybe lose an instance, maybe kill the loop.
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             let running: Vec<&InstanceId> = o
                 .instances
                 .iter()
@@ -215,7 +222,7 @@ async fn soak(length: Duration) -> bool {
             }
         }
         // Every three seconds: a plan beside the loop; converged or not.
-        if tick % 12 == 0 {
+        if tick.is_multiple_of(12) {
             s.plans += 1;
             let at = jiff::Timestamp::now();
             if let Ok((o, plan)) =

@@ -363,22 +363,32 @@ async fn heal_after_losses(
 
 /// Polls every 50 ms until the stack is converged: a fresh plan is empty
 /// and every running instance of a fleet behind a balancer is a member.
+/// Its own observations retry throttled calls within milliseconds, so that
+/// the check measures the loop, not its own backoff.
 pub async fn converged_within(
     cloud: &LocalCloud,
     desired: &Desired,
     give_up: Duration,
 ) -> Result<(), String> {
+    let quick = RetryPolicy {
+        base: Duration::from_millis(2),
+        cap: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    };
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < give_up {
         let at = jiff::Timestamp::now();
-        match converge::commands::observe_and_plan(cloud, desired, at, &BTreeMap::new()).await {
-            Ok((o, plan)) if !plan.has_changes() => match unregistered(desired, &o) {
-                None => return Ok(()),
-                Some(why) => last = why,
-            },
-            Ok((_, plan)) => {
-                last = converge::core::render::text(&plan, &Default::default());
+        match converge::commands::observe_for(cloud, desired, &quick).await {
+            Ok(o) => {
+                match converge::core::plan(&converge::core::plan::PlanInput::new(desired, &o, at)) {
+                    Ok(plan) if !plan.has_changes() => match unregistered(desired, &o) {
+                        None => return Ok(()),
+                        Some(why) => last = why,
+                    },
+                    Ok(plan) => last = converge::core::render::text(&plan, &Default::default()),
+                    Err(e) => last = e.to_string(),
+                }
             }
             Err(e) => last = e.to_string(),
         }
