@@ -10,8 +10,8 @@
 //!
 //! How long depends on the failure's class ([`FailureClass`]): a stale
 //! one (the world moved since it was observed) is re-planned at the next
-//! pass with no backoff the first time, and backs off on the normal
-//! schedule only if the same step keeps failing so; a transient one backs
+//! pass with no backoff the first [`FREE_STALE`] times in a row, and backs
+//! off on the normal schedule only if the same step keeps failing so; a transient one backs
 //! off on the normal schedule; one retrying cannot fix (access denied, an
 //! invalid image, a quota) on a slower schedule, so it is still retried,
 //! and reported, now and then.
@@ -25,6 +25,13 @@ use converge_core::plan::{HeldSteps, HoldBack, StepContent, WorkKey};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// How many consecutive stale failures of the same step are re-planned at
+/// once before it backs off: a re-plan from a lagging observation may aim
+/// the same request at the same dead target once or twice (a launch whose
+/// client token still finds the instance that died) before the world it
+/// observes catches up.
+pub const FREE_STALE: u32 = 3;
 
 /// How long resources back off.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,13 +59,13 @@ impl Default for BackoffPolicy {
 
 impl BackoffPolicy {
     /// The backoff after `failures` consecutive failures (1-based) of
-    /// `class`: none after the first stale one, else the exponential
+    /// `class`: none after the first [`FREE_STALE`] stale ones, else the exponential
     /// bound of its schedule, capped, with jitter taking it down by up to
     /// half.
     pub fn delay_for(&self, failures: u32, class: FailureClass) -> Duration {
         match class {
-            FailureClass::Stale if failures <= 1 => Duration::ZERO,
-            FailureClass::Stale => self.delay(failures - 1, false),
+            FailureClass::Stale if failures <= FREE_STALE => Duration::ZERO,
+            FailureClass::Stale => self.delay(failures - FREE_STALE, false),
             FailureClass::Transient => self.delay(failures, false),
             FailureClass::Permanent => self.delay(failures, true),
         }
@@ -255,7 +262,8 @@ mod tests {
     fn a_stale_failure_is_replanned_at_once_and_backs_off_only_when_it_repeats() {
         let p = BackoffPolicy::default();
         assert_eq!(p.delay_for(1, FailureClass::Stale), Duration::ZERO);
-        assert!(p.delay_for(2, FailureClass::Stale) >= p.base / 2);
+        assert_eq!(p.delay_for(FREE_STALE, FailureClass::Stale), Duration::ZERO);
+        assert!(p.delay_for(FREE_STALE + 1, FailureClass::Stale) >= p.base / 2);
         assert!(p.delay_for(1, FailureClass::Permanent) >= p.slow_base / 2);
         let k = &WorkKey::Resource {
             key: converge_core::ids::ResourceKey::new(converge_core::ids::Kind::Volume, "pgdata"),
@@ -266,28 +274,29 @@ mod tests {
         };
         let t0: Timestamp = "2026-03-09T14:00:00Z".parse().unwrap();
         let mut b = Backoffs::default();
-        b.failed(
-            k,
-            &step.content(),
-            t0,
-            "gone".into(),
-            FailureClass::Stale,
-            &p,
+        let stale = |b: &mut Backoffs| {
+            b.failed(
+                k,
+                &step.content(),
+                t0,
+                "gone".into(),
+                FailureClass::Stale,
+                &p,
+            );
+        };
+        for _ in 0..FREE_STALE {
+            stale(&mut b);
+            assert!(!b.holds(k, t0), "the first stale failures hold nothing");
+        }
+        stale(&mut b);
+        assert!(
+            b.holds(k, t0),
+            "the same step stale again and again backs off"
         );
-        assert!(!b.holds(k, t0), "a first stale failure holds nothing");
-        b.failed(
-            k,
-            &step.content(),
-            t0,
-            "gone".into(),
-            FailureClass::Stale,
-            &p,
-        );
-        assert!(b.holds(k, t0), "the same step stale again backs off");
         let held = b.holds_at(t0);
         assert!(held[k].steps.holds(&step));
         let other = converge_core::plan::Step::DeleteKeyPair {
-            name: "main".into(),
+            name: "other".into(),
             cloud_name: "other".into(),
         };
         assert!(!held[k].steps.holds(&other), "another step is not held");
