@@ -326,8 +326,7 @@ async fn destroy(cloud: &Hooked, desired: &Desired) -> Result<String, String> {
         };
         execute(Arc::new(cloud.clone()), &plan, opts, Arc::new(Quiet)).await;
     }
-    let o = cloud
-        .observe(&desired.stack)
+    let o = converge::commands::observe_for(cloud, desired, &RetryPolicy::default())
         .await
         .map_err(|e| e.to_string())?;
     let live = o.instances.iter().filter(|i| i.state.is_live()).count();
