@@ -41,7 +41,7 @@ async fn main() -> Result<()> {
     let (_, plan) = observe_and_plan(cloud.as_ref(), &desired, at, &BTreeMap::new())
         .await
         .context("planning")?;
-    print!("{}", render::text(&plan, &TextOptions { color: false }));
+    print!("{}", render::text(&plan, &TextOptions::default()));
 
     let report = execute(
         cloud.clone(),

@@ -177,6 +177,33 @@ fn plan_is_deterministic_and_detailed_exitcode_says_changes() {
     assert!(v["format_version"].is_number(), "{v}");
 }
 
+/// Issue 12, item 8: without `--at`, text and Markdown plans of an
+/// unchanged stack are the same bytes (the moment is not on their first
+/// line); with `--at` they name it; JSON always carries it.
+#[test]
+fn plans_without_at_are_byte_identical_and_name_no_moment() {
+    let w = Workdir::new();
+    for format in ["text", "markdown"] {
+        let x = w.run(&["plan", "stack", "--format", format]);
+        x.ok();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let y = w.run(&["plan", "stack", "--format", format]);
+        assert_eq!(x.stdout(), y.stdout(), "{format} plans differ");
+        let first = x.stdout().lines().take(3).collect::<Vec<_>>().join("\n");
+        assert!(!first.contains(" at 20"), "{format}: {first}");
+        assert!(!first.contains("planned for"), "{format}: {first}");
+        let at = w.run(&["plan", "stack", "--at", WEEKDAY, "--format", format]);
+        assert!(
+            at.stdout().contains("2026-03-09"),
+            "{format}: {}",
+            at.stdout()
+        );
+    }
+    let json = w.run(&["plan", "stack", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert!(v["at"].is_string(), "{v}");
+}
+
 #[test]
 fn a_blocked_volume_change_is_not_no_changes() {
     let w = Workdir::new();
@@ -489,6 +516,48 @@ fn a_running_reconciler_holds_the_stack_until_sigterm() {
     assert!(stderr.contains("Stopped after 1 pass"), "{stderr}");
     // The stack is free again, and already converged.
     w.run(&["reconcile", "stack", "--once"]).ok();
+}
+
+/// Issue 12: SIGTERM while a step waits (instances that take an hour to
+/// boot) stops the loop within 10 s, the wait abandoned, exit 0, and the
+/// stack's lease released.
+#[test]
+fn sigterm_during_a_long_wait_stops_the_loop_within_ten_seconds_and_frees_the_lease() {
+    let w = Workdir::new();
+    let loop_ = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(w.dir.path())
+        .args(["reconcile", "stack", "--interval", "1s"])
+        .env("CONVERGE_LOCAL_DELAYS", "zero,boot=1h")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a launch to be in flight: its instances pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.instances("db").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was launched");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lease = w.dir.path().join(".converge/lease-smallpayroll.json");
+    assert!(lease.exists(), "the loop holds the lease");
+    let sent = std::time::Instant::now();
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", loop_.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = loop_.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "{took:?}: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("abandoning waits"), "{stderr}");
+    assert!(!lease.exists(), "the lease was not released: {stderr}");
 }
 
 #[test]

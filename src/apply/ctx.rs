@@ -3,7 +3,19 @@
 //! the plan's references to earlier steps (a group created, instances
 //! launched, a volume created) into cloud IDs, retries cloud calls and
 //! reads, and polls waits until they are done or time out.
+//!
+//! Every step runs in a [`StepScope`]: the instances its handler aimed it
+//! at (resolved with [`Ctx::instances`], or named with [`Ctx::watch`]) and
+//! its deadline. The generic machinery uses it so that no handler has to:
+//! a wait ([`Ctx::wait_until`] and the waits built on it) fails at its
+//! next poll as [`StepError::Stale`] once one of those instances is
+//! terminated, shutting down, stopped or gone; a call's retries of "not
+//! visible yet" or "not in the right state yet" stop as stale the same
+//! way; and waits and retries give up at the step's deadline, or at once
+//! when the run is stopping ([`StepError::Stopped`]). A call in flight is
+//! never cut short.
 
+use super::retry::sleep_unless;
 use super::{ApplyOptions, Progress, StepError};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge_core::desired::Attr;
@@ -15,9 +27,52 @@ use converge_core::plan::{
 };
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The step the current task runs.
+    static STEP: StepScope;
+}
+
+/// What the generic wait and retry machinery knows of the step running in
+/// a task (see the module's documentation).
+#[derive(Debug, Default)]
+pub(super) struct StepScope {
+    /// The instances the step aims at.
+    watched: Mutex<Vec<InstanceId>>,
+    /// When its waits and retries give up (`None`: each wait has the wait
+    /// timeout, each call its retry window).
+    deadline: Option<Instant>,
+}
+
+impl StepScope {
+    /// A scope whose waits and retries give up `bound` from now.
+    pub(super) fn new(bound: Option<Duration>) -> Self {
+        Self {
+            watched: Mutex::new(Vec::new()),
+            deadline: bound.map(|b| Instant::now() + b),
+        }
+    }
+
+    /// Runs `f` as the step of this scope.
+    pub(super) async fn run<F: std::future::Future>(self, f: F) -> F::Output {
+        STEP.scope(self, f).await
+    }
+}
+
+/// The current step's deadline, if it has one.
+fn deadline() -> Option<Instant> {
+    STEP.try_with(|s| s.deadline).ok().flatten()
+}
+
+/// The instances the current step aims at.
+fn watched() -> Vec<InstanceId> {
+    STEP.try_with(|s| lock(&s.watched).clone())
+        .unwrap_or_default()
+}
 
 /// What a finished step hands to the steps after it.
 #[derive(Clone, Debug)]
@@ -158,7 +213,55 @@ impl Ctx {
                 },
             }
         }
+        self.watch(&out);
         Ok(out)
+    }
+
+    /// Names instances the current step aims at, so that its waits and
+    /// retries fail fast as stale once one of them is gone.
+    /// [`Ctx::instances`] does it for the instances it resolves.
+    pub(super) fn watch(&self, ids: &[InstanceId]) {
+        let _ = STEP.try_with(|s| {
+            let mut w = lock(&s.watched);
+            for id in ids {
+                if !w.contains(id) {
+                    w.push(id.clone());
+                }
+            }
+        });
+    }
+
+    /// Why the current step's target is gone, if one is: an instance it
+    /// aims at is terminated, shutting down, stopped, or no longer listed.
+    /// One DescribeInstances, only for a step that aims at instances; a
+    /// read that fails says nothing (the wait goes on).
+    pub(super) async fn gone(&self) -> Option<String> {
+        let ids = watched();
+        if ids.is_empty() {
+            return None;
+        }
+        let seen = self.cloud.instances(&ids).await.ok()?;
+        for id in &ids {
+            match seen.iter().find(|i| i.id == *id) {
+                None => return Some(format!("instance {id} is gone")),
+                Some(i) if !i.state.is_live() => {
+                    return Some(format!("instance {id} is {}", i.state.as_str()));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+
+    /// Whether waits and retries must give up now: the run is stopping or
+    /// the step's deadline passed.
+    fn halted(&self) -> bool {
+        self.stopping() || deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Whether the run is stopping.
+    fn stopping(&self) -> bool {
+        self.opts.stop.load(Ordering::SeqCst)
     }
 
     /// The ID of a volume, known or created by an earlier step.
@@ -220,13 +323,29 @@ impl Ctx {
 
     /// One cloud call with retries. `lagging` says "not found" may mean
     /// "not visible yet" (the call names something created moments ago).
+    /// Such an answer, or "not in the right state yet", is taken as stale
+    /// at once when the step's target is gone ([`Ctx::gone`]).
     pub(super) async fn call(&self, op: &Op, lagging: bool) -> Result<Outcome, CloudError> {
+        let halted = || self.halted();
         self.opts
             .retry
-            .run(op.name(), lagging, || async {
+            .run_until(op.name(), lagging, &halted, || async {
                 match self.cloud.act(op).await {
                     // Deleting what is gone already is done.
                     Err(e) if e.kind == ErrorKind::NotFound && op.is_delete() => Ok(Outcome::Done),
+                    Err(e)
+                        if (e.kind == ErrorKind::NotFound && lagging)
+                            || e.kind == ErrorKind::InvalidState =>
+                    {
+                        match self.gone().await {
+                            Some(why) => Err(CloudError {
+                                kind: ErrorKind::Stale,
+                                message: format!("{} ({why})", e.message),
+                                ..e
+                            }),
+                            None => Err(e),
+                        }
+                    }
                     r => r,
                 }
             })
@@ -245,7 +364,8 @@ impl Ctx {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, CloudError>>,
     {
-        self.opts.retry.run("read", true, f).await
+        let halted = || self.halted();
+        self.opts.retry.run_until("read", true, &halted, f).await
     }
 
     /// Polls a lookup until it finds something or the visibility window ends.
@@ -262,12 +382,30 @@ impl Ctx {
             if start.elapsed() >= self.opts.retry.visibility {
                 return Ok(None);
             }
-            tokio::time::sleep(self.opts.poll_interval).await;
+            self.pause(self.opts.poll_interval).await?;
         }
     }
 
-    /// Polls `check` until it says done, reporting progress and giving up
-    /// after the wait timeout.
+    /// Sleeps between polls; [`StepError::Stopped`] at once when the run
+    /// is stopping. Ends early at the step's deadline (the caller's next
+    /// look at the time says so).
+    async fn pause(&self, d: Duration) -> Result<(), StepError> {
+        let d = match deadline() {
+            Some(end) => d.min(end.saturating_duration_since(Instant::now())),
+            None => d,
+        };
+        if sleep_unless(d, &|| self.stopping()).await {
+            Ok(())
+        } else {
+            Err(StepError::Stopped)
+        }
+    }
+
+    /// Polls `check` until it says done, reporting progress. Gives up as
+    /// [`StepError::Stale`] when the step's target is gone ([`Ctx::gone`],
+    /// looked at after each poll that is not done yet), as a timeout after
+    /// the wait timeout or at the step's deadline, and as
+    /// [`StepError::Stopped`] at once when the run is stopping.
     pub(super) async fn wait_until<F, Fut>(
         &self,
         step: StepId,
@@ -281,11 +419,18 @@ impl Ctx {
         let start = Instant::now();
         let mut last_report = Instant::now();
         loop {
+            if self.stopping() {
+                return Err(StepError::Stopped);
+            }
             if check().await? {
                 return Ok(());
             }
+            if let Some(why) = self.gone().await {
+                return Err(StepError::Stale(format!("waiting for {what}: {why}")));
+            }
             let elapsed = start.elapsed();
-            if elapsed >= self.opts.wait_timeout {
+            let past_deadline = deadline().is_some_and(|d| Instant::now() >= d);
+            if elapsed >= self.opts.wait_timeout || past_deadline {
                 return Err(StepError::Timeout {
                     what: what.to_owned(),
                     secs: elapsed.as_secs(),
@@ -295,7 +440,7 @@ impl Ctx {
                 self.progress.waiting(step, what, elapsed);
                 last_report = Instant::now();
             }
-            tokio::time::sleep(self.opts.poll_interval).await;
+            self.pause(self.opts.poll_interval).await?;
         }
     }
 
@@ -317,7 +462,7 @@ impl Ctx {
                         i.state,
                         InstanceState::Terminated | InstanceState::ShuttingDown
                     ) {
-                        return Err(StepError::Unexpected(format!(
+                        return Err(StepError::Stale(format!(
                             "instance {} is {} before it ran",
                             i.id,
                             i.state.as_str()
@@ -347,6 +492,7 @@ impl Ctx {
         want: VolumeState,
         gone_ok: bool,
     ) -> Result<(), StepError> {
+        let start = Instant::now();
         self.wait_until(
             step,
             &format!("volume {id} to be {}", want.as_str()),
@@ -359,7 +505,11 @@ impl Ctx {
                         format!("volume {id} is in state error"),
                     )),
                     Some(v) => Ok(v.state == want),
-                    None => Ok(gone_ok),
+                    None if gone_ok => Ok(true),
+                    // Not listed: not visible yet, within the window in
+                    // which describes lag behind creates; gone after it.
+                    None if start.elapsed() < self.opts.retry.visibility => Ok(false),
+                    None => Err(StepError::Stale(format!("volume {id} is gone"))),
                 }
             },
         )

@@ -9,12 +9,16 @@
 //! This file holds the graph walk and routes each step to its handler, one
 //! per step kind, in the file of the AWS service it acts on (`ec2`, `elb`,
 //! `s3`, `cloudfront`; `tags` for the tagging step, which spans them);
-//! `ctx` holds what the handlers share.
+//! `ctx` holds what the handlers share, and the generic machinery of waits
+//! and retries (a wait fails fast when its target is gone; waits give up
+//! at the step's deadline, at once when the run is stopping); `failure`
+//! classifies what failed for the reconcile loop's backoff.
 
 mod cloudfront;
 mod ctx;
 mod ec2;
 mod elb;
+mod failure;
 pub mod retry;
 mod s3;
 mod tags;
@@ -22,7 +26,8 @@ mod vpc;
 
 use crate::cloud::{Cloud, CloudError};
 use converge_core::plan::{Plan, Step, StepGraph, StepId};
-use ctx::{Ctx, Output, lock};
+use ctx::{Ctx, Output, StepScope, lock};
+pub use failure::{FailureClass, MISSING_INPUTS};
 pub use retry::RetryPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,8 +47,16 @@ pub struct ApplyOptions {
     pub wait_timeout: Duration,
     /// How often waits poll.
     pub poll_interval: Duration,
-    /// Set to stop starting new steps (on Ctrl-C); running steps finish.
+    /// Set to stop (on Ctrl-C, SIGTERM): no new step starts, the waits
+    /// and retry backoffs of running steps are abandoned at once (they
+    /// fail as [`StepError::Stopped`]); calls in flight finish.
     pub stop: Arc<AtomicBool>,
+    /// The bound on one step: past it, its waits and retries give up and
+    /// it fails as timed out, so no step holds the run longer (plus the
+    /// one call in flight). `None`: each wait has `wait_timeout`, each
+    /// call its retry window. The reconcile loop sets it
+    /// (docs/failure-handling.md).
+    pub step_timeout: Option<Duration>,
 }
 
 impl Default for ApplyOptions {
@@ -54,6 +67,7 @@ impl Default for ApplyOptions {
             wait_timeout: Duration::from_secs(900),
             poll_interval: Duration::from_secs(2),
             stop: Arc::new(AtomicBool::new(false)),
+            step_timeout: None,
         }
     }
 }
@@ -75,6 +89,15 @@ pub enum StepError {
     /// The cloud reached a state the step cannot continue from.
     #[error("{0}")]
     Unexpected(String),
+    /// The world moved since the plan was made: the step's target is gone
+    /// or will not reach the state the step needs (an instance terminated
+    /// while the step waited for it). The next plan knows better.
+    #[error("{0} (the world moved since it was observed: re-planned at the next pass)")]
+    Stale(String),
+    /// Abandoned because the run is stopping (its waits and retries end
+    /// at once; the next run re-plans).
+    #[error("abandoned: the run is stopping")]
+    Stopped,
 }
 
 /// What happened to one step.
@@ -230,7 +253,8 @@ fn describe(graph: &StepGraph, id: StepId) -> String {
 
 async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
     let start = Instant::now();
-    let out = run_step_inner(ctx, id, step).await?;
+    let scope = StepScope::new(ctx.opts.step_timeout);
+    let out = scope.run(run_step_inner(ctx, id, step)).await?;
     ctx.progress.done(id, &step.describe(), start.elapsed());
     Ok(out)
 }

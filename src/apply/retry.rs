@@ -10,6 +10,25 @@ use std::time::{Duration, Instant};
 /// warning.
 pub const SLOW_RETRY_WARNING: Duration = Duration::from_secs(10);
 
+/// How often an interruptible sleep looks whether it should end early.
+pub const HALT_CHECK: Duration = Duration::from_millis(50);
+
+/// Sleeps `d` in slices of at most [`HALT_CHECK`]; `false` (at once) when
+/// `halted` says so before or during the sleep.
+pub(crate) async fn sleep_unless(d: Duration, halted: &(dyn Fn() -> bool + Sync)) -> bool {
+    let end = tokio::time::Instant::now() + d;
+    loop {
+        if halted() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return true;
+        }
+        tokio::time::sleep((end - now).min(HALT_CHECK)).await;
+    }
+}
+
 /// How calls are retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -67,6 +86,24 @@ impl RetryPolicy {
         &self,
         what: &str,
         not_found_is_lag: bool,
+        f: F,
+    ) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        self.run_until(what, not_found_is_lag, &|| false, f).await
+    }
+
+    /// [`run`](Self::run), giving up as soon as `halted` says so (the run
+    /// is stopping, or the step's deadline passed): the backoff between
+    /// attempts is slept in slices of at most [`HALT_CHECK`], and the last
+    /// error is returned. An attempt in flight is never cut short.
+    pub async fn run_until<T, F, Fut>(
+        &self,
+        what: &str,
+        not_found_is_lag: bool,
+        halted: &(dyn Fn() -> bool + Sync),
         mut f: F,
     ) -> Result<T, CloudError>
     where
@@ -93,7 +130,9 @@ impl RetryPolicy {
                             self.max_elapsed.as_secs()
                         );
                     }
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    if !sleep_unless(self.backoff(attempt), halted).await {
+                        return Err(e);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -131,6 +170,7 @@ mod tests {
         let p = RetryPolicy::default();
         let e = |k| CloudError::new(k, "RunInstances", "X", "y");
         let short = Duration::from_secs(1);
+        assert!(!p.should_retry(&e(ErrorKind::Stale), short, true));
         assert!(p.should_retry(&e(ErrorKind::Throttled), short, false));
         assert!(p.should_retry(&e(ErrorKind::InvalidState), short, false));
         assert!(!p.should_retry(&e(ErrorKind::Invalid), short, false));
@@ -139,5 +179,36 @@ mod tests {
         assert!(p.should_retry(&e(ErrorKind::NotFound), short, true));
         assert!(!p.should_retry(&e(ErrorKind::NotFound), Duration::from_secs(61), true));
         assert!(!p.should_retry(&e(ErrorKind::Throttled), Duration::from_secs(301), false));
+    }
+
+    #[tokio::test]
+    async fn a_halted_retry_gives_up_at_once_with_the_last_error() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        let start = Instant::now();
+        let halted = std::sync::atomic::AtomicBool::new(false);
+        let r: Result<(), _> = p
+            .run_until(
+                "x",
+                false,
+                &|| halted.load(std::sync::atomic::Ordering::SeqCst),
+                || {
+                    halted.store(true, std::sync::atomic::Ordering::SeqCst);
+                    async {
+                        Err(CloudError::new(
+                            ErrorKind::Throttled,
+                            "X",
+                            "Throttling",
+                            "slow",
+                        ))
+                    }
+                },
+            )
+            .await;
+        assert_eq!(r.expect_err("halted").code, "Throttling");
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

@@ -771,15 +771,20 @@ fn color_stdout() -> bool {
     meta::stdout_colored()
 }
 
-fn render(plan: &converge::core::Plan, format: Format) -> String {
+/// Renders a plan; `at` (the user gave `--at`) puts the moment it is for
+/// on the first line of text and Markdown, which otherwise leave it out
+/// so that plans of an unchanged stack are byte-identical. JSON always
+/// carries it.
+fn render(plan: &converge::core::Plan, format: Format, at: bool) -> String {
     match format {
         Format::Text => render::text(
             plan,
             &render::TextOptions {
                 color: color_stdout(),
+                at,
             },
         ),
-        Format::Markdown => render::markdown(plan),
+        Format::Markdown => render::markdown_with(plan, &render::MarkdownOptions { at }),
         Format::Json => render::json(plan),
         Format::Dot => render::dot(plan),
     }
@@ -801,7 +806,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         &request,
     )
     .await?;
-    print!("{}", render(&plan, args.format));
+    print!("{}", render(&plan, args.format, args.at.is_some()));
     if let Some(out) = &args.out {
         let mut file = PlanFile::new(&desired, &plan);
         file.replace = request.replace_fleets.iter().cloned().collect();
@@ -868,7 +873,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
                 path.display()
             );
         }
-        print!("{}", render(&plan, Format::Text));
+        print!("{}", render(&plan, Format::Text, args.at.is_some()));
         if !plan.has_changes() {
             // Nothing changed since the observation the plan was made of.
             print_outputs(&desired, &observed);
@@ -910,7 +915,7 @@ async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
             &BTreeMap::new(),
         )
         .await?;
-        print!("{}", render(&plan, Format::Text));
+        print!("{}", render(&plan, Format::Text, false));
         if !plan.has_changes() {
             print_stats(g, cloud.cloud.as_ref());
             return Ok(ExitCode::SUCCESS);
@@ -979,13 +984,16 @@ async fn reconcile(g: &Global, args: ReconcileArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    // SIGTERM and SIGINT stop the loop gracefully: running steps finish,
-    // no new ones start; a second signal quits at once.
+    // SIGTERM and SIGINT stop the loop within seconds: no new step
+    // starts, waits are abandoned (the next run re-plans), calls in flight
+    // finish, and the lease is released; a second signal quits at once.
     {
         let stop = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            eprintln!("Stopping: finishing the steps in flight (signal again to quit at once).");
+            eprintln!(
+                "Stopping: abandoning waits, letting calls in flight finish (signal again to quit at once)."
+            );
             stop.stop();
             wait_for_signal().await;
             std::process::exit(130);

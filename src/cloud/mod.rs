@@ -998,6 +998,12 @@ pub enum ErrorKind {
     AccessDenied,
     /// A transient service or network failure: retry.
     Unavailable,
+    /// The world moved since it was observed: the call's target is gone or
+    /// in a state it will not leave (an instance terminated or shutting
+    /// down). Not retried within the call; the reconcile loop re-observes
+    /// and re-plans at its next pass, with no backoff
+    /// (docs/failure-handling.md).
+    Stale,
 }
 
 /// An error from the cloud, naming the operation and carrying the

@@ -1,19 +1,37 @@
-//! Per-resource backoff: a resource whose steps failed is left alone for
-//! a while (exponential, with jitter), so one broken resource neither
-//! stops the others nor floods the API; a success resets it. Errors that
-//! retrying cannot fix (access denied, an invalid image) back off on a
-//! slower schedule, so they are still retried, and reported, now and then.
+//! Backoff keyed by what failed: a resource's work (`Fleet/app`, or
+//! `Volume/pgdata snapshots` for a volume's scheduled snapshots, so that a
+//! failing snapshot never holds back the volume's attachment) and the
+//! failed step's content ([`StepContent`]: its operation and targets). A
+//! step re-planned for the same resource but aimed elsewhere (the
+//! successor of a lost instance) is therefore never held by an old
+//! failure, while the same step failing again backs off (exponential,
+//! with jitter), so one broken thing neither stops the others nor floods
+//! the API; a success resets it.
+//!
+//! How long depends on the failure's class ([`FailureClass`]): a stale
+//! one (the world moved since it was observed) is re-planned at the next
+//! pass with no backoff the first [`FREE_STALE`] times in a row, and backs
+//! off on the normal schedule only if the same step keeps failing so; a transient one backs
+//! off on the normal schedule; one retrying cannot fix (access denied, an
+//! invalid image, a quota) on a slower schedule, so it is still retried,
+//! and reported, now and then.
 //!
 //! Times are read from the loop's clock, so tests drive it with a manual
-//! one. The table holds only resources that failed and still have work,
-//! keyed by a name such as `Fleet/app` (or `Volume/pgdata snapshots` for a
-//! volume's scheduled snapshots, so that a failing snapshot never holds
-//! back the volume's attachment).
+//! one. The table holds only failed steps whose work is still planned or
+//! held, so it never outgrows the stack.
 
-use converge_core::plan::{HoldBack, WorkKey};
+use crate::apply::FailureClass;
+use converge_core::plan::{HeldSteps, HoldBack, StepContent, WorkKey};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// How many consecutive stale failures of the same step are re-planned at
+/// once before it backs off: a re-plan from a lagging observation may aim
+/// the same request at the same dead target once or twice (a launch whose
+/// client token still finds the instance that died) before the world it
+/// observes catches up.
+pub const FREE_STALE: u32 = 3;
 
 /// How long resources back off.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +58,19 @@ impl Default for BackoffPolicy {
 }
 
 impl BackoffPolicy {
+    /// The backoff after `failures` consecutive failures (1-based) of
+    /// `class`: none after the first [`FREE_STALE`] stale ones, else the exponential
+    /// bound of its schedule, capped, with jitter taking it down by up to
+    /// half.
+    pub fn delay_for(&self, failures: u32, class: FailureClass) -> Duration {
+        match class {
+            FailureClass::Stale if failures <= FREE_STALE => Duration::ZERO,
+            FailureClass::Stale => self.delay(failures - FREE_STALE, false),
+            FailureClass::Transient => self.delay(failures, false),
+            FailureClass::Permanent => self.delay(failures, true),
+        }
+    }
+
     /// The backoff after `failures` consecutive failures (1-based): the
     /// exponential bound, capped, with jitter taking it down by up to half.
     pub fn delay(&self, failures: u32, slow: bool) -> Duration {
@@ -58,94 +89,122 @@ impl BackoffPolicy {
     }
 }
 
-/// One resource's backoff.
+/// One failed step's backoff.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Consecutive failed passes.
     pub failures: u32,
-    /// Its steps are held back until then.
+    /// The step is held back until then.
     pub until: Timestamp,
     /// The last error, for reports.
     pub last_error: String,
-    /// Whether the last error was one retrying cannot fix.
-    pub slow: bool,
+    /// The class of the last error.
+    pub class: FailureClass,
 }
+
+/// What a backoff is keyed by: the work and the failed step's content.
+pub type BackoffKey = (WorkKey, StepContent);
 
 /// The backoff table.
 #[derive(Clone, Debug, Default)]
 pub struct Backoffs {
-    entries: BTreeMap<WorkKey, Entry>,
+    entries: BTreeMap<BackoffKey, Entry>,
 }
 
 impl Backoffs {
-    /// The resource's entry, if it is backing off (or did and has not
+    /// The step's entry, if it is backing off (or did and has not
     /// succeeded since).
-    pub fn get(&self, key: &WorkKey) -> Option<&Entry> {
-        self.entries.get(key)
+    pub fn get(&self, key: &WorkKey, content: &StepContent) -> Option<&Entry> {
+        self.entries.get(&(key.clone(), content.clone()))
     }
 
-    /// Whether the resource's steps are held back at `at`.
-    pub fn holds(&self, key: &WorkKey, at: Timestamp) -> bool {
-        self.entries.get(key).is_some_and(|e| at < e.until)
-    }
-
-    /// The work held back at `at`, as the planner takes it.
-    pub fn holds_at(&self, at: Timestamp) -> BTreeMap<WorkKey, HoldBack> {
+    /// The entries of the work's failed steps.
+    pub fn of<'a>(&'a self, key: &'a WorkKey) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries
             .iter()
-            .filter(|(_, e)| at < e.until)
-            .map(|(k, e)| {
-                let hold = HoldBack {
-                    until: e.until,
-                    error: e.last_error.clone(),
-                };
-                (k.clone(), hold)
-            })
-            .collect()
+            .filter(move |((k, _), _)| k == key)
+            .map(|(_, e)| e)
     }
 
-    /// Records a failure at `at`; returns the entry.
+    /// Whether any step of the work is held back at `at`.
+    pub fn holds(&self, key: &WorkKey, at: Timestamp) -> bool {
+        self.entries
+            .iter()
+            .any(|((k, _), e)| k == key && at < e.until)
+    }
+
+    /// The work held back at `at`, as the planner takes it: per work, the
+    /// contents of its steps held, until the latest of their backoffs,
+    /// with the error of that one.
+    pub fn holds_at(&self, at: Timestamp) -> BTreeMap<WorkKey, HoldBack> {
+        let mut out: BTreeMap<WorkKey, HoldBack> = BTreeMap::new();
+        for ((key, content), e) in &self.entries {
+            if at >= e.until {
+                continue;
+            }
+            let hold = out.entry(key.clone()).or_insert_with(|| HoldBack {
+                until: e.until,
+                error: e.last_error.clone(),
+                steps: HeldSteps::Only(Default::default()),
+            });
+            if e.until > hold.until {
+                hold.until = e.until;
+                hold.error = e.last_error.clone();
+            }
+            if let HeldSteps::Only(contents) = &mut hold.steps {
+                contents.insert(content.clone());
+            }
+        }
+        out
+    }
+
+    /// Records a failure of the step at `at`; returns the entry.
     pub fn failed(
         &mut self,
         key: &WorkKey,
+        content: &StepContent,
         at: Timestamp,
         error: String,
-        slow: bool,
+        class: FailureClass,
         policy: &BackoffPolicy,
     ) -> &Entry {
-        let e = self.entries.entry(key.clone()).or_insert(Entry {
-            failures: 0,
-            until: at,
-            last_error: String::new(),
-            slow,
-        });
+        let e = self
+            .entries
+            .entry((key.clone(), content.clone()))
+            .or_insert(Entry {
+                failures: 0,
+                until: at,
+                last_error: String::new(),
+                class,
+            });
         e.failures = e.failures.saturating_add(1);
-        let d = policy.delay(e.failures, slow);
+        let d = policy.delay_for(e.failures, class);
         e.until = at
             .checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
         e.last_error = error;
-        e.slow = slow;
+        e.class = class;
         e
     }
 
-    /// Forgets the resource: it succeeded.
-    pub fn succeeded(&mut self, key: &WorkKey) {
-        self.entries.remove(key);
+    /// Forgets the step: it succeeded.
+    pub fn succeeded(&mut self, key: &WorkKey, content: &StepContent) {
+        self.entries.remove(&(key.clone(), content.clone()));
     }
 
-    /// Keeps only the resources `keep` says still matter (those with
-    /// work left), so the table never outgrows the stack.
-    pub fn retain(&mut self, keep: impl Fn(&WorkKey) -> bool) {
-        self.entries.retain(|k, _| keep(k));
+    /// Keeps only the entries `keep` says still matter (those still
+    /// holding, or whose step is planned again), so the table never
+    /// outgrows the stack.
+    pub fn retain(&mut self, keep: impl Fn(&WorkKey, &StepContent, &Entry) -> bool) {
+        self.entries.retain(|(k, c), e| keep(k, c, e));
     }
 
-    /// How many resources are in the table.
+    /// How many failed steps are in the table.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether no resource is backing off.
+    /// Whether no step is backing off.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -170,23 +229,76 @@ mod tests {
     }
 
     #[test]
-    fn failures_hold_a_resource_until_a_success_resets_it() {
+    fn failures_hold_a_step_until_a_success_resets_it() {
         let p = BackoffPolicy::default();
         let k = &WorkKey::Resource {
             key: converge_core::ids::ResourceKey::new(converge_core::ids::Kind::Fleet, "app"),
         };
+        let step = converge_core::plan::Step::DeleteKeyPair {
+            name: "main".into(),
+            cloud_name: "main".into(),
+        };
+        let c = &step.content();
         let t0: Timestamp = "2026-03-09T14:00:00Z".parse().unwrap();
         let mut b = Backoffs::default();
         assert!(!b.holds(k, t0));
-        let until = b.failed(k, t0, "boom".into(), false, &p).until;
+        let until = b
+            .failed(k, c, t0, "boom".into(), FailureClass::Transient, &p)
+            .until;
         assert!(b.holds(k, t0));
         assert!(!b.holds(k, until));
-        let second = b.failed(k, until, "boom".into(), false, &p).clone();
+        let second = b
+            .failed(k, c, until, "boom".into(), FailureClass::Transient, &p)
+            .clone();
         assert_eq!(second.failures, 2);
-        b.succeeded(k);
+        b.succeeded(k, c);
         assert!(b.is_empty());
-        b.failed(k, t0, "denied".into(), true, &p);
-        b.retain(|_| false);
+        b.failed(k, c, t0, "denied".into(), FailureClass::Permanent, &p);
+        b.retain(|_, _, _| false);
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn a_stale_failure_is_replanned_at_once_and_backs_off_only_when_it_repeats() {
+        let p = BackoffPolicy::default();
+        assert_eq!(p.delay_for(1, FailureClass::Stale), Duration::ZERO);
+        assert_eq!(p.delay_for(FREE_STALE, FailureClass::Stale), Duration::ZERO);
+        assert!(p.delay_for(FREE_STALE + 1, FailureClass::Stale) >= p.base / 2);
+        assert!(p.delay_for(1, FailureClass::Permanent) >= p.slow_base / 2);
+        let k = &WorkKey::Resource {
+            key: converge_core::ids::ResourceKey::new(converge_core::ids::Kind::Volume, "pgdata"),
+        };
+        let step = converge_core::plan::Step::DeleteKeyPair {
+            name: "main".into(),
+            cloud_name: "main".into(),
+        };
+        let t0: Timestamp = "2026-03-09T14:00:00Z".parse().unwrap();
+        let mut b = Backoffs::default();
+        let stale = |b: &mut Backoffs| {
+            b.failed(
+                k,
+                &step.content(),
+                t0,
+                "gone".into(),
+                FailureClass::Stale,
+                &p,
+            );
+        };
+        for _ in 0..FREE_STALE {
+            stale(&mut b);
+            assert!(!b.holds(k, t0), "the first stale failures hold nothing");
+        }
+        stale(&mut b);
+        assert!(
+            b.holds(k, t0),
+            "the same step stale again and again backs off"
+        );
+        let held = b.holds_at(t0);
+        assert!(held[k].steps.holds(&step));
+        let other = converge_core::plan::Step::DeleteKeyPair {
+            name: "other".into(),
+            cloud_name: "other".into(),
+        };
+        assert!(!held[k].steps.holds(&other), "another step is not held");
     }
 }

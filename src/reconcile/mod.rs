@@ -19,8 +19,10 @@
 //! [`Reconciler::run`] repeats passes every interval (with jitter) until
 //! stopped; [`Reconciler::run_once`] runs one, which is how tests drive a
 //! week of schedule with a manual clock. Stopping ([`StopHandle::stop`])
-//! starts no new step and lets the running ones finish; a pass that is
-//! stopped returns at once.
+//! starts no new step and abandons the waits and retry backoffs of the
+//! running ones (calls in flight finish); a pass that is stopped returns
+//! at once, and one that has not ended [`STOP_GRACE`] later is dropped.
+//! No step holds a pass longer than [`ReconcileOptions::step_timeout`].
 //!
 //! What the loop remembers between passes is small and bounded by the
 //! stack: since when each running instance has been failing, each
@@ -35,8 +37,10 @@ pub mod metrics;
 pub use backoff::{BackoffPolicy, Backoffs};
 pub use http::{HttpClient, HttpConfig, HttpError, HttpGet, HttpResponse};
 
-use crate::apply::{ApplyOptions, Progress, Report, RetryPolicy, StepError, StepResult, execute};
-use crate::cloud::{Cloud, ErrorKind};
+use crate::apply::{
+    ApplyOptions, FailureClass, Progress, Report, RetryPolicy, StepError, StepResult, execute,
+};
+use crate::cloud::Cloud;
 use crate::commands::observe_for;
 use crate::manifest;
 use crate::sys::Clock;
@@ -46,7 +50,7 @@ use converge_core::controller::snapshots::snapshot_work;
 use converge_core::desired::Desired;
 use converge_core::ids::{InstanceId, Kind, ResourceName, SnapshotId};
 use converge_core::observed::{InstanceState, Observed};
-use converge_core::plan::{Plan, PlanInput, Step, StepId, WorkKey, fleet_target};
+use converge_core::plan::{Plan, PlanInput, StepContent, StepId, WorkKey, fleet_target};
 use jiff::Timestamp;
 use metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +63,17 @@ use tokio::task::JoinSet;
 
 /// The `tracing` target of the loop's events.
 pub const TARGET: &str = "reconcile";
+
+/// The default bound on one step in a pass ([`ReconcileOptions::step_timeout`]):
+/// long enough for an instance to boot and pass two health checks 30 s
+/// apart, short enough that one slow step holds the loop for minutes, not
+/// the quarter of an hour a wait may take in `apply`.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a stopping loop lets the pass in flight end by itself (its
+/// waits and retry backoffs end at once; a call in flight finishes) before
+/// it drops the pass, so that a SIGTERM always ends the loop within 10 s.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the loop reads the manifests from.
 #[derive(Clone, Debug)]
@@ -86,6 +101,11 @@ pub struct ReconcileOptions {
     pub retry: RetryPolicy,
     /// How long a wait within a step may take.
     pub wait_timeout: Duration,
+    /// The bound on one step in a pass: its calls' retries and its waits
+    /// together give up past it, so that no single step keeps a pass from
+    /// finishing for longer (plus the one call in flight). The next pass
+    /// re-plans what was left undone.
+    pub step_timeout: Duration,
     /// How often waits poll.
     pub poll_interval: Duration,
     /// Deadline of one health probe.
@@ -106,6 +126,7 @@ impl Default for ReconcileOptions {
             parallelism: 10,
             retry: RetryPolicy::default(),
             wait_timeout: Duration::from_secs(900),
+            step_timeout: STEP_TIMEOUT,
             poll_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(2),
             probe_parallelism: 32,
@@ -115,8 +136,10 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// Stops a [`Reconciler`]: no new step starts, running steps finish, the
-/// pass returns and [`Reconciler::run`] ends. Cheap to clone; safe to call
+/// Stops a [`Reconciler`]: no new step starts, the waits and retry
+/// backoffs of running steps are abandoned (calls in flight finish), the
+/// pass returns and [`Reconciler::run`] ends, within [`STOP_GRACE`] at the
+/// latest. Cheap to clone; safe to call
 /// from a signal handler task.
 #[derive(Clone, Debug, Default)]
 pub struct StopHandle {
@@ -135,6 +158,14 @@ impl StopHandle {
     /// Whether a stop was asked for.
     pub fn is_stopped(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves `grace` after a stop was asked for.
+    async fn stopped_for(&self, grace: Duration) {
+        while !self.is_stopped() {
+            self.wake.notified().await;
+        }
+        tokio::time::sleep(grace).await;
     }
 }
 
@@ -231,7 +262,7 @@ pub enum Event {
         /// Its last error.
         error: String,
     },
-    /// A step failed; its resource backs off.
+    /// A step failed; it backs off as its class says.
     StepFailed {
         /// The resource.
         resource: String,
@@ -239,6 +270,8 @@ pub enum Event {
         step: String,
         /// Why.
         error: String,
+        /// What the failure says about trying again.
+        class: FailureClass,
         /// When its resource is tried again.
         retry_after: Timestamp,
     },
@@ -410,7 +443,24 @@ impl Reconciler {
         let mut summary = RunSummary::default();
         let mut blind = 0u32;
         while !self.stop.is_stopped() {
-            let report = self.run_once().await;
+            let stop = self.stop.clone();
+            // A stop abandons the pass's waits and backoffs at once; a
+            // pass still running `STOP_GRACE` later (a call that hangs) is
+            // dropped, so the loop always ends within seconds.
+            let report = tokio::select! {
+                r = self.run_once() => Some(r),
+                _ = stop.stopped_for(STOP_GRACE) => None,
+            };
+            let Some(report) = report else {
+                summary.passes += 1;
+                summary.failed_passes += 1;
+                tracing::warn!(
+                    target: TARGET,
+                    "the pass did not end within {}s of the stop: dropped (the next run re-plans)",
+                    STOP_GRACE.as_secs()
+                );
+                break;
+            };
             summary.passes += 1;
             if !report.ok {
                 summary.failed_passes += 1;
@@ -659,21 +709,23 @@ impl Reconciler {
                 return None;
             }
         };
-        self.held_back(pass, &plan);
+        self.held_back(pass, &plan, at);
         Some(plan)
     }
 
-    /// Backoff bookkeeping after planning: resources with no work left are
-    /// forgotten, and the work held back is reported.
-    fn held_back(&mut self, pass: &mut Pass, plan: &Plan) {
-        let with_work: BTreeSet<WorkKey> = plan
+    /// Backoff bookkeeping after planning: failed steps that are neither
+    /// held any more nor planned again are forgotten (a step re-planned
+    /// elsewhere leaves its old failure behind), and the work held back is
+    /// reported.
+    fn held_back(&mut self, pass: &mut Pass, plan: &Plan, at: Timestamp) {
+        let planned: BTreeSet<(WorkKey, StepContent)> = plan
             .graph
             .steps()
             .iter()
-            .map(Step::work_key)
-            .chain(plan.held.iter().map(|h| h.key.clone()))
+            .map(|s| (s.work_key(), s.content()))
             .collect();
-        self.backoffs.retain(|k| with_work.contains(k));
+        self.backoffs
+            .retain(|k, c, e| at < e.until || planned.contains(&(k.clone(), c.clone())));
         if plan.held.is_empty() {
             return;
         }
@@ -691,8 +743,10 @@ impl Reconciler {
         }
     }
 
-    /// Carries the plan out, then backs off what failed and resets what
-    /// succeeded.
+    /// Carries the plan out, then backs off what failed (keyed by the
+    /// step's work and content, as long as its class says) and resets
+    /// what succeeded. A pass that was stopped records no failure: its
+    /// steps were abandoned, not refused.
     async fn apply(&mut self, pass: &mut Pass, plan: &Plan) {
         let progress: Arc<dyn Progress> = Arc::new(LogProgress);
         let report = execute(
@@ -704,45 +758,54 @@ impl Reconciler {
                 wait_timeout: self.opts.wait_timeout,
                 poll_interval: self.opts.poll_interval,
                 stop: self.stop.flag.clone(),
+                step_timeout: Some(self.opts.step_timeout),
             },
             progress,
         )
         .await;
         let now = self.clock.now();
-        let mut failed: BTreeMap<WorkKey, (String, String, bool)> = BTreeMap::new();
-        let mut done: BTreeSet<WorkKey> = BTreeSet::new();
+        let stopped = self.stop.is_stopped();
+        let mut failed: BTreeMap<(WorkKey, StepContent), (String, String, FailureClass)> =
+            BTreeMap::new();
         for (id, (what, result)) in &report.steps {
             let Some(step) = plan.graph.step(*id) else {
                 continue;
             };
+            let key = (step.work_key(), step.content());
             match result {
                 StepResult::Done => {
                     if let Some(m) = &self.metrics {
                         m.action(step.kind());
                     }
-                    done.insert(step.work_key());
+                    self.backoffs.succeeded(&key.0, &key.1);
                 }
+                StepResult::Failed(StepError::Stopped) => {}
                 StepResult::Failed(e) => {
                     pass.error(&error_kind(e));
-                    failed
-                        .entry(step.work_key())
-                        .or_insert_with(|| (what.clone(), e.to_string(), is_permanent(e)));
+                    if !stopped {
+                        failed.insert(key, (what.clone(), e.to_string(), e.class()));
+                    }
                 }
                 StepResult::Skipped { .. } => {}
             }
         }
-        for key in done.iter().filter(|k| !failed.contains_key(k)) {
-            self.backoffs.succeeded(key);
-        }
-        for (key, (step, error, slow)) in failed {
+        for ((key, content), (step, error, class)) in failed {
             let until = self
                 .backoffs
-                .failed(&key, now, error.clone(), slow, &self.opts.backoff)
+                .failed(
+                    &key,
+                    &content,
+                    now,
+                    error.clone(),
+                    class,
+                    &self.opts.backoff,
+                )
                 .until;
             pass.event(Event::StepFailed {
                 resource: key.to_string(),
                 step,
                 error,
+                class,
                 retry_after: until,
             });
         }
@@ -1047,10 +1110,12 @@ impl std::fmt::Display for Event {
                 resource,
                 step,
                 error,
+                class,
                 retry_after,
             } => write!(
                 f,
-                "{resource}: {step} failed (retry after {retry_after}): {error}"
+                "{resource}: {step} failed ({}, retry after {retry_after}): {error}",
+                class.as_str()
             ),
         }
     }
@@ -1119,10 +1184,11 @@ fn log_event(e: &Event) {
             resource,
             step,
             error,
+            class,
             retry_after,
         } => tracing::error!(
-            target: TARGET, resource = %resource, step = %step, retry_after = %retry_after,
-            "step failed: {error}"
+            target: TARGET, resource = %resource, step = %step, class = class.as_str(),
+            retry_after = %retry_after, "step failed: {error}"
         ),
     }
 }
@@ -1155,22 +1221,14 @@ impl Progress for LogProgress {
     }
 }
 
-/// The backoff key of a step: its resource, with a volume's scheduled
-/// snapshots apart from the volume itself.
-/// Whether retrying cannot fix the error (it is retried slowly).
-fn is_permanent(e: &StepError) -> bool {
-    matches!(
-        e,
-        StepError::Cloud(c) if matches!(c.kind, ErrorKind::AccessDenied | ErrorKind::Invalid)
-    )
-}
-
 /// The error kind counted in metrics.
 fn error_kind(e: &StepError) -> String {
     match e {
         StepError::Cloud(c) => format!("{:?}", c.kind),
         StepError::Timeout { .. } => "Timeout".to_owned(),
         StepError::Unexpected(_) => "Unexpected".to_owned(),
+        StepError::Stale(_) => "Stale".to_owned(),
+        StepError::Stopped => "Stopped".to_owned(),
     }
 }
 
@@ -1213,6 +1271,7 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use converge_core::plan::Step;
 
     #[test]
     fn jitter_stays_within_its_fraction() {

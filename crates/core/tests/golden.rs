@@ -994,7 +994,13 @@ fn colour_only_when_asked_and_values_cannot_forge_lines() {
         "web\n  - Fleet/db\u{1b}[0m ```".into();
     let plan = run(&d, &o, SATURDAY_NOON);
     let plain = text(&plan);
-    let colour = render::text(&plan, &render::TextOptions { color: true });
+    let colour = render::text(
+        &plan,
+        &render::TextOptions {
+            color: true,
+            ..Default::default()
+        },
+    );
     let md = render::markdown(&plan);
     assert!(!plain.contains('\u{1b}'), "{plain}");
     assert!(!md.contains('\u{1b}'), "{md}");

@@ -10,9 +10,11 @@ mod common;
 use common::*;
 use converge_core::controller::snapshots::SnapshotWork;
 use converge_core::ids::{Kind, ResourceKey};
-use converge_core::plan::{ChangeAction, HoldBack, Note, Plan, PlanInput, Step, WorkKey};
+use converge_core::plan::{
+    ChangeAction, HeldSteps, HoldBack, Note, Plan, PlanInput, Step, WorkKey,
+};
 use insta::assert_snapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn plan_with(input: &PlanInput<'_>) -> Plan {
     let plan = converge_core::plan(input).unwrap();
@@ -59,6 +61,7 @@ fn work_held_back_leaves_out_its_steps_and_those_waiting_for_it() {
         HoldBack {
             until: ts("2026-03-07T17:05:00Z"),
             error: "InsufficientInstanceCapacity".into(),
+            steps: HeldSteps::All,
         },
     )]);
     let plan = plan_with(&PlanInput {
@@ -105,4 +108,75 @@ fn work_held_back_leaves_out_its_steps_and_those_waiting_for_it() {
             .iter()
             .any(|s| matches!(s, Step::Launch { .. }))
     );
+}
+
+/// Issue 12, item 3: a hold names the steps that failed by content, so a
+/// step re-planned for the same resource but aimed elsewhere (another
+/// instance, another count) is not held, while the same step is.
+#[test]
+fn a_hold_by_content_holds_only_the_step_that_failed() {
+    let mut d = smallpayroll();
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "app").image = "ami-2b3c4d5e".into();
+    let free = plan_with(&PlanInput::new(&d, &o, ts(SATURDAY_NOON)));
+    let app = WorkKey::Resource {
+        key: ResourceKey::new(Kind::Fleet, "app"),
+    };
+    let launch = free
+        .graph
+        .steps()
+        .iter()
+        .find(|s| matches!(s, Step::Launch { .. }) && s.work_key() == app)
+        .unwrap()
+        .clone();
+    // The same plan twice gives the same contents: the digest is stable.
+    let again = plan_with(&PlanInput::new(&d, &o, ts(SATURDAY_NOON)));
+    assert_eq!(
+        free.graph
+            .steps()
+            .iter()
+            .map(Step::content)
+            .collect::<Vec<_>>(),
+        again
+            .graph
+            .steps()
+            .iter()
+            .map(Step::content)
+            .collect::<Vec<_>>()
+    );
+    let hold = |steps| {
+        BTreeMap::from([(
+            app.clone(),
+            HoldBack {
+                until: ts("2026-03-07T17:05:00Z"),
+                error: "IncorrectState".into(),
+                steps,
+            },
+        )])
+    };
+    // A content of another step: what an old failure aimed elsewhere left.
+    let other = free
+        .graph
+        .steps()
+        .iter()
+        .find(|s| s.work_key() != app)
+        .unwrap()
+        .content();
+    let stale = hold(HeldSteps::Only(BTreeSet::from([other])));
+    let replanned = plan_with(&PlanInput {
+        held: &stale,
+        ..PlanInput::new(&d, &o, ts(SATURDAY_NOON))
+    });
+    assert_eq!(replanned, free, "an old failure held a re-planned step");
+    let same = hold(HeldSteps::Only(BTreeSet::from([launch.content()])));
+    let held = plan_with(&PlanInput {
+        held: &same,
+        ..PlanInput::new(&d, &o, ts(SATURDAY_NOON))
+    });
+    assert!(
+        held.held.iter().any(|h| h.step == launch.describe()),
+        "{:#?}",
+        held.held
+    );
+    assert!(held.graph.len() < free.graph.len());
 }

@@ -457,7 +457,13 @@ fn check_outputs(plan: &converge_core::Plan) {
     for out in [text(plan), render::markdown(plan), render::json(plan)] {
         assert!(!out.contains(SECRET), "a secret leaked:\n{out}");
     }
-    let colored = render::text(plan, &render::TextOptions { color: true });
+    let colored = render::text(
+        plan,
+        &render::TextOptions {
+            color: true,
+            ..Default::default()
+        },
+    );
     assert!(!colored.is_empty());
     let parsed: serde_json::Value = serde_json::from_str(&render::json(plan)).unwrap();
     assert_eq!(parsed["format_version"], 2);

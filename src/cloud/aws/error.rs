@@ -18,7 +18,8 @@ where
             let code = e.code().unwrap_or("Unknown").to_owned();
             let message = e.message().map(str::to_owned).unwrap_or_else(|| causes(e));
             let status = se.raw().status().as_u16();
-            CloudError::new(classify(&code, Some(status)), operation, code, message)
+            let kind = classify_answer(operation, &code, &message, Some(status));
+            CloudError::new(kind, operation, code, message)
         }
         SdkError::TimeoutError(_) => {
             CloudError::new(ErrorKind::Unavailable, operation, "Timeout", causes(&err))
@@ -60,6 +61,52 @@ where
             }
         }
         _ => CloudError::new(ErrorKind::Unavailable, operation, "Unknown", causes(&err)),
+    }
+}
+
+/// The codes with which AWS answers both "not yet" (an instance still
+/// pending) and "never" (an instance terminated or shutting down): their
+/// message says which.
+pub(crate) const STATE_CODES: &[&str] = &[
+    "IncorrectState",
+    "IncorrectInstanceState",
+    "InvalidInstance",
+];
+
+/// The instance states in a [`STATE_CODES`] message that mean the target
+/// will not get there: the world moved since it was observed.
+const GONE_STATES: &[&str] = &["terminated", "shutting-down", "stopping", "stopped"];
+
+/// Operations for which a gone instance is no failure of their own.
+const REMOVALS: &[&str] = &[
+    "DeregisterInstancesFromLoadBalancer",
+    "DetachVolume",
+    "TerminateInstances",
+];
+
+/// What kind of failure an AWS answer is: [`classify`] by its code, except
+/// that an answer with one of [`STATE_CODES`] whose message names a state
+/// the target will not leave (`Instance 'i-…' is not 'running'
+/// (terminated)`, `EC2 instance i-… is not in a valid state (terminated)`)
+/// is [`ErrorKind::Stale`]: not retried within the call, re-planned by the
+/// next pass of the loop (docs/failure-handling.md). Not for the
+/// operations that take something off an instance ([`REMOVALS`]): there a
+/// gone instance means done, as their handlers read the code's kind.
+pub(crate) fn classify_answer(
+    operation: &str,
+    code: &str,
+    message: &str,
+    status: Option<u16>,
+) -> ErrorKind {
+    let kind = classify(code, status);
+    let lower = message.to_ascii_lowercase();
+    if STATE_CODES.contains(&code)
+        && !REMOVALS.contains(&operation)
+        && GONE_STATES.iter().any(|s| lower.contains(s))
+    {
+        ErrorKind::Stale
+    } else {
+        kind
     }
 }
 
@@ -284,5 +331,41 @@ mod tests {
         assert_eq!(classify("Unknown", Some(400)), ErrorKind::Invalid);
         // S3 throttles with a 503: the code wins over the status.
         assert_eq!(classify("SlowDown", Some(503)), ErrorKind::Throttled);
+    }
+
+    #[test]
+    fn a_target_gone_is_stale_and_a_target_not_ready_is_not() {
+        let stale = [
+            (
+                "IncorrectState",
+                "Instance 'i-1' is not 'running' (terminated).",
+            ),
+            (
+                "IncorrectInstanceState",
+                "The instance 'i-1' is not in a state from which it can be changed (shutting-down).",
+            ),
+            (
+                "InvalidInstance",
+                "EC2 instance i-1 is not in a valid state (terminated)",
+            ),
+        ];
+        for (code, message) in stale {
+            let kind = classify_answer("AttachVolume", code, message, Some(400));
+            assert_eq!(kind, ErrorKind::Stale, "{code}");
+        }
+        let pending = "Instance 'i-1' is not 'running'.";
+        let kind = classify_answer("AttachVolume", "IncorrectState", pending, Some(400));
+        assert_eq!(kind, ErrorKind::InvalidState);
+        let ami = "The image id 'ami-1' does not exist (terminated)";
+        let kind = classify_answer("RunInstances", "InvalidAMIID.NotFound", ami, Some(400));
+        assert_eq!(kind, ErrorKind::NotFound);
+        let gone = "EC2 instance i-1 is not in a valid state (terminated)";
+        let kind = classify_answer(
+            "DeregisterInstancesFromLoadBalancer",
+            "InvalidInstance",
+            gone,
+            Some(400),
+        );
+        assert_eq!(kind, ErrorKind::NotFound, "a removal keeps its kind");
     }
 }

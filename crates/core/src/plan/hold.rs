@@ -2,7 +2,9 @@
 //! says which work failed and until when ([`PlanInput::held`]); the plan
 //! leaves out those steps and every step that waits for them, lists them
 //! in [`Plan::held`], and notes it on each resource concerned. So the plan
-//! the loop runs is the plan it prints, changes and steps agreeing.
+//! the loop runs is the plan it prints, changes and steps agreeing. A hold
+//! names the steps it holds by content ([`HeldSteps`]): a step re-planned
+//! for the same resource but aimed elsewhere is not held.
 
 use super::{
     HeldStep, HoldBack, Note, PlanInput, ResourceChange, Step, StepGraph, StepId, WorkKey,
@@ -23,8 +25,8 @@ pub(super) fn hold_back(
     // Each step left out is attributed to the first held work (in key
     // order) it belongs to or waits for.
     let mut because: BTreeMap<StepId, &WorkKey> = BTreeMap::new();
-    for key in held.keys() {
-        for id in graph.with_dependents(|_, s| s.work_key() == *key) {
+    for (key, hold) in held {
+        for id in graph.with_dependents(|_, s| s.work_key() == *key && hold.steps.holds(s)) {
             because.entry(id).or_insert(key);
         }
     }

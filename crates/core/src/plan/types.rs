@@ -17,6 +17,7 @@ use crate::net::Ipv4Cidr;
 use crate::observed::{CloudRule, DistributionConfig, ModificationState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -102,6 +103,75 @@ pub struct HoldBack {
     pub until: Timestamp,
     /// The error that made it back off.
     pub error: String,
+    /// Which of the work's steps are held: the reconcile loop holds only
+    /// the steps that failed, by content ([`Step::content`]), so that a
+    /// step re-planned for the same resource (aimed at a successor
+    /// instance, say) is not held by an old failure.
+    #[serde(default)]
+    pub steps: HeldSteps,
+}
+
+/// Which steps of a piece of work a [`HoldBack`] holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "contents", rename_all = "kebab-case")]
+pub enum HeldSteps {
+    /// Every step of the work.
+    #[default]
+    All,
+    /// Only the steps with these contents ([`Step::content`]).
+    Only(BTreeSet<StepContent>),
+}
+
+impl HeldSteps {
+    /// Whether `step` is held.
+    pub fn holds(&self, step: &Step) -> bool {
+        match self {
+            HeldSteps::All => true,
+            HeldSteps::Only(contents) => contents.contains(&step.content()),
+        }
+    }
+}
+
+/// A digest of what a step does: its operation and its targets
+/// ([`Step::content`]), the same for the same step in two plans, different
+/// once the step is aimed elsewhere (another instance, another volume).
+/// The reconcile loop keys its backoff by it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepContent(String);
+
+impl StepContent {
+    /// The digest as text (16 hex digits).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Collects the strings in `v` that look like cloud IDs (`i-0abc…`,
+/// `vol-…`, `sg-…`, `subnet-…`, `ami-…`, `rtbassoc-…`: lowercase letters
+/// and dashes, a dash, then at least eight hex digits).
+fn cloud_ids(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some((prefix, hex)) = s.rsplit_once('-')
+                && !prefix.is_empty()
+                && prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                && hex.len() >= 8
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                out.insert(s.clone());
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| cloud_ids(i, out)),
+        serde_json::Value::Object(fields) => fields.values().for_each(|f| cloud_ids(f, out)),
+        _ => {}
+    }
 }
 
 /// A step the plan leaves out because of a [`HoldBack`].
@@ -1643,6 +1713,28 @@ impl Step {
             Step::DisableDistribution { .. } => "disable-distribution",
             Step::DeleteDistribution { .. } => "delete-distribution",
         }
+    }
+
+    /// What the step does, as a digest ([`StepContent`]): its operation
+    /// and resource ([`Step::kind`], [`Step::describe`]) and its targets,
+    /// every cloud ID it names (instances, volumes, groups, subnets, the
+    /// image, …), found in its serialized form so that a new step variant
+    /// needs nothing here. Parameters that follow from the rest of the
+    /// world (user data, client tokens, tags) are left out: the same
+    /// request aimed at the same things is the same content. The reconcile
+    /// loop's backoff is keyed by the step's work and its content.
+    pub fn content(&self) -> StepContent {
+        let mut ids = BTreeSet::new();
+        // Serializing a step cannot fail (no maps with non-string keys);
+        // if it did, only the kind and description would tell steps
+        // apart, which holds more than it should, never less.
+        if let Ok(v) = serde_json::to_value(self) {
+            cloud_ids(&v, &mut ids);
+        }
+        let described = self.describe();
+        let mut parts: Vec<&str> = vec![self.kind(), &described];
+        parts.extend(ids.iter().map(String::as_str));
+        StepContent(crate::spec_hash::short_digest(&parts))
     }
 
     /// The work the step belongs to, for the reconcile loop's backoff:

@@ -16,18 +16,38 @@ use std::fmt::Write as _;
 /// `<details>`.
 const FOLD_AFTER: usize = 12;
 
-/// Renders a plan as Markdown. Deterministic: the same plan always gives
-/// the same bytes.
+/// How to render Markdown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MarkdownOptions {
+    /// Whether the region line names the moment the plan is for (`plan
+    /// --at`). Off by default, so that a pull-request bot sees the same
+    /// bytes for an unchanged stack.
+    pub at: bool,
+}
+
+/// Renders a plan as Markdown without its moment
+/// ([`MarkdownOptions::default`]). Deterministic: the same plan always
+/// gives the same bytes.
 pub fn markdown(plan: &Plan) -> String {
+    markdown_with(plan, &MarkdownOptions::default())
+}
+
+/// Renders a plan as Markdown. Deterministic: the same plan and options
+/// always give the same bytes.
+pub fn markdown_with(plan: &Plan, opts: &MarkdownOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## converge plan: {}", code(plan.stack.as_str()));
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "Region {}, planned for {}.",
-        code(&plan.region),
-        code(&plan.at.to_string())
-    );
+    if opts.at {
+        let _ = writeln!(
+            out,
+            "Region {}, planned for {}.",
+            code(&plan.region),
+            code(&plan.at.to_string())
+        );
+    } else {
+        let _ = writeln!(out, "Region {}.", code(&plan.region));
+    }
     out.push('\n');
     if let Some(warning) = super::diff::partial_line(plan) {
         let _ = writeln!(out, "> **Warning:** {warning}\n");

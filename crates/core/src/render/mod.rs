@@ -15,5 +15,5 @@ mod text;
 
 pub use dot::dot;
 pub use json::json;
-pub use markdown::markdown;
+pub use markdown::{MarkdownOptions, markdown, markdown_with};
 pub use text::{TextOptions, text};

@@ -3,7 +3,7 @@
 //! `before → after`, its instance changes and notes), and a summary line.
 //!
 //! ```text
-//! Plan for stack smallpayroll (us-east-1) at 2026-03-09T12:00:00Z
+//! Plan for stack smallpayroll (us-east-1)
 //! Symbols: ~ update
 //!
 //!   ~ Fleet/app
@@ -29,6 +29,10 @@ use std::fmt::Write as _;
 pub struct TextOptions {
     /// Whether to colour the output with ANSI escapes.
     pub color: bool,
+    /// Whether the first line names the moment the plan is for (`plan
+    /// --at`). Off by default, so that two plans of an unchanged stack are
+    /// the same bytes (the JSON always carries the moment).
+    pub at: bool,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -43,19 +47,15 @@ const CYAN: &str = "\x1b[36m";
 pub fn text(plan: &Plan, opts: &TextOptions) -> String {
     let p = Paint(opts.color);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}",
-        p.paint(
-            BOLD,
-            &format!(
-                "Plan for stack {} ({}) at {}",
-                diff::clean(plan.stack.as_str()),
-                diff::clean(&plan.region),
-                plan.at
-            )
-        )
+    let mut head = format!(
+        "Plan for stack {} ({})",
+        diff::clean(plan.stack.as_str()),
+        diff::clean(&plan.region),
     );
+    if opts.at {
+        let _ = write!(head, " at {}", plan.at);
+    }
+    let _ = writeln!(out, "{}", p.paint(BOLD, &head));
     if let Some(warning) = diff::partial_line(plan) {
         let _ = writeln!(out, "{}", p.paint(YELLOW, &format!("Warning: {warning}")));
     }

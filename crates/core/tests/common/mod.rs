@@ -941,7 +941,7 @@ pub fn run_decided(
 
 /// The plain text rendering (no colour).
 pub fn text(p: &Plan) -> String {
-    render::text(p, &TextOptions { color: false })
+    render::text(p, &TextOptions::default())
 }
 
 /// The steps' descriptions in index order, for assertions on the graph.

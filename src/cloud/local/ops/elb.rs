@@ -459,7 +459,7 @@ pub(crate) fn register_instances(
                 ));
             }
             other => {
-                return Err(e.invalid(
+                return Err(e.stale(
                     "InvalidInstance",
                     format!(
                         "EC2 instance {id} is not in a valid state ({})",

@@ -332,6 +332,12 @@ impl Errs {
     pub fn state(self, code: &str, msg: impl Into<String>) -> CloudError {
         self.make(ErrorKind::InvalidState, code, msg)
     }
+    /// The target is gone or in a state it will not leave (terminated,
+    /// shutting down): AWS answers with the same code as for a state that
+    /// passes ([`ErrorKind::Stale`]).
+    pub fn stale(self, code: &str, msg: impl Into<String>) -> CloudError {
+        self.make(ErrorKind::Stale, code, msg)
+    }
     /// An identifier the local cloud made up (valid by construction; a
     /// bug would be an error, not a panic).
     pub fn id<T>(self, text: String) -> Result<T, CloudError>

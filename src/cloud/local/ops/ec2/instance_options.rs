@@ -113,7 +113,7 @@ fn changeable<'w>(
 ) -> Result<&'w crate::cloud::local::world::Instance, CloudError> {
     let i = find_instance(w, cx, e, id)?;
     if i.termination.is_some() {
-        return Err(e.invalid(
+        return Err(e.stale(
             "IncorrectInstanceState",
             format!(
                 "The instance '{id}' is not in a state from which its {what} can be changed ({}).",

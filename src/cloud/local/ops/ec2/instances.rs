@@ -251,7 +251,7 @@ pub(crate) fn set_instance_groups(
 ) -> Result<Outcome, CloudError> {
     let i = find_instance(w, cx, e, instance)?;
     if i.termination.is_some() {
-        return Err(e.invalid(
+        return Err(e.stale(
             "IncorrectInstanceState",
             format!(
                 "The instance '{instance}' is not in a state from which its security groups can be changed ({}).",

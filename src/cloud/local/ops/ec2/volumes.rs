@@ -319,7 +319,7 @@ pub(crate) fn attach_volume(
             ));
         }
         other => {
-            return Err(e.invalid(
+            return Err(e.stale(
                 "IncorrectState",
                 format!(
                     "Instance '{instance}' is not 'running' ({}).",
