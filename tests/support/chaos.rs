@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use converge::cloud::local::LocalCloud;
 use converge::cloud::{ApiCall, Cloud, CloudError, Op, Outcome};
 use converge::core::Desired;
+use converge::core::elb::BalancerType;
 use converge::core::ids::{
     BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
     SubnetId, VolumeId,
@@ -155,9 +156,16 @@ impl Cloud for Hooked {
         self.count();
         self.inner.snapshot(id).await
     }
-    async fn balancer_members(&self, name: &BalancerName) -> Result<Vec<Member>, CloudError> {
+    fn tracks_classic_draining(&self) -> bool {
+        self.inner.tracks_classic_draining()
+    }
+    async fn balancer_members(
+        &self,
+        name: &BalancerName,
+        kind: BalancerType,
+    ) -> Result<Vec<Member>, CloudError> {
         self.count();
-        self.inner.balancer_members(name).await
+        self.inner.balancer_members(name, kind).await
     }
     async fn distribution(
         &self,
