@@ -82,6 +82,10 @@ pub struct Observed {
     pub buckets: Vec<ObservedBucket>,
     /// Distributions.
     pub distributions: Vec<ObservedDistribution>,
+    /// Route 53 hosted zones: the stack's own and the existing ones its
+    /// records name, each with its record sets.
+    #[serde(default)]
+    pub dns_zones: Vec<crate::route53::ObservedZone>,
     /// The values of the SSM parameters the stack's fleets take their
     /// image from (`image: ssm:NAME`), by name, read when planning; a name
     /// SSM does not know is absent.
@@ -508,6 +512,9 @@ pub struct ObservedBalancer {
     pub owner: Owner,
     /// Its DNS name.
     pub dns_name: String,
+    /// The hosted zone of its DNS name (CanonicalHostedZoneNameID; for alias records).
+    #[serde(default)]
+    pub zone_id: String,
     /// Its zones.
     pub zones: Vec<Zone>,
     /// Its subnets (in a VPC).

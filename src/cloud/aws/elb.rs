@@ -84,6 +84,10 @@ fn balancer(
         )?,
         owner,
         dns_name: d.dns_name().unwrap_or_default().to_owned(),
+        zone_id: d
+            .canonical_hosted_zone_name_id()
+            .unwrap_or_default()
+            .to_owned(),
         zones,
         subnets: {
             let mut v: Vec<SubnetId> = d

@@ -94,6 +94,7 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "DuplicateLoadBalancerName",
         "DuplicateAccessPointName",
         "DuplicateListener",
+        "HostedZoneAlreadyExists",
     ];
     const INVALID_STATE: &[&str] = &[
         "DependencyViolation",

@@ -54,6 +54,7 @@ fn service_label(service: &str) -> String {
         "elasticloadbalancing" | "elastic load balancing" => "ELB".into(),
         "s3" => "S3".into(),
         "cloudfront" => "CloudFront".into(),
+        "route53" | "route 53" => "Route53".into(),
         "ssm" => "SSM".into(),
         "sts" => "STS".into(),
         _ => service.to_owned(),

@@ -107,6 +107,10 @@ pub(crate) fn observe(
                 name: answered_id("DescribeLoadBalancers", b.name.as_str())?,
                 owner,
                 dns_name: b.dns_name.clone(),
+                // A per-region constant, as on AWS.
+                zone_id: converge_core::route53::elb_zone_id(&b.region)
+                    .unwrap_or_default()
+                    .to_owned(),
                 zones: b.zones.clone(),
                 subnets: b.subnets.clone(),
                 listeners: b.listeners.clone(),
