@@ -260,6 +260,18 @@ pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> 
             out.insert(format!("Fleet/{name}.privateIps"), ips.join(","));
         }
     }
+    for z in &observed.dns_zones {
+        if let Some(o) = &z.owner
+            && o.kind == Kind::DnsZone
+            && o.stack == desired.stack
+            && desired.dns_zones.contains_key(&o.name)
+        {
+            out.insert(
+                format!("DnsZone/{}.nameServers", o.name),
+                z.name_servers.join(","),
+            );
+        }
+    }
     for v in &observed.volumes {
         if desired
             .volumes

@@ -370,6 +370,7 @@ mod tests {
                     name: "web".into(),
                 },
                 dns_name: "web.example".into(),
+                zone_id: String::new(),
                 zones: Vec::new(),
                 listeners: Vec::new(),
                 health_check: None,

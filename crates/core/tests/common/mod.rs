@@ -588,6 +588,7 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Balancer, n),
             dns_name: dns_name(n),
+            zone_id: "Z35SXDOTRQ7X7K".into(),
             zones: b.zones.clone(),
             subnets: b.subnets.iter().map(|s| subnet_id(s.as_str())).collect(),
             listeners: b.listeners.clone(),
