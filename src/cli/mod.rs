@@ -688,9 +688,12 @@ async fn moment(cloud: &dyn Cloud, at: Option<Timestamp>) -> Result<Timestamp> {
                 .clock_offset()
                 .await
                 .context("reading the cloud's clock")?;
-            Ok(Timestamp::now()
+            let now = Timestamp::now()
                 .checked_add(offset)
-                .unwrap_or(Timestamp::MAX))
+                .unwrap_or(Timestamp::MAX);
+            // Whole seconds: the moment is written into cutover marks and
+            // shown in plans.
+            Ok(now.round(jiff::Unit::Second).unwrap_or(now))
         }
     }
 }

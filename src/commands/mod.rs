@@ -89,7 +89,10 @@ fn dns_domains(desired: &Desired) -> Option<Vec<String>> {
         && desired.security_groups.is_empty()
         && desired.key_pairs.is_empty()
         && desired.network.is_none();
-    if desired.dns_zones.is_empty() && desired.dns_records.is_empty() && !destroying {
+    if destroying {
+        return Some(vec![converge_core::route53::ALL_ZONES.to_owned()]);
+    }
+    if desired.dns_zones.is_empty() && desired.dns_records.is_empty() {
         return None;
     }
     let domains: BTreeSet<String> = desired

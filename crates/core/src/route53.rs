@@ -244,6 +244,11 @@ pub fn elb_zone_id(region: &str) -> Option<&'static str> {
     })
 }
 
+/// Passed as the only domain to `Cloud::dns_zones`: every public zone,
+/// for `destroy`, which must find the stack's records in existing zones
+/// its (now empty) manifests no longer name.
+pub const ALL_ZONES: &str = "*";
+
 /// The most a TTL may be (Route 53: 0 to 2147483647 seconds).
 pub const MAX_TTL: u64 = 2_147_483_647;
 /// The most characters in one TXT string (RFC 1035; Route 53 splits

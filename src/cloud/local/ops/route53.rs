@@ -195,6 +195,7 @@ pub(crate) fn zones(w: &World, stack: &str, domains: &[String]) -> Vec<ObservedZ
         .values()
         .filter(|z| {
             domains.contains(&z.domain)
+                || domains.iter().any(|d| d == route53::ALL_ZONES)
                 || Owner::from_tags(&z.tags).is_some_and(|o| o.stack.as_str() == stack)
         })
         .map(HostedZone::observed)
