@@ -140,7 +140,9 @@ impl AwsCloud {
                 .unwrap_or_default();
             let owner = Owner::from_tags(&tags);
             let ours = owner.as_ref().is_some_and(|o| o.stack == *stack);
-            let every = domains.iter().any(|d| d == converge_core::route53::ALL_ZONES);
+            let every = domains
+                .iter()
+                .any(|d| d == converge_core::route53::ALL_ZONES);
             if !ours && !every && !domains.contains(&domain) {
                 continue;
             }

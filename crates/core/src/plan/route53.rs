@@ -625,59 +625,10 @@ impl<'a> Planner<'a> {
             action: ChangeAction::Update,
         };
         let cutover_ttl = spec.cutover.ttl;
-        let settle = SignedDuration::from_secs(i64::from(spec.cutover.settle));
         if same_content {
-            match stage {
-                Some(Stage::Switched { at }) if later(at, settle) > now && cur.alias.is_none() => {
-                    notes.push(Note::CutoverWaits {
-                        step: CutoverStep::Settle,
-                        at: later(at, settle),
-                        old_ttl: None,
-                    });
-                    return Decision {
-                        purpose: None,
-                        changes: Vec::new(),
-                        notes,
-                        action: ChangeAction::NoChange,
-                    };
-                }
-                Some(_) => {
-                    notes.push(Note::Cutover {
-                        step: CutoverStep::Settle,
-                        ttl: want.change.ttl,
-                    });
-                    let mut d = at_once(RecordPurpose::Cutover(CutoverStep::Settle), notes);
-                    d.changes = batch(with_ttl(Some(spec.ttl)), None);
-                    d
-                }
-                None if cur.ttl != want.change.ttl => {
-                    let mut d = at_once(
-                        if adopting {
-                            RecordPurpose::Adopt
-                        } else {
-                            RecordPurpose::Update
-                        },
-                        notes,
-                    );
-                    d.changes = batch(with_ttl(Some(spec.ttl)), None);
-                    d
-                }
-                None if adopting => {
-                    let mut d = at_once(RecordPurpose::Adopt, notes);
-                    d.changes = vec![PlannedRecordChange::of_set(
-                        Action::Upsert,
-                        &fresh.record_set(&spec.name, spec.rtype),
-                    )];
-                    d
-                }
-                None => Decision {
-                    purpose: None,
-                    changes: Vec::new(),
-                    notes,
-                    action: ChangeAction::NoChange,
-                },
-            }
-        } else {
+            return self.same_value(spec, want, cur, stage, adopting, &fresh, notes);
+        }
+        {
             match (stage, cur.ttl) {
                 (Some(Stage::Lowered { at, old_ttl }), _) => {
                     let due = later(at, SignedDuration::from_secs(i64::from(old_ttl)));
@@ -737,6 +688,96 @@ impl<'a> Planner<'a> {
                     d
                 }
             }
+        }
+    }
+
+    /// A record whose value is already the declared one: the settle when
+    /// due, a TTL change, or only the mark of an adopted record.
+    #[allow(clippy::too_many_arguments)]
+    fn same_value(
+        &self,
+        spec: &DnsRecordSpec,
+        want: &Want,
+        cur: &RecordSet,
+        stage: Option<Stage>,
+        adopting: bool,
+        fresh: &Mark,
+        mut notes: Vec<Note>,
+    ) -> Decision {
+        let now = self.input.at;
+        let batch = |set: PlannedRecordChange, stage: Option<Stage>| {
+            let m = Mark {
+                stage,
+                ..fresh.clone()
+            };
+            vec![
+                set,
+                PlannedRecordChange::of_set(Action::Upsert, &m.record_set(&spec.name, spec.rtype)),
+            ]
+        };
+        let with_ttl = |ttl: Option<u32>| {
+            let mut c = want.change.clone();
+            if c.alias.is_none() {
+                c.ttl = ttl;
+            }
+            c
+        };
+        let at_once = |purpose, notes| Decision {
+            purpose: Some(purpose),
+            changes: Vec::new(),
+            notes,
+            action: ChangeAction::Update,
+        };
+        let settle = SignedDuration::from_secs(i64::from(spec.cutover.settle));
+        match stage {
+            Some(Stage::Switched { at }) if later(at, settle) > now && cur.alias.is_none() => {
+                notes.push(Note::CutoverWaits {
+                    step: CutoverStep::Settle,
+                    at: later(at, settle),
+                    old_ttl: None,
+                });
+                return Decision {
+                    purpose: None,
+                    changes: Vec::new(),
+                    notes,
+                    action: ChangeAction::NoChange,
+                };
+            }
+            Some(_) => {
+                notes.push(Note::Cutover {
+                    step: CutoverStep::Settle,
+                    ttl: want.change.ttl,
+                });
+                let mut d = at_once(RecordPurpose::Cutover(CutoverStep::Settle), notes);
+                d.changes = batch(with_ttl(Some(spec.ttl)), None);
+                d
+            }
+            None if cur.ttl != want.change.ttl => {
+                let mut d = at_once(
+                    if adopting {
+                        RecordPurpose::Adopt
+                    } else {
+                        RecordPurpose::Update
+                    },
+                    notes,
+                );
+                d.changes = batch(with_ttl(Some(spec.ttl)), None);
+                d
+            }
+            None if adopting => {
+                let mut d = at_once(RecordPurpose::Adopt, notes);
+                d.changes = vec![PlannedRecordChange::of_set(
+                    Action::Upsert,
+                    &fresh.record_set(&spec.name, spec.rtype),
+                )];
+                d
+            }
+            None => Decision {
+                purpose: None,
+                changes: Vec::new(),
+                notes,
+                action: ChangeAction::NoChange,
+            },
         }
     }
 
