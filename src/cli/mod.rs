@@ -931,7 +931,8 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             );
         }
         print!("{}", render(&plan, Format::Text));
-        if !plan.has_changes() && !(args.wait && !cutover_waits(&plan).is_empty()) {
+        let waiting = args.wait && !cutover_waits(&plan).is_empty();
+        if !plan.has_changes() && !waiting {
             // Nothing changed since the observation the plan was made of.
             for (line, _) in cutover_waits(&plan) {
                 println!("{line}");

@@ -616,6 +616,7 @@ impl Mark {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests {
     use super::*;
 
@@ -663,7 +664,7 @@ mod tests {
         let a = set("www.example.com", RecordType::A, &["192.0.2.1"]);
         let cname = create(set("www.example.com", RecordType::Cname, &["x.net"]));
         assert!(
-            check_batch(zone, std::slice::from_ref(&a), &[cname.clone()])
+            check_batch(zone, std::slice::from_ref(&a), std::slice::from_ref(&cname))
                 .unwrap_err()
                 .contains("conflicting")
         );

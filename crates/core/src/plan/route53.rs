@@ -736,12 +736,12 @@ impl<'a> Planner<'a> {
                     at: later(at, settle),
                     old_ttl: None,
                 });
-                return Decision {
+                Decision {
                     purpose: None,
                     changes: Vec::new(),
                     notes,
                     action: ChangeAction::NoChange,
-                };
+                }
             }
             Some(_) => {
                 notes.push(Note::Cutover {
@@ -962,7 +962,7 @@ fn record_fields(
     };
     let after: Vec<String> = match &want.known {
         Some(k) => shown(k),
-        None => want.display.iter().map(|v| format!("{v}")).collect(),
+        None => want.display.clone(),
     };
     if current.is_none() {
         out.push(FieldDiff {
