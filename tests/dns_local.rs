@@ -245,7 +245,7 @@ fn a_schedule_and_a_snapshot_schedule_run_through_with_local_advance() {
     example::copy_into(dir, None);
     let apply = run(dir, &["apply", "stack", "--yes"]).ok();
     assert!(
-        apply.contains("DnsZone/smallpayroll.nameServers"),
+        apply.contains("DnsZone/public.nameServers"),
         "{apply}"
     );
     // A snapshot is due once a day (03:00 Toronto): a pass takes what is
