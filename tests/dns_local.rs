@@ -244,10 +244,7 @@ fn a_schedule_and_a_snapshot_schedule_run_through_with_local_advance() {
     let dir = t.path();
     example::copy_into(dir, None);
     let apply = run(dir, &["apply", "stack", "--yes"]).ok();
-    assert!(
-        apply.contains("DnsZone/public.nameServers"),
-        "{apply}"
-    );
+    assert!(apply.contains("DnsZone/public.nameServers"), "{apply}");
     // A snapshot is due once a day (03:00 Toronto): a pass takes what is
     // due, a second pass nothing more, and a day later one more.
     run(dir, &["reconcile", "stack", "--once"]).ok();
