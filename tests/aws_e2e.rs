@@ -357,6 +357,8 @@ fn volume_only(d: &Desired) -> Desired {
     d.cdns.clear();
     d.buckets.clear();
     d.key_pairs.clear();
+    d.dns_records.clear();
+    d.dns_zones.clear();
     d.security_groups.clear();
     for v in d.volumes.values_mut() {
         v.attach = None;
@@ -509,6 +511,9 @@ async fn a_killed_apply_run_again_creates_no_duplicates() {
     // the stack's (on AWS the tags come with the bucket; docs/aws.md).
     e.desired.buckets.clear();
     e.desired.cdns.clear();
+    // And its records (cdn0 names the CDN).
+    e.desired.dns_records.clear();
+    e.desired.dns_zones.clear();
     // First run: killed after half of the steps.
     let (_, plan) = plan_for(&e, &e.desired).await;
     let k = plan.graph.len() / 2;
