@@ -693,7 +693,12 @@ async fn moment(cloud: &dyn Cloud, at: Option<Timestamp>) -> Result<Timestamp> {
                 .unwrap_or(Timestamp::MAX);
             // Whole seconds: the moment is written into cutover marks and
             // shown in plans.
-            Ok(now.round(jiff::Unit::Second).unwrap_or(now))
+            // Truncated, never rounded up: a moment noted in a mark must
+            // not lie ahead of the clock that later checks it.
+            let whole = jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc);
+            Ok(now.round(whole).unwrap_or(now))
         }
     }
 }
