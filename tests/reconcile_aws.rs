@@ -67,9 +67,11 @@ const T0: &str = "2026-03-09T14:00:00Z";
 
 /// Requests one no-change pass of SmallPayroll may send: one observation
 /// (5 EC2 describes, ELB list + tags + health, S3 list + tags + policy,
-/// CloudFront list + get + tags: 14) with room for the SDK's retries. It
-/// does not grow with the number of passes or of instances.
-const NO_CHANGE_CALLS: u64 = 20;
+/// CloudFront list + get + tags: 14; the network's describes; Route 53's
+/// zones, their tags and the stack zone's record sets: 3) with room for
+/// the SDK's retries. It does not grow with the number of passes or of
+/// instances.
+const NO_CHANGE_CALLS: u64 = 24;
 
 /// A connection to the moto server in `account`, as a process of its own
 /// would have.
