@@ -835,7 +835,9 @@ fn output_prints_the_live_stacks_outputs() {
     let r = w.run(&["output", "stack"]);
     r.ok();
     assert!(
-        r.stdout().contains("Balancer/web.dnsName  = web-"),
+        r.stdout()
+            .lines()
+            .any(|l| l.starts_with("Balancer/web.dnsName ") && l.contains(" = web-")),
         "{}",
         r.stdout()
     );

@@ -120,7 +120,7 @@ fn smallpayroll_loads_without_diagnostics() {
     let d = &loaded.desired;
     assert_eq!(d.stack.as_str(), "smallpayroll");
     assert_eq!(d.region, "us-east-1");
-    assert_eq!(loaded.files.len(), 7);
+    assert_eq!(loaded.files.len(), 8);
     let network = d.network.as_ref().expect("a Network");
     assert_eq!(network.subnet_names().len(), 4);
     let name = |s: &'static str| ResourceName::from(s);

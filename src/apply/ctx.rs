@@ -105,6 +105,13 @@ pub(super) enum Output {
         /// Its domain name.
         domain_name: String,
     },
+    /// The hosted zone it created.
+    Zone {
+        /// Its ID.
+        id: String,
+        /// Its name servers.
+        name_servers: Vec<String>,
+    },
 }
 
 /// The context a step runs in, shared by all steps of one apply.
@@ -290,6 +297,9 @@ impl Ctx {
                         s.push_str(&domain_name)
                     }
                     (Output::Volume(id), Attr::Id) => s.push_str(id.as_str()),
+                    (Output::Zone { name_servers, .. }, Attr::NameServers) => {
+                        s.push_str(&name_servers.join(","))
+                    }
                     _ => {
                         return Err(StepError::Unexpected(format!(
                             "step {step} has no {}",

@@ -20,6 +20,7 @@ mod ec2;
 mod elb;
 mod failure;
 pub mod retry;
+mod route53;
 mod s3;
 mod tags;
 mod vpc;
@@ -358,6 +359,16 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         }
         Step::DeleteDistribution { id: dist, .. } => {
             cloudfront::delete_distribution(ctx, dist).await
+        }
+        Step::CreateZone {
+            domain,
+            caller_reference,
+            tags,
+            ..
+        } => route53::create_zone(ctx, domain, caller_reference, tags).await,
+        Step::DeleteZone { id: zone, .. } => route53::delete_zone(ctx, zone).await,
+        Step::ChangeRecords { zone, changes, .. } => {
+            route53::change_records(ctx, id, zone, changes).await
         }
     }
 }

@@ -297,6 +297,10 @@ struct ApplyArgs {
     /// repeatable); the plan says it is partial.
     #[arg(long = "target", value_name = "Kind/NAME", conflicts_with = "plan")]
     target: Vec<String>,
+    /// Stay until every DNS cutover is done: apply what is due, wait
+    /// until the next step is (an old TTL, a settle time), and again.
+    #[arg(long, conflicts_with_all = ["plan", "at"])]
+    wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +363,13 @@ enum LocalCommand {
         #[command(subcommand)]
         what: LocalRemove,
     },
+    /// Move the local cloud's clock forward for every later command
+    /// (schedules, snapshot schedules, minUptime, DNS cutovers), such as
+    /// `25h` or `90m`.
+    Advance {
+        /// How far, like `30m`, `24h` or `1h30m`.
+        duration: String,
+    },
 }
 
 /// What `converge local add` makes.
@@ -385,6 +396,29 @@ enum LocalAdd {
         /// the first one its subject.
         #[arg(required = true, num_args = 1..)]
         domains: Vec<String>,
+    },
+    /// A public hosted zone, as an existing zone a DnsRecord can name
+    /// (`zone: DOMAIN`); prints its ID.
+    Zone {
+        /// Its domain (`smallpayroll.example`).
+        domain: String,
+    },
+    /// A record set without converge's ownership mark, as an "existing"
+    /// record of a migration; prints it.
+    Record {
+        /// The zone: its domain or ID.
+        zone: String,
+        /// The record's full name (`www.smallpayroll.example`).
+        name: String,
+        /// A, AAAA, CNAME, TXT or MX.
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        /// Its value(s).
+        #[arg(required = true, num_args = 1..)]
+        values: Vec<String>,
+        /// Its TTL in seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl: u32,
     },
     /// A VPC with subnets, as an existing VPC a Network can name
     /// (`spec.vpc`).
@@ -643,13 +677,52 @@ fn replace_fleets(desired: &Desired, names: &[String]) -> Result<BTreeSet<Resour
     Ok(fleets)
 }
 
-fn parse_at(at: Option<&str>) -> Result<Timestamp> {
+fn parse_at(at: Option<&str>) -> Result<Option<Timestamp>> {
     match at {
-        None => Ok(Timestamp::now()),
-        Some(s) => s.parse::<Timestamp>().with_context(|| {
+        None => Ok(None),
+        Some(s) => s.parse::<Timestamp>().map(Some).with_context(|| {
             format!("--at: expected RFC 3339 with an offset, like 2026-03-09T08:30:00-04:00, found {s:?}")
         }),
     }
+}
+
+/// The moment to plan for: `--at`, or now by the cloud's clock (the
+/// host's, plus the local cloud's `converge local advance` offset).
+async fn moment(cloud: &dyn Cloud, at: Option<Timestamp>) -> Result<Timestamp> {
+    match at {
+        Some(t) => Ok(t),
+        None => {
+            let offset = cloud
+                .clock_offset()
+                .await
+                .context("reading the cloud's clock")?;
+            let now = Timestamp::now()
+                .checked_add(offset)
+                .unwrap_or(Timestamp::MAX);
+            // Whole seconds: the moment is written into cutover marks and
+            // shown in plans.
+            // Truncated, never rounded up: a moment noted in a mark must
+            // not lie ahead of the clock that later checks it.
+            let whole = jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc);
+            Ok(now.round(whole).unwrap_or(now))
+        }
+    }
+}
+
+/// The cutover steps a plan leaves for later, as `apply` reports them:
+/// `DnsRecord/www: switch at 2026-12-02T16:00:00Z (old TTL 86400 s)`.
+fn cutover_waits(plan: &converge::core::Plan) -> Vec<(String, Timestamp)> {
+    let mut out = Vec::new();
+    for c in &plan.changes {
+        for n in &c.notes {
+            if let converge::core::plan::Note::CutoverWaits { at, .. } = n {
+                out.push((format!("{}: {n}", c.key), *at));
+            }
+        }
+    }
+    out
 }
 
 /// An opened cloud, and how its stacks are leased.
@@ -798,6 +871,7 @@ async fn plan(g: &Global, args: PlanArgs) -> Result<ExitCode> {
         targets: targets(&args.target)?,
     };
     let cloud = open_cloud(g, &desired.region).await?;
+    let at = moment(cloud.cloud.as_ref(), at).await?;
     let (_, plan) = observe_and_plan_requested(
         cloud.cloud.as_ref(),
         &desired,
@@ -833,7 +907,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     let (desired, at, saved, request) = match &args.plan {
         Some(path) => {
             let file = PlanFile::load(path, &env_var)?;
-            let at = file.plan.at;
+            let at = Some(file.plan.at);
             let request = file.request();
             (
                 file.desired.clone(),
@@ -852,6 +926,7 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
         }
     };
     let cloud = open_cloud(g, &desired.region).await?;
+    let at = moment(cloud.cloud.as_ref(), at).await?;
     // The lease is taken before observing, so that the plan shown is the
     // one carried out: no other writer acts on the stack in between.
     let holding = cloud.hold(g, &desired.stack).await?;
@@ -874,17 +949,28 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             );
         }
         print!("{}", render(&plan, Format::Text, args.at.is_some()));
-        if !plan.has_changes() {
+        let waiting = args.wait && !cutover_waits(&plan).is_empty();
+        if !plan.has_changes() && !waiting {
             // Nothing changed since the observation the plan was made of.
+            for (line, _) in cutover_waits(&plan) {
+                println!("{line}");
+            }
             print_outputs(&desired, &observed);
             print_stats(g, cloud.cloud.as_ref());
             return Ok(ExitCode::SUCCESS);
         }
-        if saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
+        if plan.has_changes() && saved.is_none() && !confirm(args.yes, "Apply these changes?")? {
             println!("Apply cancelled.");
             return Ok(ExitCode::from(1));
         }
-        let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost).await;
+        let mut ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost.clone()).await;
+        let mut waits = cutover_waits(&plan);
+        for (line, _) in &waits {
+            println!("{line}");
+        }
+        while ok && args.wait && !waits.is_empty() {
+            ok = wait_and_apply(g, &cloud, &desired, &request, &args, &lost, &mut waits).await?;
+        }
         let after = converge::commands::observe(cloud.cloud.as_ref(), &desired)
             .await
             .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
@@ -901,6 +987,41 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     result
 }
 
+/// One round of `apply --wait`: sleeps until the first cutover step is
+/// due (by the cloud's clock), then plans and applies again; `waits`
+/// becomes what the new plan leaves for later.
+async fn wait_and_apply(
+    g: &Global,
+    cloud: &Opened,
+    desired: &Desired,
+    request: &PlanRequest,
+    args: &ApplyArgs,
+    lost: &Option<tokio::sync::watch::Receiver<bool>>,
+    waits: &mut Vec<(String, Timestamp)>,
+) -> Result<bool> {
+    let now = moment(cloud.cloud.as_ref(), None).await?;
+    let due = waits.iter().map(|(_, t)| *t).min().unwrap_or(now);
+    if due > now {
+        let secs = due.duration_since(now).as_secs().max(0).unsigned_abs();
+        println!("Waiting {}s, until {due}, for the next cutover step.", secs);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    let at = moment(cloud.cloud.as_ref(), None).await?;
+    let (_, plan) =
+        observe_and_plan_requested(cloud.cloud.as_ref(), desired, at, &BTreeMap::new(), request)
+            .await?;
+    if plan.has_changes() {
+        print!("{}", render(&plan, Format::Text));
+    }
+    let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost.clone()).await;
+    *waits = cutover_waits(&plan);
+    for (line, _) in waits.iter() {
+        println!("{line}");
+    }
+    let _ = g;
+    Ok(ok)
+}
+
 async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
     let declared = load(&args.dir)?;
     let empty = Desired::empty(declared.stack.clone(), declared.region.clone());
@@ -908,13 +1029,9 @@ async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {
     let holding = cloud.hold(g, &declared.stack).await?;
     let lost = holding.as_ref().map(Holding::lost_signal);
     let result = async {
-        let (_, plan) = observe_and_plan(
-            cloud.cloud.as_ref(),
-            &empty,
-            Timestamp::now(),
-            &BTreeMap::new(),
-        )
-        .await?;
+        let at = moment(cloud.cloud.as_ref(), None).await?;
+        let (_, plan) =
+            observe_and_plan(cloud.cloud.as_ref(), &empty, at, &BTreeMap::new()).await?;
         print!("{}", render(&plan, Format::Text, false));
         if !plan.has_changes() {
             print_stats(g, cloud.cloud.as_ref());
@@ -1214,8 +1331,30 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
     let cloud = open_local(g, config)?;
     match command {
         LocalCommand::Ls => {
+            let offset = cloud.offset()?;
+            if !offset.is_zero() {
+                println!(
+                    "clock: {} ahead of the host ({} now)",
+                    converge_core::duration::show(offset.unsigned_abs()),
+                    Timestamp::now()
+                        .checked_add(offset)
+                        .unwrap_or(Timestamp::MAX)
+                );
+            }
             let rows = cloud.list()?;
             print!("{}", converge::cloud::local::format_table(&rows));
+        }
+        LocalCommand::Advance { duration } => {
+            let by = converge_core::duration::parse(&duration)
+                .map_err(|e| anyhow!("local advance: {e}"))?;
+            let offset = cloud.advance(by)?;
+            println!(
+                "the local cloud's clock is {} ahead of the host: now {}",
+                converge_core::duration::show(offset.unsigned_abs()),
+                Timestamp::now()
+                    .checked_add(offset)
+                    .unwrap_or(Timestamp::MAX)
+            );
         }
         LocalCommand::Terminate { id } => {
             // A malformed ID names no instance the local cloud holds.
@@ -1226,6 +1365,24 @@ async fn local(g: &Global, command: LocalCommand) -> Result<ExitCode> {
             println!("{id} lost (terminated as a crash would)");
         }
         LocalCommand::Add { what } => match what {
+            LocalAdd::Zone { domain } => println!("{}", cloud.add_zone(&domain)?),
+            LocalAdd::Record {
+                zone,
+                name,
+                rtype,
+                values,
+                ttl,
+            } => {
+                let t = converge_core::route53::RecordType::parse(&rtype);
+                if !converge_core::route53::RecordType::DECLARABLE.contains(&t) {
+                    bail!("record type {rtype:?}: expected one of A, AAAA, CNAME, TXT, MX");
+                }
+                if u64::from(ttl) > converge_core::route53::MAX_TTL {
+                    bail!("--ttl {ttl}: at most {}", converge_core::route53::MAX_TTL);
+                }
+                cloud.add_record(&zone, &name, t, &values, ttl)?;
+                println!("{name} {rtype} {ttl} {}", values.join(" "));
+            }
             LocalAdd::InstanceProfile { name } => {
                 println!("{}", cloud.add_instance_profile(&name)?)
             }

@@ -23,6 +23,7 @@ use converge_core::observed::{
     ObservedInstance, ObservedSnapshot, ObservedSubnet, ObservedVolume,
 };
 use converge_core::plan::{PlannedRootVolume, TagTarget};
+use converge_core::route53::{ObservedZone, RecordChange};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -597,6 +598,29 @@ pub enum Op {
         /// The distribution.
         id: DistributionId,
     },
+    /// Create a public hosted zone and tag it; answers [`Outcome::Zone`].
+    /// The same caller reference answers the same zone.
+    CreateHostedZone {
+        /// Its domain.
+        domain: String,
+        /// Caller reference.
+        caller_reference: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a hosted zone holding only its SOA and NS records.
+    DeleteHostedZone {
+        /// The zone.
+        id: String,
+    },
+    /// Apply a change batch to a zone's record sets, all or nothing;
+    /// answers [`Outcome::Change`].
+    ChangeRecordSets {
+        /// The zone.
+        zone: String,
+        /// The changes, in order.
+        changes: Vec<RecordChange>,
+    },
 }
 
 impl Op {
@@ -672,6 +696,9 @@ impl Op {
             Op::CreateDistribution { .. }
             | Op::UpdateDistribution { .. }
             | Op::DeleteDistribution { .. } => Service::CloudFront,
+            Op::CreateHostedZone { .. }
+            | Op::DeleteHostedZone { .. }
+            | Op::ChangeRecordSets { .. } => Service::Route53,
         }
     }
 
@@ -749,6 +776,9 @@ impl Op {
             Op::CreateDistribution { .. } => "CreateDistributionWithTags",
             Op::UpdateDistribution { .. } => "UpdateDistribution",
             Op::DeleteDistribution { .. } => "DeleteDistribution",
+            Op::CreateHostedZone { .. } => "CreateHostedZone",
+            Op::DeleteHostedZone { .. } => "DeleteHostedZone",
+            Op::ChangeRecordSets { .. } => "ChangeResourceRecordSets",
         }
     }
 
@@ -774,6 +804,7 @@ impl Op {
                 | Op::DeleteListenerV2 { .. }
                 | Op::DeleteBucket { .. }
                 | Op::DeleteDistribution { .. }
+                | Op::DeleteHostedZone { .. }
         )
     }
 }
@@ -909,6 +940,8 @@ pub enum Service {
     S3,
     /// CloudFront distributions.
     CloudFront,
+    /// Route 53 hosted zones and records.
+    Route53,
 }
 
 /// The error a backend gives for an operation routed to the wrong
@@ -976,6 +1009,15 @@ pub enum Outcome {
         /// Its domain name.
         domain_name: String,
     },
+    /// A hosted zone was created (or found by its caller reference).
+    Zone {
+        /// Its ID.
+        id: String,
+        /// Its name servers.
+        name_servers: Vec<String>,
+    },
+    /// A change batch was accepted: its ID, for GetChange.
+    Change(String),
 }
 
 /// What kind of failure a cloud error is, which decides whether retrying
@@ -1198,6 +1240,26 @@ pub trait Cloud: Send + Sync {
     /// does not know are left out.
     async fn images(&self, ids: &[ImageId])
     -> Result<BTreeMap<ImageId, ObservedImage>, CloudError>;
+
+    /// The stack's hosted zones (by their tags) and the public zones of
+    /// these domains, each with its record sets: ListHostedZones pages,
+    /// the zones' tags, and ListResourceRecordSets pages per zone.
+    async fn dns_zones(
+        &self,
+        stack: &ResourceName,
+        domains: &[String],
+    ) -> Result<Vec<ObservedZone>, CloudError>;
+
+    /// Whether a change batch is in sync on every Route 53 server
+    /// (GetChange answers `INSYNC`).
+    async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError>;
+
+    /// How far the cloud's clock is ahead of the host's: zero for AWS; the
+    /// local cloud's `converge local advance` moves it. Every command
+    /// plans for the host's time plus this.
+    async fn clock_offset(&self) -> Result<jiff::SignedDuration, CloudError> {
+        Ok(jiff::SignedDuration::ZERO)
+    }
 
     /// Requests sent to the cloud's API so far, by service and operation
     /// (for `--stats` and benchmarks). Backends that do not count answer

@@ -65,7 +65,45 @@ pub async fn observe_with(
             }
         }
     }
+    if let Some(domains) = dns_domains(desired) {
+        observed.dns_zones = policy
+            .run("observe", false, || {
+                cloud.dns_zones(&desired.stack, &domains)
+            })
+            .await?;
+    }
     Ok(observed)
+}
+
+/// The domains of the existing hosted zones the stack's records name, when
+/// Route 53 is to be observed: the stack declares DNS, or it is being
+/// destroyed (nothing is declared). A stack that declares no DNS costs no
+/// Route 53 call.
+fn dns_domains(desired: &Desired) -> Option<Vec<String>> {
+    use converge_core::route53::ZoneRef;
+    let destroying = desired.fleets.is_empty()
+        && desired.volumes.is_empty()
+        && desired.balancers.is_empty()
+        && desired.buckets.is_empty()
+        && desired.cdns.is_empty()
+        && desired.security_groups.is_empty()
+        && desired.key_pairs.is_empty()
+        && desired.network.is_none();
+    if destroying {
+        return Some(vec![converge_core::route53::ALL_ZONES.to_owned()]);
+    }
+    if desired.dns_zones.is_empty() && desired.dns_records.is_empty() {
+        return None;
+    }
+    let domains: BTreeSet<String> = desired
+        .dns_records
+        .values()
+        .filter_map(|r| match &r.zone {
+            ZoneRef::Existing(d) => Some(d.clone()),
+            ZoneRef::Stack(_) => None,
+        })
+        .collect();
+    Some(domains.into_iter().collect())
 }
 
 /// Observes the stack and what planning its fleets needs besides it
@@ -230,6 +268,18 @@ pub fn outputs(desired: &Desired, observed: &Observed) -> Vec<(String, String)> 
             out.insert(format!("Fleet/{name}.privateIp"), ips.join(","));
         } else {
             out.insert(format!("Fleet/{name}.privateIps"), ips.join(","));
+        }
+    }
+    for z in &observed.dns_zones {
+        if let Some(o) = &z.owner
+            && o.kind == Kind::DnsZone
+            && o.stack == desired.stack
+            && desired.dns_zones.contains_key(&o.name)
+        {
+            out.insert(
+                format!("DnsZone/{}.nameServers", o.name),
+                z.name_servers.join(","),
+            );
         }
     }
     for v in &observed.volumes {

@@ -1060,6 +1060,15 @@ impl KindSpec for CdnSpec {
     const KIND: &'static str = "Cdn";
     const DESCRIPTION: &'static str = "A CloudFront distribution in front of a bucket.";
 }
+impl KindSpec for DnsZoneSpec {
+    const KIND: &'static str = "DnsZone";
+    const DESCRIPTION: &'static str = "A public Route 53 hosted zone converge creates.";
+}
+impl KindSpec for DnsRecordSpec {
+    const KIND: &'static str = "DnsRecord";
+    const DESCRIPTION: &'static str =
+        "A Route 53 record set, marked as converge's, changed with a TTL-aware cutover.";
+}
 
 impl<S: KindSpec> JsonSchema for Document<S> {
     fn schema_name() -> Cow<'static, str> {
@@ -1154,5 +1163,71 @@ fn kind_schemas() -> Vec<(String, serde_json::Value)> {
         schema_of::<BalancerSpec>(),
         schema_of::<BucketSpec>(),
         schema_of::<CdnSpec>(),
+        schema_of::<DnsZoneSpec>(),
+        schema_of::<DnsRecordSpec>(),
     ]
+}
+
+/// A `DnsZone` document: a public Route 53 hosted zone converge creates.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DnsZoneSpec {
+    /// The zone's domain, such as `smallpayroll.example`.
+    pub domain: String,
+    /// What happens when it is removed from the manifests: `retain`
+    /// (default) or `delete`.
+    #[serde(default)]
+    pub deletion_policy: BucketDeletionPolicy,
+    /// Tags of this zone.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// A `DnsRecord` document: one Route 53 record set.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DnsRecordSpec {
+    /// A DnsZone of the stack (its document name), or the domain of an
+    /// existing hosted zone.
+    pub zone: String,
+    /// The record's full name, inside the zone (the apex is allowed).
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`, `TXT` or `MX`.
+    #[serde(rename = "type")]
+    #[schemars(regex(pattern = r"^(A|AAAA|CNAME|TXT|MX)$"))]
+    pub record_type: String,
+    /// `Balancer/NAME` or `Cdn/NAME`: an alias A/AAAA record (no TTL).
+    /// Exactly one of `alias` and `values`.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// The values; they may hold references (`${Balancer/web.dnsName}`).
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    /// The TTL. Default `5m`.
+    #[serde(default)]
+    pub ttl: Option<DurationText>,
+    /// How a change of an existing record's value is staged. Default
+    /// `{ttl: 60s, settle: 1h}`.
+    #[serde(default)]
+    pub cutover: Option<CutoverSpec>,
+    /// Take over a record that exists without converge's ownership mark.
+    /// Default false.
+    #[serde(default)]
+    pub adopt: bool,
+    /// What happens when it is removed from the manifests: `delete`
+    /// (default) or `retain`.
+    #[serde(default)]
+    pub deletion_policy: Option<BucketDeletionPolicy>,
+}
+
+/// A record's cutover settings.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CutoverSpec {
+    /// The TTL during the cutover. Default `60s`.
+    #[serde(default)]
+    pub ttl: Option<DurationText>,
+    /// How long after the switch the TTL rises again. Default `1h`.
+    #[serde(default)]
+    pub settle: Option<DurationText>,
 }

@@ -8,6 +8,7 @@ use super::check;
 
 mod balancer;
 mod network;
+mod route53;
 use super::decode::decode_all;
 use super::diagnostics::Diagnostic;
 use super::node::{FieldPath, Node};
@@ -66,6 +67,8 @@ enum Spec {
     Balancer(raw::BalancerSpec),
     Bucket(raw::BucketSpec),
     Cdn(raw::CdnSpec),
+    DnsZone(raw::DnsZoneSpec),
+    DnsRecord(Box<raw::DnsRecordSpec>),
 }
 
 /// One document of a file.
@@ -162,7 +165,8 @@ struct Resolver<'a> {
     stack_tags: d::Tags,
 }
 
-const KINDS_LIST: &str = "Stack, KeyPair, SecurityGroup, Fleet, Volume, Balancer, Bucket, Cdn";
+const KINDS_LIST: &str =
+    "Stack, KeyPair, SecurityGroup, Fleet, Volume, Balancer, Bucket, Cdn, DnsZone, DnsRecord";
 
 impl Resolver<'_> {
     fn push(&mut self, d: Diagnostic) {
@@ -338,6 +342,8 @@ impl Resolver<'_> {
             Kind::Balancer => decode_all(value, &path).map(Spec::Balancer),
             Kind::Bucket => decode_all(value, &path).map(Spec::Bucket),
             Kind::Cdn => decode_all(value, &path).map(Spec::Cdn),
+            Kind::DnsZone => decode_all(value, &path).map(Spec::DnsZone),
+            Kind::DnsRecord => decode_all(value, &path).map(|r| Spec::DnsRecord(Box::new(r))),
         };
         match decoded {
             Ok(s) => Some(s),
@@ -572,6 +578,16 @@ impl Resolver<'_> {
                         desired.cdns.insert(name, c);
                     }
                 }
+                Spec::DnsZone(s) => {
+                    if let Some(z) = self.dns_zone(&at, s, &mut out) {
+                        desired.dns_zones.insert(name, z);
+                    }
+                }
+                Spec::DnsRecord(s) => {
+                    if let Some(r) = self.dns_record(&at, s, &mut out) {
+                        desired.dns_records.insert(name, r);
+                    }
+                }
             }
             let kind = e.kind;
             let own_tags = match spec {
@@ -584,6 +600,9 @@ impl Resolver<'_> {
                 Spec::Balancer(s) => Some(&s.tags),
                 Spec::Bucket(s) => Some(&s.tags),
                 Spec::Cdn(s) => Some(&s.tags),
+                // Route 53 allows 10 tags on a zone (checked with the
+                // zone); records carry none.
+                Spec::DnsZone(_) | Spec::DnsRecord(_) => None,
             };
             // Instances launched with a declared root volume also carry
             // `converge:root-volume`.
@@ -596,6 +615,7 @@ impl Resolver<'_> {
             }
             self.diags.extend(out);
         }
+        self.dns_cross_checks(&desired);
         complete.then_some(desired)
     }
 

@@ -487,9 +487,15 @@ impl Reconciler {
         summary
     }
 
-    /// Runs one pass at the clock's current time.
+    /// Runs one pass at the clock's current time (plus the cloud's clock
+    /// offset: the local cloud's `converge local advance`).
     pub async fn run_once(&mut self) -> PassReport {
-        let at = self.clock.now();
+        let offset = self.cloud.clock_offset().await.unwrap_or_default();
+        let at = self
+            .clock
+            .now()
+            .checked_add(offset)
+            .unwrap_or(jiff::Timestamp::MAX);
         let started = Instant::now();
         let mut pass = Pass {
             report: PassReport {

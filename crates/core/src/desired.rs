@@ -44,6 +44,12 @@ pub struct Desired {
     pub buckets: BTreeMap<ResourceName, BucketSpec>,
     /// CDN distributions by name.
     pub cdns: BTreeMap<ResourceName, CdnSpec>,
+    /// Route 53 hosted zones by name.
+    #[serde(default)]
+    pub dns_zones: BTreeMap<ResourceName, crate::route53::DnsZoneSpec>,
+    /// Route 53 records by name.
+    #[serde(default)]
+    pub dns_records: BTreeMap<ResourceName, crate::route53::DnsRecordSpec>,
 }
 
 impl Desired {
@@ -61,6 +67,8 @@ impl Desired {
             balancers: BTreeMap::new(),
             buckets: BTreeMap::new(),
             cdns: BTreeMap::new(),
+            dns_zones: BTreeMap::new(),
+            dns_records: BTreeMap::new(),
         }
     }
 
@@ -77,6 +85,8 @@ impl Desired {
             Kind::Balancer => self.balancers.contains_key(n),
             Kind::Bucket => self.buckets.contains_key(n),
             Kind::Cdn => self.cdns.contains_key(n),
+            Kind::DnsZone => self.dns_zones.contains_key(n),
+            Kind::DnsRecord => self.dns_records.contains_key(n),
         }
     }
 
@@ -1115,6 +1125,8 @@ pub enum Attr {
     DomainName,
     /// `Volume/x.id`.
     Id,
+    /// `DnsZone/x.nameServers`: the zone's name servers, comma-separated.
+    NameServers,
 }
 
 impl Attr {
@@ -1127,6 +1139,7 @@ impl Attr {
             Attr::ZoneId => "zoneId",
             Attr::DomainName => "domainName",
             Attr::Id => "id",
+            Attr::NameServers => "nameServers",
         }
     }
 
@@ -1137,6 +1150,7 @@ impl Attr {
             Kind::Balancer => &[Attr::DnsName, Attr::ZoneId],
             Kind::Cdn => &[Attr::DomainName],
             Kind::Volume => &[Attr::Id],
+            Kind::DnsZone => &[Attr::NameServers],
             _ => &[],
         }
     }

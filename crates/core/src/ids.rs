@@ -508,11 +508,15 @@ pub enum Kind {
     Bucket,
     /// A CloudFront distribution.
     Cdn,
+    /// A Route 53 public hosted zone.
+    DnsZone,
+    /// A Route 53 record set.
+    DnsRecord,
 }
 
 impl Kind {
     /// Every kind, in the order resources are listed in plans.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Stack,
         Kind::Network,
         Kind::KeyPair,
@@ -522,6 +526,8 @@ impl Kind {
         Kind::Balancer,
         Kind::Bucket,
         Kind::Cdn,
+        Kind::DnsZone,
+        Kind::DnsRecord,
     ];
 
     /// The kind as written in manifests and tags.
@@ -536,6 +542,8 @@ impl Kind {
             Kind::Balancer => "Balancer",
             Kind::Bucket => "Bucket",
             Kind::Cdn => "Cdn",
+            Kind::DnsZone => "DnsZone",
+            Kind::DnsRecord => "DnsRecord",
         }
     }
 

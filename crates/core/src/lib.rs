@@ -16,6 +16,7 @@ pub mod net;
 pub mod observed;
 pub mod plan;
 pub mod render;
+pub mod route53;
 pub mod spec_hash;
 pub mod tz;
 

@@ -86,6 +86,10 @@ pub struct Observed {
     pub buckets: Vec<ObservedBucket>,
     /// Distributions.
     pub distributions: Vec<ObservedDistribution>,
+    /// Route 53 hosted zones: the stack's own and the existing ones its
+    /// records name, each with its record sets.
+    #[serde(default)]
+    pub dns_zones: Vec<crate::route53::ObservedZone>,
     /// The values of the SSM parameters the stack's fleets take their
     /// image from (`image: ssm:NAME`), by name, read when planning; a name
     /// SSM does not know is absent.

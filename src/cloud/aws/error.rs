@@ -150,6 +150,7 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "DuplicateAccessPointName",
         "DuplicateListener",
         "DuplicateTargetGroupName",
+        "HostedZoneAlreadyExists",
     ];
     const INVALID_STATE: &[&str] = &[
         "DependencyViolation",

@@ -55,6 +55,7 @@ fn service_label(service: &str) -> String {
         "elasticloadbalancingv2" | "elastic load balancing v2" => "ELBv2".into(),
         "s3" => "S3".into(),
         "cloudfront" => "CloudFront".into(),
+        "route53" | "route 53" => "Route53".into(),
         "ssm" => "SSM".into(),
         "sts" => "STS".into(),
         _ => service.to_owned(),

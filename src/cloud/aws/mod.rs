@@ -19,6 +19,7 @@ mod elbv2;
 mod error;
 mod hooks;
 mod http;
+mod route53;
 mod s3;
 mod ssm;
 mod vpc;
@@ -103,6 +104,7 @@ pub struct AwsCloud {
     /// The S3 client, shared with the stack lease in S3.
     pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
+    route53: aws_sdk_route53::Client,
     ssm: aws_sdk_ssm::Client,
     counter: hooks::CallCounter,
     injected: Option<hooks::InjectedCount>,
@@ -191,6 +193,7 @@ impl AwsCloud {
             elbv2: client!(aws_sdk_elasticloadbalancingv2),
             s3: client!(aws_sdk_s3, force_path_style),
             cloudfront: client!(aws_sdk_cloudfront),
+            route53: client!(aws_sdk_route53),
             ssm: client!(aws_sdk_ssm),
             counter,
             injected,
@@ -315,6 +318,9 @@ impl AwsCloud {
             // (`commands::observe_with`).
             parameters: BTreeMap::new(),
             images: BTreeMap::new(),
+            // Read with the domains the manifests name
+            // (`commands::observe_with`, `Cloud::dns_zones`).
+            dns_zones: Vec::new(),
         })
     }
 
@@ -329,6 +335,7 @@ impl AwsCloud {
             Service::Elbv2 => self.act_elbv2(op).await,
             Service::S3 => self.act_s3(op).await,
             Service::CloudFront => self.act_cloudfront(op).await,
+            Service::Route53 => self.act_route53(op).await,
         }
     }
 
@@ -643,6 +650,20 @@ impl AwsCloud {
             other => Err(misrouted(other, "CloudFront")),
         }
     }
+
+    /// Route 53 hosted zones and record sets.
+    async fn act_route53(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
+            Op::CreateHostedZone {
+                domain,
+                caller_reference,
+                tags,
+            } => self.create_zone(domain, caller_reference, tags).await,
+            Op::DeleteHostedZone { id } => self.delete_zone(id).await,
+            Op::ChangeRecordSets { zone, changes } => self.change_records(zone, changes).await,
+            other => Err(misrouted(other, "Route 53")),
+        }
+    }
 }
 
 #[async_trait]
@@ -710,6 +731,18 @@ impl Cloud for AwsCloud {
         ids: &[ImageId],
     ) -> Result<BTreeMap<ImageId, ObservedImage>, CloudError> {
         self.describe_images(ids).await
+    }
+
+    async fn dns_zones(
+        &self,
+        stack: &ResourceName,
+        domains: &[String],
+    ) -> Result<Vec<converge_core::route53::ObservedZone>, CloudError> {
+        self.observe_zones(stack, domains).await
+    }
+
+    async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
+        self.get_change(id).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {

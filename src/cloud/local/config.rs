@@ -47,6 +47,8 @@ pub struct Delays {
     pub snapshot: Duration,
     /// Distributions: InProgress → Deployed after a create or update.
     pub deploy: Duration,
+    /// Route 53 change batches: PENDING → INSYNC.
+    pub dns: Duration,
     /// Balancer members become InService `interval × healthyThreshold ×
     /// health` after they are registered and running. The default, 0.05,
     /// turns the design's 30 s × 2 into 3 s; 1.0 is real time.
@@ -61,13 +63,14 @@ impl Default for Delays {
             volume: Duration::from_secs(1),
             snapshot: Duration::from_secs(2),
             deploy: Duration::from_secs(5),
+            dns: Duration::from_secs(1),
             health: 0.05,
         }
     }
 }
 
 /// The keys [`Delays::parse`] accepts, for error messages.
-const DELAY_KEYS: &str = "zero, boot, shutdown, volume, snapshot, deploy, health";
+const DELAY_KEYS: &str = "zero, boot, shutdown, volume, snapshot, deploy, dns, health";
 
 impl Delays {
     /// No delays at all: every transition happens at once.
@@ -78,6 +81,7 @@ impl Delays {
             volume: Duration::ZERO,
             snapshot: Duration::ZERO,
             deploy: Duration::ZERO,
+            dns: Duration::ZERO,
             health: 0.0,
         }
     }
@@ -98,6 +102,7 @@ impl Delays {
                 ("volume", Some(v)) => d.volume = duration(key, v)?,
                 ("snapshot", Some(v)) => d.snapshot = duration(key, v)?,
                 ("deploy", Some(v)) => d.deploy = duration(key, v)?,
+                ("dns", Some(v)) => d.dns = duration(key, v)?,
                 ("health", Some(v)) => {
                     d.health = match v.parse::<f64>() {
                         Ok(f) if f.is_finite() && f >= 0.0 => f,
@@ -110,7 +115,10 @@ impl Delays {
                         }
                     }
                 }
-                ("boot" | "shutdown" | "volume" | "snapshot" | "deploy" | "health", None) => {
+                (
+                    "boot" | "shutdown" | "volume" | "snapshot" | "deploy" | "dns" | "health",
+                    None,
+                ) => {
                     return Err(ParseError::MissingValue {
                         key: key.to_owned(),
                         example: if key == "health" {
@@ -141,12 +149,13 @@ impl fmt::Display for Delays {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "boot={},shutdown={},volume={},snapshot={},deploy={},health={}",
+            "boot={},shutdown={},volume={},snapshot={},deploy={},dns={},health={}",
             show(self.boot),
             show(self.shutdown),
             show(self.volume),
             show(self.snapshot),
             show(self.deploy),
+            show(self.dns),
             self.health
         )
     }

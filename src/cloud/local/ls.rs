@@ -63,6 +63,10 @@ pub enum ResourceType {
     Parameter,
     /// An ACM certificate (made with `converge local add`).
     Certificate,
+    /// A Route 53 hosted zone.
+    HostedZone,
+    /// A Route 53 record set (ownership marks included).
+    Record,
 }
 
 impl ResourceType {
@@ -85,6 +89,8 @@ impl ResourceType {
             ResourceType::InstanceProfile => "instance-profile",
             ResourceType::Parameter => "parameter",
             ResourceType::Certificate => "certificate",
+            ResourceType::HostedZone => "hosted-zone",
+            ResourceType::Record => "record",
         }
     }
 }
@@ -105,6 +111,48 @@ fn owner_cols(t: &converge_core::desired::Tags) -> (String, String) {
             "-".to_owned(),
         ),
     }
+}
+
+/// The hosted zones and one row per record set: its name (the ID
+/// column), type, TTL in seconds and values; the stack and DnsRecord its
+/// ownership mark names.
+fn dns_rows(w: &World) -> Vec<LsRow> {
+    use converge_core::route53::Mark;
+    let mut out = Vec::new();
+    for z in w.hosted_zones.values() {
+        let (stack, resource) = owner_cols(&z.tags);
+        out.push(LsRow {
+            kind: ResourceType::HostedZone,
+            id: z.id.clone(),
+            stack,
+            resource,
+            zone: z.domain.clone(),
+            state: format!("public, name servers {}", z.name_servers.join(", ")),
+        });
+        let observed = z.observed();
+        for r in &z.records {
+            let mark = Mark::of(&observed, &r.name, r.rtype)
+                .or_else(|| r.values.first().and_then(|v| Mark::parse(v)));
+            let (stack, resource) = match &mark {
+                Some(m) => (m.stack.to_string(), format!("DnsRecord/{}", m.record)),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            let ttl = r.ttl.map_or("alias".to_owned(), |t| format!("TTL {t} s"));
+            let content = match &r.alias {
+                Some(a) => format!("alias {} ({})", a.dns_name, a.zone_id),
+                None => r.values.join(" "),
+            };
+            out.push(LsRow {
+                kind: ResourceType::Record,
+                id: r.name.clone(),
+                stack,
+                resource,
+                zone: z.domain.clone(),
+                state: format!("{} {ttl} {content}", r.rtype),
+            });
+        }
+    }
+    out
 }
 
 /// Every resource in the world at `now`, sorted by type, then ID.
@@ -221,6 +269,7 @@ pub(crate) fn rows(w: &World, now: Timestamp) -> Vec<LsRow> {
         });
     }
     outside_rows(w, &mut out);
+    out.extend(dns_rows(w));
     out.sort();
     out
 }

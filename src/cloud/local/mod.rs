@@ -272,8 +272,99 @@ impl LocalCloud {
     /// Every resource in the world, in every region and stack, one row
     /// each, sorted by type and ID. Faults do not apply.
     pub fn list(&self) -> Result<Vec<LsRow>, LocalError> {
-        let now = self.shared.clock.now();
-        self.shared.read(|w, _| ls::rows(w, now))
+        self.shared.read(|w, cx| ls::rows(w, cx.now))
+    }
+
+    /// How far the world's clock is ahead of the host's.
+    pub fn offset(&self) -> Result<jiff::SignedDuration, LocalError> {
+        self.shared
+            .read(|w, _| jiff::SignedDuration::from_secs(w.clock_offset_s))
+    }
+
+    /// Moves the world's clock forward by `by` for every later call
+    /// (`converge local advance`); answers the new offset. Everything that
+    /// waits on time (boots, schedules, snapshot schedules, `minUptime`,
+    /// DNS cutovers) sees the later moment.
+    pub fn advance(&self, by: std::time::Duration) -> Result<jiff::SignedDuration, LocalError> {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        let r = self.shared.write(|w, _| {
+            w.clock_offset_s = w.clock_offset_s.saturating_add(secs);
+            Ok::<_, CloudError>(jiff::SignedDuration::from_secs(w.clock_offset_s))
+        })?;
+        r.map_err(LocalError::Refused)
+    }
+
+    /// Creates a public hosted zone outside any stack (`converge local add
+    /// zone`), by CreateHostedZone's rules; answers its ID.
+    pub fn add_zone(&self, domain: &str) -> Result<String, LocalError> {
+        let r = self.shared.write(|w, cx| {
+            let reference = format!("converge-local-add:{}", w.next_hex(16));
+            let op = Op::CreateHostedZone {
+                domain: domain.to_owned(),
+                caller_reference: reference,
+                tags: Tags::new(),
+            };
+            match ops::act(w, &op, cx)? {
+                Outcome::Zone { id, .. } => Ok(id),
+                other => Err(unexpected("CreateHostedZone", &other)),
+            }
+        });
+        r?.map_err(LocalError::Refused)
+    }
+
+    /// Creates a record set in the public zone of `zone` (a domain or a
+    /// zone ID) outside any stack (`converge local add record`), by
+    /// ChangeResourceRecordSets' rules: the "existing" records of a
+    /// migration, with no ownership mark.
+    pub fn add_record(
+        &self,
+        zone: &str,
+        name: &str,
+        rtype: converge_core::route53::RecordType,
+        values: &[String],
+        ttl: u32,
+    ) -> Result<(), LocalError> {
+        let r = self.shared.write(|w, cx| {
+            let e = Errs("ChangeResourceRecordSets");
+            let domain = converge_core::route53::domain(zone).unwrap_or_else(|_| zone.to_owned());
+            let id = w
+                .hosted_zones
+                .values()
+                .find(|z| z.id == zone || z.domain == domain)
+                .map(|z| z.id.clone())
+                .ok_or_else(|| {
+                    e.not_found(
+                        "NoSuchHostedZone",
+                        format!("No hosted zone found with ID or domain: {zone}"),
+                    )
+                })?;
+            let name = converge_core::route53::domain(name)
+                .map_err(|m| e.invalid("InvalidChangeBatch", m))?;
+            let mut vals = Vec::new();
+            for v in values {
+                vals.push(
+                    converge_core::route53::value(rtype, v)
+                        .map_err(|m| e.invalid("InvalidChangeBatch", m))?,
+                );
+            }
+            vals.sort();
+            let set = converge_core::route53::RecordSet {
+                name,
+                rtype,
+                ttl: Some(ttl),
+                values: vals,
+                alias: None,
+            };
+            let op = Op::ChangeRecordSets {
+                zone: id,
+                changes: vec![converge_core::route53::RecordChange {
+                    action: converge_core::route53::ChangeAction::Create,
+                    set,
+                }],
+            };
+            ops::act(w, &op, cx).map(|_| ())
+        });
+        r?.map_err(LocalError::Refused)
     }
 
     /// Makes a VPC outside any stack (`converge local add vpc`), with
@@ -482,13 +573,13 @@ impl Shared {
                 let (_, world) = inner
                     .cache
                     .get_or_insert_with(|| (None, World::new(self.seed())));
-                Ok(f(world, &cx))
+                Ok(f(world, &world.offset(cx)))
             }
             Some(store) => {
                 let _guard = FileLock::shared(&store.lock)
                     .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
                 let world = self.load(store, &mut inner)?;
-                Ok(f(world, &cx))
+                Ok(f(world, &world.offset(cx)))
             }
         }
     }
@@ -506,6 +597,7 @@ impl Shared {
                 let (_, world) = inner
                     .cache
                     .get_or_insert_with(|| (None, World::new(self.seed())));
+                let cx = world.offset(cx);
                 let mut next = world.clone();
                 next.settle(cx.now);
                 let r = f(&mut next, &cx);
@@ -518,6 +610,7 @@ impl Shared {
                 let _guard = FileLock::exclusive(&store.lock)
                     .map_err(LocalError::io("lock", &store.dir.join(LOCK_FILE)))?;
                 let world = self.load(store, &mut inner)?;
+                let cx = world.offset(cx);
                 let mut next = world.clone();
                 next.settle(cx.now);
                 let r = f(&mut next, &cx);
@@ -751,6 +844,39 @@ impl Cloud for LocalCloud {
             }
         }
         Ok(out)
+    }
+
+    async fn dns_zones(
+        &self,
+        stack: &ResourceName,
+        domains: &[String],
+    ) -> Result<Vec<converge_core::route53::ObservedZone>, CloudError> {
+        const OP: &str = "ListResourceRecordSets";
+        let stack = stack.to_string();
+        let domains = domains.to_vec();
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, _| Ok(ops::route53::zones(w, &stack, &domains)))
+        })
+        .await
+    }
+
+    async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
+        const OP: &str = "GetChange";
+        let id = id.to_owned();
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, cx| {
+                ops::route53::change_in_sync(w, cx.now, &Errs(OP), &id)
+            })
+        })
+        .await
+    }
+
+    async fn clock_offset(&self) -> Result<jiff::SignedDuration, CloudError> {
+        let me = self.clone();
+        self.blocking("Clock", move |_| {
+            me.offset().map_err(|e| e.into_cloud("Clock"))
+        })
+        .await
     }
 
     async fn images(

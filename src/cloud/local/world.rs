@@ -103,6 +103,20 @@ pub(crate) struct World {
     /// `converge local add parameter`.
     #[serde(default)]
     pub parameters: BTreeMap<String, BTreeMap<String, Parameter>>,
+    /// How far the world's clock is ahead of the host's, in seconds
+    /// (`converge local advance`): every call sees the host's time plus
+    /// this.
+    #[serde(default)]
+    pub clock_offset_s: i64,
+    /// Route 53 hosted zones by ID (global, as in Route 53).
+    #[serde(default)]
+    pub hosted_zones: BTreeMap<String, super::ops::route53::HostedZone>,
+    /// CreateHostedZone caller references → zone IDs.
+    #[serde(default)]
+    pub zone_references: BTreeMap<String, String>,
+    /// Route 53 change batches by ID: when each is in sync.
+    #[serde(default)]
+    pub dns_changes: BTreeMap<String, Timestamp>,
 }
 
 /// An IAM instance profile.
@@ -598,7 +612,20 @@ impl World {
             volume_tokens: BTreeMap::new(),
             instance_profiles: BTreeMap::new(),
             parameters: BTreeMap::new(),
+            clock_offset_s: 0,
+            hosted_zones: BTreeMap::new(),
+            zone_references: BTreeMap::new(),
+            dns_changes: BTreeMap::new(),
         }
+    }
+
+    /// `cx` with the world's clock offset added to its moment.
+    pub fn offset<'a>(&self, cx: super::ops::Ctx<'a>) -> super::ops::Ctx<'a> {
+        let now = cx
+            .now
+            .checked_add(jiff::SignedDuration::from_secs(self.clock_offset_s))
+            .unwrap_or(cx.now);
+        super::ops::Ctx { now, ..cx }
     }
 
     /// The next 64 pseudo-random bits: a pure function of the seed and the

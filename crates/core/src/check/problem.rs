@@ -543,6 +543,7 @@ fn produced(what: Produces) -> &'static str {
         Produces::Gateway => "an internet gateway",
         Produces::RouteTable => "a route table",
         Produces::Subnet => "a subnet",
+        Produces::Zone => "a hosted zone",
     }
 }
 

@@ -23,6 +23,7 @@ mod elb;
 mod graph;
 mod hold;
 mod partial;
+mod route53;
 mod s3;
 mod types;
 
@@ -193,6 +194,15 @@ pub enum PlanError {
         /// The VPC the subnet is in.
         actual: VpcId,
     },
+    /// A DnsRecord cannot be planned: its zone is missing or ambiguous,
+    /// a value is invalid once known, or Route 53 would refuse the batch.
+    #[error("DnsRecord/{record}: {message}")]
+    Dns {
+        /// The record.
+        record: ResourceName,
+        /// What is wrong.
+        message: String,
+    },
     /// A fleet's volume is in a zone none of its subnets is in.
     #[error(
         "Fleet/{fleet}: spec.subnets: none is in {zone}, the zone of Volume/{volume} attached to it"
@@ -223,6 +233,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     p.removed_fleets();
     p.balancer_membership();
     p.balancer_notes();
+    p.dns()?;
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();

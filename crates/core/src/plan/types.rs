@@ -2,6 +2,7 @@
 //! the steps that make it so (a dependency graph, for the executor).
 
 use super::graph::StepGraph;
+pub use super::route53::{CutoverStep, PlannedAlias, PlannedRecordChange, RecordPurpose};
 use crate::desired::{
     Attr, BalancerHealth, DeletionPolicy, Encryption, IngressRule, Listener, MetadataOptions,
     RootVolume, Secret, Tags, VolumeType,
@@ -571,6 +572,26 @@ pub enum Note {
         /// Why.
         reason: BlockedChange,
     },
+    /// A record that exists without converge's mark is taken over
+    /// (`adopt: true`).
+    Adopt,
+    /// A step of a record's TTL-aware cutover is carried out now.
+    Cutover {
+        /// Which step.
+        step: CutoverStep,
+        /// The TTL the record has after it, in seconds (none for an alias).
+        ttl: Option<u32>,
+    },
+    /// The next step of a record's cutover is due later: `apply` carries
+    /// out what is due and a later run (or the loop) does this one.
+    CutoverWaits {
+        /// Which step.
+        step: CutoverStep,
+        /// When it is due.
+        at: Timestamp,
+        /// The TTL resolvers may still hold the old value for, in seconds.
+        old_ttl: Option<u32>,
+    },
     /// A volume's modification (size, type, IOPS, throughput) waits: AWS
     /// allows one modification of a volume every six hours, each after
     /// the last is complete. No step this run; a later plan makes it.
@@ -613,6 +634,14 @@ pub enum BlockedChange {
         /// The snapshot.
         snapshot: SnapshotId,
     },
+    /// A record set exists without converge's ownership mark (or with
+    /// another stack's or record's): never touched unless `adopt: true`.
+    NotOwned {
+        /// The record set (`www.example.com A`).
+        set: String,
+        /// Who the mark names, when it names someone else.
+        owner: Option<String>,
+    },
 }
 
 impl fmt::Display for BlockedChange {
@@ -634,6 +663,17 @@ impl fmt::Display for BlockedChange {
             BlockedChange::KmsKey { current, declared } => write!(
                 f,
                 "the volume is encrypted with {current}, not {declared}; a volume's key cannot change in place and converge never replaces a volume to change it"
+            ),
+            BlockedChange::NotOwned { set, owner: None } => write!(
+                f,
+                "{set} exists without converge's ownership mark: it is left alone; set spec.adopt: true to take it over"
+            ),
+            BlockedChange::NotOwned {
+                set,
+                owner: Some(o),
+            } => write!(
+                f,
+                "{set} is marked as owned by {o}: it is left alone"
             ),
             BlockedChange::EncryptedSnapshot { snapshot } => write!(
                 f,
@@ -668,7 +708,10 @@ impl Note {
     /// Whether the note is about a declared change the plan does not make
     /// ([`Plan::has_blocked_changes`]).
     pub fn is_blocked_change(&self) -> bool {
-        matches!(self, Note::Blocked { .. } | Note::ModificationHeld { .. })
+        matches!(
+            self,
+            Note::Blocked { .. } | Note::ModificationHeld { .. } | Note::CutoverWaits { .. }
+        )
     }
 }
 
@@ -744,6 +787,17 @@ impl fmt::Display for Note {
             ),
             Note::Unsupported { reason } => write!(f, "not done: {reason}"),
             Note::Blocked { field, reason } => write!(f, "blocked: {field}: {reason}"),
+            Note::Adopt => f.write_str(
+                "adopt: the record exists without converge's ownership mark; spec.adopt takes it over",
+            ),
+            Note::Cutover { step, ttl } => match ttl {
+                Some(t) => write!(f, "cutover: {}, TTL {t} s", step.as_str()),
+                None => write!(f, "cutover: {} (alias, no TTL)", step.as_str()),
+            },
+            Note::CutoverWaits { step, at, old_ttl } => match old_ttl {
+                Some(t) => write!(f, "{} at {at} (old TTL {t} s)", step.verb()),
+                None => write!(f, "{} at {at}", step.verb()),
+            },
             Note::ModificationHeld { fields, wait } => {
                 let fields = fields.join(", ");
                 match wait {
@@ -1505,6 +1559,37 @@ pub enum Step {
         /// The distribution.
         id: DistributionId,
     },
+    /// Create a public hosted zone (idempotent by caller reference) and
+    /// tag it.
+    CreateZone {
+        /// Manifest name.
+        name: ResourceName,
+        /// Its domain.
+        domain: String,
+        /// The caller reference.
+        caller_reference: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a hosted zone (its own records are gone first).
+    DeleteZone {
+        /// Manifest name.
+        name: ResourceName,
+        /// The zone.
+        id: String,
+    },
+    /// Change a DnsRecord's record sets and its ownership mark in one
+    /// Route 53 change batch, then wait until it is in sync.
+    ChangeRecords {
+        /// The DnsRecord's manifest name.
+        name: ResourceName,
+        /// The hosted zone.
+        zone: Ref<String>,
+        /// What the batch does, for people.
+        purpose: RecordPurpose,
+        /// The changes, in order.
+        changes: Vec<PlannedRecordChange>,
+    },
 }
 
 impl Step {
@@ -1650,6 +1735,9 @@ impl Step {
             Step::UpdateDistribution { name, .. } => format!("update Cdn/{name}"),
             Step::DisableDistribution { name, .. } => format!("disable Cdn/{name}"),
             Step::DeleteDistribution { name, .. } => format!("delete Cdn/{name}"),
+            Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
+            Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
+            Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
         }
     }
 }
@@ -1712,6 +1800,9 @@ impl Step {
             Step::UpdateDistribution { .. } => "update-distribution",
             Step::DisableDistribution { .. } => "disable-distribution",
             Step::DeleteDistribution { .. } => "delete-distribution",
+            Step::CreateZone { .. } => "create-zone",
+            Step::DeleteZone { .. } => "delete-zone",
+            Step::ChangeRecords { .. } => "change-records",
         }
     }
 
@@ -1816,6 +1907,10 @@ impl Step {
             | Step::UpdateDistribution { name, .. }
             | Step::DisableDistribution { name, .. }
             | Step::DeleteDistribution { name, .. } => key(Kind::Cdn, name),
+            Step::CreateZone { name, .. } | Step::DeleteZone { name, .. } => {
+                key(Kind::DnsZone, name)
+            }
+            Step::ChangeRecords { name, .. } => key(Kind::DnsRecord, name),
         }
     }
 }
@@ -1843,6 +1938,8 @@ pub enum Produces {
     RouteTable,
     /// A subnet ([`Step::CreateSubnet`]).
     Subnet,
+    /// A hosted zone ([`Step::CreateZone`]).
+    Zone,
 }
 
 impl Produces {
@@ -1859,6 +1956,7 @@ impl Produces {
                 | (Produces::Gateway, Step::CreateGateway { .. })
                 | (Produces::RouteTable, Step::CreateRouteTable { .. })
                 | (Produces::Subnet, Step::CreateSubnet { .. })
+                | (Produces::Zone, Step::CreateZone { .. })
         )
     }
 
@@ -1869,6 +1967,7 @@ impl Produces {
             Attr::DomainName => Produces::Distribution,
             Attr::Id => Produces::Volume,
             Attr::PrivateIp | Attr::PrivateIps => Produces::Instances,
+            Attr::NameServers => Produces::Zone,
         }
     }
 }
@@ -1988,6 +2087,12 @@ impl Step {
             Step::SetInstanceGroups { groups, .. } => {
                 for g in groups {
                     group(g, f);
+                }
+            }
+            Step::ChangeRecords { zone, changes, .. } => {
+                net(zone, Produces::Zone, f);
+                for c in changes {
+                    c.visit_step_refs(&mut |id, what| f(id, what));
                 }
             }
             Step::WaitHealthy { instances: is, .. } | Step::Register { instances: is, .. } => {

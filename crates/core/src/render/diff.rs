@@ -99,7 +99,8 @@ fn needs_attention(n: &Note) -> bool {
         | Note::Waiting { .. }
         | Note::IgnoredAfterCreate { .. }
         | Note::Blocked { .. }
-        | Note::ModificationHeld { .. } => true,
+        | Note::ModificationHeld { .. }
+        | Note::CutoverWaits { .. } => true,
         Note::Scheduled { .. }
         | Note::Autoscaled { .. }
         | Note::Rolling { .. }
@@ -110,7 +111,9 @@ fn needs_attention(n: &Note) -> bool {
         | Note::FinalSnapshot
         | Note::SnapshotDue
         | Note::SnapshotPruned { .. }
-        | Note::ImagePublished { .. } => false,
+        | Note::ImagePublished { .. }
+        | Note::Adopt
+        | Note::Cutover { .. } => false,
         Note::BackingOff { .. } => true,
     }
 }

@@ -20,6 +20,7 @@ mod ec2;
 mod elb;
 pub(crate) mod elbv2;
 pub(crate) mod iam;
+pub(crate) mod route53;
 mod s3;
 pub(crate) mod ssm;
 mod tags;
@@ -72,6 +73,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Service::Elbv2 => elbv2::act(w, op, cx, e),
         Service::S3 => act_s3(w, op, cx, e),
         Service::CloudFront => act_cloudfront(w, op, cx, e),
+        Service::Route53 => act_route53(w, op, cx, e),
     }
 }
 
@@ -309,6 +311,20 @@ fn act_cloudfront(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outc
         }
         Op::DeleteDistribution { id } => cloudfront::delete_distribution(w, cx, e, id),
         other => Err(misrouted(other, "CloudFront")),
+    }
+}
+
+/// Route 53 hosted zones and record sets.
+fn act_route53(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
+        Op::CreateHostedZone {
+            domain,
+            caller_reference,
+            tags,
+        } => route53::create_zone(w, cx, e, domain, caller_reference, tags),
+        Op::DeleteHostedZone { id } => route53::delete_zone(w, e, id),
+        Op::ChangeRecordSets { zone, changes } => route53::change_records(w, cx, e, zone, changes),
+        other => Err(misrouted(other, "Route 53")),
     }
 }
 

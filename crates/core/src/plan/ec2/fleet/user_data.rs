@@ -10,15 +10,15 @@ use std::collections::BTreeSet;
 
 /// User data as the executor assembles it, the fully resolved text when
 /// every part is known, what to show in a plan, and the steps it waits for.
-pub(super) struct ResolvedUserData {
+pub(crate) struct ResolvedUserData {
     /// The parts the executor joins.
-    pub(super) parts: Vec<UserDataPart>,
+    pub(crate) parts: Vec<UserDataPart>,
     /// The whole text, when every part is known now.
-    pub(super) text: Option<String>,
+    pub(crate) text: Option<String>,
     /// What a plan shows.
-    pub(super) display: Value,
+    pub(crate) display: Value,
     /// The steps that produce the parts not known yet.
-    pub(super) deps: BTreeSet<StepId>,
+    pub(crate) deps: BTreeSet<StepId>,
 }
 
 /// What a reference resolves to at planning time.
@@ -53,7 +53,7 @@ impl Builder {
 impl<'a> Planner<'a> {
     /// Resolves a fleet's user data template against what the planner
     /// has decided so far.
-    pub(super) fn resolve_user_data(&self, t: &Template) -> ResolvedUserData {
+    pub(crate) fn resolve_user_data(&self, t: &Template) -> ResolvedUserData {
         let mut b = Builder {
             parts: Vec::new(),
             text: Some(String::new()),

@@ -1,0 +1,130 @@
+//! The Route 53 steps: creating a hosted zone (and tagging it), deleting
+//! one, and a record's change batch, assembled from the outputs of the
+//! steps it waits for and then waited on until GetChange says INSYNC.
+
+use super::StepError;
+use super::ctx::{Ctx, Output, answered};
+use crate::cloud::{ErrorKind, Op, Outcome};
+use converge_core::desired::Tags;
+use converge_core::ids::tags as own;
+use converge_core::plan::{PlannedRecordChange, Ref, StepId};
+use converge_core::route53::{self, AliasTarget, RecordChange, RecordSet};
+
+/// Creates a public hosted zone and hands on its ID. A caller reference
+/// used before (a retried or interrupted run) finds the zone this stack's
+/// tags name instead.
+pub(super) async fn create_zone(
+    ctx: &Ctx,
+    domain: &str,
+    caller_reference: &str,
+    tags: &Tags,
+) -> Result<Output, StepError> {
+    let op = Op::CreateHostedZone {
+        domain: domain.to_owned(),
+        caller_reference: caller_reference.to_owned(),
+        tags: tags.clone(),
+    };
+    match ctx.call(&op, false).await {
+        Ok(Outcome::Zone { id, name_servers }) => Ok(Output::Zone { id, name_servers }),
+        Ok(other) => Err(answered("CreateHostedZone", &other)),
+        Err(e) if e.kind == ErrorKind::AlreadyExists => {
+            let stack = tags
+                .get(own::STACK)
+                .and_then(|s| s.parse().ok())
+                .ok_or(StepError::Cloud(e.clone()))?;
+            let domains = [domain.to_owned()];
+            let zones = ctx.read(|| ctx.cloud.dns_zones(&stack, &domains)).await?;
+            zones
+                .into_iter()
+                .find(|z| z.domain == domain && z.tags.get(own::NAME) == tags.get(own::NAME))
+                .map(|z| Output::Zone {
+                    id: z.id,
+                    name_servers: z.name_servers,
+                })
+                .ok_or(StepError::Cloud(e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes a hosted zone.
+pub(super) async fn delete_zone(ctx: &Ctx, id: &str) -> Result<Output, StepError> {
+    ctx.perform(&Op::DeleteHostedZone { id: id.to_owned() }, false)
+        .await
+}
+
+/// Sends a record's change batch (the record and its mark, all or
+/// nothing) and waits until Route 53 has it on every server.
+pub(super) async fn change_records(
+    ctx: &Ctx,
+    step: StepId,
+    zone: &Ref<String>,
+    changes: &[PlannedRecordChange],
+) -> Result<Output, StepError> {
+    let zone = match zone {
+        Ref::Known(id) => id.clone(),
+        Ref::Created(s) => match ctx.output(*s)? {
+            Output::Zone { id, .. } => id,
+            _ => {
+                return Err(StepError::Unexpected(format!(
+                    "step {s} created no hosted zone"
+                )));
+            }
+        },
+    };
+    let mut batch = Vec::new();
+    for c in changes {
+        batch.push(RecordChange {
+            action: c.action,
+            set: assemble(ctx, c)?,
+        });
+    }
+    let op = Op::ChangeRecordSets {
+        zone: zone.clone(),
+        changes: batch,
+    };
+    let id = match ctx.call(&op, false).await? {
+        Outcome::Change(id) => id,
+        other => return Err(answered("ChangeResourceRecordSets", &other)),
+    };
+    ctx.wait_until(
+        step,
+        &format!("change {id} in zone {zone} to be INSYNC"),
+        || async { Ok(ctx.read(|| ctx.cloud.change_in_sync(&id)).await?) },
+    )
+    .await?;
+    Ok(Output::None)
+}
+
+/// One set of a batch, from its parts: values from the manifests are
+/// checked and normalized now that references are known.
+fn assemble(ctx: &Ctx, c: &PlannedRecordChange) -> Result<RecordSet, StepError> {
+    let mut values = Vec::new();
+    for parts in &c.values {
+        let text = ctx.user_data(parts)?;
+        values.push(if c.from_manifest {
+            route53::value(c.rtype, &text)
+                .map_err(|m| StepError::Unexpected(format!("{} {}: {m}", c.name, c.rtype)))?
+        } else {
+            text
+        });
+    }
+    values.sort();
+    let alias = match &c.alias {
+        None => None,
+        Some(a) => Some(AliasTarget {
+            dns_name: ctx
+                .user_data(&a.dns_name)?
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
+            zone_id: a.zone_id.clone(),
+        }),
+    };
+    Ok(RecordSet {
+        name: c.name.clone(),
+        rtype: c.rtype,
+        ttl: c.ttl,
+        values,
+        alias,
+    })
+}
