@@ -1011,7 +1011,7 @@ async fn wait_and_apply(
         observe_and_plan_requested(cloud.cloud.as_ref(), desired, at, &BTreeMap::new(), request)
             .await?;
     if plan.has_changes() {
-        print!("{}", render(&plan, Format::Text));
+        print!("{}", render(&plan, Format::Text, false));
     }
     let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost.clone()).await;
     *waits = cutover_waits(&plan);

@@ -159,6 +159,21 @@ impl Cloud for Hooked {
     fn tracks_classic_draining(&self) -> bool {
         self.inner.tracks_classic_draining()
     }
+    async fn dns_zones(
+        &self,
+        stack: &ResourceName,
+        domains: &[String],
+    ) -> Result<Vec<converge::core::route53::ObservedZone>, CloudError> {
+        self.count();
+        self.inner.dns_zones(stack, domains).await
+    }
+    async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
+        self.count();
+        self.inner.change_in_sync(id).await
+    }
+    async fn clock_offset(&self) -> Result<jiff::SignedDuration, CloudError> {
+        self.inner.clock_offset().await
+    }
     async fn balancer_members(
         &self,
         name: &BalancerName,

@@ -432,42 +432,72 @@ impl<'a> Planner<'a> {
         target: &ResourceKey,
         deps: &mut BTreeSet<StepId>,
     ) -> Result<(Vec<UserDataPart>, String), PlanError> {
-        let (entry, attr, zone) = match target.kind {
-            Kind::Balancer => {
-                let observed = self
-                    .observed()
-                    .balancers
-                    .iter()
-                    .find(|b| b.owner.name == target.name)
-                    .map(|b| b.zone_id.clone())
-                    .filter(|z| !z.is_empty());
-                let zone = observed
-                    .or_else(|| route53::elb_zone_id(&self.desired().region).map(str::to_owned));
-                (self.balancers.get(&target.name), Attr::DnsName, zone)
-            }
-            _ => (
-                self.cdns.get(&target.name),
-                Attr::DomainName,
-                Some(route53::CLOUDFRONT_ZONE_ID.to_owned()),
-            ),
-        };
-        let zone = zone.ok_or_else(|| PlanError::Dns {
-            record: name.clone(),
-            message: format!(
-                "spec.alias: the hosted zone of balancers in {} is not known to converge",
-                self.desired().region
-            ),
-        })?;
-        match entry {
+        if target.kind == Kind::Balancer {
+            return self.balancer_alias(name, target, deps);
+        }
+        let zone = route53::CLOUDFRONT_ZONE_ID.to_owned();
+        match self.cdns.get(&target.name) {
             Some((Some(dns), _)) => Ok((vec![UserDataPart::Text(dns.clone())], zone)),
             Some((None, Produced { step: Some(s) })) => {
                 deps.insert(*s);
-                Ok((vec![UserDataPart::StepOutput { step: *s, attr }], zone))
+                Ok((
+                    vec![UserDataPart::StepOutput {
+                        step: *s,
+                        attr: Attr::DomainName,
+                    }],
+                    zone,
+                ))
             }
             _ => Err(PlanError::Dns {
                 record: name.clone(),
                 message: format!("spec.alias: {target} is not planned"),
             }),
+        }
+    }
+
+    /// A balancer alias target: the balancer the plan leaves (a replacing
+    /// one's DNS name once it is made), and the hosted zone of its type in
+    /// the region.
+    fn balancer_alias(
+        &self,
+        name: &ResourceName,
+        target: &ResourceKey,
+        deps: &mut BTreeSet<StepId>,
+    ) -> Result<(Vec<UserDataPart>, String), PlanError> {
+        let not_planned = || PlanError::Dns {
+            record: name.clone(),
+            message: format!("spec.alias: {target} is not planned"),
+        };
+        let p = self.balancers.get(&target.name).ok_or_else(not_planned)?;
+        let region = &self.desired().region;
+        let known_zone = p
+            .dns
+            .as_ref()
+            .map(|(_, z)| z.clone())
+            .filter(|z| !z.is_empty());
+        let zone = known_zone
+            .or_else(|| {
+                crate::elb::canonical_zone_id(region.as_str(), p.handle.kind).map(str::to_owned)
+            })
+            .ok_or_else(|| PlanError::Dns {
+                record: name.clone(),
+                message: format!(
+                    "spec.alias: the hosted zone of balancers in {region} is not known to converge"
+                ),
+            })?;
+        match (&p.dns, p.produced.step) {
+            (Some((dns, _)), _) => Ok((vec![UserDataPart::Text(dns.clone())], zone)),
+            (None, Some(s)) => {
+                deps.insert(s);
+                Ok((
+                    vec![UserDataPart::StepOutput {
+                        step: s,
+                        attr: Attr::DnsName,
+                    }],
+                    zone,
+                ))
+            }
+            (None, None) => Err(not_planned()),
         }
     }
 
