@@ -209,3 +209,23 @@ async fn rolling_behind_an_application_balancer_keeps_the_target_healthy_and_dra
 async fn rolling_behind_a_network_balancer_keeps_the_target_healthy_and_drains() {
     roll(BalancerType::Network).await;
 }
+
+/// The invariant check itself: a world whose instance was terminated
+/// while its target drained fails it.
+#[test]
+#[should_panic(expected = "still draining")]
+fn terminating_while_draining_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("world.json");
+    let world = serde_json::json!({
+        "balancers": [],
+        "target_groups": [{ "draining": { "i-0123456789abcdef0": {
+            "since": "2026-03-09T12:00:00Z", "until": "2026-03-09T12:00:30Z", "by_termination": false
+        } } }],
+        "instances": { "i-0123456789abcdef0": { "termination": {
+            "requested_at": "2026-03-09T12:00:10Z", "terminated_at": "2026-03-09T12:00:11Z"
+        } } }
+    });
+    std::fs::write(&file, world.to_string()).unwrap();
+    check_drains(&file);
+}

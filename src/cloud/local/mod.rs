@@ -3,8 +3,9 @@
 //!
 //! # What it simulates
 //!
-//! Key pairs, security groups, instances, volumes, snapshots, classic load
-//! balancers, buckets and distributions, with the rules of the real region
+//! Key pairs, security groups, instances, volumes, snapshots, load
+//! balancers (classic, application and network, with target groups and
+//! certificates), buckets and distributions, with the rules of the real region
 //! that matter to converge: instances go pending → running after a boot
 //! delay and get an ID, a private address in 10.0.0.0/16 and a launch
 //! time; volumes go creating → available → in-use, attach only in their
