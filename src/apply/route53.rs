@@ -117,7 +117,7 @@ fn assemble(ctx: &Ctx, c: &PlannedRecordChange) -> Result<RecordSet, StepError> 
                 .user_data(&a.dns_name)?
                 .trim_end_matches('.')
                 .to_ascii_lowercase(),
-            zone_id: a.zone_id.clone(),
+            zone_id: ctx.user_data(&a.zone_id)?,
         }),
     };
     Ok(RecordSet {

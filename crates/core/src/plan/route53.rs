@@ -102,8 +102,9 @@ impl RecordPurpose {
 pub struct PlannedAlias {
     /// The target's DNS name (known, or a step's output).
     pub dns_name: Vec<UserDataPart>,
-    /// The target's hosted zone.
-    pub zone_id: String,
+    /// The target's hosted zone (known, or the creating step's output:
+    /// a new balancer's zone is what the cloud answers).
+    pub zone_id: Vec<UserDataPart>,
 }
 
 /// One change of a record's batch, as the executor assembles it.
@@ -142,7 +143,7 @@ impl PlannedRecordChange {
             from_manifest: false,
             alias: s.alias.as_ref().map(|a| PlannedAlias {
                 dns_name: vec![UserDataPart::Text(a.dns_name.clone())],
-                zone_id: a.zone_id.clone(),
+                zone_id: vec![UserDataPart::Text(a.zone_id.clone())],
             }),
         }
     }
@@ -176,7 +177,7 @@ impl PlannedRecordChange {
                 dns_name: text(&a.dns_name)?
                     .trim_end_matches('.')
                     .to_ascii_lowercase(),
-                zone_id: a.zone_id.clone(),
+                zone_id: text(&a.zone_id)?,
             }),
         };
         Some(RecordSet {
@@ -193,11 +194,11 @@ impl PlannedRecordChange {
         &mut self,
         f: &mut dyn FnMut(&mut StepId, crate::plan::Produces),
     ) {
-        let parts = self
-            .values
-            .iter_mut()
-            .flatten()
-            .chain(self.alias.iter_mut().flat_map(|a| a.dns_name.iter_mut()));
+        let parts = self.values.iter_mut().flatten().chain(
+            self.alias
+                .iter_mut()
+                .flat_map(|a| a.dns_name.iter_mut().chain(a.zone_id.iter_mut())),
+        );
         for p in parts {
             match p {
                 UserDataPart::StepOutput { step, attr } => {
@@ -431,11 +432,11 @@ impl<'a> Planner<'a> {
         name: &ResourceName,
         target: &ResourceKey,
         deps: &mut BTreeSet<StepId>,
-    ) -> Result<(Vec<UserDataPart>, String), PlanError> {
+    ) -> Result<(Vec<UserDataPart>, Vec<UserDataPart>), PlanError> {
         if target.kind == Kind::Balancer {
             return self.balancer_alias(name, target, deps);
         }
-        let zone = route53::CLOUDFRONT_ZONE_ID.to_owned();
+        let zone = vec![UserDataPart::Text(route53::CLOUDFRONT_ZONE_ID.to_owned())];
         match self.cdns.get(&target.name) {
             Some((Some(dns), _)) => Ok((vec![UserDataPart::Text(dns.clone())], zone)),
             Some((None, Produced { step: Some(s) })) => {
@@ -463,7 +464,7 @@ impl<'a> Planner<'a> {
         name: &ResourceName,
         target: &ResourceKey,
         deps: &mut BTreeSet<StepId>,
-    ) -> Result<(Vec<UserDataPart>, String), PlanError> {
+    ) -> Result<(Vec<UserDataPart>, Vec<UserDataPart>), PlanError> {
         let not_planned = || PlanError::Dns {
             record: name.clone(),
             message: format!("spec.alias: {target} is not planned"),
@@ -486,16 +487,14 @@ impl<'a> Planner<'a> {
                 ),
             })?;
         match (&p.dns, p.produced.step) {
-            (Some((dns, _)), _) => Ok((vec![UserDataPart::Text(dns.clone())], zone)),
+            (Some((dns, _)), _) => Ok((
+                vec![UserDataPart::Text(dns.clone())],
+                vec![UserDataPart::Text(zone)],
+            )),
             (None, Some(s)) => {
                 deps.insert(s);
-                Ok((
-                    vec![UserDataPart::StepOutput {
-                        step: s,
-                        attr: Attr::DnsName,
-                    }],
-                    zone,
-                ))
+                let out = |attr| vec![UserDataPart::StepOutput { step: s, attr }];
+                Ok((out(Attr::DnsName), out(Attr::ZoneId)))
             }
             (None, None) => Err(not_planned()),
         }
