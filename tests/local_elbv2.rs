@@ -732,12 +732,20 @@ async fn classic_balancers_drain_and_take_attributes() {
     })
     .await
     .unwrap();
-    // It leaves DescribeInstanceHealth at once, but drains for 60 s.
+    // It leaves DescribeInstanceHealth at once on AWS, but drains for 60 s:
+    // the local cloud shows it draining (`tracks_classic_draining`).
     let members = c
         .balancer_members(&web, BalancerType::Classic)
         .await
         .unwrap();
-    assert_eq!(members.len(), 1);
+    assert_eq!(members.len(), 2);
+    assert!(c.tracks_classic_draining());
+    assert!(
+        members
+            .iter()
+            .any(|m| m.instance == ids[0] && m.state == MemberState::Draining),
+        "{members:?}"
+    );
     let row = |c: &LocalCloud| {
         c.list()
             .unwrap()

@@ -384,7 +384,11 @@ async fn a_lost_instance_is_replaced_and_registered_with_the_balancer() {
     assert!(!after.contains(&before[0]));
     assert!(after.contains(&before[1]));
     let o = w.observe().await;
-    let web = o.balancers.iter().find(|b| b.name == "web").unwrap();
+    let web = o
+        .balancers
+        .iter()
+        .find(|b| b.owner.name.as_str() == "web")
+        .unwrap();
     let members: BTreeSet<&InstanceId> = web.members.iter().map(|m| &m.instance).collect();
     assert_eq!(members, after.iter().collect::<BTreeSet<_>>());
     assert!(

@@ -212,7 +212,7 @@ impl Cloud for Hooked {
 pub fn targets(op: &Op) -> Vec<InstanceId> {
     match op {
         Op::AttachVolume { instance, .. } => vec![instance.clone()],
-        Op::RegisterInstances { ids, .. } => ids.clone(),
+        Op::RegisterInstances { ids, .. } | Op::RegisterTargets { ids, .. } => ids.clone(),
         _ => Vec::new(),
     }
 }

@@ -71,15 +71,25 @@ pub(crate) const STATE_CODES: &[&str] = &[
     "IncorrectState",
     "IncorrectInstanceState",
     "InvalidInstance",
+    // elbv2 RegisterTargets: "The following targets are not in a running
+    // state and cannot be registered".
+    "InvalidTarget",
 ];
 
 /// The instance states in a [`STATE_CODES`] message that mean the target
 /// will not get there: the world moved since it was observed.
-const GONE_STATES: &[&str] = &["terminated", "shutting-down", "stopping", "stopped"];
+const GONE_STATES: &[&str] = &[
+    "terminated",
+    "shutting-down",
+    "stopping",
+    "stopped",
+    "not in a running state",
+];
 
 /// Operations for which a gone instance is no failure of their own.
 const REMOVALS: &[&str] = &[
     "DeregisterInstancesFromLoadBalancer",
+    "DeregisterTargets",
     "DetachVolume",
     "TerminateInstances",
 ];

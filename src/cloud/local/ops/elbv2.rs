@@ -755,8 +755,16 @@ pub(crate) fn register_targets(
             ));
         }
         let state = i.state(cx.now);
+        // An instance that ended since it was observed: the world moved
+        // (stale, re-planned at once); one not yet running is refused.
+        let gone = matches!(
+            state,
+            InstanceState::Terminated | InstanceState::ShuttingDown | InstanceState::Stopped
+        );
         if state != InstanceState::Running {
-            return Err(e.invalid(
+            let make = if gone { Errs::stale } else { Errs::invalid };
+            return Err(make(
+                *e,
                 "InvalidTarget",
                 format!(
                     "The following targets are not in a running state and cannot be registered: {id} ({})",
