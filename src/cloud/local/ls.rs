@@ -139,7 +139,7 @@ fn dns_rows(w: &World) -> Vec<LsRow> {
             };
             let ttl = r.ttl.map_or("alias".to_owned(), |t| format!("TTL {t} s"));
             let content = match &r.alias {
-                Some(a) => format!("alias {} ({})", a.dns_name, a.zone_id),
+                Some(a) => format!("{} ({})", a.dns_name, a.zone_id),
                 None => r.values.join(" "),
             };
             out.push(LsRow {

@@ -504,6 +504,10 @@ pub enum Note {
         instances: Vec<InstanceId>,
         /// The longest one drains.
         bound_secs: u32,
+        /// Whether they drain from a replaced balancer before it is
+        /// deleted (rather than before their instances go).
+        #[serde(default)]
+        replaced: bool,
     },
     /// New members must be healthy on these balancers before the
     /// instances they replace go.
@@ -744,13 +748,24 @@ impl fmt::Display for Note {
                 balancer,
                 instances,
                 bound_secs,
-            } => write!(
-                f,
-                "drain {} from Balancer/{balancer} before {} go, up to {} each",
-                join_ids(instances.iter().map(|i| i.as_str())),
-                if instances.len() == 1 { "it" } else { "they" },
-                crate::duration::show(std::time::Duration::from_secs(u64::from(*bound_secs)))
-            ),
+                replaced,
+            } => {
+                let ids = join_ids(instances.iter().map(|i| i.as_str()));
+                let bound =
+                    crate::duration::show(std::time::Duration::from_secs(u64::from(*bound_secs)));
+                if *replaced {
+                    write!(
+                        f,
+                        "drain {ids} from the replaced Balancer/{balancer} before it is deleted, up to {bound} each"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "drain {ids} from Balancer/{balancer} before {} go, up to {bound} each",
+                        if instances.len() == 1 { "it" } else { "they" }
+                    )
+                }
+            }
             Note::HealthGate {
                 balancers,
                 typical_secs,

@@ -444,12 +444,14 @@ impl Planner<'_> {
         for ((key, balancer), (mut instances, bound_secs)) in drains {
             instances.sort();
             instances.dedup();
+            let replaced = key.kind == Kind::Balancer;
             notes.push((
                 key,
                 Note::Drains {
                     balancer,
                     instances,
                     bound_secs,
+                    replaced,
                 },
             ));
         }
