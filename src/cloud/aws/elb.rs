@@ -5,7 +5,7 @@
 //! balancers, and DescribeInstanceHealth for each of the stack's
 //! balancers that has members.
 
-use super::error::{refuse, sdk_error};
+use super::error::{found, refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_elasticloadbalancing::types::{
@@ -329,28 +329,19 @@ impl AwsCloud {
 
     /// A balancer's tags, or `None` if it does not exist.
     async fn balancer_tags(&self, name: &str) -> Result<Option<Tags>, CloudError> {
-        match self
+        let answer = self
             .elb
             .describe_tags()
             .load_balancer_names(name)
             .send()
             .await
-        {
-            Ok(out) => Ok(Some(
-                out.tag_descriptions()
-                    .first()
-                    .map(|d| tags_from(d.tags().iter().map(|t| (Some(t.key()), t.value()))))
-                    .unwrap_or_default(),
-            )),
-            Err(e) => {
-                let e = sdk_error("DescribeTags", e);
-                if e.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .map_err(|e| sdk_error("DescribeTags", e));
+        Ok(found(answer)?.map(|out| {
+            out.tag_descriptions()
+                .first()
+                .map(|d| tags_from(d.tags().iter().map(|t| (Some(t.key()), t.value()))))
+                .unwrap_or_default()
+        }))
     }
 
     pub(super) async fn create_balancer(
@@ -429,23 +420,14 @@ impl AwsCloud {
         &self,
         name: &BalancerName,
     ) -> Result<Option<LoadBalancerDescription>, CloudError> {
-        match self
+        let answer = self
             .elb
             .describe_load_balancers()
             .load_balancer_names(name.as_str())
             .send()
             .await
-        {
-            Ok(out) => Ok(out.load_balancer_descriptions().first().cloned()),
-            Err(e) => {
-                let e = sdk_error("DescribeLoadBalancers", e);
-                if e.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .map_err(|e| sdk_error("DescribeLoadBalancers", e));
+        Ok(found(answer)?.and_then(|out| out.load_balancer_descriptions().first().cloned()))
     }
 
     /// ModifyLoadBalancerAttributes: connection draining (0: off, else

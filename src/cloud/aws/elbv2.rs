@@ -24,7 +24,7 @@
 //! first balancer AWS says it serves.
 
 use super::ec2::filter;
-use super::error::{refuse, sdk_error};
+use super::error::{found, refuse, sdk_error};
 use super::{AwsCloud, bounded, lock, tags_from};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -803,23 +803,14 @@ impl AwsCloud {
         &self,
         name: &BalancerName,
     ) -> Result<Option<LoadBalancer>, CloudError> {
-        match self
+        let answer = self
             .elbv2
             .describe_load_balancers()
             .names(name.as_str())
             .send()
             .await
-        {
-            Ok(out) => Ok(out.load_balancers().first().cloned()),
-            Err(e) => {
-                let e = sdk_error("DescribeLoadBalancers", e);
-                if e.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .map_err(|e| sdk_error("DescribeLoadBalancers", e));
+        Ok(found(answer)?.and_then(|out| out.load_balancers().first().cloned()))
     }
 
     /// A balancer that must exist.
@@ -840,23 +831,14 @@ impl AwsCloud {
     /// A target group by name: from the cache, else one
     /// DescribeTargetGroups; `None` if there is none.
     async fn find_group(&self, name: &TargetGroupName) -> Result<Option<TargetGroup>, CloudError> {
-        match self
+        let answer = self
             .elbv2
             .describe_target_groups()
             .names(name.as_str())
             .send()
             .await
-        {
-            Ok(out) => Ok(out.target_groups().first().cloned()),
-            Err(e) => {
-                let e = sdk_error("DescribeTargetGroups", e);
-                if e.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .map_err(|e| sdk_error("DescribeTargetGroups", e));
+        Ok(found(answer)?.and_then(|out| out.target_groups().first().cloned()))
     }
 
     /// A target group's ARN and type, which must exist.

@@ -8,6 +8,16 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Turns an SDK error into a [`CloudError`] for `operation`.
+/// An answer where "not found" means there is none: `Ok(None)`, other
+/// errors as they are.
+pub(crate) fn found<T>(answer: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
