@@ -618,6 +618,79 @@ async fn an_application_balancers_groups_change_in_place() {
     assert_eq!(b.tags.get("team").map(String::as_str), Some("web"));
 }
 
+/// A run stopped between DeleteLoadBalancer and DeleteTargetGroup leaves
+/// the groups: observation finds them by their tags (even with no
+/// balancer left in the account), and a plan without the balancer deletes
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_groups_a_deleted_balancer_left_are_found_and_deleted() {
+    let e = env(moto_or_skip!(), "strays").await;
+    let name = BalancerName::from("web-alb");
+    e.act(Op::CreateLoadBalancerV2 {
+        name: name.clone(),
+        kind: BalancerType::Application,
+        scheme: Scheme::InternetFacing,
+        zones: zones(&["us-east-1a", "us-east-1b"]),
+        subnets: vec![],
+        groups: vec![],
+        tags: e.owner("web"),
+    })
+    .await;
+    let used = target_group_name(&name, ListenerProtocol::Http, 8080);
+    let unused = target_group_name(&name, ListenerProtocol::Http, 9090);
+    for (g, port) in [(&used, 8080), (&unused, 9090)] {
+        e.act(Op::CreateTargetGroup {
+            name: g.clone(),
+            balancer: name.clone(),
+            protocol: ListenerProtocol::Http,
+            port,
+            health_check: http_check(),
+            tags: e.owner("web"),
+        })
+        .await;
+    }
+    e.act(Op::CreateListenerV2 {
+        balancer: name.clone(),
+        listener: listener(ListenerProtocol::Http, 80, 8080, None),
+        target_group: used.clone(),
+    })
+    .await;
+    e.act(Op::DeleteLoadBalancerV2 { name: name.clone() }).await;
+
+    let o = e.observe().await;
+    assert!(o.balancers.is_empty(), "{:?}", o.balancers);
+    let mut want = vec![used.clone(), unused.clone()];
+    want.sort();
+    let strays: Vec<TargetGroupName> = o
+        .stray_target_groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
+    assert_eq!(strays, want);
+    assert!(
+        o.stray_target_groups
+            .iter()
+            .all(|g| g.balancer.as_str() == "web")
+    );
+
+    let empty = Desired::empty(e.stack.clone(), "us-east-1".into());
+    let (_, plan) = plan_for(&e, &empty).await;
+    assert!(
+        steps(&plan).contains("delete target groups "),
+        "{}",
+        steps(&plan)
+    );
+    apply(&e, &plan).await;
+    let o = e.observe().await;
+    assert!(
+        o.stray_target_groups.is_empty(),
+        "{:?}",
+        o.stray_target_groups
+    );
+    let (_, again) = plan_for(&e, &empty).await;
+    assert!(!again.has_changes(), "{}", steps(&again));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_rules_moto_does_not_enforce_are_checked_before_calling() {
     let e = env(moto_or_skip!(), "albrules").await;

@@ -766,3 +766,69 @@ async fn classic_balancers_drain_and_take_attributes() {
     assert_eq!(o.balancers[0].cross_zone, Some(true));
     assert_eq!(o.balancers[0].kind, BalancerType::Classic);
 }
+
+/// A run stopped between DeleteLoadBalancer and DeleteTargetGroup (or
+/// between CreateTargetGroup and CreateListener) leaves target groups no
+/// balancer has: observation finds them by their tags, a plan without the
+/// balancer deletes them, and one the manifests still want is left for
+/// the balancer's creation to take back.
+#[tokio::test]
+async fn target_groups_a_balancer_left_behind_are_found_and_deleted() {
+    use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
+    use converge::core::desired::Desired;
+    use converge::core::plan::Step;
+    let (c, clock) = cloud();
+    alb(&c).await;
+    c.act(&create_tg(
+        "web-unused",
+        "web-alb",
+        ListenerProtocol::Http,
+        http_check(),
+    ))
+    .await
+    .unwrap();
+    c.act(&Op::DeleteLoadBalancerV2 {
+        name: name("web-alb"),
+    })
+    .await
+    .unwrap();
+    let stack = ResourceName::from(STACK);
+    let o = c.observe(&stack).await.unwrap();
+    assert!(o.balancers.is_empty(), "{:?}", o.balancers);
+    let strays: Vec<(&str, &str)> = o
+        .stray_target_groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.balancer.as_str()))
+        .collect();
+    assert_eq!(strays, [("web-tg", "web"), ("web-unused", "web")]);
+
+    let empty = Desired::empty(stack.clone(), "us-east-1".into());
+    let now = converge::sys::Clock::now(&clock);
+    let plan =
+        converge::core::plan::plan(&converge::core::plan::PlanInput::new(&empty, &o, now)).unwrap();
+    let deletes: Vec<String> = plan
+        .graph
+        .steps()
+        .iter()
+        .filter(|s| matches!(s, Step::DeleteTargetGroups { .. }))
+        .map(|s| s.describe())
+        .collect();
+    assert_eq!(
+        deletes,
+        ["delete target groups web-tg, web-unused left by Balancer/web"]
+    );
+    let opts = ApplyOptions {
+        retry: RetryPolicy::fast(),
+        poll_interval: Duration::from_millis(1),
+        ..ApplyOptions::default()
+    };
+    let c = Arc::new(c);
+    let report = execute(c.clone(), &plan, opts, Arc::new(Quiet)).await;
+    assert!(report.is_success(), "{report:?}");
+    let o = c.observe(&stack).await.unwrap();
+    assert!(
+        o.stray_target_groups.is_empty(),
+        "{:?}",
+        o.stray_target_groups
+    );
+}

@@ -99,6 +99,15 @@ pub(super) async fn run_balancer_step(
             ..
         } => wait_healthy(ctx, id, instances, balancers).await,
         Step::DeleteBalancer { balancer } => delete_balancer(ctx, balancer).await,
+        Step::DeleteTargetGroups { names, .. } => {
+            for name in names {
+                // In use is retried as the cloud catching up with a
+                // listener's deletion.
+                let op = Op::DeleteTargetGroup { name: name.clone() };
+                ctx.call(&op, true).await?;
+            }
+            Ok(Output::None)
+        }
         other => Err(StepError::Unexpected(format!(
             "{} is not a balancer step",
             other.describe()

@@ -335,7 +335,8 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         | Step::Register { .. }
         | Step::Deregister { .. }
         | Step::WaitDrained { .. }
-        | Step::DeleteBalancer { .. } => elb::run_balancer_step(ctx, id, step).await,
+        | Step::DeleteBalancer { .. }
+        | Step::DeleteTargetGroups { .. } => elb::run_balancer_step(ctx, id, step).await,
         Step::CreateBucket {
             name,
             public_read,

@@ -82,6 +82,11 @@ pub struct Observed {
     pub snapshots: Vec<ObservedSnapshot>,
     /// Balancers.
     pub balancers: Vec<ObservedBalancer>,
+    /// Target groups of the stack that no observed balancer has (left
+    /// behind when a run stopped between deleting a balancer and deleting
+    /// its groups, or between creating a group and a listener using it).
+    #[serde(default)]
+    pub stray_target_groups: Vec<StrayTargetGroup>,
     /// Buckets.
     pub buckets: Vec<ObservedBucket>,
     /// Distributions.
@@ -540,6 +545,16 @@ pub struct ObservedTargetGroup {
     pub deregistration_delay_secs: u32,
     /// Its registered targets (draining ones included).
     pub members: Vec<Member>,
+}
+
+/// A target group of the stack whose balancer is gone or no longer
+/// uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrayTargetGroup {
+    /// Its name.
+    pub name: TargetGroupName,
+    /// The Balancer (manifest name) it was made for.
+    pub balancer: ResourceName,
 }
 
 /// A load balancer, classic or elbv2.

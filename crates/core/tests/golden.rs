@@ -1292,6 +1292,50 @@ fn application_balancer_is_created_with_target_groups() {
 }
 
 #[test]
+fn target_groups_left_behind_are_deleted_unless_a_balancer_wants_them() {
+    use converge_core::observed::StrayTargetGroup;
+    let mut d = smallpayroll();
+    let web = d.balancers.remove(&name("web")).unwrap();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    d.balancers.insert(name("web"), web);
+    application_balancer(&mut d, 30);
+    // The group the balancer's listener forwards to, and one of a listener
+    // the manifests dropped: both left by a balancer deleted halfway.
+    let wanted = converge_core::elb::listener_target_groups(
+        converge_core::elb::BalancerType::Application,
+        &"web-alb".parse().unwrap(),
+        &d.balancers[&name("web")].listeners,
+    );
+    assert_eq!(wanted.len(), 1);
+    for g in [wanted[0].0.clone(), "web-alb-8443-0000".parse().unwrap()] {
+        o.stray_target_groups.push(StrayTargetGroup {
+            name: g,
+            balancer: name("web"),
+        });
+    }
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let deletes = steps(&plan, "delete target groups");
+    assert_eq!(deletes.len(), 1, "{:?}", describe(&plan));
+    assert_eq!(
+        plan.graph.step(deletes[0]).map(|s| s.describe()),
+        Some("delete target groups web-alb-8443-0000 left by Balancer/web".to_owned())
+    );
+    // Without the balancer in the manifests, both go, shown as its deletion.
+    d.balancers.remove(&name("web"));
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert!(
+        describe(&plan)
+            .iter()
+            .any(|s| s.starts_with("delete target groups ")
+                && s.contains(wanted[0].0.as_str())
+                && s.contains("web-alb-8443-0000")),
+        "{:?}",
+        describe(&plan)
+    );
+    assert!(text(&plan).contains("- Balancer/web"), "{}", text(&plan));
+}
+
+#[test]
 fn rolling_behind_an_application_balancer_waits_for_health_and_drains() {
     let mut d = smallpayroll();
     application_balancer(&mut d, 30);

@@ -39,7 +39,9 @@ use converge_core::ids::{
     BalancerName, GroupId, InstanceId, Kind, ResourceName, SubnetId, TargetGroupName, VpcId, Zone,
     tags,
 };
-use converge_core::observed::{Member, MemberState, ObservedBalancer, ObservedTargetGroup, Owner};
+use converge_core::observed::{
+    Member, MemberState, ObservedBalancer, ObservedTargetGroup, Owner, StrayTargetGroup,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The tag the backend adds to a target group at creation: the cloud name
@@ -549,9 +551,9 @@ impl AwsCloud {
     pub(super) async fn observe_balancers_v2(
         &self,
         stack: &ResourceName,
-    ) -> Result<Vec<ObservedBalancer>, CloudError> {
+    ) -> Result<(Vec<ObservedBalancer>, Vec<StrayTargetGroup>), CloudError> {
         let Some(account) = self.read_account_v2().await? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         let mut mine = Vec::new();
         for b in &account.balancers {
@@ -608,6 +610,30 @@ impl AwsCloud {
             .iter()
             .filter_map(|g| Some((g.target_group_arn()?.to_owned(), port(g.port()))))
             .collect();
+        // A group whose balancer is not one of the stack's observed ones
+        // was left behind; only its name and owner are read.
+        let mine_arns: BTreeSet<&str> = mine
+            .iter()
+            .filter_map(|m| m.0.load_balancer_arn())
+            .collect();
+        let (stack_groups, strays): (Vec<_>, Vec<_>) = stack_groups
+            .into_iter()
+            .partition(|(_, lb)| lb.as_deref().is_some_and(|a| mine_arns.contains(a)));
+        let mut stray_groups = Vec::new();
+        for (g, _) in &strays {
+            let tags = g.target_group_arn().and_then(|a| account.tags.get(a));
+            if let (Some(name), Some(owner)) = (
+                g.target_group_name(),
+                tags.and_then(Owner::from_tags)
+                    .filter(|o| o.kind == Kind::Balancer),
+            ) {
+                stray_groups.push(StrayTargetGroup {
+                    name: answered_id("DescribeTargetGroups", name)?,
+                    balancer: owner.name,
+                });
+            }
+        }
+        stray_groups.sort_by(|a, b| a.name.cmp(&b.name));
         let groups = self.read_groups(stack_groups).await?;
         let client = self.elbv2.clone();
         let listeners = bounded(
@@ -646,11 +672,11 @@ impl AwsCloud {
             )?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok((out, stray_groups))
     }
 
     /// Every elbv2 balancer and target group of the account, with their
-    /// tags; `None` when there is no balancer at all.
+    /// tags; `None` when there is neither.
     async fn read_account_v2(&self) -> Result<Option<Account>, CloudError> {
         let mut pages = self
             .elbv2
@@ -663,9 +689,8 @@ impl AwsCloud {
             let page = page.map_err(|e| sdk_error("DescribeLoadBalancers", e))?;
             balancers.extend(page.load_balancers().iter().cloned());
         }
-        if balancers.is_empty() {
-            return Ok(None);
-        }
+        // Target groups are read even without balancers: a run stopped
+        // between DeleteLoadBalancer and DeleteTargetGroup leaves some.
         let mut pages = self
             .elbv2
             .describe_target_groups()
@@ -676,6 +701,9 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("DescribeTargetGroups", e))?;
             groups.extend(page.target_groups().iter().cloned());
+        }
+        if balancers.is_empty() && groups.is_empty() {
+            return Ok(None);
         }
         let arns: Vec<String> = balancers
             .iter()

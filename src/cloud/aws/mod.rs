@@ -276,7 +276,14 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
 
 impl AwsCloud {
     async fn observe_once(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        let (network, ec2, mut balancers, balancers_v2, buckets, distributions) = tokio::try_join!(
+        let (
+            network,
+            ec2,
+            mut balancers,
+            (balancers_v2, stray_target_groups),
+            buckets,
+            distributions,
+        ) = tokio::try_join!(
             self.observe_network(stack),
             self.observe_ec2(stack),
             self.observe_balancers(stack),
@@ -312,6 +319,7 @@ impl AwsCloud {
             volumes,
             snapshots,
             balancers,
+            stray_target_groups,
             buckets,
             distributions,
             // Read for the desired state, when planning

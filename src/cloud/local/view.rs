@@ -11,8 +11,8 @@ use crate::cloud::{CloudError, answered_id};
 use converge_core::desired::Listener;
 use converge_core::desired::Tags;
 use converge_core::elb::BalancerType;
-use converge_core::ids::{ImageId, InstanceId, ResourceName, SubnetId, VolumeId, tags};
-use converge_core::observed::{InstanceState, MemberState, ObservedTargetGroup};
+use converge_core::ids::{ImageId, InstanceId, Kind, ResourceName, SubnetId, VolumeId, tags};
+use converge_core::observed::{InstanceState, MemberState, ObservedTargetGroup, StrayTargetGroup};
 use converge_core::observed::{
     Member, Observed, ObservedAttachment, ObservedBalancer, ObservedBucket, ObservedDistribution,
     ObservedGateway, ObservedGroup, ObservedImage, ObservedInstance, ObservedKeyPair,
@@ -119,6 +119,7 @@ pub(crate) fn observe(
         }
     }
     o.balancers.sort_by(|a, b| a.name.cmp(&b.name));
+    o.stray_target_groups = stray_target_groups(w, stack, &o.balancers, cx)?;
     // Buckets and distributions are global, and strongly consistent.
     for b in w.buckets.values() {
         if let Some(owner) = owned(&b.tags, stack) {
@@ -514,6 +515,37 @@ fn balancer_v2(
         health_check: None,
         tags: b.tags.clone(),
     })
+}
+
+/// The stack's target groups no observed balancer forwards to.
+fn stray_target_groups(
+    w: &World,
+    stack: &ResourceName,
+    balancers: &[ObservedBalancer],
+    cx: &Ctx<'_>,
+) -> Result<Vec<StrayTargetGroup>, CloudError> {
+    let mut out = Vec::new();
+    for g in w
+        .target_groups
+        .iter()
+        .filter(|g| g.region == cx.region && cx.sees(g.created_at))
+    {
+        let Some(owner) = owned(&g.tags, stack).filter(|o| o.kind == Kind::Balancer) else {
+            continue;
+        };
+        let used = balancers
+            .iter()
+            .flat_map(|b| &b.target_groups)
+            .any(|t| t.name.as_str() == g.name);
+        if !used {
+            out.push(StrayTargetGroup {
+                name: answered_id("DescribeTargetGroups", &g.name)?,
+                balancer: owner.name,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// The target groups a balancer's listeners forward to, each once, by

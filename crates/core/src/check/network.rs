@@ -107,6 +107,7 @@ fn deletes_come_last(cx: &mut Ctx<'_>) {
             Step::Terminate { .. }
             | Step::DeleteGroup { .. }
             | Step::DeleteBalancer { .. }
+            | Step::DeleteTargetGroups { .. }
             | Step::SetBalancerSubnets { .. } => leaving.push(i),
             Step::DeleteSubnet { .. }
             | Step::DeleteRouteTable { .. }

@@ -1519,6 +1519,14 @@ pub enum Step {
         /// The balancer, with the target groups to delete.
         balancer: BalancerHandle,
     },
+    /// Delete target groups a balancer left behind (see
+    /// [`crate::observed::StrayTargetGroup`]).
+    DeleteTargetGroups {
+        /// The Balancer (manifest name) they were made for.
+        balancer: ResourceName,
+        /// Their names.
+        names: Vec<TargetGroupName>,
+    },
     /// Create a bucket.
     CreateBucket {
         /// Name.
@@ -1743,6 +1751,10 @@ impl Step {
                 crate::duration::show(std::time::Duration::from_secs(u64::from(*bound_secs)))
             ),
             Step::DeleteBalancer { balancer } => format!("delete {balancer}"),
+            Step::DeleteTargetGroups { balancer, names } => format!(
+                "delete target groups {} left by Balancer/{balancer}",
+                join_ids(names.iter().map(|n| n.as_str()))
+            ),
             Step::CreateBucket { name, .. } => format!("create Bucket/{name}"),
             Step::SetBucketPublicRead { name, .. } => format!("set access of Bucket/{name}"),
             Step::DeleteBucket { name } => format!("delete Bucket/{name}"),
@@ -1808,6 +1820,7 @@ impl Step {
             Step::Deregister { .. } => "deregister",
             Step::WaitDrained { .. } => "wait-drained",
             Step::DeleteBalancer { .. } => "delete-balancer",
+            Step::DeleteTargetGroups { .. } => "delete-target-groups",
             Step::CreateBucket { .. } => "create-bucket",
             Step::SetBucketPublicRead { .. } => "set-bucket-public-read",
             Step::DeleteBucket { .. } => "delete-bucket",
@@ -1915,6 +1928,7 @@ impl Step {
             | Step::Deregister { balancer, .. }
             | Step::WaitDrained { balancer, .. }
             | Step::DeleteBalancer { balancer } => key(Kind::Balancer, &balancer.name),
+            Step::DeleteTargetGroups { balancer, .. } => key(Kind::Balancer, balancer),
             Step::CreateBucket { name, .. }
             | Step::SetBucketPublicRead { name, .. }
             | Step::DeleteBucket { name } => key(Kind::Bucket, name),

@@ -465,6 +465,7 @@ impl<'a> Planner<'a> {
                     Step::Terminate { .. }
                         | Step::DeleteGroup { .. }
                         | Step::DeleteBalancer { .. }
+                        | Step::DeleteTargetGroups { .. }
                         | Step::SetBalancerSubnets { .. }
                 )
             })

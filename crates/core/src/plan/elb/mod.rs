@@ -10,12 +10,13 @@ mod update;
 
 use crate::desired::{BalancerSpec, ListenerProtocol, Tags};
 use crate::elb::{BalancerHandle, BalancerType, listener_target_groups};
-use crate::ids::{Kind, ResourceKey, TargetGroupName};
+use crate::ids::{Kind, ResourceKey, ResourceName, TargetGroupName};
 use crate::observed::ObservedBalancer;
 use crate::plan::{
     ChangeAction, FieldDiff, GroupRef, Planner, Produced, Step, StepId, SubnetRef, Value,
     sorted_strings,
 };
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the plan makes of a declared balancer, for its members and for
 /// references to its DNS name.
@@ -97,6 +98,46 @@ impl<'a> Planner<'a> {
                 ResourceKey::new(Kind::Balancer, b.owner.name.clone()),
                 ChangeAction::Delete,
             );
+        }
+        self.stray_target_groups();
+    }
+
+    /// Deletes the stack's target groups that no balancer has and none the
+    /// manifests want (a group a declared balancer wants is taken back by
+    /// its CreateTargetGroup, which answers this stack's existing group).
+    fn stray_target_groups(&mut self) {
+        let d = self.desired();
+        let wanted: BTreeSet<TargetGroupName> = d
+            .balancers
+            .iter()
+            .flat_map(|(name, spec)| {
+                let handle = BalancerHandle::of(name, spec.kind, spec.scheme);
+                desired_target_groups(&handle, spec)
+                    .into_iter()
+                    .map(|g| g.0)
+            })
+            .collect();
+        let mut strays: BTreeMap<&ResourceName, Vec<TargetGroupName>> = BTreeMap::new();
+        for g in &self.observed().stray_target_groups {
+            if !wanted.contains(&g.name) {
+                strays.entry(&g.balancer).or_default().push(g.name.clone());
+            }
+        }
+        for (balancer, mut names) in strays {
+            names.sort();
+            self.add(
+                Step::DeleteTargetGroups {
+                    balancer: balancer.clone(),
+                    names,
+                },
+                [],
+            );
+            if !d.balancers.contains_key(balancer) {
+                self.change(
+                    ResourceKey::new(Kind::Balancer, balancer.clone()),
+                    ChangeAction::Delete,
+                );
+            }
         }
     }
 
