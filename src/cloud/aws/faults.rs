@@ -524,6 +524,82 @@ mod tests {
         assert!(Fault::DropAfter.after() && !Fault::DropBefore.after());
     }
 
+    /// A server that answers every request `200` with a body naming the
+    /// request's number, and counts them.
+    #[derive(Debug, Default)]
+    struct Counting(Arc<AtomicU64>);
+
+    impl HttpConnector for Counting {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(
+                status(200),
+                SdkBody::from(format!("<r>{n}</r>")),
+            )))
+        }
+    }
+
+    fn ec2_request(body: &str) -> HttpRequest {
+        let mut r = HttpRequest::new(SdkBody::from(body.to_owned()));
+        r.headers_mut().insert("x-moto-account-id", "123456789012");
+        r
+    }
+
+    async fn body_of(r: Result<HttpResponse, ConnectorError>) -> (u16, String) {
+        let r = r.expect("an answer");
+        let code = r.status().as_u16();
+        let bytes = ByteStream::new(r.into_body())
+            .collect()
+            .await
+            .expect("a body");
+        (code, String::from_utf8_lossy(&bytes.to_vec()).into_owned())
+    }
+
+    /// What makes the fault tests able to fail: a repeat with the same
+    /// token never reaches the server, another request under that token
+    /// is refused, and a request without one always reaches it.
+    #[tokio::test]
+    async fn a_client_token_is_honoured_as_aws_does() {
+        let sent = Arc::new(AtomicU64::new(0));
+        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
+        let c = FaultConnector {
+            inner: SharedHttpConnector::new(Counting(sent.clone())),
+            state: injector.state.clone(),
+        };
+        let launch = "Action=RunInstances&ClientToken=t-1&MinCount=1";
+        assert_eq!(
+            body_of(c.call(ec2_request(launch)).await).await,
+            (200, "<r>1</r>".into())
+        );
+        assert_eq!(
+            body_of(c.call(ec2_request(launch)).await).await,
+            (200, "<r>1</r>".into())
+        );
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            1,
+            "the repeat was answered, not sent"
+        );
+        let (code, body) = body_of(
+            c.call(ec2_request(
+                "Action=RunInstances&ClientToken=t-1&MinCount=2",
+            ))
+            .await,
+        )
+        .await;
+        assert_eq!(code, 400);
+        assert!(body.contains("IdempotentParameterMismatch"), "{body}");
+        let untokened = "Action=CreateVpc&CidrBlock=10.0.0.0%2F16";
+        body_of(c.call(ec2_request(untokened)).await).await;
+        body_of(c.call(ec2_request(untokened)).await).await;
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            3,
+            "requests without a token all go out"
+        );
+        assert_eq!(injector.handle().counts().replayed, 2);
+    }
+
     #[derive(Debug)]
     struct NoClient;
 
