@@ -8,7 +8,9 @@
 //! Every mutating call is safe to retry: client tokens where AWS has them
 //! (RunInstances, CreateVolume, CloudFront's caller reference), ownership
 //! checks before creates where a name is the only key (key pairs,
-//! balancers, buckets). Where the emulator used in tests (moto) is laxer
+//! balancers, buckets), and a look by tags, without the SDK's retries,
+//! before the creates AWS gives no token (VPCs, subnets, internet
+//! gateways). Where the emulator used in tests (moto) is laxer
 //! than AWS, converge checks AWS's rule itself: a volume attaches only in
 //! its own zone, a distribution is deleted only once disabled and deployed.
 
