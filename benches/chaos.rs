@@ -80,9 +80,10 @@ async fn heal(seeds: u64, losses: u32) -> bool {
         match heal_run(&cfg, Duration::from_secs(120)).await {
             Ok(h) => {
                 println!(
-                    "  seed {seed:>3}: {:>6.2} s  ({} lost, {} calls)",
+                    "  seed {seed:>3}: {:>6.2} s  ({} lost, the last of Fleet/{}, {} calls)",
                     h.heal.as_secs_f64(),
                     h.lost,
+                    h.last_fleet,
                     h.api_calls
                 );
                 ok &= h.heal <= bound;

@@ -292,6 +292,20 @@ pub struct Healed {
     pub lost: u32,
     /// Calls the loop made to the cloud (observes, actions, describes).
     pub api_calls: u64,
+    /// The fleet of the last instance lost (`db`: its successor has
+    /// another address, which the app fleet's user data names, so the
+    /// app fleet rolls).
+    pub last_fleet: String,
+}
+
+/// Retries of throttled calls within milliseconds, for the chaos's own
+/// looks, so that they measure the loop, not their own backoff.
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(2),
+        cap: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    }
 }
 
 /// Applies the example stack with the loop, loses instances as `cfg`
@@ -352,9 +366,14 @@ async fn heal_after_losses(
     converged_within(local, desired, give_up).await?;
     let mut lost = 0;
     let mut last_loss = Instant::now();
+    let mut last_fleet = String::new();
     for _ in 0..cfg.losses {
         tokio::time::sleep(cfg.loss_every).await;
-        let o = local.observe(&desired.stack).await;
+        // The chaos's own look retries its throttled calls within
+        // milliseconds: a loss skipped because the look was throttled
+        // would leave an idle slot before the measurement starts, and the
+        // heal time would count it.
+        let o = converge::commands::observe_for(local, desired, &quick()).await;
         let Ok(o) = o else { continue };
         let mut running: Vec<&ObservedInstance> = o
             .instances
@@ -374,6 +393,7 @@ async fn heal_after_losses(
         if local.lose_instance(&victim.id).is_ok() {
             lost += 1;
             last_loss = Instant::now();
+            last_fleet = victim.owner.name.to_string();
         }
     }
     converged_within(local, desired, give_up).await?;
@@ -381,6 +401,7 @@ async fn heal_after_losses(
         heal: last_loss.elapsed(),
         lost,
         api_calls: 0,
+        last_fleet,
     })
 }
 
@@ -393,11 +414,7 @@ pub async fn converged_within(
     desired: &Desired,
     give_up: Duration,
 ) -> Result<(), String> {
-    let quick = RetryPolicy {
-        base: Duration::from_millis(2),
-        cap: Duration::from_millis(10),
-        ..RetryPolicy::default()
-    };
+    let quick = quick();
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < give_up {

@@ -846,7 +846,19 @@ impl AwsCloud {
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
             .send()
             .await
-            .map_err(|e| sdk_error("CreateSecurityGroup", e))?;
+            .map_err(|e| sdk_error("CreateSecurityGroup", e));
+        let out = match out {
+            Ok(out) => out,
+            // An earlier attempt whose answer was lost (the SDK sent it
+            // again) made the group: ours if its tags say so.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                return match self.owned_group(name, vpc, tags).await? {
+                    Some(id) => Ok(Outcome::Group(answered_id("CreateSecurityGroup", &id)?)),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let id = out.group_id().ok_or_else(|| {
             CloudError::new(
                 ErrorKind::Unavailable,
@@ -856,6 +868,30 @@ impl AwsCloud {
             )
         })?;
         Ok(Outcome::Group(answered_id("CreateSecurityGroup", id)?))
+    }
+
+    /// The ID of the group of the name in the VPC, if there is one and
+    /// its converge tags are `tags`'.
+    async fn owned_group(
+        &self,
+        name: &GroupName,
+        vpc: &VpcId,
+        tags: &Tags,
+    ) -> Result<Option<String>, CloudError> {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .filters(filter("group-name", [name.to_string()]))
+            .filters(filter("vpc-id", [vpc.to_string()]))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeSecurityGroups", e))?;
+        let want = Owner::from_tags(tags);
+        Ok(out
+            .security_groups()
+            .iter()
+            .find(|g| want.is_some() && Owner::from_tags(&read_tags(g.tags())) == want)
+            .and_then(|g| g.group_id().map(str::to_owned)))
     }
 
     pub(super) async fn authorize(

@@ -398,7 +398,28 @@ impl AwsCloud {
             .set_tags(Some(elb_tags(tags)?))
             .send()
             .await
-            .map_err(|e| sdk_error(OP, e))?;
+            .map_err(|e| sdk_error(OP, e));
+        let dns_name = match out {
+            Ok(out) => out.dns_name().unwrap_or_default().to_owned(),
+            // moto refuses a repeat that AWS answers: an earlier attempt,
+            // whose answer was lost, made the balancer. Ours if its tags
+            // say so.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                let existing = self.balancer_tags(name.as_str()).await?;
+                let mine = existing
+                    .as_ref()
+                    .and_then(Owner::from_tags)
+                    .is_some_and(|o| Some(o) == Owner::from_tags(tags));
+                if !mine {
+                    return Err(e);
+                }
+                self.describe_one(name)
+                    .await?
+                    .and_then(|d| d.dns_name().map(str::to_owned))
+                    .unwrap_or_default()
+            }
+            Err(e) => return Err(e),
+        };
         // CreateLoadBalancer answers the DNS name only: the zone of its
         // DNS name is AWS's per region, else one DescribeLoadBalancers away.
         let zone_id = match zone_of(self.region(), None) {
@@ -409,10 +430,7 @@ impl AwsCloud {
                 .and_then(|d| d.canonical_hosted_zone_name_id().map(str::to_owned))
                 .unwrap_or_default(),
         };
-        Ok(Outcome::Balancer {
-            dns_name: out.dns_name().unwrap_or_default().to_owned(),
-            zone_id,
-        })
+        Ok(Outcome::Balancer { dns_name, zone_id })
     }
 
     /// DescribeLoadBalancers of one name; `None` if there is none.

@@ -991,20 +991,8 @@ impl AwsCloud {
         const OP: &str = "CreateLoadBalancer";
         check_name(OP, "load balancer", name.as_str())?;
         check_placement(OP, name, kind, zones, subnets)?;
-        if let Some(existing) = self.describe_balancer_v2(name).await? {
-            let arn = existing.load_balancer_arn().unwrap_or_default().to_owned();
-            let theirs = self.tags_of(vec![arn.clone()]).await?;
-            let have = theirs.get(&arn).and_then(Owner::from_tags);
-            if have.is_none() || have != Owner::from_tags(tags) {
-                return Err(refuse(
-                    OP,
-                    "DuplicateLoadBalancerName",
-                    format!(
-                        "load balancer {name} exists and is not this stack's (no matching converge tags)"
-                    ),
-                ));
-            }
-            return self.created(name, &existing);
+        if let Some(done) = self.existing_balancer_v2(name, tags).await? {
+            return Ok(done);
         }
         let subnets = self.subnets_or_defaults(OP, zones, subnets).await?;
         let out = self
@@ -1024,7 +1012,19 @@ impl AwsCloud {
             .set_tags((!tags.is_empty()).then(|| v2_tags(tags)))
             .send()
             .await
-            .map_err(|e| sdk_error(OP, e))?;
+            .map_err(|e| sdk_error(OP, e));
+        let out = match out {
+            Ok(out) => out,
+            // An earlier attempt's answer was lost and the SDK sent it
+            // again: the balancer that attempt made is this stack's.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                return match self.existing_balancer_v2(name, tags).await? {
+                    Some(done) => Ok(done),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let Some(b) = out.load_balancers().first() else {
             return Err(CloudError::new(
                 ErrorKind::Unavailable,
@@ -1034,6 +1034,32 @@ impl AwsCloud {
             ));
         };
         self.created(name, b)
+    }
+
+    /// The outcome of creating a balancer of the name that is already
+    /// there and this stack's; `None` when there is none; refused when it
+    /// is someone else's.
+    async fn existing_balancer_v2(
+        &self,
+        name: &BalancerName,
+        tags: &Tags,
+    ) -> Result<Option<Outcome>, CloudError> {
+        let Some(existing) = self.describe_balancer_v2(name).await? else {
+            return Ok(None);
+        };
+        let arn = existing.load_balancer_arn().unwrap_or_default().to_owned();
+        let theirs = self.tags_of(vec![arn.clone()]).await?;
+        let have = theirs.get(&arn).and_then(Owner::from_tags);
+        if have.is_none() || have != Owner::from_tags(tags) {
+            return Err(refuse(
+                "CreateLoadBalancer",
+                "DuplicateLoadBalancerName",
+                format!(
+                    "load balancer {name} exists and is not this stack's (no matching converge tags)"
+                ),
+            ));
+        }
+        self.created(name, &existing).map(Some)
     }
 
     /// Remembers a balancer and answers its DNS name and zone.
@@ -1163,22 +1189,7 @@ impl AwsCloud {
                 all
             }
         };
-        if let Some(g) = self.find_group(name).await? {
-            let arn = g.target_group_arn().unwrap_or_default().to_owned();
-            let theirs = self.tags_of(vec![arn.clone()]).await?;
-            let have = theirs.get(&arn).and_then(Owner::from_tags);
-            if have.is_none() || have != Owner::from_tags(&tags) {
-                return Err(refuse(
-                    OP,
-                    "DuplicateTargetGroupName",
-                    format!("target group {name} exists and is not this stack's"),
-                ));
-            }
-            if let Some(r) = GroupRef::of(&g) {
-                lock(&self.elbv2_cache)
-                    .target_groups
-                    .insert(name.clone(), r);
-            }
+        if self.existing_group(name, &tags).await? {
             return Ok(Outcome::Done);
         }
         let Some(vpc) = &b.vpc else {
@@ -1217,13 +1228,54 @@ impl AwsCloud {
             .set_tags(Some(v2_tags(&all)))
             .send()
             .await
-            .map_err(|e| sdk_error(OP, e))?;
+            .map_err(|e| sdk_error(OP, e));
+        let out = match out {
+            Ok(out) => out,
+            // The answer to an earlier attempt was lost (a 500, a
+            // timeout, a dropped connection) and the SDK sent it again:
+            // the group that attempt made is this stack's.
+            Err(e)
+                if e.kind == ErrorKind::AlreadyExists
+                    && self.existing_group(name, &all).await? =>
+            {
+                return Ok(Outcome::Done);
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(r) = out.target_groups().first().and_then(GroupRef::of) {
             lock(&self.elbv2_cache)
                 .target_groups
                 .insert(name.clone(), r);
         }
         Ok(Outcome::Done)
+    }
+
+    /// Whether a target group of the name is there and this stack's (then
+    /// it is remembered); refused if it is there and not.
+    async fn existing_group(
+        &self,
+        name: &TargetGroupName,
+        tags: &Tags,
+    ) -> Result<bool, CloudError> {
+        let Some(g) = self.find_group(name).await? else {
+            return Ok(false);
+        };
+        let arn = g.target_group_arn().unwrap_or_default().to_owned();
+        let theirs = self.tags_of(vec![arn.clone()]).await?;
+        let have = theirs.get(&arn).and_then(Owner::from_tags);
+        if have.is_none() || have != Owner::from_tags(tags) {
+            return Err(refuse(
+                "CreateTargetGroup",
+                "DuplicateTargetGroupName",
+                format!("target group {name} exists and is not this stack's"),
+            ));
+        }
+        if let Some(r) = GroupRef::of(&g) {
+            lock(&self.elbv2_cache)
+                .target_groups
+                .insert(name.clone(), r);
+        }
+        Ok(true)
     }
 
     /// ModifyTargetGroup: the health check.

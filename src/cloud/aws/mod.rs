@@ -8,7 +8,9 @@
 //! Every mutating call is safe to retry: client tokens where AWS has them
 //! (RunInstances, CreateVolume, CloudFront's caller reference), ownership
 //! checks before creates where a name is the only key (key pairs,
-//! balancers, buckets). Where the emulator used in tests (moto) is laxer
+//! balancers, buckets), and a look by tags, without the SDK's retries,
+//! before the creates AWS gives no token (VPCs, subnets, internet
+//! gateways). Where the emulator used in tests (moto) is laxer
 //! than AWS, converge checks AWS's rule itself: a volume attaches only in
 //! its own zone, a distribution is deleted only once disabled and deployed.
 
@@ -17,6 +19,7 @@ mod ec2;
 mod elb;
 mod elbv2;
 mod error;
+mod faults;
 mod hooks;
 mod http;
 mod route53;
@@ -25,6 +28,7 @@ mod ssm;
 mod vpc;
 
 pub(crate) use error::sdk_error;
+pub use faults::{AwsFaults, Fault, FaultCounts};
 
 use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome, Service, misrouted};
 use async_trait::async_trait;
@@ -77,8 +81,14 @@ pub struct AwsOptions {
     /// real ones.
     pub moto_account: Option<String>,
     /// Fault injection for tests: this share of requests (0.0–1.0) is
-    /// answered with the service's throttling error without being sent.
+    /// answered with the service's throttling error without being sent
+    /// (short for [`faults`](Self::faults) with throttling only).
     pub inject_throttling: Option<f64>,
+    /// Fault injection for tests against a moto server: throttling, 500s,
+    /// timeouts and dropped connections, before or after the request
+    /// reaches the server (`src/cloud/aws/faults.rs`). Takes precedence
+    /// over [`inject_throttling`](Self::inject_throttling).
+    pub faults: Option<AwsFaults>,
 }
 
 /// How the SDK retries.
@@ -107,7 +117,7 @@ pub struct AwsCloud {
     route53: aws_sdk_route53::Client,
     ssm: aws_sdk_ssm::Client,
     counter: hooks::CallCounter,
-    injected: Option<hooks::InjectedCount>,
+    injected: Option<faults::FaultHandle>,
     /// Buckets known not to be converge's, with their creation time, so
     /// that a long-running process asks for their tags only once.
     foreign_buckets: Mutex<BTreeMap<String, Option<i64>>>,
@@ -132,13 +142,18 @@ impl AwsCloud {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| default_region.to_owned());
         let https = http::https_client()?;
-        let (http, injected) = match options.inject_throttling {
-            Some(rate) if rate > 0.0 => {
-                let t = hooks::Throttler::new(https, rate, 0x00c0_ffee);
-                let injected = t.injected();
+        let faults = options
+            .faults
+            .clone()
+            .or_else(|| options.inject_throttling.map(AwsFaults::throttling))
+            .filter(AwsFaults::any);
+        let (http, injected) = match faults {
+            Some(f) => {
+                let t = faults::FaultInjector::new(https, f);
+                let injected = t.handle();
                 (SharedHttpClient::new(t), Some(injected))
             }
-            _ => (https, None),
+            None => (https, None),
         };
         let mut retry = match options.retry_mode {
             RetryMode::Adaptive => RetryConfig::adaptive(),
@@ -229,7 +244,20 @@ impl AwsCloud {
     /// Requests answered with an injected throttling error (see
     /// [`AwsOptions::inject_throttling`]).
     pub fn injected_throttles(&self) -> u64 {
-        self.injected.as_ref().map(|i| i.get()).unwrap_or(0)
+        self.fault_counts()
+            .injected
+            .get(&Fault::Throttle)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// What the fault injector did so far (see [`AwsOptions::faults`]);
+    /// all zero without one.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.injected
+            .as_ref()
+            .map(faults::FaultHandle::counts)
+            .unwrap_or_default()
     }
 }
 

@@ -42,6 +42,29 @@ fn tagged(kind: ResourceType, tags: &Tags) -> Option<Vec<aws_sdk_ec2::types::Tag
     (!tags.is_empty()).then(|| vec![tag_spec(kind, tags)])
 }
 
+/// Filters matching every `converge:` tag of `tags` (owner, names), to
+/// find what an earlier attempt of a create created; `None` when `tags`
+/// name no owner (then nothing is looked for).
+fn owner_filters(tags: &Tags) -> Option<Vec<aws_sdk_ec2::types::Filter>> {
+    let f: Vec<_> = tags
+        .iter()
+        .filter(|(k, _)| k.starts_with("converge:"))
+        .map(|(k, v)| filter(&format!("tag:{k}"), [v.clone()]))
+        .collect();
+    (!f.is_empty()).then_some(f)
+}
+
+/// No SDK retries, for the creates AWS gives no client token
+/// (CreateVpc, CreateSubnet, CreateInternetGateway): an attempt whose
+/// answer was lost (a 500, a timeout, a dropped connection) may have
+/// created the resource, and the SDK would send it again blindly. The
+/// executor's retry calls the whole operation again instead, which first
+/// looks for what the lost attempt made, by its tags.
+fn no_sdk_retry() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::new()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+}
+
 fn missing(op: &'static str, what: &str) -> CloudError {
     CloudError::new(
         ErrorKind::Unavailable,
@@ -294,11 +317,29 @@ impl AwsCloud {
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "CreateVpc";
+        if let Some(filters) = owner_filters(tags) {
+            let out = self
+                .ec2
+                .describe_vpcs()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeVpcs", e))?;
+            let made = out
+                .vpcs()
+                .iter()
+                .find(|v| v.cidr_block() == Some(block.to_string().as_str()));
+            if let Some(id) = made.and_then(|v| v.vpc_id()) {
+                return Ok(Outcome::Vpc(answered_id(OP, id)?));
+            }
+        }
         let out = self
             .ec2
             .create_vpc()
             .cidr_block(block.to_string())
             .set_tag_specifications(tagged(ResourceType::Vpc, tags))
+            .customize()
+            .config_override(no_sdk_retry())
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
@@ -346,6 +387,23 @@ impl AwsCloud {
         tags: &Tags,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "CreateSubnet";
+        if let Some(mut filters) = owner_filters(tags) {
+            filters.push(filter("vpc-id", [vpc.to_string()]));
+            let out = self
+                .ec2
+                .describe_subnets()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeSubnets", e))?;
+            let made = out
+                .subnets()
+                .iter()
+                .find(|s| s.cidr_block() == Some(block.to_string().as_str()));
+            if let Some(id) = made.and_then(|s| s.subnet_id()) {
+                return Ok(Outcome::Subnet(answered_id(OP, id)?));
+            }
+        }
         let out = self
             .ec2
             .create_subnet()
@@ -353,6 +411,8 @@ impl AwsCloud {
             .availability_zone(zone.as_str())
             .cidr_block(block.to_string())
             .set_tag_specifications(tagged(ResourceType::Subnet, tags))
+            .customize()
+            .config_override(no_sdk_retry())
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
@@ -391,10 +451,25 @@ impl AwsCloud {
 
     pub(super) async fn create_internet_gateway(&self, tags: &Tags) -> Result<Outcome, CloudError> {
         const OP: &str = "CreateInternetGateway";
+        if let Some(filters) = owner_filters(tags) {
+            let out = self
+                .ec2
+                .describe_internet_gateways()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeInternetGateways", e))?;
+            let made = out.internet_gateways().first();
+            if let Some(id) = made.and_then(|g| g.internet_gateway_id()) {
+                return Ok(Outcome::Gateway(answered_id(OP, id)?));
+            }
+        }
         let out = self
             .ec2
             .create_internet_gateway()
             .set_tag_specifications(tagged(ResourceType::InternetGateway, tags))
+            .customize()
+            .config_override(no_sdk_retry())
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
