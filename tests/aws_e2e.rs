@@ -89,16 +89,7 @@ async fn env(endpoint: String, test: &str, throttle: Option<f64>) -> Env {
     let mut desired = converge::manifest::load(&dir, &|_| None).unwrap().desired;
     let suffix = fastrand::u32(..).to_string();
     desired.stack = ResourceName::new(format!("{test}-{suffix}")).unwrap();
-    // Bucket names are global on the server, across accounts.
-    let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName::new(format!("sp-assets-{test}-{suffix}")).unwrap();
-    let bucket = desired.buckets.remove(&old).unwrap();
-    desired.buckets.insert(new.clone(), bucket);
-    for cdn in desired.cdns.values_mut() {
-        if cdn.origin_bucket == old {
-            cdn.origin_bucket = new.clone();
-        }
-    }
+    example::rename_assets_bucket(&mut desired, &format!("sp-assets-{test}-{suffix}"));
     Env {
         cloud: Arc::new(cloud),
         desired,

@@ -16,6 +16,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/example.rs"]
+mod example;
 #[macro_use]
 #[path = "support/moto.rs"]
 mod moto;
@@ -945,15 +947,7 @@ fn example(e: &Env) -> Desired {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
     let mut d = converge::manifest::load(&dir, &|_| None).unwrap().desired;
     d.stack = e.stack.clone();
-    let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName::new(format!("sp-assets-{}", e.stack)).unwrap();
-    let bucket = d.buckets.remove(&old).unwrap();
-    d.buckets.insert(new.clone(), bucket);
-    for cdn in d.cdns.values_mut() {
-        if cdn.origin_bucket == old {
-            cdn.origin_bucket = new.clone();
-        }
-    }
+    example::rename_assets_bucket(&mut d, &format!("sp-assets-{}", e.stack));
     d
 }
 

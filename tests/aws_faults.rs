@@ -20,6 +20,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/example.rs"]
+mod example;
 #[macro_use]
 #[path = "support/moto.rs"]
 mod moto;
@@ -95,16 +97,7 @@ async fn env(endpoint: String, test: &str, faults: AwsFaults) -> Env {
     let mut desired = chaos::smallpayroll();
     let suffix = fastrand::u32(..).to_string();
     desired.stack = ResourceName::new(format!("{test}-{suffix}")).unwrap();
-    // Bucket names are global on the server, across accounts.
-    let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName::new(format!("sp-assets-{test}-{suffix}")).unwrap();
-    let bucket = desired.buckets.remove(&old).unwrap();
-    desired.buckets.insert(new.clone(), bucket);
-    for cdn in desired.cdns.values_mut() {
-        if cdn.origin_bucket == old {
-            cdn.origin_bucket = new.clone();
-        }
-    }
+    example::rename_assets_bucket(&mut desired, &format!("sp-assets-{test}-{suffix}"));
     Env {
         cloud: Arc::new(cloud),
         desired,
@@ -172,49 +165,54 @@ fn assert_once(e: &Env, o: &Observed) {
     // example's 4), every volume converge made (the root volumes moto
     // invents carry no tags), every VPC but the default one, every
     // balancer and target group.
-    let running = raw_count(
-        e,
-        "ec2",
-        "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-state-name&Filter.1.Value.1=running&Filter.1.Value.2=pending",
-        "<instanceId>",
-    );
-    assert_eq!(running, 4, "instances in the account");
     // (moto ignores a tag filter on DescribeVolumes: the tags are read.)
-    let volumes = raw_count(
-        e,
-        "ec2",
-        "Action=DescribeVolumes&Version=2016-11-15",
-        "<key>converge:kind</key><value>Volume</value>",
-    );
-    assert_eq!(volumes, 1, "volumes of kind Volume in the account");
-    let vpcs = raw_count(
-        e,
-        "ec2",
-        "Action=DescribeVpcs&Version=2016-11-15",
-        "<key>converge:stack</key>",
-    );
-    assert_eq!(vpcs, 1, "VPCs of the stack in the account");
-    let subnets = raw_count(
-        e,
-        "ec2",
-        "Action=DescribeSubnets&Version=2016-11-15",
-        "<key>converge:stack</key>",
-    );
-    assert_eq!(subnets, 4, "subnets of the stack in the account");
-    let balancers = raw_count(
-        e,
-        "elasticloadbalancing",
-        "Action=DescribeLoadBalancers&Version=2015-12-01",
-        "<LoadBalancerArn>",
-    );
-    assert_eq!(balancers, 1, "application balancers in the account");
-    let groups = raw_count(
-        e,
-        "elasticloadbalancing",
-        "Action=DescribeTargetGroups&Version=2015-12-01",
-        "<TargetGroupArn>",
-    );
-    assert_eq!(groups, 1, "target groups in the account");
+    let counts = [
+        (
+            "ec2",
+            "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-state-name&Filter.1.Value.1=running&Filter.1.Value.2=pending",
+            "<instanceId>",
+            4,
+            "instances in the account",
+        ),
+        (
+            "ec2",
+            "Action=DescribeVolumes&Version=2016-11-15",
+            "<key>converge:kind</key><value>Volume</value>",
+            1,
+            "volumes of kind Volume in the account",
+        ),
+        (
+            "ec2",
+            "Action=DescribeVpcs&Version=2016-11-15",
+            "<key>converge:stack</key>",
+            1,
+            "VPCs of the stack in the account",
+        ),
+        (
+            "ec2",
+            "Action=DescribeSubnets&Version=2016-11-15",
+            "<key>converge:stack</key>",
+            4,
+            "subnets of the stack in the account",
+        ),
+        (
+            "elasticloadbalancing",
+            "Action=DescribeLoadBalancers&Version=2015-12-01",
+            "<LoadBalancerArn>",
+            1,
+            "application balancers in the account",
+        ),
+        (
+            "elasticloadbalancing",
+            "Action=DescribeTargetGroups&Version=2015-12-01",
+            "<TargetGroupArn>",
+            1,
+            "target groups in the account",
+        ),
+    ];
+    for (service, query, needle, want, what) in counts {
+        assert_eq!(raw_count(e, service, query, needle), want, "{what}");
+    }
 }
 
 fn report_faults(e: &Env, what: &str) {

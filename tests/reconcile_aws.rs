@@ -35,6 +35,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+#[path = "support/example.rs"]
+mod example;
 #[path = "support/metric.rs"]
 mod metric;
 use metric::metric_server;
@@ -96,16 +98,7 @@ fn smallpayroll(suffix: u32, metric_url: String) -> Desired {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
     let mut d = converge::manifest::load(&dir, &|_| None).unwrap().desired;
     d.stack = ResourceName::new(format!("reconcile-{suffix}")).unwrap();
-    // Bucket names are global on the server, across accounts.
-    let old = ResourceName::from("smallpayroll-assets");
-    let new = ResourceName::new(format!("sp-assets-reconcile-{suffix}")).unwrap();
-    let bucket = d.buckets.remove(&old).unwrap();
-    d.buckets.insert(new.clone(), bucket);
-    for cdn in d.cdns.values_mut() {
-        if cdn.origin_bucket == old {
-            cdn.origin_bucket = new.clone();
-        }
-    }
+    example::rename_assets_bucket(&mut d, &format!("sp-assets-reconcile-{suffix}"));
     d.fleets
         .get_mut(&ResourceName::from("job"))
         .unwrap()

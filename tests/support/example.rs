@@ -26,3 +26,19 @@ pub fn copy_into(dir: &Path, prefix: Option<&str>) -> u32 {
     }
     suffix
 }
+
+/// Gives the example's assets bucket (`smallpayroll-assets`) the name
+/// `new`, and its distribution the new origin: bucket names are global on
+/// a moto server, across accounts.
+pub fn rename_assets_bucket(d: &mut converge::core::desired::Desired, new: &str) {
+    use converge::core::ids::ResourceName;
+    let old = ResourceName::from("smallpayroll-assets");
+    let new = ResourceName::new(new).unwrap();
+    let bucket = d.buckets.remove(&old).unwrap();
+    d.buckets.insert(new.clone(), bucket);
+    for cdn in d.cdns.values_mut() {
+        if cdn.origin_bucket == old {
+            cdn.origin_bucket = new.clone();
+        }
+    }
+}

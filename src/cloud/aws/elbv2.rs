@@ -722,6 +722,14 @@ impl AwsCloud {
         }))
     }
 
+    /// Whether the balancer or target group `arn` carries converge's
+    /// ownership tags, the same owner as `tags` names.
+    async fn owned_as(&self, arn: &str, tags: &Tags) -> Result<bool, CloudError> {
+        let theirs = self.tags_of(vec![arn.to_owned()]).await?;
+        let have = theirs.get(arn).and_then(Owner::from_tags);
+        Ok(have.is_some() && have == Owner::from_tags(tags))
+    }
+
     /// DescribeTags, 20 ARNs a call.
     async fn tags_of(&self, arns: Vec<String>) -> Result<BTreeMap<String, Tags>, CloudError> {
         let chunks: Vec<Vec<String>> = arns.chunks(TAG_ARNS).map(<[String]>::to_vec).collect();
@@ -1047,10 +1055,8 @@ impl AwsCloud {
         let Some(existing) = self.describe_balancer_v2(name).await? else {
             return Ok(None);
         };
-        let arn = existing.load_balancer_arn().unwrap_or_default().to_owned();
-        let theirs = self.tags_of(vec![arn.clone()]).await?;
-        let have = theirs.get(&arn).and_then(Owner::from_tags);
-        if have.is_none() || have != Owner::from_tags(tags) {
+        let arn = existing.load_balancer_arn().unwrap_or_default();
+        if !self.owned_as(arn, tags).await? {
             return Err(refuse(
                 "CreateLoadBalancer",
                 "DuplicateLoadBalancerName",
@@ -1260,10 +1266,8 @@ impl AwsCloud {
         let Some(g) = self.find_group(name).await? else {
             return Ok(false);
         };
-        let arn = g.target_group_arn().unwrap_or_default().to_owned();
-        let theirs = self.tags_of(vec![arn.clone()]).await?;
-        let have = theirs.get(&arn).and_then(Owner::from_tags);
-        if have.is_none() || have != Owner::from_tags(tags) {
+        let arn = g.target_group_arn().unwrap_or_default();
+        if !self.owned_as(arn, tags).await? {
             return Err(refuse(
                 "CreateTargetGroup",
                 "DuplicateTargetGroupName",

@@ -23,6 +23,7 @@
 //! Configured only through [`AwsOptions::faults`](super::AwsOptions::faults)
 //! (tests and benchmarks); nothing in the CLI turns it on.
 
+use super::lock;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -464,10 +465,6 @@ fn query_error(kind: &str, code: &str, message: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message} (injected by converge)</Message></Error><RequestId>converge-injected</RequestId></ErrorResponse>"
     )
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

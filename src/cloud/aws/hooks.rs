@@ -3,6 +3,7 @@
 //! benchmark) and one that isolates tests on a moto server by account.
 //! Fault injection for tests is in `faults.rs`.
 
+use super::lock;
 use crate::cloud::ApiCall;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -96,10 +97,6 @@ impl Intercept for MotoAccount {
             .insert("x-moto-account-id", self.0.clone());
         Ok(())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
