@@ -125,6 +125,7 @@ impl<'a> Planner<'a> {
         }
         for (balancer, mut names) in strays {
             names.sort();
+            let shown = Value::List(names.iter().map(ToString::to_string).collect());
             self.add(
                 Step::DeleteTargetGroups {
                     balancer: balancer.clone(),
@@ -133,10 +134,18 @@ impl<'a> Planner<'a> {
                 [],
             );
             if !d.balancers.contains_key(balancer) {
-                self.change(
+                // Only its groups are left: say so, or the deletion of a
+                // balancer nobody can see would puzzle the reader.
+                let c = self.change(
                     ResourceKey::new(Kind::Balancer, balancer.clone()),
                     ChangeAction::Delete,
                 );
+                c.fields.push(FieldDiff {
+                    field: "targetGroups (left behind)".into(),
+                    before: Some(shown),
+                    after: None,
+                    forces_replacement: false,
+                });
             }
         }
     }
