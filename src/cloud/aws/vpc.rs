@@ -552,15 +552,48 @@ impl AwsCloud {
         destination: Ipv4Cidr,
         gateway: &GatewayId,
     ) -> Result<Outcome, CloudError> {
-        self.ec2
+        let sent = self
+            .ec2
             .create_route()
             .route_table_id(route_table.as_str())
             .destination_cidr_block(destination.to_string())
             .gateway_id(gateway.as_str())
             .send()
+            .await;
+        let e = match sent {
+            Ok(_) => return Ok(Outcome::Done),
+            Err(e) => sdk_error("CreateRoute", e),
+        };
+        // CreateRoute takes no client token: when an attempt whose answer
+        // was lost made the route, the retry is refused with
+        // RouteAlreadyExists. The same route to the same gateway is done.
+        if e.code == "RouteAlreadyExists"
+            && self.has_route(route_table, destination, gateway).await?
+        {
+            return Ok(Outcome::Done);
+        }
+        Err(e)
+    }
+
+    /// Whether `route_table` routes `destination` to `gateway`.
+    async fn has_route(
+        &self,
+        route_table: &RouteTableId,
+        destination: Ipv4Cidr,
+        gateway: &GatewayId,
+    ) -> Result<bool, CloudError> {
+        let out = self
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(route_table.as_str())
+            .send()
             .await
-            .map_err(|e| sdk_error("CreateRoute", e))?;
-        Ok(Outcome::Done)
+            .map_err(|e| sdk_error("DescribeRouteTables", e))?;
+        let want = destination.to_string();
+        Ok(out.route_tables().iter().flat_map(|r| r.routes()).any(|x| {
+            x.destination_cidr_block() == Some(want.as_str())
+                && x.gateway_id() == Some(gateway.as_str())
+        }))
     }
 
     pub(super) async fn associate_route_table(
