@@ -58,8 +58,11 @@ async fn plan(c: &Arc<AwsCloud>, d: &Desired, at: &str) -> Plan {
         .1
 }
 
+/// Applies `p` with the executor's clock stopped at the plan's moment, so
+/// that the moment a cutover step is noted at is the one the test chose.
 async fn apply(c: &Arc<AwsCloud>, p: &Plan) {
     let opts = ApplyOptions {
+        clock: Arc::new(converge::sys::ManualClock::new(p.at)),
         retry: RetryPolicy::fast(),
         wait_timeout: Duration::from_secs(60),
         poll_interval: Duration::from_millis(50),
@@ -219,6 +222,7 @@ spec:
     assert_eq!(set.ttl, Some(60));
     assert_eq!(set.values, vec!["192.0.2.10".to_owned()]);
     let mark = Mark::of(&z, &name, RecordType::A).unwrap();
+    assert!(!mark.pending, "noted once in sync: {mark:?}");
     assert_eq!(
         mark.stage,
         Some(Stage::Lowered {

@@ -138,7 +138,10 @@ fn a_whole_cutover_with_local_advance_and_plan_at_each_stage() {
     assert!(applied.contains("DnsRecord/www: switch at "), "{applied}");
     let switch_at = due(&applied, "switch");
     assert!(record(dir, "www.example.com", "A").contains("TTL 60 s 192.0.2.10"));
-    assert!(record(dir, "_converge-a.www.example.com", "TXT").contains("lowered="));
+    let mark = record(dir, "_converge-a.www.example.com", "TXT");
+    assert!(mark.contains("lowered="), "{mark}");
+    // The moment noted is the one the change was in sync.
+    assert!(!mark.contains("moment=planned"), "{mark}");
 
     // plan --at: before the old TTL has passed, it waits; at it, it switches.
     let early = run(dir, &["plan", "s"]).ok();
@@ -190,6 +193,62 @@ fn a_whole_cutover_with_local_advance_and_plan_at_each_stage() {
     let ls = run(dir, &["local", "ls"]).ok();
     assert!(!ls.contains("api.example.com"), "{ls}");
     assert!(ls.contains("example.com"), "{ls}");
+}
+
+#[test]
+fn apply_wait_runs_a_whole_cutover_through_on_the_local_clock() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    run(dir, &["local", "add", "zone", "example.com"]).ok();
+    let add = [
+        "local",
+        "add",
+        "record",
+        "example.com",
+        "www.example.com",
+        "A",
+        "192.0.2.10",
+        "--ttl",
+        "86400",
+    ];
+    run(dir, &add).ok();
+    stack(dir, true);
+    // A zone of the stack's own, whose name servers a record reads.
+    let own = "---
+kind: DnsZone
+name: own
+spec:
+  domain: shop.example
+---
+kind: DnsRecord
+name: delegation
+spec:
+  zone: own
+  name: ns.shop.example
+  type: TXT
+  values: [\"${DnsZone/own.nameServers}\"]
+";
+    std::fs::write(dir.join("s/zone.yaml"), own).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(dir, &["apply", "s", "--yes", "--wait"]).ok();
+    // A day of cutover, not slept through.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    assert!(
+        out.contains("Advancing the local cloud's clock 86400s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("switch DnsRecord/www to its new value"),
+        "{out}"
+    );
+    assert!(out.contains("raise the TTL of DnsRecord/www"), "{out}");
+    assert!(record(dir, "www.example.com", "A").contains("TTL 300 s 192.0.2.20"));
+    let ls = run(dir, &["local", "ls"]).ok();
+    // The old TTL (a day), then the settle time (an hour).
+    assert!(ls.starts_with("clock: 25h ahead of the host"), "{ls}");
+    let ns = record(dir, "ns.shop.example", "TXT");
+    assert!(ns.contains("ns-"), "the zone's name servers: {ns}");
+    assert_eq!(run(dir, &["plan", "s", "--detailed-exitcode"]).code(), 0);
 }
 
 #[test]

@@ -266,6 +266,11 @@ impl Ctx {
         self.stopping() || deadline().is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Now by the cloud's clock, in whole seconds.
+    pub(super) async fn cloud_now(&self) -> Result<jiff::Timestamp, StepError> {
+        Ok(crate::cloud::cloud_now(self.cloud.as_ref(), self.opts.clock.as_ref()).await?)
+    }
+
     /// Whether the run is stopping.
     fn stopping(&self) -> bool {
         self.opts.stop.load(Ordering::SeqCst)

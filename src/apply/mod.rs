@@ -58,6 +58,10 @@ pub struct ApplyOptions {
     /// call its retry window. The reconcile loop sets it
     /// (docs/failure-handling.md).
     pub step_timeout: Option<Duration>,
+    /// The clock that, with the cloud's clock offset, gives the moments
+    /// the executor notes (when a DNS cutover step was in sync); the
+    /// reconcile loop passes its own.
+    pub clock: Arc<dyn crate::sys::Clock>,
 }
 
 impl Default for ApplyOptions {
@@ -69,6 +73,7 @@ impl Default for ApplyOptions {
             poll_interval: Duration::from_secs(2),
             stop: Arc::new(AtomicBool::new(false)),
             step_timeout: None,
+            clock: Arc::new(crate::sys::SystemClock),
         }
     }
 }

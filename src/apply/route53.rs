@@ -8,7 +8,7 @@ use crate::cloud::{ErrorKind, Op, Outcome};
 use converge_core::desired::Tags;
 use converge_core::ids::tags as own;
 use converge_core::plan::{PlannedRecordChange, Ref, StepId};
-use converge_core::route53::{self, AliasTarget, RecordChange, RecordSet};
+use converge_core::route53::{self, AliasTarget, Mark, RecordChange, RecordSet};
 
 /// Creates a public hosted zone and hands on its ID. A caller reference
 /// used before (a retried or interrupted run) finds the zone this stack's
@@ -93,7 +93,49 @@ pub(super) async fn change_records(
         || async { Ok(ctx.read(|| ctx.cloud.change_in_sync(&id)).await?) },
     )
     .await?;
+    stamp_marks(ctx, &zone, &op).await?;
     Ok(Output::None)
+}
+
+/// Notes in the marks of a batch now in sync the moment it was: a cutover
+/// stage's wait (the old TTL, the settle time) counts from when every
+/// Route 53 server answers the change, not from when it was planned. The
+/// stamped mark needs no wait of its own: only converge reads it, and the
+/// API answers it at once.
+async fn stamp_marks(ctx: &Ctx, zone: &str, op: &Op) -> Result<(), StepError> {
+    let Op::ChangeRecordSets { changes, .. } = op else {
+        return Ok(());
+    };
+    let pending: Vec<(&RecordSet, Mark)> = changes
+        .iter()
+        .filter(|c| c.action == route53::ChangeAction::Upsert)
+        .filter_map(|c| {
+            let m = Mark::parse(c.set.values.first()?)?;
+            (m.pending && c.set.name.starts_with("_converge-")).then_some((&c.set, m))
+        })
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.cloud_now().await?;
+    let stamped = pending
+        .into_iter()
+        .map(|(set, m)| RecordChange {
+            action: route53::ChangeAction::Upsert,
+            set: RecordSet {
+                values: vec![m.stamped(now).to_value()],
+                ..set.clone()
+            },
+        })
+        .collect();
+    let op = Op::ChangeRecordSets {
+        zone: zone.to_owned(),
+        changes: stamped,
+    };
+    match ctx.call(&op, false).await? {
+        Outcome::Change(_) => Ok(()),
+        other => Err(answered("ChangeResourceRecordSets", &other)),
+    }
 }
 
 /// One set of a batch, from its parts: values from the manifests are

@@ -691,23 +691,9 @@ fn parse_at(at: Option<&str>) -> Result<Option<Timestamp>> {
 async fn moment(cloud: &dyn Cloud, at: Option<Timestamp>) -> Result<Timestamp> {
     match at {
         Some(t) => Ok(t),
-        None => {
-            let offset = cloud
-                .clock_offset()
-                .await
-                .context("reading the cloud's clock")?;
-            let now = Timestamp::now()
-                .checked_add(offset)
-                .unwrap_or(Timestamp::MAX);
-            // Whole seconds: the moment is written into cutover marks and
-            // shown in plans.
-            // Truncated, never rounded up: a moment noted in a mark must
-            // not lie ahead of the clock that later checks it.
-            let whole = jiff::TimestampRound::new()
-                .smallest(jiff::Unit::Second)
-                .mode(jiff::RoundMode::Trunc);
-            Ok(now.round(whole).unwrap_or(now))
-        }
+        None => converge::cloud::cloud_now(cloud, &SystemClock)
+            .await
+            .context("reading the cloud's clock"),
     }
 }
 
@@ -729,6 +715,9 @@ fn cutover_waits(plan: &converge::core::Plan) -> Vec<(String, Timestamp)> {
 struct Opened {
     cloud: Arc<dyn Cloud>,
     aws: Option<Arc<AwsCloud>>,
+    /// The local cloud, whose clock `apply --wait` moves forward instead
+    /// of sleeping.
+    local: Option<Arc<LocalCloud>>,
 }
 
 impl Opened {
@@ -796,10 +785,11 @@ async fn open_cloud(g: &Global, region: &str) -> Result<Opened> {
                 delays: local_delays(g)?,
                 faults,
             };
-            let cloud = open_local(g, config)?;
+            let cloud = Arc::new(open_local(g, config)?);
             Ok(Opened {
-                cloud: Arc::new(cloud),
+                cloud: cloud.clone(),
                 aws: None,
+                local: Some(cloud),
             })
         }
         CloudKind::Aws => {
@@ -817,6 +807,7 @@ async fn open_cloud(g: &Global, region: &str) -> Result<Opened> {
             Ok(Opened {
                 cloud: cloud.clone(),
                 aws: Some(cloud),
+                local: None,
             })
         }
     }
@@ -989,7 +980,9 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
 
 /// One round of `apply --wait`: sleeps until the first cutover step is
 /// due (by the cloud's clock), then plans and applies again; `waits`
-/// becomes what the new plan leaves for later.
+/// becomes what the new plan leaves for later. On the local cloud it moves
+/// the cloud's clock forward instead of sleeping (as `converge local
+/// advance` does), so a day of cutover runs through at once.
 async fn wait_and_apply(
     g: &Global,
     cloud: &Opened,
@@ -1003,8 +996,20 @@ async fn wait_and_apply(
     let due = waits.iter().map(|(_, t)| *t).min().unwrap_or(now);
     if due > now {
         let secs = due.duration_since(now).as_secs().max(0).unsigned_abs();
-        println!("Waiting {}s, until {due}, for the next cutover step.", secs);
-        tokio::time::sleep(Duration::from_secs(secs)).await;
+        match &cloud.local {
+            Some(local) => {
+                println!(
+                    "Advancing the local cloud's clock {secs}s, to {due}, for the next cutover step."
+                );
+                local
+                    .advance(Duration::from_secs(secs))
+                    .context("advancing the local cloud's clock")?;
+            }
+            None => {
+                println!("Waiting {secs}s, until {due}, for the next cutover step.");
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+            }
+        }
     }
     let at = moment(cloud.cloud.as_ref(), None).await?;
     let (_, plan) =

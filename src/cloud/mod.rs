@@ -1279,3 +1279,22 @@ pub struct ApiCall {
     /// Requests sent, retries included.
     pub calls: u64,
 }
+
+/// Now by the cloud's clock: `clock` plus the cloud's offset (the local
+/// cloud's `converge local advance`), in whole seconds. Truncated, never
+/// rounded up: a moment noted in a DNS cutover mark must not lie ahead of
+/// the clock that later checks it.
+pub async fn cloud_now(
+    cloud: &dyn Cloud,
+    clock: &dyn crate::sys::Clock,
+) -> Result<jiff::Timestamp, CloudError> {
+    let offset = cloud.clock_offset().await?;
+    let now = clock
+        .now()
+        .checked_add(offset)
+        .unwrap_or(jiff::Timestamp::MAX);
+    let whole = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
+    Ok(now.round(whole).unwrap_or(now))
+}

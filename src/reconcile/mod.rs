@@ -765,6 +765,7 @@ impl Reconciler {
                 poll_interval: self.opts.poll_interval,
                 stop: self.stop.flag.clone(),
                 step_timeout: Some(self.opts.step_timeout),
+                clock: self.clock.clone(),
             },
             progress,
         )

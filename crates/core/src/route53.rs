@@ -532,6 +532,12 @@ pub struct Mark {
     pub retain: bool,
     /// The cutover in progress, if any.
     pub stage: Option<Stage>,
+    /// Whether the stage's moment is still the one planned, not yet the
+    /// moment Route 53 had the change on every server (`moment=planned`).
+    /// The executor rewrites the mark with that moment once GetChange says
+    /// INSYNC; a plan that finds a mark still pending (the run stopped in
+    /// between) has it rewritten with a later moment, never an earlier one.
+    pub pending: bool,
 }
 
 /// The TTL of ownership marks (they are read by converge, not resolvers).
@@ -558,6 +564,9 @@ impl Mark {
             }
             Some(Stage::Switched { at }) => text.push_str(&format!(" switched={at}")),
         }
+        if self.pending && self.stage.is_some() {
+            text.push_str(" moment=planned");
+        }
         quote(&text)
     }
 
@@ -580,7 +589,7 @@ impl Mark {
         if words.next()? != "converge" {
             return None;
         }
-        let (mut stack, mut record, mut retain) = (None, None, false);
+        let (mut stack, mut record, mut retain, mut pending) = (None, None, false, false);
         let (mut lowered, mut old_ttl, mut switched) = (None, None, None);
         for w in words {
             let (k, v) = w.split_once('=')?;
@@ -591,6 +600,7 @@ impl Mark {
                 "lowered" => lowered = v.parse::<Timestamp>().ok(),
                 "old-ttl" => old_ttl = v.parse::<u32>().ok(),
                 "switched" => switched = v.parse::<Timestamp>().ok(),
+                "moment" => pending = v == "planned",
                 _ => {}
             }
         }
@@ -603,8 +613,23 @@ impl Mark {
             stack: stack?,
             record: record?,
             retain,
+            pending: pending && stage.is_some(),
             stage,
         })
+    }
+
+    /// The mark with its stage's moment set to `at`, the moment the change
+    /// was seen in sync, and no longer pending.
+    pub fn stamped(&self, at: Timestamp) -> Mark {
+        let stage = self.stage.map(|s| match s {
+            Stage::Lowered { old_ttl, .. } => Stage::Lowered { at, old_ttl },
+            Stage::Switched { .. } => Stage::Switched { at },
+        });
+        Mark {
+            stage,
+            pending: false,
+            ..self.clone()
+        }
     }
 
     /// The mark of the set of `rtype` at `name` in `zone`, if it has one.
@@ -647,9 +672,33 @@ mod tests {
                 at: "2026-12-02T12:00:00Z".parse().unwrap(),
                 old_ttl: 86400,
             }),
+            pending: false,
         };
-        assert_eq!(Mark::parse(&m.to_value()), Some(m));
+        assert_eq!(Mark::parse(&m.to_value()), Some(m.clone()));
         assert_eq!(Mark::parse("\"v=spf1 -all\""), None);
+        let planned = Mark {
+            pending: true,
+            ..m.clone()
+        };
+        assert!(planned.to_value().contains(" moment=planned"));
+        assert_eq!(Mark::parse(&planned.to_value()), Some(planned.clone()));
+        let synced: Timestamp = "2026-12-02T12:00:41Z".parse().unwrap();
+        let stamped = planned.stamped(synced);
+        assert!(!stamped.pending);
+        assert_eq!(
+            stamped.stage,
+            Some(Stage::Lowered {
+                at: synced,
+                old_ttl: 86400
+            })
+        );
+        // A mark without a stage is never pending.
+        let plain = Mark {
+            stage: None,
+            pending: true,
+            ..m
+        };
+        assert!(!Mark::parse(&plain.to_value()).unwrap().pending);
     }
 
     #[test]

@@ -57,6 +57,7 @@ fn world(value: &str, ttl: u32, stage: Option<Option<Stage>>) -> Observed {
             record: name("www"),
             retain: false,
             stage,
+            pending: false,
         };
         records.push(m.record_set("www.example.com", RecordType::A));
     }
@@ -174,4 +175,91 @@ fn a_new_zone_and_an_alias_to_the_balancer() {
     let record = step(&plan, "create DnsRecord/www");
     assert!(precedes(&plan, zone, record));
     assert!(precedes(&plan, balancer, record));
+}
+
+/// A stack with the zone `main` and a fleet `ns` whose user data reads
+/// the zone's name servers.
+fn zone_reader() -> Desired {
+    let mut d = smallpayroll();
+    d.dns_zones.insert(
+        name("main"),
+        DnsZoneSpec {
+            domain: "smallpayroll.example".into(),
+            deletion_policy: DeletionPolicy::Retain,
+            tags: Default::default(),
+        },
+    );
+    d.fleets
+        .insert(name("ns"), fleet("ns=${DnsZone/main.nameServers}"));
+    d
+}
+
+#[test]
+fn a_template_reads_the_name_servers_of_a_zone_made_in_the_same_plan() {
+    let d = zone_reader();
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
+    let zone = step(&plan, "create DnsZone/main");
+    let launch = step(&plan, "launch 1 Fleet/ns instance(s)");
+    assert!(precedes(&plan, zone, launch));
+    assert!(
+        text(&plan).contains("ns=${DnsZone/main.nameServers} (known after apply)"),
+        "{}",
+        text(&plan)
+    );
+}
+
+#[test]
+fn a_template_reads_the_name_servers_of_the_zone_that_exists() {
+    let d = zone_reader();
+    let mut o = empty_region();
+    o.dns_zones.push(ObservedZone {
+        id: "Z0MAIN".into(),
+        domain: "smallpayroll.example".into(),
+        name_servers: vec!["ns-1.awsdns-01.com".into(), "ns-2.awsdns-02.net".into()],
+        owner: Some(owner(&d, Kind::DnsZone, &name("main"))),
+        tags: Default::default(),
+        records: Vec::new(),
+    });
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let t = text(&plan);
+    assert!(
+        t.contains("ns=ns-1.awsdns-01.com,ns-2.awsdns-02.net"),
+        "{t}"
+    );
+    assert!(!t.contains("DnsZone/main.nameServers"), "{t}");
+}
+
+#[test]
+fn a_lowered_mark_whose_moment_was_never_noted_is_written_again() {
+    let d = desired(&["192.0.2.20"], false);
+    let lowered = Stage::Lowered {
+        at: ts(T0),
+        old_ttl: 86400,
+    };
+    let mut o = world("192.0.2.10", 60, Some(Some(lowered)));
+    // The run that lowered the TTL stopped before the change was in sync.
+    let pending = Mark {
+        stack: name("shop"),
+        record: name("www"),
+        retain: false,
+        stage: Some(lowered),
+        pending: true,
+    };
+    let mark = pending.record_set("www.example.com", RecordType::A);
+    let z = &mut o.dns_zones[0];
+    z.records.retain(|r| r.name != mark.name);
+    z.records.push(mark.clone());
+    // A day later the switch would be due by the planned moment; it is
+    // not: the mark is written again and the switch counted from now.
+    let plan = run(&d, &o, "2026-12-02T16:00:00Z");
+    let i = step(
+        &plan,
+        "note when the cutover step of DnsRecord/www was in sync",
+    );
+    let Some(Step::ChangeRecords { changes, .. }) = plan.graph.step(i) else {
+        panic!("not a record change");
+    };
+    assert_eq!(changes.len(), 1, "only the mark is written");
+    assert_eq!(changes[0].name, mark.name);
+    assert_snapshot!("dns_cutover_mark_pending.txt", text(&plan));
 }

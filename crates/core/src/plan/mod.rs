@@ -227,13 +227,14 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     p.cdns();
     p.volumes();
     p.balancers();
+    p.dns_zones();
     for name in fleet::reference_order(input.desired)? {
         p.fleet(&name)?;
     }
     p.removed_fleets();
     p.balancer_membership();
     p.balancer_notes();
-    p.dns()?;
+    p.dns_records()?;
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();
@@ -291,6 +292,9 @@ pub(crate) struct Planner<'a> {
     bucket_users: BTreeMap<ResourceName, Vec<StepId>>,
     doomed_buckets: BTreeMap<ResourceName, ()>,
     cdns: BTreeMap<ResourceName, (Option<String>, Produced)>,
+    /// The stack's hosted zones: the ID (or the step creating it) and the
+    /// domain.
+    zones: BTreeMap<ResourceName, (Ref<String>, String)>,
     volumes: BTreeMap<ResourceName, ec2::VolumeState>,
     /// Volumes that go, with the steps that must finish before.
     doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
@@ -389,6 +393,7 @@ impl<'a> Planner<'a> {
             bucket_users: BTreeMap::new(),
             doomed_buckets: BTreeMap::new(),
             cdns: BTreeMap::new(),
+            zones: BTreeMap::new(),
             volumes: BTreeMap::new(),
             doomed_volumes: Vec::new(),
             balancers: BTreeMap::new(),

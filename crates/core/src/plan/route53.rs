@@ -72,6 +72,10 @@ pub enum RecordPurpose {
     Update,
     /// A cutover step.
     Cutover(CutoverStep),
+    /// The mark of a cutover step whose moment was never noted (the run
+    /// stopped before the change was in sync) is written again, so that
+    /// the moment is noted.
+    Stamp,
     /// The record and its mark go.
     Delete,
 }
@@ -91,6 +95,9 @@ impl RecordPurpose {
             }
             RecordPurpose::Cutover(CutoverStep::Settle) => {
                 format!("raise the TTL of DnsRecord/{name} (cutover settled)")
+            }
+            RecordPurpose::Stamp => {
+                format!("note when the cutover step of DnsRecord/{name} was in sync")
             }
             RecordPurpose::Delete => format!("delete DnsRecord/{name}"),
         }
@@ -249,7 +256,9 @@ struct Decision {
 impl<'a> Planner<'a> {
     /// Plans the stack's hosted zones and records, then deletes what the
     /// manifests no longer declare (records first, then their zones).
-    pub(crate) fn dns(&mut self) -> Result<(), PlanError> {
+    /// Plans the stack's hosted zones. They come before the fleets, so a
+    /// template may read `${DnsZone/NAME.nameServers}`.
+    pub(crate) fn dns_zones(&mut self) {
         let d = self.desired();
         let o = self.observed();
         let mut zones: BTreeMap<ResourceName, (Ref<String>, String)> = BTreeMap::new();
@@ -305,6 +314,15 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        self.zones = zones;
+    }
+
+    /// Plans the stack's records, then deletes what the stack no longer
+    /// declares: records first, then their zones.
+    pub(crate) fn dns_records(&mut self) -> Result<(), PlanError> {
+        let d = self.desired();
+        // A copy: the records' values may read the zones (`nameServers`).
+        let zones = self.zones.clone();
         // The steps deleting records, by zone ID: a zone goes after them.
         let mut deletes: BTreeMap<String, Vec<StepId>> = BTreeMap::new();
         for (name, spec) in &d.dns_records {
@@ -520,6 +538,7 @@ impl<'a> Planner<'a> {
             record: name.clone(),
             retain: spec.deletion_policy == DeletionPolicy::Retain,
             stage: None,
+            pending: false,
         };
         let mut decision = match (current, &mark) {
             (None, _) => {
@@ -548,6 +567,7 @@ impl<'a> Planner<'a> {
                 notes: vec![not_owned(cur, None)],
                 action: ChangeAction::NoChange,
             },
+            (Some(_), Some(m)) if m.pending => self.stamp(spec, m),
             (Some(cur), m) => self.cutover(spec, &want, cur, m.as_ref(), fresh),
         };
         // Sets this record marked before at another name or type (its
@@ -631,8 +651,11 @@ impl<'a> Planner<'a> {
             notes.push(Note::Adopt);
         }
         let mut batch = |set: PlannedRecordChange, stage: Option<Stage>| {
+            // A stage written now holds the plan's moment until the
+            // executor notes when the change was in sync.
             let m = Mark {
                 stage,
+                pending: stage.is_some(),
                 ..fresh.clone()
             };
             vec![
@@ -735,8 +758,11 @@ impl<'a> Planner<'a> {
     ) -> Decision {
         let now = self.input.at;
         let batch = |set: PlannedRecordChange, stage: Option<Stage>| {
+            // A stage written now holds the plan's moment until the
+            // executor notes when the change was in sync.
             let m = Mark {
                 stage,
+                pending: stage.is_some(),
                 ..fresh.clone()
             };
             vec![
@@ -807,6 +833,42 @@ impl<'a> Planner<'a> {
                 notes,
                 action: ChangeAction::NoChange,
             },
+        }
+    }
+
+    /// A mark whose stage still holds the planned moment (the run that
+    /// wrote it stopped before the change was in sync): written again, so
+    /// that the executor notes the moment it is in sync, which is later
+    /// than the real one. What waits is counted from now meanwhile.
+    fn stamp(&self, spec: &DnsRecordSpec, mark: &Mark) -> Decision {
+        let now = self.input.at;
+        let step = match mark.stage {
+            Some(Stage::Lowered { .. }) => CutoverStep::Lower,
+            _ => CutoverStep::Switch,
+        };
+        let wait = match mark.stage {
+            Some(Stage::Lowered { old_ttl, .. }) => Note::CutoverWaits {
+                step: CutoverStep::Switch,
+                at: later(now, SignedDuration::from_secs(i64::from(old_ttl))),
+                old_ttl: Some(old_ttl),
+            },
+            _ => Note::CutoverWaits {
+                step: CutoverStep::Settle,
+                at: later(
+                    now,
+                    SignedDuration::from_secs(i64::from(spec.cutover.settle)),
+                ),
+                old_ttl: None,
+            },
+        };
+        Decision {
+            purpose: Some(RecordPurpose::Stamp),
+            changes: vec![PlannedRecordChange::of_set(
+                Action::Upsert,
+                &mark.record_set(&spec.name, spec.rtype),
+            )],
+            notes: vec![Note::CutoverStamp { step }, wait],
+            action: ChangeAction::Update,
         }
     }
 

@@ -596,6 +596,13 @@ pub enum Note {
         /// The TTL resolvers may still hold the old value for, in seconds.
         old_ttl: Option<u32>,
     },
+    /// The moment a record's last cutover step was in sync was never noted
+    /// (the run that made it stopped first): its mark is written again,
+    /// and what waits counts from now.
+    CutoverStamp {
+        /// The step whose moment is noted.
+        step: CutoverStep,
+    },
     /// A volume's modification (size, type, IOPS, throughput) waits: AWS
     /// allows one modification of a volume every six hours, each after
     /// the last is complete. No step this run; a later plan makes it.
@@ -809,6 +816,11 @@ impl fmt::Display for Note {
                 Some(t) => write!(f, "cutover: {}, TTL {t} s", step.as_str()),
                 None => write!(f, "cutover: {} (alias, no TTL)", step.as_str()),
             },
+            Note::CutoverStamp { step } => write!(
+                f,
+                "cutover: when the {} step was in sync was never noted (the run stopped first); it is noted now, and what waits counts from now",
+                step.verb()
+            ),
             Note::CutoverWaits { step, at, old_ttl } => match old_ttl {
                 Some(t) => write!(f, "{} at {at} (old TTL {t} s)", step.verb()),
                 None => write!(f, "{} at {at}", step.verb()),

@@ -113,7 +113,8 @@ fn needs_attention(n: &Note) -> bool {
         | Note::SnapshotPruned { .. }
         | Note::ImagePublished { .. }
         | Note::Adopt
-        | Note::Cutover { .. } => false,
+        | Note::Cutover { .. }
+        | Note::CutoverStamp { .. } => false,
         Note::BackingOff { .. } => true,
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::desired::{Attr, Reference, Template, TemplatePart};
 use crate::ids::Kind;
-use crate::plan::{Planner, Produced, StepId, UserDataPart, Value, VolumeRef};
+use crate::plan::{Planner, Produced, Ref, StepId, UserDataPart, Value, VolumeRef};
 use std::collections::BTreeSet;
 
 /// User data as the executor assembles it, the fully resolved text when
@@ -96,7 +96,8 @@ impl<'a> Planner<'a> {
     }
 
     /// A reference's value from what the planner has decided so far: the
-    /// fleets, balancers, distributions and volumes planned before.
+    /// fleets, balancers, distributions, volumes and hosted zones planned
+    /// before.
     fn resolve_reference(&self, r: &Reference) -> Resolved {
         let name = &r.target.name;
         match r.target.kind {
@@ -154,6 +155,24 @@ impl<'a> Planner<'a> {
                     UserDataPart::StepOutput {
                         step: *s,
                         attr: Attr::Id,
+                    },
+                    vec![*s],
+                ),
+                None => Resolved::Known(String::new()),
+            },
+            Kind::DnsZone => match self.zones.get(name).map(|(id, _)| id) {
+                Some(Ref::Known(id)) => Resolved::Known(
+                    self.observed()
+                        .dns_zones
+                        .iter()
+                        .find(|z| z.id == *id)
+                        .map(|z| z.name_servers.join(","))
+                        .unwrap_or_default(),
+                ),
+                Some(Ref::Created(s)) => Resolved::Pending(
+                    UserDataPart::StepOutput {
+                        step: *s,
+                        attr: Attr::NameServers,
                     },
                     vec![*s],
                 ),
