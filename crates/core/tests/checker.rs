@@ -537,3 +537,165 @@ fn a_termination_before_its_member_drained_is_caught() {
         matches!(p, Problem::TerminatedBeforeDrained { .. })
     });
 }
+
+/// The record `www` of stack `shop`, adopted from the existing zone
+/// example.com where it has 192.0.2.10 at a day's TTL, declared with
+/// 192.0.2.20: the plan lowers the TTL first.
+fn dns_cutover() -> (Desired, Observed) {
+    use converge_core::desired::{DeletionPolicy, Template};
+    use converge_core::route53::{
+        Cutover, DnsRecordSpec, ObservedZone, RecordSet, RecordTarget, RecordType, ZoneRef,
+    };
+    let mut d = Desired::empty(name("shop"), "us-east-1".into());
+    d.dns_records.insert(
+        name("www"),
+        DnsRecordSpec {
+            zone: ZoneRef::Existing("example.com".into()),
+            name: "www.example.com".into(),
+            rtype: RecordType::A,
+            target: RecordTarget::Values(vec![Template::literal("192.0.2.20")]),
+            ttl: 300,
+            cutover: Cutover::default(),
+            adopt: true,
+            deletion_policy: DeletionPolicy::Delete,
+        },
+    );
+    let o = Observed {
+        dns_zones: vec![ObservedZone {
+            id: "Z0EXISTING".into(),
+            domain: "example.com".into(),
+            name_servers: vec!["ns-1.awsdns-01.com".into()],
+            owner: None,
+            tags: Default::default(),
+            records: vec![RecordSet {
+                name: "www.example.com".into(),
+                rtype: RecordType::A,
+                ttl: Some(86400),
+                values: vec!["192.0.2.10".into()],
+                alias: None,
+            }],
+        }],
+        ..empty_region()
+    };
+    (d, o)
+}
+
+/// The record changes of the plan's one change-records step.
+fn record_changes(
+    p: &mut Plan,
+    f: impl FnOnce(&mut Vec<converge_core::plan::PlannedRecordChange>),
+) {
+    edit_graph(p, |steps, _| {
+        let changes = steps
+            .iter_mut()
+            .find_map(|s| match s {
+                Step::ChangeRecords { changes, .. } => Some(changes),
+                _ => None,
+            })
+            .unwrap();
+        f(changes);
+    });
+}
+
+#[test]
+fn a_record_switched_before_its_cutover_allows_is_caught() {
+    use converge_core::plan::UserDataPart;
+    let (d, o) = dns_cutover();
+    let found = problems(&d, &o, |p| {
+        record_changes(p, |changes| {
+            changes[0].values = vec![vec![UserDataPart::Text("192.0.2.20".into())]];
+        })
+    });
+    assert_caught(&found, "a switch without lowering first", |p| {
+        matches!(p, Problem::CutoverSkipped { .. })
+    });
+}
+
+#[test]
+fn a_record_written_without_its_mark_is_caught() {
+    let (d, o) = dns_cutover();
+    let found = problems(&d, &o, |p| record_changes(p, |changes| changes.truncate(1)));
+    assert_caught(&found, "a record without its mark", |p| {
+        matches!(p, Problem::RecordWithoutMark { .. })
+    });
+}
+
+#[test]
+fn a_record_changed_without_ownership_or_adopt_is_caught() {
+    let (d, o) = dns_cutover();
+    let plan = converge_core::plan(&PlanInput::new(&d, &o, ts(SATURDAY_NOON))).unwrap();
+    // The same plan, checked against manifests that do not adopt.
+    let mut refusing = d.clone();
+    refusing.dns_records.get_mut(&name("www")).unwrap().adopt = false;
+    let found = check(&plan, &PlanInput::new(&refusing, &o, ts(SATURDAY_NOON)));
+    assert_caught(&found, "an unowned record changed", |p| {
+        matches!(p, Problem::UnownedRecordChanged { .. })
+    });
+}
+
+#[test]
+fn a_zone_deleted_before_its_records_is_caught() {
+    use converge_core::ids::Kind;
+    use converge_core::ids::tags;
+    use converge_core::observed::Owner;
+    use converge_core::route53::{Mark, ObservedZone, RecordSet, RecordType};
+    let d = Desired::empty(name("shop"), "us-east-1".into());
+    let www = RecordSet {
+        name: "www.shop.example".into(),
+        rtype: RecordType::A,
+        ttl: Some(300),
+        values: vec!["192.0.2.10".into()],
+        alias: None,
+    };
+    let mark = Mark {
+        stack: name("shop"),
+        record: name("www"),
+        retain: false,
+        stage: None,
+        pending: false,
+    };
+    let zone_tags = |policy: &str| {
+        [
+            (tags::STACK, "shop"),
+            (tags::KIND, "DnsZone"),
+            (tags::NAME, "main"),
+            (tags::DELETION_POLICY, policy),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    };
+    let world = |policy: &str| Observed {
+        dns_zones: vec![ObservedZone {
+            id: "Z0MAIN".into(),
+            domain: "shop.example".into(),
+            name_servers: vec!["ns-1.awsdns-01.com".into()],
+            owner: Some(Owner {
+                stack: name("shop"),
+                kind: Kind::DnsZone,
+                name: name("main"),
+            }),
+            tags: zone_tags(policy),
+            records: vec![
+                www.clone(),
+                mark.record_set("www.shop.example", RecordType::A),
+            ],
+        }],
+        ..empty_region()
+    };
+    let o = world("delete");
+    let found = problems(&d, &o, |p| {
+        let zone = first(p, |s| matches!(s, Step::DeleteZone { .. }));
+        edit_graph(p, |_, edges| edges.retain(|&(_, to)| to != zone));
+    });
+    assert_caught(&found, "a zone deleted before its records", |p| {
+        matches!(p, Problem::ZoneDeletedBeforeRecords { .. })
+    });
+    // A zone its policy retains is not deleted: one made to is caught.
+    let plan = converge_core::plan(&PlanInput::new(&d, &o, ts(SATURDAY_NOON))).unwrap();
+    let retained = world("retain");
+    let found = check(&plan, &PlanInput::new(&d, &retained, ts(SATURDAY_NOON)));
+    assert_caught(&found, "a retained zone deleted", |p| {
+        matches!(p, Problem::RetainedDeleted { .. })
+    });
+}

@@ -9,7 +9,9 @@
 //! the fleet's balancers), within the update budget; members are
 //! deregistered before they are terminated; groups, volumes, buckets and
 //! distributions are deleted only once nothing uses them, and only if
-//! their deletion policy allows it; launches go in their zone's subnet,
+//! their deletion policy allows it; DNS records carry their ownership
+//! marks, are touched only when owned or adopted, and switch value only
+//! as their cutover allows; launches go in their zone's subnet,
 //! and a network is deleted only once the stack has left it; idempotency tokens do not repeat; the
 //! summary agrees with the steps. `docs/plan-checks.md` lists the rules.
 //!
@@ -20,6 +22,7 @@
 
 mod cdn;
 mod changes;
+mod dns;
 mod graph;
 mod groups;
 mod instances;
@@ -96,6 +99,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<Problem> {
     groups::check(&mut cx);
     volumes::check(&mut cx);
     cdn::check(&mut cx);
+    dns::check(&mut cx);
     network::check(&mut cx);
     cx.problems
 }

@@ -521,6 +521,46 @@ pub enum Problem {
         /// The detach steps.
         steps: Vec<StepName>,
     },
+    /// Every record set a batch creates or upserts has its ownership mark
+    /// (naming this stack and record) upserted in the same batch.
+    #[error("{step} writes {set} without its ownership mark in the same batch")]
+    RecordWithoutMark {
+        /// The change-records step.
+        step: StepName,
+        /// The set (`www.example.com A`).
+        set: String,
+    },
+    /// A record set that exists is changed only when this stack's record
+    /// owns it (its mark), or the record says `adopt: true` and no other
+    /// stack owns it.
+    #[error("{step} changes {set}, which this stack's record does not own and does not adopt")]
+    UnownedRecordChanged {
+        /// The change-records step.
+        step: StepName,
+        /// The set.
+        set: String,
+    },
+    /// A record set's value changes while resolvers may still hold the old
+    /// one for longer than the cutover TTL: the TTL was not lowered first,
+    /// or the old TTL has not passed since it was (in sync).
+    #[error(
+        "{step} switches {set} before its cutover allows: the TTL was not lowered, or the old TTL has not passed since"
+    )]
+    CutoverSkipped {
+        /// The change-records step.
+        step: StepName,
+        /// The set.
+        set: String,
+    },
+    /// A hosted zone is deleted only after the plan's deletions of its
+    /// records (Route 53 refuses to delete a zone that holds records).
+    #[error("{step} does not wait for {records}")]
+    ZoneDeletedBeforeRecords {
+        /// The delete-zone step.
+        step: StepName,
+        /// A step deleting records of the zone, not before it.
+        records: StepName,
+    },
     /// A distribution is deleted only after it is disabled.
     #[error("{step} does not wait for {distribution} to be disabled")]
     DeleteBeforeDisable {
