@@ -146,6 +146,24 @@ spec:
         .record(&format!("{stack}.example"), RecordType::Mx)
         .unwrap();
     assert_eq!(mx.ttl, Some(3600));
+    // A tag declared on the zone is set; one added by hand is removed.
+    let tagged = load(
+        t.path(),
+        &text.replace(
+            "  deletionPolicy: delete\n",
+            "  deletionPolicy: delete\n  tags: {team: web}\n",
+        ),
+    );
+    let p = plan(&c, &tagged, AT).await;
+    assert!(p.has_changes());
+    apply(&c, &p).await;
+    let z = zone(&c, &stack, &format!("{stack}.example")).await;
+    assert_eq!(z.tags.get("team").map(String::as_str), Some("web"));
+    let p = plan(&c, &d, AT).await;
+    apply(&c, &p).await;
+    let z = zone(&c, &stack, &format!("{stack}.example")).await;
+    assert!(!z.tags.contains_key("team"), "{:?}", z.tags);
+    assert!(!plan(&c, &d, AT).await.has_changes());
     // Destroy: the records and their marks, then the zone (its policy).
     let empty = Desired::empty(d.stack.clone(), d.region.clone());
     let p = plan(&c, &empty, AT).await;

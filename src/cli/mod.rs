@@ -955,16 +955,18 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         let mut ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost.clone()).await;
-        let mut waits = cutover_waits(&plan);
+        let (mut after, mut waits) = waits_now(&cloud, &desired, &request, &plan).await?;
         for (line, _) in &waits {
             println!("{line}");
         }
         while ok && args.wait && !waits.is_empty() {
-            ok = wait_and_apply(g, &cloud, &desired, &request, &args, &lost, &mut waits).await?;
+            let plan;
+            (ok, plan) = wait_and_apply(&cloud, &desired, &request, &args, &lost, &waits).await?;
+            (after, waits) = waits_now(&cloud, &desired, &request, &plan).await?;
+            for (line, _) in &waits {
+                println!("{line}");
+            }
         }
-        let after = converge::commands::observe(cloud.cloud.as_ref(), &desired)
-            .await
-            .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
         print_outputs(&desired, &after);
         print_stats(g, cloud.cloud.as_ref());
         Ok(if ok {
@@ -978,20 +980,52 @@ async fn apply_cmd(g: &Global, args: ApplyArgs) -> Result<ExitCode> {
     result
 }
 
-/// One round of `apply --wait`: sleeps until the first cutover step is
-/// due (by the cloud's clock), then plans and applies again; `waits`
-/// becomes what the new plan leaves for later. On the local cloud it moves
-/// the cloud's clock forward instead of sleeping (as `converge local
-/// advance` does), so a day of cutover runs through at once.
+/// The stack as it is after `applied` was carried out (for its outputs),
+/// and the cutover steps left for later. When `applied` leaves some, they
+/// come from a plan made now: a cutover's wait counts from when its change
+/// was in sync, which the executor noted after `applied` was made. Should
+/// that plan fail, the waits `applied` noted are shown instead.
+async fn waits_now(
+    cloud: &Opened,
+    desired: &Desired,
+    request: &PlanRequest,
+    applied: &converge::core::Plan,
+) -> Result<(Observed, Vec<(String, Timestamp)>)> {
+    let noted = cutover_waits(applied);
+    if !noted.is_empty() {
+        let at = moment(cloud.cloud.as_ref(), None).await?;
+        match observe_and_plan_requested(
+            cloud.cloud.as_ref(),
+            desired,
+            at,
+            &BTreeMap::new(),
+            request,
+        )
+        .await
+        {
+            Ok((observed, plan)) => return Ok((observed, cutover_waits(&plan))),
+            Err(e) => eprintln!("warning: planning after the apply failed: {e}"),
+        }
+    }
+    let observed = converge::commands::observe(cloud.cloud.as_ref(), desired)
+        .await
+        .with_context(|| format!("observing stack {} for its outputs", desired.stack))?;
+    Ok((observed, noted))
+}
+
+/// One round of `apply --wait`: sleeps until the first cutover step in
+/// `waits` is due (by the cloud's clock), then plans and applies again.
+/// On the local cloud it moves the cloud's clock forward instead of
+/// sleeping (as `converge local advance` does), so a day of cutover runs
+/// through at once.
 async fn wait_and_apply(
-    g: &Global,
     cloud: &Opened,
     desired: &Desired,
     request: &PlanRequest,
     args: &ApplyArgs,
     lost: &Option<tokio::sync::watch::Receiver<bool>>,
-    waits: &mut Vec<(String, Timestamp)>,
-) -> Result<bool> {
+    waits: &[(String, Timestamp)],
+) -> Result<(bool, converge::core::Plan)> {
     let now = moment(cloud.cloud.as_ref(), None).await?;
     let due = waits.iter().map(|(_, t)| *t).min().unwrap_or(now);
     if due > now {
@@ -1019,12 +1053,7 @@ async fn wait_and_apply(
         print!("{}", render(&plan, Format::Text, false));
     }
     let ok = execute(cloud.cloud.clone(), &plan, args.parallelism, lost.clone()).await;
-    *waits = cutover_waits(&plan);
-    for (line, _) in waits.iter() {
-        println!("{line}");
-    }
-    let _ = g;
-    Ok(ok)
+    Ok((ok, plan))
 }
 
 async fn destroy(g: &Global, args: DestroyArgs) -> Result<ExitCode> {

@@ -609,6 +609,15 @@ pub mod tags {
     /// On a network's subnets: the subnet's manifest name (the kind and
     /// name tags say `Network/<network>`).
     pub const SUBNET: &str = "converge:subnet";
+    /// On a hosted zone converge does not own, the prefix of the tag
+    /// `converge:records:STACK` that says the stack has records in it, so
+    /// that they are found (and deleted) once no manifest names the zone.
+    pub const RECORDS_OF: &str = "converge:records:";
+
+    /// The tag `converge:records:STACK` ([`RECORDS_OF`]).
+    pub fn records_of(stack: &super::ResourceName) -> String {
+        format!("{RECORDS_OF}{stack}")
+    }
 }
 
 #[cfg(test)]

@@ -249,6 +249,20 @@ pub fn elb_zone_id(region: &str) -> Option<&'static str> {
 /// its (now empty) manifests no longer name.
 pub const ALL_ZONES: &str = "*";
 
+/// Whether observation reads a zone for `stack`: the stack owns it (its
+/// tags), it holds the stack's records (`converge:records:STACK`), or its
+/// domain is one of `domains` (or `domains` holds [`ALL_ZONES`]).
+pub fn observed_for(
+    stack: &str,
+    domains: &[String],
+    domain: &str,
+    tags: &crate::desired::Tags,
+) -> bool {
+    domains.iter().any(|d| d == domain || d == ALL_ZONES)
+        || crate::observed::Owner::from_tags(tags).is_some_and(|o| o.stack.as_str() == stack)
+        || tags.contains_key(&format!("{}{stack}", crate::ids::tags::RECORDS_OF))
+}
+
 /// The most a TTL may be (Route 53: 0 to 2147483647 seconds).
 pub const MAX_TTL: u64 = 2_147_483_647;
 /// The most characters in one TXT string (RFC 1035; Route 53 splits

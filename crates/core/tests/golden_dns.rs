@@ -51,7 +51,13 @@ fn a_set(value: &str, ttl: u32) -> RecordSet {
 /// The existing zone with `www` at `value`/`ttl`, and its mark if given.
 fn world(value: &str, ttl: u32, stage: Option<Option<Stage>>) -> Observed {
     let mut records = vec![a_set(value, ttl)];
+    let mut tags = converge_core::desired::Tags::new();
     if let Some(stage) = stage {
+        // converge tagged the zone when it first wrote the mark.
+        tags.insert(
+            converge_core::ids::tags::records_of(&name("shop")),
+            "DnsRecord".into(),
+        );
         let m = Mark {
             stack: name("shop"),
             record: name("www"),
@@ -67,7 +73,7 @@ fn world(value: &str, ttl: u32, stage: Option<Option<Stage>>) -> Observed {
             domain: "example.com".into(),
             name_servers: vec!["ns-1.awsdns-01.com".into()],
             owner: None,
-            tags: Default::default(),
+            tags,
             records,
         }],
         ..empty_region()
@@ -94,7 +100,11 @@ fn cutover_lower_on_an_adopted_long_ttl_record() {
     let d = desired(&["192.0.2.20"], true);
     let plan = run(&d, &world("192.0.2.10", 86400, None), T0);
     assert_snapshot!("dns_cutover_lower.txt", text(&plan));
-    let Some(Step::ChangeRecords { changes, .. }) = plan.graph.steps().first() else {
+    // The zone is tagged as holding the stack's records first.
+    let tag = step(&plan, "set tags");
+    let batch = step(&plan, "lower the TTL of DnsRecord/www");
+    assert!(precedes(&plan, tag, batch));
+    let Some(Step::ChangeRecords { changes, .. }) = plan.graph.step(batch) else {
         panic!("no change batch: {}", text(&plan));
     };
     // The old value at the cutover TTL, and the mark noting the moment.

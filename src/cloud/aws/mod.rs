@@ -456,6 +456,7 @@ impl AwsCloud {
                 },
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
+                TagTarget::Zone(id) => self.tag_zone(id, tags, &[]).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
@@ -465,6 +466,10 @@ impl AwsCloud {
                 },
                 TagTarget::Bucket(name) => self.untag_bucket(name.as_str(), keys).await,
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
+                TagTarget::Zone(id) => {
+                    self.tag_zone(id, &converge_core::desired::Tags::new(), keys)
+                        .await
+                }
                 _ => self.ec2_untag(target, keys).await,
             },
             other => Err(misrouted(other, "tagging")),

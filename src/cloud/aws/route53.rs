@@ -138,14 +138,10 @@ impl AwsCloud {
                 .find(|(t, _)| *t == id)
                 .map(|(_, t)| t.clone())
                 .unwrap_or_default();
-            let owner = Owner::from_tags(&tags);
-            let ours = owner.as_ref().is_some_and(|o| o.stack == *stack);
-            let every = domains
-                .iter()
-                .any(|d| d == converge_core::route53::ALL_ZONES);
-            if !ours && !every && !domains.contains(&domain) {
+            if !converge_core::route53::observed_for(stack.as_str(), domains, &domain, &tags) {
                 continue;
             }
+            let owner = Owner::from_tags(&tags);
             let records = self.record_sets(&id).await?;
             let name_servers = records
                 .iter()
@@ -232,6 +228,36 @@ impl AwsCloud {
                 .map_err(|e| sdk_error("ChangeTagsForResource", e))?;
         }
         Ok(Outcome::Zone { id, name_servers })
+    }
+
+    /// ChangeTagsForResource of a hosted zone: sets `add`, removes
+    /// `remove` (at most 10 each a call, Route 53's limit).
+    pub(super) async fn tag_zone(
+        &self,
+        id: &str,
+        add: &Tags,
+        remove: &[String],
+    ) -> Result<Outcome, CloudError> {
+        let add: Vec<Tag> = add
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let (mut add, mut remove) = (add.as_slice(), remove);
+        while !add.is_empty() || !remove.is_empty() {
+            let (a, rest_a) = add.split_at(add.len().min(10));
+            let (r, rest_r) = remove.split_at(remove.len().min(10));
+            self.route53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(id)
+                .set_add_tags((!a.is_empty()).then(|| a.to_vec()))
+                .set_remove_tag_keys((!r.is_empty()).then(|| r.to_vec()))
+                .send()
+                .await
+                .map_err(|e| sdk_error("ChangeTagsForResource", e))?;
+            (add, remove) = (rest_a, rest_r);
+        }
+        Ok(Outcome::Done)
     }
 
     /// DeleteHostedZone.

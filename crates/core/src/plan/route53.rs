@@ -17,7 +17,7 @@ use crate::desired::{Attr, DeletionPolicy};
 use crate::ids::{Kind, ResourceKey, ResourceName};
 use crate::plan::{
     BlockedChange, ChangeAction, FieldDiff, Note, PlanError, Planner, Produced, Ref, Step, StepId,
-    UserDataPart, Value,
+    TagTarget, UserDataPart, Value, update_if,
 };
 use crate::route53::{
     self, AliasTarget, ChangeAction as Action, DnsRecordSpec, Mark, ObservedZone, RecordSet,
@@ -269,10 +269,25 @@ impl<'a> Planner<'a> {
                     w.stack == d.stack && w.kind == Kind::DnsZone && w.name == *name
                 })
             });
+            let mut tags = self.tags_for(Kind::DnsZone, name, &spec.tags);
+            tags.insert(
+                crate::ids::tags::DELETION_POLICY.to_owned(),
+                spec.deletion_policy.as_str().to_owned(),
+            );
             match owned {
                 Some(z) => {
                     zones.insert(name.clone(), (Ref::Known(z.id.clone()), z.domain.clone()));
-                    let c = self.change(key, ChangeAction::NoChange);
+                    // Tags set back; the stacks' record tags are theirs.
+                    let keep: Vec<&str> = z
+                        .tags
+                        .keys()
+                        .filter(|k| k.starts_with(crate::ids::tags::RECORDS_OF))
+                        .map(String::as_str)
+                        .collect();
+                    let drift =
+                        self.tag_drift(&key, TagTarget::Zone(z.id.clone()), &tags, &z.tags, &keep);
+                    let c = self.change(key, update_if(drift.is_some()));
+                    Self::tag_field(c, &tags, &z.tags);
                     if z.domain != spec.domain {
                         c.notes.push(Note::Unsupported {
                             reason: format!(
@@ -283,11 +298,6 @@ impl<'a> Planner<'a> {
                     }
                 }
                 None => {
-                    let mut tags = self.tags_for(Kind::DnsZone, name, &spec.tags);
-                    tags.insert(
-                        crate::ids::tags::DELETION_POLICY.to_owned(),
-                        spec.deletion_policy.as_str().to_owned(),
-                    );
                     let caller_reference = format!(
                         "converge:{}:{}:{}",
                         d.stack,
@@ -608,6 +618,11 @@ impl<'a> Planner<'a> {
         if let Some(purpose) = decision.purpose
             && !decision.changes.is_empty()
         {
+            if let (ZoneRef::Existing(_), Some(z)) = (&spec.zone, zone.observed)
+                && decision.changes.iter().any(|c| c.action != Action::Delete)
+            {
+                deps.extend(self.records_tag(name, z));
+            }
             let step = self.add(
                 Step::ChangeRecords {
                     name: name.clone(),
@@ -941,12 +956,41 @@ impl<'a> Planner<'a> {
             })
     }
 
+    /// The step tagging an existing zone `converge:records:STACK` before
+    /// the stack's first record goes in (one per zone in a plan), so that
+    /// its records are found once no manifest names the zone; none when
+    /// the tag is there.
+    fn records_tag(&mut self, record: &ResourceName, z: &ObservedZone) -> Option<StepId> {
+        let tag = crate::ids::tags::records_of(&self.desired().stack);
+        if z.tags.contains_key(&tag) {
+            return None;
+        }
+        let planned = self.steps.iter().position(
+            |s| matches!(s, Step::SetTags { target: TagTarget::Zone(id), .. } if *id == z.id),
+        );
+        Some(planned.unwrap_or_else(|| {
+            self.add(
+                Step::SetTags {
+                    key: ResourceKey::new(Kind::DnsRecord, record.clone()),
+                    target: TagTarget::Zone(z.id.clone()),
+                    set: [(tag, "DnsRecord".to_owned())].into_iter().collect(),
+                    remove: Vec::new(),
+                },
+                [],
+            )
+        }))
+    }
+
     /// Records of the stack the manifests no longer declare: deleted with
-    /// their marks, or kept by their deletion policy.
+    /// their marks, or kept by their deletion policy. An existing zone
+    /// left with none of the stack's records loses its
+    /// `converge:records:STACK` tag after the deletions.
     fn removed_records(&mut self, deletes: &mut BTreeMap<String, Vec<StepId>>) {
         let d = self.desired();
         let o = self.observed();
         for z in &o.dns_zones {
+            // The first record deleted here, and every delete step.
+            let mut untag: Option<(ResourceKey, Vec<StepId>)> = None;
             for r in &z.records {
                 let Some(m) = Mark::of(z, &r.name, r.rtype) else {
                     continue;
@@ -978,7 +1022,27 @@ impl<'a> Planner<'a> {
                     [],
                 );
                 deletes.entry(z.id.clone()).or_default().push(step);
+                untag.get_or_insert((key.clone(), Vec::new())).1.push(step);
                 self.change(key, ChangeAction::Delete);
+            }
+            let tag = crate::ids::tags::records_of(&d.stack);
+            let declared = d
+                .dns_records
+                .values()
+                .any(|r| r.zone == ZoneRef::Existing(z.domain.clone()));
+            if let Some((key, after)) = untag
+                && z.tags.contains_key(&tag)
+                && !declared
+            {
+                self.add(
+                    Step::SetTags {
+                        key,
+                        target: TagTarget::Zone(z.id.clone()),
+                        set: Default::default(),
+                        remove: vec![tag],
+                    },
+                    after,
+                );
             }
         }
     }

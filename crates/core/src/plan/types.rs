@@ -1015,6 +1015,8 @@ pub enum TagTarget {
     Vpc(VpcId),
     /// A subnet.
     Subnet(SubnetId),
+    /// A hosted zone (its ID, without `/hostedzone/`).
+    Zone(String),
 }
 
 /// Why a snapshot is taken.

@@ -189,15 +189,12 @@ pub(crate) fn change_in_sync(
     }
 }
 
-/// The stack's zones (by their tags) and the zones of `domains`.
+/// The stack's zones, the zones holding its records (by their tags) and
+/// the zones of `domains`.
 pub(crate) fn zones(w: &World, stack: &str, domains: &[String]) -> Vec<ObservedZone> {
     w.hosted_zones
         .values()
-        .filter(|z| {
-            domains.contains(&z.domain)
-                || domains.iter().any(|d| d == route53::ALL_ZONES)
-                || Owner::from_tags(&z.tags).is_some_and(|o| o.stack.as_str() == stack)
-        })
+        .filter(|z| route53::observed_for(stack, domains, &z.domain, &z.tags))
         .map(HostedZone::observed)
         .collect()
 }

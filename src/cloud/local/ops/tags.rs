@@ -111,6 +111,14 @@ fn tags_mut<'w>(
                 .map(|d| &mut d.tags)
                 .ok_or_else(|| no_such_distribution(e, id))?,
         ),
+        TagTarget::Zone(id) => Some(w.hosted_zones.get_mut(id).map(|z| &mut z.tags).ok_or_else(
+            || {
+                e.not_found(
+                    "NoSuchHostedZone",
+                    format!("No hosted zone found with ID: {id}"),
+                )
+            },
+        )?),
     };
     // The lookups above have found it; this cannot fail.
     found.ok_or_else(|| e.not_found("NotFound", format!("{target:?} does not exist")))
