@@ -101,7 +101,7 @@ fn cutover_lower_on_an_adopted_long_ttl_record() {
     let plan = run(&d, &world("192.0.2.10", 86400, None), T0);
     assert_snapshot!("dns_cutover_lower.txt", text(&plan));
     // The zone is tagged as holding the stack's records first.
-    let tag = step(&plan, "set tags");
+    let tag = step(&plan, "tag hosted zone Z0EXISTING");
     let batch = step(&plan, "lower the TTL of DnsRecord/www");
     assert!(precedes(&plan, tag, batch));
     let Some(Step::ChangeRecords { changes, .. }) = plan.graph.step(batch) else {

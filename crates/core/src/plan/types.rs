@@ -1685,6 +1685,13 @@ impl Step {
                 format!("revoke {} rule(s) on SecurityGroup/{name}", rules.len())
             }
             Step::DeleteGroup { name, .. } => format!("delete SecurityGroup/{name}"),
+            Step::SetTags {
+                key,
+                target: TagTarget::Zone(id),
+                ..
+            } if key.kind == crate::ids::Kind::DnsRecord => {
+                format!("tag hosted zone {id} as holding the stack's records ({key})")
+            }
             Step::SetTags { key, .. } => format!("set tags on {key}"),
             Step::Launch {
                 fleet, zone, count, ..
