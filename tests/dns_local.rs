@@ -257,7 +257,7 @@ spec:
     // The old TTL (a day), then the settle time (an hour).
     // (A second less each when the apply crossed a second boundary.)
     assert!(
-        ls.starts_with("clock: 25h ahead") || ls.starts_with("clock: 24h 59m"),
+        ls.starts_with("clock: 25h ahead") || ls.starts_with("clock: 24h59m"),
         "{ls}"
     );
     let ns = record(dir, "ns.shop.example", "TXT");
