@@ -701,6 +701,18 @@ mod tests {
         }
     }
 
+    /// A connector with no faults in front of a [`Counting`] server, its
+    /// count of requests sent, and its injector.
+    fn counting() -> (FaultConnector, Arc<AtomicU64>, FaultInjector) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
+        let c = FaultConnector {
+            inner: SharedHttpConnector::new(Counting(sent.clone())),
+            state: injector.state.clone(),
+        };
+        (c, sent, injector)
+    }
+
     fn ec2_request(body: &str) -> HttpRequest {
         let mut r = HttpRequest::new(SdkBody::from(body.to_owned()));
         r.headers_mut().insert("x-moto-account-id", "123456789012");
@@ -722,12 +734,7 @@ mod tests {
     /// is refused, and a request without one always reaches it.
     #[tokio::test]
     async fn a_client_token_is_honoured_as_aws_does() {
-        let sent = Arc::new(AtomicU64::new(0));
-        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
-        let c = FaultConnector {
-            inner: SharedHttpConnector::new(Counting(sent.clone())),
-            state: injector.state.clone(),
-        };
+        let (c, sent, injector) = counting();
         let launch = "Action=RunInstances&ClientToken=t-1&MinCount=1";
         assert_eq!(
             body_of(c.call(ec2_request(launch)).await).await,
@@ -777,12 +784,7 @@ mod tests {
     /// reaches the server again.
     #[tokio::test]
     async fn elbv2_creates_are_idempotent_as_on_aws() {
-        let sent = Arc::new(AtomicU64::new(0));
-        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
-        let c = FaultConnector {
-            inner: SharedHttpConnector::new(Counting(sent.clone())),
-            state: injector.state.clone(),
-        };
+        let (c, sent, _) = counting();
         let create = "Action=CreateLoadBalancer&Version=2015-12-01&Name=web&Subnets.member.1=s-1";
         for _ in 0..2 {
             let answer = body_of(c.call(elbv2_request(create)).await).await;
