@@ -426,6 +426,33 @@ pub fn check_batch(
     Ok(sets)
 }
 
+/// Whether a change batch is already in effect in a zone's record sets,
+/// as a repeat of it finds them when its first attempt's answer was lost
+/// (Route 53's ChangeResourceRecordSets takes no idempotency token, so
+/// the repeat of a CREATE is refused as "already exists"): every set it
+/// creates or upserts is there exactly as asked, every set it deletes is
+/// gone, and every set it creates carries a converge mark beside it (so a
+/// set someone else made, even with the same values, is never taken for
+/// ours).
+pub fn batch_in_effect(records: &[RecordSet], changes: &[RecordChange]) -> bool {
+    let find =
+        |name: &str, rtype: RecordType| records.iter().find(|r| r.name == name && r.rtype == rtype);
+    changes.iter().all(|c| {
+        let s = &c.set;
+        match c.action {
+            ChangeAction::Delete => find(&s.name, s.rtype).is_none(),
+            ChangeAction::Upsert => find(&s.name, s.rtype) == Some(s),
+            ChangeAction::Create => {
+                find(&s.name, s.rtype) == Some(s)
+                    && find(&Mark::name_for(&s.name, s.rtype), RecordType::Txt)
+                        .and_then(|m| m.values.first())
+                        .and_then(|v| Mark::parse(v))
+                        .is_some()
+            }
+        }
+    })
+}
+
 /// One record set's own rules.
 fn check_set(zone: &str, s: &RecordSet) -> Result<(), String> {
     if s.rtype == RecordType::Cname && s.name == zone {
@@ -713,6 +740,46 @@ mod tests {
             ..m
         };
         assert!(!Mark::parse(&plain.to_value()).unwrap().pending);
+    }
+
+    /// A repeat of a batch whose first attempt took effect: its record is
+    /// there as asked and marked, so the repeat's refusal is success; a
+    /// set of other values, or the same one without a mark, is not ours.
+    #[test]
+    fn a_batch_in_effect_is_told_from_someone_elses_record() {
+        let www = set("www.example.com", RecordType::A, &["192.0.2.1"]);
+        let mark = Mark {
+            stack: "payroll".parse().unwrap(),
+            record: "www".parse().unwrap(),
+            retain: false,
+            stage: None,
+        }
+        .record_set("www.example.com", RecordType::A);
+        let batch = [
+            create(www.clone()),
+            RecordChange {
+                action: ChangeAction::Upsert,
+                set: mark.clone(),
+            },
+        ];
+        assert!(batch_in_effect(&[www.clone(), mark.clone()], &batch));
+        let alone = std::slice::from_ref(&www);
+        assert!(!batch_in_effect(alone, &batch), "no mark");
+        let other = set("www.example.com", RecordType::A, &["192.0.2.9"]);
+        assert!(
+            !batch_in_effect(&[other, mark.clone()], &batch),
+            "other values"
+        );
+        assert!(!batch_in_effect(alone, &[create(www.clone())]), "unmarked");
+        let delete = RecordChange {
+            action: ChangeAction::Delete,
+            set: www.clone(),
+        };
+        assert!(batch_in_effect(
+            std::slice::from_ref(&mark),
+            std::slice::from_ref(&delete)
+        ));
+        assert!(!batch_in_effect(&[www, mark], &[delete]));
     }
 
     #[test]

@@ -20,6 +20,28 @@
 //! `IdempotentParameterMismatch`. A create sent without a token, or with a
 //! new token per attempt, still reaches moto twice.
 //!
+//! moto does not honour elbv2's idempotency either: AWS documents
+//! CreateLoadBalancer, CreateTargetGroup and CreateListener as
+//! idempotent ("If you attempt to create multiple load balancers with the
+//! same settings, each call succeeds", API Reference, CreateLoadBalancer;
+//! likewise for target groups and listeners), while moto makes a second
+//! balancer of the same name (each gets a random ARN) and a second
+//! listener on the same port. The SDK's own retry of a create whose
+//! answer was lost then made two balancers in moto, converge remembered
+//! the second one's ARN and gave it the listener and target group, and
+//! observation, reading the first, never saw them (the loop scenario's
+//! "known flaw"). So the injector enforces AWS's rule for these three too,
+//! keyed by the balancer's or group's name, or the listener's balancer
+//! and port: the same request again is answered with the first answer;
+//! another request of that key is refused as AWS does
+//! (`DuplicateLoadBalancerName`, `DuplicateTargetGroupName`,
+//! `DuplicateListener`); a successful DeleteLoadBalancer,
+//! DeleteTargetGroup or DeleteListener forgets the answers that name the
+//! deleted ARN.
+//!
+//! [`AwsFaults::scripted`] puts a chosen fault on the first request of a
+//! chosen action, for tests of one case at a time.
+//!
 //! Configured only through [`AwsOptions::faults`](super::AwsOptions::faults)
 //! (tests and benchmarks); nothing in the CLI turns it on.
 
@@ -65,6 +87,11 @@ pub struct AwsFaults {
     pub stall: Duration,
     /// The seed of the draws.
     pub seed: u64,
+    /// Faults at chosen calls, whatever the rates: the first request of
+    /// each action named (its query `Action`, or for Route 53
+    /// `ChangeResourceRecordSets` and `CreateHostedZone`) gets that fault
+    /// instead of a draw; an action named twice, its first two requests.
+    pub scripted: Vec<(String, Fault)>,
 }
 
 impl AwsFaults {
@@ -79,7 +106,7 @@ impl AwsFaults {
 
     /// Whether any fault can be drawn.
     pub fn any(&self) -> bool {
-        self.rates().iter().any(|r| *r > 0.0)
+        self.rates().iter().any(|r| *r > 0.0) || !self.scripted.is_empty()
     }
 
     fn rates(&self) -> [f64; 6] {
@@ -148,11 +175,11 @@ impl FaultCounts {
     }
 }
 
-/// The first answer to a request with a client token.
+/// The first answer to an idempotent create (a request with a client
+/// token, or an elbv2 create).
 #[derive(Debug)]
 struct Remembered {
-    /// The request's body with the token, to tell a repeat from a
-    /// mismatch.
+    /// The request's body, to tell a repeat from a mismatch.
     request: Vec<u8>,
     status: u16,
     headers: Vec<(String, String)>,
@@ -166,9 +193,15 @@ struct State {
     requests: AtomicU64,
     injected: Mutex<BTreeMap<Fault, u64>>,
     replayed: AtomicU64,
-    /// By account, action and client token.
-    tokens: Mutex<BTreeMap<(String, String, String), Remembered>>,
+    /// By account, action and key (client token, or elbv2 name).
+    tokens: Mutex<BTreeMap<Key, Remembered>>,
+    /// What is left of [`AwsFaults::scripted`].
+    scripted: Mutex<Vec<(String, Fault)>>,
 }
+
+/// What makes two creates the same one: the account, the action and its
+/// idempotency key.
+type Key = (String, String, String);
 
 /// The HTTP client wrapper that injects [`AwsFaults`].
 #[derive(Clone, Debug)]
@@ -195,6 +228,7 @@ impl FaultHandle {
 impl FaultInjector {
     pub(crate) fn new(inner: SharedHttpClient, faults: AwsFaults) -> Self {
         let seed = faults.seed;
+        let scripted = faults.scripted.clone();
         Self {
             inner,
             state: Arc::new(State {
@@ -204,6 +238,7 @@ impl FaultInjector {
                 injected: Mutex::new(BTreeMap::new()),
                 replayed: AtomicU64::new(0),
                 tokens: Mutex::new(BTreeMap::new()),
+                scripted: Mutex::new(scripted),
             }),
         }
     }
@@ -233,6 +268,19 @@ struct FaultConnector {
 }
 
 impl State {
+    /// The fault of a request of `action`: a scripted one, else a draw.
+    fn fault_for(&self, action: Option<&str>) -> Option<Fault> {
+        if let Some(action) = action {
+            let mut scripted = lock(&self.scripted);
+            if let Some(i) = scripted.iter().position(|(a, _)| a == action) {
+                let (_, fault) = scripted.remove(i);
+                *lock(&self.injected).entry(fault).or_insert(0) += 1;
+                return Some(fault);
+            }
+        }
+        self.draw()
+    }
+
     fn draw(&self) -> Option<Fault> {
         let x = lock(&self.rng).f64();
         let mut acc = 0.0;
@@ -252,13 +300,15 @@ impl HttpConnector for FaultConnector {
         let state = self.state.clone();
         state.requests.fetch_add(1, Ordering::Relaxed);
         let service = signing_service(&request).unwrap_or_default();
+        let action = action_of(&request);
         let token = token_key(&request);
         if let Some(key) = &token
             && let Some(answer) = replay(&state, key)
         {
             return HttpConnectorFuture::ready(Ok(answer));
         }
-        let fault = state.draw();
+        let deleted = deleted_arn(&request);
+        let fault = state.fault_for(action.as_deref());
         let stall = state.faults.stall;
         match fault {
             Some(Fault::Throttle) => {
@@ -287,6 +337,11 @@ impl HttpConnector for FaultConnector {
             if let Some((key, body)) = token {
                 response = remember(&state, key, body, response).await?;
             }
+            if let Some(arn) = deleted
+                && response.status().is_success()
+            {
+                forget(&state, &arn);
+            }
             match fault {
                 Some(Fault::ServerError) => {
                     let (status, body) = server_error_response(&service);
@@ -307,40 +362,150 @@ impl HttpConnector for FaultConnector {
     }
 }
 
-/// The client-token key of an EC2 request (account, action, token) and
-/// its body, if it carries a token.
-fn token_key(request: &HttpRequest) -> Option<((String, String, String), Vec<u8>)> {
-    let body = request.body().bytes()?;
-    let text = std::str::from_utf8(body).ok()?;
-    let param = |name: &str| {
-        text.split('&')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .map(str::to_owned)
+/// The value of a query-protocol parameter (form-encoded, decoded).
+fn param(text: &str, name: &str) -> Option<String> {
+    text.split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(decode)
+}
+
+/// `%XX` and `+` decoded.
+fn decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
+            _ => None,
+        };
+        if let Some((h, l)) = escaped {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query-protocol request's body, as text.
+fn query_text(request: &HttpRequest) -> Option<&str> {
+    std::str::from_utf8(request.body().bytes()?).ok()
+}
+
+/// The API version of elbv2 (application and network balancers).
+const ELBV2: &str = "2015-12-01";
+
+/// Whether a request is to elbv2 (classic ELB shares its signing name).
+fn elbv2(request: &HttpRequest, text: &str) -> bool {
+    signing_service(request).as_deref() == Some("elasticloadbalancing")
+        && param(text, "Version").as_deref() == Some(ELBV2)
+}
+
+/// The action of a request: its query `Action`, or for Route 53's REST
+/// calls the two converge sends that change something.
+fn action_of(request: &HttpRequest) -> Option<String> {
+    if let Some(a) = query_text(request).and_then(|t| param(t, "Action")) {
+        return Some(a);
+    }
+    if request.method() != "POST" {
+        return None;
+    }
+    let path = request.uri().split('?').next().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/rrset") {
+        Some("ChangeResourceRecordSets".to_owned())
+    } else if path.ends_with("/hostedzone") {
+        Some("CreateHostedZone".to_owned())
+    } else {
+        None
+    }
+}
+
+/// The idempotency key of a create (account, action, key) and its body:
+/// an EC2 request's `ClientToken`, an elbv2 balancer's or target group's
+/// name, or a listener's balancer and port.
+fn token_key(request: &HttpRequest) -> Option<(Key, Vec<u8>)> {
+    let text = query_text(request)?;
+    let action = param(text, "Action")?;
+    let key = match param(text, "ClientToken").filter(|t| !t.is_empty()) {
+        Some(token) => token,
+        None if !elbv2(request, text) => return None,
+        None => match action.as_str() {
+            "CreateLoadBalancer" | "CreateTargetGroup" => param(text, "Name")?,
+            "CreateListener" => format!(
+                "{} port {}",
+                param(text, "LoadBalancerArn")?,
+                param(text, "Port")?
+            ),
+            _ => return None,
+        },
     };
-    let token = param("ClientToken").filter(|t| !t.is_empty())?;
-    let action = param("Action")?;
     let account = request
         .headers()
         .get("x-moto-account-id")
         .unwrap_or_default()
         .to_owned();
-    Some(((account, action, token), body.to_vec()))
+    Some(((account, action, key), text.as_bytes().to_vec()))
+}
+
+/// The ARN an elbv2 delete names, if the request is one.
+fn deleted_arn(request: &HttpRequest) -> Option<String> {
+    let text = query_text(request)?;
+    if !elbv2(request, text) {
+        return None;
+    }
+    match param(text, "Action")?.as_str() {
+        "DeleteLoadBalancer" => param(text, "LoadBalancerArn"),
+        "DeleteTargetGroup" => param(text, "TargetGroupArn"),
+        "DeleteListener" => param(text, "ListenerArn"),
+        _ => None,
+    }
+}
+
+/// Forgets the remembered answers that name `arn` (it was deleted: a
+/// create of the same name makes a new one, on AWS as on moto).
+fn forget(state: &State, arn: &str) {
+    lock(&state.tokens).retain(|_, r| !String::from_utf8_lossy(&r.body).contains(arn));
+}
+
+/// The refusal of another request under a key already used.
+fn mismatch(key: &Key) -> HttpResponse {
+    let (action, k) = (key.1.as_str(), key.2.as_str());
+    let duplicate = |code: &str, what: &str| {
+        xml_response(
+            400,
+            query_error(
+                "Sender",
+                code,
+                &format!("{what} '{k}' already exists with other settings"),
+            ),
+        )
+    };
+    match action {
+        "CreateLoadBalancer" => duplicate("DuplicateLoadBalancerName", "A load balancer named"),
+        "CreateTargetGroup" => duplicate("DuplicateTargetGroupName", "A target group named"),
+        "CreateListener" => duplicate("DuplicateListener", "A listener on"),
+        _ => xml_response(
+            400,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>IdempotentParameterMismatch</Code><Message>client token {k} was used with other parameters (enforced by converge's fault injector)</Message></Error></Errors><RequestID>converge-injected</RequestID></Response>"
+            ),
+        ),
+    }
 }
 
 /// The remembered answer to a repeated request, or a mismatch error; `None`
 /// when the token is new.
-fn replay(state: &State, key: &((String, String, String), Vec<u8>)) -> Option<HttpResponse> {
+fn replay(state: &State, key: &(Key, Vec<u8>)) -> Option<HttpResponse> {
     let tokens = lock(&state.tokens);
     let r = tokens.get(&key.0)?;
     state.replayed.fetch_add(1, Ordering::Relaxed);
     if r.request != key.1 {
-        return Some(xml_response(
-            400,
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>IdempotentParameterMismatch</Code><Message>client token {} was used with other parameters (enforced by converge's fault injector)</Message></Error></Errors><RequestID>converge-injected</RequestID></Response>",
-                key.0.2
-            ),
-        ));
+        return Some(mismatch(&key.0));
     }
     let mut response = HttpResponse::new(status(r.status), SdkBody::from(r.body.clone()));
     for (k, v) in &r.headers {
@@ -349,11 +514,11 @@ fn replay(state: &State, key: &((String, String, String), Vec<u8>)) -> Option<Ht
     Some(response)
 }
 
-/// Reads a successful answer to a request with a client token, remembers
+/// Reads a successful answer to an idempotent create, remembers
 /// it, and gives it back.
 async fn remember(
     state: &State,
-    key: (String, String, String),
+    key: Key,
     request: Vec<u8>,
     response: HttpResponse,
 ) -> Result<HttpResponse, ConnectorError> {
@@ -536,6 +701,18 @@ mod tests {
         }
     }
 
+    /// A connector with no faults in front of a [`Counting`] server, its
+    /// count of requests sent, and its injector.
+    fn counting() -> (FaultConnector, Arc<AtomicU64>, FaultInjector) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
+        let c = FaultConnector {
+            inner: SharedHttpConnector::new(Counting(sent.clone())),
+            state: injector.state.clone(),
+        };
+        (c, sent, injector)
+    }
+
     fn ec2_request(body: &str) -> HttpRequest {
         let mut r = HttpRequest::new(SdkBody::from(body.to_owned()));
         r.headers_mut().insert("x-moto-account-id", "123456789012");
@@ -557,12 +734,7 @@ mod tests {
     /// is refused, and a request without one always reaches it.
     #[tokio::test]
     async fn a_client_token_is_honoured_as_aws_does() {
-        let sent = Arc::new(AtomicU64::new(0));
-        let injector = FaultInjector::new(SharedHttpClient::new(NoClient), AwsFaults::default());
-        let c = FaultConnector {
-            inner: SharedHttpConnector::new(Counting(sent.clone())),
-            state: injector.state.clone(),
-        };
+        let (c, sent, injector) = counting();
         let launch = "Action=RunInstances&ClientToken=t-1&MinCount=1";
         assert_eq!(
             body_of(c.call(ec2_request(launch)).await).await,
@@ -595,6 +767,71 @@ mod tests {
             "requests without a token all go out"
         );
         assert_eq!(injector.handle().counts().replayed, 2);
+    }
+
+    fn elbv2_request(body: &str) -> HttpRequest {
+        let mut r = ec2_request(body);
+        r.headers_mut().insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=abc",
+        );
+        r
+    }
+
+    /// elbv2's creates are idempotent as on AWS: the same request again is
+    /// answered from the first, another one under the name refused as a
+    /// duplicate, and once the balancer is deleted a create of the name
+    /// reaches the server again.
+    #[tokio::test]
+    async fn elbv2_creates_are_idempotent_as_on_aws() {
+        let (c, sent, _) = counting();
+        let create = "Action=CreateLoadBalancer&Version=2015-12-01&Name=web&Subnets.member.1=s-1";
+        for _ in 0..2 {
+            let answer = body_of(c.call(elbv2_request(create)).await).await;
+            assert_eq!(answer, (200, "<r>1</r>".into()));
+        }
+        assert_eq!(sent.load(Ordering::Relaxed), 1, "the repeat was answered");
+        let other = "Action=CreateLoadBalancer&Version=2015-12-01&Name=web&Subnets.member.1=s-2";
+        let (code, body) = body_of(c.call(elbv2_request(other)).await).await;
+        assert_eq!(code, 400);
+        assert!(body.contains("DuplicateLoadBalancerName"), "{body}");
+        // The remembered answer names "<r>1</r>"; a delete of that ARN
+        // (form-encoded) forgets it.
+        let delete = "Action=DeleteLoadBalancer&Version=2015-12-01&LoadBalancerArn=%3Cr%3E1";
+        body_of(c.call(elbv2_request(delete)).await).await;
+        body_of(c.call(elbv2_request(create)).await).await;
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            3,
+            "the delete and a create after it are sent"
+        );
+        // Classic ELB (another version) is left to moto.
+        let classic = "Action=CreateLoadBalancer&Version=2012-06-01&LoadBalancerName=old";
+        body_of(c.call(elbv2_request(classic)).await).await;
+        body_of(c.call(elbv2_request(classic)).await).await;
+        assert_eq!(sent.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn scripted_faults_hit_the_chosen_calls_once() {
+        let state = FaultInjector::new(
+            SharedHttpClient::new(NoClient),
+            AwsFaults {
+                scripted: vec![("CreateListener".into(), Fault::DropAfter)],
+                ..AwsFaults::default()
+            },
+        )
+        .state;
+        assert_eq!(state.fault_for(Some("CreateLoadBalancer")), None);
+        assert_eq!(
+            state.fault_for(Some("CreateListener")),
+            Some(Fault::DropAfter)
+        );
+        assert_eq!(state.fault_for(Some("CreateListener")), None);
+        assert_eq!(
+            decode("arn%3Aaws%3Alb%2Fweb+1%zz%4"),
+            "arn:aws:lb/web 1%zz%4"
+        );
     }
 
     #[derive(Debug)]

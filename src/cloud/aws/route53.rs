@@ -20,7 +20,7 @@ use converge_core::desired::Tags;
 use converge_core::ids::ResourceName;
 use converge_core::observed::Owner;
 use converge_core::route53::{
-    AliasTarget, ChangeAction, ObservedZone, RecordChange, RecordSet, RecordType,
+    self, AliasTarget, ChangeAction, ObservedZone, RecordChange, RecordSet, RecordType,
 };
 
 /// A zone ID without the `/hostedzone/` prefix Route 53 puts on it.
@@ -272,11 +272,43 @@ impl AwsCloud {
     }
 
     /// ChangeResourceRecordSets; answers the change's ID.
+    ///
+    /// The call takes no idempotency token, so when the answer to a batch
+    /// that took effect is lost (a 500, a timeout, a dropped connection)
+    /// the SDK's repeat of its CREATE is refused with InvalidChangeBatch
+    /// "… but it already exists". That refusal is success when the zone
+    /// holds the batch's result exactly, each created set with a converge
+    /// mark beside it ([`route53::batch_in_effect`]): the batch is sent
+    /// again as UPSERTs of the same sets (which change nothing) for a
+    /// change ID to wait on.
     pub(super) async fn change_records(
         &self,
         zone: &str,
         changes: &[RecordChange],
     ) -> Result<Outcome, CloudError> {
+        match self.send_batch(zone, changes).await {
+            Ok(id) => Ok(Outcome::Change(id)),
+            Err(e) if e.code == "InvalidChangeBatch" && e.message.contains("already exists") => {
+                let records = self.record_sets(zone).await?;
+                if !route53::batch_in_effect(&records, changes) {
+                    return Err(e);
+                }
+                let again: Vec<RecordChange> = changes
+                    .iter()
+                    .filter(|c| c.action != ChangeAction::Delete)
+                    .map(|c| RecordChange {
+                        action: ChangeAction::Upsert,
+                        set: c.set.clone(),
+                    })
+                    .collect();
+                Ok(Outcome::Change(self.send_batch(zone, &again).await?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One ChangeResourceRecordSets; answers the change's ID.
+    async fn send_batch(&self, zone: &str, changes: &[RecordChange]) -> Result<String, CloudError> {
         const OP: &str = "ChangeResourceRecordSets";
         let build = |m: aws_smithy_types::error::operation::BuildError| {
             refuse(OP, "InvalidInput", m.to_string())
@@ -328,8 +360,7 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| sdk_error(OP, e))?;
-        let id = r.change_info().map(|i| bare(i.id())).unwrap_or_default();
-        Ok(Outcome::Change(id))
+        Ok(r.change_info().map(|i| bare(i.id())).unwrap_or_default())
     }
 
     /// GetChange: whether the change is INSYNC.
