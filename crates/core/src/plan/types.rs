@@ -1842,6 +1842,18 @@ impl Step {
                 "delete target groups {} left by Balancer/{balancer}",
                 join_ids(names.iter().map(|n| n.as_str()))
             ),
+            Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
+            Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
+            Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            // The S3 and CloudFront steps (`kind` and `resource` stay
+            // exhaustive, so a new step is never missed).
+            _ => self.describe_s3_cloudfront(),
+        }
+    }
+
+    /// [`Step::describe`] for the S3 and CloudFront steps.
+    fn describe_s3_cloudfront(&self) -> String {
+        match self {
             Step::CreateBucket { name, .. } => format!("create Bucket/{name}"),
             Step::SetBucketPublicRead { name, .. } => format!("set access of Bucket/{name}"),
             Step::DeleteBucket { name } => format!("delete Bucket/{name}"),
@@ -1881,9 +1893,7 @@ impl Step {
                 count(paths.len(), "path"),
                 first_names(paths.iter().map(String::as_str))
             ),
-            Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
-            Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
-            Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            _ => self.kind().to_owned(),
         }
     }
 }
