@@ -290,13 +290,12 @@ struct Read {
 }
 
 impl AwsCloud {
-    pub(super) async fn observe_distributions(
+    /// Every distribution of the account, as ListDistributions summarises
+    /// them (100 a page).
+    pub(super) async fn distribution_summaries(
         &self,
-        stack: &ResourceName,
-    ) -> Result<(Vec<ObservedDistribution>, Vec<ObservedOriginAccess>), CloudError> {
-        let oacs = self.list_oacs().await?;
-        let names = Arc::new(oac_names(&oacs));
-        let mut candidates: Vec<DistributionId> = Vec::new();
+    ) -> Result<Vec<aws_sdk_cloudfront::types::DistributionSummary>, CloudError> {
+        let mut all = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let out = self
@@ -310,16 +309,27 @@ impl AwsCloud {
             let Some(list) = out.distribution_list() else {
                 break;
             };
-            for d in list.items() {
-                if parse_comment(d.comment()).is_some_and(|(s, _)| s == stack.as_str()) {
-                    let id: DistributionId = answered_id("ListDistributions", d.id())?;
-                    lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
-                    candidates.push(id);
-                }
-            }
+            all.extend(list.items().iter().cloned());
             match list.next_marker() {
                 Some(m) if list.is_truncated() && !m.is_empty() => marker = Some(m.to_owned()),
                 _ => break,
+            }
+        }
+        Ok(all)
+    }
+
+    pub(super) async fn observe_distributions(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<(Vec<ObservedDistribution>, Vec<ObservedOriginAccess>), CloudError> {
+        let (oacs, summaries) = tokio::try_join!(self.list_oacs(), self.distribution_summaries())?;
+        let names = Arc::new(oac_names(&oacs));
+        let mut candidates: Vec<DistributionId> = Vec::new();
+        for d in summaries {
+            if parse_comment(d.comment()).is_some_and(|(s, _)| s == stack.as_str()) {
+                let id: DistributionId = answered_id("ListDistributions", d.id())?;
+                lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
+                candidates.push(id);
             }
         }
         let cf = self.cloudfront.clone();

@@ -213,34 +213,18 @@ impl AwsCloud {
     /// A distribution whose origins use the control (ListDistributions
     /// pages: the summaries list origins).
     async fn distribution_using_oac(&self, id: &str) -> Result<Option<String>, CloudError> {
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .cloudfront
-                .list_distributions()
-                .max_items(100)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("ListDistributions", e))?;
-            let Some(list) = out.distribution_list() else {
-                return Ok(None);
-            };
-            for d in list.items() {
-                let uses = d.origins().is_some_and(|o| {
+        Ok(self
+            .distribution_summaries()
+            .await?
+            .into_iter()
+            .find(|d| {
+                d.origins().is_some_and(|o| {
                     o.items()
                         .iter()
                         .any(|o| o.origin_access_control_id() == Some(id))
-                });
-                if uses {
-                    return Ok(Some(d.id().to_owned()));
-                }
-            }
-            match list.next_marker() {
-                Some(m) if list.is_truncated() && !m.is_empty() => marker = Some(m.to_owned()),
-                _ => return Ok(None),
-            }
-        }
+                })
+            })
+            .map(|d| d.id().to_owned()))
     }
 
     pub(super) async fn create_invalidation(

@@ -136,7 +136,9 @@ impl<'a> Planner<'a> {
                     });
                     c.fields.extend(content);
                 }
-                Some(b) => self.current_bucket(key, spec, b, tags),
+                // Distributions wait for a changed public-read setting: a
+                // private origin needs origin access, a public one not.
+                Some(b) => produced.step = self.current_bucket(key, spec, b, tags),
             }
             self.buckets.insert(name.clone(), produced);
         }
@@ -149,23 +151,25 @@ impl<'a> Planner<'a> {
     }
 
     /// A bucket that exists: its public-read setting and tags set back.
+    /// Answers the step that changes its public-read setting, if any.
     fn current_bucket(
         &mut self,
         key: ResourceKey,
         spec: &BucketSpec,
         b: &ObservedBucket,
         tags: Tags,
-    ) {
+    ) -> Option<StepId> {
         let mut changed = false;
         let mut fields = Vec::new();
+        let mut access = None;
         if b.public_read != spec.public_read {
-            self.add(
+            access = Some(self.add(
                 Step::SetBucketPublicRead {
                     name: key.name.clone(),
                     public_read: spec.public_read,
                 },
                 [],
-            );
+            ));
             changed = true;
             fields.push(FieldDiff {
                 field: "spec.publicRead".into(),
@@ -188,6 +192,7 @@ impl<'a> Planner<'a> {
         let c = self.change(key, action);
         c.fields = fields;
         Self::tag_field(c, &tags, &b.tags);
+        access
     }
 
     /// Plans a bucket's declared content: uploads what is new or changed,

@@ -135,7 +135,10 @@ fn check_origin_access(w: &World, e: &Errs, c: &DistributionConfig) -> Result<()
             format!("The specified origin access control does not exist: {name}"),
         ));
     }
-    if let Some(bucket) = c.origin_domain.strip_suffix(".s3.amazonaws.com")
+    // A disabled distribution serves nothing: it may be disabled (before
+    // its deletion) whatever its bucket has become.
+    if c.enabled
+        && let Some(bucket) = c.origin_domain.strip_suffix(".s3.amazonaws.com")
         && let Some(b) = w.buckets.get(bucket)
         && !b.public_read
         && c.origin_access_control.is_none()
