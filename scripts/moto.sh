@@ -55,7 +55,8 @@ moto_start() {
     rm -f "$venv"/moto-*.log
     # moto keeps everything in memory, per account; tests isolate
     # themselves by account (x-moto-account-id).
-    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    # scripts/moto_server.py: moto_server with the patches converge needs.
+    "$venv/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
     pid=$!
     for i in $(seq 1 150); do
         if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then

@@ -227,6 +227,7 @@ fn dist_config(enabled: bool, aliases: &[&str]) -> DistributionConfig {
         logging: None,
         comment: "assets".into(),
         default_root_object: Some("index.html".into()),
+        origin_access_control: None,
     }
 }
 
@@ -857,6 +858,14 @@ async fn a_caller_reference_returns_the_same_distribution() {
     })
     .await
     .unwrap();
+    // A public origin: a private one needs origin access
+    // (tests/cdn_content.rs).
+    c.act(&Op::SetBucketPublicRead {
+        name: "shop-assets".into(),
+        public_read: true,
+    })
+    .await
+    .unwrap();
     let op = Op::CreateDistribution {
         caller_reference: "converge:shop:assets:1".into(),
         config: dist_config(true, &["cdn0.example.com"]),
@@ -913,6 +922,14 @@ async fn distributions_must_be_disabled_and_deployed_before_delete() {
     c.act(&Op::CreateBucket {
         name: "shop-assets".into(),
         tags: owned(Kind::Bucket, "shop-assets"),
+    })
+    .await
+    .unwrap();
+    // A public origin: a private one needs origin access
+    // (tests/cdn_content.rs).
+    c.act(&Op::SetBucketPublicRead {
+        name: "shop-assets".into(),
+        public_read: true,
     })
     .await
     .unwrap();
@@ -1677,6 +1694,14 @@ async fn ls_lists_every_resource_in_an_aligned_table() {
     c.act(&Op::CreateBucket {
         name: "shop-assets".into(),
         tags: owned(Kind::Bucket, "shop-assets"),
+    })
+    .await
+    .unwrap();
+    // A public origin: a private one needs origin access
+    // (tests/cdn_content.rs).
+    c.act(&Op::SetBucketPublicRead {
+        name: "shop-assets".into(),
+        public_read: true,
     })
     .await
     .unwrap();

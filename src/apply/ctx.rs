@@ -19,7 +19,9 @@ use super::retry::sleep_unless;
 use super::{ApplyOptions, Progress, StepError};
 use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
 use converge_core::desired::Attr;
-use converge_core::ids::{GatewayId, GroupId, InstanceId, RouteTableId, SubnetId, VolumeId, VpcId};
+use converge_core::ids::{
+    DistributionId, GatewayId, GroupId, InstanceId, RouteTableId, SubnetId, VolumeId, VpcId,
+};
 use converge_core::observed::{InstanceState, ObservedInstance, VolumeState};
 use converge_core::plan::{
     GatewayRef, GroupRef, InstanceRef, Ref, RouteTableRef, StepId, SubnetRef, UserDataPart,
@@ -102,6 +104,8 @@ pub(super) enum Output {
     },
     /// The distribution it created.
     Distribution {
+        /// Its ID.
+        id: DistributionId,
         /// Its domain name.
         domain_name: String,
     },
@@ -186,6 +190,17 @@ impl Ctx {
     pub(super) fn route_table(&self, r: &RouteTableRef) -> Result<RouteTableId, StepError> {
         self.net(r, "route table", |o| match o {
             Output::RouteTable(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The ID of a distribution, known or created by an earlier step.
+    pub(super) fn distribution(
+        &self,
+        r: &Ref<DistributionId>,
+    ) -> Result<DistributionId, StepError> {
+        self.net(r, "distribution", |o| match o {
+            Output::Distribution { id, .. } => Some(id),
             _ => None,
         })
     }
@@ -298,7 +313,7 @@ impl Ctx {
                 UserDataPart::StepOutput { step, attr } => match (self.output(*step)?, attr) {
                     (Output::Balancer { dns_name, .. }, Attr::DnsName) => s.push_str(&dns_name),
                     (Output::Balancer { zone_id, .. }, Attr::ZoneId) => s.push_str(&zone_id),
-                    (Output::Distribution { domain_name }, Attr::DomainName) => {
+                    (Output::Distribution { domain_name, .. }, Attr::DomainName) => {
                         s.push_str(&domain_name)
                     }
                     (Output::Volume(id), Attr::Id) => s.push_str(id.as_str()),

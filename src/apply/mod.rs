@@ -366,6 +366,41 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         Step::DeleteDistribution { id: dist, .. } => {
             cloudfront::delete_distribution(ctx, dist).await
         }
+        Step::CreateOriginAccess {
+            stack,
+            name,
+            settings,
+            ..
+        } => cloudfront::create_origin_access(ctx, stack, name, settings).await,
+        Step::UpdateOriginAccess {
+            id: oac,
+            name,
+            settings,
+            ..
+        } => cloudfront::update_origin_access(ctx, oac, name, settings).await,
+        Step::DeleteOriginAccess { id: oac, .. } => {
+            cloudfront::delete_origin_access(ctx, oac).await
+        }
+        Step::GrantCdnRead {
+            bucket,
+            sid,
+            distribution,
+            ..
+        } => s3::grant_cdn_read(ctx, bucket, sid, distribution).await,
+        Step::RevokeCdnRead { bucket, sid, .. } => s3::revoke_cdn_read(ctx, bucket, sid).await,
+        Step::PutObjects {
+            bucket,
+            objects,
+            cache_control,
+            mark,
+        } => s3::put_objects(ctx, bucket, objects, cache_control.as_deref(), mark).await,
+        Step::DeleteObjects { bucket, keys } => s3::delete_objects(ctx, bucket, keys).await,
+        Step::Invalidate {
+            id: dist,
+            caller_reference,
+            paths,
+            ..
+        } => cloudfront::invalidate(ctx, id, dist, caller_reference, paths).await,
         Step::CreateZone {
             domain,
             caller_reference,

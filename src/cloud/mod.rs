@@ -20,7 +20,8 @@ use converge_core::ids::{
 use converge_core::net::Ipv4Cidr;
 use converge_core::observed::{
     CloudRule, DistributionConfig, Member, Observed, ObservedDistribution, ObservedImage,
-    ObservedInstance, ObservedSnapshot, ObservedSubnet, ObservedVolume,
+    ObservedInstance, ObservedObject, ObservedSnapshot, ObservedSubnet, ObservedVolume,
+    OriginAccessSettings,
 };
 use converge_core::plan::{PlannedRootVolume, TagTarget};
 use converge_core::route53::{ObservedZone, RecordChange};
@@ -598,6 +599,84 @@ pub enum Op {
         /// The distribution.
         id: DistributionId,
     },
+    // origin access and content (issue 11 B)
+    /// Create an origin access control (names are unique per account).
+    CreateOriginAccessControl {
+        /// Its name.
+        name: String,
+        /// Its settings.
+        settings: OriginAccessSettings,
+    },
+    /// Set an origin access control's name and settings.
+    UpdateOriginAccessControl {
+        /// The control.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its settings.
+        settings: OriginAccessSettings,
+    },
+    /// Delete an origin access control no distribution uses.
+    DeleteOriginAccessControl {
+        /// The control.
+        id: String,
+    },
+    /// Write the statement `sid` letting a distribution read a bucket
+    /// into the bucket's policy, keeping its other statements.
+    PutCdnGrant {
+        /// The bucket.
+        bucket: BucketName,
+        /// The statement's Sid.
+        sid: String,
+        /// The distribution.
+        distribution: DistributionId,
+    },
+    /// Remove the statement `sid` from a bucket's policy (the policy goes
+    /// when nothing is left).
+    RemoveCdnGrant {
+        /// The bucket.
+        bucket: BucketName,
+        /// The statement's Sid.
+        sid: String,
+    },
+    /// Replace a bucket's whole policy (a JSON document).
+    PutBucketPolicy {
+        /// The bucket.
+        bucket: BucketName,
+        /// The policy.
+        policy: String,
+    },
+    /// Upload one object in a single PUT.
+    PutObject {
+        /// The bucket.
+        bucket: BucketName,
+        /// Its key.
+        key: String,
+        /// Its bytes.
+        body: Body,
+        /// Its `Content-Type`.
+        content_type: String,
+        /// Its `Cache-Control`.
+        cache_control: Option<String>,
+    },
+    /// Delete objects, at most 1000 keys a call.
+    DeleteObjects {
+        /// The bucket.
+        bucket: BucketName,
+        /// Their keys.
+        keys: Vec<String>,
+    },
+    /// Invalidate paths of a distribution; answers
+    /// [`Outcome::Invalidation`]. The same caller reference answers the
+    /// same invalidation.
+    CreateInvalidation {
+        /// The distribution.
+        id: DistributionId,
+        /// Caller reference.
+        caller_reference: String,
+        /// Paths (`/KEY`, `/*`).
+        paths: Vec<String>,
+    },
     /// Create a public hosted zone and tag it; answers [`Outcome::Zone`].
     /// The same caller reference answers the same zone.
     CreateHostedZone {
@@ -690,12 +769,21 @@ impl Op {
             | Op::DeleteListenerV2 { .. }
             | Op::RegisterTargets { .. }
             | Op::DeregisterTargets { .. } => Service::Elbv2,
-            Op::CreateBucket { .. } | Op::SetBucketPublicRead { .. } | Op::DeleteBucket { .. } => {
-                Service::S3
-            }
+            Op::CreateBucket { .. }
+            | Op::SetBucketPublicRead { .. }
+            | Op::DeleteBucket { .. }
+            | Op::PutCdnGrant { .. }
+            | Op::RemoveCdnGrant { .. }
+            | Op::PutBucketPolicy { .. }
+            | Op::PutObject { .. }
+            | Op::DeleteObjects { .. } => Service::S3,
             Op::CreateDistribution { .. }
             | Op::UpdateDistribution { .. }
-            | Op::DeleteDistribution { .. } => Service::CloudFront,
+            | Op::DeleteDistribution { .. }
+            | Op::CreateOriginAccessControl { .. }
+            | Op::UpdateOriginAccessControl { .. }
+            | Op::DeleteOriginAccessControl { .. }
+            | Op::CreateInvalidation { .. } => Service::CloudFront,
             Op::CreateHostedZone { .. }
             | Op::DeleteHostedZone { .. }
             | Op::ChangeRecordSets { .. } => Service::Route53,
@@ -776,6 +864,15 @@ impl Op {
             Op::CreateDistribution { .. } => "CreateDistributionWithTags",
             Op::UpdateDistribution { .. } => "UpdateDistribution",
             Op::DeleteDistribution { .. } => "DeleteDistribution",
+            Op::CreateOriginAccessControl { .. } => "CreateOriginAccessControl",
+            Op::UpdateOriginAccessControl { .. } => "UpdateOriginAccessControl",
+            Op::DeleteOriginAccessControl { .. } => "DeleteOriginAccessControl",
+            Op::PutCdnGrant { .. } | Op::RemoveCdnGrant { .. } | Op::PutBucketPolicy { .. } => {
+                "PutBucketPolicy"
+            }
+            Op::PutObject { .. } => "PutObject",
+            Op::DeleteObjects { .. } => "DeleteObjects",
+            Op::CreateInvalidation { .. } => "CreateInvalidation",
             Op::CreateHostedZone { .. } => "CreateHostedZone",
             Op::DeleteHostedZone { .. } => "DeleteHostedZone",
             Op::ChangeRecordSets { .. } => "ChangeResourceRecordSets",
@@ -805,6 +902,8 @@ impl Op {
                 | Op::DeleteBucket { .. }
                 | Op::DeleteDistribution { .. }
                 | Op::DeleteHostedZone { .. }
+                | Op::DeleteOriginAccessControl { .. }
+                | Op::DeleteObjects { .. }
         )
     }
 }
@@ -1018,6 +1117,19 @@ pub enum Outcome {
     },
     /// A change batch was accepted: its ID, for GetChange.
     Change(String),
+    /// An invalidation was created (or found by its caller reference):
+    /// its ID, for GetInvalidation.
+    Invalidation(String),
+}
+
+/// An object's bytes, shown by their size only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Body(pub Vec<u8>);
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Body({} bytes)", self.0.len())
+    }
 }
 
 /// What kind of failure a cloud error is, which decides whether retrying
@@ -1253,6 +1365,22 @@ pub trait Cloud: Send + Sync {
     /// Whether a change batch is in sync on every Route 53 server
     /// (GetChange answers `INSYNC`).
     async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError>;
+
+    /// A bucket's objects under a prefix (ListObjectsV2, 1000 keys a
+    /// page).
+    async fn bucket_objects(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+    ) -> Result<Vec<ObservedObject>, CloudError>;
+
+    /// Whether an invalidation of a distribution has completed
+    /// (GetInvalidation answers `Completed`).
+    async fn invalidation_completed(
+        &self,
+        distribution: &DistributionId,
+        id: &str,
+    ) -> Result<bool, CloudError>;
 
     /// How far the cloud's clock is ahead of the host's: zero for AWS; the
     /// local cloud's `converge local advance` moves it. Every command

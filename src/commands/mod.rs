@@ -65,6 +65,27 @@ pub async fn observe_with(
             }
         }
     }
+    // A bucket's declared content is compared with its objects under the
+    // prefix: ListObjectsV2 pages, for the buckets that declare content.
+    for (name, spec) in &desired.buckets {
+        let Some(content) = &spec.content else {
+            continue;
+        };
+        let Some(b) = observed
+            .buckets
+            .iter_mut()
+            .find(|b| b.name.as_str() == name.as_str())
+        else {
+            continue;
+        };
+        let bucket = b.name.clone();
+        let objects = policy
+            .run("observe", false, || {
+                cloud.bucket_objects(&bucket, &content.prefix)
+            })
+            .await?;
+        b.objects = Some(objects);
+    }
     if let Some(domains) = dns_domains(desired) {
         observed.dns_zones = policy
             .run("observe", false, || {

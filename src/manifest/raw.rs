@@ -795,6 +795,36 @@ pub struct BucketSpec {
     /// Tags of this bucket.
     #[serde(default)]
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// Its objects: the files of a directory, uploaded when new or
+    /// changed, deleted when gone. Default: converge leaves objects alone.
+    #[serde(default)]
+    pub content: Option<BucketContent>,
+}
+
+/// A bucket's content: `{dir, prefix, cacheControl, exclude, delete}`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BucketContent {
+    /// The directory whose files are the objects, relative to the
+    /// manifest's file.
+    pub dir: String,
+    /// The key prefix the files go under: empty (the default) or ending
+    /// in `/`, without a leading `/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// The `Cache-Control` every object gets, such as `max-age=300`.
+    #[serde(default)]
+    pub cache_control: Option<String>,
+    /// Globs of paths under `dir` that are neither uploaded nor deleted
+    /// (`*` within a segment, `**` across, `?` one character; a glob
+    /// without `/` matches file names anywhere, like `*.map`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Whether objects under `prefix` that no file matches are deleted.
+    /// Default true.
+    #[serde(default = "yes")]
+    pub delete: bool,
 }
 
 /// A `Network` document: the stack's VPC (at most one per stack), created
@@ -913,6 +943,12 @@ pub struct CdnSpec {
     /// Tags of this distribution.
     #[serde(default)]
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// Whether an apply that changes or deletes objects of the origin
+    /// bucket's `content` invalidates their paths (one `/*` for more than
+    /// 15) and waits for it. Default true.
+    #[serde(default = "yes")]
+    pub invalidate: bool,
 }
 
 fn yes() -> bool {

@@ -7,6 +7,7 @@
 use super::check;
 
 mod balancer;
+mod content;
 mod network;
 mod route53;
 use super::decode::decode_all;
@@ -571,7 +572,12 @@ impl Resolver<'_> {
                     }
                 }
                 Spec::Bucket(s) => {
-                    desired.buckets.insert(name, Self::bucket(s));
+                    let mut b = Self::bucket(s);
+                    b.content = s
+                        .content
+                        .as_ref()
+                        .and_then(|c| content::read(&at, c, &mut out));
+                    desired.buckets.insert(name, b);
                 }
                 Spec::Cdn(s) => {
                     if let Some(c) = self.cdn(&at, s, &mut out) {
@@ -1142,6 +1148,7 @@ impl Resolver<'_> {
                 raw::BucketDeletionPolicy::Delete => d::DeletionPolicy::Delete,
             },
             tags: s.tags.clone(),
+            content: None,
         }
     }
 
@@ -1226,6 +1233,7 @@ impl Resolver<'_> {
             comment: s.comment.clone(),
             default_root_object: s.default_root_object.clone(),
             tags: s.tags.clone(),
+            invalidate: s.invalidate,
         })
     }
 

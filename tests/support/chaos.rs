@@ -171,6 +171,22 @@ impl Cloud for Hooked {
         self.count();
         self.inner.change_in_sync(id).await
     }
+    async fn bucket_objects(
+        &self,
+        bucket: &converge::core::ids::BucketName,
+        prefix: &str,
+    ) -> Result<Vec<converge::core::observed::ObservedObject>, CloudError> {
+        self.count();
+        self.inner.bucket_objects(bucket, prefix).await
+    }
+    async fn invalidation_completed(
+        &self,
+        distribution: &DistributionId,
+        id: &str,
+    ) -> Result<bool, CloudError> {
+        self.count();
+        self.inner.invalidation_completed(distribution, id).await
+    }
     async fn clock_offset(&self) -> Result<jiff::SignedDuration, CloudError> {
         self.inner.clock_offset().await
     }

@@ -16,6 +16,11 @@ pub fn copy_into(dir: &Path, prefix: Option<&str>) -> u32 {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/smallpayroll");
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            // The bucket's content (`public/`).
+            copy_dir(&entry.path(), &stack.join(entry.file_name()));
+            continue;
+        }
         let mut text = std::fs::read_to_string(entry.path()).unwrap();
         if let Some(p) = prefix {
             text = text
@@ -25,6 +30,19 @@ pub fn copy_into(dir: &Path, prefix: Option<&str>) -> u32 {
         std::fs::write(stack.join(entry.file_name()), text).unwrap();
     }
     suffix
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// Gives the example's assets bucket (`smallpayroll-assets`) the name

@@ -968,6 +968,43 @@ pub struct BucketSpec {
     pub deletion_policy: DeletionPolicy,
     /// Tags of this resource.
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// The objects it holds, read from a directory by the manifest
+    /// resolver; `None`: converge leaves its objects alone.
+    #[serde(default)]
+    pub content: Option<BucketContent>,
+}
+
+/// A bucket's declared objects: the files of a directory, as the manifest
+/// resolver read them (the planner does no I/O).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketContent {
+    /// The key prefix the files go under (`""` or ending in `/`).
+    pub prefix: String,
+    /// Whether objects under `prefix` that no file matches are deleted.
+    pub delete: bool,
+    /// The `Cache-Control` every object gets, if any.
+    pub cache_control: Option<String>,
+    /// Globs of paths (relative to the directory) that are neither
+    /// uploaded nor deleted.
+    pub exclude: Vec<String>,
+    /// The files, sorted by key.
+    pub files: Vec<ContentFile>,
+}
+
+/// One file of a bucket's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentFile {
+    /// The object key (`prefix` + the path under the directory, with `/`).
+    pub key: String,
+    /// The file on disk the object is uploaded from.
+    pub path: String,
+    /// Its MD5, lowercase hex (what S3 reports as a single-PUT ETag).
+    pub md5: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The `Content-Type` it is served with (from its extension).
+    pub content_type: String,
 }
 
 /// Where a distribution writes its access logs.
@@ -996,6 +1033,11 @@ pub struct CdnSpec {
     pub default_root_object: Option<String>,
     /// Tags of this resource.
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// Whether changed and deleted objects of the origin bucket's content
+    /// are invalidated after an apply changes them.
+    #[serde(default = "yes")]
+    pub invalidate: bool,
 }
 
 /// A text with references, such as user data:

@@ -17,6 +17,7 @@ pub mod observed;
 pub mod plan;
 pub mod render;
 pub mod route53;
+pub mod s3;
 pub mod spec_hash;
 pub mod tz;
 

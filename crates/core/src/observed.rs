@@ -91,6 +91,10 @@ pub struct Observed {
     pub buckets: Vec<ObservedBucket>,
     /// Distributions.
     pub distributions: Vec<ObservedDistribution>,
+    /// Origin access controls named for the stack's distributions
+    /// (issue 11 B).
+    #[serde(default)]
+    pub origin_access: Vec<ObservedOriginAccess>,
     /// Route 53 hosted zones: the stack's own and the existing ones its
     /// records name, each with its record sets.
     #[serde(default)]
@@ -615,6 +619,67 @@ pub struct ObservedBucket {
     pub public_read: bool,
     /// All its tags.
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// The statements of its policy that let a distribution read it, by
+    /// Sid (`converge-cdn-NAME`): the distribution ARN their condition
+    /// names, or `None` when the statement is not the one converge writes.
+    #[serde(default)]
+    pub cdn_grants: BTreeMap<String, Option<String>>,
+    /// Its objects under the declared content's prefix, listed only when
+    /// the manifests declare content for it (`None`: not listed).
+    #[serde(default)]
+    pub objects: Option<Vec<ObservedObject>>,
+}
+
+/// An object of a bucket, as ListObjectsV2 describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedObject {
+    /// Its key.
+    pub key: String,
+    /// Its ETag, without quotes (the MD5 of a single-PUT object; a
+    /// multipart upload's has a `-`).
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its `Content-Type` and `Cache-Control`, when the cloud lists them
+    /// (the local cloud does; ListObjectsV2 does not, so on AWS the
+    /// bucket's `converge:content` tag stands for them).
+    #[serde(default)]
+    pub metadata: Option<ObjectMetadata>,
+}
+
+/// The headers converge sets on an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMetadata {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// `Cache-Control`, if set.
+    pub cache_control: Option<String>,
+}
+
+/// An origin access control named for one of the stack's distributions
+/// (`converge-STACK-CDN`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedOriginAccess {
+    /// Its ID.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its settings, as converge compares them.
+    pub settings: OriginAccessSettings,
+}
+
+/// The settings of an origin access control.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginAccessSettings {
+    /// Its description.
+    pub description: String,
+    /// `sigv4`.
+    pub signing_protocol: String,
+    /// `always`, `never` or `no-override`.
+    pub signing_behavior: String,
+    /// `s3`, `mediastore`, …
+    pub origin_type: String,
 }
 
 /// A distribution's deployment status.
@@ -641,6 +706,11 @@ pub struct DistributionConfig {
     pub comment: String,
     /// Default root object.
     pub default_root_object: Option<String>,
+    // origin access and content (issue 11 B)
+    /// The origin access control the S3 origin is reached through, by
+    /// name (an ID no known control has stands for itself).
+    #[serde(default)]
+    pub origin_access_control: Option<String>,
 }
 
 /// A distribution.
@@ -658,6 +728,10 @@ pub struct ObservedDistribution {
     pub config: DistributionConfig,
     /// All its tags.
     pub tags: Tags,
+    // origin access and content (issue 11 B)
+    /// Its ARN (`arn:aws:cloudfront::ACCOUNT:distribution/ID`).
+    #[serde(default)]
+    pub arn: String,
 }
 
 /// The S3 endpoint a distribution uses for a bucket as its origin.

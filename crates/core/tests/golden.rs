@@ -700,6 +700,7 @@ fn bucket_removed_with_retain_is_kept() {
     let mut old = o.buckets[0].clone();
     old.name = "smallpayroll-old-assets".into();
     old.owner.name = name("smallpayroll-old-assets");
+    old.cdn_grants.clear();
     old.tags
         .insert("converge:name".into(), "smallpayroll-old-assets".into());
     o.buckets.push(old);

@@ -12,6 +12,7 @@
 //! when it writes one, so the planner never sees it.
 
 use super::error::{refuse, sdk_error};
+use super::origin_access::{OacNames, oac_names, stack_oacs};
 use super::{AwsCloud, bounded, lock, tags_from};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_cloudfront::types::{
@@ -22,8 +23,9 @@ use aws_sdk_cloudfront::types::{
 use converge_core::desired::Tags;
 use converge_core::ids::{DistributionId, Kind, ResourceName, tags};
 use converge_core::observed::{
-    DistributionConfig, DistributionStatus, ObservedDistribution, Owner,
+    DistributionConfig, DistributionStatus, ObservedDistribution, ObservedOriginAccess, Owner,
 };
+use std::sync::Arc;
 
 /// The longest comment CloudFront accepts.
 const MAX_COMMENT: usize = 128;
@@ -157,6 +159,7 @@ fn new_config(
     caller_reference: &str,
     c: &DistributionConfig,
     comment: String,
+    oac_id: Option<&str>,
 ) -> Result<CfConfig, CloudError> {
     const OP: &str = "CreateDistributionWithTags";
     let bad =
@@ -165,6 +168,7 @@ fn new_config(
         .id(ORIGIN_ID)
         .domain_name(&c.origin_domain)
         .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .set_origin_access_control_id(oac_id.map(str::to_owned))
         .build()
         .map_err(bad)?;
     CfConfig::builder()
@@ -200,6 +204,7 @@ fn apply_config(
     cf: &mut CfConfig,
     c: &DistributionConfig,
     comment: String,
+    oac_id: Option<&str>,
 ) -> Result<(), CloudError> {
     const OP: &str = "UpdateDistribution";
     let target = cf
@@ -214,6 +219,12 @@ fn apply_config(
             .unwrap_or(0);
         if let Some(o) = origins.items.get_mut(idx) {
             o.domain_name = c.origin_domain.clone();
+            // Origin access (issue 11 B): the control, and no legacy OAI.
+            o.origin_access_control_id = oac_id.map(str::to_owned);
+            if oac_id.is_some() {
+                o.s3_origin_config =
+                    Some(S3OriginConfig::builder().origin_access_identity("").build());
+            }
         }
     }
     cf.aliases = Some(aliases(&c.aliases, OP)?);
@@ -226,16 +237,21 @@ fn apply_config(
 
 /// The settings converge compares, read from CloudFront's; `None` when the
 /// comment is not converge's.
-fn read_config(cf: &CfConfig) -> Option<DistributionConfig> {
+fn read_config(cf: &CfConfig, oac_names: &OacNames) -> Option<DistributionConfig> {
     let (_, comment) = parse_comment(cf.comment())?;
     let target = cf.default_cache_behavior().map(|b| b.target_origin_id());
     let origins = cf.origins().map(|o| o.items()).unwrap_or_default();
-    let origin = origins
+    let first = origins
         .iter()
         .find(|o| Some(o.id()) == target)
-        .or(origins.first())
+        .or(origins.first());
+    let origin = first
         .map(|o| o.domain_name().to_owned())
         .unwrap_or_default();
+    let origin_access_control = first
+        .and_then(|o| o.origin_access_control_id())
+        .filter(|id| !id.is_empty())
+        .map(|id| oac_names.get(id).cloned().unwrap_or_else(|| id.to_owned()));
     let mut aliases: Vec<String> = cf.aliases().map(|a| a.items().to_vec()).unwrap_or_default();
     aliases.sort();
     Some(DistributionConfig {
@@ -251,6 +267,7 @@ fn read_config(cf: &CfConfig) -> Option<DistributionConfig> {
             .default_root_object()
             .filter(|r| !r.is_empty())
             .map(str::to_owned),
+        origin_access_control,
     })
 }
 
@@ -273,11 +290,12 @@ struct Read {
 }
 
 impl AwsCloud {
-    pub(super) async fn observe_distributions(
+    /// Every distribution of the account, as ListDistributions summarises
+    /// them (100 a page).
+    pub(super) async fn distribution_summaries(
         &self,
-        stack: &ResourceName,
-    ) -> Result<Vec<ObservedDistribution>, CloudError> {
-        let mut candidates: Vec<DistributionId> = Vec::new();
+    ) -> Result<Vec<aws_sdk_cloudfront::types::DistributionSummary>, CloudError> {
+        let mut all = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let out = self
@@ -291,35 +309,47 @@ impl AwsCloud {
             let Some(list) = out.distribution_list() else {
                 break;
             };
-            for d in list.items() {
-                if parse_comment(d.comment()).is_some_and(|(s, _)| s == stack.as_str()) {
-                    let id: DistributionId = answered_id("ListDistributions", d.id())?;
-                    lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
-                    candidates.push(id);
-                }
-            }
+            all.extend(list.items().iter().cloned());
             match list.next_marker() {
                 Some(m) if list.is_truncated() && !m.is_empty() => marker = Some(m.to_owned()),
                 _ => break,
             }
         }
+        Ok(all)
+    }
+
+    pub(super) async fn observe_distributions(
+        &self,
+        stack: &ResourceName,
+    ) -> Result<(Vec<ObservedDistribution>, Vec<ObservedOriginAccess>), CloudError> {
+        let (oacs, summaries) = tokio::try_join!(self.list_oacs(), self.distribution_summaries())?;
+        let names = Arc::new(oac_names(&oacs));
+        let mut candidates: Vec<DistributionId> = Vec::new();
+        for d in summaries {
+            if parse_comment(d.comment()).is_some_and(|(s, _)| s == stack.as_str()) {
+                let id: DistributionId = answered_id("ListDistributions", d.id())?;
+                lock(&self.distribution_arns).insert(id.clone(), d.arn().to_owned());
+                candidates.push(id);
+            }
+        }
         let cf = self.cloudfront.clone();
-        let stack = stack.clone();
+        let stack2 = stack.clone();
         let found = bounded(candidates, 4, move |id| {
             let cf = cf.clone();
-            let stack = stack.clone();
+            let stack = stack2.clone();
+            let names = names.clone();
             async move {
                 let Some(r) = read(&cf, &id).await? else {
                     return Ok(None);
                 };
                 let t = tags_of(&cf, &r.arn).await?;
-                Ok(observed(r, t).filter(|d| d.owner.stack == stack))
+                Ok(observed(r, t, &names).filter(|d| d.owner.stack == stack))
             }
         })
         .await?;
         let mut out: Vec<ObservedDistribution> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| a.owner.name.cmp(&b.owner.name).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok((out, stack_oacs(oacs, stack)))
     }
 
     pub(super) async fn get_distribution(
@@ -330,7 +360,17 @@ impl AwsCloud {
             return Ok(None);
         };
         let t = tags_of(&self.cloudfront, &r.arn).await?;
-        match observed(r, t) {
+        let uses_oac = r.config.origins().is_some_and(|o| {
+            o.items()
+                .iter()
+                .any(|o| o.origin_access_control_id().is_some_and(|i| !i.is_empty()))
+        });
+        let names = if uses_oac {
+            oac_names(&self.list_oacs().await?)
+        } else {
+            OacNames::new()
+        };
+        match observed(r, t, &names) {
             Some(d) => Ok(Some(d)),
             None => Err(refuse(
                 "GetDistribution",
@@ -355,8 +395,14 @@ impl AwsCloud {
             ));
         };
         let comment = comment_for(stack, &config.comment, OP)?;
+        let oac = self.oac_id(config, OP).await?;
         let with_tags = DistributionConfigWithTags::builder()
-            .distribution_config(new_config(caller_reference, config, comment)?)
+            .distribution_config(new_config(
+                caller_reference,
+                config,
+                comment,
+                oac.as_deref(),
+            )?)
             .tags(cf_tags(tags, OP)?)
             .build();
         match self
@@ -421,6 +467,7 @@ impl AwsCloud {
         config: &DistributionConfig,
     ) -> Result<Outcome, CloudError> {
         const OP: &str = "UpdateDistribution";
+        let oac = self.oac_id(config, OP).await?;
         let mut last = None;
         for _ in 0..UPDATE_ATTEMPTS {
             let out = self
@@ -454,7 +501,7 @@ impl AwsCloud {
                 }
             };
             let comment = comment_for(&stack, &config.comment, OP)?;
-            apply_config(&mut cf, config, comment)?;
+            apply_config(&mut cf, config, comment, oac.as_deref())?;
             match self
                 .cloudfront
                 .update_distribution()
@@ -510,7 +557,11 @@ impl AwsCloud {
         Ok(Outcome::Done)
     }
 
-    async fn arn(&self, id: &DistributionId, op: &'static str) -> Result<String, CloudError> {
+    pub(super) async fn arn(
+        &self,
+        id: &DistributionId,
+        op: &'static str,
+    ) -> Result<String, CloudError> {
         if let Some(a) = lock(&self.distribution_arns).get(id) {
             return Ok(a.clone());
         }
@@ -608,10 +659,11 @@ async fn tags_of(cf: &aws_sdk_cloudfront::Client, arn: &str) -> Result<Tags, Clo
         .unwrap_or_default())
 }
 
-fn observed(r: Read, t: Tags) -> Option<ObservedDistribution> {
+fn observed(r: Read, t: Tags, oac_names: &OacNames) -> Option<ObservedDistribution> {
     let owner = Owner::from_tags(&t).filter(|o| o.kind == Kind::Cdn)?;
     Some(ObservedDistribution {
-        config: read_config(&r.config)?,
+        config: read_config(&r.config, oac_names)?,
+        arn: r.arn.clone(),
         id: r.id,
         owner,
         domain_name: r.domain_name,
@@ -632,6 +684,7 @@ mod tests {
             logging: None,
             comment: "static assets".into(),
             default_root_object: Some("index.html".into()),
+            origin_access_control: None,
         }
     }
 
@@ -651,22 +704,23 @@ mod tests {
         assert_eq!(parse_comment("[converge:payroll]x"), None);
         assert_eq!(parse_comment("[converge:] x"), None);
         let c = config();
-        let cf = new_config("ref", &c, marked_comment("payroll", &c.comment)).expect("valid");
-        assert_eq!(read_config(&cf), Some(c));
+        let cf = new_config("ref", &c, marked_comment("payroll", &c.comment), None).expect("valid");
+        assert_eq!(read_config(&cf, &OacNames::new()), Some(c));
     }
 
     #[test]
     fn an_update_changes_only_converges_fields() {
         let c = config();
-        let mut cf = new_config("ref", &c, marked_comment("payroll", &c.comment)).expect("valid");
+        let mut cf =
+            new_config("ref", &c, marked_comment("payroll", &c.comment), None).expect("valid");
         cf.price_class = Some(aws_sdk_cloudfront::types::PriceClass::PriceClass100);
         let mut want = c.clone();
         want.enabled = false;
         want.aliases = vec!["cdn9.example".into()];
         want.logging = Some(("logs.s3.amazonaws.com".into(), "cdn/".into()));
         want.comment = String::new();
-        apply_config(&mut cf, &want, marked_comment("payroll", "")).expect("valid");
-        assert_eq!(read_config(&cf), Some(want));
+        apply_config(&mut cf, &want, marked_comment("payroll", ""), None).expect("valid");
+        assert_eq!(read_config(&cf, &OacNames::new()), Some(want));
         assert_eq!(cf.caller_reference(), "ref");
         assert_eq!(
             cf.price_class,

@@ -22,6 +22,7 @@ mod error;
 mod faults;
 mod hooks;
 mod http;
+mod origin_access;
 mod route53;
 mod s3;
 mod ssm;
@@ -38,12 +39,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use converge_core::elb::BalancerType;
 use converge_core::ids::{
-    BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
-    SubnetId, VolumeId,
+    BalancerName, BucketName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName,
+    SnapshotId, SubnetId, VolumeId,
 };
 use converge_core::observed::{
-    Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedSnapshot,
-    ObservedSubnet, ObservedVolume,
+    Member, Observed, ObservedDistribution, ObservedImage, ObservedInstance, ObservedObject,
+    ObservedSnapshot, ObservedSubnet, ObservedVolume,
 };
 use converge_core::plan::TagTarget;
 use std::collections::BTreeMap;
@@ -310,7 +311,7 @@ impl AwsCloud {
             mut balancers,
             (balancers_v2, stray_target_groups),
             buckets,
-            distributions,
+            (distributions, origin_access),
         ) = tokio::try_join!(
             self.observe_network(stack),
             self.observe_ec2(stack),
@@ -350,6 +351,7 @@ impl AwsCloud {
             stray_target_groups,
             buckets,
             distributions,
+            origin_access,
             // Read for the desired state, when planning
             // (`commands::observe_with`).
             parameters: BTreeMap::new(),
@@ -670,6 +672,32 @@ impl AwsCloud {
                 self.set_public_read(name.as_str(), *public_read).await
             }
             Op::DeleteBucket { name } => self.delete_bucket(name.as_str()).await,
+            Op::PutBucketPolicy { bucket, policy } => {
+                self.put_policy(bucket.as_str(), policy).await
+            }
+            Op::PutCdnGrant {
+                bucket,
+                sid,
+                distribution,
+            } => self.put_cdn_grant(bucket.as_str(), sid, distribution).await,
+            Op::RemoveCdnGrant { bucket, sid } => self.remove_cdn_grant(bucket.as_str(), sid).await,
+            Op::PutObject {
+                bucket,
+                key,
+                body,
+                content_type,
+                cache_control,
+            } => {
+                self.put_object(
+                    bucket.as_str(),
+                    key,
+                    body,
+                    content_type,
+                    cache_control.as_deref(),
+                )
+                .await
+            }
+            Op::DeleteObjects { bucket, keys } => self.delete_objects(bucket.as_str(), keys).await,
             other => Err(misrouted(other, "S3")),
         }
     }
@@ -687,7 +715,18 @@ impl AwsCloud {
             }
             Op::UpdateDistribution { id, config } => self.update_distribution(id, config).await,
             Op::DeleteDistribution { id } => self.delete_distribution(id).await,
-
+            Op::CreateOriginAccessControl { name, settings } => {
+                self.create_oac(name, settings).await
+            }
+            Op::UpdateOriginAccessControl { id, name, settings } => {
+                self.update_oac(id, name, settings).await
+            }
+            Op::DeleteOriginAccessControl { id } => self.delete_oac(id).await,
+            Op::CreateInvalidation {
+                id,
+                caller_reference,
+                paths,
+            } => self.create_invalidation(id, caller_reference, paths).await,
             other => Err(misrouted(other, "CloudFront")),
         }
     }
@@ -784,6 +823,22 @@ impl Cloud for AwsCloud {
 
     async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
         self.get_change(id).await
+    }
+
+    async fn bucket_objects(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+    ) -> Result<Vec<ObservedObject>, CloudError> {
+        self.list_objects(bucket.as_str(), prefix).await
+    }
+
+    async fn invalidation_completed(
+        &self,
+        distribution: &DistributionId,
+        id: &str,
+    ) -> Result<bool, CloudError> {
+        self.get_invalidation(distribution, id).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {

@@ -8,17 +8,26 @@
 //! [`PUBLIC_READ_SID`] granting `s3:GetObject` to everyone, with the
 //! public-access block relaxed for policies only (ACLs stay blocked);
 //! other statements of the policy are kept as they are.
+//!
+//! The statements that let distributions read a private bucket (Sid
+//! `converge-cdn-CDN`) are read from the same GetBucketPolicy and written
+//! the same way; a bucket's content is listed with ListObjectsV2 pages
+//! (1000 keys each), uploaded with single PUTs and deleted with
+//! DeleteObjects (issue 11 B).
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, bounded, tags_from};
-use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
+use crate::cloud::{Body, CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration, Tag,
-    Tagging,
+    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier,
+    PublicAccessBlockConfiguration, Tag, Tagging,
 };
 use converge_core::desired::Tags;
-use converge_core::ids::{Kind, ResourceName};
-use converge_core::observed::{ObservedBucket, Owner};
+use converge_core::ids::{DistributionId, Kind, ResourceName};
+use converge_core::observed::{ObservedBucket, ObservedObject, Owner};
+use converge_core::s3::{
+    MAX_DELETE_KEYS, MAX_PUT_BYTES, grant_statement, read_grants, with_statement,
+};
 use serde_json::{Value, json};
 
 /// The Sid of the policy statement converge manages.
@@ -143,7 +152,12 @@ impl AwsCloud {
                 else {
                     return Ok((name, created, None, foreign));
                 };
-                let public_read = public_read(&s3, &name).await?;
+                let policy = bucket_policy(&s3, &name).await?;
+                let public_read = policy.as_deref().is_some_and(has_public_read);
+                let cdn_grants = policy
+                    .as_deref()
+                    .and_then(|p| read_grants(p, &name).ok())
+                    .unwrap_or_default();
                 Ok((
                     name.clone(),
                     created,
@@ -152,6 +166,8 @@ impl AwsCloud {
                         owner,
                         public_read,
                         tags: t,
+                        cdn_grants,
+                        objects: None,
                     }),
                     false,
                 ))
@@ -310,26 +326,12 @@ impl AwsCloud {
             // Public policies must not be blocked; public ACLs stay blocked.
             self.put_access_block(name, false).await?;
         }
-        match with_public_read(current.as_deref(), name, public) {
-            Some(policy) => {
-                self.s3
-                    .put_bucket_policy()
-                    .bucket(name)
-                    .policy(policy)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("PutBucketPolicy", e))?;
-            }
-            None if current.is_some() => {
-                self.s3
-                    .delete_bucket_policy()
-                    .bucket(name)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DeleteBucketPolicy", e))?;
-            }
-            None => {}
-        }
+        self.write_policy(
+            name,
+            current.as_deref(),
+            with_public_read(current.as_deref(), name, public),
+        )
+        .await?;
         if !public {
             self.put_access_block(name, true).await?;
         }
@@ -415,10 +417,200 @@ async fn bucket_policy(s3: &aws_sdk_s3::Client, name: &str) -> Result<Option<Str
     }
 }
 
-async fn public_read(s3: &aws_sdk_s3::Client, name: &str) -> Result<bool, CloudError> {
-    Ok(bucket_policy(s3, name)
-        .await?
-        .is_some_and(|p| has_public_read(&p)))
+impl AwsCloud {
+    /// Writes a policy, or deletes it when `None` (and there is one).
+    async fn write_policy(
+        &self,
+        name: &str,
+        current: Option<&str>,
+        policy: Option<String>,
+    ) -> Result<Outcome, CloudError> {
+        match policy {
+            Some(policy) => {
+                self.s3
+                    .put_bucket_policy()
+                    .bucket(name)
+                    .policy(policy)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("PutBucketPolicy", e))?;
+            }
+            None if current.is_some() => {
+                self.s3
+                    .delete_bucket_policy()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DeleteBucketPolicy", e))?;
+            }
+            None => {}
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// PutBucketPolicy of a whole document, which converge checks is JSON
+    /// first (S3 answers `MalformedPolicy`; the emulator accepts it).
+    pub(super) async fn put_policy(&self, name: &str, policy: &str) -> Result<Outcome, CloudError> {
+        with_statement(Some(policy), "", None)
+            .map_err(|m| refuse("PutBucketPolicy", "MalformedPolicy", m))?;
+        let current = bucket_policy(&self.s3, name).await?;
+        self.write_policy(name, current.as_deref(), Some(policy.to_owned()))
+            .await
+    }
+
+    /// Writes the statement that lets a distribution read the bucket,
+    /// keeping the other statements.
+    pub(super) async fn put_cdn_grant(
+        &self,
+        name: &str,
+        sid: &str,
+        distribution: &DistributionId,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "PutBucketPolicy";
+        let arn = self.arn(distribution, OP).await?;
+        let current = bucket_policy(&self.s3, name).await?;
+        let statement = grant_statement(sid, name, &arn);
+        let policy = with_statement(current.as_deref(), sid, Some(&statement))
+            .map_err(|m| refuse(OP, "MalformedPolicy", m))?;
+        self.write_policy(name, current.as_deref(), policy).await
+    }
+
+    /// Removes a distribution's statement; the policy goes when empty.
+    pub(super) async fn remove_cdn_grant(
+        &self,
+        name: &str,
+        sid: &str,
+    ) -> Result<Outcome, CloudError> {
+        let current = bucket_policy(&self.s3, name).await?;
+        let policy = with_statement(current.as_deref(), sid, None)
+            .map_err(|m| refuse("PutBucketPolicy", "MalformedPolicy", m))?;
+        self.write_policy(name, current.as_deref(), policy).await
+    }
+
+    /// A bucket's objects under a prefix: ListObjectsV2, 1000 keys a page.
+    pub(super) async fn list_objects(
+        &self,
+        name: &str,
+        prefix: &str,
+    ) -> Result<Vec<ObservedObject>, CloudError> {
+        const OP: &str = "ListObjectsV2";
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(name)
+                .prefix(prefix)
+                .max_keys(1000)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(OP, e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                out.push(ObservedObject {
+                    key: key.to_owned(),
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                    size: u64::try_from(o.size().unwrap_or_default()).unwrap_or_default(),
+                    metadata: None,
+                });
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                    token = Some(t.to_owned());
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// One PUT of an object, at most 5 GiB (checked first: converge does
+    /// no multipart uploads).
+    pub(super) async fn put_object(
+        &self,
+        name: &str,
+        key: &str,
+        body: &Body,
+        content_type: &str,
+        cache_control: Option<&str>,
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "PutObject";
+        if body.0.len() as u64 > MAX_PUT_BYTES {
+            return Err(refuse(
+                OP,
+                "EntityTooLarge",
+                format!("{key} is over 5 GiB, the most one PUT uploads"),
+            ));
+        }
+        self.s3
+            .put_object()
+            .bucket(name)
+            .key(key)
+            .body(body.0.clone().into())
+            .content_type(content_type)
+            .set_cache_control(cache_control.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(Outcome::Done)
+    }
+
+    /// DeleteObjects, at most 1000 keys (checked first); a key that fails
+    /// fails the call.
+    pub(super) async fn delete_objects(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "DeleteObjects";
+        if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
+            return Err(refuse(
+                OP,
+                "MalformedXML",
+                format!(
+                    "DeleteObjects takes 1 to {MAX_DELETE_KEYS} keys, not {}",
+                    keys.len()
+                ),
+            ));
+        }
+        let objects = keys
+            .iter()
+            .map(|k| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .map_err(|e| refuse(OP, "InvalidArgument", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| refuse(OP, "InvalidArgument", e.to_string()))?;
+        let out = self
+            .s3
+            .delete_objects()
+            .bucket(name)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        if let Some(err) = out.errors().first() {
+            return Err(CloudError::new(
+                ErrorKind::Unavailable,
+                OP,
+                err.code().unwrap_or("InternalError"),
+                format!(
+                    "{}: {}",
+                    err.key().unwrap_or_default(),
+                    err.message().unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(Outcome::Done)
+    }
 }
 
 #[cfg(test)]

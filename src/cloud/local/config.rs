@@ -49,6 +49,8 @@ pub struct Delays {
     pub deploy: Duration,
     /// Route 53 change batches: PENDING → INSYNC.
     pub dns: Duration,
+    /// CloudFront invalidations: InProgress → Completed.
+    pub invalidation: Duration,
     /// Balancer members become InService `interval × healthyThreshold ×
     /// health` after they are registered and running. The default, 0.05,
     /// turns the design's 30 s × 2 into 3 s; 1.0 is real time.
@@ -64,13 +66,15 @@ impl Default for Delays {
             snapshot: Duration::from_secs(2),
             deploy: Duration::from_secs(5),
             dns: Duration::from_secs(1),
+            invalidation: Duration::from_secs(2),
             health: 0.05,
         }
     }
 }
 
 /// The keys [`Delays::parse`] accepts, for error messages.
-const DELAY_KEYS: &str = "zero, boot, shutdown, volume, snapshot, deploy, dns, health";
+const DELAY_KEYS: &str =
+    "zero, boot, shutdown, volume, snapshot, deploy, dns, invalidation, health";
 
 impl Delays {
     /// No delays at all: every transition happens at once.
@@ -82,6 +86,7 @@ impl Delays {
             snapshot: Duration::ZERO,
             deploy: Duration::ZERO,
             dns: Duration::ZERO,
+            invalidation: Duration::ZERO,
             health: 0.0,
         }
     }
@@ -103,6 +108,7 @@ impl Delays {
                 ("snapshot", Some(v)) => d.snapshot = duration(key, v)?,
                 ("deploy", Some(v)) => d.deploy = duration(key, v)?,
                 ("dns", Some(v)) => d.dns = duration(key, v)?,
+                ("invalidation", Some(v)) => d.invalidation = duration(key, v)?,
                 ("health", Some(v)) => {
                     d.health = match v.parse::<f64>() {
                         Ok(f) if f.is_finite() && f >= 0.0 => f,
@@ -116,7 +122,8 @@ impl Delays {
                     }
                 }
                 (
-                    "boot" | "shutdown" | "volume" | "snapshot" | "deploy" | "dns" | "health",
+                    "boot" | "shutdown" | "volume" | "snapshot" | "deploy" | "dns" | "invalidation"
+                    | "health",
                     None,
                 ) => {
                     return Err(ParseError::MissingValue {
@@ -149,13 +156,14 @@ impl fmt::Display for Delays {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "boot={},shutdown={},volume={},snapshot={},deploy={},dns={},health={}",
+            "boot={},shutdown={},volume={},snapshot={},deploy={},dns={},invalidation={},health={}",
             show(self.boot),
             show(self.shutdown),
             show(self.volume),
             show(self.snapshot),
             show(self.deploy),
             show(self.dns),
+            show(self.invalidation),
             self.health
         )
     }

@@ -59,15 +59,15 @@ use async_trait::async_trait;
 use converge_core::desired::Tags;
 use converge_core::elb::BalancerType;
 use converge_core::ids::{
-    BalancerName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName, SnapshotId,
-    SubnetId, VolumeId, VpcId, Zone,
+    BalancerName, BucketName, DistributionId, ImageId, InstanceId, ParameterName, ResourceName,
+    SnapshotId, SubnetId, VolumeId, VpcId, Zone,
 };
 use converge_core::net::Ipv4Cidr;
-use converge_core::observed::ObservedImage;
 use converge_core::observed::{
     Member, Observed, ObservedDistribution, ObservedInstance, ObservedSnapshot, ObservedSubnet,
     ObservedVolume,
 };
+use converge_core::observed::{ObservedImage, ObservedObject};
 use ops::{Ctx, Errs};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -867,6 +867,43 @@ impl Cloud for LocalCloud {
         self.blocking(OP, move |s| {
             s.describe(OP, |w, cx| {
                 ops::route53::change_in_sync(w, cx.now, &Errs(OP), &id)
+            })
+        })
+        .await
+    }
+
+    async fn bucket_objects(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+    ) -> Result<Vec<ObservedObject>, CloudError> {
+        const OP: &str = "ListObjectsV2";
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_owned());
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, _| {
+                view::bucket_objects(w, &bucket, &prefix).ok_or_else(|| {
+                    CloudError::new(
+                        ErrorKind::NotFound,
+                        OP,
+                        "NoSuchBucket",
+                        format!("The specified bucket does not exist: {bucket}"),
+                    )
+                })
+            })
+        })
+        .await
+    }
+
+    async fn invalidation_completed(
+        &self,
+        distribution: &DistributionId,
+        id: &str,
+    ) -> Result<bool, CloudError> {
+        const OP: &str = "GetInvalidation";
+        let (distribution, id) = (distribution.clone(), id.to_owned());
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, cx| {
+                ops::cloudfront::invalidation_completed(w, cx.now, &Errs(OP), &distribution, &id)
             })
         })
         .await

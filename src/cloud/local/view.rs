@@ -19,6 +19,7 @@ use converge_core::observed::{
     ObservedRouteTable, ObservedSnapshot, ObservedSubnet, ObservedVolume, ObservedVpc, Owner,
     ProfileAssociation, VolumeModification,
 };
+use converge_core::observed::{ObjectMetadata, ObservedObject, ObservedOriginAccess};
 use std::collections::BTreeMap;
 
 /// The owner of a resource, if its tags say it belongs to `stack`.
@@ -128,9 +129,16 @@ pub(crate) fn observe(
                 owner,
                 public_read: b.public_read,
                 tags: b.tags.clone(),
+                cdn_grants: b
+                    .policy
+                    .as_deref()
+                    .and_then(|p| converge_core::s3::read_grants(p, &b.name).ok())
+                    .unwrap_or_default(),
+                objects: None,
             });
         }
     }
+    o.origin_access = origin_access(w, stack);
     for d in w.distributions.values() {
         if let Some(owner) = owned(&d.tags, stack) {
             o.distributions.push(ObservedDistribution {
@@ -140,10 +148,52 @@ pub(crate) fn observe(
                 status: d.status(now),
                 config: d.config.clone(),
                 tags: d.tags.clone(),
+                arn: super::ops::s3::distribution_arn(&d.id),
             });
         }
     }
     Ok(o)
+}
+
+/// The origin access controls named for the stack's distributions whose
+/// description says they are converge's (ListOriginAccessControls).
+fn origin_access(w: &World, stack: &ResourceName) -> Vec<ObservedOriginAccess> {
+    let prefix = format!("converge-{stack}-");
+    w.origin_access_controls
+        .values()
+        .filter(|a| {
+            a.name.starts_with(&prefix)
+                && a.settings
+                    .description
+                    .starts_with(converge_core::s3::OAC_DESCRIPTION_PREFIX)
+        })
+        .map(|a| ObservedOriginAccess {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            settings: a.settings.clone(),
+        })
+        .collect()
+}
+
+/// A bucket's objects under a prefix (ListObjectsV2), with the headers
+/// the local cloud keeps.
+pub(crate) fn bucket_objects(w: &World, bucket: &str, prefix: &str) -> Option<Vec<ObservedObject>> {
+    let b = w.buckets.get(bucket)?;
+    Some(
+        b.objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| ObservedObject {
+                key: k.clone(),
+                etag: o.md5.clone(),
+                size: o.size,
+                metadata: Some(ObjectMetadata {
+                    content_type: o.content_type.clone(),
+                    cache_control: o.cache_control.clone(),
+                }),
+            })
+            .collect(),
+    )
 }
 
 /// What DescribeImages tells of images: every well-formed image exists in
@@ -621,5 +671,6 @@ pub(crate) fn distribution(
         status: d.status(cx.now),
         config: d.config.clone(),
         tags: d.tags.clone(),
+        arn: super::ops::s3::distribution_arn(&d.id),
     })
 }

@@ -117,6 +117,12 @@ pub(crate) struct World {
     /// Route 53 change batches by ID: when each is in sync.
     #[serde(default)]
     pub dns_changes: BTreeMap<String, Timestamp>,
+    /// CloudFront origin access controls by ID (global, as in CloudFront).
+    #[serde(default)]
+    pub origin_access_controls: BTreeMap<String, OriginAccessControl>,
+    /// CloudFront invalidations by ID.
+    #[serde(default)]
+    pub invalidations: BTreeMap<String, Invalidation>,
 }
 
 /// An IAM instance profile.
@@ -539,6 +545,42 @@ pub(crate) struct Bucket {
     pub public_read: bool,
     pub tags: Tags,
     pub created_at: Timestamp,
+    // origin access and content (issue 11 B)
+    /// Its policy (a JSON document), apart from the public-read
+    /// statement `public_read` stands for.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Its objects by key.
+    #[serde(default)]
+    pub objects: BTreeMap<String, Object>,
+}
+
+/// An object: what converge reads of it (the bytes are not kept).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Object {
+    pub md5: String,
+    pub size: u64,
+    pub content_type: String,
+    pub cache_control: Option<String>,
+}
+
+/// A CloudFront origin access control.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OriginAccessControl {
+    pub id: String,
+    pub name: String,
+    pub settings: converge_core::observed::OriginAccessSettings,
+}
+
+/// A CloudFront invalidation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Invalidation {
+    pub id: String,
+    pub distribution: DistributionId,
+    pub caller_reference: String,
+    pub paths: Vec<String>,
+    /// When it completes.
+    pub completed_at: Timestamp,
 }
 
 /// A distribution.
@@ -616,6 +658,8 @@ impl World {
             hosted_zones: BTreeMap::new(),
             zone_references: BTreeMap::new(),
             dns_changes: BTreeMap::new(),
+            origin_access_controls: BTreeMap::new(),
+            invalidations: BTreeMap::new(),
         }
     }
 

@@ -295,6 +295,13 @@ pub(crate) struct Planner<'a> {
     /// The stack's hosted zones: the ID (or the step creating it) and the
     /// domain.
     zones: BTreeMap<ResourceName, (Ref<String>, String)>,
+    /// What the plan does to each bucket's content (issue 11 B).
+    content: BTreeMap<ResourceName, s3::PlannedContent>,
+    /// Per Cdn, the step that last changes its distribution (an update or
+    /// its deletion): statements and controls it stops using go after.
+    cdn_last: BTreeMap<ResourceName, StepId>,
+    /// Fields planned for a resource before its change entry is made.
+    pending_fields: BTreeMap<ResourceKey, Vec<FieldDiff>>,
     volumes: BTreeMap<ResourceName, ec2::VolumeState>,
     /// Volumes that go, with the steps that must finish before.
     doomed_volumes: Vec<(ObservedVolume, DeletionPolicy, Vec<StepId>)>,
@@ -394,6 +401,9 @@ impl<'a> Planner<'a> {
             doomed_buckets: BTreeMap::new(),
             cdns: BTreeMap::new(),
             zones: BTreeMap::new(),
+            content: BTreeMap::new(),
+            cdn_last: BTreeMap::new(),
+            pending_fields: BTreeMap::new(),
             volumes: BTreeMap::new(),
             doomed_volumes: Vec::new(),
             balancers: BTreeMap::new(),

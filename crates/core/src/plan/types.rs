@@ -3,6 +3,7 @@
 
 use super::graph::StepGraph;
 pub use super::route53::{CutoverStep, PlannedAlias, PlannedRecordChange, RecordPurpose};
+use crate::desired::ContentFile;
 use crate::desired::{
     Attr, BalancerHealth, DeletionPolicy, Encryption, IngressRule, Listener, MetadataOptions,
     RootVolume, Secret, Tags, VolumeType,
@@ -15,7 +16,7 @@ use crate::ids::{
     Zone,
 };
 use crate::net::Ipv4Cidr;
-use crate::observed::{CloudRule, DistributionConfig, ModificationState};
+use crate::observed::{CloudRule, DistributionConfig, ModificationState, OriginAccessSettings};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -1596,6 +1597,92 @@ pub enum Step {
         /// The distribution.
         id: DistributionId,
     },
+    // origin access and content (issue 11 B)
+    /// Create the origin access control a distribution reaches its
+    /// private bucket through.
+    CreateOriginAccess {
+        /// The stack (a control that exists already is fine when the
+        /// stack observes it as its own).
+        stack: ResourceName,
+        /// The Cdn (manifest name).
+        cdn: ResourceName,
+        /// The control's name (`converge-STACK-CDN`).
+        name: String,
+        /// Its settings.
+        settings: OriginAccessSettings,
+    },
+    /// Set an origin access control's settings back.
+    UpdateOriginAccess {
+        /// The Cdn (manifest name).
+        cdn: ResourceName,
+        /// The control.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its settings.
+        settings: OriginAccessSettings,
+    },
+    /// Delete an origin access control no distribution uses any more.
+    DeleteOriginAccess {
+        /// The Cdn (manifest name) it was made for.
+        cdn: ResourceName,
+        /// The control.
+        id: String,
+        /// Its name.
+        name: String,
+    },
+    /// Write the bucket-policy statement that lets a distribution read its
+    /// bucket (other statements are kept).
+    GrantCdnRead {
+        /// The Cdn (manifest name).
+        cdn: ResourceName,
+        /// The bucket.
+        bucket: ResourceName,
+        /// The statement's Sid.
+        sid: String,
+        /// The distribution.
+        distribution: Ref<DistributionId>,
+    },
+    /// Remove a distribution's statement from a bucket's policy.
+    RevokeCdnRead {
+        /// The Cdn (manifest name).
+        cdn: ResourceName,
+        /// The bucket.
+        bucket: ResourceName,
+        /// The statement's Sid.
+        sid: String,
+    },
+    /// Upload files of a bucket's content (new or changed), then record
+    /// the headers they carry in the bucket's `converge:content` tag.
+    PutObjects {
+        /// The Bucket (manifest name).
+        bucket: ResourceName,
+        /// The files.
+        objects: Vec<ContentFile>,
+        /// Their `Cache-Control`.
+        cache_control: Option<String>,
+        /// The value of the bucket's `converge:content` tag once they are up.
+        mark: String,
+    },
+    /// Delete objects no file of the content matches any more.
+    DeleteObjects {
+        /// The Bucket (manifest name).
+        bucket: ResourceName,
+        /// Their keys.
+        keys: Vec<String>,
+    },
+    /// Invalidate changed and deleted paths of a distribution and wait
+    /// until the invalidation completes.
+    Invalidate {
+        /// The Cdn (manifest name).
+        cdn: ResourceName,
+        /// The distribution.
+        id: DistributionId,
+        /// The caller reference (the same paths and content give the same).
+        caller_reference: String,
+        /// The paths (`/KEY`, or `/*`).
+        paths: Vec<String>,
+    },
     /// Create a public hosted zone (idempotent by caller reference) and
     /// tag it.
     CreateZone {
@@ -1776,6 +1863,18 @@ impl Step {
                 "delete target groups {} left by Balancer/{balancer}",
                 join_ids(names.iter().map(|n| n.as_str()))
             ),
+            Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
+            Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
+            Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            // The S3 and CloudFront steps (`kind` and `resource` stay
+            // exhaustive, so a new step is never missed).
+            _ => self.describe_s3_cloudfront(),
+        }
+    }
+
+    /// [`Step::describe`] for the S3 and CloudFront steps.
+    fn describe_s3_cloudfront(&self) -> String {
+        match self {
             Step::CreateBucket { name, .. } => format!("create Bucket/{name}"),
             Step::SetBucketPublicRead { name, .. } => format!("set access of Bucket/{name}"),
             Step::DeleteBucket { name } => format!("delete Bucket/{name}"),
@@ -1783,9 +1882,39 @@ impl Step {
             Step::UpdateDistribution { name, .. } => format!("update Cdn/{name}"),
             Step::DisableDistribution { name, .. } => format!("disable Cdn/{name}"),
             Step::DeleteDistribution { name, .. } => format!("delete Cdn/{name}"),
-            Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
-            Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
-            Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            Step::CreateOriginAccess { cdn, name, .. } => {
+                format!("create origin access control {name} of Cdn/{cdn}")
+            }
+            Step::UpdateOriginAccess { cdn, name, .. } => {
+                format!("set back origin access control {name} of Cdn/{cdn}")
+            }
+            Step::DeleteOriginAccess { cdn, name, .. } => {
+                format!("delete origin access control {name} of Cdn/{cdn}")
+            }
+            Step::GrantCdnRead { cdn, bucket, .. } => {
+                format!("let Cdn/{cdn} read bucket {bucket}")
+            }
+            Step::RevokeCdnRead { cdn, bucket, .. } => {
+                format!("remove the read access of Cdn/{cdn} from bucket {bucket}")
+            }
+            Step::PutObjects {
+                bucket, objects, ..
+            } => format!(
+                "upload {} to Bucket/{bucket}: {}",
+                count(objects.len(), "object"),
+                first_names(objects.iter().map(|o| o.key.as_str()))
+            ),
+            Step::DeleteObjects { bucket, keys } => format!(
+                "delete {} from Bucket/{bucket}: {}",
+                count(keys.len(), "object"),
+                first_names(keys.iter().map(String::as_str))
+            ),
+            Step::Invalidate { cdn, paths, .. } => format!(
+                "invalidate {} of Cdn/{cdn} and wait: {}",
+                count(paths.len(), "path"),
+                first_names(paths.iter().map(String::as_str))
+            ),
+            _ => self.kind().to_owned(),
         }
     }
 }
@@ -1849,6 +1978,14 @@ impl Step {
             Step::UpdateDistribution { .. } => "update-distribution",
             Step::DisableDistribution { .. } => "disable-distribution",
             Step::DeleteDistribution { .. } => "delete-distribution",
+            Step::CreateOriginAccess { .. } => "create-origin-access",
+            Step::UpdateOriginAccess { .. } => "update-origin-access",
+            Step::DeleteOriginAccess { .. } => "delete-origin-access",
+            Step::GrantCdnRead { .. } => "grant-cdn-read",
+            Step::RevokeCdnRead { .. } => "revoke-cdn-read",
+            Step::PutObjects { .. } => "put-objects",
+            Step::DeleteObjects { .. } => "delete-objects",
+            Step::Invalidate { .. } => "invalidate",
             Step::CreateZone { .. } => "create-zone",
             Step::DeleteZone { .. } => "delete-zone",
             Step::ChangeRecords { .. } => "change-records",
@@ -1957,6 +2094,15 @@ impl Step {
             | Step::UpdateDistribution { name, .. }
             | Step::DisableDistribution { name, .. }
             | Step::DeleteDistribution { name, .. } => key(Kind::Cdn, name),
+            Step::CreateOriginAccess { cdn, .. }
+            | Step::UpdateOriginAccess { cdn, .. }
+            | Step::DeleteOriginAccess { cdn, .. }
+            | Step::GrantCdnRead { cdn, .. }
+            | Step::RevokeCdnRead { cdn, .. }
+            | Step::Invalidate { cdn, .. } => key(Kind::Cdn, cdn),
+            Step::PutObjects { bucket, .. } | Step::DeleteObjects { bucket, .. } => {
+                key(Kind::Bucket, bucket)
+            }
             Step::CreateZone { name, .. } | Step::DeleteZone { name, .. } => {
                 key(Kind::DnsZone, name)
             }
@@ -2139,6 +2285,7 @@ impl Step {
                     group(g, f);
                 }
             }
+            Step::GrantCdnRead { distribution, .. } => net(distribution, Produces::Distribution, f),
             Step::ChangeRecords { zone, changes, .. } => {
                 net(zone, Produces::Zone, f);
                 for c in changes {
@@ -2162,6 +2309,30 @@ impl Step {
         }
     }
 }
+
+/// `1 object`, `3 objects`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The first [`SHOWN_NAMES`] names, then how many more.
+pub fn first_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut out: Vec<&str> = names.take(SHOWN_NAMES).collect();
+    let more = total.saturating_sub(out.len());
+    let tail = format!("… and {more} more");
+    if more > 0 {
+        out.push(&tail);
+    }
+    out.join(", ")
+}
+
+/// How many object keys a plan names before it counts the rest.
+pub const SHOWN_NAMES: usize = 20;
 
 fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     ids.collect::<Vec<_>>().join(", ")

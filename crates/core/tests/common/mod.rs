@@ -305,6 +305,7 @@ pub fn smallpayroll() -> Desired {
             public_read: false,
             deletion_policy: DeletionPolicy::Retain,
             tags: Tags::new(),
+            content: None,
         },
     );
     d.cdns.insert(
@@ -319,6 +320,7 @@ pub fn smallpayroll() -> Desired {
             comment: "SmallPayroll static assets".into(),
             default_root_object: Some("index.html".into()),
             tags: Tags::new(),
+            invalidate: true,
         },
     );
     d
@@ -543,21 +545,68 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
             tags::DELETION_POLICY.into(),
             b.deletion_policy.as_str().into(),
         );
+        if let Some(c) = &b.content {
+            t.insert(
+                converge_core::s3::CONTENT_TAG.into(),
+                converge_core::s3::content_digest(c.cache_control.as_deref()),
+            );
+        }
         o.buckets.push(ObservedBucket {
             name: n.to_string().parse().unwrap(),
             owner: owner(d, Kind::Bucket, n),
             public_read: b.public_read,
             tags: t,
+            cdn_grants: BTreeMap::new(),
+            objects: b.content.as_ref().map(|c| {
+                c.files
+                    .iter()
+                    .map(|f| converge_core::observed::ObservedObject {
+                        key: f.key.clone(),
+                        etag: f.md5.clone(),
+                        size: f.size,
+                        metadata: None,
+                    })
+                    .collect()
+            }),
         });
     }
     for (n, c) in &d.cdns {
+        let id = DistributionId::new(format!("E{}", n.as_str().to_uppercase())).unwrap();
+        let arn = format!("arn:aws:cloudfront::123456789012:distribution/{id}");
+        let private = d
+            .buckets
+            .get(&c.origin_bucket)
+            .is_some_and(|b| !b.public_read);
+        if private {
+            let sid = converge_core::s3::grant_sid(n.as_str());
+            if let Some(b) = o
+                .buckets
+                .iter_mut()
+                .find(|b| b.owner.name == c.origin_bucket)
+            {
+                b.cdn_grants.insert(sid, Some(arn.clone()));
+            }
+            let oac = converge_core::s3::oac_name(d.stack.as_str(), n.as_str());
+            o.origin_access
+                .push(converge_core::observed::ObservedOriginAccess {
+                    id: format!("OAC{}", n.as_str().to_uppercase()),
+                    name: oac,
+                    settings: converge_core::s3::oac_settings(d.stack.as_str(), n.as_str()),
+                });
+        }
+        let mut config = cdn_config(c);
+        if private {
+            config.origin_access_control =
+                Some(converge_core::s3::oac_name(d.stack.as_str(), n.as_str()));
+        }
         o.distributions.push(ObservedDistribution {
-            id: DistributionId::new(format!("E{}", n.as_str().to_uppercase())).unwrap(),
+            id,
             owner: owner(d, Kind::Cdn, n),
             domain_name: format!("d-{n}.cloudfront.net"),
             status: DistributionStatus::Deployed,
-            config: cdn_config(c),
+            config,
             tags: tags_for(d, Kind::Cdn, n, &c.tags),
+            arn,
         });
     }
     for (n, v) in &d.volumes {
@@ -772,6 +821,7 @@ pub fn cdn_config(c: &CdnSpec) -> DistributionConfig {
             .map(|l| (bucket_domain(l.bucket.as_str()), l.prefix.clone())),
         comment: c.comment.clone(),
         default_root_object: c.default_root_object.clone(),
+        origin_access_control: None,
     }
 }
 

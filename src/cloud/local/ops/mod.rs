@@ -15,13 +15,13 @@
 //! means one function in its service's file and one arm here.
 
 mod acm;
-mod cloudfront;
+pub(crate) mod cloudfront;
 mod ec2;
 mod elb;
 pub(crate) mod elbv2;
 pub(crate) mod iam;
 pub(crate) mod route53;
-mod s3;
+pub(crate) mod s3;
 pub(crate) mod ssm;
 mod tags;
 
@@ -294,6 +294,31 @@ fn act_s3(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, Clo
             s3::set_bucket_public_read(w, e, name.as_str(), *public_read)
         }
         Op::DeleteBucket { name } => s3::delete_bucket(w, e, name.as_str()),
+        Op::PutBucketPolicy { bucket, policy } => {
+            s3::put_bucket_policy(w, e, bucket.as_str(), policy)
+        }
+        Op::PutCdnGrant {
+            bucket,
+            sid,
+            distribution,
+        } => s3::put_cdn_grant(w, e, bucket.as_str(), sid, distribution),
+        Op::RemoveCdnGrant { bucket, sid } => s3::remove_cdn_grant(w, e, bucket.as_str(), sid),
+        Op::PutObject {
+            bucket,
+            key,
+            body,
+            content_type,
+            cache_control,
+        } => s3::put_object(
+            w,
+            e,
+            bucket.as_str(),
+            key,
+            &body.0,
+            content_type,
+            cache_control.as_deref(),
+        ),
+        Op::DeleteObjects { bucket, keys } => s3::delete_objects(w, e, bucket.as_str(), keys),
         other => Err(misrouted(other, "S3")),
     }
 }
@@ -310,6 +335,18 @@ fn act_cloudfront(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outc
             cloudfront::update_distribution(w, cx, e, id, config)
         }
         Op::DeleteDistribution { id } => cloudfront::delete_distribution(w, cx, e, id),
+        Op::CreateOriginAccessControl { name, settings } => {
+            cloudfront::create_oac(w, e, name, settings)
+        }
+        Op::UpdateOriginAccessControl { id, name, settings } => {
+            cloudfront::update_oac(w, e, id, name, settings)
+        }
+        Op::DeleteOriginAccessControl { id } => cloudfront::delete_oac(w, e, id),
+        Op::CreateInvalidation {
+            id,
+            caller_reference,
+            paths,
+        } => cloudfront::create_invalidation(w, cx, e, id, caller_reference, paths),
         other => Err(misrouted(other, "CloudFront")),
     }
 }
