@@ -753,6 +753,7 @@ mod tests {
             record: "www".parse().unwrap(),
             retain: false,
             stage: None,
+            pending: false,
         }
         .record_set("www.example.com", RecordType::A);
         let batch = [
