@@ -1772,14 +1772,7 @@ impl Step {
                 format!("revoke {} rule(s) on SecurityGroup/{name}", rules.len())
             }
             Step::DeleteGroup { name, .. } => format!("delete SecurityGroup/{name}"),
-            Step::SetTags {
-                key,
-                target: TagTarget::Zone(id),
-                ..
-            } if key.kind == crate::ids::Kind::DnsRecord => {
-                format!("tag hosted zone {id} as holding the stack's records ({key})")
-            }
-            Step::SetTags { key, .. } => format!("set tags on {key}"),
+            Step::SetTags { key, target, .. } => describe_tags(key, target),
             Step::Launch {
                 fleet, zone, count, ..
             } => format!("launch {count} Fleet/{fleet} instance(s) in {zone}"),
@@ -2336,4 +2329,15 @@ pub const SHOWN_NAMES: usize = 20;
 
 fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     ids.collect::<Vec<_>>().join(", ")
+}
+
+/// What a [`Step::SetTags`] does, for people: an existing zone tagged for a
+/// record's stack says so.
+fn describe_tags(key: &ResourceKey, target: &TagTarget) -> String {
+    match target {
+        TagTarget::Zone(id) if key.kind == crate::ids::Kind::DnsRecord => {
+            format!("tag hosted zone {id} as holding the stack's records ({key})")
+        }
+        _ => format!("set tags on {key}"),
+    }
 }
