@@ -722,11 +722,7 @@ impl<'a> Planner<'a> {
                         step: CutoverStep::Lower,
                         ttl: Some(cutover_ttl),
                     });
-                    notes.push(Note::CutoverWaits {
-                        step: CutoverStep::Switch,
-                        at: later(now, SignedDuration::from_secs(i64::from(ttl))),
-                        old_ttl: Some(ttl),
-                    });
+                    notes.push(switch_waits(now, ttl));
                     let mut lowered = PlannedRecordChange::of_set(Action::Upsert, cur);
                     lowered.ttl = Some(cutover_ttl);
                     let mut d = at_once(RecordPurpose::Cutover(CutoverStep::Lower), Vec::new());
@@ -862,19 +858,8 @@ impl<'a> Planner<'a> {
             _ => CutoverStep::Switch,
         };
         let wait = match mark.stage {
-            Some(Stage::Lowered { old_ttl, .. }) => Note::CutoverWaits {
-                step: CutoverStep::Switch,
-                at: later(now, SignedDuration::from_secs(i64::from(old_ttl))),
-                old_ttl: Some(old_ttl),
-            },
-            _ => Note::CutoverWaits {
-                step: CutoverStep::Settle,
-                at: later(
-                    now,
-                    SignedDuration::from_secs(i64::from(spec.cutover.settle)),
-                ),
-                old_ttl: None,
-            },
+            Some(Stage::Lowered { old_ttl, .. }) => switch_waits(now, old_ttl),
+            _ => settle_waits(now, spec.cutover.settle),
         };
         Decision {
             purpose: Some(RecordPurpose::Stamp),
@@ -908,14 +893,7 @@ impl<'a> Planner<'a> {
         });
         let stage = (!alias).then_some(Stage::Switched { at: now });
         if !alias {
-            notes.push(Note::CutoverWaits {
-                step: CutoverStep::Settle,
-                at: later(
-                    now,
-                    SignedDuration::from_secs(i64::from(spec.cutover.settle)),
-                ),
-                old_ttl: None,
-            });
+            notes.push(settle_waits(now, spec.cutover.settle));
         }
         Decision {
             purpose: Some(RecordPurpose::Cutover(CutoverStep::Switch)),
@@ -1087,6 +1065,26 @@ impl<'a> Planner<'a> {
 /// `t + d`, saturating.
 fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
     t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// The note that the switch is due once `old_ttl` seconds have passed
+/// since `from`.
+fn switch_waits(from: Timestamp, old_ttl: u32) -> Note {
+    Note::CutoverWaits {
+        step: CutoverStep::Switch,
+        at: later(from, SignedDuration::from_secs(i64::from(old_ttl))),
+        old_ttl: Some(old_ttl),
+    }
+}
+
+/// The note that the settle is due once `settle` seconds have passed
+/// since `from`.
+fn settle_waits(from: Timestamp, settle: u32) -> Note {
+    Note::CutoverWaits {
+        step: CutoverStep::Settle,
+        at: later(from, SignedDuration::from_secs(i64::from(settle))),
+        old_ttl: None,
+    }
 }
 
 /// The note of a record set converge does not own.
