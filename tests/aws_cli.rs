@@ -8,12 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
-
-#[path = "support/example.rs"]
-mod example;
+use crate::support::example;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

@@ -15,12 +15,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
-#[path = "support/example.rs"]
-mod example;
+use crate::support::example;
 
 use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions, RetryMode};

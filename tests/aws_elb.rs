@@ -16,11 +16,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::example;
+use crate::support::moto;
 
 use converge::apply::{ApplyOptions, Quiet, Report, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions};

@@ -29,14 +29,10 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::example;
+use crate::support::moto;
 
-#[path = "support/chaos.rs"]
-mod chaos;
+use crate::support::chaos;
 
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, StepResult, execute};
 use converge::cloud::aws::{AwsCloud, AwsFaults, AwsOptions, Fault, RetryMode};

@@ -7,10 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
-
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::cloud::{Cloud, ErrorKind, Op};

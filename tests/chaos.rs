@@ -7,8 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/chaos.rs"]
-mod chaos;
+use crate::support::chaos;
 
 use chaos::{Answers, Hooked, When, in_state, lose_targets, smallpayroll, targets};
 use converge::apply::{FailureClass, RetryPolicy};

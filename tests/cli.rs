@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
+use crate::support::example;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

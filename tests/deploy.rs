@@ -10,8 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
+use crate::support::example;
 
 use converge::reconcile::metrics::Metrics;
 use std::collections::BTreeSet;

@@ -6,8 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
+use crate::support::example;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -12,10 +12,6 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
-
 use converge::cloud::aws::{AwsCloud, AwsOptions};
 use converge::core::ids::ResourceName;
 use converge::lease::s3::S3Lease;

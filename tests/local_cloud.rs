@@ -1571,7 +1571,7 @@ fn concurrent_writers_in_threads_lose_no_update_and_readers_see_whole_files() {
 fn child(role: &str, dir: &Path, faults: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_process_entry",
+            "local_cloud::child_process_entry",
             "--exact",
             "--nocapture",
             "--test-threads=1",

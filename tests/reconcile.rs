@@ -8,8 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/metric.rs"]
-mod metric;
+use crate::support::metric;
 use metric::metric_server;
 
 use async_trait::async_trait;

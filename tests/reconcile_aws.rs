@@ -35,15 +35,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-#[path = "support/example.rs"]
-mod example;
-#[path = "support/metric.rs"]
-mod metric;
+use crate::support::example;
+use crate::support::metric;
 use metric::metric_server;
-
-#[macro_use]
-#[path = "support/moto.rs"]
-mod moto;
 
 use async_trait::async_trait;
 use converge::apply::RetryPolicy;

@@ -1,6 +1,6 @@
 //! The JSON Schemas under `schemas/` are generated from the manifest types;
 //! this test fails when they are out of date. `UPDATE_SCHEMAS=1 cargo test
-//! --test schemas` rewrites them (as does `converge schema --out schemas`).
+//! --test it schemas::` rewrites them (as does `converge schema --out schemas`).
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
@@ -44,7 +44,7 @@ fn committed_schemas_match_the_types() {
         stale.is_empty() && extra.is_empty(),
         "schemas/ is out of date with the manifest types (changed or missing: {stale:?}; \
          no longer generated: {extra:?}).\nRun `converge schema --out schemas` \
-         (or `UPDATE_SCHEMAS=1 cargo test --test schemas`) and commit the result."
+         (or `UPDATE_SCHEMAS=1 cargo test --test it schemas::`) and commit the result."
     );
 }
 

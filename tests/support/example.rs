@@ -1,5 +1,4 @@
 //! The example stack (`manifests/smallpayroll/`) copied for a test.
-//! Included with `#[path = "support/example.rs"] mod example;`.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test uses what it needs
 

@@ -1,5 +1,4 @@
-//! A metric endpoint for autoscaling tests. Included with
-//! `#[path = "support/metric.rs"] mod metric;`.
+//! A metric endpoint for autoscaling tests.
 
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,7 +1,7 @@
 //! For the tests against a moto server: its endpoint, and a guard that
 //! skips a test when no server is configured (or fails it when
-//! `CONVERGE_REQUIRE_MOTO` says one must be). Included with
-//! `#[macro_use] #[path = "support/moto.rs"] mod moto;`.
+//! `CONVERGE_REQUIRE_MOTO` says one must be). Declared with
+//! `#[macro_use]` in `support/mod.rs`, so every test module has the macro.
 
 /// The moto server's endpoint (`source scripts/moto.sh start` sets it).
 pub fn endpoint() -> Option<String> {
@@ -14,7 +14,7 @@ pub fn endpoint() -> Option<String> {
 /// server is configured; fails instead under `CONVERGE_REQUIRE_MOTO`.
 macro_rules! moto_or_skip {
     () => {
-        match $crate::moto::endpoint() {
+        match $crate::support::moto::endpoint() {
             Some(e) => e,
             None => {
                 assert!(
