@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench chaos -- heal 20      # the heal-time distribution over 20 seeds
 //! cargo bench --bench chaos -- heal 20 5    # … with 5 losses a seed instead of 10
+//! cargo bench --bench chaos -- heal 1 5 19   # … seed 19 alone (seeds from the third)
 //! cargo bench --bench chaos -- soak 600     # a 10-minute soak (seconds)
 //! ```
 //!
@@ -61,7 +62,7 @@ async fn main() {
     let n = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let ok = match args.first().map(String::as_str) {
         Some("soak") => soak(Duration::from_secs(n(1, 600))).await,
-        Some("heal") | None => heal(n(1, 20), n(2, 10) as u32).await,
+        Some("heal") | None => heal(n(3, 1)..n(3, 1) + n(1, 20), n(2, 10) as u32).await,
         Some(other) => {
             eprintln!("unknown mode {other}: heal SEEDS or soak SECONDS");
             false
@@ -70,12 +71,13 @@ async fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-async fn heal(seeds: u64, losses: u32) -> bool {
+async fn heal(seeds: std::ops::Range<u64>, losses: u32) -> bool {
     let mut times = Vec::new();
     let mut ok = true;
     let bound = HealConfig::issue(0, 0).bound();
-    println!("heal time after the last loss, {seeds} seeds, bound {bound:?}");
-    for seed in 1..=seeds {
+    let count = seeds.end - seeds.start;
+    println!("heal time after the last loss, {count} seeds, bound {bound:?}");
+    for seed in seeds {
         let cfg = HealConfig::issue(seed, losses);
         match heal_run(&cfg, Duration::from_secs(120)).await {
             Ok(h) => {

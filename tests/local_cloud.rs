@@ -140,7 +140,7 @@ async fn launch(
     token: &str,
 ) -> Vec<InstanceId> {
     match c.act(&run_op(fleet, zone, count, token)).await.unwrap() {
-        Outcome::Instances(ids) => ids,
+        Outcome::Instances(launched) => launched.into_iter().map(|l| l.id).collect(),
         other => panic!("RunInstances answered {other:?}"),
     }
 }
@@ -1198,8 +1198,12 @@ async fn groups_in_use_or_referenced_cannot_be_deleted() {
         ErrorKind::InvalidState,
         "DependencyViolation",
     );
-    assert!(e.message.contains(ids[0].as_str()), "{e}");
-    c.act(&Op::TerminateInstances { ids }).await.unwrap();
+    assert!(e.message.contains(ids[0].id.as_str()), "{e}");
+    c.act(&Op::TerminateInstances {
+        ids: ids.into_iter().map(|l| l.id).collect(),
+    })
+    .await
+    .unwrap();
     // Still referenced by db's rule.
     let e = assert_error(
         c.act(&delete_web).await,

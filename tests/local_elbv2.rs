@@ -136,7 +136,7 @@ async fn launch(c: &LocalCloud, zone: &str, count: u32, token: &str) -> Vec<Inst
         root_volume: None,
     };
     match c.act(&op).await.unwrap() {
-        Outcome::Instances(ids) => ids,
+        Outcome::Instances(launched) => launched.into_iter().map(|l| l.id).collect(),
         other => panic!("RunInstances answered {other:?}"),
     }
 }
@@ -646,7 +646,7 @@ async fn targets_in_another_vpc_are_refused() {
     let r = c
         .act(&Op::RegisterTargets {
             target_group: "web-tg".parse().unwrap(),
-            ids,
+            ids: ids.into_iter().map(|l| l.id).collect(),
         })
         .await;
     assert_eq!(code(r), "InvalidTarget");

@@ -117,7 +117,7 @@ fn run_op(
 
 async fn run(c: &LocalCloud, op: &Op) -> Vec<InstanceId> {
     match c.act(op).await.unwrap() {
-        Outcome::Instances(ids) => ids,
+        Outcome::Instances(launched) => launched.into_iter().map(|l| l.id).collect(),
         other => panic!("{other:?}"),
     }
 }

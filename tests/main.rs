@@ -19,6 +19,7 @@ mod convergence;
 mod deploy;
 mod dns_aws;
 mod dns_local;
+mod executor;
 mod function_length;
 mod fuzz_manifests;
 mod lease_aws;

@@ -17,7 +17,7 @@
 
 use super::retry::sleep_unless;
 use super::{ApplyOptions, Progress, StepError};
-use crate::cloud::{Cloud, CloudError, ErrorKind, Op, Outcome};
+use crate::cloud::{Cloud, CloudError, ErrorKind, Launched, Op, Outcome};
 use converge_core::desired::Attr;
 use converge_core::ids::{
     DistributionId, GatewayId, GroupId, InstanceId, RouteTableId, SubnetId, VolumeId, VpcId,
@@ -93,6 +93,10 @@ pub(super) enum Output {
     Group(GroupId),
     /// The instances it launched, running.
     Instances(Vec<ObservedInstance>),
+    /// The instances a launch step started, as RunInstances answered
+    /// (pending): what the step publishes early ([`Ctx::publish_early`])
+    /// for the launches that only need their addresses.
+    Launched(Vec<Launched>),
     /// The volume it created.
     Volume(VolumeId),
     /// The balancer it created.
@@ -126,8 +130,11 @@ pub(super) struct Ctx {
     pub(super) opts: ApplyOptions,
     /// Where progress goes.
     pub(super) progress: Arc<dyn Progress>,
-    /// The outputs of the steps done so far.
+    /// The outputs of the steps done so far (and those published early).
     pub(super) outputs: Mutex<BTreeMap<StepId, Output>>,
+    /// Where a step says it published an output early: the executor then
+    /// starts the steps that only need that output.
+    pub(super) early: tokio::sync::mpsc::UnboundedSender<StepId>,
 }
 
 /// Locks a mutex; a poisoned one is used as it is (a step task that
@@ -144,6 +151,17 @@ pub(super) fn answered(call: &str, other: &Outcome) -> StepError {
 
 impl Ctx {
     /// The output of a finished step.
+    /// Publishes `out` as `step`'s output before the step is done, and
+    /// tells the executor, which starts the steps that need only that
+    /// (see `early_dependents` in the executor). The step's final output
+    /// replaces it when it is done.
+    pub(super) fn publish_early(&self, step: StepId, out: Output) {
+        lock(&self.outputs).insert(step, out);
+        // The executor holds the receiver for as long as steps run.
+        let _ = self.early.send(step);
+    }
+
+    /// The output of an earlier step.
     pub(super) fn output(&self, step: StepId) -> Result<Output, StepError> {
         lock(&self.outputs)
             .get(&step)
@@ -334,8 +352,14 @@ impl Ctx {
                 } => {
                     let mut ips: Vec<Ipv4Addr> = known.clone();
                     for l in launches {
-                        if let Output::Instances(is) = self.output(*l)? {
-                            ips.extend(is.iter().filter_map(|i| i.private_ip));
+                        match self.output(*l)? {
+                            Output::Instances(is) => {
+                                ips.extend(is.iter().filter_map(|i| i.private_ip))
+                            }
+                            Output::Launched(is) => {
+                                ips.extend(is.iter().filter_map(|i| i.private_ip))
+                            }
+                            _ => {}
                         }
                     }
                     ips.sort();

@@ -159,8 +159,10 @@ pub(super) async fn delete_group(ctx: &Ctx, group: &GroupId) -> Result<Output, S
 // Instances.
 
 /// Launches `count` instances in `zone` with the step's token, tagged
-/// with the hash of what was launched (user data assembled now), and
-/// waits until they run; hands them on.
+/// with the hash of what was launched (user data assembled now),
+/// publishes their addresses as soon as RunInstances answers (for the
+/// launches that need only those), and waits until they run; hands them
+/// on.
 pub(super) async fn launch(
     ctx: &Ctx,
     id: StepId,
@@ -201,16 +203,20 @@ pub(super) async fn launch(
         metadata: spec.metadata,
         root_volume: spec.root_volume.clone(),
     };
-    let ids = match ctx.call(&op, true).await? {
-        Outcome::Instances(ids) => ids,
+    let launched = match ctx.call(&op, true).await? {
+        Outcome::Instances(launched) => launched,
         other => return Err(answered("RunInstances", &other)),
     };
-    if ids.len() != count as usize {
+    if launched.len() != count as usize {
         return Err(StepError::Unexpected(format!(
             "RunInstances started {} instance(s), {count} asked",
-            ids.len()
+            launched.len()
         )));
     }
+    let ids: Vec<InstanceId> = launched.iter().map(|l| l.id.clone()).collect();
+    // The addresses are known now: launches that only need them (a
+    // template's `${Fleet/db.privateIp}`) start while these boot.
+    ctx.publish_early(id, Output::Launched(launched));
     Ok(Output::Instances(ctx.wait_running(id, &ids).await?))
 }
 

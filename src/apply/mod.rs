@@ -174,6 +174,14 @@ impl Progress for Quiet {}
 
 /// Carries out a plan. Never panics on cloud errors: they are reported per
 /// step.
+///
+/// A step starts once every step it depends on is done, with one
+/// exception: a launch whose only references to an earlier launch are
+/// that launch's addresses in its user data (`${Fleet/db.privateIp}`)
+/// starts as soon as RunInstances has answered them, while the earlier
+/// instances boot ([`early_dependents`]). The db server's successor and
+/// the app servers that roll onto its address then boot side by side
+/// instead of one after the other.
 pub async fn execute(
     cloud: Arc<dyn Cloud>,
     plan: &Plan,
@@ -181,32 +189,44 @@ pub async fn execute(
     progress: Arc<dyn Progress>,
 ) -> Report {
     let graph = &plan.graph;
-    let n = graph.len();
-    let mut deps_left: Vec<usize> = (0..n).map(|i| graph.dependencies(i).len()).collect();
+    let (early_tx, mut early_rx) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         cloud,
         opts: opts.clone(),
         progress,
         outputs: Mutex::new(BTreeMap::new()),
+        early: early_tx,
     });
-    let mut report = Report::default();
-    let mut ready: BTreeSet<StepId> = (0..n).filter(|i| deps_left[*i] == 0).collect();
+    let mut walk = Walk::new(graph);
     let mut running: JoinSet<(StepId, Result<Output, StepError>)> = JoinSet::new();
     let parallelism = opts.parallelism.max(1);
     loop {
         while running.len() < parallelism && !opts.stop.load(Ordering::SeqCst) {
-            let Some(id) = ready.pop_first() else { break };
+            let Some(id) = walk.ready.pop_first() else {
+                break;
+            };
             let Some(step) = graph.step(id).cloned() else {
                 continue;
             };
             let ctx = ctx.clone();
             ctx.progress.started(id, &step.describe());
+            walk.started.insert(id);
             running.spawn(async move {
                 let r = run_step(&ctx, id, &step).await;
                 (id, r)
             });
         }
-        let Some(joined) = running.join_next().await else {
+        // An early output is taken before the step's end: a step sends
+        // it before it returns, so it is already queued then.
+        let joined = tokio::select! {
+            biased;
+            Some(id) = early_rx.recv() => {
+                walk.published_early(id);
+                continue;
+            }
+            joined = running.join_next() => joined,
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (id, result) = match joined {
@@ -217,40 +237,153 @@ pub async fn execute(
                 continue;
             }
         };
-        let what = describe(graph, id);
         match result {
             Ok(out) => {
                 lock(&ctx.outputs).insert(id, out);
-                report.steps.insert(id, (what, StepResult::Done));
-                for &d in graph.dependents(id) {
-                    deps_left[d] -= 1;
-                    if deps_left[d] == 0 {
-                        ready.insert(d);
-                    }
-                }
+                walk.done(id);
             }
             Err(e) => {
-                ctx.progress.failed(id, &what, &e);
-                report.steps.insert(id, (what, StepResult::Failed(e)));
-                // Everything downstream is skipped.
-                for d in graph.with_dependents(|i, _| i == id) {
-                    if report.steps.contains_key(&d) {
-                        continue;
-                    }
-                    let skipped = StepResult::Skipped { because: Some(id) };
-                    report.steps.insert(d, (describe(graph, d), skipped));
-                    ready.remove(&d);
-                }
+                ctx.progress.failed(id, &describe(graph, id), &e);
+                walk.failed(id, e);
             }
         }
     }
-    for id in 0..n {
-        report
-            .steps
-            .entry(id)
-            .or_insert_with(|| (describe(graph, id), StepResult::Skipped { because: None }));
+    walk.finish()
+}
+
+/// The executor's bookkeeping of one walk of the graph: what each step
+/// still waits for, what may start, what started, and the report.
+struct Walk<'g> {
+    graph: &'g StepGraph,
+    /// For each step, how many of the steps it waits for are not done.
+    deps_left: Vec<usize>,
+    /// For each step, its dependents that may start on its early output.
+    early: Vec<Vec<StepId>>,
+    /// `(before, after)` edges already satisfied by an early output.
+    satisfied: BTreeSet<(StepId, StepId)>,
+    /// Steps that may start.
+    ready: BTreeSet<StepId>,
+    /// Steps started.
+    started: BTreeSet<StepId>,
+    report: Report,
+}
+
+impl<'g> Walk<'g> {
+    fn new(graph: &'g StepGraph) -> Self {
+        let n = graph.len();
+        let deps_left: Vec<usize> = (0..n).map(|i| graph.dependencies(i).len()).collect();
+        Walk {
+            graph,
+            ready: (0..n).filter(|i| deps_left[*i] == 0).collect(),
+            deps_left,
+            early: early_dependents(graph),
+            satisfied: BTreeSet::new(),
+            started: BTreeSet::new(),
+            report: Report::default(),
+        }
     }
-    report
+
+    /// `after` waits for one step fewer.
+    fn release(&mut self, before: StepId, after: StepId) {
+        if self.satisfied.contains(&(before, after)) {
+            return;
+        }
+        self.deps_left[after] -= 1;
+        if self.deps_left[after] == 0 && !self.report.steps.contains_key(&after) {
+            self.ready.insert(after);
+        }
+    }
+
+    /// `id` published its output early: its early dependents wait for it
+    /// no more.
+    fn published_early(&mut self, id: StepId) {
+        if self.report.steps.contains_key(&id) {
+            return;
+        }
+        for d in self.early.get(id).cloned().unwrap_or_default() {
+            self.release(id, d);
+            self.satisfied.insert((id, d));
+        }
+    }
+
+    fn done(&mut self, id: StepId) {
+        let what = describe(self.graph, id);
+        self.report.steps.insert(id, (what, StepResult::Done));
+        for &d in self.graph.dependents(id) {
+            self.release(id, d);
+        }
+    }
+
+    /// `id` failed: everything downstream that has not started is
+    /// skipped (a step started on `id`'s early output runs to its end,
+    /// and the next plan corrects what it was given).
+    fn failed(&mut self, id: StepId, e: StepError) {
+        let what = describe(self.graph, id);
+        self.report.steps.insert(id, (what, StepResult::Failed(e)));
+        for d in self.graph.with_dependents(|i, _| i == id) {
+            if self.report.steps.contains_key(&d) || self.started.contains(&d) {
+                continue;
+            }
+            let skipped = StepResult::Skipped { because: Some(id) };
+            self.report
+                .steps
+                .insert(d, (describe(self.graph, d), skipped));
+            self.ready.remove(&d);
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        for id in 0..self.graph.len() {
+            let graph = self.graph;
+            self.report
+                .steps
+                .entry(id)
+                .or_insert_with(|| (describe(graph, id), StepResult::Skipped { because: None }));
+        }
+        self.report
+    }
+}
+
+/// For each step, the dependents that may start on its early output: a
+/// launch whose every reference to an earlier launch is to that launch's
+/// addresses in its user data (what [`ec2::launch`] publishes once
+/// RunInstances answers). Anything else a step needs of a launch (its
+/// instances running: an attachment, a registration, a wave of a roll)
+/// waits for the launch to be done.
+fn early_dependents(graph: &StepGraph) -> Vec<Vec<StepId>> {
+    use converge_core::plan::UserDataPart;
+    (0..graph.len())
+        .map(|b| {
+            if !matches!(graph.step(b), Some(Step::Launch { .. })) {
+                return Vec::new();
+            }
+            graph
+                .dependents(b)
+                .iter()
+                .copied()
+                .filter(|&a| {
+                    let Some(Step::Launch { spec, .. }) = graph.step(a) else {
+                        return false;
+                    };
+                    let as_address = spec
+                        .user_data
+                        .iter()
+                        .map(|p| match p {
+                            UserDataPart::FleetIps { launches, .. } => {
+                                launches.iter().filter(|l| **l == b).count()
+                            }
+                            _ => 0,
+                        })
+                        .sum::<usize>();
+                    let all = graph
+                        .step(a)
+                        .map(|s| s.step_refs().iter().filter(|(r, _)| *r == b).count())
+                        .unwrap_or(0);
+                    as_address > 0 && as_address == all
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn describe(graph: &StepGraph, id: StepId) -> String {

@@ -1066,6 +1066,18 @@ pub enum VpcAttribute {
     DnsHostnames,
 }
 
+/// An instance as RunInstances answers it: pending, but with its ID and
+/// private address (both clouds give the address in the answer), so a
+/// launch whose user data needs the address can start before this one
+/// runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launched {
+    /// Its ID.
+    pub id: InstanceId,
+    /// Its private address, when the answer gives one.
+    pub private_ip: Option<std::net::Ipv4Addr>,
+}
+
 /// What an operation produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -1083,8 +1095,9 @@ pub enum Outcome {
     Association(RouteTableAssociationId),
     /// A security group was created.
     Group(GroupId),
-    /// Instances were launched (or found by their client token).
-    Instances(Vec<InstanceId>),
+    /// Instances were launched (or found by their client token), with
+    /// what the answer already says of each.
+    Instances(Vec<Launched>),
     /// A volume was created.
     Volume(VolumeId),
     /// A volume modification started (at this time, by the cloud's clock).

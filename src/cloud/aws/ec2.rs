@@ -4,7 +4,7 @@
 
 use super::error::{refuse, sdk_error};
 use super::{AwsCloud, tags_from, timestamp};
-use crate::cloud::{CloudError, ErrorKind, Launch, NewVolume, Outcome, answered_id};
+use crate::cloud::{CloudError, ErrorKind, Launch, Launched, NewVolume, Outcome, answered_id};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, IpPermission, IpRange,
@@ -1099,13 +1099,19 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| sdk_error("RunInstances", e))?;
-        let mut ids: Vec<InstanceId> = out
+        let mut launched: Vec<Launched> = out
             .instances()
             .iter()
-            .filter_map(|i| i.instance_id().map(|id| answered_id("RunInstances", id)))
+            .filter_map(|i| {
+                let id = i.instance_id()?;
+                Some(answered_id("RunInstances", id).map(|id| Launched {
+                    id,
+                    private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
+                }))
+            })
             .collect::<Result<_, _>>()?;
-        ids.sort();
-        Ok(Outcome::Instances(ids))
+        launched.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Outcome::Instances(launched))
     }
 
     pub(super) async fn terminate(&self, ids: &[InstanceId]) -> Result<Outcome, CloudError> {

@@ -487,6 +487,7 @@ mod tests {
         ) else {
             panic!()
         };
+        let ids: Vec<converge_core::ids::InstanceId> = ids.into_iter().map(|l| l.id).collect();
         let Outcome::Volume(vol) = run(
             &mut w,
             Op::CreateVolume {

@@ -7,7 +7,7 @@ use super::{find_group, find_key_pair, find_subnet};
 use crate::cloud::local::ops::tags::check_tags;
 use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Instance, RunToken, Termination, World};
-use crate::cloud::{CloudError, Launch, Outcome};
+use crate::cloud::{CloudError, Launch, Launched, Outcome};
 use converge_core::ids::{GroupId, ImageId, InstanceId};
 use converge_core::net::Ipv4Cidr;
 use std::collections::HashSet;
@@ -56,7 +56,7 @@ pub(crate) fn run_instances(
                 format!("The client token '{client_token}' was used with different parameters."),
             ));
         }
-        return Ok(Outcome::Instances(t.ids.clone()));
+        return Ok(Outcome::Instances(launched(w, &t.ids)));
     }
     check_launch(w, cx, e, l)?;
     let block = subnet.and_then(|s| w.subnets.get(s)).map(|s| s.cidr);
@@ -152,7 +152,17 @@ pub(crate) fn run_instances(
             },
         );
     }
-    Ok(Outcome::Instances(ids))
+    Ok(Outcome::Instances(launched(w, &ids)))
+}
+
+/// The instances as RunInstances answers them: IDs and private addresses.
+fn launched(w: &World, ids: &[InstanceId]) -> Vec<Launched> {
+    ids.iter()
+        .map(|id| Launched {
+            id: id.clone(),
+            private_ip: w.instances.get(id).map(|i| i.private_ip),
+        })
+        .collect()
 }
 
 /// The checks of a launch that its client token has not answered already.
