@@ -14,6 +14,7 @@
 //! at the step's deadline, at once when the run is stopping); `failure`
 //! classifies what failed for the reconcile loop's backoff.
 
+mod acm;
 mod cloudfront;
 mod ctx;
 mod ec2;
@@ -268,6 +269,8 @@ async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepErro
 /// Routes a step to its handler, in the file of the service it acts on
 /// (the network's and the volumes' steps through their own routers).
 async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
+    let filled = acm::with_certificates(ctx, step)?;
+    let step: &Step = &filled;
     match step {
         Step::CreateKeyPair {
             cloud_name,
@@ -360,6 +363,27 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         Step::UpdateDistribution {
             id: dist, config, ..
         } => cloudfront::update_distribution(ctx, dist, config).await,
+        Step::RequestCertificate {
+            region,
+            domains,
+            token,
+            tags,
+            ..
+        } => acm::request_certificate(ctx, region, domains, token, tags).await,
+        Step::ValidateCertificate {
+            stack,
+            name,
+            region,
+            arn,
+            zone,
+            domain,
+        } => acm::validate_certificate(ctx, id, (stack, name), region, (arn, zone), domain).await,
+        Step::DeleteCertificate { region, arn, .. } => {
+            acm::delete_certificate(ctx, region, arn).await
+        }
+        Step::DeleteValidationRecords { zone, changes, .. } => {
+            acm::delete_validation_records(ctx, id, zone, changes).await
+        }
         Step::DisableDistribution { id: dist, .. } => {
             cloudfront::disable_distribution(ctx, id, dist).await
         }

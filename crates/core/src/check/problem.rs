@@ -584,6 +584,7 @@ fn produced(what: Produces) -> &'static str {
         Produces::RouteTable => "a route table",
         Produces::Subnet => "a subnet",
         Produces::Zone => "a hosted zone",
+        Produces::Certificate => "a certificate",
     }
 }
 

@@ -19,7 +19,7 @@ use crate::net::Ipv4Cidr;
 use crate::observed::{CloudRule, DistributionConfig, ModificationState, OriginAccessSettings};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -1435,6 +1435,10 @@ pub enum Step {
         cross_zone: bool,
         /// Tags.
         tags: Tags,
+        /// Listeners (by port) whose certificate this plan requests: the
+        /// ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        certificates: BTreeMap<u16, StepId>,
     },
     /// Add, change and remove listeners (an elbv2 balancer's target groups
     /// made for new target ports, and those no listener uses deleted).
@@ -1455,6 +1459,10 @@ pub enum Step {
         /// Target groups no listener uses any more, deleted last.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         retire: Vec<TargetGroupName>,
+        /// Listeners (by port) whose certificate this plan requests: the
+        /// ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        certificates: BTreeMap<u16, StepId>,
     },
     /// Set the health check (of each of the handle's target groups).
     ConfigureHealthCheck {
@@ -1573,6 +1581,10 @@ pub enum Step {
         config: DistributionConfig,
         /// Tags.
         tags: Tags,
+        /// The step requesting its viewer certificate in this plan: the
+        /// ARN it answers goes in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<StepId>,
     },
     /// Change a distribution's settings.
     UpdateDistribution {
@@ -1582,6 +1594,10 @@ pub enum Step {
         id: DistributionId,
         /// Settings.
         config: DistributionConfig,
+        /// The step requesting its viewer certificate in this plan: the
+        /// ARN it answers goes in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<StepId>,
     },
     /// Disable a distribution and wait until it is deployed.
     DisableDistribution {
@@ -1713,6 +1729,55 @@ pub enum Step {
         purpose: RecordPurpose,
         /// The changes, in order.
         changes: Vec<PlannedRecordChange>,
+    },
+    /// Request an ACM certificate validated by DNS (idempotent by its
+    /// token), tagged.
+    RequestCertificate {
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// Its domains, the primary first.
+        domains: Vec<String>,
+        /// The idempotency token.
+        token: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Write a certificate's validation records (with their marks) into
+    /// its zone, then wait until ACM issues it.
+    ValidateCertificate {
+        /// The stack (its validation marks name it).
+        stack: ResourceName,
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// The certificate.
+        arn: Ref<String>,
+        /// The hosted zone of its validation records.
+        zone: Ref<String>,
+        /// That zone's domain.
+        domain: String,
+    },
+    /// Delete a certificate nothing uses any more.
+    DeleteCertificate {
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// The certificate.
+        arn: String,
+    },
+    /// Delete validation records (and their marks) no certificate of the
+    /// stack needs any more.
+    DeleteValidationRecords {
+        /// The Certificate (manifest name) that wrote them.
+        name: ResourceName,
+        /// The hosted zone.
+        zone: String,
+        /// The deletions, the sets exactly as they are.
+        changes: Vec<crate::route53::RecordChange>,
     },
 }
 
@@ -1859,6 +1924,26 @@ impl Step {
             Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
             Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
             Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            Step::RequestCertificate {
+                name,
+                region,
+                domains,
+                ..
+            } => format!(
+                "request Certificate/{name} in {region} for {}",
+                domains.join(", ")
+            ),
+            Step::ValidateCertificate { name, domain, .. } => format!(
+                "validate Certificate/{name} through zone {domain} and wait until it is issued"
+            ),
+            Step::DeleteCertificate { name, arn, .. } => {
+                format!("delete Certificate/{name} ({})", short_arn(arn))
+            }
+            Step::DeleteValidationRecords { name, changes, .. } => format!(
+                "delete {} of Certificate/{name}: {}",
+                count(changes.len(), "validation record set"),
+                first_names(changes.iter().map(|c| c.set.name.as_str()))
+            ),
             // The S3 and CloudFront steps (`kind` and `resource` stay
             // exhaustive, so a new step is never missed).
             _ => self.describe_s3_cloudfront(),
@@ -1982,6 +2067,10 @@ impl Step {
             Step::CreateZone { .. } => "create-zone",
             Step::DeleteZone { .. } => "delete-zone",
             Step::ChangeRecords { .. } => "change-records",
+            Step::RequestCertificate { .. } => "request-certificate",
+            Step::ValidateCertificate { .. } => "validate-certificate",
+            Step::DeleteCertificate { .. } => "delete-certificate",
+            Step::DeleteValidationRecords { .. } => "delete-validation-records",
         }
     }
 
@@ -2100,6 +2189,10 @@ impl Step {
                 key(Kind::DnsZone, name)
             }
             Step::ChangeRecords { name, .. } => key(Kind::DnsRecord, name),
+            Step::RequestCertificate { name, .. }
+            | Step::ValidateCertificate { name, .. }
+            | Step::DeleteCertificate { name, .. }
+            | Step::DeleteValidationRecords { name, .. } => key(Kind::Certificate, name),
         }
     }
 }
@@ -2129,6 +2222,8 @@ pub enum Produces {
     Subnet,
     /// A hosted zone ([`Step::CreateZone`]).
     Zone,
+    /// A certificate ([`Step::RequestCertificate`]).
+    Certificate,
 }
 
 impl Produces {
@@ -2146,6 +2241,7 @@ impl Produces {
                 | (Produces::RouteTable, Step::CreateRouteTable { .. })
                 | (Produces::Subnet, Step::CreateSubnet { .. })
                 | (Produces::Zone, Step::CreateZone { .. })
+                | (Produces::Certificate, Step::RequestCertificate { .. })
         )
     }
 
@@ -2223,8 +2319,12 @@ impl Step {
             Step::CreateBalancer {
                 subnets,
                 security_groups,
+                certificates,
                 ..
             } => {
+                for s in certificates.values_mut() {
+                    f(s, Produces::Certificate);
+                }
                 for s in subnets {
                     net(s, Produces::Subnet, f);
                 }
@@ -2279,6 +2379,23 @@ impl Step {
                 }
             }
             Step::GrantCdnRead { distribution, .. } => net(distribution, Produces::Distribution, f),
+            Step::SetListeners { certificates, .. } => {
+                for s in certificates.values_mut() {
+                    f(s, Produces::Certificate);
+                }
+            }
+            Step::CreateDistribution {
+                certificate: Some(s),
+                ..
+            }
+            | Step::UpdateDistribution {
+                certificate: Some(s),
+                ..
+            } => f(s, Produces::Certificate),
+            Step::ValidateCertificate { arn, zone, .. } => {
+                net(arn, Produces::Certificate, f);
+                net(zone, Produces::Zone, f);
+            }
             Step::ChangeRecords { zone, changes, .. } => {
                 net(zone, Produces::Zone, f);
                 for c in changes {
@@ -2340,4 +2457,9 @@ fn describe_tags(key: &ResourceKey, target: &TagTarget) -> String {
         }
         _ => format!("set tags on {key}"),
     }
+}
+
+/// The last segment of an ARN (a certificate's ID), for step lines.
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
