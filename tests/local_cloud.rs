@@ -228,6 +228,7 @@ fn dist_config(enabled: bool, aliases: &[&str]) -> DistributionConfig {
         comment: "assets".into(),
         default_root_object: Some("index.html".into()),
         origin_access_control: None,
+        viewer_certificate: None,
     }
 }
 

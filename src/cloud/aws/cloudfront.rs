@@ -734,6 +734,10 @@ mod tests {
             comment: "static assets".into(),
             default_root_object: Some("index.html".into()),
             origin_access_control: None,
+            viewer_certificate: Some(converge_core::observed::ViewerCertificate {
+                arn: "arn:aws:acm:us-east-1:123456789012:certificate/abc".into(),
+                minimum_protocol_version: "TLSv1.2_2021".into(),
+            }),
         }
     }
 
