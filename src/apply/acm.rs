@@ -128,7 +128,9 @@ async fn write_validation_records(
     // two certificates of one domain, share their validation record.
     let mut wanted = BTreeMap::new();
     for r in records {
-        wanted.entry(r.name.clone()).or_insert_with(|| r.record_set());
+        wanted
+            .entry(r.name.clone())
+            .or_insert_with(|| r.record_set());
     }
     let mark = ValidationMark {
         stack: stack.clone(),

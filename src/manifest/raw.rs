@@ -959,7 +959,9 @@ pub struct CdnSpec {
     /// TLSv1.1_2016, TLSv1.2_2018, TLSv1.2_2019, TLSv1.2_2021 (default) or
     /// TLSv1.2_2025.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^(TLSv1|TLSv1_2016|TLSv1\.1_2016|TLSv1\.2_2018|TLSv1\.2_2019|TLSv1\.2_2021|TLSv1\.2_2025)$"))]
+    #[schemars(regex(
+        pattern = r"^(TLSv1|TLSv1_2016|TLSv1\.1_2016|TLSv1\.2_2018|TLSv1\.2_2019|TLSv1\.2_2021|TLSv1\.2_2025)$"
+    ))]
     pub minimum_protocol_version: Option<String>,
 }
 
@@ -1114,8 +1116,7 @@ impl KindSpec for DnsZoneSpec {
 }
 impl KindSpec for CertificateSpec {
     const KIND: &'static str = "Certificate";
-    const DESCRIPTION: &'static str =
-        "An ACM certificate, validated by DNS through a hosted zone, for balancer listeners and Cdns.";
+    const DESCRIPTION: &'static str = "An ACM certificate, validated by DNS through a hosted zone, for balancer listeners and Cdns.";
 }
 impl KindSpec for DnsRecordSpec {
     const KIND: &'static str = "DnsRecord";

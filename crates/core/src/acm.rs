@@ -285,7 +285,10 @@ pub fn current<'a>(
     spec: &CertificateSpec,
 ) -> Option<&'a ObservedCertificate> {
     observed.iter().find(|c| {
-        is_of(c, stack, name) && c.region == spec.region && c.domains == spec.domains && c.status.usable()
+        is_of(c, stack, name)
+            && c.region == spec.region
+            && c.domains == spec.domains
+            && c.status.usable()
     })
 }
 

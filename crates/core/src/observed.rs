@@ -716,7 +716,7 @@ pub struct DistributionConfig {
     pub origin_access_control: Option<String>,
     /// The viewer certificate (SNI only), if it has one; without, the
     /// default `*.cloudfront.net` one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_certificate: Option<ViewerCertificate>,
 }
 

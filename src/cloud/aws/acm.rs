@@ -19,7 +19,11 @@ use converge_core::observed::Owner;
 
 impl AwsCloud {
     /// The ACM client of `region`: the stack's, or us-east-1.
-    fn acm_in(&self, operation: &'static str, region: &str) -> Result<&aws_sdk_acm::Client, CloudError> {
+    fn acm_in(
+        &self,
+        operation: &'static str,
+        region: &str,
+    ) -> Result<&aws_sdk_acm::Client, CloudError> {
         if region == self.region {
             Ok(&self.acm)
         } else if region == acm::CDN_REGION {
@@ -93,7 +97,12 @@ impl AwsCloud {
         arn: &str,
     ) -> Result<Option<ObservedCertificate>, CloudError> {
         let client = self.acm_in("DescribeCertificate", region)?;
-        let d = match client.describe_certificate().certificate_arn(arn).send().await {
+        let d = match client
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 let e = sdk_error("DescribeCertificate", e);
@@ -175,7 +184,11 @@ impl AwsCloud {
         const OP: &str = "RequestCertificate";
         let client = self.acm_in(OP, region)?;
         let Some((primary, rest)) = domains.split_first() else {
-            return Err(refuse(OP, "ValidationException", "a certificate needs a domain name"));
+            return Err(refuse(
+                OP,
+                "ValidationException",
+                "a certificate needs a domain name",
+            ));
         };
         let mut sdk_tags = Vec::new();
         for (k, v) in tags {

@@ -305,18 +305,16 @@ fn read_config(cf: &CfConfig, oac_names: &OacNames) -> Option<DistributionConfig
             .filter(|r| !r.is_empty())
             .map(str::to_owned),
         origin_access_control,
-        viewer_certificate: cf
-            .viewer_certificate()
-            .and_then(|v| {
-                let arn = v.acm_certificate_arn().filter(|a| !a.is_empty())?;
-                Some(converge_core::observed::ViewerCertificate {
-                    arn: arn.to_owned(),
-                    minimum_protocol_version: v
-                        .minimum_protocol_version()
-                        .map(|m| m.as_str().to_owned())
-                        .unwrap_or_default(),
-                })
-            }),
+        viewer_certificate: cf.viewer_certificate().and_then(|v| {
+            let arn = v.acm_certificate_arn().filter(|a| !a.is_empty())?;
+            Some(converge_core::observed::ViewerCertificate {
+                arn: arn.to_owned(),
+                minimum_protocol_version: v
+                    .minimum_protocol_version()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default(),
+            })
+        }),
     })
 }
 

@@ -870,8 +870,7 @@ impl Cloud for LocalCloud {
         let (region, arn) = (region.to_owned(), arn.to_owned());
         self.blocking(OP, move |s| {
             s.describe(OP, |w, cx| {
-                Ok(w
-                    .certificates
+                Ok(w.certificates
                     .get(&arn)
                     .filter(|c| c.region == region)
                     .map(|c| ops::acm::observed(w, c, cx)))

@@ -10,11 +10,11 @@ use crate::manifest::check;
 use crate::manifest::diagnostics::Diagnostic;
 use crate::manifest::node::FieldPath;
 use crate::manifest::raw;
+use converge_core::acm::CertificateRef;
 use converge_core::desired::{self as d, BalancerHealth, ListenerProtocol};
 use converge_core::elb::{
     self, BalancerType, Scheme, TargetHealthCheck, max_manifest_name, needs_certificate, ranges,
 };
-use converge_core::acm::CertificateRef;
 use converge_core::ids::{Kind, ResourceName};
 use std::collections::{BTreeMap, BTreeSet};
 

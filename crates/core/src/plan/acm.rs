@@ -76,7 +76,9 @@ impl<'a> Planner<'a> {
                 if ready.is_some() {
                     c.fields.push(FieldDiff {
                         field: "status".into(),
-                        before: Some(Value::Text(acm::CertificateStatus::PendingValidation.to_string())),
+                        before: Some(Value::Text(
+                            acm::CertificateStatus::PendingValidation.to_string(),
+                        )),
                         after: Some(Value::Text(acm::CertificateStatus::Issued.to_string())),
                         forces_replacement: false,
                     });
@@ -271,9 +273,11 @@ impl<'a> Planner<'a> {
             .collect();
         let mut deleted: BTreeMap<ResourceName, Vec<StepId>> = BTreeMap::new();
         for c in &o.certificates {
-            let Some(owner) = c.owner.as_ref().filter(|w| {
-                w.stack == d.stack && w.kind == Kind::Certificate
-            }) else {
+            let Some(owner) = c
+                .owner
+                .as_ref()
+                .filter(|w| w.stack == d.stack && w.kind == Kind::Certificate)
+            else {
                 continue;
             };
             let current = d
@@ -385,7 +389,10 @@ fn replaced_because(old: &acm::ObservedCertificate, spec: &CertificateSpec) -> V
 }
 
 /// The fields a plan shows of a certificate requested.
-fn certificate_fields(old: Option<&acm::ObservedCertificate>, spec: &CertificateSpec) -> Vec<FieldDiff> {
+fn certificate_fields(
+    old: Option<&acm::ObservedCertificate>,
+    spec: &CertificateSpec,
+) -> Vec<FieldDiff> {
     let mut out = vec![FieldDiff {
         field: "spec.domains".into(),
         before: old.map(|c| Value::List(c.domains.clone())),

@@ -462,7 +462,10 @@ fn cdn_fields(before: Option<&DistributionConfig>, after: &DistributionConfig) -
         Value::Text(match &c.viewer_certificate {
             None => "default (*.cloudfront.net)".into(),
             Some(v) if v.arn.starts_with("Certificate/") => {
-                format!("{} (known after apply), {}", v.arn, v.minimum_protocol_version)
+                format!(
+                    "{} (known after apply), {}",
+                    v.arn, v.minimum_protocol_version
+                )
             }
             Some(v) => format!("{}, {}", v.arn, v.minimum_protocol_version),
         })

@@ -1939,11 +1939,19 @@ impl Step {
             Step::DeleteCertificate { name, arn, .. } => {
                 format!("delete Certificate/{name} ({})", short_arn(arn))
             }
-            Step::DeleteValidationRecords { name, changes, .. } => format!(
-                "delete {} of Certificate/{name}: {}",
-                count(changes.len(), "validation record set"),
-                first_names(changes.iter().map(|c| c.set.name.as_str()))
-            ),
+            Step::DeleteValidationRecords { name, changes, .. } => {
+                // The CNAMEs; their marks go with them.
+                let records: Vec<&str> = changes
+                    .iter()
+                    .filter(|c| c.set.rtype == crate::route53::RecordType::Cname)
+                    .map(|c| c.set.name.as_str())
+                    .collect();
+                format!(
+                    "delete {} of Certificate/{name}: {}",
+                    count(records.len(), "validation record"),
+                    first_names(records.into_iter())
+                )
+            }
             // The S3 and CloudFront steps (`kind` and `resource` stay
             // exhaustive, so a new step is never missed).
             _ => self.describe_s3_cloudfront(),

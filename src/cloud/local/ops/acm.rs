@@ -73,7 +73,10 @@ pub(crate) fn request_certificate(
     if tags.len() > MAX_TAGS {
         return Err(e.invalid(
             "TooManyTagsException",
-            format!("A certificate takes at most {MAX_TAGS} tags, {} given.", tags.len()),
+            format!(
+                "A certificate takes at most {MAX_TAGS} tags, {} given.",
+                tags.len()
+            ),
         ));
     }
     let arn = new_arn(w, region);
@@ -136,7 +139,11 @@ fn in_use_by(w: &World, arn: &str) -> Vec<String> {
         }
     }
     for d in w.distributions.values() {
-        if d.config.viewer_certificate.as_ref().is_some_and(|v| v.arn == arn) {
+        if d.config
+            .viewer_certificate
+            .as_ref()
+            .is_some_and(|v| v.arn == arn)
+        {
             out.push(format!(
                 "arn:aws:cloudfront::{ACCOUNT}:distribution/{}",
                 d.id
@@ -229,8 +236,7 @@ pub(crate) fn notice_validation(w: &mut World, now: Timestamp) {
 /// A certificate's status at `cx.now`.
 fn status(c: &Certificate, cx: &Ctx<'_>) -> CertificateStatus {
     let issued = !c.dns_validated
-        || c
-            .validated_at
+        || c.validated_at
             .is_some_and(|t| crate::cloud::local::world::after(t, cx.delays.certificate) <= cx.now);
     if issued {
         CertificateStatus::Issued
@@ -327,7 +333,10 @@ pub(crate) fn check_viewer_certificate(
         );
     };
     let Some(cert) = w.certificates.get(&v.arn) else {
-        return refuse(format!("The specified SSL certificate {} doesn't exist.", v.arn));
+        return refuse(format!(
+            "The specified SSL certificate {} doesn't exist.",
+            v.arn
+        ));
     };
     if cert.region != acm::CDN_REGION {
         return refuse(format!(
@@ -366,7 +375,10 @@ mod tests {
     fn validation_records_are_shared_by_a_domain_and_its_wildcard() {
         let a = validation_record("example.com");
         let b = validation_record("*.example.com");
-        assert_eq!((a.name.as_str(), a.value.as_str()), (b.name.as_str(), b.value.as_str()));
+        assert_eq!(
+            (a.name.as_str(), a.value.as_str()),
+            (b.name.as_str(), b.value.as_str())
+        );
         assert!(a.name.ends_with(".example.com"));
         assert_ne!(validation_record("www.example.com").name, a.name);
     }

@@ -133,7 +133,10 @@ impl<'a> Planner<'a> {
         let field = FieldDiff {
             field: "spec.listeners".into(),
             before: Some(Value::List(sorted_strings(b.listeners.iter()))),
-            after: Some(Value::List(super::shown_listeners(&listeners, &certificates))),
+            after: Some(Value::List(super::shown_listeners(
+                &listeners,
+                &certificates,
+            ))),
             forces_replacement: false,
         };
         Some((field, step))
