@@ -275,6 +275,18 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     (service == "acm" && !region.is_empty()).then_some(region)
 }
 
+/// Whether two lists of a certificate's domains are the same certificate's:
+/// the same primary name, and the same names in all (ACM lists the
+/// alternative names in no promised order).
+pub fn same_domains(a: &[String], b: &[String]) -> bool {
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    a.first() == b.first() && sorted(a) == sorted(b)
+}
+
 /// The certificate of the stack's `name` whose domains are `domains`, in
 /// `region`, if one is observed in a usable status (the newest first: a
 /// replacement makes several certificates carry one name).
@@ -287,7 +299,7 @@ pub fn current<'a>(
     observed.iter().find(|c| {
         is_of(c, stack, name)
             && c.region == spec.region
-            && c.domains == spec.domains
+            && same_domains(&c.domains, &spec.domains)
             && c.status.usable()
     })
 }
@@ -376,6 +388,15 @@ mod tests {
         assert!(!covers("*.example.com", "example.com"));
         assert!(!covers("*.example.com", "a.b.example.com"));
         assert!(!covers("www.example.com", "cdn0.example.com"));
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert!(same_domains(
+            &v(&["a.x.com", "b.x.com", "c.x.com"]),
+            &v(&["a.x.com", "c.x.com", "b.x.com"])
+        ));
+        assert!(!same_domains(
+            &v(&["a.x.com", "b.x.com"]),
+            &v(&["b.x.com", "a.x.com"])
+        ));
         assert_eq!(validated_at("*.example.com"), "example.com");
     }
 

@@ -375,7 +375,7 @@ impl<'a> Planner<'a> {
 /// The fields whose change replaces a certificate.
 fn replaced_because(old: &acm::ObservedCertificate, spec: &CertificateSpec) -> Vec<String> {
     let mut because = Vec::new();
-    if old.domains != spec.domains {
+    if !acm::same_domains(&old.domains, &spec.domains) {
         because.push("spec.domains".to_owned());
     }
     if old.region != spec.region {
@@ -397,7 +397,7 @@ fn certificate_fields(
         field: "spec.domains".into(),
         before: old.map(|c| Value::List(c.domains.clone())),
         after: Some(Value::List(spec.domains.clone())),
-        forces_replacement: old.is_some_and(|c| c.domains != spec.domains),
+        forces_replacement: old.is_some_and(|c| !acm::same_domains(&c.domains, &spec.domains)),
     }];
     if old.is_none_or(|c| c.region != spec.region) {
         out.push(FieldDiff {
