@@ -74,7 +74,10 @@ async fn apply(c: &Arc<AwsCloud>, p: &Plan) {
 /// A stack with its zone, a Certificate for `hosts` and a Cdn serving
 /// `cdn0` with it.
 fn manifests(stack: &str, hosts: &[&str]) -> String {
-    let domains: Vec<String> = hosts.iter().map(|h| format!("{h}.{stack}.example")).collect();
+    let domains: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{h}.{stack}.example"))
+        .collect();
     format!(
         "kind: Stack
 name: {stack}

@@ -114,7 +114,7 @@ pub(crate) fn delete_certificate(
     }
     let users = in_use_by(w, arn);
     if let Some(u) = users.first() {
-        return Err(e.invalid(
+        return Err(e.state(
             "ResourceInUseException",
             format!("Certificate {arn} is in use by {u}."),
         ));
