@@ -15,8 +15,37 @@ use converge_core::route53::{ChangeAction, Mark, RecordChange, RecordType};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// Carries out one ACM step.
+pub(super) async fn run_acm_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
+    match step {
+        Step::RequestCertificate {
+            region,
+            domains,
+            token,
+            tags,
+            ..
+        } => request_certificate(ctx, region, domains, token, tags).await,
+        Step::ValidateCertificate {
+            stack,
+            name,
+            region,
+            arn,
+            zone,
+            domain,
+        } => validate_certificate(ctx, id, (stack, name), region, (arn, zone), domain).await,
+        Step::DeleteCertificate { region, arn, .. } => delete_certificate(ctx, region, arn).await,
+        Step::DeleteValidationRecords { zone, changes, .. } => {
+            delete_validation_records(ctx, id, zone, changes).await
+        }
+        _ => Err(StepError::Unexpected(format!(
+            "not an ACM step: {}",
+            step.describe()
+        ))),
+    }
+}
+
 /// Requests a certificate validated by DNS and hands on its ARN.
-pub(super) async fn request_certificate(
+async fn request_certificate(
     ctx: &Ctx,
     region: &str,
     domains: &[String],
@@ -59,7 +88,7 @@ async fn describe(ctx: &Ctx, region: &str, arn: &str) -> Result<ObservedCertific
 /// with its mark; one that is there already with its value is left as
 /// it is), then waits until ACM issues the certificate. A certificate
 /// that failed or timed out fails the step, saying why.
-pub(super) async fn validate_certificate(
+async fn validate_certificate(
     ctx: &Ctx,
     step: StepId,
     (stack, name): (&ResourceName, &ResourceName),
@@ -186,11 +215,7 @@ async fn change_and_wait(
 
 /// Deletes a certificate (ACM refuses while a listener or distribution
 /// uses it: ResourceInUseException).
-pub(super) async fn delete_certificate(
-    ctx: &Ctx,
-    region: &str,
-    arn: &str,
-) -> Result<Output, StepError> {
+async fn delete_certificate(ctx: &Ctx, region: &str, arn: &str) -> Result<Output, StepError> {
     let op = Op::DeleteCertificate {
         region: region.to_owned(),
         arn: arn.to_owned(),
@@ -199,7 +224,7 @@ pub(super) async fn delete_certificate(
 }
 
 /// Deletes validation records and their marks, exactly as observed.
-pub(super) async fn delete_validation_records(
+async fn delete_validation_records(
     ctx: &Ctx,
     step: StepId,
     zone: &str,

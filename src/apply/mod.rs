@@ -363,27 +363,10 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         Step::UpdateDistribution {
             id: dist, config, ..
         } => cloudfront::update_distribution(ctx, dist, config).await,
-        Step::RequestCertificate {
-            region,
-            domains,
-            token,
-            tags,
-            ..
-        } => acm::request_certificate(ctx, region, domains, token, tags).await,
-        Step::ValidateCertificate {
-            stack,
-            name,
-            region,
-            arn,
-            zone,
-            domain,
-        } => acm::validate_certificate(ctx, id, (stack, name), region, (arn, zone), domain).await,
-        Step::DeleteCertificate { region, arn, .. } => {
-            acm::delete_certificate(ctx, region, arn).await
-        }
-        Step::DeleteValidationRecords { zone, changes, .. } => {
-            acm::delete_validation_records(ctx, id, zone, changes).await
-        }
+        Step::RequestCertificate { .. }
+        | Step::ValidateCertificate { .. }
+        | Step::DeleteCertificate { .. }
+        | Step::DeleteValidationRecords { .. } => acm::run_acm_step(ctx, id, step).await,
         Step::DisableDistribution { id: dist, .. } => {
             cloudfront::disable_distribution(ctx, id, dist).await
         }

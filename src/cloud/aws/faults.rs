@@ -579,8 +579,8 @@ fn throttling_response(service: &str) -> (u16, String) {
     match service {
         "ec2" => (503, ec2_error("RequestLimitExceeded", "Request limit exceeded.")),
         "s3" => (503, s3_error("SlowDown", "Please reduce your request rate.")),
-        // SSM speaks awsJson1.1.
-        "ssm" => (
+        // SSM and ACM speak awsJson1.1.
+        "ssm" | "acm" => (
             400,
             "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded (injected by converge)\"}".into(),
         ),
@@ -603,7 +603,7 @@ fn server_error_response(service: &str) -> (u16, String) {
                 "We encountered an internal error. Please try again.",
             ),
         ),
-        "ssm" => (
+        "ssm" | "acm" => (
             500,
             "{\"__type\":\"InternalServerError\",\"message\":\"internal error (injected by converge)\"}".into(),
         ),

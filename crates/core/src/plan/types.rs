@@ -19,7 +19,7 @@ use crate::net::Ipv4Cidr;
 use crate::observed::{CloudRule, DistributionConfig, ModificationState, OriginAccessSettings};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -1435,10 +1435,10 @@ pub enum Step {
         cross_zone: bool,
         /// Tags.
         tags: Tags,
-        /// Listeners (by port) whose certificate this plan requests: the
-        /// ARN the requesting step answers goes in.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        certificates: BTreeMap<u16, StepId>,
+        /// Listeners (port, requesting step) whose certificate this plan
+        /// requests: the ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        certificates: Vec<(u16, StepId)>,
     },
     /// Add, change and remove listeners (an elbv2 balancer's target groups
     /// made for new target ports, and those no listener uses deleted).
@@ -1459,10 +1459,10 @@ pub enum Step {
         /// Target groups no listener uses any more, deleted last.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         retire: Vec<TargetGroupName>,
-        /// Listeners (by port) whose certificate this plan requests: the
-        /// ARN the requesting step answers goes in.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        certificates: BTreeMap<u16, StepId>,
+        /// Listeners (port, requesting step) whose certificate this plan
+        /// requests: the ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        certificates: Vec<(u16, StepId)>,
     },
     /// Set the health check (of each of the handle's target groups).
     ConfigureHealthCheck {
@@ -1924,34 +1924,10 @@ impl Step {
             Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
             Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
             Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
-            Step::RequestCertificate {
-                name,
-                region,
-                domains,
-                ..
-            } => format!(
-                "request Certificate/{name} in {region} for {}",
-                domains.join(", ")
-            ),
-            Step::ValidateCertificate { name, domain, .. } => format!(
-                "validate Certificate/{name} through zone {domain} and wait until it is issued"
-            ),
-            Step::DeleteCertificate { name, arn, .. } => {
-                format!("delete Certificate/{name} ({})", short_arn(arn))
-            }
-            Step::DeleteValidationRecords { name, changes, .. } => {
-                // The CNAMEs; their marks go with them.
-                let records: Vec<&str> = changes
-                    .iter()
-                    .filter(|c| c.set.rtype == crate::route53::RecordType::Cname)
-                    .map(|c| c.set.name.as_str())
-                    .collect();
-                format!(
-                    "delete {} of Certificate/{name}: {}",
-                    count(records.len(), "validation record"),
-                    first_names(records.into_iter())
-                )
-            }
+            Step::RequestCertificate { .. }
+            | Step::ValidateCertificate { .. }
+            | Step::DeleteCertificate { .. }
+            | Step::DeleteValidationRecords { .. } => describe_certificate_step(self),
             // The S3 and CloudFront steps (`kind` and `resource` stay
             // exhaustive, so a new step is never missed).
             _ => self.describe_s3_cloudfront(),
@@ -2330,7 +2306,7 @@ impl Step {
                 certificates,
                 ..
             } => {
-                for s in certificates.values_mut() {
+                for (_, s) in certificates.iter_mut() {
                     f(s, Produces::Certificate);
                 }
                 for s in subnets {
@@ -2388,7 +2364,7 @@ impl Step {
             }
             Step::GrantCdnRead { distribution, .. } => net(distribution, Produces::Distribution, f),
             Step::SetListeners { certificates, .. } => {
-                for s in certificates.values_mut() {
+                for (_, s) in certificates.iter_mut() {
                     f(s, Produces::Certificate);
                 }
             }
@@ -2470,4 +2446,39 @@ fn describe_tags(key: &ResourceKey, target: &TagTarget) -> String {
 /// The last segment of an ARN (a certificate's ID), for step lines.
 fn short_arn(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// What an ACM step does, for people.
+fn describe_certificate_step(step: &Step) -> String {
+    match step {
+        Step::RequestCertificate {
+            name,
+            region,
+            domains,
+            ..
+        } => format!(
+            "request Certificate/{name} in {region} for {}",
+            domains.join(", ")
+        ),
+        Step::ValidateCertificate { name, domain, .. } => {
+            format!("validate Certificate/{name} through zone {domain} and wait until it is issued")
+        }
+        Step::DeleteCertificate { name, arn, .. } => {
+            format!("delete Certificate/{name} ({})", short_arn(arn))
+        }
+        Step::DeleteValidationRecords { name, changes, .. } => {
+            // The CNAMEs; their marks go with them.
+            let records: Vec<&str> = changes
+                .iter()
+                .filter(|c| c.set.rtype == crate::route53::RecordType::Cname)
+                .map(|c| c.set.name.as_str())
+                .collect();
+            format!(
+                "delete {} of Certificate/{name}: {}",
+                count(records.len(), "validation record"),
+                first_names(records.into_iter())
+            )
+        }
+        _ => String::new(),
+    }
 }

@@ -193,7 +193,7 @@ impl<'a> Planner<'a> {
                 drain_secs: spec.drain_secs,
                 cross_zone: spec.cross_zone,
                 tags,
-                certificates: certificates.clone(),
+                certificates: certificates.clone().into_iter().collect(),
             },
             deps,
         );

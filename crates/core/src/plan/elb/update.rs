@@ -126,7 +126,7 @@ impl<'a> Planner<'a> {
                 health_check: spec.health_check.clone(),
                 drain_secs: spec.drain_secs,
                 retire,
-                certificates: certificates.clone(),
+                certificates: certificates.clone().into_iter().collect(),
             },
             cert_deps,
         );
