@@ -261,7 +261,9 @@ fn describe(graph: &StepGraph, id: StepId) -> String {
 async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
     let start = Instant::now();
     let scope = StepScope::new(ctx.opts.step_timeout);
-    let out = scope.run(run_step_inner(ctx, id, step)).await?;
+    // A certificate requested earlier in the plan: its ARN goes in.
+    let filled = acm::with_certificates(ctx, step)?;
+    let out = scope.run(run_step_inner(ctx, id, &filled)).await?;
     ctx.progress.done(id, &step.describe(), start.elapsed());
     Ok(out)
 }
@@ -269,8 +271,6 @@ async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepErro
 /// Routes a step to its handler, in the file of the service it acts on
 /// (the network's and the volumes' steps through their own routers).
 async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
-    let filled = acm::with_certificates(ctx, step)?;
-    let step: &Step = &filled;
     match step {
         Step::CreateKeyPair {
             cloud_name,
