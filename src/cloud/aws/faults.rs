@@ -411,6 +411,11 @@ fn action_of(request: &HttpRequest) -> Option<String> {
     if let Some(a) = query_text(request).and_then(|t| param(t, "Action")) {
         return Some(a);
     }
+    // awsJson services (ACM, SSM) name the action in a header:
+    // `X-Amz-Target: CertificateManager.RequestCertificate`.
+    if let Some(t) = request.headers().get("x-amz-target") {
+        return t.rsplit('.').next().map(str::to_owned);
+    }
     if request.method() != "POST" {
         return None;
     }
