@@ -106,7 +106,7 @@ pub(crate) fn delete_certificate(
     region: &str,
     arn: &str,
 ) -> Result<Outcome, CloudError> {
-    if !w.certificates.get(arn).is_some_and(|c| c.region == region) {
+    if w.certificates.get(arn).is_none_or(|c| c.region != region) {
         return Err(e.not_found(
             "ResourceNotFoundException",
             format!("Could not find certificate {arn}."),
