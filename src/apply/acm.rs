@@ -97,17 +97,7 @@ async fn validate_certificate(
     domain: &str,
 ) -> Result<Output, StepError> {
     let arn = arn_of(ctx, arn)?;
-    let zone = match zone {
-        Ref::Known(id) => id.clone(),
-        Ref::Created(s) => match ctx.output(*s)? {
-            Output::Zone { id, .. } => id,
-            _ => {
-                return Err(StepError::Unexpected(format!(
-                    "step {s} created no hosted zone"
-                )));
-            }
-        },
-    };
+    let zone = super::route53::zone_id(ctx, zone)?;
     // ACM names the validation records a few seconds after the request.
     let records = std::sync::Mutex::new(Vec::new());
     ctx.wait_until(
@@ -187,30 +177,7 @@ async fn write_validation_records(
     if changes.is_empty() {
         return Ok(());
     }
-    change_and_wait(ctx, step, zone, changes).await
-}
-
-/// Sends a change batch and waits until Route 53 has it everywhere.
-async fn change_and_wait(
-    ctx: &Ctx,
-    step: StepId,
-    zone: &str,
-    changes: Vec<RecordChange>,
-) -> Result<(), StepError> {
-    let op = Op::ChangeRecordSets {
-        zone: zone.to_owned(),
-        changes,
-    };
-    let id = match ctx.call(&op, false).await? {
-        Outcome::Change(id) => id,
-        other => return Err(answered("ChangeResourceRecordSets", &other)),
-    };
-    ctx.wait_until(
-        step,
-        &format!("change {id} in zone {zone} to be INSYNC"),
-        || async { Ok(ctx.read(|| ctx.cloud.change_in_sync(&id)).await?) },
-    )
-    .await
+    super::route53::send_and_wait(ctx, step, zone, changes).await
 }
 
 /// Deletes a certificate (ACM refuses while a listener or distribution
@@ -230,7 +197,7 @@ async fn delete_validation_records(
     zone: &str,
     changes: &[RecordChange],
 ) -> Result<Output, StepError> {
-    change_and_wait(ctx, step, zone, changes.to_vec()).await?;
+    super::route53::send_and_wait(ctx, step, zone, changes.to_vec()).await?;
     Ok(Output::None)
 }
 

@@ -255,22 +255,16 @@ impl<'a> Planner<'a> {
         let o = self.observed();
         // Every step that may switch a listener or distribution away from
         // a certificate, or delete its user.
-        let users: Vec<StepId> = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                matches!(
-                    s,
-                    Step::CreateBalancer { .. }
-                        | Step::SetListeners { .. }
-                        | Step::DeleteBalancer { .. }
-                        | Step::UpdateDistribution { .. }
-                        | Step::DeleteDistribution { .. }
-                )
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let users = self.steps_where(|s| {
+            matches!(
+                s,
+                Step::CreateBalancer { .. }
+                    | Step::SetListeners { .. }
+                    | Step::DeleteBalancer { .. }
+                    | Step::UpdateDistribution { .. }
+                    | Step::DeleteDistribution { .. }
+            )
+        });
         let mut deleted: BTreeMap<ResourceName, Vec<StepId>> = BTreeMap::new();
         for c in &o.certificates {
             let Some(owner) = c

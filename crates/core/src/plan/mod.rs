@@ -452,6 +452,16 @@ impl<'a> Planner<'a> {
         id
     }
 
+    /// The steps so far that `is` picks, in order.
+    fn steps_where(&self, is: impl Fn(&Step) -> bool) -> Vec<StepId> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is(s))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     fn change(&mut self, key: ResourceKey, action: ChangeAction) -> &mut ResourceChange {
         self.changes.push(ResourceChange {
             key,

@@ -34,6 +34,18 @@ pub(crate) fn add_certificate(
     now: Timestamp,
 ) -> Result<String, CloudError> {
     check_domains(e, domains)?;
+    Ok(insert(w, (region, domains), now, None, &Tags::new()))
+}
+
+/// Stores a new certificate; answers its ARN. One with a token is
+/// validated by DNS, one without (`local add certificate`) issued at once.
+fn insert(
+    w: &mut World,
+    (region, domains): (&str, &[String]),
+    now: Timestamp,
+    token: Option<&str>,
+    tags: &Tags,
+) -> String {
     let arn = new_arn(w, region);
     w.certificates.insert(
         arn.clone(),
@@ -42,13 +54,13 @@ pub(crate) fn add_certificate(
             region: region.to_owned(),
             domains: domains.to_vec(),
             created_at: now,
-            dns_validated: false,
+            dns_validated: token.is_some(),
             validated_at: None,
-            token: None,
-            tags: Tags::new(),
+            token: token.map(str::to_owned),
+            tags: tags.clone(),
         },
     );
-    Ok(arn)
+    arn
 }
 
 /// RequestCertificate with DNS validation: a token used before in the
@@ -79,20 +91,7 @@ pub(crate) fn request_certificate(
             ),
         ));
     }
-    let arn = new_arn(w, region);
-    w.certificates.insert(
-        arn.clone(),
-        Certificate {
-            arn: arn.clone(),
-            region: region.to_owned(),
-            domains: domains.to_vec(),
-            created_at: cx.now,
-            dns_validated: true,
-            validated_at: None,
-            token: Some(token.to_owned()),
-            tags: tags.clone(),
-        },
-    );
+    let arn = insert(w, (region, domains), cx.now, Some(token), tags);
     notice_validation(w, cx.now);
     Ok(Outcome::Certificate(arn))
 }
