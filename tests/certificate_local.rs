@@ -361,3 +361,65 @@ fn validation_refuses_before_any_call() {
         assert!(e.contains("stack.yaml"), "names the file: {e}");
     }
 }
+
+/// A record of the validation record's name that converge did not write,
+/// with another value, is never overwritten: the validation fails saying
+/// so, and the record is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_record_in_the_way_of_validation_is_left_alone() {
+    use converge::core::route53::RecordType;
+    let t = tempfile::tempdir().unwrap();
+    let cloud = open(t.path(), Duration::ZERO);
+    let zone = cloud.add_zone("shop.example").unwrap();
+    // ACM names the same record for every certificate of a domain: learn
+    // it from a certificate requested outside the stack.
+    let probe = Op::RequestCertificate {
+        region: "us-east-1".into(),
+        domains: vec!["www.shop.example".into()],
+        token: "probe".into(),
+        tags: Tags::new(),
+    };
+    let Outcome::Certificate(arn) = cloud.act(&probe).await.unwrap() else {
+        panic!("no certificate");
+    };
+    let c = cloud.certificate("us-east-1", &arn).await.unwrap().unwrap();
+    let name = c.validation[0].name.clone();
+    cloud
+        .add_record(
+            &zone,
+            &name,
+            RecordType::Cname,
+            &["elsewhere.example.org".into()],
+            300,
+        )
+        .unwrap();
+    let text = "kind: Stack
+name: shop
+spec:
+  region: us-east-1
+---
+kind: Certificate
+name: www
+spec:
+  domains: [www.shop.example]
+  zone: shop.example
+";
+    let d = load(t.path(), text).unwrap();
+    let (_, plan) = observe_and_plan(cloud.as_ref(), &d, jiff::Timestamp::now(), &BTreeMap::new())
+        .await
+        .unwrap();
+    let opts = ApplyOptions {
+        retry: RetryPolicy::fast(),
+        wait_timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(20),
+        ..ApplyOptions::default()
+    };
+    let dyn_cloud: Arc<dyn Cloud> = cloud.clone();
+    let report = execute(dyn_cloud, &plan, opts, Arc::new(Quiet)).await;
+    assert!(!report.is_success());
+    let failed = format!("{:?}", report.steps);
+    assert!(failed.contains("is not converge's"), "{failed}");
+    let o = observe(&cloud, &d).await;
+    let held = o.dns_zones[0].record(&name, RecordType::Cname).unwrap();
+    assert_eq!(held.values, vec!["elsewhere.example.org".to_owned()]);
+}

@@ -11,7 +11,7 @@ use converge_core::acm::{CertificateStatus, ObservedCertificate, ValidationMark}
 use converge_core::desired::Tags;
 use converge_core::ids::ResourceName;
 use converge_core::plan::{Ref, Step, StepId};
-use converge_core::route53::{ChangeAction, Mark, RecordChange, RecordType};
+use converge_core::route53::{ChangeAction, RecordChange, RecordType};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -158,12 +158,22 @@ async fn write_validation_records(
     let mut changes = Vec::new();
     for (rname, set) in wanted {
         let held = observed.and_then(|z| z.record(&rname, RecordType::Cname));
-        let marked = observed.is_some_and(|z| {
-            z.record(&Mark::name_for(&rname, RecordType::Cname), RecordType::Txt)
-                .is_some()
-        });
-        if held.is_some_and(|h| h.values == set.values) && marked {
-            continue;
+        let ours = observed
+            .and_then(|z| ValidationMark::of(z, &rname))
+            .is_some_and(|m| m.stack == *stack);
+        match held {
+            // There as ACM asks (ours, another certificate's, or written
+            // by hand): ACM reads it as it is.
+            Some(h) if h.values == set.values => continue,
+            // Someone else's record of that name: never overwritten.
+            Some(h) if !ours => {
+                return Err(StepError::Unexpected(format!(
+                    "Certificate/{name}: the validation record {rname} exists in zone {domain} with another value ({}) and is not converge's; remove it, or set it to {}",
+                    h.values.join(", "),
+                    set.values.join(", ")
+                )));
+            }
+            _ => {}
         }
         changes.push(RecordChange {
             action: ChangeAction::Upsert,
