@@ -144,6 +144,18 @@ async fn validated_used_by_a_distribution_replaced_and_removed() {
     assert_eq!(viewer.minimum_protocol_version, "TLSv1.2_2021");
     let again = plan(&c, &d).await;
     assert!(!again.has_changes(), "{:?}", again.graph.steps());
+    // A tag added by hand is removed (RemoveTagsFromCertificate).
+    c.act(&converge::cloud::Op::CreateTags {
+        target: converge::core::plan::TagTarget::Certificate(cert.arn.clone()),
+        tags: [("extra".to_owned(), "x".to_owned())].into(),
+    })
+    .await
+    .unwrap();
+    let p = plan(&c, &d).await;
+    assert!(p.graph.steps().iter().any(|s| s.kind() == "set-tags"));
+    apply(&c, &p).await;
+    let o = observe(&*c, &d).await.unwrap();
+    assert!(!o.certificates[0].tags.contains_key("extra"));
 
     // New domains: a new certificate, the distribution switched, then the
     // old one deleted.

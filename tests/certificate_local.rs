@@ -146,6 +146,22 @@ async fn validated_used_replaced_and_removed() {
         .await
         .unwrap();
     assert!(!again.has_changes(), "{:?}", again.graph.steps());
+    // A tag added by hand is removed again.
+    cloud
+        .act(&Op::CreateTags {
+            target: converge::core::plan::TagTarget::Certificate(cert.arn.clone()),
+            tags: Tags::from([("extra".to_owned(), "x".to_owned())]),
+        })
+        .await
+        .unwrap();
+    let plan = apply(&cloud, &d).await;
+    assert!(
+        plan.graph.steps().iter().any(|s| s.kind() == "set-tags"),
+        "{:?}",
+        plan.graph.steps()
+    );
+    let o = observe(&cloud, &d).await;
+    assert!(!o.certificates[0].tags.contains_key("extra"));
 
     // Other domains: replaced, both users switched, the old one deleted,
     // and the validation record of the domain dropped with it.

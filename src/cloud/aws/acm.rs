@@ -216,6 +216,53 @@ impl AwsCloud {
         Ok(Outcome::Certificate(arn.to_owned()))
     }
 
+    /// AddTagsToCertificate `tags`, then RemoveTagsFromCertificate `keys`
+    /// (each only when not empty).
+    pub(super) async fn tag_certificate(
+        &self,
+        arn: &str,
+        tags: &Tags,
+        keys: &[String],
+    ) -> Result<Outcome, CloudError> {
+        const OP: &str = "AddTagsToCertificate";
+        let region = acm::arn_region(arn).unwrap_or(&self.region).to_owned();
+        let client = self.acm_in(OP, &region)?;
+        let build = |k: &str, v: Option<&str>| {
+            Tag::builder()
+                .key(k)
+                .set_value(v.map(str::to_owned))
+                .build()
+                .map_err(|e| refuse(OP, "ValidationException", e.to_string()))
+        };
+        if !tags.is_empty() {
+            let items = tags
+                .iter()
+                .map(|(k, v)| build(k, Some(v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            client
+                .add_tags_to_certificate()
+                .certificate_arn(arn)
+                .set_tags(Some(items))
+                .send()
+                .await
+                .map_err(|e| sdk_error(OP, e))?;
+        }
+        if !keys.is_empty() {
+            let items = keys
+                .iter()
+                .map(|k| build(k, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            client
+                .remove_tags_from_certificate()
+                .certificate_arn(arn)
+                .set_tags(Some(items))
+                .send()
+                .await
+                .map_err(|e| sdk_error("RemoveTagsFromCertificate", e))?;
+        }
+        Ok(Outcome::Done)
+    }
+
     /// DeleteCertificate.
     pub(super) async fn delete_certificate(
         &self,

@@ -478,6 +478,7 @@ impl AwsCloud {
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
                 TagTarget::Zone(id) => self.tag_zone(id, tags, &[]).await,
+                TagTarget::Certificate(arn) => self.tag_certificate(arn, tags, &[]).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
@@ -489,6 +490,10 @@ impl AwsCloud {
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 TagTarget::Zone(id) => {
                     self.tag_zone(id, &converge_core::desired::Tags::new(), keys)
+                        .await
+                }
+                TagTarget::Certificate(arn) => {
+                    self.tag_certificate(arn, &converge_core::desired::Tags::new(), keys)
                         .await
                 }
                 _ => self.ec2_untag(target, keys).await,

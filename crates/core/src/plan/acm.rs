@@ -14,7 +14,9 @@ use crate::acm::{self, CertificateRef, CertificateSpec, ValidationMark};
 use crate::desired::Listener;
 use crate::ids::{Kind, ResourceKey, ResourceName};
 use crate::observed::ViewerCertificate;
-use crate::plan::{ChangeAction, FieldDiff, PlanError, Planner, Ref, Step, StepId, Value};
+use crate::plan::{
+    ChangeAction, FieldDiff, PlanError, Planner, Ref, Step, StepId, TagTarget, Value,
+};
 use crate::route53::{ChangeAction as Action, ObservedZone, RecordChange, RecordType, ZoneRef};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,7 +74,19 @@ impl<'a> Planner<'a> {
                         ready,
                     },
                 );
-                let c = self.change(key, super::update_if(ready.is_some()));
+                // Tags set back (they are set at request, and may drift).
+                let tags = self.tags_for(Kind::Certificate, name, &spec.tags);
+                let drift = self.tag_drift(
+                    &key,
+                    TagTarget::Certificate(c.arn.clone()),
+                    &tags,
+                    &c.tags,
+                    &[],
+                );
+                let observed_tags = c.tags.clone();
+                let ch = self.change(key, super::update_if(ready.is_some() || drift.is_some()));
+                Self::tag_field(ch, &tags, &observed_tags);
+                let c = ch;
                 if ready.is_some() {
                     c.fields.push(FieldDiff {
                         field: "status".into(),

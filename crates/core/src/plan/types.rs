@@ -1018,6 +1018,8 @@ pub enum TagTarget {
     Subnet(SubnetId),
     /// A hosted zone (its ID, without `/hostedzone/`).
     Zone(String),
+    /// An ACM certificate, by ARN (its region is the ARN's).
+    Certificate(String),
 }
 
 /// Why a snapshot is taken.
