@@ -56,7 +56,10 @@ moto_start() {
     # moto keeps everything in memory, per account; tests isolate
     # themselves by account (x-moto-account-id).
     # scripts/moto_server.py: moto_server with the patches converge needs.
-    "$venv/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    # ACM certificates are ISSUED a second after their request (moto does
+    # not read DNS; the local cloud does).
+    MOTO_ACM_VALIDATION_WAIT="${MOTO_ACM_VALIDATION_WAIT:-1}" \
+        "$venv/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
     pid=$!
     for i in $(seq 1 150); do
         if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then

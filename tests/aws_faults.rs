@@ -279,18 +279,20 @@ async fn apply_under_faults_converges_with_no_duplicates() {
 /// was"): two balancers of one name in moto, converge remembering the
 /// second's ARN and observation reading the first; a second listener on
 /// a port; a record's CREATE refused as "already exists".
-const LOST_ONCE: [&str; 5] = [
+const LOST_ONCE: [&str; 6] = [
     "CreateLoadBalancer",
     "CreateTargetGroup",
     "CreateListener",
     "RegisterTargets",
     "ChangeResourceRecordSets",
+    "RequestCertificate",
 ];
 
 /// One fault at each chosen call: the connection drops after moto carried
 /// out the first request of each of [`LOST_ONCE`], the SDK sends it again,
 /// and one apply converges with everything once: one balancer, one target
-/// group and one listener in moto, the record made and marked.
+/// group and one listener per port in moto, the record made and marked,
+/// one certificate (its idempotency token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_to_a_balancer_or_record_create_makes_nothing_twice() {
     let endpoint = moto_or_skip!();
@@ -318,7 +320,9 @@ async fn a_lost_answer_to_a_balancer_or_record_create_makes_nothing_twice() {
     );
     assert_once(&e, &o);
     let balancer = &o.balancers[0];
-    assert_eq!(balancer.listeners.len(), 1, "{:#?}", balancer.listeners);
+    // HTTP 80 and HTTPS 443, each once.
+    assert_eq!(balancer.listeners.len(), 2, "{:#?}", balancer.listeners);
+    assert_eq!(o.certificates.len(), 1, "{:#?}", o.certificates);
     let lb = raw_count(
         &e,
         "elasticloadbalancing",

@@ -227,6 +227,7 @@ fn private_origin(bucket: &str, oac: Option<&str>) -> DistributionConfig {
         comment: String::new(),
         default_root_object: None,
         origin_access_control: oac.map(str::to_owned),
+        viewer_certificate: None,
     }
 }
 

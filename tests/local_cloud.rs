@@ -228,6 +228,7 @@ fn dist_config(enabled: bool, aliases: &[&str]) -> DistributionConfig {
         comment: "assets".into(),
         default_root_object: Some("index.html".into()),
         origin_access_control: None,
+        viewer_certificate: None,
     }
 }
 
@@ -866,9 +867,18 @@ async fn a_caller_reference_returns_the_same_distribution() {
     })
     .await
     .unwrap();
+    // Aliases need a certificate covering them (InvalidViewerCertificate).
+    let cert = c.add_certificate(&["*.example.com".into()]).unwrap();
+    let cfg = |enabled, aliases: &[&str]| DistributionConfig {
+        viewer_certificate: Some(converge::core::observed::ViewerCertificate {
+            arn: cert.clone(),
+            minimum_protocol_version: "TLSv1.2_2021".into(),
+        }),
+        ..dist_config(enabled, aliases)
+    };
     let op = Op::CreateDistribution {
         caller_reference: "converge:shop:assets:1".into(),
-        config: dist_config(true, &["cdn0.example.com"]),
+        config: cfg(true, &["cdn0.example.com"]),
         tags: owned(Kind::Cdn, "assets"),
     };
     let a = c.act(&op).await.unwrap();
@@ -891,7 +901,7 @@ async fn a_caller_reference_returns_the_same_distribution() {
     // Same reference, other settings.
     let other = Op::CreateDistribution {
         caller_reference: "converge:shop:assets:1".into(),
-        config: dist_config(false, &["cdn0.example.com"]),
+        config: cfg(false, &["cdn0.example.com"]),
         tags: owned(Kind::Cdn, "assets"),
     };
     assert_error(
@@ -902,7 +912,7 @@ async fn a_caller_reference_returns_the_same_distribution() {
     // The alias is taken.
     let clash = Op::CreateDistribution {
         caller_reference: "someone-else".into(),
-        config: dist_config(true, &["CDN0.example.com"]),
+        config: cfg(true, &["CDN0.example.com"]),
         tags: Tags::new(),
     };
     assert_error(

@@ -13,6 +13,8 @@ mod aws_elb;
 mod aws_faults;
 mod cdn_aws;
 mod cdn_content;
+mod certificate_aws;
+mod certificate_local;
 mod chaos;
 mod cli;
 mod convergence;

@@ -120,7 +120,7 @@ fn smallpayroll_loads_without_diagnostics() {
     let d = &loaded.desired;
     assert_eq!(d.stack.as_str(), "smallpayroll");
     assert_eq!(d.region, "us-east-1");
-    assert_eq!(loaded.files.len(), 8);
+    assert_eq!(loaded.files.len(), 9);
     let network = d.network.as_ref().expect("a Network");
     assert_eq!(network.subnet_names().len(), 4);
     let name = |s: &'static str| ResourceName::from(s);
@@ -1370,7 +1370,7 @@ fn cdns_are_checked() {
         (
             "res.yaml",
             &cdn(
-                "  aliases: [b.example.com, A.example.com]\n  logging: { bucket: assets-1, prefix: cdn/ }\n",
+                "  aliases: [b.example.com, A.example.com]\n  certificate: arn:aws:acm:us-east-1:123456789012:certificate/abc\n  logging: { bucket: assets-1, prefix: cdn/ }\n",
             ),
         ),
     ]);
@@ -1407,6 +1407,26 @@ fn cdns_are_checked() {
         "Cdn/assets",
         "spec.defaultRootObject",
         "without a leading slash",
+    );
+    // Aliases need a certificate (CloudFront: InvalidViewerCertificate),
+    // of us-east-1.
+    expect_res(
+        &cdn("  aliases: [a.example.com]\n"),
+        "Cdn/assets",
+        "spec.certificate",
+        "a Cdn with aliases needs a certificate",
+    );
+    expect_res(
+        &cdn("  certificate: arn:aws:acm:eu-west-1:123456789012:certificate/abc\n"),
+        "Cdn/assets",
+        "spec.certificate",
+        "must be in us-east-1, found one in eu-west-1",
+    );
+    expect_res(
+        &cdn("  minimumProtocolVersion: TLSv9\n"),
+        "Cdn/assets",
+        "spec.minimumProtocolVersion",
+        "expected one of TLSv1,",
     );
 }
 

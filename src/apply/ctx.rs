@@ -120,6 +120,8 @@ pub(super) enum Output {
         /// Its name servers.
         name_servers: Vec<String>,
     },
+    /// The certificate it requested (or validated): its ARN.
+    Certificate(String),
 }
 
 /// The context a step runs in, shared by all steps of one apply.

@@ -35,6 +35,7 @@ pub(super) async fn run_balancer_step(
             health_check,
             drain_secs,
             retire,
+            ..
         } => {
             let change = ListenerChange {
                 add,
@@ -132,6 +133,7 @@ async fn create_balancer(ctx: &Ctx, step: &Step) -> Result<Output, StepError> {
         drain_secs,
         cross_zone,
         tags,
+        ..
     } = step
     else {
         return Err(StepError::Unexpected("not a create-balancer step".into()));

@@ -14,6 +14,7 @@
 //! at the step's deadline, at once when the run is stopping); `failure`
 //! classifies what failed for the reconcile loop's backoff.
 
+mod acm;
 mod cloudfront;
 mod ctx;
 mod ec2;
@@ -393,7 +394,9 @@ fn describe(graph: &StepGraph, id: StepId) -> String {
 async fn run_step(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
     let start = Instant::now();
     let scope = StepScope::new(ctx.opts.step_timeout);
-    let out = scope.run(run_step_inner(ctx, id, step)).await?;
+    // A certificate requested earlier in the plan: its ARN goes in.
+    let filled = acm::with_certificates(ctx, step)?;
+    let out = scope.run(run_step_inner(ctx, id, &filled)).await?;
     ctx.progress.done(id, &step.describe(), start.elapsed());
     Ok(out)
 }
@@ -493,6 +496,10 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
         Step::UpdateDistribution {
             id: dist, config, ..
         } => cloudfront::update_distribution(ctx, dist, config).await,
+        Step::RequestCertificate { .. }
+        | Step::ValidateCertificate { .. }
+        | Step::DeleteCertificate { .. }
+        | Step::DeleteValidationRecords { .. } => acm::run_acm_step(ctx, id, step).await,
         Step::DisableDistribution { id: dist, .. } => {
             cloudfront::disable_distribution(ctx, id, dist).await
         }

@@ -61,17 +61,7 @@ pub(super) async fn change_records(
     zone: &Ref<String>,
     changes: &[PlannedRecordChange],
 ) -> Result<Output, StepError> {
-    let zone = match zone {
-        Ref::Known(id) => id.clone(),
-        Ref::Created(s) => match ctx.output(*s)? {
-            Output::Zone { id, .. } => id,
-            _ => {
-                return Err(StepError::Unexpected(format!(
-                    "step {s} created no hosted zone"
-                )));
-            }
-        },
-    };
+    let zone = zone_id(ctx, zone)?;
     let mut batch = Vec::new();
     for c in changes {
         batch.push(RecordChange {
@@ -79,9 +69,35 @@ pub(super) async fn change_records(
             set: assemble(ctx, c)?,
         });
     }
+    send_and_wait(ctx, step, &zone, batch.clone()).await?;
+    stamp_marks(ctx, &zone, &batch).await?;
+    Ok(Output::None)
+}
+
+/// A hosted zone's ID, known or created by an earlier step.
+pub(super) fn zone_id(ctx: &Ctx, zone: &Ref<String>) -> Result<String, StepError> {
+    match zone {
+        Ref::Known(id) => Ok(id.clone()),
+        Ref::Created(s) => match ctx.output(*s)? {
+            Output::Zone { id, .. } => Ok(id),
+            _ => Err(StepError::Unexpected(format!(
+                "step {s} created no hosted zone"
+            ))),
+        },
+    }
+}
+
+/// Sends a change batch and waits until Route 53 has it on every server
+/// (GetChange says INSYNC).
+pub(super) async fn send_and_wait(
+    ctx: &Ctx,
+    step: StepId,
+    zone: &str,
+    changes: Vec<RecordChange>,
+) -> Result<(), StepError> {
     let op = Op::ChangeRecordSets {
-        zone: zone.clone(),
-        changes: batch,
+        zone: zone.to_owned(),
+        changes,
     };
     let id = match ctx.call(&op, false).await? {
         Outcome::Change(id) => id,
@@ -92,9 +108,7 @@ pub(super) async fn change_records(
         &format!("change {id} in zone {zone} to be INSYNC"),
         || async { Ok(ctx.read(|| ctx.cloud.change_in_sync(&id)).await?) },
     )
-    .await?;
-    stamp_marks(ctx, &zone, &op).await?;
-    Ok(Output::None)
+    .await
 }
 
 /// Notes in the marks of a batch now in sync the moment it was: a cutover
@@ -102,10 +116,7 @@ pub(super) async fn change_records(
 /// Route 53 server answers the change, not from when it was planned. The
 /// stamped mark needs no wait of its own: only converge reads it, and the
 /// API answers it at once.
-async fn stamp_marks(ctx: &Ctx, zone: &str, op: &Op) -> Result<(), StepError> {
-    let Op::ChangeRecordSets { changes, .. } = op else {
-        return Ok(());
-    };
+async fn stamp_marks(ctx: &Ctx, zone: &str, changes: &[RecordChange]) -> Result<(), StepError> {
     let pending: Vec<(&RecordSet, Mark)> = changes
         .iter()
         .filter(|c| c.action == route53::ChangeAction::Upsert)

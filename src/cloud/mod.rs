@@ -700,6 +700,26 @@ pub enum Op {
         /// The changes, in order.
         changes: Vec<RecordChange>,
     },
+    /// Request an ACM certificate validated by DNS, tagged; answers
+    /// [`Outcome::Certificate`]. The same token (within an hour) answers
+    /// the same certificate.
+    RequestCertificate {
+        /// Its region.
+        region: String,
+        /// Its domains, the primary first.
+        domains: Vec<String>,
+        /// The idempotency token.
+        token: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Delete a certificate nothing uses.
+    DeleteCertificate {
+        /// Its region.
+        region: String,
+        /// Its ARN.
+        arn: String,
+    },
 }
 
 impl Op {
@@ -787,6 +807,7 @@ impl Op {
             Op::CreateHostedZone { .. }
             | Op::DeleteHostedZone { .. }
             | Op::ChangeRecordSets { .. } => Service::Route53,
+            Op::RequestCertificate { .. } | Op::DeleteCertificate { .. } => Service::Acm,
         }
     }
 
@@ -876,6 +897,8 @@ impl Op {
             Op::CreateHostedZone { .. } => "CreateHostedZone",
             Op::DeleteHostedZone { .. } => "DeleteHostedZone",
             Op::ChangeRecordSets { .. } => "ChangeResourceRecordSets",
+            Op::RequestCertificate { .. } => "RequestCertificate",
+            Op::DeleteCertificate { .. } => "DeleteCertificate",
         }
     }
 
@@ -1041,6 +1064,8 @@ pub enum Service {
     CloudFront,
     /// Route 53 hosted zones and records.
     Route53,
+    /// ACM certificates.
+    Acm,
 }
 
 /// The error a backend gives for an operation routed to the wrong
@@ -1130,6 +1155,8 @@ pub enum Outcome {
     },
     /// A change batch was accepted: its ID, for GetChange.
     Change(String),
+    /// A certificate was requested (or found by its token): its ARN.
+    Certificate(String),
     /// An invalidation was created (or found by its caller reference):
     /// its ID, for GetInvalidation.
     Invalidation(String),
@@ -1374,6 +1401,14 @@ pub trait Cloud: Send + Sync {
         stack: &ResourceName,
         domains: &[String],
     ) -> Result<Vec<ObservedZone>, CloudError>;
+
+    /// One certificate as DescribeCertificate tells it (its tags too),
+    /// if it exists.
+    async fn certificate(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> Result<Option<converge_core::acm::ObservedCertificate>, CloudError>;
 
     /// Whether a change batch is in sync on every Route 53 server
     /// (GetChange answers `INSYNC`).

@@ -109,17 +109,24 @@ fn dns_domains(desired: &Desired) -> Option<Vec<String>> {
         && desired.cdns.is_empty()
         && desired.security_groups.is_empty()
         && desired.key_pairs.is_empty()
+        && desired.certificates.is_empty()
         && desired.network.is_none();
     if destroying {
         return Some(vec![converge_core::route53::ALL_ZONES.to_owned()]);
     }
-    if desired.dns_zones.is_empty() && desired.dns_records.is_empty() {
+    if desired.dns_zones.is_empty()
+        && desired.dns_records.is_empty()
+        && desired.certificates.is_empty()
+    {
         return None;
     }
+    // The zones of records and of certificates' validation records.
     let domains: BTreeSet<String> = desired
         .dns_records
         .values()
-        .filter_map(|r| match &r.zone {
+        .map(|r| &r.zone)
+        .chain(desired.certificates.values().map(|c| &c.zone))
+        .filter_map(|z| match z {
             ZoneRef::Existing(d) => Some(d.clone()),
             ZoneRef::Stack(_) => None,
         })

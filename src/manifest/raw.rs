@@ -679,7 +679,8 @@ pub struct Listener {
     /// (application); TCP, TLS, UDP or TCP_UDP (network).
     pub protocol: ListenerProtocol,
     /// The certificate of an HTTPS, SSL or TLS listener (required there,
-    /// refused elsewhere): an ACM certificate ARN.
+    /// refused elsewhere): `Certificate/NAME` of the stack (in the
+    /// balancer's region), or an ACM certificate ARN.
     #[serde(default)]
     pub certificate: Option<String>,
 }
@@ -949,6 +950,19 @@ pub struct CdnSpec {
     /// 15) and waits for it. Default true.
     #[serde(default = "yes")]
     pub invalidate: bool,
+    /// The viewer certificate, served by SNI: `Certificate/NAME` of the
+    /// stack or an ACM certificate ARN, in us-east-1, covering every
+    /// alias. Required when `aliases` is not empty.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// The viewer certificate's minimum TLS version: TLSv1, TLSv1_2016,
+    /// TLSv1.1_2016, TLSv1.2_2018, TLSv1.2_2019, TLSv1.2_2021 (default) or
+    /// TLSv1.2_2025.
+    #[serde(default)]
+    #[schemars(regex(
+        pattern = r"^(TLSv1|TLSv1_2016|TLSv1\.1_2016|TLSv1\.2_2018|TLSv1\.2_2019|TLSv1\.2_2021|TLSv1\.2_2025)$"
+    ))]
+    pub minimum_protocol_version: Option<String>,
 }
 
 fn yes() -> bool {
@@ -1100,6 +1114,10 @@ impl KindSpec for DnsZoneSpec {
     const KIND: &'static str = "DnsZone";
     const DESCRIPTION: &'static str = "A public Route 53 hosted zone converge creates.";
 }
+impl KindSpec for CertificateSpec {
+    const KIND: &'static str = "Certificate";
+    const DESCRIPTION: &'static str = "An ACM certificate, validated by DNS through a hosted zone, for balancer listeners and Cdns.";
+}
 impl KindSpec for DnsRecordSpec {
     const KIND: &'static str = "DnsRecord";
     const DESCRIPTION: &'static str =
@@ -1201,6 +1219,7 @@ fn kind_schemas() -> Vec<(String, serde_json::Value)> {
         schema_of::<CdnSpec>(),
         schema_of::<DnsZoneSpec>(),
         schema_of::<DnsRecordSpec>(),
+        schema_of::<CertificateSpec>(),
     ]
 }
 
@@ -1215,6 +1234,28 @@ pub struct DnsZoneSpec {
     #[serde(default)]
     pub deletion_policy: BucketDeletionPolicy,
     /// Tags of this zone.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// A `Certificate` document: an ACM certificate validated by DNS.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificateSpec {
+    /// The domain names it covers, the first one primary, at most 10;
+    /// wildcards (`*.example.com`, one label) allowed. Changing them
+    /// replaces the certificate (the new one is issued and put in use
+    /// before the old one goes).
+    #[schemars(length(min = 1, max = 10))]
+    pub domains: Vec<String>,
+    /// Where its validation records go: a DnsZone of the stack (its
+    /// document name), or the domain of an existing hosted zone.
+    pub zone: String,
+    /// The region it is requested in. Default: the stack's. A Cdn's
+    /// certificate must be in us-east-1.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Tags of this certificate.
     #[serde(default)]
     pub tags: Tags,
 }

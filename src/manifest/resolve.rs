@@ -6,6 +6,7 @@
 
 use super::check;
 
+mod acm;
 mod balancer;
 mod content;
 mod network;
@@ -16,6 +17,7 @@ use super::node::{FieldPath, Node};
 use super::raw;
 use super::template::{self, Piece};
 use super::yaml;
+
 use converge_core::cron::Cron;
 use converge_core::desired::{
     self as d, Attachment, Attr, Desired, IngressRule, Reference, Secret, Template, TemplatePart,
@@ -70,6 +72,7 @@ enum Spec {
     Cdn(raw::CdnSpec),
     DnsZone(raw::DnsZoneSpec),
     DnsRecord(Box<raw::DnsRecordSpec>),
+    Certificate(raw::CertificateSpec),
 }
 
 /// One document of a file.
@@ -345,6 +348,7 @@ impl Resolver<'_> {
             Kind::Cdn => decode_all(value, &path).map(Spec::Cdn),
             Kind::DnsZone => decode_all(value, &path).map(Spec::DnsZone),
             Kind::DnsRecord => decode_all(value, &path).map(|r| Spec::DnsRecord(Box::new(r))),
+            Kind::Certificate => decode_all(value, &path).map(Spec::Certificate),
         };
         match decoded {
             Ok(s) => Some(s),
@@ -594,6 +598,11 @@ impl Resolver<'_> {
                         desired.dns_records.insert(name, r);
                     }
                 }
+                Spec::Certificate(s) => {
+                    if let Some(c) = self.certificate(&at, s, &mut out) {
+                        desired.certificates.insert(name, c);
+                    }
+                }
             }
             let kind = e.kind;
             let own_tags = match spec {
@@ -606,6 +615,7 @@ impl Resolver<'_> {
                 Spec::Balancer(s) => Some(&s.tags),
                 Spec::Bucket(s) => Some(&s.tags),
                 Spec::Cdn(s) => Some(&s.tags),
+                Spec::Certificate(s) => Some(&s.tags),
                 // Route 53 allows 10 tags on a zone (checked with the
                 // zone); records carry none.
                 Spec::DnsZone(_) | Spec::DnsRecord(_) => None,
@@ -622,6 +632,7 @@ impl Resolver<'_> {
             self.diags.extend(out);
         }
         self.dns_cross_checks(&desired);
+        self.certificate_cross_checks(&desired);
         complete.then_some(desired)
     }
 
@@ -1234,6 +1245,11 @@ impl Resolver<'_> {
             default_root_object: s.default_root_object.clone(),
             tags: s.tags.clone(),
             invalidate: s.invalidate,
+            certificate: self.cdn_certificate(at, s, out)?,
+            minimum_protocol_version: s
+                .minimum_protocol_version
+                .clone()
+                .unwrap_or_else(|| converge_core::acm::DEFAULT_MINIMUM_PROTOCOL_VERSION.to_owned()),
         })
     }
 

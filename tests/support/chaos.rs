@@ -171,6 +171,14 @@ impl Cloud for Hooked {
         self.count();
         self.inner.change_in_sync(id).await
     }
+    async fn certificate(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> Result<Option<converge_core::acm::ObservedCertificate>, CloudError> {
+        self.count();
+        self.inner.certificate(region, arn).await
+    }
     async fn bucket_objects(
         &self,
         bucket: &converge::core::ids::BucketName,

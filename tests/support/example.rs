@@ -59,3 +59,21 @@ pub fn rename_assets_bucket(d: &mut converge::core::desired::Desired, new: &str)
         }
     }
 }
+
+/// Drops the example's certificates and what uses them: the listeners
+/// naming one and the Cdns' viewer certificates (and so their aliases).
+pub fn drop_certificates(d: &mut converge::core::desired::Desired) {
+    d.certificates.clear();
+    for b in d.balancers.values_mut() {
+        b.listeners.retain(|l| {
+            !l.certificate
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Certificate/"))
+        });
+    }
+    for cdn in d.cdns.values_mut() {
+        if cdn.certificate.take().is_some() {
+            cdn.aliases.clear();
+        }
+    }
+}

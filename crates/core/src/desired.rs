@@ -50,6 +50,9 @@ pub struct Desired {
     /// Route 53 records by name.
     #[serde(default)]
     pub dns_records: BTreeMap<ResourceName, crate::route53::DnsRecordSpec>,
+    /// ACM certificates by name.
+    #[serde(default)]
+    pub certificates: BTreeMap<ResourceName, crate::acm::CertificateSpec>,
 }
 
 impl Desired {
@@ -69,6 +72,7 @@ impl Desired {
             cdns: BTreeMap::new(),
             dns_zones: BTreeMap::new(),
             dns_records: BTreeMap::new(),
+            certificates: BTreeMap::new(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Desired {
             Kind::Cdn => self.cdns.contains_key(n),
             Kind::DnsZone => self.dns_zones.contains_key(n),
             Kind::DnsRecord => self.dns_records.contains_key(n),
+            Kind::Certificate => self.certificates.contains_key(n),
         }
     }
 
@@ -824,6 +829,9 @@ pub struct Listener {
     /// The protocol.
     pub protocol: ListenerProtocol,
     /// The ACM (or IAM) certificate ARN of an HTTPS, SSL or TLS listener.
+    /// In a declared balancer it may be `Certificate/NAME` of the stack:
+    /// the planner puts the certificate's ARN in every step, or the step
+    /// requesting it (`certificates` of the balancer's steps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
 }
@@ -1038,6 +1046,17 @@ pub struct CdnSpec {
     /// are invalidated after an apply changes them.
     #[serde(default = "yes")]
     pub invalidate: bool,
+    /// The viewer certificate for its aliases (SNI), if any.
+    #[serde(default)]
+    pub certificate: Option<crate::acm::CertificateRef>,
+    /// The viewer certificate's minimum TLS version (default
+    /// `TLSv1.2_2021`).
+    #[serde(default = "default_tls")]
+    pub minimum_protocol_version: String,
+}
+
+fn default_tls() -> String {
+    crate::acm::DEFAULT_MINIMUM_PROTOCOL_VERSION.to_owned()
 }
 
 /// A text with references, such as user data:

@@ -512,11 +512,13 @@ pub enum Kind {
     DnsZone,
     /// A Route 53 record set.
     DnsRecord,
+    /// An ACM certificate, validated by DNS.
+    Certificate,
 }
 
 impl Kind {
     /// Every kind, in the order resources are listed in plans.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Stack,
         Kind::Network,
         Kind::KeyPair,
@@ -528,6 +530,7 @@ impl Kind {
         Kind::Cdn,
         Kind::DnsZone,
         Kind::DnsRecord,
+        Kind::Certificate,
     ];
 
     /// The kind as written in manifests and tags.
@@ -544,6 +547,7 @@ impl Kind {
             Kind::Cdn => "Cdn",
             Kind::DnsZone => "DnsZone",
             Kind::DnsRecord => "DnsRecord",
+            Kind::Certificate => "Certificate",
         }
     }
 

@@ -4,6 +4,7 @@
 //! time, the observed state and any metric decisions are inputs, so the same
 //! inputs always give the same plan, byte for byte.
 
+pub mod acm;
 pub mod check;
 pub mod controller;
 pub mod cron;

@@ -99,6 +99,9 @@ pub struct Observed {
     /// records name, each with its record sets.
     #[serde(default)]
     pub dns_zones: Vec<crate::route53::ObservedZone>,
+    /// ACM certificates in the stack's region and in us-east-1 (a Cdn's).
+    #[serde(default)]
+    pub certificates: Vec<crate::acm::ObservedCertificate>,
     /// The values of the SSM parameters the stack's fleets take their
     /// image from (`image: ssm:NAME`), by name, read when planning; a name
     /// SSM does not know is absent.
@@ -711,6 +714,22 @@ pub struct DistributionConfig {
     /// name (an ID no known control has stands for itself).
     #[serde(default)]
     pub origin_access_control: Option<String>,
+    /// The viewer certificate (SNI only), if it has one; without, the
+    /// default `*.cloudfront.net` one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_certificate: Option<ViewerCertificate>,
+}
+
+/// A distribution's viewer certificate: an ACM certificate of us-east-1,
+/// served by SNI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewerCertificate {
+    /// The certificate's ARN. In a step whose certificate is requested in
+    /// the same plan, `Certificate/NAME` until the executor puts in the
+    /// ARN the requesting step answered.
+    pub arn: String,
+    /// The minimum TLS version (`TLSv1.2_2021`).
+    pub minimum_protocol_version: String,
 }
 
 /// A distribution.

@@ -699,3 +699,38 @@ fn a_zone_deleted_before_its_records_is_caught() {
         matches!(p, Problem::RetainedDeleted { .. })
     });
 }
+
+#[test]
+fn a_certificate_deleted_while_a_listener_uses_it_is_caught() {
+    use converge_core::acm::{CertificateStatus, ObservedCertificate};
+    use converge_core::desired::{Listener, ListenerProtocol};
+    use converge_core::ids::Kind;
+    let d = smallpayroll();
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    let arn = "arn:aws:acm:us-east-1:123456789012:certificate/0ld";
+    balancer(&mut o, "web").listeners.push(Listener {
+        port: 443,
+        instance_port: 80,
+        protocol: ListenerProtocol::Https,
+        certificate: Some(arn.into()),
+    });
+    o.certificates.push(ObservedCertificate {
+        arn: arn.into(),
+        region: "us-east-1".into(),
+        domains: vec!["www.smallpayroll.example".into()],
+        status: CertificateStatus::Issued,
+        validation: Vec::new(),
+        owner: Some(owner(&d, Kind::Certificate, &name("www"))),
+        tags: tags_for(&d, Kind::Certificate, &name("www"), &Default::default()),
+        in_use_by: Vec::new(),
+    });
+    // The plan as made keeps the rule.
+    assert!(problems(&d, &o, |_| {}).is_empty());
+    let found = problems(&d, &o, |p| {
+        let delete = first(p, |s| matches!(s, Step::DeleteCertificate { .. }));
+        edit_graph(p, |_, edges| edges.retain(|&(_, to)| to != delete));
+    });
+    assert_caught(&found, "a certificate deleted while in use", |p| {
+        matches!(p, Problem::CertificateDeletedInUse { .. })
+    });
+}

@@ -17,8 +17,8 @@ use super::{AwsCloud, bounded, lock, tags_from};
 use crate::cloud::{CloudError, ErrorKind, Outcome, answered_id};
 use aws_sdk_cloudfront::types::{
     Aliases, DefaultCacheBehavior, DistributionConfig as CfConfig, DistributionConfigWithTags,
-    LoggingConfig, Origin, Origins, S3OriginConfig, Tag, TagKeys, Tags as CfTags,
-    ViewerProtocolPolicy,
+    LoggingConfig, MinimumProtocolVersion, Origin, Origins, S3OriginConfig, SslSupportMethod, Tag,
+    TagKeys, Tags as CfTags, ViewerCertificate as CfViewer, ViewerProtocolPolicy,
 };
 use converge_core::desired::Tags;
 use converge_core::ids::{DistributionId, Kind, ResourceName, tags};
@@ -153,6 +153,41 @@ fn logging(l: &Option<(String, String)>, op: &'static str) -> Result<LoggingConf
     Ok(config)
 }
 
+/// A distribution's viewer certificate as CloudFront takes it: an ACM
+/// certificate served by SNI, or the default `*.cloudfront.net` one.
+/// CloudFront refuses (InvalidViewerCertificate) aliases without a
+/// certificate and a certificate outside us-east-1; moto does not, so
+/// converge refuses both before the call.
+fn viewer(c: &DistributionConfig, op: &'static str) -> Result<CfViewer, CloudError> {
+    let refuse_viewer = |m: String| refuse(op, "InvalidViewerCertificate", m);
+    match &c.viewer_certificate {
+        None if !c.aliases.is_empty() => Err(refuse_viewer(
+            "aliases need a viewer certificate covering them".into(),
+        )),
+        None => Ok(CfViewer::builder()
+            .cloud_front_default_certificate(true)
+            .build()),
+        Some(v) => {
+            let region = converge_core::acm::arn_region(&v.arn);
+            if region != Some(converge_core::acm::CDN_REGION) {
+                return Err(refuse_viewer(format!(
+                    "certificate {} is not an ACM certificate of {}",
+                    v.arn,
+                    converge_core::acm::CDN_REGION
+                )));
+            }
+            Ok(CfViewer::builder()
+                .acm_certificate_arn(&v.arn)
+                .ssl_support_method(SslSupportMethod::SniOnly)
+                .minimum_protocol_version(MinimumProtocolVersion::from(
+                    v.minimum_protocol_version.as_str(),
+                ))
+                .cloud_front_default_certificate(false)
+                .build())
+        }
+    }
+}
+
 /// A new distribution's settings: one S3 origin, HTTPS enforced, AWS's
 /// managed caching policy.
 fn new_config(
@@ -192,6 +227,7 @@ fn new_config(
         .aliases(aliases(&c.aliases, OP)?)
         .logging(logging(&c.logging, OP)?)
         .default_root_object(c.default_root_object.clone().unwrap_or_default())
+        .viewer_certificate(viewer(c, OP)?)
         .comment(comment)
         .enabled(c.enabled)
         .build()
@@ -230,6 +266,7 @@ fn apply_config(
     cf.aliases = Some(aliases(&c.aliases, OP)?);
     cf.logging = Some(logging(&c.logging, OP)?);
     cf.default_root_object = Some(c.default_root_object.clone().unwrap_or_default());
+    cf.viewer_certificate = Some(viewer(c, OP)?);
     cf.comment = comment;
     cf.enabled = c.enabled;
     Ok(())
@@ -268,6 +305,16 @@ fn read_config(cf: &CfConfig, oac_names: &OacNames) -> Option<DistributionConfig
             .filter(|r| !r.is_empty())
             .map(str::to_owned),
         origin_access_control,
+        viewer_certificate: cf.viewer_certificate().and_then(|v| {
+            let arn = v.acm_certificate_arn().filter(|a| !a.is_empty())?;
+            Some(converge_core::observed::ViewerCertificate {
+                arn: arn.to_owned(),
+                minimum_protocol_version: v
+                    .minimum_protocol_version()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default(),
+            })
+        }),
     })
 }
 
@@ -685,6 +732,10 @@ mod tests {
             comment: "static assets".into(),
             default_root_object: Some("index.html".into()),
             origin_access_control: None,
+            viewer_certificate: Some(converge_core::observed::ViewerCertificate {
+                arn: "arn:aws:acm:us-east-1:123456789012:certificate/abc".into(),
+                minimum_protocol_version: "TLSv1.2_2021".into(),
+            }),
         }
     }
 

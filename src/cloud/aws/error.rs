@@ -185,6 +185,9 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "OperationAborted",
         "ConcurrentModification",
         "ResourceInUse",
+        // ACM's DeleteCertificate while a listener or distribution still
+        // uses the certificate (its in-use list lags their changes).
+        "ResourceInUseException",
         "InvalidState",
     ];
     const ACCESS_DENIED: &[&str] = &[

@@ -411,6 +411,11 @@ fn action_of(request: &HttpRequest) -> Option<String> {
     if let Some(a) = query_text(request).and_then(|t| param(t, "Action")) {
         return Some(a);
     }
+    // awsJson services (ACM, SSM) name the action in a header:
+    // `X-Amz-Target: CertificateManager.RequestCertificate`.
+    if let Some(t) = request.headers().get("x-amz-target") {
+        return t.rsplit('.').next().map(str::to_owned);
+    }
     if request.method() != "POST" {
         return None;
     }
@@ -579,8 +584,8 @@ fn throttling_response(service: &str) -> (u16, String) {
     match service {
         "ec2" => (503, ec2_error("RequestLimitExceeded", "Request limit exceeded.")),
         "s3" => (503, s3_error("SlowDown", "Please reduce your request rate.")),
-        // SSM speaks awsJson1.1.
-        "ssm" => (
+        // SSM and ACM speak awsJson1.1.
+        "ssm" | "acm" => (
             400,
             "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded (injected by converge)\"}".into(),
         ),
@@ -603,7 +608,7 @@ fn server_error_response(service: &str) -> (u16, String) {
                 "We encountered an internal error. Please try again.",
             ),
         ),
-        "ssm" => (
+        "ssm" | "acm" => (
             500,
             "{\"__type\":\"InternalServerError\",\"message\":\"internal error (injected by converge)\"}".into(),
         ),

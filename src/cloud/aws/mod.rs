@@ -14,6 +14,7 @@
 //! than AWS, converge checks AWS's rule itself: a volume attaches only in
 //! its own zone, a distribution is deleted only once disabled and deployed.
 
+mod acm;
 mod cloudfront;
 mod ec2;
 mod elb;
@@ -116,6 +117,10 @@ pub struct AwsCloud {
     pub(crate) s3: aws_sdk_s3::Client,
     cloudfront: aws_sdk_cloudfront::Client,
     route53: aws_sdk_route53::Client,
+    /// ACM in the stack's region.
+    acm: aws_sdk_acm::Client,
+    /// ACM in us-east-1, where a distribution's certificate must be.
+    acm_cdn: aws_sdk_acm::Client,
     ssm: aws_sdk_ssm::Client,
     counter: hooks::CallCounter,
     injected: Option<faults::FaultHandle>,
@@ -210,6 +215,16 @@ impl AwsCloud {
             s3: client!(aws_sdk_s3, force_path_style),
             cloudfront: client!(aws_sdk_cloudfront),
             route53: client!(aws_sdk_route53),
+            acm: client!(aws_sdk_acm),
+            acm_cdn: {
+                let mut b = aws_sdk_acm::config::Builder::from(&sdk)
+                    .interceptor(counter.clone())
+                    .region(aws_config::Region::new(converge_core::acm::CDN_REGION));
+                if let Some(m) = &moto {
+                    b = b.interceptor(m.clone());
+                }
+                aws_sdk_acm::Client::from_conf(b.build())
+            },
             ssm: client!(aws_sdk_ssm),
             counter,
             injected,
@@ -312,6 +327,7 @@ impl AwsCloud {
             (balancers_v2, stray_target_groups),
             buckets,
             (distributions, origin_access),
+            certificates,
         ) = tokio::try_join!(
             self.observe_network(stack),
             self.observe_ec2(stack),
@@ -319,6 +335,7 @@ impl AwsCloud {
             self.observe_balancers_v2(stack),
             self.observe_buckets(stack),
             self.observe_distributions(stack),
+            self.observe_certificates(stack),
         )?;
         balancers.extend(balancers_v2);
         balancers.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
@@ -359,6 +376,7 @@ impl AwsCloud {
             // Read with the domains the manifests name
             // (`commands::observe_with`, `Cloud::dns_zones`).
             dns_zones: Vec::new(),
+            certificates,
         })
     }
 
@@ -374,6 +392,7 @@ impl AwsCloud {
             Service::S3 => self.act_s3(op).await,
             Service::CloudFront => self.act_cloudfront(op).await,
             Service::Route53 => self.act_route53(op).await,
+            Service::Acm => self.act_acm(op).await,
         }
     }
 
@@ -459,6 +478,7 @@ impl AwsCloud {
                 TagTarget::Bucket(name) => self.tag_bucket(name.as_str(), tags).await,
                 TagTarget::Distribution(id) => self.tag_distribution(id, tags).await,
                 TagTarget::Zone(id) => self.tag_zone(id, tags, &[]).await,
+                TagTarget::Certificate(arn) => self.tag_certificate(arn, tags, &[]).await,
                 _ => self.ec2_tag(target, tags).await,
             },
             Op::DeleteTags { target, keys } => match target {
@@ -470,6 +490,10 @@ impl AwsCloud {
                 TagTarget::Distribution(id) => self.untag_distribution(id, keys).await,
                 TagTarget::Zone(id) => {
                     self.tag_zone(id, &converge_core::desired::Tags::new(), keys)
+                        .await
+                }
+                TagTarget::Certificate(arn) => {
+                    self.tag_certificate(arn, &converge_core::desired::Tags::new(), keys)
                         .await
                 }
                 _ => self.ec2_untag(target, keys).await,
@@ -744,6 +768,20 @@ impl AwsCloud {
             other => Err(misrouted(other, "Route 53")),
         }
     }
+
+    /// ACM certificates.
+    async fn act_acm(&self, op: &Op) -> Result<Outcome, CloudError> {
+        match op {
+            Op::RequestCertificate {
+                region,
+                domains,
+                token,
+                tags,
+            } => self.request_certificate(region, domains, token, tags).await,
+            Op::DeleteCertificate { region, arn } => self.delete_certificate(region, arn).await,
+            other => Err(misrouted(other, "ACM")),
+        }
+    }
 }
 
 #[async_trait]
@@ -823,6 +861,14 @@ impl Cloud for AwsCloud {
 
     async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
         self.get_change(id).await
+    }
+
+    async fn certificate(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> Result<Option<converge_core::acm::ObservedCertificate>, CloudError> {
+        self.describe_certificate(region, arn).await
     }
 
     async fn bucket_objects(

@@ -51,6 +51,9 @@ pub struct Delays {
     pub dns: Duration,
     /// CloudFront invalidations: InProgress → Completed.
     pub invalidation: Duration,
+    /// ACM certificates: PENDING_VALIDATION → ISSUED once their
+    /// validation records are in a zone.
+    pub certificate: Duration,
     /// Balancer members become InService `interval × healthyThreshold ×
     /// health` after they are registered and running. The default, 0.05,
     /// turns the design's 30 s × 2 into 3 s; 1.0 is real time.
@@ -67,6 +70,7 @@ impl Default for Delays {
             deploy: Duration::from_secs(5),
             dns: Duration::from_secs(1),
             invalidation: Duration::from_secs(2),
+            certificate: Duration::from_secs(2),
             health: 0.05,
         }
     }
@@ -74,7 +78,7 @@ impl Default for Delays {
 
 /// The keys [`Delays::parse`] accepts, for error messages.
 const DELAY_KEYS: &str =
-    "zero, boot, shutdown, volume, snapshot, deploy, dns, invalidation, health";
+    "zero, boot, shutdown, volume, snapshot, deploy, dns, invalidation, certificate, health";
 
 impl Delays {
     /// No delays at all: every transition happens at once.
@@ -87,6 +91,7 @@ impl Delays {
             deploy: Duration::ZERO,
             dns: Duration::ZERO,
             invalidation: Duration::ZERO,
+            certificate: Duration::ZERO,
             health: 0.0,
         }
     }
@@ -109,6 +114,7 @@ impl Delays {
                 ("deploy", Some(v)) => d.deploy = duration(key, v)?,
                 ("dns", Some(v)) => d.dns = duration(key, v)?,
                 ("invalidation", Some(v)) => d.invalidation = duration(key, v)?,
+                ("certificate", Some(v)) => d.certificate = duration(key, v)?,
                 ("health", Some(v)) => {
                     d.health = match v.parse::<f64>() {
                         Ok(f) if f.is_finite() && f >= 0.0 => f,
@@ -123,7 +129,7 @@ impl Delays {
                 }
                 (
                     "boot" | "shutdown" | "volume" | "snapshot" | "deploy" | "dns" | "invalidation"
-                    | "health",
+                    | "certificate" | "health",
                     None,
                 ) => {
                     return Err(ParseError::MissingValue {

@@ -399,13 +399,20 @@ fn members_text(states: &[(InstanceId, MemberState)]) -> String {
 /// certificates.
 fn outside_rows(w: &World, out: &mut Vec<LsRow>) {
     for c in w.certificates.values() {
+        // A requested one is issued a delay after its records are seen.
+        let state = match (c.dns_validated, c.validated_at) {
+            (true, None) => "PENDING_VALIDATION",
+            (true, Some(_)) => "validated",
+            (false, _) => "ISSUED",
+        };
+        let tag = |k: &str| c.tags.get(k).cloned().unwrap_or_else(|| "-".to_owned());
         out.push(LsRow {
             kind: ResourceType::Certificate,
             id: c.arn.clone(),
-            stack: "-".to_owned(),
-            resource: "-".to_owned(),
+            stack: tag(converge_core::ids::tags::STACK),
+            resource: tag(converge_core::ids::tags::NAME),
             zone: c.region.clone(),
-            state: format!("ISSUED for {}", c.domains.join(", ")),
+            state: format!("{state} for {}", c.domains.join(", ")),
         });
     }
     for p in w.instance_profiles.values() {

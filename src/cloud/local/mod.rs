@@ -861,6 +861,24 @@ impl Cloud for LocalCloud {
         .await
     }
 
+    async fn certificate(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> Result<Option<converge_core::acm::ObservedCertificate>, CloudError> {
+        const OP: &str = "DescribeCertificate";
+        let (region, arn) = (region.to_owned(), arn.to_owned());
+        self.blocking(OP, move |s| {
+            s.describe(OP, |w, cx| {
+                Ok(w.certificates
+                    .get(&arn)
+                    .filter(|c| c.region == region)
+                    .map(|c| ops::acm::observed(w, c, cx)))
+            })
+        })
+        .await
+    }
+
     async fn change_in_sync(&self, id: &str) -> Result<bool, CloudError> {
         const OP: &str = "GetChange";
         let id = id.to_owned();

@@ -152,6 +152,12 @@ pub(crate) fn observe(
             });
         }
     }
+    // The stack's certificates in its region and in us-east-1 (a Cdn's).
+    let regions = [cx.region, converge_core::acm::CDN_REGION];
+    o.certificates = super::ops::acm::certificates(w, cx, &regions)
+        .into_iter()
+        .filter(|c| c.owner.as_ref().is_some_and(|x| x.stack == *stack))
+        .collect();
     Ok(o)
 }
 

@@ -518,7 +518,10 @@ pub(crate) struct TargetGroup {
     pub created_at: Timestamp,
 }
 
-/// An ACM certificate (issued at once).
+/// An ACM certificate: one made with `converge local add certificate`
+/// is issued at once; one requested with DNS validation is pending until
+/// its validation records are in a zone the world holds, then issued
+/// `delays.certificate` later.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Certificate {
     pub arn: String,
@@ -526,6 +529,17 @@ pub(crate) struct Certificate {
     /// The domain names it covers, the first one its subject.
     pub domains: Vec<String>,
     pub created_at: Timestamp,
+    /// Whether it is validated by DNS (requested with RequestCertificate).
+    #[serde(default)]
+    pub dns_validated: bool,
+    /// When its last validation record was seen in a zone.
+    #[serde(default)]
+    pub validated_at: Option<Timestamp>,
+    /// The idempotency token it was requested with.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// An instance's registration with a balancer.

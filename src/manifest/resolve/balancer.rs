@@ -10,6 +10,7 @@ use crate::manifest::check;
 use crate::manifest::diagnostics::Diagnostic;
 use crate::manifest::node::FieldPath;
 use crate::manifest::raw;
+use converge_core::acm::CertificateRef;
 use converge_core::desired::{self as d, BalancerHealth, ListenerProtocol};
 use converge_core::elb::{
     self, BalancerType, Scheme, TargetHealthCheck, max_manifest_name, needs_certificate, ranges,
@@ -338,7 +339,7 @@ fn certificate(
                 &path,
                 false,
                 format!(
-                    "{} {} listener needs a certificate (an ACM certificate ARN, arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+                    "{} {} listener needs a certificate (Certificate/NAME, or an ACM certificate ARN, arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
                     article(protocol),
                     protocol.as_str()
                 ),
@@ -358,16 +359,15 @@ fn certificate(
             None
         }
         (_, None) => Some(None),
-        (true, Some(c)) if c.starts_with("Certificate/") => {
-            out.push(at.diag(
-                &path,
-                false,
-                format!(
-                    "{c}: the stack cannot declare certificates yet; name an ACM certificate ARN"
-                ),
-            ));
-            None
-        }
+        // Declared, and in the balancer's region: checked across
+        // resources (`certificate_cross_checks`).
+        (true, Some(c)) if c.starts_with("Certificate/") => match CertificateRef::parse(c) {
+            Ok(_) => Some(Some(c.to_owned())),
+            Err(m) => {
+                out.push(at.diag(&path, false, m));
+                None
+            }
+        },
         (true, Some(c)) => {
             let acm = c.starts_with("arn:aws:acm:") && c.contains(":certificate/");
             let iam = c.starts_with("arn:aws:iam::") && c.contains(":server-certificate/");

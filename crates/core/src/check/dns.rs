@@ -3,7 +3,8 @@
 //! the stack's (its mark says so) or adopted; a value change of a record
 //! that resolvers may hold for longer than the cutover TTL waits for the
 //! cutover (the old TTL passed since lowering); a zone goes only after the
-//! plan's deletions of its records, and only if its policy allows it.
+//! plan's deletions of its records (a certificate's validation records
+//! included), and only if its policy allows it.
 
 use super::{Ctx, Problem, listed, push};
 use crate::desired::DeletionPolicy;
@@ -40,6 +41,12 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
         if let Some(z) = observed {
             owned(cx, i, name, z, changes);
             staged(cx, i, name, z, changes);
+        }
+    }
+    // A certificate's validation records go before their zone too.
+    for (i, s) in plan.graph.iter() {
+        if let Step::DeleteValidationRecords { zone, .. } = s {
+            push(&mut deletes, zone.as_str(), i);
         }
     }
     for (i, s) in plan.graph.iter() {

@@ -11,7 +11,7 @@
 //! distributions are deleted only once nothing uses them, and only if
 //! their deletion policy allows it; DNS records carry their ownership
 //! marks, are touched only when owned or adopted, and switch value only
-//! as their cutover allows; launches go in their zone's subnet,
+//! as their cutover allows; a certificate goes only once nothing uses it; launches go in their zone's subnet,
 //! and a network is deleted only once the stack has left it; idempotency tokens do not repeat; the
 //! summary agrees with the steps. `docs/plan-checks.md` lists the rules.
 //!
@@ -21,6 +21,7 @@
 //! checked in time near-linear in its steps.
 
 mod cdn;
+mod certificates;
 mod changes;
 mod dns;
 mod graph;
@@ -100,6 +101,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<Problem> {
     volumes::check(&mut cx);
     cdn::check(&mut cx);
     dns::check(&mut cx);
+    certificates::check(&mut cx);
     network::check(&mut cx);
     cx.problems
 }

@@ -561,6 +561,14 @@ pub enum Problem {
         /// A step deleting records of the zone, not before it.
         records: StepName,
     },
+    /// A certificate is deleted only after its users are switched away.
+    #[error("{step} does not wait for {user} to stop using the certificate")]
+    CertificateDeletedInUse {
+        /// The delete-certificate step.
+        step: StepName,
+        /// The listener's balancer or the distribution still using it.
+        user: String,
+    },
     /// A distribution is deleted only after it is disabled.
     #[error("{step} does not wait for {distribution} to be disabled")]
     DeleteBeforeDisable {
@@ -584,6 +592,7 @@ fn produced(what: Produces) -> &'static str {
         Produces::RouteTable => "a route table",
         Produces::Subnet => "a subnet",
         Produces::Zone => "a hosted zone",
+        Produces::Certificate => "a certificate",
     }
 }
 

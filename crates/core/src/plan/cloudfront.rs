@@ -24,8 +24,11 @@ impl<'a> Planner<'a> {
         for (name, spec) in &d.cdns {
             let key = ResourceKey::new(Kind::Cdn, name.clone());
             let tags = self.tags_for(Kind::Cdn, name, &spec.tags);
-            let config = self.cdn_config(name, spec);
+            let mut config = self.cdn_config(name, spec);
+            let (viewer, certificate, cert_ready) = self.viewer_certificate(spec);
+            config.viewer_certificate = viewer;
             let mut bucket_deps: Vec<StepId> = Vec::new();
+            bucket_deps.extend(cert_ready);
             bucket_deps.extend(self.origin_access(name, spec));
             for b in
                 std::iter::once(&spec.origin_bucket).chain(spec.logging.as_ref().map(|l| &l.bucket))
@@ -48,6 +51,7 @@ impl<'a> Planner<'a> {
                             caller_reference,
                             config: config.clone(),
                             tags,
+                            certificate,
                         },
                         bucket_deps,
                     );
@@ -56,7 +60,7 @@ impl<'a> Planner<'a> {
                     let c = self.change(key, ChangeAction::Create);
                     c.fields = cdn_fields(None, &config);
                 }
-                Some(x) => self.current_cdn(key, x, config, tags, bucket_deps),
+                Some(x) => self.current_cdn(key, x, (config, certificate), tags, bucket_deps),
             }
             self.cdn_grant(name, spec);
             self.invalidation(name, spec);
@@ -322,16 +326,18 @@ impl<'a> Planner<'a> {
             origin_access_control: self
                 .needs_origin_access(spec)
                 .then(|| oac_name(self.desired().stack.as_str(), name.as_str())),
+            viewer_certificate: None,
         }
     }
 
     /// A distribution that exists: updated to `config` after the buckets
-    /// it needs, its tags set back.
+    /// it needs (and the certificate this plan requests for it), its tags
+    /// set back.
     fn current_cdn(
         &mut self,
         key: ResourceKey,
         x: &ObservedDistribution,
-        config: DistributionConfig,
+        (config, certificate): (DistributionConfig, Option<StepId>),
         tags: Tags,
         bucket_deps: Vec<StepId>,
     ) {
@@ -343,6 +349,7 @@ impl<'a> Planner<'a> {
                     name: name.clone(),
                     id: x.id.clone(),
                     config: config.clone(),
+                    certificate,
                 },
                 bucket_deps,
             );
@@ -451,6 +458,21 @@ fn cdn_fields(before: Option<&DistributionConfig>, after: &DistributionConfig) -
         )
     };
     push("originAccessControl", before.map(oac), oac(after));
+    let viewer = |c: &DistributionConfig| {
+        Value::Text(match &c.viewer_certificate {
+            None => "default (*.cloudfront.net)".into(),
+            Some(v) if v.arn.starts_with("Certificate/") => {
+                format!(
+                    "{} (known after apply), {}",
+                    v.arn, v.minimum_protocol_version
+                )
+            }
+            Some(v) => format!("{}, {}", v.arn, v.minimum_protocol_version),
+        })
+    };
+    if before.is_some() || after.viewer_certificate.is_some() {
+        push("spec.certificate", before.map(viewer), viewer(after));
+    }
     out
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Resources are planned kind by kind in dependency order: the network,
 //! key pairs,
-//! security groups, buckets, distributions, volumes, balancers, fleets (in
+//! security groups, hosted zones, certificates, buckets, distributions,
+//! volumes, balancers, fleets (in
 //! reference order), balancer membership, then what the manifests no
 //! longer declare.
 //!
@@ -17,6 +18,7 @@
 //! and tags. A new kind is a new file (or a section of its service's file)
 //! and a line in [`plan`] (two when its deletions wait for other kinds).
 
+mod acm;
 mod cloudfront;
 mod ec2;
 mod elb;
@@ -203,6 +205,14 @@ pub enum PlanError {
         /// What is wrong.
         message: String,
     },
+    /// A Certificate cannot be planned: its zone is missing or ambiguous.
+    #[error("Certificate/{certificate}: {message}")]
+    Certificate {
+        /// The certificate.
+        certificate: ResourceName,
+        /// What is wrong.
+        message: String,
+    },
     /// A fleet's volume is in a zone none of its subnets is in.
     #[error(
         "Fleet/{fleet}: spec.subnets: none is in {zone}, the zone of Volume/{volume} attached to it"
@@ -223,18 +233,20 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     p.network()?;
     p.key_pairs();
     p.security_groups();
+    p.dns_zones();
+    p.certificates()?;
     p.buckets();
     p.cdns();
     p.volumes();
     p.balancers();
-    p.dns_zones();
     for name in fleet::reference_order(input.desired)? {
         p.fleet(&name)?;
     }
     p.removed_fleets();
     p.balancer_membership();
     p.balancer_notes();
-    p.dns_records()?;
+    let validation_deletes = p.removed_certificates();
+    p.dns_records(validation_deletes)?;
     p.finish_group_deletes();
     p.finish_volume_deletes();
     p.finish_bucket_deletes();
@@ -295,6 +307,9 @@ pub(crate) struct Planner<'a> {
     /// The stack's hosted zones: the ID (or the step creating it) and the
     /// domain.
     zones: BTreeMap<ResourceName, (Ref<String>, String)>,
+    /// The stack's certificates, for the listeners and distributions
+    /// that use them.
+    certificates: BTreeMap<ResourceName, acm::PlannedCertificate>,
     /// What the plan does to each bucket's content (issue 11 B).
     content: BTreeMap<ResourceName, s3::PlannedContent>,
     /// Per Cdn, the step that last changes its distribution (an update or
@@ -401,6 +416,7 @@ impl<'a> Planner<'a> {
             doomed_buckets: BTreeMap::new(),
             cdns: BTreeMap::new(),
             zones: BTreeMap::new(),
+            certificates: BTreeMap::new(),
             content: BTreeMap::new(),
             cdn_last: BTreeMap::new(),
             pending_fields: BTreeMap::new(),
@@ -434,6 +450,16 @@ impl<'a> Planner<'a> {
             self.edges.insert((d, id));
         }
         id
+    }
+
+    /// The steps so far that `is` picks, in order.
+    fn steps_where(&self, is: impl Fn(&Step) -> bool) -> Vec<StepId> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is(s))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     fn change(&mut self, key: ResourceKey, action: ChangeAction) -> &mut ResourceChange {

@@ -329,12 +329,16 @@ impl<'a> Planner<'a> {
 
     /// Plans the stack's records, then deletes what the stack no longer
     /// declares: records first, then their zones.
-    pub(crate) fn dns_records(&mut self) -> Result<(), PlanError> {
+    /// `deletes` holds the steps deleting certificates' validation
+    /// records, by zone ID.
+    pub(crate) fn dns_records(
+        &mut self,
+        mut deletes: BTreeMap<String, Vec<StepId>>,
+    ) -> Result<(), PlanError> {
         let d = self.desired();
         // A copy: the records' values may read the zones (`nameServers`).
         let zones = self.zones.clone();
         // The steps deleting records, by zone ID: a zone goes after them.
-        let mut deletes: BTreeMap<String, Vec<StepId>> = BTreeMap::new();
         for (name, spec) in &d.dns_records {
             let zone = self.record_zone(name, spec, &zones)?;
             self.record(name, spec, &zone, &mut deletes)?;

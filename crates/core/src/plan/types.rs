@@ -1018,6 +1018,8 @@ pub enum TagTarget {
     Subnet(SubnetId),
     /// A hosted zone (its ID, without `/hostedzone/`).
     Zone(String),
+    /// An ACM certificate, by ARN (its region is the ARN's).
+    Certificate(String),
 }
 
 /// Why a snapshot is taken.
@@ -1435,6 +1437,10 @@ pub enum Step {
         cross_zone: bool,
         /// Tags.
         tags: Tags,
+        /// Listeners (port, requesting step) whose certificate this plan
+        /// requests: the ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        certificates: Vec<(u16, StepId)>,
     },
     /// Add, change and remove listeners (an elbv2 balancer's target groups
     /// made for new target ports, and those no listener uses deleted).
@@ -1455,6 +1461,10 @@ pub enum Step {
         /// Target groups no listener uses any more, deleted last.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         retire: Vec<TargetGroupName>,
+        /// Listeners (port, requesting step) whose certificate this plan
+        /// requests: the ARN the requesting step answers goes in.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        certificates: Vec<(u16, StepId)>,
     },
     /// Set the health check (of each of the handle's target groups).
     ConfigureHealthCheck {
@@ -1573,6 +1583,10 @@ pub enum Step {
         config: DistributionConfig,
         /// Tags.
         tags: Tags,
+        /// The step requesting its viewer certificate in this plan: the
+        /// ARN it answers goes in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<StepId>,
     },
     /// Change a distribution's settings.
     UpdateDistribution {
@@ -1582,6 +1596,10 @@ pub enum Step {
         id: DistributionId,
         /// Settings.
         config: DistributionConfig,
+        /// The step requesting its viewer certificate in this plan: the
+        /// ARN it answers goes in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<StepId>,
     },
     /// Disable a distribution and wait until it is deployed.
     DisableDistribution {
@@ -1713,6 +1731,55 @@ pub enum Step {
         purpose: RecordPurpose,
         /// The changes, in order.
         changes: Vec<PlannedRecordChange>,
+    },
+    /// Request an ACM certificate validated by DNS (idempotent by its
+    /// token), tagged.
+    RequestCertificate {
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// Its domains, the primary first.
+        domains: Vec<String>,
+        /// The idempotency token.
+        token: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Write a certificate's validation records (with their marks) into
+    /// its zone, then wait until ACM issues it.
+    ValidateCertificate {
+        /// The stack (its validation marks name it).
+        stack: ResourceName,
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// The certificate.
+        arn: Ref<String>,
+        /// The hosted zone of its validation records.
+        zone: Ref<String>,
+        /// That zone's domain.
+        domain: String,
+    },
+    /// Delete a certificate nothing uses any more.
+    DeleteCertificate {
+        /// Manifest name.
+        name: ResourceName,
+        /// Its region.
+        region: String,
+        /// The certificate.
+        arn: String,
+    },
+    /// Delete validation records (and their marks) no certificate of the
+    /// stack needs any more.
+    DeleteValidationRecords {
+        /// The Certificate (manifest name) that wrote them.
+        name: ResourceName,
+        /// The hosted zone.
+        zone: String,
+        /// The deletions, the sets exactly as they are.
+        changes: Vec<crate::route53::RecordChange>,
     },
 }
 
@@ -1859,6 +1926,10 @@ impl Step {
             Step::CreateZone { name, .. } => format!("create DnsZone/{name}"),
             Step::DeleteZone { name, .. } => format!("delete DnsZone/{name}"),
             Step::ChangeRecords { name, purpose, .. } => purpose.describe(name),
+            Step::RequestCertificate { .. }
+            | Step::ValidateCertificate { .. }
+            | Step::DeleteCertificate { .. }
+            | Step::DeleteValidationRecords { .. } => describe_certificate_step(self),
             // The S3 and CloudFront steps (`kind` and `resource` stay
             // exhaustive, so a new step is never missed).
             _ => self.describe_s3_cloudfront(),
@@ -1982,6 +2053,10 @@ impl Step {
             Step::CreateZone { .. } => "create-zone",
             Step::DeleteZone { .. } => "delete-zone",
             Step::ChangeRecords { .. } => "change-records",
+            Step::RequestCertificate { .. } => "request-certificate",
+            Step::ValidateCertificate { .. } => "validate-certificate",
+            Step::DeleteCertificate { .. } => "delete-certificate",
+            Step::DeleteValidationRecords { .. } => "delete-validation-records",
         }
     }
 
@@ -2100,6 +2175,10 @@ impl Step {
                 key(Kind::DnsZone, name)
             }
             Step::ChangeRecords { name, .. } => key(Kind::DnsRecord, name),
+            Step::RequestCertificate { name, .. }
+            | Step::ValidateCertificate { name, .. }
+            | Step::DeleteCertificate { name, .. }
+            | Step::DeleteValidationRecords { name, .. } => key(Kind::Certificate, name),
         }
     }
 }
@@ -2129,6 +2208,8 @@ pub enum Produces {
     Subnet,
     /// A hosted zone ([`Step::CreateZone`]).
     Zone,
+    /// A certificate ([`Step::RequestCertificate`]).
+    Certificate,
 }
 
 impl Produces {
@@ -2146,6 +2227,7 @@ impl Produces {
                 | (Produces::RouteTable, Step::CreateRouteTable { .. })
                 | (Produces::Subnet, Step::CreateSubnet { .. })
                 | (Produces::Zone, Step::CreateZone { .. })
+                | (Produces::Certificate, Step::RequestCertificate { .. })
         )
     }
 
@@ -2223,8 +2305,12 @@ impl Step {
             Step::CreateBalancer {
                 subnets,
                 security_groups,
+                certificates,
                 ..
             } => {
+                for (_, s) in certificates.iter_mut() {
+                    f(s, Produces::Certificate);
+                }
                 for s in subnets {
                     net(s, Produces::Subnet, f);
                 }
@@ -2279,6 +2365,23 @@ impl Step {
                 }
             }
             Step::GrantCdnRead { distribution, .. } => net(distribution, Produces::Distribution, f),
+            Step::SetListeners { certificates, .. } => {
+                for (_, s) in certificates.iter_mut() {
+                    f(s, Produces::Certificate);
+                }
+            }
+            Step::CreateDistribution {
+                certificate: Some(s),
+                ..
+            }
+            | Step::UpdateDistribution {
+                certificate: Some(s),
+                ..
+            } => f(s, Produces::Certificate),
+            Step::ValidateCertificate { arn, zone, .. } => {
+                net(arn, Produces::Certificate, f);
+                net(zone, Produces::Zone, f);
+            }
             Step::ChangeRecords { zone, changes, .. } => {
                 net(zone, Produces::Zone, f);
                 for c in changes {
@@ -2339,5 +2442,45 @@ fn describe_tags(key: &ResourceKey, target: &TagTarget) -> String {
             format!("tag hosted zone {id} as holding the stack's records ({key})")
         }
         _ => format!("set tags on {key}"),
+    }
+}
+
+/// The last segment of an ARN (a certificate's ID), for step lines.
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// What an ACM step does, for people.
+fn describe_certificate_step(step: &Step) -> String {
+    match step {
+        Step::RequestCertificate {
+            name,
+            region,
+            domains,
+            ..
+        } => format!(
+            "request Certificate/{name} in {region} for {}",
+            domains.join(", ")
+        ),
+        Step::ValidateCertificate { name, domain, .. } => {
+            format!("validate Certificate/{name} through zone {domain} and wait until it is issued")
+        }
+        Step::DeleteCertificate { name, arn, .. } => {
+            format!("delete Certificate/{name} ({})", short_arn(arn))
+        }
+        Step::DeleteValidationRecords { name, changes, .. } => {
+            // The CNAMEs; their marks go with them.
+            let records: Vec<&str> = changes
+                .iter()
+                .filter(|c| c.set.rtype == crate::route53::RecordType::Cname)
+                .map(|c| c.set.name.as_str())
+                .collect();
+            format!(
+                "delete {} of Certificate/{name}: {}",
+                count(records.len(), "validation record"),
+                first_names(records.into_iter())
+            )
+        }
+        _ => String::new(),
     }
 }

@@ -321,6 +321,8 @@ pub fn smallpayroll() -> Desired {
             default_root_object: Some("index.html".into()),
             tags: Tags::new(),
             invalidate: true,
+            certificate: None,
+            minimum_protocol_version: "TLSv1.2_2021".into(),
         },
     );
     d
@@ -822,6 +824,7 @@ pub fn cdn_config(c: &CdnSpec) -> DistributionConfig {
         comment: c.comment.clone(),
         default_root_object: c.default_root_object.clone(),
         origin_access_control: None,
+        viewer_certificate: None,
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn create_distribution(
         return Err(e.invalid("InvalidArgument", "The caller reference is empty."));
     }
     check_distribution(w, e, None, config)?;
+    super::acm::check_viewer_certificate(w, cx, e, config)?;
     check_tags(e, tags)?;
     let id: DistributionId = e.id(format!(
         "E{}",
@@ -80,6 +81,7 @@ pub(crate) fn update_distribution(
         return Err(no_such_distribution(e, id));
     }
     check_distribution(w, e, Some(id), config)?;
+    super::acm::check_viewer_certificate(w, cx, e, config)?;
     if let Some(d) = w.distributions.get_mut(id) {
         d.config = config.clone();
         d.deployed_at = cx.later(cx.delays.deploy);

@@ -14,7 +14,7 @@
 //! resources of every service. [`act`] only routes: adding an operation
 //! means one function in its service's file and one arm here.
 
-mod acm;
+pub(crate) mod acm;
 pub(crate) mod cloudfront;
 mod ec2;
 mod elb;
@@ -74,6 +74,7 @@ pub(crate) fn act(w: &mut World, op: &Op, cx: &Ctx<'_>) -> Result<Outcome, Cloud
         Service::S3 => act_s3(w, op, cx, e),
         Service::CloudFront => act_cloudfront(w, op, cx, e),
         Service::Route53 => act_route53(w, op, cx, e),
+        Service::Acm => act_acm(w, op, cx, e),
     }
 }
 
@@ -360,8 +361,26 @@ fn act_route53(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome
             tags,
         } => route53::create_zone(w, cx, e, domain, caller_reference, tags),
         Op::DeleteHostedZone { id } => route53::delete_zone(w, e, id),
-        Op::ChangeRecordSets { zone, changes } => route53::change_records(w, cx, e, zone, changes),
+        Op::ChangeRecordSets { zone, changes } => {
+            let out = route53::change_records(w, cx, e, zone, changes)?;
+            acm::notice_validation(w, cx.now);
+            Ok(out)
+        }
         other => Err(misrouted(other, "Route 53")),
+    }
+}
+
+/// ACM certificates.
+fn act_acm(w: &mut World, op: &Op, cx: &Ctx<'_>, e: &Errs) -> Result<Outcome, CloudError> {
+    match op {
+        Op::RequestCertificate {
+            region,
+            domains,
+            token,
+            tags,
+        } => acm::request_certificate(w, cx, e, (region, domains), token, tags),
+        Op::DeleteCertificate { region, arn } => acm::delete_certificate(w, e, region, arn),
+        other => Err(misrouted(other, "ACM")),
     }
 }
 

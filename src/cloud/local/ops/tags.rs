@@ -111,6 +111,17 @@ fn tags_mut<'w>(
                 .map(|d| &mut d.tags)
                 .ok_or_else(|| no_such_distribution(e, id))?,
         ),
+        TagTarget::Certificate(arn) => Some(
+            w.certificates
+                .get_mut(arn)
+                .map(|c| &mut c.tags)
+                .ok_or_else(|| {
+                    e.not_found(
+                        "ResourceNotFoundException",
+                        format!("Could not find certificate {arn}."),
+                    )
+                })?,
+        ),
         TagTarget::Zone(id) => Some(w.hosted_zones.get_mut(id).map(|z| &mut z.tags).ok_or_else(
             || {
                 e.not_found(

@@ -455,22 +455,16 @@ impl<'a> Planner<'a> {
     /// policy says `delete`), after every step that takes something of
     /// the stack out of it.
     pub(crate) fn finish_network_deletes(&mut self) {
-        let users: Vec<StepId> = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                matches!(
-                    s,
-                    Step::Terminate { .. }
-                        | Step::DeleteGroup { .. }
-                        | Step::DeleteBalancer { .. }
-                        | Step::DeleteTargetGroups { .. }
-                        | Step::SetBalancerSubnets { .. }
-                )
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let users = self.steps_where(|s| {
+            matches!(
+                s,
+                Step::Terminate { .. }
+                    | Step::DeleteGroup { .. }
+                    | Step::DeleteBalancer { .. }
+                    | Step::DeleteTargetGroups { .. }
+                    | Step::SetBalancerSubnets { .. }
+            )
+        });
         let declared = self.desired().network.as_ref().and_then(|n| match &n.vpc {
             NetworkVpc::Create { subnets, .. } => Some((n.name.clone(), subnets)),
             NetworkVpc::Existing { .. } => None,

@@ -279,16 +279,6 @@ impl<'a> Planner<'a> {
         self.delete_balancer(b, &before);
     }
 
-    /// The steps so far that match.
-    fn steps_where(&self, f: impl Fn(&Step) -> bool) -> Vec<StepId> {
-        self.steps
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| f(s))
-            .map(|(i, _)| i)
-            .collect()
-    }
-
     /// Deregisters a retiring instance from every balancer it is a member
     /// of and lets it drain; returns the steps its termination waits for.
     pub(crate) fn leave_balancers(&mut self, id: &InstanceId, deps: &[StepId]) -> Vec<StepId> {

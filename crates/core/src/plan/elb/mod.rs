@@ -179,6 +179,8 @@ impl<'a> Planner<'a> {
         let (subnets, mut deps) = self.balancer_subnets(spec);
         let (security_groups, group_deps) = self.balancer_groups(spec);
         deps.extend(group_deps);
+        let (listeners, certificates, cert_deps) = self.listener_certificates(&spec.listeners);
+        deps.extend(cert_deps);
         let step = self.add(
             Step::CreateBalancer {
                 balancer: want.clone(),
@@ -186,11 +188,12 @@ impl<'a> Planner<'a> {
                 zones: spec.zones.clone(),
                 subnets,
                 security_groups,
-                listeners: spec.listeners.clone(),
+                listeners: listeners.clone(),
                 health_check: spec.health_check.clone(),
                 drain_secs: spec.drain_secs,
                 cross_zone: spec.cross_zone,
                 tags,
+                certificates: certificates.clone().into_iter().collect(),
             },
             deps,
         );
@@ -249,7 +252,7 @@ impl<'a> Planner<'a> {
         let shown = [
             (
                 "spec.listeners",
-                Value::List(sorted_strings(spec.listeners.iter())),
+                Value::List(shown_listeners(&listeners, &certificates)),
             ),
             (
                 "spec.healthCheck",
@@ -314,4 +317,21 @@ impl<'a> Planner<'a> {
             .collect();
         (groups, deps)
     }
+}
+
+/// Listeners as a plan shows them: one whose certificate this plan
+/// requests says its ARN is known after apply.
+pub(crate) fn shown_listeners(
+    listeners: &[crate::desired::Listener],
+    requested: &BTreeMap<u16, StepId>,
+) -> Vec<String> {
+    sorted_strings(listeners.iter().map(|l| {
+        if requested.contains_key(&l.port) {
+            let mut bare = l.clone();
+            let named = bare.certificate.take().unwrap_or_default();
+            format!("{bare} (certificate {named}, known after apply)")
+        } else {
+            l.to_string()
+        }
+    }))
 }

@@ -85,7 +85,8 @@ impl<'a> Planner<'a> {
         b: &ObservedBalancer,
     ) -> Option<(FieldDiff, StepId)> {
         let have: BTreeMap<u16, &Listener> = b.listeners.iter().map(|l| (l.port, l)).collect();
-        let wanted: BTreeMap<u16, &Listener> = spec.listeners.iter().map(|l| (l.port, l)).collect();
+        let (listeners, certificates, cert_deps) = self.listener_certificates(&spec.listeners);
+        let wanted: BTreeMap<u16, &Listener> = listeners.iter().map(|l| (l.port, l)).collect();
         let v2 = spec.kind.has_target_groups();
         let mut add = Vec::new();
         let mut modify = Vec::new();
@@ -125,13 +126,17 @@ impl<'a> Planner<'a> {
                 health_check: spec.health_check.clone(),
                 drain_secs: spec.drain_secs,
                 retire,
+                certificates: certificates.clone().into_iter().collect(),
             },
-            [],
+            cert_deps,
         );
         let field = FieldDiff {
             field: "spec.listeners".into(),
             before: Some(Value::List(sorted_strings(b.listeners.iter()))),
-            after: Some(Value::List(sorted_strings(spec.listeners.iter()))),
+            after: Some(Value::List(super::shown_listeners(
+                &listeners,
+                &certificates,
+            ))),
             forces_replacement: false,
         };
         Some((field, step))
