@@ -222,9 +222,24 @@ pub fn content_digest(cache_control: Option<&str>) -> String {
 }
 
 /// The paths an invalidation of these keys names: `/KEY` each, sorted, or
-/// one `/*` when there are more than [`MAX_INVALIDATION_PATHS`].
-pub fn invalidation_paths<'k>(keys: impl IntoIterator<Item = &'k str>) -> Vec<String> {
-    let mut paths: Vec<String> = keys.into_iter().map(|k| format!("/{k}")).collect();
+/// one `/*` when there are more than [`MAX_INVALIDATION_PATHS`]. A key
+/// that is the distribution's default root object also invalidates `/`,
+/// which CloudFront caches separately. Characters outside RFC 3986's
+/// unreserved set (and `/`) are percent-encoded, as CloudFront asks of
+/// paths with non-ASCII or unsafe characters
+/// (<https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/invalidation-specifying-objects.html>);
+/// a `*` in a key is a literal there, not a wildcard.
+pub fn invalidation_paths<'k>(
+    keys: impl IntoIterator<Item = &'k str>,
+    root_object: Option<&str>,
+) -> Vec<String> {
+    let mut paths = Vec::new();
+    for k in keys {
+        if root_object == Some(k) {
+            paths.push("/".to_owned());
+        }
+        paths.push(format!("/{}", percent_encode_path(k)));
+    }
     paths.sort();
     paths.dedup();
     if paths.len() > MAX_INVALIDATION_PATHS {
@@ -232,6 +247,19 @@ pub fn invalidation_paths<'k>(keys: impl IntoIterator<Item = &'k str>) -> Vec<St
     } else {
         paths
     }
+}
+
+/// `key` with every byte outside `A-Z a-z 0-9 - . _ ~ /` as `%XX`.
+fn percent_encode_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether a path (relative, with `/`) matches a glob of
@@ -347,15 +375,27 @@ mod tests {
 
     #[test]
     fn many_paths_are_one_wildcard() {
-        assert_eq!(invalidation_paths(["b", "a", "a"]), vec!["/a", "/b"]);
+        assert_eq!(invalidation_paths(["b", "a", "a"], None), vec!["/a", "/b"]);
         let keys: Vec<String> = (0..16).map(|i| format!("k{i}")).collect();
         assert_eq!(
-            invalidation_paths(keys.iter().map(String::as_str)),
+            invalidation_paths(keys.iter().map(String::as_str), None),
             vec!["/*"]
         );
         assert_eq!(
-            invalidation_paths(keys[..15].iter().map(String::as_str)).len(),
+            invalidation_paths(keys[..15].iter().map(String::as_str), None).len(),
             15
+        );
+    }
+
+    #[test]
+    fn the_root_object_invalidates_the_root_and_odd_keys_are_encoded() {
+        assert_eq!(
+            invalidation_paths(["index.html", "img/a b.png"], Some("index.html")),
+            vec!["/", "/img/a%20b.png", "/index.html"]
+        );
+        assert_eq!(
+            invalidation_paths(["café*.css"], Some("index.html")),
+            vec!["/caf%C3%A9%2A.css"]
         );
     }
 }

@@ -189,7 +189,10 @@ impl<'a> Planner<'a> {
         if content.stale.is_empty() {
             return;
         }
-        let paths = invalidation_paths(content.stale.iter().map(String::as_str));
+        let paths = invalidation_paths(
+            content.stale.iter().map(String::as_str),
+            spec.default_root_object.as_deref(),
+        );
         let caller_reference = format!(
             "converge:{}:{}:{}",
             self.desired().stack,
