@@ -11,7 +11,7 @@
 
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
 use converge::cloud::Cloud;
-use converge::cloud::aws::{AwsCloud, AwsOptions};
+use converge::cloud::aws::AwsCloud;
 use converge::commands::{observe, observe_and_plan};
 use converge::core::acm::{CertificateStatus, ValidationMark};
 use converge::core::desired::Desired;
@@ -20,33 +20,12 @@ use converge::core::plan::{ChangeAction, Plan};
 use converge::core::route53::RecordType;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::moto::{cloud, load};
+
 const AT: &str = "2026-12-01T16:00:00Z";
-
-async fn cloud(endpoint: &str) -> Arc<AwsCloud> {
-    let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
-    Arc::new(
-        AwsCloud::connect(
-            AwsOptions {
-                endpoint_url: Some(endpoint.to_owned()),
-                moto_account: Some(account),
-                initial_backoff: Some(Duration::from_millis(5)),
-                ..AwsOptions::default()
-            },
-            "us-east-1",
-        )
-        .await
-        .unwrap(),
-    )
-}
-
-fn load(dir: &Path, text: &str) -> Desired {
-    std::fs::write(dir.join("stack.yaml"), text).unwrap();
-    converge::manifest::load(dir, &|_| None).unwrap().desired
-}
 
 async fn plan(c: &Arc<AwsCloud>, d: &Desired) -> Plan {
     let at: Timestamp = AT.parse().unwrap();

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, execute};
-use converge::cloud::aws::{AwsCloud, AwsOptions};
+use converge::cloud::aws::AwsCloud;
 use converge::cloud::{Cloud, Op, Outcome};
 use converge::commands::observe_and_plan;
 use converge::core::desired::Desired;
@@ -18,33 +18,12 @@ use converge::core::route53::{
 };
 use jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::moto::{cloud, load};
+
 const AT: &str = "2026-12-01T16:00:00Z";
-
-async fn cloud(endpoint: &str) -> Arc<AwsCloud> {
-    let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
-    Arc::new(
-        AwsCloud::connect(
-            AwsOptions {
-                endpoint_url: Some(endpoint.to_owned()),
-                moto_account: Some(account),
-                initial_backoff: Some(Duration::from_millis(5)),
-                ..AwsOptions::default()
-            },
-            "us-east-1",
-        )
-        .await
-        .unwrap(),
-    )
-}
-
-fn load(dir: &Path, text: &str) -> Desired {
-    std::fs::write(dir.join("stack.yaml"), text).unwrap();
-    converge::manifest::load(dir, &|_| None).unwrap().desired
-}
 
 async fn plan(c: &Arc<AwsCloud>, d: &Desired, at: &str) -> Plan {
     let at: Timestamp = at.parse().unwrap();

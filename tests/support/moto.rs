@@ -90,3 +90,29 @@ fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A backend for moto in an account of its own (a random ID), so tests
+/// running side by side never see each other's resources.
+pub async fn cloud(endpoint: &str) -> std::sync::Arc<converge::cloud::aws::AwsCloud> {
+    use converge::cloud::aws::{AwsCloud, AwsOptions};
+    let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
+    std::sync::Arc::new(
+        AwsCloud::connect(
+            AwsOptions {
+                endpoint_url: Some(endpoint.to_owned()),
+                moto_account: Some(account),
+                initial_backoff: Some(std::time::Duration::from_millis(5)),
+                ..AwsOptions::default()
+            },
+            "us-east-1",
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+/// The stack of this one manifest file's `text`, written into `dir`.
+pub fn load(dir: &std::path::Path, text: &str) -> converge::core::desired::Desired {
+    std::fs::write(dir.join("stack.yaml"), text).unwrap();
+    converge::manifest::load(dir, &|_| None).unwrap().desired
+}
