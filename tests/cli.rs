@@ -859,6 +859,9 @@ fn output_prints_the_live_stacks_outputs() {
 /// subnets, the balancer in the public ones.
 fn into_network(w: &Workdir, network: &str) {
     std::fs::write(w.file("05-network.yaml"), network).unwrap();
+    // The db's address, in the new private-a (10.20.10.0/24 or an
+    // existing VPC's): the subnet picks.
+    w.edit("20-db.yaml", "privateIps: [10.0.10.10]", "");
     for _ in 0..2 {
         w.edit(
             "30-app.yaml",
@@ -873,6 +876,8 @@ fn into_network(w: &Workdir, network: &str) {
 fn into_default_vpc(w: &Workdir) {
     std::fs::remove_file(w.file("05-network.yaml")).unwrap();
     w.edit("20-db.yaml", "subnets: [private-a]", "zones: [us-east-1a]");
+    // A declared address needs a Network.
+    w.edit("20-db.yaml", "privateIps: [10.0.10.10]", "");
     for _ in 0..2 {
         w.edit(
             "30-app.yaml",
@@ -895,7 +900,7 @@ fn the_example_stack_needs_no_default_vpc_and_moves_to_it_when_asked() {
     let ls = w.ls();
     let db: Vec<&String> = ls.iter().filter(|l| l.contains("Fleet/db")).collect();
     assert!(
-        db.len() == 1 && db[0].contains(" 10.0.10.") && !db[0].contains(" public "),
+        db.len() == 1 && db[0].contains(" 10.0.10.10 ") && !db[0].contains(" public "),
         "the db runs in private-a, without a public address: {db:?}"
     );
     assert!(

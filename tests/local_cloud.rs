@@ -79,6 +79,7 @@ fn run_op(fleet: &str, zone: &str, count: u32, token: &str) -> Op {
     t.insert(tags::SPEC_HASH.into(), "abc123".into());
     Op::RunInstances {
         public_ip: None,
+        private_ip: None,
         subnet: None,
         image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),

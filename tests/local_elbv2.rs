@@ -121,6 +121,7 @@ fn create_listener(balancer: &str, l: Listener, tg: &str) -> Op {
 async fn launch(c: &LocalCloud, zone: &str, count: u32, token: &str) -> Vec<InstanceId> {
     let op = Op::RunInstances {
         public_ip: None,
+        private_ip: None,
         subnet: None,
         image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),
@@ -655,6 +656,7 @@ async fn targets_in_another_vpc_are_refused() {
 fn launch_op_in(subnet: &converge::core::ids::SubnetId) -> Op {
     Op::RunInstances {
         public_ip: None,
+        private_ip: None,
         subnet: Some(subnet.clone()),
         image: "ami-147f977d".into(),
         instance_type: "m1.small".into(),

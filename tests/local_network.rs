@@ -106,6 +106,7 @@ fn run_op(
         zone: Zone::new(zone).unwrap(),
         subnet: subnet.cloned(),
         public_ip: None,
+        private_ip: None,
         count,
         tags: owned(Kind::Fleet, "app"),
         client_token: token.into(),
@@ -497,4 +498,45 @@ async fn local_add_vpc_follows_the_same_rules() {
         ],
     );
     assert!(matches!(r, Err(LocalError::Refused(e)) if e.code == "InvalidSubnet.Conflict"));
+}
+
+/// An instance at a declared address, as RunInstances' PrivateIpAddress.
+fn at_address(subnet: &SubnetId, groups: &[GroupId], count: u32, ip: &str, token: &str) -> Op {
+    let mut op = run_op("us-east-1a", Some(subnet), groups, count, token);
+    if let Op::RunInstances { private_ip, .. } = &mut op {
+        *private_ip = Some(ip.parse().unwrap());
+    }
+    op
+}
+
+#[tokio::test]
+async fn a_declared_address_is_one_instance_s_inside_its_subnet_and_free_once_terminated() {
+    let c = cloud();
+    let v = vpc(&c, "10.0.0.0/16").await;
+    let s = subnet(&c, &v, "us-east-1a", "10.0.10.0/24").await;
+    let g = group(&c, &v, "web").await;
+    let g = std::slice::from_ref(&g);
+    // EC2's rules for PrivateIpAddress: a single instance, inside the
+    // subnet's block, not one of the five it reserves.
+    let two = c.act(&at_address(&s, g, 2, "10.0.10.10", "t1")).await;
+    assert_error(two, ErrorKind::Invalid, "InvalidParameterCombination");
+    for ip in ["10.0.11.10", "10.0.10.0", "10.0.10.3", "10.0.10.255"] {
+        let r = c.act(&at_address(&s, g, 1, ip, "t2")).await;
+        assert_error(r, ErrorKind::Invalid, "InvalidParameterValue");
+    }
+    let first = run(&c, &at_address(&s, g, 1, "10.0.10.10", "t3")).await;
+    let seen = c.instances(&first).await.unwrap();
+    assert_eq!(seen[0].private_ip, "10.0.10.10".parse().ok());
+    // Held while the instance lives: not ready, for the launch to retry.
+    let held = c.act(&at_address(&s, g, 1, "10.0.10.10", "t4")).await;
+    assert_error(held, ErrorKind::InvalidState, "InvalidIPAddress.InUse");
+    // The same token answers the first launch again, as EC2 does.
+    assert_eq!(
+        run(&c, &at_address(&s, g, 1, "10.0.10.10", "t3")).await,
+        first
+    );
+    c.act(&Op::TerminateInstances { ids: first }).await.unwrap();
+    let again = run(&c, &at_address(&s, g, 1, "10.0.10.10", "t5")).await;
+    let seen = c.instances(&again).await.unwrap();
+    assert_eq!(seen[0].private_ip, "10.0.10.10".parse().ok());
 }

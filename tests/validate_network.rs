@@ -241,3 +241,87 @@ fn a_volume_attaches_in_its_fleets_subnet_zones() {
         "Fleet/app launches in us-east-1a but the volume is in us-east-1b",
     );
 }
+
+#[test]
+fn declared_addresses_load_in_their_subnets() {
+    let app = fleet(
+        "  subnets: [private-a, private-b]\n  replicas: 2\n  privateIps: [10.0.10.10, 10.0.11.10]\n",
+    );
+    let loaded = load(&[NETWORK, &app]).unwrap_or_else(|d| panic!("{d}"));
+    let f = loaded.desired.fleets.values().next().expect("a fleet");
+    let ips: Vec<String> = f.private_ips.iter().map(|a| a.to_string()).collect();
+    assert_eq!(ips, ["10.0.10.10", "10.0.11.10"]);
+}
+
+#[test]
+fn declared_addresses_are_checked_against_subnets_counts_and_each_other() {
+    let at = |ips: &str, extra: &str| {
+        fleet(&format!(
+            "  subnets: [private-a, private-b]\n  replicas: 2\n  privateIps: [{ips}]\n{extra}"
+        ))
+    };
+    let cases = [
+        (
+            at("10.0.10.10, nope", ""),
+            "spec.privateIps[1]",
+            "expected an IPv4 address",
+        ),
+        (
+            at("10.0.10.10, 10.0.10.10", ""),
+            "spec.privateIps[1]",
+            "listed twice",
+        ),
+        (
+            at("10.0.10.10, 10.0.12.10", ""),
+            "spec.privateIps[1]",
+            "in none of the fleet's subnets (private-a 10.0.10.0/24, private-b 10.0.11.0/28)",
+        ),
+        (
+            at("10.0.10.10, 10.0.11.15", ""),
+            "spec.privateIps[1]",
+            "one of the five addresses AWS reserves in subnet private-b",
+        ),
+        (
+            at("10.0.10.3, 10.0.11.10", ""),
+            "spec.privateIps[0]",
+            "AWS reserves",
+        ),
+        (
+            at("10.0.10.10", ""),
+            "spec.privateIps",
+            "can run up to 2 instances (replicas or schedule) but privateIps lists 1",
+        ),
+        (
+            at("10.0.10.10, 10.0.10.11", ""),
+            "spec.privateIps",
+            "can put 1 instance(s) in subnet private-b (us-east-1b), but privateIps has 0",
+        ),
+    ];
+    for (doc, field, needle) in &cases {
+        expect(&[NETWORK, doc], "Fleet/app", field, needle);
+    }
+    let scaled = fleet(
+        "  subnets: [private-a]\n  privateIps: [10.0.10.10]\n  autoscale:\n    metric: { url: http://127.0.0.1:9/q }\n    scaleOut: { above: 1, step: 1 }\n    scaleIn: { below: 0, step: 1 }\n    min: 0\n    max: 1\n",
+    );
+    expect(
+        &[NETWORK, &scaled],
+        "Fleet/app",
+        "spec.privateIps",
+        "do not go together",
+    );
+    let no_net = fleet("  zones: [us-east-1a]\n  privateIps: [10.0.10.10]\n");
+    expect(
+        &[&no_net],
+        "Fleet/app",
+        "spec.privateIps",
+        "needs a Network",
+    );
+    let other = "kind: Fleet\nname: job\nspec:\n  image: ami-147f977d\n  instanceType: m1.small\n  subnets: [private-a]\n  privateIps: [10.0.10.10]\n";
+    let app = fleet("  subnets: [private-a]\n  privateIps: [10.0.10.10]\n");
+    expect(
+        &[NETWORK, &app, other],
+        "Fleet/job",
+        "spec.privateIps[0]",
+        "in the privateIps of Fleet/app too",
+    );
+}

@@ -6,7 +6,7 @@
 
 use super::StepError;
 use super::ctx::{Ctx, Output, answered};
-use crate::cloud::{ErrorKind, Op, Outcome};
+use crate::cloud::{ErrorKind, Launched, Op, Outcome};
 use converge_core::desired::{Encryption, Tags, VolumeType};
 use converge_core::ids::{
     GroupId, GroupName, InstanceId, KeyName, ResourceName, SnapshotId, VolumeId, Zone, tags,
@@ -15,8 +15,8 @@ use converge_core::observed::{
     CloudRule, CloudSource, InstanceState, ModificationState, SnapshotState, VolumeState,
 };
 use converge_core::plan::{
-    GroupRef, InstanceRef, LaunchSpec, PlannedRule, SnapshotPurpose, Step, StepId, VolumeRef,
-    VpcRef, rule_ports,
+    GroupRef, InstanceRef, PlannedRule, SnapshotPurpose, Step, StepId, VolumeRef, VpcRef,
+    rule_ports,
 };
 use converge_core::spec_hash::launch_spec_hash;
 
@@ -162,15 +162,25 @@ pub(super) async fn delete_group(ctx: &Ctx, group: &GroupId) -> Result<Output, S
 /// with the hash of what was launched (user data assembled now),
 /// publishes their addresses as soon as RunInstances answers (for the
 /// launches that need only those), and waits until they run; hands them
-/// on.
-pub(super) async fn launch(
-    ctx: &Ctx,
-    id: StepId,
-    zone: &Zone,
-    count: u32,
-    spec: &LaunchSpec,
-    token: &str,
-) -> Result<Output, StepError> {
+/// on. With declared addresses, one RunInstances per address (EC2 takes
+/// `PrivateIpAddress` only for a single instance), each with the step's
+/// token and the address as its client token.
+pub(super) async fn launch(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, StepError> {
+    let Step::Launch {
+        zone,
+        count,
+        spec,
+        token,
+        private_ips,
+        ..
+    } = step
+    else {
+        return Err(StepError::Unexpected(format!(
+            "{} is not a launch",
+            step.describe()
+        )));
+    };
+    let count = *count;
     let user_data = ctx.user_data(&spec.user_data)?;
     let groups = ctx.groups(&spec.groups)?;
     let mut tags = spec.tags.clone();
@@ -196,6 +206,7 @@ pub(super) async fn launch(
         zone: zone.clone(),
         subnet: spec.subnet.as_ref().map(|s| ctx.subnet(s)).transpose()?,
         public_ip: spec.public_ip,
+        private_ip: None,
         count,
         tags,
         client_token: token.to_owned(),
@@ -203,7 +214,37 @@ pub(super) async fn launch(
         metadata: spec.metadata,
         root_volume: spec.root_volume.clone(),
     };
-    let launched = match ctx.call(&op, true).await? {
+    let launched = if private_ips.is_empty() {
+        run_instances(ctx, &op, count).await?
+    } else {
+        let mut all = Vec::new();
+        for ip in private_ips {
+            let mut one = op.clone();
+            if let Op::RunInstances {
+                private_ip,
+                count,
+                client_token,
+                ..
+            } = &mut one
+            {
+                *private_ip = Some(*ip);
+                *count = 1;
+                *client_token = format!("{token}-{ip}");
+            }
+            all.extend(run_instances(ctx, &one, 1).await?);
+        }
+        all
+    };
+    let ids: Vec<InstanceId> = launched.iter().map(|l| l.id.clone()).collect();
+    // The addresses are known now: launches that only need them (a
+    // template's `${Fleet/db.privateIp}`) start while these boot.
+    ctx.publish_early(id, Output::Launched(launched));
+    Ok(Output::Instances(ctx.wait_running(id, &ids).await?))
+}
+
+/// One RunInstances call of `count` instances, with what it answered.
+async fn run_instances(ctx: &Ctx, op: &Op, count: u32) -> Result<Vec<Launched>, StepError> {
+    let launched = match ctx.call(op, true).await? {
         Outcome::Instances(launched) => launched,
         other => return Err(answered("RunInstances", &other)),
     };
@@ -213,11 +254,7 @@ pub(super) async fn launch(
             launched.len()
         )));
     }
-    let ids: Vec<InstanceId> = launched.iter().map(|l| l.id.clone()).collect();
-    // The addresses are known now: launches that only need them (a
-    // template's `${Fleet/db.privateIp}`) start while these boot.
-    ctx.publish_early(id, Output::Launched(launched));
-    Ok(Output::Instances(ctx.wait_running(id, &ids).await?))
+    Ok(launched)
 }
 
 /// Changes a running instance's security groups.

@@ -443,13 +443,7 @@ async fn run_step_inner(ctx: &Ctx, id: StepId, step: &Step) -> Result<Output, St
             remove,
             ..
         } => tags::set_tags(ctx, target, set, remove).await,
-        Step::Launch {
-            zone,
-            count,
-            spec,
-            token,
-            ..
-        } => ec2::launch(ctx, id, zone, *count, spec, token).await,
+        Step::Launch { .. } => ec2::launch(ctx, id, step).await,
         Step::SetInstanceGroups {
             instance, groups, ..
         } => ec2::set_instance_groups(ctx, instance, groups).await,

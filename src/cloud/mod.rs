@@ -213,6 +213,9 @@ pub enum Op {
         /// Whether instances get a public address; `None` leaves it to
         /// the subnet.
         public_ip: Option<bool>,
+        /// The private address of the one instance launched (`count` is
+        /// then 1, as EC2 asks); `None`: the subnet picks.
+        private_ip: Option<std::net::Ipv4Addr>,
         /// How many.
         count: u32,
         /// Tags.
@@ -941,6 +944,7 @@ pub(crate) struct Launch<'a> {
     pub zone: &'a Zone,
     pub subnet: Option<&'a SubnetId>,
     pub public_ip: Option<bool>,
+    pub private_ip: Option<std::net::Ipv4Addr>,
     pub count: u32,
     pub tags: &'a Tags,
     pub client_token: &'a str,
@@ -977,6 +981,7 @@ impl Op {
             zone,
             subnet,
             public_ip,
+            private_ip,
             count,
             tags,
             client_token,
@@ -996,6 +1001,7 @@ impl Op {
             zone,
             subnet: subnet.as_ref(),
             public_ip: *public_ip,
+            private_ip: *private_ip,
             count: *count,
             tags,
             client_token,

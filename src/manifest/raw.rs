@@ -185,6 +185,15 @@ pub struct FleetSpec {
     /// Default: the subnet's own setting (public subnets give one).
     #[serde(default)]
     pub public_ip: Option<bool>,
+    /// With a Network: the private addresses the instances take, one
+    /// each (IPv4, each inside one of `subnets`, not one of the five AWS
+    /// reserves, listed once). A lost instance's successor takes its
+    /// address again, so what reads `${Fleet/NAME.privateIp}` is not
+    /// rolled. At least as many as the fleet can run, in each subnet as
+    /// many as it spreads there. Not with `autoscale`. Default: the
+    /// subnet picks.
+    #[serde(default)]
+    pub private_ips: Vec<String>,
     /// The instance count, 0–1000, when no schedule rule says otherwise.
     /// Default 1. Not allowed with `autoscale`.
     #[serde(default)]

@@ -561,7 +561,7 @@ impl Resolver<'_> {
                     desired.security_groups.insert(name, g);
                 }
                 Spec::Fleet(s) => {
-                    if let Some(f) = self.fleet(&at, s, &mut out) {
+                    if let Some(f) = self.fleet(&at, &e.name, s, &mut out) {
                         desired.fleets.insert(name, f);
                     }
                 }
@@ -897,6 +897,7 @@ impl Resolver<'_> {
     fn fleet(
         &self,
         at: &At<'_>,
+        name: &str,
         s: &raw::FleetSpec,
         out: &mut Vec<Diagnostic>,
     ) -> Option<d::FleetSpec> {
@@ -921,6 +922,7 @@ impl Resolver<'_> {
             ));
         }
         self.subnet_room(at, s, out);
+        let private_ips = self.fleet_addresses(at, name, s, out);
         if let Some(n) = s.replicas {
             count(at, &spec.key("replicas"), n, 0, out);
             if s.autoscale.is_some() {
@@ -973,6 +975,7 @@ impl Resolver<'_> {
             zones: s.zones.iter().map(|z| id(z)).collect::<Option<_>>()?,
             subnets: subnets?,
             public_ip: s.public_ip,
+            private_ips: private_ips?,
             replicas,
             key_pair: match &s.key_pair {
                 Some(k) => Some(id(k)?),
@@ -1257,6 +1260,7 @@ impl Resolver<'_> {
 
     fn cross_checks(&mut self) {
         self.volume_attachments();
+        self.shared_addresses();
         self.balancer_zones();
         self.fleet_cycles();
     }
@@ -1274,6 +1278,34 @@ impl Resolver<'_> {
             }
         }
         m
+    }
+
+    /// No address in two fleets' `privateIps`: one instance holds it.
+    fn shared_addresses(&mut self) {
+        let mut owner: BTreeMap<std::net::Ipv4Addr, &str> = BTreeMap::new();
+        let mut out = Vec::new();
+        if let Some(fleets) = self.index.get(&Kind::Fleet) {
+            for (name, &i) in fleets {
+                let e = &self.entries[i];
+                let Some(f) = e.fleet() else { continue };
+                for (k, s) in f.private_ips.iter().enumerate() {
+                    let Ok(a) = s.parse::<std::net::Ipv4Addr>() else {
+                        continue;
+                    };
+                    match owner.get(&a) {
+                        Some(first) if first != name => out.push(e.at().diag(
+                            &FieldPath::spec().key("privateIps").index(k),
+                            false,
+                            format!("{a} is in the privateIps of Fleet/{first} too; an address is one instance's"),
+                        )),
+                        _ => {
+                            owner.insert(a, name.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        self.diags.extend(out);
     }
 
     fn volume_attachments(&mut self) {

@@ -285,6 +285,12 @@ pub struct FleetSpec {
     /// subnet's own setting.
     #[serde(default)]
     pub public_ip: Option<bool>,
+    /// Private addresses its instances take, one each, in the manifest's
+    /// order (each in one of `subnets`); empty: the subnet picks. An
+    /// instance lost is succeeded at its address, so what reads it
+    /// (`${Fleet/x.privateIp}`) does not change.
+    #[serde(default)]
+    pub private_ips: Vec<std::net::Ipv4Addr>,
     /// The replica count when no schedule rule or autoscaler says otherwise.
     pub replicas: u32,
     /// The key pair (manifest name), if any.

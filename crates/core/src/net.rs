@@ -31,6 +31,16 @@ pub enum CidrError {
     },
 }
 
+/// Whether `a` is one of the five addresses AWS keeps of every subnet
+/// `block`: the network address, the next three (the VPC router, DNS,
+/// future use) and the last
+/// (<https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html>).
+pub fn reserved_address(block: Ipv4Cidr, a: Ipv4Addr) -> bool {
+    let first = u64::from(u32::from(block.addr()));
+    let n = u64::from(u32::from(a));
+    n < first + 4 || n == first + block.size() - 1
+}
+
 impl Ipv4Cidr {
     /// A block from its network address and prefix length; `None` when the
     /// prefix is over 32 or host bits are set.

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use converge_core::desired::{DeletionPolicy, Network, NetworkVpc};
 use converge_core::ids::SubnetId;
-use converge_core::observed::{Observed, ObservedSubnet};
+use converge_core::observed::{InstanceState, Observed, ObservedSubnet};
 use converge_core::plan::{PlanError, PlanInput, Ref, Step};
 use converge_core::render;
 use insta::assert_snapshot;
@@ -253,4 +253,128 @@ fn moving_a_stack_into_a_network_replaces_its_groups_and_instances() {
             .iter()
             .all(|s| !describe(&plan)[*s].starts_with("delete"))
     );
+}
+
+// ---- declared addresses (spec.privateIps) ---------------------------------
+
+/// SmallPayroll in its network, the db server at a declared address.
+fn with_db_address(ips: &[&str]) -> converge_core::Desired {
+    let mut d = with_network(smallpayroll());
+    fleet_mut(&mut d, "db").private_ips = ips.iter().map(|a| a.parse().unwrap()).collect();
+    d
+}
+
+/// The addresses each launch of `fleet` takes, in plan order.
+fn launch_addresses(plan: &converge_core::plan::Plan, fleet: &str) -> Vec<Vec<String>> {
+    steps(plan, &format!("Fleet/{fleet} instance"))
+        .into_iter()
+        .filter_map(|s| match &plan.graph.steps()[s] {
+            Step::Launch { private_ips, .. } => {
+                Some(private_ips.iter().map(|a| a.to_string()).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_declared_address_is_known_when_planning_so_readers_launch_at_once() {
+    let d = with_db_address(&["10.0.10.10"]);
+    let plan = run(&d, &empty_region(), SATURDAY_NOON);
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.10"]]);
+    let shown = text(&plan);
+    assert!(
+        shown.contains("launch 1 in us-east-1a at 10.0.10.10"),
+        "{shown}"
+    );
+    assert!(shown.contains("db=10.0.10.10"), "{shown}");
+    assert!(!shown.contains("privateIp} (known after apply)"), "{shown}");
+    // The app servers read the address from the manifests, not from the
+    // db launch: they do not wait for it.
+    let db = step(&plan, "launch 1 Fleet/db");
+    for app in steps(&plan, "Fleet/app instance(s)") {
+        assert!(!precedes(&plan, db, app), "{}", describe(&plan)[app]);
+    }
+}
+
+#[test]
+fn a_lost_server_comes_back_at_its_address_and_its_readers_stay() {
+    let d = with_db_address(&["10.0.10.10"]);
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    instance(&mut o, "i-db-1").state = InstanceState::Terminated;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.10"]]);
+    // The app and job fleets read the same address: nothing of theirs.
+    assert!(steps(&plan, "Fleet/app").is_empty(), "{}", text(&plan));
+    assert!(steps(&plan, "Fleet/job").is_empty(), "{}", text(&plan));
+}
+
+#[test]
+fn an_address_held_while_shutting_down_is_taken_without_a_step_to_wait_for() {
+    let d = with_db_address(&["10.0.10.10"]);
+    let mut o = in_place(&d, ts(SATURDAY_NOON));
+    instance(&mut o, "i-db-1").state = InstanceState::ShuttingDown;
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.10"]]);
+    assert!(steps(&plan, "terminate").is_empty(), "{}", text(&plan));
+}
+
+#[test]
+fn a_replaced_server_with_one_address_goes_before_its_successor_takes_it() {
+    let mut d = with_db_address(&["10.0.10.10"]);
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "db").instance_type = "m1.large".into();
+    let plan = run(&d, &o, SATURDAY_NOON);
+    assert_snapshot!("network_address_hand_over.txt", text(&plan));
+    let term = step(&plan, "terminate Fleet/db");
+    let launch = step(&plan, "launch 1 Fleet/db");
+    assert!(precedes(&plan, term, launch));
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.10"]]);
+    assert!(
+        text(&plan).contains("which takes its address"),
+        "{}",
+        text(&plan)
+    );
+    assert!(steps(&plan, "Fleet/app").is_empty(), "{}", text(&plan));
+}
+
+#[test]
+fn a_spare_address_lets_the_successor_run_before_its_predecessor_goes() {
+    let mut d = with_db_address(&["10.0.10.10", "10.0.10.11"]);
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "db").instance_type = "m1.large".into();
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let term = step(&plan, "terminate Fleet/db");
+    let launch = step(&plan, "launch 1 Fleet/db");
+    assert!(precedes(&plan, launch, term));
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.11"]]);
+}
+
+#[test]
+fn an_instance_at_an_undeclared_address_is_replaced() {
+    let plain = with_network(smallpayroll());
+    let o = in_place(&plain, ts(SATURDAY_NOON));
+    let d = with_db_address(&["10.0.10.10"]);
+    let plan = run(&d, &o, SATURDAY_NOON);
+    let shown = text(&plan);
+    assert!(shown.contains("address not in spec.privateIps"), "{shown}");
+    assert!(shown.contains("spec.privateIps"), "{shown}");
+    assert_eq!(launch_addresses(&plan, "db"), vec![vec!["10.0.10.10"]]);
+}
+
+#[test]
+fn an_address_outside_an_existing_vpc_subnet_is_refused_before_any_change() {
+    let d = with_db_address(&["10.0.99.10"]);
+    let err = plan_err(
+        &d,
+        &in_place(&with_network(smallpayroll()), ts(SATURDAY_NOON)),
+    );
+    assert!(
+        matches!(err, PlanError::AddressOutsideSubnets { .. }),
+        "{err}"
+    );
+    let d = with_db_address(&["10.0.10.255"]);
+    let err = plan_err(&d, &empty_region());
+    assert!(matches!(err, PlanError::ReservedAddress { .. }), "{err}");
+    assert!(err.to_string().contains("10.0.10.0/24"), "{err}");
 }

@@ -1059,6 +1059,10 @@ impl AwsCloud {
         // (<https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceNetworkInterfaceSpecification.html>:
         // "you cannot specify this option and the network interfaces
         // option in the same request" for SubnetId and SecurityGroupIds).
+        // A declared private address goes where the subnet goes: in the
+        // interface spec with one, else at the top level (EC2 takes it only
+        // for a single instance; the executor sends one per call).
+        let private_ip = l.private_ip.map(|a| a.to_string());
         let req = match (l.public_ip, l.subnet) {
             (Some(public), subnet) => req.network_interfaces(
                 aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
@@ -1066,12 +1070,14 @@ impl AwsCloud {
                     .set_subnet_id(subnet.map(|s| s.to_string()))
                     .set_groups(Some(groups))
                     .associate_public_ip_address(public)
+                    .set_private_ip_address(private_ip)
                     .delete_on_termination(true)
                     .build(),
             ),
             (None, subnet) => req
                 .set_subnet_id(subnet.map(|s| s.to_string()))
-                .set_security_group_ids(Some(groups)),
+                .set_security_group_ids(Some(groups))
+                .set_private_ip_address(private_ip),
         };
         let out = req
             .set_user_data(

@@ -189,6 +189,9 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         // uses the certificate (its in-use list lags their changes).
         "ResourceInUseException",
         "InvalidState",
+        // RunInstances with a declared address its predecessor still
+        // holds while it shuts down: free once that one is terminated.
+        "InvalidIPAddress.InUse",
     ];
     const ACCESS_DENIED: &[&str] = &[
         "AccessDenied",
@@ -340,6 +343,7 @@ mod tests {
             // a run helps; the next plan holds the change back.
             ("VolumeModificationRateExceeded", ErrorKind::Invalid),
             ("IncorrectModificationState", ErrorKind::InvalidState),
+            ("InvalidIPAddress.InUse", ErrorKind::InvalidState),
         ];
         for (code, kind) in cases {
             assert_eq!(classify(code, None), kind, "{code}");

@@ -404,3 +404,153 @@ fn existing_vpc(
         subnets,
     })
 }
+
+impl Resolver<'_> {
+    /// A fleet's `privateIps`: each an IPv4 address, listed once, in one
+    /// of the fleet's subnets (when the manifests give their blocks) and
+    /// not one AWS reserves; as many as the fleet can run, in each subnet
+    /// as many as it spreads there. `None` when one is wrong.
+    pub(super) fn fleet_addresses(
+        &self,
+        at: &At<'_>,
+        name: &str,
+        f: &raw::FleetSpec,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<std::net::Ipv4Addr>> {
+        let path = FieldPath::spec().key("privateIps");
+        if f.private_ips.is_empty() {
+            return Some(Vec::new());
+        }
+        let before = out.len();
+        if f.subnets.is_empty() || self.declared_network().is_none() {
+            out.push(at.diag(
+                &path,
+                false,
+                "privateIps needs a Network (kind: Network) and the fleet's spec.subnets: each address lies in one of them",
+            ));
+            return None;
+        }
+        if f.autoscale.is_some() {
+            out.push(at.diag(
+                &path,
+                false,
+                "privateIps and autoscale do not go together: the autoscaler picks which instances go, and a fleet with declared addresses keeps each at its own; use replicas or a schedule",
+            ));
+        }
+        let mut addrs = Vec::new();
+        for (i, s) in f.private_ips.iter().enumerate() {
+            match s.parse::<std::net::Ipv4Addr>() {
+                Ok(a) if addrs.contains(&a) => {
+                    out.push(at.diag(&path.index(i), false, format!("{a} is listed twice")));
+                }
+                Ok(a) => addrs.push(a),
+                Err(_) => out.push(at.diag(
+                    &path.index(i),
+                    false,
+                    format!("expected an IPv4 address such as 10.0.10.10, found {s:?}"),
+                )),
+            }
+        }
+        let max = Self::max_replicas(f).max(0) as u64;
+        if (addrs.len() as u64) < max {
+            out.push(at.diag(
+                &path,
+                false,
+                format!(
+                    "the fleet can run up to {max} instances (replicas or schedule) but privateIps lists {}; each instance takes one",
+                    addrs.len()
+                ),
+            ));
+        }
+        self.addresses_in_subnets(at, name, f, out);
+        (out.len() == before).then_some(addrs)
+    }
+
+    /// With a created VPC: each address in one of the fleet's subnets and
+    /// not reserved, and each subnet holding as many as the fleet puts
+    /// there (all of them in the attached volume's zone).
+    fn addresses_in_subnets(
+        &self,
+        at: &At<'_>,
+        name: &str,
+        f: &raw::FleetSpec,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        let Some((_, n)) = self.declared_network() else {
+            return;
+        };
+        let path = FieldPath::spec().key("privateIps");
+        // The fleet's subnets with their blocks and zones, in its order;
+        // an existing VPC's are known only once observed (the planner
+        // checks them then).
+        let mut subnets: Vec<(&str, Ipv4Cidr, &str)> = Vec::new();
+        for sname in &f.subnets {
+            let Some(sub) = n.subnets.iter().find(|s| s.name == *sname) else {
+                return;
+            };
+            let (Some(block), Some(zone)) = (
+                sub.cidr
+                    .as_deref()
+                    .and_then(|c| check::network_block(c).ok()),
+                sub.zone.as_deref(),
+            ) else {
+                return;
+            };
+            subnets.push((sname.as_str(), block, zone));
+        }
+        let mut held = vec![0u64; subnets.len()];
+        for (i, s) in f.private_ips.iter().enumerate() {
+            let Ok(a) = s.parse::<std::net::Ipv4Addr>() else {
+                continue;
+            };
+            match subnets.iter().position(|(_, b, _)| b.contains_addr(a)) {
+                Some(k) if converge_core::net::reserved_address(subnets[k].1, a) => out.push(at.diag(
+                    &path.index(i),
+                    false,
+                    format!(
+                        "{a} is one of the five addresses AWS reserves in subnet {} ({}: its first four and its last)",
+                        subnets[k].0, subnets[k].1
+                    ),
+                )),
+                Some(k) => held[k] += 1,
+                None => out.push(at.diag(
+                    &path.index(i),
+                    false,
+                    format!(
+                        "{a} is in none of the fleet's subnets ({})",
+                        subnets
+                            .iter()
+                            .map(|(n, b, _)| format!("{n} {b}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
+        }
+        let max = Self::max_replicas(f).max(0) as u64;
+        let volume_zone = self
+            .attached_volumes()
+            .get(name)
+            .map(|(_, v)| v.zone.clone());
+        let k = subnets.len() as u64;
+        for (i, (sname, _, zone)) in subnets.iter().enumerate() {
+            // As the planner spreads: evenly, the remainder to the subnets
+            // listed first; an attached volume's zone takes them all.
+            let wants = match &volume_zone {
+                Some(z) if z == zone => max,
+                Some(_) => 0,
+                None => max / k + u64::from((i as u64) < max % k),
+            };
+            if held[i] < wants {
+                out.push(at.diag(
+                    &path,
+                    false,
+                    format!(
+                        "the fleet can put {wants} instance(s) in subnet {sname} ({zone}), but privateIps has {} address(es) in it",
+                        held[i]
+                    ),
+                ));
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@
 //! walk bounded by the steps between them (`order.rs`), so a valid plan is
 //! checked in time near-linear in its steps.
 
+mod addresses;
 mod cdn;
 mod certificates;
 mod changes;
@@ -95,6 +96,7 @@ pub fn check(plan: &Plan, input: &PlanInput<'_>) -> Vec<Problem> {
     graph::references(&mut cx);
     changes::check(&mut cx);
     instances::check(&mut cx);
+    addresses::check(&mut cx);
     tokens::check(&mut cx);
     rolling::check(&mut cx);
     groups::check(&mut cx);

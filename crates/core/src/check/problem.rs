@@ -226,6 +226,45 @@ pub enum Problem {
         /// The fleet.
         fleet: ResourceName,
     },
+    /// A launch with declared addresses gives one to each instance.
+    #[error("{step} launches {count} instance(s) with {addresses} address(es)")]
+    LaunchAddressCount {
+        /// The step.
+        step: StepName,
+        /// How many it launches.
+        count: u32,
+        /// How many addresses it gives.
+        addresses: u32,
+    },
+    /// A launch takes only its fleet's declared addresses.
+    #[error("{step} takes {ip}, which is not in its fleet's spec.privateIps")]
+    UndeclaredAddress {
+        /// The step.
+        step: StepName,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+    },
+    /// No two launches take one address.
+    #[error("{first} and {second} both take {ip}")]
+    AddressTakenTwice {
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// The first launch.
+        first: StepName,
+        /// The second.
+        second: StepName,
+    },
+    /// An address a live instance holds is taken only once that instance
+    /// is terminated.
+    #[error("{step} takes {ip}, which {holder} holds, without waiting for its termination")]
+    AddressTakenWhileHeld {
+        /// The launch.
+        step: StepName,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// The instance that holds it.
+        holder: crate::ids::InstanceId,
+    },
     /// A launch's subnet is one of its fleet's, in the launch's zone.
     #[error("{step} launches in subnet {subnet}, which is not the fleet's subnet in {zone}")]
     LaunchInWrongSubnet {

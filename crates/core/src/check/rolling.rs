@@ -33,6 +33,7 @@ pub(super) fn check(cx: &mut Ctx<'_>) {
                     TerminateReason::Outdated
                     | TerminateReason::WrongZone
                     | TerminateReason::WrongSubnet
+                    | TerminateReason::WrongAddress
                     | TerminateReason::Unhealthy
                     | TerminateReason::Requested,
             } => by_fleet
@@ -87,7 +88,13 @@ fn fleet(
         .sum();
     let required = must_wait(replacements, spec);
     let mut found = 0;
+    let handed = handed_over(cx, steps);
     for &(t, count) in &steps.replaced {
+        if handed.contains(&t) {
+            // Its successor takes its declared address: it goes first.
+            found += count;
+            continue;
+        }
         let after_launch = cx.order.any_before(&steps.launches, t);
         if after_launch && (!behind_balancer || cx.order.any_before(&steps.waits, t)) {
             found += count;
@@ -111,6 +118,40 @@ fn fleet(
             fleet: name.clone(),
         });
     }
+}
+
+/// The replaced instances' terminations whose every instance holds a
+/// declared address one of the fleet's launches takes: a successor can
+/// have it only once its predecessor is gone (the addresses check makes
+/// sure it waits).
+fn handed_over(cx: &Ctx<'_>, steps: &FleetSteps) -> Vec<StepId> {
+    let taken: BTreeSet<std::net::Ipv4Addr> = steps
+        .launches
+        .iter()
+        .filter_map(|&l| match cx.plan.graph.step(l) {
+            Some(Step::Launch { private_ips, .. }) => Some(private_ips.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if taken.is_empty() {
+        return Vec::new();
+    }
+    steps
+        .replaced
+        .iter()
+        .filter(|(t, _)| match cx.plan.graph.step(*t) {
+            Some(Step::Terminate { instances, .. }) => instances.iter().all(|id| {
+                cx.index
+                    .instances
+                    .get(id)
+                    .and_then(|o| o.private_ip)
+                    .is_some_and(|ip| taken.contains(&ip))
+            }),
+            _ => false,
+        })
+        .map(|(t, _)| *t)
+        .collect()
 }
 
 /// How many of `replacements` predecessors must wait for a successor: all

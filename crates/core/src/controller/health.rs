@@ -264,6 +264,7 @@ mod tests {
     fn fleet(http: bool, surge: u32) -> FleetSpec {
         FleetSpec {
             public_ip: None,
+            private_ips: Vec::new(),
             subnets: Vec::new(),
             image: "ami-1".into(),
             instance_type: "m1.small".into(),

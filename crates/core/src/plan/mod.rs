@@ -115,6 +115,31 @@ static NO_INSTANCES: BTreeSet<InstanceId> = BTreeSet::new();
 /// planner still refuses rather than guess.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// A fleet's declared address is in none of its subnets (an existing
+    /// VPC's, whose blocks are known only once observed).
+    #[error(
+        "Fleet/{fleet}: spec.privateIps: {ip} is in none of the fleet's subnets (spec.subnets), as observed"
+    )]
+    AddressOutsideSubnets {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+    },
+    /// A fleet's declared address is one AWS reserves in its subnet.
+    #[error(
+        "Fleet/{fleet}: spec.privateIps: {ip} is one of the five addresses AWS reserves in subnet {subnet} ({cidr}: its first four and its last)"
+    )]
+    ReservedAddress {
+        /// The fleet.
+        fleet: ResourceName,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// The subnet's manifest name.
+        subnet: ResourceName,
+        /// Its block.
+        cidr: crate::net::Ipv4Cidr,
+    },
     /// Fleets reference each other in a cycle.
     #[error("fleets reference each other in a cycle: {0}")]
     ReferenceCycle(String),

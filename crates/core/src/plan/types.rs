@@ -376,6 +376,10 @@ pub enum InstanceChange {
         count: u32,
         /// Why (`scale`, `replace`, `lost`).
         reason: LaunchReason,
+        /// The addresses they take (`spec.privateIps`); empty: the
+        /// subnet picks.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<std::net::Ipv4Addr>,
     },
     /// An instance goes.
     Terminate {
@@ -440,6 +444,8 @@ pub enum TerminateReason {
     WrongZone,
     /// It is not in the subnet the fleet places instances of its zone in.
     WrongSubnet,
+    /// Its private address is not one of the fleet's `privateIps`.
+    WrongAddress,
     /// It is stopped: converge treats it as lost.
     Stopped,
     /// The fleet was removed from the manifests.
@@ -458,6 +464,7 @@ impl TerminateReason {
             TerminateReason::Outdated => "outdated launch spec",
             TerminateReason::WrongZone => "zone not in spec.zones",
             TerminateReason::WrongSubnet => "subnet not in spec.subnets",
+            TerminateReason::WrongAddress => "address not in spec.privateIps",
             TerminateReason::Stopped => "stopped",
             TerminateReason::Removed => "fleet removed",
             TerminateReason::Unhealthy => "unhealthy",
@@ -518,6 +525,13 @@ pub enum Note {
         /// About how long a healthy member takes to pass: the health
         /// check's healthy threshold times its interval (the longest).
         typical_secs: u32,
+    },
+    /// Instances go before their successors launch, because each
+    /// successor takes its predecessor's address (`spec.privateIps`, no
+    /// spare one in the zone).
+    AddressHandOver {
+        /// The instances that go first.
+        instances: Vec<InstanceId>,
     },
     /// The volume moves from the old instance to its successor.
     VolumeMoves {
@@ -787,6 +801,20 @@ impl fmt::Display for Note {
                     .join(", "),
                 crate::duration::show(std::time::Duration::from_secs(u64::from(*typical_secs)))
             ),
+            Note::AddressHandOver { instances } => {
+                let ids = join_ids(instances.iter().map(|i| i.as_str()));
+                if instances.len() == 1 {
+                    write!(
+                        f,
+                        "{ids} goes before its successor, which takes its address (spec.privateIps has no spare one in the zone)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{ids} go before their successors, which take their addresses (spec.privateIps has no spare one in their zones)"
+                    )
+                }
+            }
             Note::VolumeMoves { volume } => write!(
                 f,
                 "Volume/{volume} is detached from the old instance and attached to its successor"
@@ -1257,6 +1285,10 @@ pub enum Step {
         spec: LaunchSpec,
         /// The idempotency (client) token.
         token: String,
+        /// The private address of each instance (`spec.privateIps`), one
+        /// RunInstances each; empty: the subnet picks.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        private_ips: Vec<std::net::Ipv4Addr>,
     },
     /// Change a running instance's security groups.
     SetInstanceGroups {

@@ -105,6 +105,7 @@ fn needs_attention(n: &Note) -> bool {
         | Note::Autoscaled { .. }
         | Note::Rolling { .. }
         | Note::VolumeMoves { .. }
+        | Note::AddressHandOver { .. }
         | Note::Drains { .. }
         | Note::HealthGate { .. }
         | Note::DisableBeforeDelete
@@ -238,12 +239,23 @@ fn instance_line(i: &InstanceChange) -> (Mark, String) {
             zone,
             count,
             reason,
+            addresses,
         } => {
             let why = match reason {
                 LaunchReason::Scale => "scale",
                 LaunchReason::Replace => "replace",
             };
-            (Mark::Add, format!("launch {count} in {zone} ({why})"))
+            let at = match addresses.as_slice() {
+                [] => String::new(),
+                a => format!(
+                    " at {}",
+                    a.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            (Mark::Add, format!("launch {count} in {zone}{at} ({why})"))
         }
         InstanceChange::Terminate {
             instance,

@@ -134,6 +134,7 @@ pub fn fleet(user_data: &str) -> FleetSpec {
         zones: vec![zone("us-east-1a")],
         subnets: Vec::new(),
         public_ip: None,
+        private_ips: Vec::new(),
         replicas: 1,
         key_pair: Some(name("main")),
         security_groups: vec![name("web")],
@@ -717,7 +718,13 @@ pub fn in_place_with(d: &Desired, at: Timestamp, counts: &BTreeMap<&str, u32>) -
                     owner: owner(d, Kind::Fleet, n),
                     zone: z.clone(),
                     state: InstanceState::Running,
-                    private_ip: Some(address(idx, seq)),
+                    // Declared addresses in order, as the planner gives them.
+                    private_ip: Some(
+                        f.private_ips
+                            .get(seq as usize - 1)
+                            .copied()
+                            .unwrap_or_else(|| address(idx, seq)),
+                    ),
                     subnet: subnet_of.get(&z).map(|(s, _)| s.clone()),
                     public_ip: f
                         .public_ip

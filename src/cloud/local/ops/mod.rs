@@ -495,6 +495,7 @@ mod tests {
                 zone: Zone::from("us-east-1a"),
                 subnet: None,
                 public_ip: None,
+                private_ip: None,
                 count: 2,
                 tags: tags(Kind::Fleet, "db"),
                 client_token: "t".into(),

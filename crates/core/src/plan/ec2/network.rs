@@ -16,6 +16,7 @@
 
 use crate::desired::{DeletionPolicy, Network, NetworkVpc, NewSubnet, Tags};
 use crate::ids::{Kind, ResourceKey, ResourceName, SubnetId, VpcId, Zone, tags};
+use crate::net::Ipv4Cidr;
 use crate::observed::{ObservedGateway, ObservedRouteTable, ObservedSubnet, ObservedVpc};
 use crate::plan::{
     ChangeAction, FieldDiff, Note, PlanError, Planner, Ref, RouteTableRef, Step, StepId, SubnetRef,
@@ -31,6 +32,8 @@ pub(crate) struct PlannedSubnet {
     pub id: SubnetRef,
     /// Its zone.
     pub zone: Zone,
+    /// Its block.
+    pub cidr: Ipv4Cidr,
     /// The steps that make it ready for instances: its creation, its
     /// public-address setting and its route.
     pub ready: Vec<StepId>,
@@ -63,12 +66,13 @@ impl<'a> Planner<'a> {
                 NetworkVpc::Existing { vpc, subnets } => {
                     self.vpc = Some(Ref::Known(vpc.clone()));
                     for (sname, id) in subnets {
-                        let zone = self.existing_subnet_zone(net, sname, vpc, id)?;
+                        let (zone, cidr) = self.existing_subnet_zone(net, sname, vpc, id)?;
                         self.subnets.insert(
                             sname.clone(),
                             PlannedSubnet {
                                 id: Ref::Known(id.clone()),
                                 zone,
+                                cidr,
                                 ready: Vec::new(),
                             },
                         );
@@ -89,7 +93,7 @@ impl<'a> Planner<'a> {
         subnet: &ResourceName,
         vpc: &VpcId,
         id: &SubnetId,
-    ) -> Result<Zone, PlanError> {
+    ) -> Result<(Zone, Ipv4Cidr), PlanError> {
         let found = self.observed().subnets.iter().find(|s| s.id == *id);
         match found {
             None => Err(PlanError::SubnetNotFound {
@@ -104,7 +108,7 @@ impl<'a> Planner<'a> {
                 vpc: vpc.clone(),
                 actual: s.vpc.clone(),
             }),
-            Some(s) => Ok(s.zone.clone()),
+            Some(s) => Ok((s.zone.clone(), s.cidr)),
         }
     }
 
@@ -373,6 +377,7 @@ impl<'a> Planner<'a> {
             PlannedSubnet {
                 id,
                 zone: want.zone.clone(),
+                cidr: want.cidr,
                 ready,
             },
         );

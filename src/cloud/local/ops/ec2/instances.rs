@@ -31,6 +31,7 @@ pub(crate) fn run_instances(
         zone,
         subnet,
         public_ip,
+        private_ip,
         count,
         tags,
         client_token,
@@ -44,6 +45,9 @@ pub(crate) fn run_instances(
     );
     if subnet.is_some() || public_ip.is_some() {
         request.push_str(&format!("|{subnet:?}|{public_ip:?}"));
+    }
+    if let Some(a) = private_ip {
+        request.push_str(&format!("|{a}"));
     }
     let token_key = format!("{}/{client_token}", cx.region);
     if !client_token.is_empty()
@@ -68,6 +72,9 @@ pub(crate) fn run_instances(
         .filter(|i| block.is_none() || !i.is_gone(cx.now))
         .map(|i| i.private_ip)
         .collect();
+    if let Some(a) = private_ip {
+        check_private_ip(e, a, count, block, &used)?;
+    }
     let room = match block {
         Some(b) => subnet_free(b, &used),
         None => ADDRESSES.saturating_sub(used.len()),
@@ -93,9 +100,10 @@ pub(crate) fn run_instances(
     for _ in 0..count {
         let id: InstanceId = e.id(format!("i-{}", w.next_hex(17)))?;
         let start = w.next_u64();
-        let ip = match block {
-            Some(b) => subnet_address(b, &used),
-            None => Some(free_address(start, &used)),
+        let ip = match (private_ip, block) {
+            (Some(a), _) => Some(a),
+            (None, Some(b)) => subnet_address(b, &used),
+            (None, None) => Some(free_address(start, &used)),
         };
         let Some(ip) = ip else {
             return Err(e.invalid(
@@ -163,6 +171,48 @@ fn launched(w: &World, ids: &[InstanceId]) -> Vec<Launched> {
             private_ip: w.instances.get(id).map(|i| i.private_ip),
         })
         .collect()
+}
+
+/// A launch's own private address, as EC2 checks it: one instance only,
+/// in a subnet, inside its block, not one of the five AWS reserves, and
+/// held by no instance that is not terminated (a shutting-down one still
+/// holds its address):
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html>
+/// ("You cannot specify this option if you're launching more than one
+/// instance"), `InvalidIPAddress.InUse` ("Address … is in use").
+fn check_private_ip(
+    e: &Errs,
+    a: Ipv4Addr,
+    count: u32,
+    block: Option<Ipv4Cidr>,
+    used: &HashSet<Ipv4Addr>,
+) -> Result<(), CloudError> {
+    if count != 1 {
+        return Err(e.invalid(
+            "InvalidParameterCombination",
+            "Cannot specify a private IP address when launching more than one instance.",
+        ));
+    }
+    let Some(b) = block else {
+        return Err(e.invalid(
+            "InvalidParameterCombination",
+            "A private IP address needs a subnet (SubnetId).",
+        ));
+    };
+    if !b.contains_addr(a) || converge_core::net::reserved_address(b, a) {
+        return Err(e.invalid(
+            "InvalidParameterValue",
+            format!(
+                "Address {a} does not fall within the subnet's address range or is reserved ({b})."
+            ),
+        ));
+    }
+    if used.contains(&a) {
+        // Not ready rather than invalid: the holder may be on its way out
+        // (shutting down), and then the same launch succeeds soon.
+        return Err(e.state("InvalidIPAddress.InUse", format!("Address {a} is in use.")));
+    }
+    Ok(())
 }
 
 /// The checks of a launch that its client token has not answered already.

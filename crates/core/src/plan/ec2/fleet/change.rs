@@ -102,6 +102,22 @@ pub(super) fn shown(
             forces_replacement: true,
         });
     }
+    if going().any(|r| r.reason == TerminateReason::WrongAddress) {
+        because.push("spec.privateIps".to_owned());
+        let have: BTreeSet<String> = running
+            .live
+            .iter()
+            .filter_map(|i| i.private_ip.map(|a| a.to_string()))
+            .collect();
+        fields.push(FieldDiff {
+            field: "spec.privateIps".into(),
+            before: Some(Value::List(have.into_iter().collect())),
+            after: Some(Value::List(
+                spec.private_ips.iter().map(|a| a.to_string()).collect(),
+            )),
+            forces_replacement: true,
+        });
+    }
     if going().any(|r| r.reason == TerminateReason::WrongSubnet) {
         because.push("spec.subnets".to_owned());
         let have: BTreeSet<String> = running

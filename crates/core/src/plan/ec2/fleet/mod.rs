@@ -13,6 +13,7 @@
 //! following the instance ([`volume`]), and the change the plan shows
 //! ([`change`]).
 
+mod addresses;
 mod change;
 mod drift;
 mod placement;
@@ -52,6 +53,10 @@ pub(crate) struct FleetOutcome {
     pub staying_ips: Vec<Ipv4Addr>,
     /// Launch steps whose instances join.
     pub launches: Vec<StepId>,
+    /// With declared addresses (`spec.privateIps`): every address the
+    /// fleet's instances hold once the plan is done, sorted; known now,
+    /// launches or not.
+    pub planned_ips: Option<Vec<Ipv4Addr>>,
 }
 
 /// An instance that goes, and why.
@@ -86,13 +91,17 @@ impl<'a> Planner<'a> {
         let (target, mut notes) = self.target_replicas(name, spec, running.live.len() as u32);
         let wanted = self.wanted(name, spec, target)?;
         let placement = self.placement(spec, &wanted, &running);
+        let book = addresses::AddressBook::new(wanted.addresses.clone(), &running.all);
         let Rollout {
             mut instance_changes,
             launches,
             detaches,
             rolling,
-        } = self.roll_out(name, spec, &wanted, &running, &placement);
+            address_notes,
+            addresses,
+        } = self.roll_out(name, spec, &wanted, &running, &placement, book);
         notes.extend(rolling);
+        notes.extend(address_notes);
         let drift = self.drift(name, &wanted, &placement.staying);
         instance_changes.extend(drift.changes);
         let volume_moved =
@@ -112,12 +121,19 @@ impl<'a> Planner<'a> {
         let staying = &placement.staying;
         let mut staying_ips: Vec<Ipv4Addr> = staying.iter().filter_map(|i| i.private_ip).collect();
         staying_ips.sort();
+        let planned_ips = (!wanted.addresses.is_empty()).then(|| {
+            let mut all: Vec<Ipv4Addr> = staying_ips.iter().copied().chain(addresses).collect();
+            all.sort();
+            all.dedup();
+            all
+        });
         self.fleets.insert(
             name.clone(),
             FleetOutcome {
                 staying: staying.iter().map(|i| i.id.clone()).collect(),
                 staying_ips,
                 launches,
+                planned_ips,
             },
         );
         Ok(())

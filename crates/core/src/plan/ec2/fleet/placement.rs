@@ -170,10 +170,16 @@ impl<'a> Planner<'a> {
             .launch_spec
             .public_ip
             .is_some_and(|want| i.state == InstanceState::Running && want != i.public_ip.is_some());
+        // With declared addresses, each instance holds one of them.
+        let wrong_address = !wanted.addresses.is_empty()
+            && i.private_ip
+                .is_some_and(|ip| !wanted.addresses.iter().any(|(a, _)| *a == ip));
         if !wanted.zones.contains(&i.zone) {
             Some(TerminateReason::WrongZone)
         } else if wrong_subnet || wrong_vpc {
             Some(TerminateReason::WrongSubnet)
+        } else if wrong_address {
+            Some(TerminateReason::WrongAddress)
         } else if outdated || wrong_public {
             Some(TerminateReason::Outdated)
         } else if self.input.replace.contains(&i.id) {

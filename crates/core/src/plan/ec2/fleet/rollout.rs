@@ -6,6 +6,7 @@
 //! the balancers, and the rest of the wave's predecessors go once the
 //! successors are healthy.
 
+use super::addresses::AddressBook;
 use super::placement::Placement;
 use super::wanted::Wanted;
 use super::zones::group_zones;
@@ -18,7 +19,9 @@ use crate::plan::{
     SubnetRef,
 };
 use crate::spec_hash::short_digest;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// The steps a fleet's rollout adds, as its change entry and the later
 /// phases need them.
@@ -33,6 +36,22 @@ pub(super) struct Rollout {
     /// The note on a rolling replacement, when there is more than one
     /// instance to replace.
     pub(super) rolling: Option<Note>,
+    /// Notes on declared addresses: predecessors that go first to hand
+    /// theirs over, launches that wait for one.
+    pub(super) address_notes: Vec<Note>,
+    /// The declared addresses the launches take.
+    pub(super) addresses: Vec<Ipv4Addr>,
+}
+
+/// A replaced instance, the zone its successor launches in, and the
+/// declared address the successor takes, if the fleet declares them.
+struct Succession<'o> {
+    zone: Zone,
+    predecessor: Retiring<'o>,
+    ip: Option<Ipv4Addr>,
+    /// A step that frees the address first (another instance's
+    /// termination).
+    after: Option<StepId>,
 }
 
 /// What every launch of one fleet shares.
@@ -51,6 +70,37 @@ struct Launcher<'w> {
     /// Whether the manifests put it behind any balancer (one left in
     /// another VPC included: its successors are still waited for).
     behind_balancer: bool,
+    /// The fleet's declared addresses, as launches take them.
+    book: RefCell<AddressBook>,
+}
+
+impl Launcher<'_> {
+    /// Up to `count` declared addresses in `zone` for new instances, with
+    /// the steps that free them first; `None` when the fleet declares
+    /// none (the subnet picks).
+    fn take(&self, zone: &Zone, count: u32) -> Option<(Vec<Ipv4Addr>, Vec<StepId>)> {
+        let mut book = self.book.borrow_mut();
+        if book.is_empty() {
+            return None;
+        }
+        let mut ips = Vec::new();
+        let mut after = Vec::new();
+        for _ in 0..count {
+            let Some(t) = book.take(zone) else { break };
+            ips.push(t.ip);
+            after.extend(t.after);
+        }
+        Some((ips, after))
+    }
+}
+
+/// The note on launches that wait for a declared address.
+fn no_address(zone: &Zone, short: u32) -> Note {
+    Note::Waiting {
+        reason: format!(
+            "{short} instance(s) in {zone} wait for an address of spec.privateIps: every one in the zone is held"
+        ),
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -63,6 +113,7 @@ impl<'a> Planner<'a> {
         wanted: &Wanted<'_>,
         running: &Running<'_>,
         placement: &Placement<'_>,
+        book: AddressBook,
     ) -> Rollout {
         let token_seed = {
             let mut ids: Vec<&str> = running.all.iter().map(|i| i.id.as_str()).collect();
@@ -81,22 +132,42 @@ impl<'a> Planner<'a> {
             token_seed,
             balancers: self.balancers_of(name),
             behind_balancer: self.index.balancers_of.contains_key(name),
+            book: RefCell::new(book),
         };
         let mut out = Rollout::default();
         // What goes without a successor: stopped, surplus, leftovers.
         for r in &placement.retire_now {
-            let (_, det) = self.retire(name, *r, &[]);
+            let (t, det) = self.retire(name, *r, &[]);
+            l.book.borrow_mut().freed_by(&r.instance.id, t);
             out.detaches.extend(det);
             out.instance_changes.push(r.change());
         }
-        // Growth: launched at once.
+        // Growth: launched at once (after the terminations that free
+        // their declared addresses, if any).
         for (zone, count) in group_zones(&placement.growth) {
-            let (step, _) = self.launch(&l, &zone, count, l.base_deps, 0);
+            let (count, ips, after) = match l.take(&zone, count) {
+                None => (count, Vec::new(), Vec::new()),
+                Some((ips, after)) => {
+                    let got = ips.len() as u32;
+                    if got < count {
+                        out.address_notes.push(no_address(&zone, count - got));
+                    }
+                    (got, ips, after)
+                }
+            };
+            if count == 0 {
+                continue;
+            }
+            let mut deps = l.base_deps.clone();
+            deps.extend(after);
+            let (step, _) = self.launch(&l, &zone, count, &deps, 0, &ips);
             out.launches.push(step);
+            out.addresses.extend(ips.iter().copied());
             out.instance_changes.push(InstanceChange::Launch {
                 zone,
                 count,
                 reason: LaunchReason::Scale,
+                addresses: ips,
             });
         }
         out.rolling = self.replacement_waves(&l, spec.update, &placement.replaced, &mut out);
@@ -129,8 +200,9 @@ impl<'a> Planner<'a> {
 
     /// One wave (numbered from 1): its `first` predecessors go after the
     /// previous wave, the successors launch after them, the rest go once
-    /// the successors are healthy. Returns the steps the next wave waits
-    /// for.
+    /// the successors are healthy. A successor that can only take its
+    /// predecessor's declared address makes that predecessor go first.
+    /// Returns the steps the next wave waits for.
     fn wave(
         &mut self,
         l: &Launcher<'_>,
@@ -140,26 +212,35 @@ impl<'a> Planner<'a> {
         prev_wave: &[StepId],
         out: &mut Rollout,
     ) -> Vec<StepId> {
+        let (items, first) = self.successions(l, chunk, first, out);
         let mut wave_end: Vec<StepId> = Vec::new();
-        for (_, r) in &chunk[..first] {
-            let (t, det) = self.retire(l.fleet, *r, prev_wave);
+        for it in &items[..first] {
+            let (t, det) = self.retire(l.fleet, it.predecessor, prev_wave);
             out.detaches.extend(det);
             wave_end.push(t);
         }
         let mut deps = l.base_deps.clone();
         deps.extend(prev_wave.iter().copied());
         deps.extend(wave_end.iter().copied());
-        let zones_here: Vec<Zone> = chunk.iter().map(|(z, _)| z.clone()).collect();
+        deps.extend(items.iter().filter_map(|it| it.after));
+        let zones_here: Vec<Zone> = items.iter().map(|it| it.zone.clone()).collect();
         let mut wave_launches = Vec::new();
         let mut wave_regs = Vec::new();
         for (zone, count) in group_zones(&zones_here) {
-            let (step, regs) = self.launch(l, &zone, count, &deps, wave);
+            let ips: Vec<Ipv4Addr> = items
+                .iter()
+                .filter(|it| it.zone == zone)
+                .filter_map(|it| it.ip)
+                .collect();
+            let (step, regs) = self.launch(l, &zone, count, &deps, wave, &ips);
             wave_launches.push(step);
             wave_regs.extend(regs);
+            out.addresses.extend(ips.iter().copied());
             out.instance_changes.push(InstanceChange::Launch {
                 zone,
                 count,
                 reason: LaunchReason::Replace,
+                addresses: ips,
             });
         }
         let wait = if !l.behind_balancer {
@@ -179,13 +260,13 @@ impl<'a> Planner<'a> {
                 ),
             ]
         };
-        for (_, r) in &chunk[first..] {
-            let (t, det) = self.retire(l.fleet, *r, &wait);
+        for it in &items[first..] {
+            let (t, det) = self.retire(l.fleet, it.predecessor, &wait);
             out.detaches.extend(det);
             wave_end.push(t);
         }
         out.instance_changes
-            .extend(chunk.iter().map(|(_, r)| r.change()));
+            .extend(items.iter().map(|it| it.predecessor.change()));
         out.launches.extend(wave_launches);
         // The next wave starts once this wave's successors are up
         // (healthy behind the balancers, or running): with
@@ -193,6 +274,65 @@ impl<'a> Planner<'a> {
         // its launches, so they alone do not say that.
         wave_end.extend(wait);
         wave_end
+    }
+
+    /// A wave's successions, those whose predecessors go first at the
+    /// front, and how many go first. Without declared addresses: the
+    /// chunk as it is and its `first`. With them, each successor takes a
+    /// spare address of its zone, else its predecessor's (which then goes
+    /// first, taking one of the wave's `maxUnavailable`); one with
+    /// neither waits (its predecessor stays this pass).
+    fn successions<'o>(
+        &mut self,
+        l: &Launcher<'_>,
+        chunk: &[(Zone, Retiring<'o>)],
+        first: usize,
+        out: &mut Rollout,
+    ) -> (Vec<Succession<'o>>, usize) {
+        let mut book = l.book.borrow_mut();
+        let plain = |(zone, r): &(Zone, Retiring<'o>)| Succession {
+            zone: zone.clone(),
+            predecessor: *r,
+            ip: None,
+            after: None,
+        };
+        if book.is_empty() {
+            return (chunk.iter().map(plain).collect(), first);
+        }
+        let mut handing: Vec<Succession<'o>> = Vec::new();
+        let mut surging: Vec<Succession<'o>> = Vec::new();
+        let mut waiting: BTreeMap<Zone, u32> = BTreeMap::new();
+        for c in chunk {
+            let (zone, r) = c;
+            if let Some(t) = book.take(zone) {
+                surging.push(Succession {
+                    ip: Some(t.ip),
+                    after: t.after,
+                    ..plain(c)
+                });
+            } else if let Some(ip) = book.take_own(&r.instance.id) {
+                handing.push(Succession {
+                    ip: Some(ip),
+                    ..plain(c)
+                });
+            } else {
+                *waiting.entry(zone.clone()).or_default() += 1;
+            }
+        }
+        for (zone, n) in waiting {
+            out.address_notes.push(no_address(&zone, n));
+        }
+        if !handing.is_empty() {
+            out.address_notes.push(Note::AddressHandOver {
+                instances: handing
+                    .iter()
+                    .map(|s| s.predecessor.instance.id.clone())
+                    .collect(),
+            });
+        }
+        let first = handing.len() + first.saturating_sub(handing.len()).min(surging.len());
+        handing.extend(surging);
+        (handing, first)
     }
 
     /// Deregisters, detaches and terminates one instance after `deps`;
@@ -260,6 +400,7 @@ impl<'a> Planner<'a> {
         count: u32,
         deps: &BTreeSet<StepId>,
         wave: usize,
+        ips: &[Ipv4Addr],
     ) -> (StepId, Vec<StepId>) {
         let mut spec = l.spec.clone();
         spec.subnet = l.subnets.get(zone).cloned();
@@ -283,6 +424,14 @@ impl<'a> Planner<'a> {
         if !subnet_text.is_empty() || !public.is_empty() {
             token_parts.extend([subnet_text.as_str(), public.as_str()]);
         }
+        let ips_text = ips
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        if !ips.is_empty() {
+            token_parts.push(ips_text.as_str());
+        }
         let token = short_digest(&token_parts);
         let step = self.add(
             Step::Launch {
@@ -291,6 +440,7 @@ impl<'a> Planner<'a> {
                 count,
                 spec,
                 token,
+                private_ips: ips.to_vec(),
             },
             deps.iter().copied(),
         );

@@ -103,14 +103,11 @@ impl<'a> Planner<'a> {
         match r.target.kind {
             Kind::Fleet => {
                 let o = self.fleets.get(name).cloned().unwrap_or_default();
-                if o.launches.is_empty() {
-                    let ips: Vec<String> = o.staying_ips.iter().map(|ip| ip.to_string()).collect();
-                    let v = if r.attr == Attr::PrivateIp {
-                        ips.first().cloned().unwrap_or_default()
-                    } else {
-                        ips.join(",")
-                    };
-                    Resolved::Known(v)
+                // Declared addresses are known now, launches or not.
+                if let Some(planned) = &o.planned_ips {
+                    Resolved::Known(addresses_value(planned, r.attr))
+                } else if o.launches.is_empty() {
+                    Resolved::Known(addresses_value(&o.staying_ips, r.attr))
                 } else {
                     let part = UserDataPart::FleetIps {
                         known: o.staying_ips.clone(),
@@ -180,5 +177,18 @@ impl<'a> Planner<'a> {
             },
             _ => Resolved::Nothing,
         }
+    }
+}
+
+/// A fleet's addresses as a reference reads them: the first for
+/// `privateIp`, all comma-separated for `privateIps`.
+fn addresses_value(ips: &[std::net::Ipv4Addr], attr: Attr) -> String {
+    if attr == Attr::PrivateIp {
+        ips.first().map(|ip| ip.to_string()).unwrap_or_default()
+    } else {
+        ips.iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }

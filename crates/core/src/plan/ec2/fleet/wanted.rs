@@ -69,6 +69,9 @@ pub(super) struct Wanted<'a> {
     /// The steps every launch waits for: the key pair's and the groups'
     /// creation, the groups' rules, and what the user data references.
     pub(super) base_deps: BTreeSet<StepId>,
+    /// The declared addresses (`spec.privateIps`) with their subnets'
+    /// zones, in the manifest's order.
+    pub(super) addresses: Vec<(std::net::Ipv4Addr, Zone)>,
 }
 
 impl<'a> Planner<'a> {
@@ -174,6 +177,7 @@ impl<'a> Planner<'a> {
             tags,
             launch_spec,
             base_deps,
+            addresses: self.declared_addresses(name, spec)?,
         })
     }
 
