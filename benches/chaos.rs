@@ -22,8 +22,9 @@
 //! state directory (the example stack copied beside it). The reconciler is
 //! the `converge` binary (`reconcile --interval 1s`, `--local-faults
 //! throttle=0.2,lag=1s`, zero delays), killed with SIGKILL at random
-//! moments (most of them while it heals a loss) and, once an `apply
-//! --yes` process has run while it was down, started again; a `plan
+//! moments (most of them while it heals a loss) and started again: at
+//! once one time in three (the new one takes the dead one's lease over),
+//! else once an `apply --yes` process has run while it was down; a `plan
 //! --detailed-exitcode` process runs every 3 s beside it (exit 0 or 2; a
 //! failure other than throttling past its retries is a broken invariant).
 //! This process loses a running instance about every 5 s and checks,

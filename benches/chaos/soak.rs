@@ -30,6 +30,8 @@ struct Soak {
     kills: u32,
     /// Kills while the stack was not converged (the loop had work).
     kills_mid_heal: u32,
+    /// Kills followed by a new reconciler at once, no apply between.
+    restarts_at_once: u32,
     applies: u32,
     applies_failed: Vec<String>,
     plans: u32,
@@ -38,6 +40,8 @@ struct Soak {
     plans_throttled: u32,
     /// Leases of a killed process taken over at once (from the logs).
     takeovers: u32,
+    /// Reconciler processes started.
+    starts: u32,
     /// From a reconciler's start to its first finished pass.
     first_pass: Vec<Duration>,
     heal_times: Vec<Duration>,
@@ -187,6 +191,7 @@ impl Loop {
 
     /// Adds what it measured to the soak's figures.
     fn account(&self, bin: &Bin, s: &mut Soak) {
+        s.starts += 1;
         s.calls.0 += self.scraped.0;
         s.passes.0 += self.scraped.1;
         s.passes.1 += self.scraped.2;
@@ -484,8 +489,8 @@ fn lose(obs: &Observer, o: &Observed, c: &mut Chaos, s: &mut Soak) {
     }
 }
 
-/// The loop's side of a tick: sampled, maybe SIGKILLed (then an apply
-/// runs), started again once the apply is done.
+/// The loop's side of a tick: sampled, maybe SIGKILLed (then, two times
+/// in three, an apply runs first), started again.
 fn step(bin: &Bin, phase: Phase, second: bool, c: &mut Chaos, s: &mut Soak) -> Phase {
     match phase {
         Phase::Looping(mut l) => {
@@ -510,6 +515,13 @@ fn step(bin: &Bin, phase: Phase, second: bool, c: &mut Chaos, s: &mut Soak) -> P
             s.kills += 1;
             s.kills_mid_heal += u32::from(!c.converged);
             l.kill(bin, s);
+            c.loops += 1;
+            if c.rng.f64() < 1.0 / 3.0 {
+                // Restarted at once, as a supervisor would: the new
+                // reconciler takes the dead one's lease over.
+                s.restarts_at_once += 1;
+                return Phase::Looping(Loop::start(bin, c.loops));
+            }
             // While the loop is down, an operator applies.
             s.applies += 1;
             let n = s.applies;
@@ -524,7 +536,6 @@ fn step(bin: &Bin, phase: Phase, second: bool, c: &mut Chaos, s: &mut Soak) -> P
             None => Phase::Applying { child, n },
             Some(status) => {
                 apply_done(bin, status, n, s);
-                c.loops += 1;
                 Phase::Looping(Loop::start(bin, c.loops))
             }
         },
@@ -605,6 +616,9 @@ fn after_the_soak(
             took.as_secs_f64()
         ))
     };
+    // Past the describes' lag behind the loop's last creates (a launch in
+    // flight at the SIGTERM finishes; only its wait is abandoned).
+    std::thread::sleep(Duration::from_secs(2));
     let (status, log) = bin.run(&["apply", "--yes", "--stats"], true, "apply-after.log");
     s.calls.1 += stats_total(&log);
     let applied = if status.success() {
@@ -620,7 +634,11 @@ fn after_the_soak(
         "plan-after.log",
     );
     s.calls.2 += stats_total(&log);
-    let planned = match (status.code(), obs.observe()) {
+    let seen = obs.observe();
+    if let Some(o) = &seen {
+        check_invariants(&obs.desired, o, &BTreeSet::new(), &mut BTreeMap::new(), s);
+    }
+    let planned = match (status.code(), seen) {
         (Some(0), Some(o)) => match obs.unconverged(&o) {
             None => Ok("empty (exit 0), every running instance in its balancer".to_owned()),
             Some(why) => Err(format!("plan empty but not converged: {why}")),
@@ -759,11 +777,13 @@ fn check_volumes(desired: &Desired, o: &Observed, s: &mut Soak) {
 fn report(s: &Soak, length: Duration, after: &[(&str, Result<String, String>)]) {
     let secs = length.as_secs_f64();
     println!(
-        "{secs:.0} s: {} instances lost; {} reconciler SIGKILLs ({} while the stack was healing), each followed by an apply ({} failed); {} lease(s) of a killed process taken over at once",
+        "{secs:.0} s: {} instances lost; {} reconciler SIGKILLs ({} while the stack was healing), {} followed by an apply ({} failed), {} by a new reconciler at once; {} lease(s) of a killed process taken over at once",
         s.losses,
         s.kills,
         s.kills_mid_heal,
+        s.applies,
         s.applies_failed.len(),
+        s.restarts_at_once,
         s.takeovers
     );
     for f in &s.applies_failed {
@@ -788,10 +808,11 @@ fn report(s: &Soak, length: Duration, after: &[(&str, Result<String, String>)]) 
     if !first.is_empty() {
         let (median, _, max) = spread(&mut first);
         println!(
-            "a restarted reconciler's first pass done after: median {:.1} s, max {:.1} s ({} starts)",
+            "a reconciler's first pass done after its start: median {:.1} s, max {:.1} s ({} of {} processes; the others were killed before their metrics showed one)",
             median.as_secs_f64(),
             max.as_secs_f64(),
-            first.len()
+            first.len(),
+            s.starts
         );
     }
     let (rec, apply, plan) = s.calls;
