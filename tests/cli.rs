@@ -559,6 +559,68 @@ fn sigterm_during_a_long_wait_stops_the_loop_within_ten_seconds_and_frees_the_le
     assert!(!lease.exists(), "the lease was not released: {stderr}");
 }
 
+/// A reconciler that has converged the stack and holds its lease.
+fn a_running_reconciler(w: &Workdir) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(w.dir.path())
+        .args(["reconcile", "stack", "--interval", "1h"])
+        .env("CONVERGE_LOCAL_DELAYS", "zero")
+        .env_remove("CONVERGE_LOCAL_FAULTS")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lease = w.dir.path().join(".converge/lease-smallpayroll.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.instances("db").is_empty() || !lease.exists() {
+        assert!(std::time::Instant::now() < deadline, "nothing was launched");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+/// Issue 12: a reconciler killed with SIGKILL cannot release its lease;
+/// the next writer on the same host sees that its process is gone (reaped,
+/// or a zombie its parent has not reaped yet) and takes the lease over at
+/// once instead of waiting out its 60 s.
+#[test]
+fn the_lease_of_a_sigkilled_reconciler_is_taken_over_at_once() {
+    let w = Workdir::new();
+    let lease = w.dir.path().join(".converge/lease-smallpayroll.json");
+    // Killed and not reaped: a zombie holds the lease's PID.
+    let mut zombie = a_running_reconciler(&w);
+    zombie.kill().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(lease.exists(), "a SIGKILL releases nothing");
+    let started = std::time::Instant::now();
+    let r = w.run(&["reconcile", "stack", "--once"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("took the stack's lease over"),
+        "{}",
+        r.stderr()
+    );
+    zombie.wait().unwrap();
+    // Killed and reaped; an apply comes next.
+    let mut killed = a_running_reconciler(&w);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let r = w.run(&["apply", "stack", "--yes"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("took the stack's lease over"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "the dead holder's lease was waited out: {:?}",
+        started.elapsed()
+    );
+    assert!(!lease.exists(), "the apply released the lease");
+}
+
 #[test]
 fn reconcile_once_heals_a_lost_instance() {
     let w = Workdir::new();

@@ -68,9 +68,12 @@ impl HolderId {
     }
 
     /// Whether this holder was a process on this host that is gone (its
-    /// PID no longer in `/proc`): a killed `apply` whose lease on the
+    /// PID no longer in `/proc`, or a zombie: killed, not yet reaped by
+    /// its parent): a killed `apply` or reconciler whose lease on the
     /// local cloud need not be waited out. False when unsure (another
-    /// host, an ID not made by [`HolderId::generate`], no `/proc`).
+    /// host, an ID not made by [`HolderId::generate`], no `/proc`). A PID
+    /// reused since by another process reads as alive: the lease is then
+    /// waited out, which is safe.
     pub fn is_dead_process_here(&self) -> bool {
         let mut parts = self.0.rsplitn(3, '-');
         let (Some(_random), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
@@ -83,7 +86,14 @@ impl HolderId {
         if host != hostname() || pid == std::process::id() || !Path::new("/proc/self").exists() {
             return false;
         }
-        !Path::new(&format!("/proc/{pid}")).exists()
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // `PID (COMMAND) STATE …`; the command may hold `)` itself.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| matches!(state, "Z" | "X")),
+            Err(_) => !Path::new(&format!("/proc/{pid}")).exists(),
+        }
     }
 }
 
@@ -345,7 +355,10 @@ impl Holding {
     /// Takes `lease` (waiting at most `wait` while another holder has it)
     /// and starts renewing it.
     pub async fn take(lease: Arc<dyn Lease>, wait: Duration) -> Result<Holding, LeaseError> {
-        acquire_waiting(lease.as_ref(), wait).await?;
+        let acquired = acquire_waiting(lease.as_ref(), wait).await?;
+        if let Some(previous) = &acquired.took_over {
+            tracing::warn!(stack = %lease.stack(), %previous, "took the stack's lease over: its holder's time ran out or its process is gone");
+        }
         let (lost_tx, lost) = tokio::sync::watch::channel(false);
         let every = (lease.ttl() / 3).max(Duration::from_millis(10));
         let renewer = {

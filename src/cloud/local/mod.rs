@@ -114,6 +114,9 @@ struct Inner {
     rng: fastrand::Rng,
     /// Successful mutating calls so far, for `crash_after`.
     mutations: u64,
+    /// Calls made through this value so far, throttled ones included, by
+    /// operation ([`Cloud::api_calls`]).
+    calls: BTreeMap<&'static str, u64>,
 }
 
 /// An error of the local cloud itself (its file), as opposed to a refusal
@@ -255,6 +258,7 @@ impl LocalCloud {
                     cache: None,
                     rng,
                     mutations: 0,
+                    calls: BTreeMap::new(),
                 }),
             }),
         }
@@ -552,8 +556,10 @@ impl Shared {
         }
     }
 
-    /// Fails the call with `RequestLimitExceeded` at the throttling rate.
+    /// Counts the call, and fails it with `RequestLimitExceeded` at the
+    /// throttling rate.
     fn throttle(&self, inner: &mut Inner, operation: &'static str) -> Result<(), CloudError> {
+        *inner.calls.entry(operation).or_default() += 1;
         let p = self.config.faults.throttle;
         if p > 0.0 && inner.rng.f64() < p {
             return Err(Errs(operation).make(
@@ -944,5 +950,21 @@ impl Cloud for LocalCloud {
             s.describe("DescribeImages", |_, _| Ok(view::images(&ids)))
         })
         .await
+    }
+
+    /// The calls made through this value (and its clones) in this
+    /// process, throttled ones included, under the service `local`: one
+    /// `Observe` stands for the many describes AWS would take.
+    fn api_calls(&self) -> Vec<crate::cloud::ApiCall> {
+        self.shared
+            .inner()
+            .calls
+            .iter()
+            .map(|(op, n)| crate::cloud::ApiCall {
+                service: "local".to_owned(),
+                operation: (*op).to_owned(),
+                calls: *n,
+            })
+            .collect()
     }
 }
