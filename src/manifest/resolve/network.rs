@@ -498,6 +498,7 @@ impl Resolver<'_> {
             };
             subnets.push((sname.as_str(), block, zone));
         }
+        let before = out.len();
         let mut held = vec![0u64; subnets.len()];
         for (i, s) in f.private_ips.iter().enumerate() {
             let Ok(a) = s.parse::<std::net::Ipv4Addr>() else {
@@ -528,6 +529,10 @@ impl Resolver<'_> {
             }
         }
         let max = Self::max_replicas(f).max(0) as u64;
+        if out.len() > before || (f.private_ips.len() as u64) < max {
+            // Said already: an address out of place, or too few in all.
+            return;
+        }
         let volume_zone = self
             .attached_volumes()
             .get(name)
