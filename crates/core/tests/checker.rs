@@ -734,3 +734,44 @@ fn a_certificate_deleted_while_a_listener_uses_it_is_caught() {
         matches!(p, Problem::CertificateDeletedInUse { .. })
     });
 }
+
+#[test]
+fn a_declared_address_taken_while_held_or_not_declared_is_caught() {
+    // The db server replaced with its one declared address: its
+    // predecessor goes first and hands the address over.
+    let mut d = with_network(smallpayroll());
+    fleet_mut(&mut d, "db").private_ips = vec!["10.0.10.10".parse().unwrap()];
+    let o = in_place(&d, ts(SATURDAY_NOON));
+    fleet_mut(&mut d, "db").instance_type = "m1.large".into();
+    let is_db_launch = |s: &Step| matches!(s, Step::Launch { fleet, .. } if fleet.as_str() == "db");
+    let found = problems(&d, &o, |p| {
+        let launch = first(p, is_db_launch);
+        edit_graph(p, |_, edges| edges.retain(|(_, b)| *b != launch));
+    });
+    assert_caught(
+        &found,
+        "10.0.10.10 taken while i-db-1 holds it",
+        |p| matches!(p, Problem::AddressTakenWhileHeld { holder, .. } if holder.as_str() == "i-db-1"),
+    );
+    let found = problems(&d, &o, |p| {
+        let launch = first(p, is_db_launch);
+        edit_graph(p, |steps, _| {
+            if let Step::Launch { private_ips, .. } = &mut steps[launch] {
+                *private_ips = vec!["10.0.10.99".parse().unwrap(), "10.0.10.10".parse().unwrap()];
+            }
+        });
+    });
+    assert_caught(&found, "an undeclared address", |p| {
+        matches!(p, Problem::UndeclaredAddress { .. })
+    });
+    assert_caught(&found, "two addresses for one instance", |p| {
+        matches!(
+            p,
+            Problem::LaunchAddressCount {
+                count: 1,
+                addresses: 2,
+                ..
+            }
+        )
+    });
+}
