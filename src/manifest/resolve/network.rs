@@ -437,13 +437,14 @@ impl Resolver<'_> {
                 "privateIps and autoscale do not go together: the autoscaler picks which instances go, and a fleet with declared addresses keeps each at its own; use replicas or a schedule",
             ));
         }
-        let mut addrs = Vec::new();
+        // Each address with its index in the list, for the diagnostics.
+        let mut addrs: Vec<(usize, std::net::Ipv4Addr)> = Vec::new();
         for (i, s) in f.private_ips.iter().enumerate() {
             match s.parse::<std::net::Ipv4Addr>() {
-                Ok(a) if addrs.contains(&a) => {
+                Ok(a) if addrs.iter().any(|(_, b)| *b == a) => {
                     out.push(at.diag(&path.index(i), false, format!("{a} is listed twice")));
                 }
-                Ok(a) => addrs.push(a),
+                Ok(a) => addrs.push((i, a)),
                 Err(_) => out.push(at.diag(
                     &path.index(i),
                     false,
@@ -462,8 +463,8 @@ impl Resolver<'_> {
                 ),
             ));
         }
-        self.addresses_in_subnets(at, name, f, out);
-        (out.len() == before).then_some(addrs)
+        self.addresses_in_subnets(at, name, f, &addrs, out);
+        (out.len() == before).then(|| addrs.into_iter().map(|(_, a)| a).collect())
     }
 
     /// With a created VPC: each address in one of the fleet's subnets and
@@ -474,6 +475,7 @@ impl Resolver<'_> {
         at: &At<'_>,
         name: &str,
         f: &raw::FleetSpec,
+        addrs: &[(usize, std::net::Ipv4Addr)],
         out: &mut Vec<Diagnostic>,
     ) {
         let Some((_, n)) = self.declared_network() else {
@@ -500,10 +502,7 @@ impl Resolver<'_> {
         }
         let before = out.len();
         let mut held = vec![0u64; subnets.len()];
-        for (i, s) in f.private_ips.iter().enumerate() {
-            let Ok(a) = s.parse::<std::net::Ipv4Addr>() else {
-                continue;
-            };
+        for &(i, a) in addrs {
             match subnets.iter().position(|(_, b, _)| b.contains_addr(a)) {
                 Some(k) if converge_core::net::reserved_address(subnets[k].1, a) => out.push(at.diag(
                     &path.index(i),
@@ -529,7 +528,7 @@ impl Resolver<'_> {
             }
         }
         let max = Self::max_replicas(f).max(0) as u64;
-        if out.len() > before || (f.private_ips.len() as u64) < max {
+        if out.len() > before || (addrs.len() as u64) < max {
             // Said already: an address out of place, or too few in all.
             return;
         }
@@ -537,14 +536,17 @@ impl Resolver<'_> {
             .attached_volumes()
             .get(name)
             .map(|(_, v)| v.zone.clone());
-        let k = subnets.len() as u64;
         for (i, (sname, _, zone)) in subnets.iter().enumerate() {
-            // As the planner spreads: evenly, the remainder to the subnets
-            // listed first; an attached volume's zone takes them all.
+            // As the planner spreads; an attached volume's zone takes them
+            // all.
             let wants = match &volume_zone {
                 Some(z) if z == zone => max,
                 Some(_) => 0,
-                None => max / k + u64::from((i as u64) < max % k),
+                None => u64::from(converge_core::plan::spread_share(
+                    max as u32,
+                    subnets.len(),
+                    i,
+                )),
             };
             if held[i] < wants {
                 out.push(at.diag(

@@ -29,7 +29,7 @@ mod route53;
 mod s3;
 mod types;
 
-pub use ec2::fleet::{ROOT_VOLUME_TAG, SENSITIVE_TAG, fleet_target};
+pub use ec2::fleet::{ROOT_VOLUME_TAG, SENSITIVE_TAG, fleet_target, spread_share};
 pub use ec2::{rule_ports, snapshot_tags};
 pub use graph::{Cycle, StepGraph};
 pub use partial::targeted;

@@ -9,7 +9,7 @@ use crate::cloud::local::ops::{Ctx, Errs, check_zone, dedup};
 use crate::cloud::local::world::{Instance, RunToken, Termination, World};
 use crate::cloud::{CloudError, Launch, Launched, Outcome};
 use converge_core::ids::{GroupId, ImageId, InstanceId};
-use converge_core::net::Ipv4Cidr;
+use converge_core::net::{Ipv4Cidr, reserved_address};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -199,7 +199,7 @@ fn check_private_ip(
             "A private IP address needs a subnet (SubnetId).",
         ));
     };
-    if !b.contains_addr(a) || converge_core::net::reserved_address(b, a) {
+    if !b.contains_addr(a) || reserved_address(b, a) {
         return Err(e.invalid(
             "InvalidParameterValue",
             format!(
@@ -403,9 +403,9 @@ fn subnet_free(block: Ipv4Cidr, used: &HashSet<Ipv4Addr>) -> usize {
 
 /// The lowest free address of a subnet that AWS does not reserve.
 fn subnet_address(block: Ipv4Cidr, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    (4..block.size().saturating_sub(1))
+    (0..block.size())
         .filter_map(|n| block.nth(n))
-        .find(|a| !used.contains(a))
+        .find(|a| !reserved_address(block, *a) && !used.contains(a))
 }
 
 /// The first free address at or after a pseudo-random starting point.

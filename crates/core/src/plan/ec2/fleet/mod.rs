@@ -29,6 +29,7 @@ use rollout::Rollout;
 pub use target::fleet_target;
 pub(crate) use target::reference_order;
 pub use wanted::ROOT_VOLUME_TAG;
+pub use zones::spread_share;
 
 use crate::desired::FleetSpec;
 use crate::ids::{InstanceId, Kind, ResourceKey, ResourceName};

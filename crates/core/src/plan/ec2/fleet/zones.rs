@@ -12,12 +12,20 @@ pub(super) fn spread(count: u32, zones: &[Zone]) -> Vec<(Zone, u32)> {
     if zones.is_empty() {
         return Vec::new();
     }
-    let n = zones.len() as u32;
     zones
         .iter()
         .enumerate()
-        .map(|(i, z)| (z.clone(), count / n + u32::from((i as u32) < count % n)))
+        .map(|(i, z)| (z.clone(), spread_share(count, zones.len(), i)))
         .collect()
+}
+
+/// The share of `count` instances spread evenly over `zones` zones that
+/// goes to the zone at `index`: the remainder goes to the zones listed
+/// first. Validation uses it to check a fleet's declared addresses per
+/// subnet.
+pub fn spread_share(count: u32, zones: usize, index: usize) -> u32 {
+    let n = zones.max(1) as u32;
+    count / n + u32::from((index as u32) < count % n)
 }
 
 /// Per zone, how many instances a fleet keeps when it moves from `have`
