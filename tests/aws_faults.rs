@@ -35,6 +35,7 @@ use crate::support::moto;
 use crate::support::chaos;
 
 use converge::apply::{ApplyOptions, Quiet, RetryPolicy, StepResult, execute};
+use converge::cloud::Cloud;
 use converge::cloud::aws::{AwsCloud, AwsFaults, AwsOptions, Fault, RetryMode};
 use converge::commands::observe_and_plan;
 use converge::core::Desired;
@@ -338,6 +339,57 @@ async fn a_lost_answer_to_a_balancer_or_record_create_makes_nothing_twice() {
     );
 }
 
+/// With the SDK's retries spent (its retry quota is per service and
+/// process, and sustained faults use it up: the loop scenario's later
+/// seeds ran so), every failed call reaches converge. An observation then
+/// reads again only the part that failed: with one call in seven
+/// throttled and no SDK retry, it costs well under three clean
+/// observations, where retrying the whole of it (about 30 calls, all of
+/// which must succeed at once: under 1 % of attempts) took thousands of
+/// requests and minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observation_with_no_sdk_retries_left_reads_again_only_what_failed() {
+    let endpoint = moto_or_skip!();
+    let e = env(endpoint.clone(), "faults-observe", AwsFaults::default()).await;
+    let (_, p) = plan(&e, AT.parse().unwrap()).await;
+    let r = execute(e.cloud.clone(), &p, apply_options(), Arc::new(Quiet)).await;
+    assert_eq!(r.failed(), 0, "{:#?}", r.steps);
+    e.cloud.reset_stats();
+    let clean = e.cloud.observe(&e.desired.stack).await.unwrap();
+    let calls: u64 = e.cloud.stats().iter().map(|c| c.calls).sum();
+    let faulty = AwsCloud::connect(
+        AwsOptions {
+            endpoint_url: Some(endpoint),
+            moto_account: Some(e.account.clone()),
+            faults: Some(AwsFaults {
+                seed: 11,
+                ..AwsFaults::throttling(0.15)
+            }),
+            max_attempts: Some(1),
+            retry_mode: RetryMode::Standard,
+            ..AwsOptions::default()
+        },
+        "us-east-1",
+    )
+    .await
+    .unwrap();
+    let o = faulty
+        .observe_retrying(&e.desired.stack, &RetryPolicy::fast())
+        .await
+        .unwrap();
+    let c = faulty.fault_counts();
+    eprintln!("a clean observation: {calls} calls; with faults: {c:?}");
+    assert!(c.total() > 0, "no call was throttled: {c:?}");
+    assert!(
+        c.requests <= 3 * calls,
+        "{} requests for an observation of {calls} calls",
+        c.requests
+    );
+    assert_eq!(o.instances.len(), clean.instances.len());
+    assert_eq!(o.balancers, clean.balancers);
+    assert_eq!(o.distributions.len(), clean.distributions.len());
+}
+
 fn loop_options() -> ReconcileOptions {
     ReconcileOptions {
         interval: Duration::from_millis(10),
@@ -359,12 +411,29 @@ async fn converged(
     seed: u64,
     what: &str,
 ) -> Observed {
+    let started = Instant::now();
+    let before = e.cloud.fault_counts();
     for pass in 1..=8 {
         clock.advance(Duration::from_secs(20 * 60));
+        let pass_started = Instant::now();
         let r = rec.run_once().await;
+        if pass_started.elapsed() > Duration::from_secs(20) {
+            // A slow pass: which steps took it (the events say).
+            eprintln!(
+                "seed {seed}: {what}: pass {pass} took {:.1} s: {:#?}",
+                pass_started.elapsed().as_secs_f64(),
+                r.events
+            );
+        }
         let (o, p) = plan(e, clock.now()).await;
         if r.ok && !p.has_changes() {
-            eprintln!("seed {seed}: {what}: converged in {pass} passes");
+            let now = e.cloud.fault_counts();
+            eprintln!(
+                "seed {seed}: {what}: converged in {pass} passes, {:.1} s, {} requests; most: {}",
+                started.elapsed().as_secs_f64(),
+                now.requests - before.requests,
+                most_called(&before, &now)
+            );
             return o;
         }
         eprintln!("seed {seed}: {what}: pass {pass}: {:#?}", r.events);
@@ -378,12 +447,32 @@ async fn converged(
     panic!("seed {seed}: {what}: not converged after 8 passes");
 }
 
+/// The calls made most between two counts, as `ec2 DescribeInstances
+/// ×120, …`.
+fn most_called(
+    before: &converge::cloud::aws::FaultCounts,
+    now: &converge::cloud::aws::FaultCounts,
+) -> String {
+    let mut v: Vec<(u64, &String)> = now
+        .by_call
+        .iter()
+        .map(|(c, n)| (n - before.by_call.get(c).copied().unwrap_or(0), c))
+        .collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v.iter()
+        .take(6)
+        .map(|(n, c)| format!("{c} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The reconcile loop builds the example stack under the fault mix, and
 /// heals it after the db server and an app server are lost, with
 /// everything created once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_converges_and_heals_under_faults_with_no_duplicates() {
     let endpoint = moto_or_skip!();
+    crate::support::log_if_asked();
     for seed in seeds() {
         let e = env(endpoint.clone(), "faults-loop", mix(seed + 1)).await;
         let clock = ManualClock::new(AT.parse().unwrap());

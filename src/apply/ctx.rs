@@ -15,8 +15,8 @@
 //! when the run is stopping ([`StepError::Stopped`]). A call in flight is
 //! never cut short.
 
-use super::retry::sleep_unless;
 use super::{ApplyOptions, Progress, StepError};
+use crate::cloud::retry::sleep_unless;
 use crate::cloud::{Cloud, CloudError, ErrorKind, Launched, Op, Outcome};
 use converge_core::desired::Attr;
 use converge_core::ids::{

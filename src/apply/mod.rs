@@ -20,17 +20,16 @@ mod ctx;
 mod ec2;
 mod elb;
 mod failure;
-pub mod retry;
 mod route53;
 mod s3;
 mod tags;
 mod vpc;
 
+pub use crate::cloud::retry::RetryPolicy;
 use crate::cloud::{Cloud, CloudError};
 use converge_core::plan::{Plan, Step, StepGraph, StepId};
 use ctx::{Ctx, Output, StepScope, lock};
 pub use failure::{FailureClass, MISSING_INPUTS};
-pub use retry::RetryPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod local;
+pub mod retry;
 
 use async_trait::async_trait;
 use converge_core::desired::{
@@ -26,6 +27,7 @@ use converge_core::observed::{
 use converge_core::plan::{PlannedRootVolume, TagTarget};
 use converge_core::route53::{ObservedZone, RecordChange};
 use jiff::Timestamp;
+use retry::RetryPolicy;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -1343,6 +1345,23 @@ pub trait Cloud: Send + Sync {
 
     /// Everything the stack owns, found by its tags.
     async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError>;
+
+    /// [`observe`](Self::observe), what fails retried by `policy`. A
+    /// backend whose observation is many calls retries each part on its
+    /// own (the AWS backend: each describe or list), so that one throttled
+    /// call is sent again rather than the whole observation: under a
+    /// sustained error rate (the SDK's retry quota spent), redoing 40
+    /// calls for one failure would rarely see them all succeed, and would
+    /// multiply the load on an API that is already refusing it. The
+    /// default retries the whole observation, right for a backend that
+    /// observes in one step.
+    async fn observe_retrying(
+        &self,
+        stack: &ResourceName,
+        policy: &RetryPolicy,
+    ) -> Result<Observed, CloudError> {
+        policy.run("observe", false, || self.observe(stack)).await
+    }
 
     /// Carries out one operation.
     async fn act(&self, op: &Op) -> Result<Outcome, CloudError>;

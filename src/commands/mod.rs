@@ -49,9 +49,7 @@ pub async fn observe_with(
     desired: &Desired,
     policy: &RetryPolicy,
 ) -> Result<Observed, CloudError> {
-    let mut observed = policy
-        .run("observe", false, || cloud.observe(&desired.stack))
-        .await?;
+    let mut observed = cloud.observe_retrying(&desired.stack, policy).await?;
     if let Some(Network {
         vpc: NetworkVpc::Existing { subnets, .. },
         ..

@@ -3,7 +3,7 @@
 //! largest page size each call allows), run concurrently.
 
 use super::error::{refuse, sdk_error};
-use super::{AwsCloud, tags_from, timestamp};
+use super::{AwsCloud, Reads, tags_from, timestamp};
 use crate::cloud::{CloudError, ErrorKind, Launch, Launched, NewVolume, Outcome, answered_id};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
@@ -395,13 +395,14 @@ impl AwsCloud {
     pub(super) async fn observe_ec2(
         &self,
         stack: &ResourceName,
+        reads: Reads<'_>,
     ) -> Result<Ec2Observed, CloudError> {
         let (instances, volumes, snapshots, security_groups, key_pairs) = tokio::try_join!(
-            self.observe_instances(stack),
-            self.observe_volumes(stack),
-            self.observe_snapshots(stack),
-            self.observe_groups(stack),
-            self.observe_key_pairs(stack),
+            reads.read("observe instances", || self.observe_instances(stack)),
+            reads.read("observe volumes", || self.observe_volumes(stack)),
+            reads.read("observe snapshots", || self.observe_snapshots(stack)),
+            reads.read("observe security groups", || self.observe_groups(stack)),
+            reads.read("observe key pairs", || self.observe_key_pairs(stack)),
         )?;
         Ok(Ec2Observed {
             key_pairs,

@@ -166,6 +166,10 @@ pub struct FaultCounts {
     pub injected: BTreeMap<Fault, u64>,
     /// Requests answered from an earlier one with the same client token.
     pub replayed: u64,
+    /// Requests by service and call (`ec2 DescribeInstances`; REST calls
+    /// without an action name by method: `s3 GET`), to tell which calls a
+    /// slow run repeated.
+    pub by_call: BTreeMap<String, u64>,
 }
 
 impl FaultCounts {
@@ -193,6 +197,7 @@ struct State {
     requests: AtomicU64,
     injected: Mutex<BTreeMap<Fault, u64>>,
     replayed: AtomicU64,
+    by_call: Mutex<BTreeMap<String, u64>>,
     /// By account, action and key (client token, or elbv2 name).
     tokens: Mutex<BTreeMap<Key, Remembered>>,
     /// What is left of [`AwsFaults::scripted`].
@@ -221,6 +226,7 @@ impl FaultHandle {
             requests: self.0.requests.load(Ordering::Relaxed),
             injected: lock(&self.0.injected).clone(),
             replayed: self.0.replayed.load(Ordering::Relaxed),
+            by_call: lock(&self.0.by_call).clone(),
         }
     }
 }
@@ -237,6 +243,7 @@ impl FaultInjector {
                 requests: AtomicU64::new(0),
                 injected: Mutex::new(BTreeMap::new()),
                 replayed: AtomicU64::new(0),
+                by_call: Mutex::new(BTreeMap::new()),
                 tokens: Mutex::new(BTreeMap::new()),
                 scripted: Mutex::new(scripted),
             }),
@@ -301,6 +308,11 @@ impl HttpConnector for FaultConnector {
         state.requests.fetch_add(1, Ordering::Relaxed);
         let service = signing_service(&request).unwrap_or_default();
         let action = action_of(&request);
+        let call = format!(
+            "{service} {}",
+            action.as_deref().unwrap_or(request.method())
+        );
+        *lock(&state.by_call).entry(call).or_insert(0) += 1;
         let token = token_key(&request);
         if let Some(key) = &token
             && let Some(answer) = replay(&state, key)

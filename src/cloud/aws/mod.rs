@@ -32,6 +32,7 @@ mod vpc;
 pub(crate) use error::sdk_error;
 pub use faults::{AwsFaults, Fault, FaultCounts};
 
+use crate::cloud::retry::RetryPolicy;
 use crate::cloud::{ApiCall, Cloud, CloudError, ErrorKind, Op, Outcome, Service, misrouted};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -69,9 +70,10 @@ pub struct AwsOptions {
     /// Attempts per call by the SDK's adaptive retry (default 3); converge
     /// retries what is still throttled on top, with its own backoff.
     pub max_attempts: Option<u32>,
-    /// The SDK's first retry backoff (default 1 s). Whole observations
-    /// are retried by their callers (`commands::observe`, the executor,
-    /// the loop), with their own policy.
+    /// The SDK's first retry backoff (default 1 s). What the SDK's retries
+    /// leave failed is retried by converge with the caller's policy: each
+    /// part of an observation on its own ([`Cloud::observe_retrying`]),
+    /// each call of a step by the executor.
     pub initial_backoff: Option<Duration>,
     /// The SDK's retry mode: adaptive (the default) also slows the client
     /// down after throttling, with a rate limiter that starts cold.
@@ -318,8 +320,36 @@ async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), CloudError
         })
 }
 
+/// How the parts of an observation are read: each once
+/// ([`Cloud::observe`]), or each retried on its own by a policy
+/// ([`Cloud::observe_retrying`]), so that a part that failed is read again
+/// without the others.
+#[derive(Clone, Copy)]
+pub(super) struct Reads<'a>(Option<&'a RetryPolicy>);
+
+impl Reads<'_> {
+    /// Reads one part: `f` once, or until the policy gives up.
+    pub(super) async fn read<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        match self.0 {
+            Some(policy) => policy.run(what, false, f).await,
+            None => f().await,
+        }
+    }
+}
+
 impl AwsCloud {
-    async fn observe_once(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
+    /// Every part of the stack's observation, at once; each part is a few
+    /// calls at most (a describe and its pages, or a list and the tags of
+    /// what it found), read as `reads` says.
+    async fn observe_parts(
+        &self,
+        stack: &ResourceName,
+        reads: Reads<'_>,
+    ) -> Result<Observed, CloudError> {
         let (
             network,
             ec2,
@@ -329,13 +359,17 @@ impl AwsCloud {
             (distributions, origin_access),
             certificates,
         ) = tokio::try_join!(
-            self.observe_network(stack),
-            self.observe_ec2(stack),
-            self.observe_balancers(stack),
-            self.observe_balancers_v2(stack),
-            self.observe_buckets(stack),
-            self.observe_distributions(stack),
-            self.observe_certificates(stack),
+            self.observe_network(stack, reads),
+            self.observe_ec2(stack, reads),
+            reads.read("observe classic balancers", || self
+                .observe_balancers(stack)),
+            reads.read("observe application and network balancers", || {
+                self.observe_balancers_v2(stack)
+            }),
+            reads.read("observe buckets", || self.observe_buckets(stack)),
+            reads.read("observe distributions", || self
+                .observe_distributions(stack)),
+            reads.read("observe certificates", || self.observe_certificates(stack)),
         )?;
         balancers.extend(balancers_v2);
         balancers.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
@@ -791,7 +825,15 @@ impl Cloud for AwsCloud {
     }
 
     async fn observe(&self, stack: &ResourceName) -> Result<Observed, CloudError> {
-        self.observe_once(stack).await
+        self.observe_parts(stack, Reads(None)).await
+    }
+
+    async fn observe_retrying(
+        &self,
+        stack: &ResourceName,
+        policy: &RetryPolicy,
+    ) -> Result<Observed, CloudError> {
+        self.observe_parts(stack, Reads(Some(policy))).await
     }
 
     async fn act(&self, op: &Op) -> Result<Outcome, CloudError> {

@@ -12,9 +12,9 @@
 //! killed apply is made safe by the tags: the next observation finds what
 //! was created.
 
-use super::AwsCloud;
 use super::ec2::{filter, owned, read_tags, stack_filter, tag_spec};
 use super::error::sdk_error;
+use super::{AwsCloud, Reads};
 use crate::cloud::{CloudError, ErrorKind, Outcome, VpcAttribute, answered_id};
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use converge_core::desired::Tags;
@@ -115,13 +115,14 @@ impl AwsCloud {
     pub(super) async fn observe_network(
         &self,
         stack: &ResourceName,
+        reads: Reads<'_>,
     ) -> Result<NetworkObserved, CloudError> {
         let (default_vpc, vpcs, subnets, gateways, route_tables) = tokio::try_join!(
-            self.default_vpc(),
-            self.observe_vpcs(stack),
-            self.observe_subnets(stack),
-            self.observe_gateways(stack),
-            self.observe_route_tables(stack),
+            reads.read("observe the default VPC", || self.default_vpc()),
+            reads.read("observe VPCs", || self.observe_vpcs(stack)),
+            reads.read("observe subnets", || self.observe_subnets(stack)),
+            reads.read("observe internet gateways", || self.observe_gateways(stack)),
+            reads.read("observe route tables", || self.observe_route_tables(stack)),
         )?;
         Ok(NetworkObserved {
             default_vpc,

@@ -81,7 +81,7 @@ impl RetryPolicy {
     /// [`backoff`](Self::backoff) between attempts. `not_found_is_lag` as
     /// in [`should_retry`](Self::should_retry); `what` names the call in
     /// debug logs. The one retry loop of cloud calls: the executor's calls
-    /// and reads and whole observations all go through it.
+    /// and reads and the parts of observations all go through it.
     pub async fn run<T, F, Fut>(
         &self,
         what: &str,
