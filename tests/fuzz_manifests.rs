@@ -7,7 +7,7 @@
 //! otherwise); a few cases run the real binary to check it.
 //!
 //! In CI: 64 cases. A longer run: `CONVERGE_FUZZ_CASES=20000 cargo test
-//! --release --test fuzz_manifests`.
+//! --release --test it fuzz_manifests::`.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
