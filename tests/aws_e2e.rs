@@ -28,8 +28,8 @@ use converge::core::desired::{
     NewSubnet, RootVolume, Tags, VolumeType,
 };
 use converge::core::ids::{
-    GroupId, ImageId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceName, SubnetId,
-    Zone, tags,
+    GroupId, ImageId, InstanceId, InstanceProfile, Kind, ParameterName, ResourceKey, ResourceName,
+    SubnetId, Zone, tags,
 };
 use converge::core::observed::{InstanceState, Observed, Owner, VolumeState};
 use converge::core::plan::{ChangeAction, Note, Plan, Step, StepGraph};
@@ -284,6 +284,15 @@ async fn lost_instances_are_replaced_and_registered() {
     // One for each lost server: the db comes back at its declared
     // address, so the app servers that read it are not rolled.
     assert_eq!(launches, 2, "replacements planned:\n{}", steps(&plan));
+    // A fleet whose every instance was lost is healed, not created: EC2
+    // still lists the terminated server (`Fleet/db: 0 → 1 instance`), as
+    // the local cloud's plan of the same loss says.
+    let db_change = plan
+        .changes
+        .iter()
+        .find(|c| c.key == ResourceKey::new(Kind::Fleet, ResourceName::from("db")))
+        .unwrap();
+    assert_eq!(db_change.action, ChangeAction::Update, "{db_change:#?}");
     apply(&e, &plan).await;
     let (after, again) = plan_for(&e, &e.desired).await;
     assert!(!again.has_changes(), "{}", steps(&again));

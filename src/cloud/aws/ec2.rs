@@ -99,12 +99,18 @@ fn instance(
         return Ok(None);
     };
     let zone = i.placement().and_then(|p| p.availability_zone());
+    let state = instance_state(i.state().and_then(|s| s.name()));
     Ok(Some(ObservedInstance {
         id: answered_id(OP, id)?,
         owner,
         zone: answered_id(OP, zone.unwrap_or_default())?,
-        state: instance_state(i.state().and_then(|s| s.name())),
-        private_ip: i.private_ip_address().and_then(|a| a.parse().ok()),
+        state,
+        // A terminated instance holds no address: EC2 lists it without
+        // one (moto keeps the old one; the local cloud drops it too).
+        private_ip: i
+            .private_ip_address()
+            .and_then(|a| a.parse().ok())
+            .filter(|_| state != InstanceState::Terminated),
         subnet: i.subnet_id().map(|s| answered_id(OP, s)).transpose()?,
         vpc: i.vpc_id().map(|v| answered_id(OP, v)).transpose()?,
         public_ip: i.public_ip_address().and_then(|a| a.parse().ok()),
@@ -417,14 +423,13 @@ impl AwsCloud {
         &self,
         stack: &ResourceName,
     ) -> Result<Vec<ObservedInstance>, CloudError> {
-        // Terminated instances stay listed for about an hour and the
-        // planner has no use for them: not fetched, so that churn does not
-        // grow the pages.
-        let states = filter(
-            "instance-state-name",
-            ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned),
-        );
-        self.describe_instances(vec![stack_filter(stack), states], Some(stack))
+        // Every state, terminated too: EC2 lists a terminated instance for
+        // about an hour, and the local cloud does the same. The planner
+        // reads them to tell a fleet whose instances were all lost (a
+        // heal: `Fleet/db: 0 → 1 instance`) from a new one (a create with
+        // every field), so both clouds plan the same loss alike. They cost
+        // no call: only the last hour's terminations, on the same pages.
+        self.describe_instances(vec![stack_filter(stack)], Some(stack))
             .await
     }
 
