@@ -1350,7 +1350,7 @@ pub trait Cloud: Send + Sync {
     /// backend whose observation is many calls retries each part on its
     /// own (the AWS backend: each describe or list), so that one throttled
     /// call is sent again rather than the whole observation: under a
-    /// sustained error rate (the SDK's retry quota spent), redoing 40
+    /// sustained error rate (the SDK's retry quota spent), redoing 30
     /// calls for one failure would rarely see them all succeed, and would
     /// multiply the load on an API that is already refusing it. The
     /// default retries the whole observation, right for a backend that
