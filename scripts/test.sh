@@ -20,16 +20,21 @@ export INSTA_UPDATE=no
 # The AWS tests fail (rather than skip) when no moto endpoint is set.
 export CONVERGE_REQUIRE_MOTO=1
 
-echo "== cargo fmt --check"
+# Each phase's heading says how long the run has taken so far, so that a
+# slow CI run tells which phase grew (the budget: 20 minutes from scratch).
+phase() { echo "== $1 (at ${SECONDS} s)"; }
+
+phase "cargo fmt --check"
 cargo fmt --all --check
 
-echo "== cargo clippy --all-targets -- -D warnings"
+phase "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== moto server"
+phase "moto server"
 # shellcheck source=scripts/moto.sh
 source scripts/moto.sh start
 trap moto_stop EXIT
 
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked
+phase "done"
