@@ -1,7 +1,7 @@
 //! The executor's schedule on the local cloud: which steps start before
 //! which are done.
 
-use converge::apply::{ApplyOptions, Progress, RetryPolicy, execute};
+use converge::apply::{ApplyOptions, Progress, Quiet, RetryPolicy, execute};
 use converge::cloud::Cloud;
 use converge::cloud::local::{Delays, Faults, LocalCloud, LocalConfig};
 use converge::commands::observe_and_plan;
@@ -114,5 +114,98 @@ fn a_launch_that_needs_an_address_starts_while_that_instance_boots() {
             let user_data = a.user_data.as_deref().unwrap_or_default();
             assert_eq!(user_data.trim(), format!("db={db_ip}"), "{}", a.id);
         }
+    });
+}
+
+const WITHOUT_BALANCER: &str = "kind: Stack
+name: lagged
+spec:
+  region: us-east-1
+---
+kind: Network
+name: main
+spec:
+  cidr: 10.0.0.0/16
+  subnets:
+    - { name: public-a, zone: us-east-1a, cidr: 10.0.0.0/24, public: true }
+    - { name: public-b, zone: us-east-1b, cidr: 10.0.1.0/24, public: true }
+";
+
+const BALANCER: &str = "---
+kind: SecurityGroup
+name: lb
+spec:
+  description: the balancer
+  ingress:
+    - { port: 80, cidr: 0.0.0.0/0 }
+---
+kind: Balancer
+name: web
+spec:
+  type: application
+  subnets: [public-a, public-b]
+  securityGroups: [lb]
+  listeners:
+    - { port: 80, protocol: HTTP, targetPort: 80 }
+";
+
+/// A balancer created moments after its new security group, while
+/// describes lag (EC2's eventual consistency): CreateLoadBalancer's
+/// `InvalidSecurityGroup` ("does not exist") means "not visible yet" and
+/// is retried until the group shows. It was a failure of the step, seen
+/// when throttling delayed the group's creation until just before the
+/// balancer's (the CLI's lag test under load).
+#[test]
+fn a_balancer_waits_until_its_new_security_group_is_visible() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let manifests = dir.path().join("stack");
+        std::fs::create_dir(&manifests).unwrap();
+        let open = |lag: Duration| {
+            let config = LocalConfig {
+                region: "us-east-1".into(),
+                delays: Delays::zero(),
+                faults: Faults {
+                    lag,
+                    ..Faults::default()
+                },
+            };
+            Arc::new(LocalCloud::open(&state, config, Arc::new(SystemClock)).unwrap())
+        };
+        let load = |text: &str| {
+            std::fs::write(manifests.join("stack.yaml"), text).unwrap();
+            manifest::load(&manifests, &|_| None).unwrap().desired
+        };
+        let opts = || ApplyOptions {
+            retry: RetryPolicy::fast(),
+            wait_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(20),
+            ..ApplyOptions::default()
+        };
+        // The network first, seen at once.
+        let plain = open(Duration::ZERO);
+        let at = jiff::Timestamp::now();
+        let first = load(WITHOUT_BALANCER);
+        let (_, plan) = observe_and_plan(plain.as_ref(), &first, at, &BTreeMap::new())
+            .await
+            .unwrap();
+        let r = execute(plain.clone(), &plan, opts(), Arc::new(Quiet)).await;
+        assert_eq!(r.failed(), 0, "{:#?}", r.steps);
+        // Then the group and the balancer, carried out through a cloud
+        // whose describes lag by a second: the group made by the first
+        // step is invisible to CreateLoadBalancer for that long.
+        let second = load(&format!("{WITHOUT_BALANCER}{BALANCER}"));
+        let (_, plan) = observe_and_plan(plain.as_ref(), &second, at, &BTreeMap::new())
+            .await
+            .unwrap();
+        let lagging = open(Duration::from_secs(1));
+        let r = execute(lagging, &plan, opts(), Arc::new(Quiet)).await;
+        assert_eq!(r.failed(), 0, "{:#?}", r.steps);
+        let (_, again) = observe_and_plan(plain.as_ref(), &second, at, &BTreeMap::new())
+            .await
+            .unwrap();
+        assert!(!again.has_changes(), "{:#?}", again.changes);
     });
 }

@@ -267,7 +267,8 @@ pub(super) async fn set_instance_groups(
         instance: instance.clone(),
         groups: ctx.groups(groups)?,
     };
-    ctx.perform(&op, false).await
+    // Lagging: a group may be this run's, not visible yet.
+    ctx.perform(&op, true).await
 }
 
 /// Changes a running instance's metadata options or instance profile in

@@ -165,7 +165,11 @@ async fn create_balancer(ctx: &Ctx, step: &Step) -> Result<Output, StepError> {
             tags: tags.clone(),
         }
     };
-    let (dns_name, zone_id) = match ctx.call(&op, false).await? {
+    // Lagging: its groups and subnets may be this run's, and EC2 and ELB
+    // answer a resource created moments ago as not found (eventual
+    // consistency; `InvalidSecurityGroup`, `SubnetNotFound`) until it
+    // shows, as RunInstances does for its groups.
+    let (dns_name, zone_id) = match ctx.call(&op, true).await? {
         Outcome::Balancer { dns_name, zone_id } => (dns_name, zone_id),
         other => return Err(answered(op.name(), &other)),
     };
