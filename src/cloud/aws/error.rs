@@ -151,6 +151,9 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
     // deregistration, retried for a registration, as classic's
     // InvalidInstance). CertificateNotFound is not here: converge creates
     // no certificates, so a missing one is the manifest's mistake.
+    // InvalidSecurityGroup is ELB's "the specified security group does not
+    // exist" (both APIs' CreateLoadBalancer and SetSecurityGroups), which
+    // for a group made moments ago means "not visible yet".
     const NOT_FOUND: &[&str] = &[
         "LoadBalancerNotFound",
         "AccessPointNotFound",
@@ -159,6 +162,7 @@ pub(crate) fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         "TargetGroupNotFound",
         "InvalidTarget",
         "SubnetNotFound",
+        "InvalidSecurityGroup",
         "NotFound",
         "ResourceNotFoundException",
     ];
@@ -309,6 +313,7 @@ mod tests {
             ("ListenerNotFound", ErrorKind::NotFound),
             ("InvalidTarget", ErrorKind::NotFound),
             ("SubnetNotFound", ErrorKind::NotFound),
+            ("InvalidSecurityGroup", ErrorKind::NotFound),
             ("DuplicateTargetGroupName", ErrorKind::AlreadyExists),
             ("DuplicateLoadBalancerName", ErrorKind::AlreadyExists),
             ("DuplicateListener", ErrorKind::AlreadyExists),
