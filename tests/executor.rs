@@ -1,5 +1,5 @@
-//! The executor's schedule on the local cloud: which steps start before
-//! which are done.
+//! The executor on the local cloud: which steps start before which are
+//! done, and how a step waits out a reference not visible yet.
 
 use converge::apply::{ApplyOptions, Progress, Quiet, RetryPolicy, execute};
 use converge::cloud::Cloud;
