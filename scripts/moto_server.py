@@ -15,6 +15,13 @@ deleted with its instance, and the address is free again once the
 instance is terminated. The patch frees the instance's addresses in its
 subnet when it is terminated.
 
+moto 5.2.5 also ignores the tags CreateBucket carries in its
+CreateBucketConfiguration, which AWS sets with the bucket. converge sends
+them there and tags again after, but when the create's answer is lost and
+the step fails before the second tagging, moto holds an untagged bucket
+that converge (rightly) refuses to adopt as the stack's, where AWS would
+hold a tagged one. The patch sets those tags with the bucket, as AWS does.
+
 Nothing else changes; scripts/moto.sh runs this in place of moto_server.
 """
 
@@ -51,6 +58,32 @@ def _terminate_frees_addresses(self):
 
 
 instance_models.Instance.terminate = _terminate_frees_addresses
+
+import xmltodict
+from moto.s3 import responses as s3_responses
+
+_bucket_put = s3_responses.S3Response._bucket_response_put
+
+
+def _bucket_put_keeps_create_tags(self, request, bucket_name, querystring):
+    result = _bucket_put(self, request, bucket_name, querystring)
+    if querystring or not self.body:
+        return result
+    try:
+        config = xmltodict.parse(self.body).get("CreateBucketConfiguration") or {}
+    except Exception:
+        return result
+    tags = (config.get("Tags") or {}).get("Tag") or []
+    if isinstance(tags, dict):
+        tags = [tags]
+    if tags:
+        self.backend.put_bucket_tagging(
+            bucket_name, {t["Key"]: t.get("Value") or "" for t in tags}
+        )
+    return result
+
+
+s3_responses.S3Response._bucket_response_put = _bucket_put_keeps_create_tags
 
 if __name__ == "__main__":
     from moto.server import main
